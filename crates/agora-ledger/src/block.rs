@@ -1,0 +1,91 @@
+//! Building and applying blocks.
+
+use agora_types::{block::tx_root, AccountId, Block, BlockHeader, Hash32, SignedTransaction};
+
+use crate::{BlockError, State, TxError};
+
+/// What a block producer proposes; the ledger decides which transactions fit.
+#[derive(Clone, Debug)]
+pub struct BlockCandidate {
+    /// Producer's key.
+    pub proposer: AccountId,
+    /// Producer's clock; raised to the parent's timestamp if it is behind.
+    pub timestamp_ms: u64,
+    /// Transactions in the order they should be tried.
+    pub txs: Vec<SignedTransaction>,
+}
+
+/// A block ready to persist, with the state it leads to.
+#[derive(Clone, Debug)]
+pub struct BuiltBlock {
+    /// The block, containing only transactions that applied.
+    pub block: Block,
+    /// State after the block.
+    pub state: State,
+    /// Transactions left out, with the reason.
+    pub rejected: Vec<(Hash32, TxError)>,
+}
+
+/// Build the next block on `state`: apply each candidate transaction in order,
+/// keep the ones that succeed, and seal the header with the resulting roots.
+pub fn build_block(state: &State, candidate: BlockCandidate) -> BuiltBlock {
+    let height = state.height + 1;
+    let mut next = state.clone();
+    let mut txs = Vec::with_capacity(candidate.txs.len());
+    let mut rejected = Vec::new();
+    for tx in candidate.txs {
+        match next.apply_tx(&tx, height) {
+            Ok(()) => txs.push(tx),
+            Err(e) => rejected.push((tx.id(), e)),
+        }
+    }
+    let header = BlockHeader {
+        chain_id: state.chain_id.clone(),
+        height,
+        parent: state.last_block_id,
+        timestamp_ms: candidate.timestamp_ms.max(state.last_timestamp_ms),
+        proposer: candidate.proposer,
+        tx_root: tx_root(&txs),
+        state_root: Hash32::ZERO,
+    };
+    next.height = height;
+    next.last_timestamp_ms = header.timestamp_ms;
+    let mut block = Block { header, txs };
+    block.header.state_root = next.root();
+    next.last_block_id = block.header.id();
+    BuiltBlock { block, state: next, rejected }
+}
+
+/// Apply a block to `state`, checking every header field and transaction.
+/// Returns the new state; on error `state` is untouched.
+pub fn apply_block(state: &State, block: &Block) -> Result<State, BlockError> {
+    let h = &block.header;
+    if h.chain_id != state.chain_id {
+        return Err(BlockError::WrongChain { expected: state.chain_id.clone(), got: h.chain_id.clone() });
+    }
+    if h.height != state.height + 1 {
+        return Err(BlockError::WrongHeight { expected: state.height + 1, got: h.height });
+    }
+    if h.parent != state.last_block_id {
+        return Err(BlockError::WrongParent { expected: state.last_block_id, got: h.parent });
+    }
+    if h.timestamp_ms < state.last_timestamp_ms {
+        return Err(BlockError::TimeWentBackwards { parent: state.last_timestamp_ms, got: h.timestamp_ms });
+    }
+    if h.tx_root != tx_root(&block.txs) {
+        return Err(BlockError::TxRootMismatch);
+    }
+    let mut next = state.clone();
+    for (index, tx) in block.txs.iter().enumerate() {
+        next.apply_tx(tx, h.height)
+            .map_err(|error| BlockError::InvalidTx { index, id: tx.id(), error })?;
+    }
+    next.height = h.height;
+    next.last_timestamp_ms = h.timestamp_ms;
+    let computed = next.root();
+    if computed != h.state_root {
+        return Err(BlockError::StateRootMismatch { header: h.state_root, computed });
+    }
+    next.last_block_id = h.id();
+    Ok(next)
+}

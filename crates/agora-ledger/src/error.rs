@@ -1,0 +1,142 @@
+//! Why a transaction, block or genesis file is rejected.
+
+use agora_types::{AccountId, Amount, Hash32, Height, ModelId};
+
+/// Why a transaction was rejected; a rejected transaction changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Signed for another chain.
+    #[error("transaction is for chain {got:?}, this chain is {expected:?}")]
+    WrongChain {
+        /// This chain.
+        expected: String,
+        /// The transaction's chain.
+        got: String,
+    },
+    /// The signature does not verify under the sender's key.
+    #[error("invalid signature for sender {0}")]
+    BadSignature(AccountId),
+    /// The nonce is not the sender's next one (replay or gap).
+    #[error("bad nonce for {account}: expected {expected}, got {got}")]
+    BadNonce {
+        /// Sender.
+        account: AccountId,
+        /// The sender's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The sender cannot cover the amount.
+    #[error("insufficient balance for {account}: needs {needed}, has {available}")]
+    InsufficientBalance {
+        /// Sender.
+        account: AccountId,
+        /// Amount required.
+        needed: Amount,
+        /// Amount held.
+        available: Amount,
+    },
+    /// A zero transfer or stake does nothing and is refused.
+    #[error("amount must be positive")]
+    ZeroAmount,
+    /// A model named by the transaction is not in the registry.
+    #[error("unknown model {0}")]
+    UnknownModel(ModelId),
+    /// The model id is already registered.
+    #[error("model {0} is already registered")]
+    ModelExists(ModelId),
+    /// Another model already uses this name.
+    #[error("model name {0:?} is already taken")]
+    ModelNameTaken(String),
+    /// The sender is not a registered provider.
+    #[error("{0} is not a registered provider")]
+    NotAProvider(AccountId),
+    /// Stake below the chain's minimum.
+    #[error("stake {got} is below the minimum provider stake {minimum}")]
+    StakeTooLow {
+        /// Chain minimum.
+        minimum: Amount,
+        /// Offered stake.
+        got: Amount,
+    },
+    /// A field is empty, too long, or malformed.
+    #[error("invalid field {field}: {reason}")]
+    InvalidField {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A balance would overflow.
+    #[error("amount overflow")]
+    Overflow,
+}
+
+/// Why a block cannot be applied; the state stays as it was.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// Block for another chain.
+    #[error("block is for chain {got:?}, expected {expected:?}")]
+    WrongChain {
+        /// This chain.
+        expected: String,
+        /// The block's chain.
+        got: String,
+    },
+    /// Not the next height.
+    #[error("block height {got}, expected {expected}")]
+    WrongHeight {
+        /// Next height.
+        expected: Height,
+        /// Block's height.
+        got: Height,
+    },
+    /// Does not extend the current head.
+    #[error("block parent {got}, expected {expected}")]
+    WrongParent {
+        /// Current head.
+        expected: Hash32,
+        /// Block's parent.
+        got: Hash32,
+    },
+    /// Timestamp earlier than the parent's.
+    #[error("block timestamp {got} is before the parent's {parent}")]
+    TimeWentBackwards {
+        /// Parent timestamp.
+        parent: u64,
+        /// Block timestamp.
+        got: u64,
+    },
+    /// Header's transaction root does not match the transactions.
+    #[error("transaction root mismatch")]
+    TxRootMismatch,
+    /// Header's state root does not match the state after applying the block.
+    #[error("state root mismatch: header {header}, computed {computed}")]
+    StateRootMismatch {
+        /// Root in the header.
+        header: Hash32,
+        /// Root computed.
+        computed: Hash32,
+    },
+    /// A transaction in the block is invalid.
+    #[error("transaction {index} ({id}) is invalid: {error}")]
+    InvalidTx {
+        /// Position in the block.
+        index: usize,
+        /// Transaction id.
+        id: Hash32,
+        /// Why.
+        error: TxError,
+    },
+}
+
+/// Why a genesis file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// Not valid TOML or wrong shape.
+    #[error("genesis is not valid TOML: {0}")]
+    Parse(String),
+    /// Valid TOML but inconsistent content.
+    #[error("invalid genesis: {0}")]
+    Invalid(String),
+}

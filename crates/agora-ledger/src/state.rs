@@ -1,0 +1,220 @@
+//! The ledger state and the transaction rules.
+
+use std::collections::BTreeMap;
+
+use agora_types::{
+    codec, AccountId, Amount, Hash32, Height, ModelEntry, ModelId, ProviderInfo, SignedTransaction,
+    TxKind,
+};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::TxError;
+
+const STATE_ROOT_DOMAIN: &str = "agora 2026 state root v1";
+const MAX_ENDPOINT_LEN: usize = 256;
+const MAX_NAME_LEN: usize = 128;
+const MAX_MODELS_PER_PROVIDER: usize = 64;
+
+/// Balance and replay counter of one account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Account {
+    /// Spendable base units.
+    pub balance: Amount,
+    /// Nonce the next transaction from this account must carry.
+    pub nonce: u64,
+}
+
+/// Chain parameters fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Params {
+    /// Smallest collateral a provider may lock.
+    pub min_provider_stake: Amount,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { min_provider_stake: 1 }
+    }
+}
+
+/// The whole ledger state after some block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct State {
+    /// Chain this state belongs to.
+    pub chain_id: String,
+    /// Height of the last applied block (0 at genesis).
+    pub height: Height,
+    /// Id of the last applied block (the genesis hash at height 0).
+    pub last_block_id: Hash32,
+    /// Timestamp of the last applied block.
+    pub last_timestamp_ms: u64,
+    /// Chain parameters.
+    pub params: Params,
+    /// Accounts by key.
+    pub accounts: BTreeMap<AccountId, Account>,
+    /// Model registry by content hash.
+    pub models: BTreeMap<ModelId, ModelEntry>,
+    /// Provider registry by account.
+    pub providers: BTreeMap<AccountId, ProviderInfo>,
+}
+
+impl State {
+    /// Commitment to the state a block header carries: BLAKE3 over the canonical
+    /// encoding of every field except `last_block_id` (the block id depends on
+    /// the root, so the root cannot contain it).
+    pub fn root(&self) -> Hash32 {
+        let mut hasher = blake3::Hasher::new_derive_key(STATE_ROOT_DOMAIN);
+        hasher.update(&codec::encode(&self.chain_id));
+        hasher.update(&codec::encode(&self.height));
+        hasher.update(&codec::encode(&self.last_timestamp_ms));
+        hasher.update(&codec::encode(&self.params));
+        hasher.update(&codec::encode(&self.accounts));
+        hasher.update(&codec::encode(&self.models));
+        hasher.update(&codec::encode(&self.providers));
+        Hash32(*hasher.finalize().as_bytes())
+    }
+
+    /// An account, or the empty account if it never received anything.
+    pub fn account(&self, id: &AccountId) -> Account {
+        self.accounts.get(id).copied().unwrap_or_default()
+    }
+
+    /// Every base unit in existence: balances plus locked stake.
+    pub fn total_supply(&self) -> u128 {
+        let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
+        let stakes: u128 = self.providers.values().map(|p| u128::from(p.stake)).sum();
+        balances + stakes
+    }
+
+    /// Look a model up by its registry name.
+    pub fn model_by_name(&self, name: &str) -> Option<&ModelEntry> {
+        self.models.values().find(|m| m.name == name)
+    }
+
+    /// Apply one transaction at `height`. On error nothing changes.
+    pub fn apply_tx(&mut self, stx: &SignedTransaction, height: Height) -> Result<(), TxError> {
+        let tx = &stx.tx;
+        if tx.chain_id != self.chain_id {
+            return Err(TxError::WrongChain { expected: self.chain_id.clone(), got: tx.chain_id.clone() });
+        }
+        stx.verify_signature().map_err(|_| TxError::BadSignature(tx.from))?;
+        let sender = self.account(&tx.from);
+        if tx.nonce != sender.nonce {
+            return Err(TxError::BadNonce { account: tx.from, expected: sender.nonce, got: tx.nonce });
+        }
+        // Every branch validates fully before its first write, so an error leaves no trace.
+        match &tx.kind {
+            TxKind::Transfer { to, amount } => self.transfer(tx.from, *to, *amount)?,
+            TxKind::RegisterModel { model } => self.register_model(model)?,
+            TxKind::RegisterProvider { endpoint, models, price, stake } => {
+                let info = ProviderInfo {
+                    id: tx.from,
+                    endpoint: endpoint.clone(),
+                    models: models.clone(),
+                    price: *price,
+                    stake: *stake,
+                    registered_at: height,
+                };
+                self.register_provider(info)?
+            }
+            TxKind::DeregisterProvider => self.deregister_provider(tx.from)?,
+        }
+        self.accounts.entry(tx.from).or_default().nonce += 1;
+        Ok(())
+    }
+
+    fn debit_check(&self, from: AccountId, amount: Amount) -> Result<(), TxError> {
+        let available = self.account(&from).balance;
+        if available < amount {
+            return Err(TxError::InsufficientBalance { account: from, needed: amount, available });
+        }
+        Ok(())
+    }
+
+    fn transfer(&mut self, from: AccountId, to: AccountId, amount: Amount) -> Result<(), TxError> {
+        if amount == 0 {
+            return Err(TxError::ZeroAmount);
+        }
+        self.debit_check(from, amount)?;
+        if from != to {
+            self.account(&to).balance.checked_add(amount).ok_or(TxError::Overflow)?;
+            self.accounts.entry(from).or_default().balance -= amount;
+            self.accounts.entry(to).or_default().balance += amount;
+        }
+        Ok(())
+    }
+
+    fn register_model(&mut self, model: &ModelEntry) -> Result<(), TxError> {
+        check_text("model.name", &model.name, MAX_NAME_LEN)?;
+        check_text("model.architecture", &model.architecture, MAX_NAME_LEN)?;
+        check_text("model.quantization", &model.quantization, MAX_NAME_LEN)?;
+        check_text("model.license", &model.license, MAX_NAME_LEN)?;
+        if self.models.contains_key(&model.id) {
+            return Err(TxError::ModelExists(model.id));
+        }
+        if self.model_by_name(&model.name).is_some() {
+            return Err(TxError::ModelNameTaken(model.name.clone()));
+        }
+        self.models.insert(model.id, model.clone());
+        Ok(())
+    }
+
+    fn register_provider(&mut self, info: ProviderInfo) -> Result<(), TxError> {
+        check_endpoint(&info.endpoint)?;
+        if info.models.is_empty() || info.models.len() > MAX_MODELS_PER_PROVIDER {
+            return Err(TxError::InvalidField {
+                field: "models",
+                reason: format!("must list 1 to {MAX_MODELS_PER_PROVIDER} models"),
+            });
+        }
+        if let Some(unknown) = info.models.iter().find(|m| !self.models.contains_key(m)) {
+            return Err(TxError::UnknownModel(*unknown));
+        }
+        if info.stake < self.params.min_provider_stake {
+            return Err(TxError::StakeTooLow { minimum: self.params.min_provider_stake, got: info.stake });
+        }
+        // Re-registration first releases the old stake, then locks the new one.
+        let old_stake = self.providers.get(&info.id).map_or(0, |p| p.stake);
+        let available = self.account(&info.id).balance.checked_add(old_stake).ok_or(TxError::Overflow)?;
+        if available < info.stake {
+            return Err(TxError::InsufficientBalance { account: info.id, needed: info.stake, available });
+        }
+        self.accounts.entry(info.id).or_default().balance = available - info.stake;
+        self.providers.insert(info.id, info);
+        Ok(())
+    }
+
+    fn deregister_provider(&mut self, id: AccountId) -> Result<(), TxError> {
+        let stake = self.providers.get(&id).ok_or(TxError::NotAProvider(id))?.stake;
+        self.account(&id).balance.checked_add(stake).ok_or(TxError::Overflow)?;
+        self.providers.remove(&id);
+        self.accounts.entry(id).or_default().balance += stake;
+        Ok(())
+    }
+}
+
+fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), TxError> {
+    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(TxError::InvalidField {
+            field,
+            reason: format!("must be 1 to {max} bytes of printable text"),
+        });
+    }
+    Ok(())
+}
+
+fn check_endpoint(endpoint: &str) -> Result<(), TxError> {
+    check_text("endpoint", endpoint, MAX_ENDPOINT_LEN)?;
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or("");
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(TxError::InvalidField {
+            field: "endpoint",
+            reason: "must be an http:// or https:// URL".into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The provider job protocol: what the gateway asks a provider for, the events
+//! a provider streams back, and the signed receipt that closes every job.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelId, Price, Signature};
+
+const RECEIPT_SIGNING_DOMAIN: &str = "agora 2026 receipt signature v1";
+const TOKENS_DOMAIN: &str = "agora 2026 token sequence v1";
+
+/// One chat message, as in OpenAI's API.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// Text content.
+    pub content: String,
+}
+
+/// The prompt of a job.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobInput {
+    /// Messages rendered with the model's own chat template.
+    Chat {
+        /// The conversation.
+        messages: Vec<ChatMessage>,
+    },
+    /// Raw text completion.
+    Text {
+        /// The prompt text.
+        prompt: String,
+    },
+}
+
+/// Sampling parameters; together with the seed they make a job replayable.
+#[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// Upper bound on generated tokens.
+    pub max_tokens: u32,
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// Nucleus mass kept before sampling, in (0, 1].
+    pub top_p: f32,
+    /// Generation stops before any of these strings.
+    pub stop: Vec<String>,
+    /// Seed of the counter-based RNG.
+    pub seed: u64,
+}
+
+/// A job sent to a provider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// Model to run; must be one the provider serves.
+    pub model: ModelId,
+    /// The prompt.
+    pub input: JobInput,
+    /// How to sample.
+    pub params: SamplingParams,
+}
+
+/// Why generation ended, in OpenAI's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// End-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` or the context window was reached.
+    Length,
+}
+
+/// Token counts of a job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the rendered prompt.
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+}
+
+/// What a provider streams back for a job, one JSON object per SSE event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobEvent {
+    /// Newly generated text.
+    Delta {
+        /// The text, always whole UTF-8 characters.
+        text: String,
+    },
+    /// The job finished; always the last event of a successful job.
+    Done {
+        /// Why it ended.
+        finish_reason: FinishReason,
+        /// Token counts.
+        usage: Usage,
+        /// The provider's signed receipt.
+        receipt: SignedReceipt,
+    },
+    /// The job failed after it started.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What a provider attests to for one job.
+#[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Job id, chosen by the provider when the job starts.
+    pub id: Hash32,
+    /// Provider that ran the job.
+    pub provider: AccountId,
+    /// Model that ran.
+    pub model: ModelId,
+    /// [`hash_tokens`] of the prompt tokens.
+    pub prompt_hash: Hash32,
+    /// [`hash_tokens`] of the generated tokens.
+    pub output_hash: Hash32,
+    /// Sampling parameters, seed included.
+    pub params: SamplingParams,
+    /// Token counts.
+    pub usage: Usage,
+    /// Price in force.
+    pub price: Price,
+    /// What the job costs under `price`.
+    pub cost: Amount,
+    /// Provider's clock when the job finished, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// A receipt with the provider's signature.
+#[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedReceipt {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Provider's signature over [`Receipt::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl Receipt {
+    /// The exact bytes the provider signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        Hash32::digest_in(RECEIPT_SIGNING_DOMAIN, &codec::encode(self)).0.to_vec()
+    }
+
+    /// Sign with the provider's key.
+    pub fn sign(self, key: &Keypair) -> SignedReceipt {
+        let signature = key.sign(&self.signing_bytes());
+        SignedReceipt { receipt: self, signature }
+    }
+}
+
+impl SignedReceipt {
+    /// Check the signature against the named provider.
+    pub fn verify(&self) -> Result<(), KeyError> {
+        self.receipt.provider.verify(&self.receipt.signing_bytes(), &self.signature)
+    }
+}
+
+/// Commitment to a token sequence, used for prompt and output hashes.
+pub fn hash_tokens(tokens: &[i32]) -> Hash32 {
+    let mut hasher = blake3::Hasher::new_derive_key(TOKENS_DOMAIN);
+    for t in tokens {
+        hasher.update(&t.to_le_bytes());
+    }
+    Hash32(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_signature_binds_output() {
+        let key = Keypair::generate();
+        let receipt = Receipt {
+            id: Hash32::digest(b"job"),
+            provider: key.account(),
+            model: Hash32::digest(b"model"),
+            prompt_hash: hash_tokens(&[1, 2, 3]),
+            output_hash: hash_tokens(&[4, 5]),
+            params: SamplingParams { max_tokens: 8, temperature: 0.7, top_p: 1.0, stop: vec![], seed: 9 },
+            usage: Usage { prompt_tokens: 3, completion_tokens: 2 },
+            price: Price::default(),
+            cost: 0,
+            timestamp_ms: 1,
+        };
+        let signed = receipt.sign(&key);
+        assert!(signed.verify().is_ok());
+        let mut forged = signed.clone();
+        forged.receipt.output_hash = hash_tokens(&[4, 6]);
+        assert!(forged.verify().is_err());
+        let json = serde_json::to_string(&signed).unwrap();
+        assert_eq!(serde_json::from_str::<SignedReceipt>(&json).unwrap(), signed);
+    }
+
+    #[test]
+    fn token_hash_is_order_sensitive() {
+        assert_ne!(hash_tokens(&[1, 2]), hash_tokens(&[2, 1]));
+    }
+}

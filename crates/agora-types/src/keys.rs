@@ -1,0 +1,168 @@
+//! ed25519 account keys and signatures (ed25519-dalek), with hex text forms.
+
+use std::fmt;
+use std::str::FromStr;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a key, signature or key file is unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// Text that is not the right number of hex characters.
+    #[error("expected {expected} hex characters, got {got:?}")]
+    BadHex {
+        /// How many hex characters were expected.
+        expected: usize,
+        /// What was given.
+        got: String,
+    },
+    /// 32 bytes that are not a valid ed25519 public key.
+    #[error("not a valid ed25519 public key")]
+    InvalidPublicKey,
+    /// The signature does not verify under the key.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// An account is named by its ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct AccountId(pub [u8; 32]);
+
+/// A detached ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Signature(pub [u8; 64]);
+
+/// A signing key; the only place secret key material lives.
+#[derive(Clone)]
+pub struct Keypair(SigningKey);
+
+impl Keypair {
+    /// A fresh random key from the operating system's RNG.
+    pub fn generate() -> Self {
+        Keypair(SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    /// A key from a 32-byte secret seed.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Keypair(SigningKey::from_bytes(&seed))
+    }
+
+    /// The 32-byte secret seed, for storing the key.
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The account this key controls.
+    pub fn account(&self) -> AccountId {
+        AccountId(self.0.verifying_key().to_bytes())
+    }
+
+    /// Sign a message.
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        Signature(self.0.sign(msg).to_bytes())
+    }
+}
+
+impl AccountId {
+    /// Check that `sig` is this account's signature over `msg` (strict ed25519
+    /// verification: rejects malleable and small-order forms).
+    pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::InvalidPublicKey)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        key.verify_strict(msg, &sig)
+            .map_err(|_| KeyError::BadSignature)
+    }
+
+    /// Lowercase hex form.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], KeyError> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out).map_err(|_| KeyError::BadHex {
+        expected: 2 * N,
+        got: s.to_string(),
+    })?;
+    Ok(out)
+}
+
+impl FromStr for AccountId {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        parse_hex(s).map(AccountId)
+    }
+}
+
+impl FromStr for Signature {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        parse_hex(s).map(Signature)
+    }
+}
+
+impl FromStr for Keypair {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        parse_hex(s.trim()).map(Keypair::from_seed)
+    }
+}
+
+macro_rules! hex_text {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($t), hex::encode(self.0))
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&hex::encode(self.0))
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <String as Deserialize>::deserialize(d)?
+                    .parse()
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+hex_text!(AccountId);
+hex_text!(Signature);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_reject_tampering() {
+        let k = Keypair::generate();
+        let sig = k.sign(b"msg");
+        assert_eq!(k.account().verify(b"msg", &sig), Ok(()));
+        assert_eq!(k.account().verify(b"msh", &sig), Err(KeyError::BadSignature));
+        let other = Keypair::generate();
+        assert_eq!(other.account().verify(b"msg", &sig), Err(KeyError::BadSignature));
+        let mut bad = sig;
+        bad.0[3] ^= 1;
+        assert_eq!(k.account().verify(b"msg", &bad), Err(KeyError::BadSignature));
+    }
+
+    #[test]
+    fn seed_round_trip() {
+        let k = Keypair::generate();
+        let back: Keypair = hex::encode(k.seed()).parse().unwrap();
+        assert_eq!(back.account(), k.account());
+        let acc: AccountId = k.account().to_string().parse().unwrap();
+        assert_eq!(acc, k.account());
+    }
+}

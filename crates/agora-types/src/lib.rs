@@ -1,0 +1,31 @@
+//! Core agora types shared by every crate: identifiers, amounts, keys and
+//! signatures, transactions, blocks, model and provider records, and the
+//! signed job receipts that providers hand out.
+//!
+//! Everything that is hashed or signed is encoded with [`borsh`], whose
+//! encoding is canonical: one value has exactly one byte string. JSON forms
+//! (via `serde`) exist for the RPC and CLI only and are never signed.
+
+pub mod block;
+pub mod codec;
+pub mod hash;
+pub mod job;
+pub mod keys;
+pub mod registry;
+pub mod tx;
+
+pub use block::{Block, BlockHeader};
+pub use codec::{decode, encode, CodecError};
+pub use hash::Hash32;
+pub use job::{hash_tokens, FinishReason, 
+    ChatMessage, JobEvent, JobInput, JobRequest, Receipt, SamplingParams, SignedReceipt, Usage,
+};
+pub use keys::{AccountId, Keypair, KeyError, Signature};
+pub use registry::{ModelEntry, ModelId, Price, ProviderInfo};
+pub use tx::{SignedTransaction, Transaction, TxKind};
+
+/// Token amounts in base units. The whole supply fits comfortably in 64 bits.
+pub type Amount = u64;
+
+/// Block height; genesis state is height 0 and the first block is height 1.
+pub type Height = u64;

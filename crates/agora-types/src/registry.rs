@@ -1,0 +1,76 @@
+//! On-chain registry records: models (content-addressed) and providers.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, Amount, Hash32};
+
+/// A model is identified by the BLAKE3 hash of its GGUF file.
+pub type ModelId = Hash32;
+
+/// Registry entry describing one model file.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// BLAKE3 of the GGUF file.
+    pub id: ModelId,
+    /// Human name clients use in the API, e.g. `smollm2-135m-instruct`.
+    pub name: String,
+    /// Architecture from the GGUF metadata, e.g. `llama`.
+    pub architecture: String,
+    /// Quantization, e.g. `Q4_1`.
+    pub quantization: String,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// Licence identifier, e.g. `Apache-2.0`.
+    pub license: String,
+}
+
+/// Price of a job in base units per 1,000 tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Price {
+    /// Per 1,000 prompt tokens.
+    pub input_per_1k: Amount,
+    /// Per 1,000 generated tokens.
+    pub output_per_1k: Amount,
+}
+
+impl Price {
+    /// Cost of a job, rounded up to whole base units so a provider is never underpaid.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Amount {
+        let milli = (u128::from(self.input_per_1k) * u128::from(prompt_tokens))
+            .saturating_add(u128::from(self.output_per_1k) * u128::from(completion_tokens));
+        u64::try_from(milli.div_ceil(1000)).unwrap_or(u64::MAX)
+    }
+}
+
+/// A registered provider as the chain records it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// The provider's account (its signing key).
+    pub id: AccountId,
+    /// Base URL where it serves jobs, e.g. `http://10.0.0.5:8081`.
+    pub endpoint: String,
+    /// Models it serves; every one is in the model registry.
+    pub models: Vec<ModelId>,
+    /// What it charges.
+    pub price: Price,
+    /// Collateral locked while registered; what slashing takes.
+    pub stake: Amount,
+    /// Height of the block that registered it.
+    pub registered_at: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_rounds_up_and_never_overflows() {
+        let p = Price { input_per_1k: 10, output_per_1k: 30 };
+        assert_eq!(p.cost(1000, 1000), 40);
+        assert_eq!(p.cost(1, 0), 1);
+        assert_eq!(p.cost(0, 0), 0);
+        let huge = Price { input_per_1k: u64::MAX, output_per_1k: u64::MAX };
+        assert_eq!(huge.cost(u64::MAX, u64::MAX), u64::MAX);
+    }
+}

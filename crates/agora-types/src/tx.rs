@@ -1,0 +1,129 @@
+//! Signed transactions: the only way to change ledger state.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelEntry, ModelId, Price, Signature};
+
+/// Domain of the bytes a transaction signature covers.
+const TX_SIGNING_DOMAIN: &str = "agora 2026 transaction signature v1";
+/// Domain of transaction ids.
+const TX_ID_DOMAIN: &str = "agora 2026 transaction id v1";
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TxKind {
+    /// Move `amount` from the sender to `to`.
+    Transfer {
+        /// Recipient.
+        to: AccountId,
+        /// Base units moved.
+        amount: Amount,
+    },
+    /// Add a model to the content-addressed registry.
+    RegisterModel {
+        /// The entry; its id must not be registered yet.
+        model: ModelEntry,
+    },
+    /// Register (or re-register, replacing the old record) the sender as a provider,
+    /// locking `stake` from its balance as collateral.
+    RegisterProvider {
+        /// Base URL where it serves jobs.
+        endpoint: String,
+        /// Models served; each must be registered.
+        models: Vec<ModelId>,
+        /// Price per 1k tokens.
+        price: Price,
+        /// Collateral to lock.
+        stake: Amount,
+    },
+    /// Remove the sender's provider record and return its stake.
+    DeregisterProvider,
+}
+
+/// An unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Chain the transaction is meant for; stops replay on another chain.
+    pub chain_id: String,
+    /// Sender, who signs and whose nonce advances.
+    pub from: AccountId,
+    /// Must equal the sender's current nonce; stops replay on this chain.
+    pub nonce: u64,
+    /// The action.
+    pub kind: TxKind,
+}
+
+/// A transaction with the sender's signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Sender's signature over [`Transaction::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl Transaction {
+    /// The exact bytes the sender signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        Hash32::digest_in(TX_SIGNING_DOMAIN, &codec::encode(self)).0.to_vec()
+    }
+
+    /// Sign with `key`, which must control `from`.
+    pub fn sign(self, key: &Keypair) -> SignedTransaction {
+        let signature = key.sign(&self.signing_bytes());
+        SignedTransaction { tx: self, signature }
+    }
+}
+
+impl SignedTransaction {
+    /// Unique id: hash of the canonical encoding, signature included.
+    pub fn id(&self) -> Hash32 {
+        Hash32::digest_in(TX_ID_DOMAIN, &codec::encode(self))
+    }
+
+    /// Check the signature against the sender.
+    pub fn verify_signature(&self) -> Result<(), KeyError> {
+        self.tx.from.verify(&self.tx.signing_bytes(), &self.signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(key: &Keypair) -> SignedTransaction {
+        Transaction {
+            chain_id: "test".into(),
+            from: key.account(),
+            nonce: 0,
+            kind: TxKind::Transfer { to: Keypair::generate().account(), amount: 5 },
+        }
+        .sign(key)
+    }
+
+    #[test]
+    fn signature_covers_every_field() {
+        let key = Keypair::generate();
+        let tx = sample(&key);
+        assert!(tx.verify_signature().is_ok());
+        let mut other_chain = tx.clone();
+        other_chain.tx.chain_id = "other".into();
+        assert!(other_chain.verify_signature().is_err());
+        let mut other_nonce = tx.clone();
+        other_nonce.tx.nonce = 1;
+        assert!(other_nonce.verify_signature().is_err());
+    }
+
+    #[test]
+    fn encoding_round_trips_and_rejects_trailing_bytes() {
+        let tx = sample(&Keypair::generate());
+        let bytes = codec::encode(&tx);
+        assert_eq!(codec::decode::<SignedTransaction>(&bytes).unwrap(), tx);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(codec::decode::<SignedTransaction>(&longer).is_err());
+        assert!(codec::decode::<SignedTransaction>(&bytes[..bytes.len() - 1]).is_err());
+    }
+}
