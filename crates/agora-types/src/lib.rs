@@ -12,6 +12,7 @@ pub mod hash;
 pub mod job;
 pub mod keys;
 pub mod registry;
+pub mod rpc;
 pub mod tx;
 
 pub use block::{Block, BlockHeader};

@@ -1,0 +1,148 @@
+//! Typed client for the chain node's HTTP/JSON RPC.
+
+use std::time::Duration;
+
+use agora_types::rpc::{AccountInfo, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted, TxStatus};
+use agora_types::{codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind};
+use serde::de::DeserializeOwned;
+
+/// Why an RPC call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node could not be reached or the connection broke.
+    #[error("chain RPC {url} unreachable: {source}")]
+    Transport {
+        /// The URL called.
+        url: String,
+        /// The underlying error.
+        source: reqwest::Error,
+    },
+    /// The node answered with an error.
+    #[error("chain RPC refused ({status}, {code}): {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Machine-readable code, e.g. `bad_nonce`.
+        code: String,
+        /// The node's message.
+        message: String,
+    },
+    /// A transaction did not commit in time.
+    #[error("transaction {0} not committed within {1:?}")]
+    Timeout(Hash32, Duration),
+    /// A transaction was dropped by the block producer.
+    #[error("transaction {id} was rejected: {error}")]
+    TxRejected {
+        /// Transaction id.
+        id: Hash32,
+        /// Why.
+        error: String,
+    },
+}
+
+/// A handle on one chain node's RPC.
+#[derive(Clone, Debug)]
+pub struct ChainClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ChainClient {
+    /// Client for the node at `base_url` (e.g. `http://127.0.0.1:26657`).
+    pub fn new(base_url: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        ChainClient { base: base_url.trim_end_matches('/').to_string(), http }
+    }
+
+    /// The node's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn read<T: DeserializeOwned>(&self, url: String, resp: Result<reqwest::Response, reqwest::Error>) -> Result<T, ClientError> {
+        let transport = |source| ClientError::Transport { url: url.clone(), source };
+        let resp = resp.map_err(transport)?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.map_err(transport);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let (code, message) = match serde_json::from_str::<RpcErrorBody>(&text) {
+            Ok(body) => (body.error.code, body.error.message),
+            Err(_) => ("http".to_string(), text),
+        };
+        Err(ClientError::Rejected { status: status.as_u16(), code, message })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.get(&url).send().await;
+        self.read(url, resp).await
+    }
+
+    /// The latest committed block's summary.
+    pub async fn head(&self) -> Result<Head, ClientError> {
+        self.get("/head").await
+    }
+
+    /// Head plus registries.
+    pub async fn status(&self) -> Result<ChainStatus, ClientError> {
+        self.get("/status").await
+    }
+
+    /// An account's balance and nonces.
+    pub async fn account(&self, id: &AccountId) -> Result<AccountInfo, ClientError> {
+        self.get(&format!("/account/{id}")).await
+    }
+
+    /// Registered providers.
+    pub async fn providers(&self) -> Result<Vec<ProviderInfo>, ClientError> {
+        self.get("/providers").await
+    }
+
+    /// Registered models.
+    pub async fn models(&self) -> Result<Vec<ModelEntry>, ClientError> {
+        self.get("/models").await
+    }
+
+    /// A committed block.
+    pub async fn block(&self, height: u64) -> Result<Block, ClientError> {
+        self.get(&format!("/block/{height}")).await
+    }
+
+    /// Where a transaction stands, waiting up to `wait` for it to commit.
+    pub async fn tx_status(&self, id: &Hash32, wait: Duration) -> Result<TxStatus, ClientError> {
+        self.get(&format!("/tx/{id}?wait_ms={}", wait.as_millis())).await
+    }
+
+    /// Submit a signed transaction; returns its id once the mempool admits it.
+    pub async fn submit(&self, tx: &agora_types::SignedTransaction) -> Result<Hash32, ClientError> {
+        let url = format!("{}/tx", self.base);
+        let body = SubmitTx { tx: hex::encode(codec::encode(tx)) };
+        let resp = self.http.post(&url).json(&body).send().await;
+        self.read::<Submitted>(url, resp).await.map(|s| s.id)
+    }
+
+    /// Sign `kind` with `key` at the account's next nonce, submit it, and wait
+    /// until it is committed (or `timeout` passes).
+    pub async fn send_and_wait(&self, key: &Keypair, kind: TxKind, timeout: Duration) -> Result<u64, ClientError> {
+        let chain_id = self.head().await?.chain_id;
+        let nonce = self.account(&key.account()).await?.next_nonce;
+        let tx = Transaction { chain_id, from: key.account(), nonce, kind }.sign(key);
+        let id = self.submit(&tx).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.tx_status(&id, left.min(Duration::from_secs(10))).await? {
+                TxStatus::Committed { height } => return Ok(height),
+                TxStatus::Rejected { error } => return Err(ClientError::TxRejected { id, error }),
+                TxStatus::Pending if left.is_zero() => return Err(ClientError::Timeout(id, timeout)),
+                TxStatus::Pending => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Chain node errors.
+
+use agora_ledger::TxError;
+
+/// Why the node could not start or persist.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The embedded database failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// Stored data could not be decoded (corruption or version mismatch).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The data directory belongs to another genesis.
+    #[error("data directory holds chain {stored} but genesis is {given}; use another --data-dir")]
+    GenesisMismatch {
+        /// Stored genesis hash.
+        stored: String,
+        /// Given genesis hash.
+        given: String,
+    },
+    /// The genesis is unusable.
+    #[error(transparent)]
+    Genesis(#[from] agora_ledger::GenesisError),
+}
+
+macro_rules! store_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ChainError {
+            fn from(e: $t) -> Self {
+                ChainError::Store(e.to_string())
+            }
+        }
+    )*};
+}
+store_error!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Why a submitted transaction was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The bytes are not a transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// Already in the mempool or already committed.
+    #[error("transaction {0} is already known")]
+    Duplicate(String),
+    /// The mempool is full; retry later.
+    #[error("mempool is full ({0} transactions); retry later")]
+    MempoolFull(usize),
+    /// The transaction does not apply on top of the committed state and the mempool.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+}
+
+impl SubmitError {
+    /// Stable machine-readable code for the RPC.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::Malformed(_) => "malformed",
+            SubmitError::Duplicate(_) => "duplicate",
+            SubmitError::MempoolFull(_) => "mempool_full",
+            SubmitError::Invalid(e) => match e {
+                TxError::WrongChain { .. } => "wrong_chain",
+                TxError::BadSignature(_) => "bad_signature",
+                TxError::BadNonce { .. } => "bad_nonce",
+                TxError::InsufficientBalance { .. } => "insufficient_balance",
+                TxError::ZeroAmount => "zero_amount",
+                TxError::UnknownModel(_) => "unknown_model",
+                TxError::ModelExists(_) => "model_exists",
+                TxError::ModelNameTaken(_) => "model_name_taken",
+                TxError::NotAProvider(_) => "not_a_provider",
+                TxError::StakeTooLow { .. } => "stake_too_low",
+                TxError::InvalidField { .. } => "invalid_field",
+                TxError::Overflow => "overflow",
+            },
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Transactions waiting for a block. Each one is checked on arrival against
+//! the committed state plus everything already waiting, so a client learns at
+//! once (and precisely) why a transaction cannot apply.
+
+use std::collections::{HashSet, VecDeque};
+
+use agora_ledger::State;
+use agora_types::{Hash32, SignedTransaction};
+
+use crate::SubmitError;
+
+/// Pending transactions in arrival order, with the state they lead to.
+pub struct Mempool {
+    txs: VecDeque<SignedTransaction>,
+    ids: HashSet<Hash32>,
+    pending: State,
+    capacity: usize,
+}
+
+impl Mempool {
+    /// An empty mempool on top of `state`.
+    pub fn new(state: State, capacity: usize) -> Self {
+        Mempool { txs: VecDeque::new(), ids: HashSet::new(), pending: state, capacity }
+    }
+
+    /// Number of waiting transactions.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether a transaction is waiting.
+    pub fn contains(&self, id: &Hash32) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// State after all waiting transactions.
+    pub fn pending_state(&self) -> &State {
+        &self.pending
+    }
+
+    /// Admit a transaction if it applies on top of everything waiting.
+    pub fn insert(&mut self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
+        let id = tx.id();
+        if self.ids.contains(&id) {
+            return Err(SubmitError::Duplicate(id.to_hex()));
+        }
+        if self.txs.len() >= self.capacity {
+            return Err(SubmitError::MempoolFull(self.capacity));
+        }
+        let height = self.pending.height + 1;
+        self.pending.apply_tx(&tx, height)?;
+        self.ids.insert(id);
+        self.txs.push_back(tx);
+        Ok(id)
+    }
+
+    /// Up to `max` transactions for the next block, oldest first.
+    pub fn peek(&self, max: usize) -> Vec<SignedTransaction> {
+        self.txs.iter().take(max).cloned().collect()
+    }
+
+    /// After a block: forget what it settled (included or rejected) and
+    /// re-check the rest against the new state, dropping what no longer applies.
+    pub fn rebase(&mut self, state: &State, settled: &HashSet<Hash32>) {
+        let remaining: Vec<_> = self.txs.drain(..).filter(|t| !settled.contains(&t.id())).collect();
+        self.ids.clear();
+        self.pending = state.clone();
+        for tx in remaining {
+            let height = self.pending.height + 1;
+            if self.pending.apply_tx(&tx, height).is_ok() {
+                self.ids.insert(tx.id());
+                self.txs.push_back(tx);
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The node: committed state, mempool, block production and persistence.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agora_ledger::{build_block, BlockCandidate, Genesis, State};
+use agora_types::rpc::TxStatus;
+use agora_types::{Block, Hash32, Keypair, SignedTransaction};
+use tokio::sync::watch;
+
+use crate::mempool::Mempool;
+use crate::{ChainError, Store, SubmitError};
+
+const MAX_REMEMBERED_REJECTIONS: usize = 10_000;
+
+/// Block production settings.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// Time between blocks.
+    pub block_interval: Duration,
+    /// Most transactions in one block.
+    pub max_block_txs: usize,
+    /// Most transactions waiting; beyond it submissions are refused.
+    pub mempool_capacity: usize,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig { block_interval: Duration::from_millis(500), max_block_txs: 5_000, mempool_capacity: 50_000 }
+    }
+}
+
+/// A running single-node chain; cheap to clone and share.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    key: Keypair,
+    config: ChainConfig,
+    state: Mutex<Arc<State>>,
+    mempool: Mutex<Mempool>,
+    rejected: Mutex<HashMap<Hash32, String>>,
+    head: watch::Sender<u64>,
+    /// Serialises block production so two callers never build on the same parent.
+    producing: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave these structures half-updated
+    // (every update is a single assignment), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Node {
+    /// Open the chain stored in `dir`, initialising it from `genesis` on first start.
+    pub fn open(dir: &Path, genesis: &Genesis, key: Keypair, config: ChainConfig) -> Result<Self, ChainError> {
+        std::fs::create_dir_all(dir).map_err(|e| ChainError::Store(format!("{}: {e}", dir.display())))?;
+        let store = Store::open(&dir.join("chain.redb"))?;
+        let state = match store.load()? {
+            Some((stored, state)) => {
+                if stored != genesis.hash() {
+                    return Err(ChainError::GenesisMismatch { stored: stored.to_hex(), given: genesis.hash().to_hex() });
+                }
+                state
+            }
+            None => {
+                let state = genesis.state()?;
+                store.init(genesis.hash(), &state)?;
+                state
+            }
+        };
+        let (head, _) = watch::channel(state.height);
+        let mempool = Mempool::new(state.clone(), config.mempool_capacity);
+        Ok(Node {
+            inner: Arc::new(Inner {
+                store,
+                key,
+                config,
+                state: Mutex::new(Arc::new(state)),
+                mempool: Mutex::new(mempool),
+                rejected: Mutex::new(HashMap::new()),
+                head,
+                producing: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Committed state.
+    pub fn state(&self) -> Arc<State> {
+        lock(&self.inner.state).clone()
+    }
+
+    /// Watch the committed height.
+    pub fn subscribe_height(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+
+    /// Number of transactions waiting.
+    pub fn mempool_len(&self) -> usize {
+        lock(&self.inner.mempool).len()
+    }
+
+    /// Next nonce for `account` counting the mempool.
+    pub fn next_nonce(&self, account: &agora_types::AccountId) -> u64 {
+        lock(&self.inner.mempool).pending_state().account(account).nonce
+    }
+
+    /// Admit a transaction to the mempool.
+    pub fn submit(&self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
+        let id = tx.id();
+        if self.inner.store.tx_height(&id).ok().flatten().is_some() {
+            return Err(SubmitError::Duplicate(id.to_hex()));
+        }
+        lock(&self.inner.mempool).insert(tx)
+    }
+
+    /// Where a transaction stands, or `None` if the node never saw it.
+    pub fn tx_status(&self, id: &Hash32) -> Result<Option<TxStatus>, ChainError> {
+        if let Some(height) = self.inner.store.tx_height(id)? {
+            return Ok(Some(TxStatus::Committed { height }));
+        }
+        if lock(&self.inner.mempool).contains(id) {
+            return Ok(Some(TxStatus::Pending));
+        }
+        Ok(lock(&self.inner.rejected).get(id).map(|e| TxStatus::Rejected { error: e.clone() }))
+    }
+
+    /// A committed block by height.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, ChainError> {
+        self.inner.store.block(height)
+    }
+
+    /// Build, persist and publish the next block from the mempool. Blocks are
+    /// produced even when empty, so height tracks time like a heartbeat.
+    pub fn produce_block(&self, timestamp_ms: u64) -> Result<Block, ChainError> {
+        let _producing = lock(&self.inner.producing);
+        let parent = self.state();
+        let txs = lock(&self.inner.mempool).peek(self.inner.config.max_block_txs);
+        let built = build_block(
+            &parent,
+            BlockCandidate { proposer: self.inner.key.account(), timestamp_ms, txs },
+        );
+        self.inner.store.commit_block(&built.block, &built.state)?;
+
+        let mut settled: HashSet<Hash32> = built.block.txs.iter().map(|t| t.id()).collect();
+        {
+            let mut rejected = lock(&self.inner.rejected);
+            if rejected.len() > MAX_REMEMBERED_REJECTIONS {
+                rejected.clear();
+            }
+            for (id, error) in &built.rejected {
+                tracing::warn!(%id, %error, "transaction dropped at block building");
+                rejected.insert(*id, error.to_string());
+                settled.insert(*id);
+            }
+        }
+        let state = Arc::new(built.state);
+        *lock(&self.inner.state) = state.clone();
+        lock(&self.inner.mempool).rebase(&state, &settled);
+        self.inner.head.send_replace(state.height);
+        Ok(built.block)
+    }
+
+    /// Produce blocks every `block_interval` until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ChainError> {
+        let mut ticker = tokio::time::interval(self.inner.config.block_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = ticker.tick() => {
+                    let node = self.clone();
+                    let block = tokio::task::spawn_blocking(move || node.produce_block(now_ms()))
+                        .await
+                        .map_err(|e| ChainError::Store(format!("block production task failed: {e}")))??;
+                    tracing::debug!(height = block.header.height, txs = block.txs.len(), "block committed");
+                }
+            }
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

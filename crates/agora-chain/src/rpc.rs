@@ -1,0 +1,162 @@
+//! The HTTP/JSON RPC: submit transactions, read accounts, registries, blocks
+//! and the head. Errors come back as `{"error": {"code", "message"}}`.
+
+use std::time::Duration;
+
+use agora_types::rpc::{AccountInfo, ChainStatus, Head, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted, TxStatus};
+use agora_types::{codec, AccountId, Hash32, SignedTransaction};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::{ChainError, Node, SubmitError};
+
+/// Largest accepted request body.
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// Longest a `GET /tx/{id}?wait_ms=` call may wait.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// An RPC error with its HTTP status.
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = RpcErrorBody { error: RpcErrorDetail { code: self.1.into(), message: self.2 } };
+        (self.0, Json(body)).into_response()
+    }
+}
+
+impl From<ChainError> for ApiError {
+    fn from(e: ChainError) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let status = match e {
+            SubmitError::MempoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::Duplicate(_) => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(status, e.code(), e.to_string())
+    }
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+fn bad_request(code: &'static str, message: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, code, message)
+}
+
+impl Node {
+    /// The RPC routes, ready to serve.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/tx", post(submit))
+            .route("/tx/{id}", get(tx_status))
+            .route("/head", get(head))
+            .route("/status", get(status))
+            .route("/account/{id}", get(account))
+            .route("/providers", get(providers))
+            .route("/models", get(models))
+            .route("/block/{height}", get(block))
+            .fallback(|| async { not_found("no such RPC route".into()) })
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.clone())
+    }
+}
+
+async fn submit(State(node): State<Node>, body: Result<Json<SubmitTx>, JsonRejection>) -> Result<Json<Submitted>, ApiError> {
+    let Json(body) = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text()),
+        _ => bad_request("malformed", e.body_text()),
+    })?;
+    let bytes = hex::decode(body.tx.trim()).map_err(|e| bad_request("malformed", format!("tx is not hex: {e}")))?;
+    let tx: SignedTransaction =
+        codec::decode(&bytes).map_err(|e| ApiError::from(SubmitError::Malformed(e.to_string())))?;
+    let id = node.submit(tx)?;
+    Ok(Json(Submitted { id }))
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    wait_ms: Option<u64>,
+}
+
+/// Status of a transaction; with `?wait_ms=N`, waits up to N ms for it to commit.
+async fn tx_status(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<TxStatus>, ApiError> {
+    let id: Hash32 = id.parse().map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))?;
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    let mut heights = node.subscribe_height();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let status = node.tx_status(&id)?;
+        match status {
+            Some(TxStatus::Pending) => {}
+            Some(s) => return Ok(Json(s)),
+            None => return Err(not_found(format!("transaction {id} is unknown"))),
+        }
+        // Wait for the next block (or the deadline) and look again.
+        match tokio::time::timeout_at(deadline, heights.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(Json(TxStatus::Pending)),
+        }
+    }
+}
+
+fn head_of(node: &Node) -> Head {
+    let s = node.state();
+    Head {
+        chain_id: s.chain_id.clone(),
+        height: s.height,
+        block_id: s.last_block_id,
+        state_root: s.root(),
+        timestamp_ms: s.last_timestamp_ms,
+    }
+}
+
+async fn head(State(node): State<Node>) -> Json<Head> {
+    Json(head_of(&node))
+}
+
+async fn status(State(node): State<Node>) -> Json<ChainStatus> {
+    let s = node.state();
+    Json(ChainStatus {
+        chain_id: s.chain_id.clone(),
+        height: s.height,
+        models: s.models.values().cloned().collect(),
+        providers: s.providers.values().cloned().collect(),
+        total_supply: s.total_supply(),
+        mempool: node.mempool_len(),
+    })
+}
+
+async fn account(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<AccountInfo>, ApiError> {
+    let id: AccountId = id.parse().map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
+    let a = node.state().account(&id);
+    Ok(Json(AccountInfo { id, balance: a.balance, nonce: a.nonce, next_nonce: node.next_nonce(&id) }))
+}
+
+async fn providers(State(node): State<Node>) -> Json<Vec<agora_types::ProviderInfo>> {
+    Json(node.state().providers.values().cloned().collect())
+}
+
+async fn models(State(node): State<Node>) -> Json<Vec<agora_types::ModelEntry>> {
+    Json(node.state().models.values().cloned().collect())
+}
+
+async fn block(State(node): State<Node>, Path(height): Path<String>) -> Result<Json<agora_types::Block>, ApiError> {
+    let height: u64 = height.parse().map_err(|_| bad_request("malformed", format!("height {height:?} is not a number")))?;
+    node.block(height)?.map(Json).ok_or_else(|| not_found(format!("no block at height {height}")))
+}

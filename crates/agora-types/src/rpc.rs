@@ -1,0 +1,98 @@
+//! JSON shapes of the chain node's HTTP RPC, shared by the server and its clients.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, Amount, Hash32, Height, ModelEntry, ProviderInfo};
+
+/// `POST /tx` body: a borsh-encoded [`crate::SignedTransaction`] in hex.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitTx {
+    /// Hex of the canonical encoding.
+    pub tx: String,
+}
+
+/// `POST /tx` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Submitted {
+    /// Transaction id.
+    pub id: Hash32,
+}
+
+/// Where a transaction stands (`GET /tx/{id}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In the mempool.
+    Pending,
+    /// In a committed block.
+    Committed {
+        /// Block height.
+        height: Height,
+    },
+    /// Dropped when a block was built (it no longer applied).
+    Rejected {
+        /// Why.
+        error: String,
+    },
+}
+
+/// `GET /head`: the latest committed block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    /// Chain name.
+    pub chain_id: String,
+    /// Height of the last block (0 before the first).
+    pub height: Height,
+    /// Its id.
+    pub block_id: Hash32,
+    /// State root after it.
+    pub state_root: Hash32,
+    /// Its timestamp.
+    pub timestamp_ms: u64,
+}
+
+/// `GET /account/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// The account.
+    pub id: AccountId,
+    /// Committed balance.
+    pub balance: Amount,
+    /// Next nonce in committed state.
+    pub nonce: u64,
+    /// Next nonce counting transactions waiting in the mempool; sign with this one.
+    pub next_nonce: u64,
+}
+
+/// `GET /status`: head plus registries, what `agora status` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// Chain name.
+    pub chain_id: String,
+    /// Committed height.
+    pub height: Height,
+    /// Registered models.
+    pub models: Vec<ModelEntry>,
+    /// Registered providers.
+    pub providers: Vec<ProviderInfo>,
+    /// Balances plus stake.
+    pub total_supply: u128,
+    /// Transactions waiting in the mempool.
+    pub mempool: usize,
+}
+
+/// Error body of every non-2xx RPC answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RpcErrorBody {
+    /// The error.
+    pub error: RpcErrorDetail,
+}
+
+/// Machine-readable code plus a human message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RpcErrorDetail {
+    /// Stable code, e.g. `bad_nonce`, `mempool_full`, `not_found`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
