@@ -158,6 +158,19 @@ impl SignedReceipt {
     }
 }
 
+/// Everything a provider keeps about a job so an auditor can replay it.
+#[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The signed receipt.
+    pub receipt: SignedReceipt,
+    /// The job's input as the client sent it.
+    pub input: JobInput,
+    /// Prompt token ids (hash: `receipt.prompt_hash`).
+    pub prompt_tokens: Vec<i32>,
+    /// Generated token ids (hash: `receipt.output_hash`).
+    pub output_tokens: Vec<i32>,
+}
+
 /// Commitment to a token sequence, used for prompt and output hashes.
 pub fn hash_tokens(tokens: &[i32]) -> Hash32 {
     let mut hasher = blake3::Hasher::new_derive_key(TOKENS_DOMAIN);

@@ -19,7 +19,7 @@ pub use block::{Block, BlockHeader};
 pub use codec::{decode, encode, CodecError};
 pub use hash::Hash32;
 pub use job::{hash_tokens, FinishReason, 
-    ChatMessage, JobEvent, JobInput, JobRequest, Receipt, SamplingParams, SignedReceipt, Usage,
+    ChatMessage, JobEvent, JobInput, JobRequest, Receipt, SamplingParams, SignedReceipt, Transcript, Usage,
 };
 pub use keys::{AccountId, Keypair, KeyError, Signature};
 pub use registry::{ModelEntry, ModelId, Price, ProviderInfo};

@@ -1,0 +1,50 @@
+//! Registering the provider (and, if needed, its model) on the chain.
+
+use std::time::Duration;
+
+use agora_chain_client::ChainClient;
+use agora_types::{Amount, Keypair, ModelEntry, Price, TxKind};
+
+use crate::ProviderError;
+
+/// How long to wait for each registration transaction to commit.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Make sure the chain lists `model` and this provider serving it at
+/// `endpoint` with `price` and `stake`; submits only the transactions needed.
+pub async fn register_on_chain(
+    chain: &ChainClient,
+    key: &Keypair,
+    endpoint: &str,
+    model: &ModelEntry,
+    price: Price,
+    stake: Amount,
+) -> Result<(), ProviderError> {
+    let models = chain.models().await?;
+    match models.iter().find(|m| m.id == model.id) {
+        Some(_) => {}
+        None if models.iter().any(|m| m.name == model.name) => {
+            return Err(ProviderError::Registration(format!(
+                "the name {:?} is registered for a different file than {}",
+                model.name, model.id
+            )))
+        }
+        None => {
+            let kind = TxKind::RegisterModel { model: model.clone() };
+            chain.send_and_wait(key, kind, COMMIT_TIMEOUT).await?;
+            tracing::info!(model = %model.id, name = %model.name, "model registered on chain");
+        }
+    }
+    let me = key.account();
+    let current = chain.providers().await?.into_iter().find(|p| p.id == me);
+    let wanted_models = vec![model.id];
+    if let Some(p) = current {
+        if p.endpoint == endpoint && p.models == wanted_models && p.price == price && p.stake == stake {
+            return Ok(());
+        }
+    }
+    let kind = TxKind::RegisterProvider { endpoint: endpoint.to_string(), models: wanted_models, price, stake };
+    let height = chain.send_and_wait(key, kind, COMMIT_TIMEOUT).await?;
+    tracing::info!(provider = %me, height, "provider registered on chain");
+    Ok(())
+}

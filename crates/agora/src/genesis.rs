@@ -1,0 +1,45 @@
+//! The development genesis used by `agora devnet` and a fresh `agora node`.
+
+use std::path::Path;
+
+use agora_ledger::{Genesis, GenesisAccount};
+use agora_models::{DEFAULT_MODEL_BLAKE3, DEFAULT_MODEL_LICENSE, DEFAULT_MODEL_NAME};
+use agora_types::{AccountId, ModelEntry};
+use anyhow::{Context, Result};
+
+/// Chain id of development networks.
+pub const DEV_CHAIN_ID: &str = "agora-devnet";
+/// Balance each funded development account starts with.
+pub const DEV_BALANCE: u64 = 1_000_000_000_000;
+/// Size of the default model file in bytes.
+const DEFAULT_MODEL_SIZE: u64 = 98_362_432;
+
+/// The default model's registry entry, from its pinned hash.
+pub fn default_model_entry() -> ModelEntry {
+    ModelEntry {
+        id: DEFAULT_MODEL_BLAKE3.parse().expect("pinned BLAKE3 is valid hex"),
+        name: DEFAULT_MODEL_NAME.into(),
+        architecture: "llama".into(),
+        quantization: "Q4_1".into(),
+        size_bytes: DEFAULT_MODEL_SIZE,
+        license: DEFAULT_MODEL_LICENSE.into(),
+    }
+}
+
+/// Read `path`, or create a development genesis there funding `funded` and
+/// registering the default model.
+pub fn load_or_create(path: &Path, funded: &[AccountId]) -> Result<Genesis> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return Genesis::from_toml(&text).with_context(|| format!("parsing {}", path.display()));
+    }
+    let genesis = Genesis {
+        chain_id: DEV_CHAIN_ID.into(),
+        timestamp_ms: 0,
+        params: Default::default(),
+        accounts: funded.iter().map(|id| GenesisAccount { id: *id, balance: DEV_BALANCE }).collect(),
+        models: vec![default_model_entry()],
+    };
+    std::fs::write(path, genesis.to_toml()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(genesis)
+}

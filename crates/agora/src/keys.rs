@@ -1,0 +1,45 @@
+//! Key files: a hex ed25519 seed, created on first start with owner-only permissions.
+
+use std::path::Path;
+
+use agora_types::Keypair;
+use anyhow::{Context, Result};
+
+/// Load the key at `path`, creating a fresh one if the file does not exist.
+pub fn load_or_create(path: &Path) -> Result<Keypair> {
+    if path.exists() {
+        return load(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let key = Keypair::generate();
+    write_private(path, &hex::encode(key.seed()))?;
+    Ok(key)
+}
+
+/// Load an existing key file.
+pub fn load(path: &Path) -> Result<Keypair> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+    text.parse().with_context(|| format!("key file {} is not a 64-hex-character seed", path.display()))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating key file {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("creating key file {}", path.display()))
+}

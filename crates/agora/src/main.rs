@@ -1,0 +1,97 @@
+//! The `agora` binary: parses the command line and starts the chosen role.
+
+mod bench;
+mod cli;
+mod devnet;
+mod directory;
+mod genesis;
+mod keys;
+mod roles;
+mod shutdown;
+mod status;
+
+use std::time::Duration;
+
+use agora_chain_client::ChainClient;
+use agora_types::{AccountId, Price, TxKind};
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use cli::{BenchCommand, Cli, Command, ModelCommand};
+use shutdown::Shutdown;
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devnet(args) => devnet::run(args).await,
+        Command::Node(args) => {
+            let shutdown = Shutdown::on_signals();
+            std::fs::create_dir_all(&args.data_dir)?;
+            let genesis_path = args.genesis.clone().unwrap_or_else(|| args.data_dir.join("genesis.toml"));
+            let faucet = keys::load_or_create(&args.data_dir.join("faucet.key"))?;
+            let genesis = genesis::load_or_create(&genesis_path, &[faucet.account()])?;
+            let node = roles::start_node(&args.data_dir, &genesis, args.rpc, args.block_ms, shutdown).await?;
+            println!("chain RPC: {}", node.rpc_url);
+            println!("faucet key: {}", args.data_dir.join("faucet.key").display());
+            println!("agora node ready");
+            devnet::join(node.tasks).await
+        }
+        Command::Provider(args) => {
+            let shutdown = Shutdown::on_signals();
+            let setup = roles::ProviderSetup {
+                data_dir: args.data_dir,
+                model_path: args.model,
+                model_entry: None,
+                model_name: args.model_name,
+                chain_url: args.chain,
+                listen: args.http,
+                public_url: args.public_url,
+                price: Price { input_per_1k: args.price_in, output_per_1k: args.price_out },
+                stake: args.stake,
+                threads: args.threads,
+            };
+            let provider = roles::start_provider(setup, shutdown).await?;
+            println!("provider: {} serving {} ({})", provider.endpoint, provider.model.name, provider.model.id);
+            println!("agora provider ready");
+            devnet::join(vec![provider.task]).await
+        }
+        Command::Gateway(args) => {
+            let shutdown = Shutdown::on_signals();
+            let gateway = roles::start_gateway(&args.chain, args.http, shutdown).await?;
+            println!("OpenAI base URL: {}/v1", gateway.url);
+            println!("agora gateway ready");
+            devnet::join(vec![gateway.task]).await
+        }
+        Command::Status(args) => status::run(&args.rpc, args.json).await,
+        Command::Transfer(args) => {
+            let key = keys::load(&args.key)?;
+            let to: AccountId = args.to.parse().context("--to is not an account id (64 hex characters)")?;
+            let chain = ChainClient::new(&args.rpc);
+            let kind = TxKind::Transfer { to, amount: args.amount };
+            let height = chain.send_and_wait(&key, kind, Duration::from_secs(60)).await?;
+            println!("transferred {} to {to} in block {height}", args.amount);
+            Ok(())
+        }
+        Command::Model(ModelCommand::Fetch) => {
+            let path = agora_models::ensure_default_model(&mut std::io::stderr())?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Gateway(args)) => bench::run(args).await,
+        Command::Model(ModelCommand::Id { path }) => {
+            println!("{}", agora_models::model_id(&path)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Starting each role: chain node, provider, gateway. `agora devnet` starts
+//! all three in one process; the role subcommands start one each.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_chain::{ChainConfig, Node};
+use agora_chain_client::ChainClient;
+use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
+use agora_ledger::Genesis;
+use agora_provider::{register_on_chain, Provider, TranscriptStore};
+use agora_types::{Amount, ModelEntry, Price};
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::{keys, shutdown::Shutdown};
+
+/// Bind a listener with a readable error.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+}
+
+/// A started chain node: its RPC URL and the tasks to await on shutdown.
+pub struct NodeHandle {
+    /// Base URL of the RPC.
+    pub rpc_url: String,
+    /// Block production and RPC server tasks.
+    pub tasks: Vec<JoinHandle<Result<()>>>,
+}
+
+/// Open the chain under `dir`, start block production and the RPC.
+pub async fn start_node(dir: &Path, genesis: &Genesis, rpc: SocketAddr, block_ms: u64, shutdown: Shutdown) -> Result<NodeHandle> {
+    let key = keys::load_or_create(&dir.join("node.key"))?;
+    let config = ChainConfig { block_interval: Duration::from_millis(block_ms.max(1)), ..ChainConfig::default() };
+    let node = Node::open(&dir.join("chain"), genesis, key, config).context("opening the chain store")?;
+    let listener = bind(rpc, "chain RPC").await?;
+    let rpc_url = format!("http://{}", listener.local_addr()?);
+    let router = node.router();
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(stop.wait()).await.context("chain RPC server")
+    });
+    let producer = tokio::spawn(async move { node.run(shutdown.wait()).await.context("block production") });
+    Ok(NodeHandle { rpc_url, tasks: vec![server, producer] })
+}
+
+/// What a provider needs to start.
+pub struct ProviderSetup {
+    /// Where its key and transcripts live.
+    pub data_dir: PathBuf,
+    /// GGUF file.
+    pub model_path: PathBuf,
+    /// Registry entry to use if the chain does not know the model yet
+    /// (`None`: derive one from the file).
+    pub model_entry: Option<ModelEntry>,
+    /// Name for a derived entry.
+    pub model_name: Option<String>,
+    /// Chain RPC URL.
+    pub chain_url: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Advertised URL (default: from the bound address).
+    pub public_url: Option<String>,
+    /// Price.
+    pub price: Price,
+    /// Collateral.
+    pub stake: Amount,
+    /// Inference threads.
+    pub threads: Option<usize>,
+}
+
+/// A started provider.
+pub struct ProviderHandle {
+    /// Advertised URL.
+    pub endpoint: String,
+    /// The model's registry entry.
+    pub model: ModelEntry,
+    /// The HTTP server task.
+    pub task: JoinHandle<Result<()>>,
+}
+
+/// Load the model, serve jobs, and register on the chain.
+pub async fn start_provider(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderHandle> {
+    std::fs::create_dir_all(&setup.data_dir).with_context(|| format!("creating {}", setup.data_dir.display()))?;
+    let key = keys::load_or_create(&setup.data_dir.join("provider.key"))?;
+    tracing::info!(account = %key.account(), "provider key");
+    let mut config = LlamaEngineConfig::default();
+    if let Some(t) = setup.threads {
+        config.threads = t.max(1);
+    }
+    let path = setup.model_path.clone();
+    let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
+        .await?
+        .with_context(|| format!("loading model {}", setup.model_path.display()))?;
+    let model = match setup.model_entry {
+        Some(entry) => entry,
+        None => derive_entry(&setup.model_path, setup.model_name, &engine)?,
+    };
+    let transcripts = TranscriptStore::open(&setup.data_dir.join("transcripts.redb"))?;
+    let listener = bind(setup.listen, "provider").await?;
+    let endpoint = setup.public_url.unwrap_or(format!("http://{}", listener.local_addr()?));
+    let router = Provider::new(Arc::new(engine), key.clone(), model.id, setup.price, transcripts).router();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(stop.wait()).await.context("provider server")
+    });
+    let chain = ChainClient::new(&setup.chain_url);
+    let needed = setup.stake;
+    let balance = chain.account(&key.account()).await?.balance;
+    let already = chain.providers().await?.into_iter().find(|p| p.id == key.account()).map_or(0, |p| p.stake);
+    if balance + already < needed {
+        anyhow::bail!(
+            "provider account {} holds {} but must lock {} as stake; fund it first, e.g. \
+             `agora transfer --key DEVNET_DIR/faucet.key --to {} --amount {}`",
+            key.account(),
+            balance + already,
+            needed,
+            key.account(),
+            needed
+        );
+    }
+    register_on_chain(&chain, &key, &endpoint, &model, setup.price, setup.stake).await?;
+    Ok(ProviderHandle { endpoint, model, task })
+}
+
+/// Registry entry for a model file the chain may not know yet.
+fn derive_entry(path: &Path, name: Option<String>, engine: &LlamaEngine) -> Result<ModelEntry> {
+    let id = agora_models::model_id(path)?;
+    let size_bytes = std::fs::metadata(path)?.len();
+    if id.to_hex() == agora_models::DEFAULT_MODEL_BLAKE3 {
+        return Ok(crate::genesis::default_model_entry());
+    }
+    let info = engine.model_info();
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    Ok(ModelEntry {
+        id,
+        name: name.unwrap_or_else(|| stem.to_lowercase()),
+        architecture: info.architecture.clone(),
+        quantization: info.quantization.clone(),
+        size_bytes,
+        license: "unknown".into(),
+    })
+}

@@ -1,0 +1,116 @@
+//! Running the real `agora` binary in tests: spawn, wait for its `ready` line,
+//! read the addresses it prints, kill it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a role may take to print `ready` (model load, registration).
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A running `agora` process and the `key: value` lines it printed before `ready`.
+pub struct Agora {
+    pub child: Child,
+    pub printed: Vec<String>,
+}
+
+impl Agora {
+    /// Start `agora ARGS` and wait until it prints a line containing `ready`.
+    pub fn start(args: &[&str]) -> Agora {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn agora");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = Vec::new();
+        loop {
+            match rx.recv_timeout(READY_TIMEOUT) {
+                Ok(line) => {
+                    let ready = line.contains("ready");
+                    printed.push(line);
+                    if ready {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let status = child.try_wait().ok().flatten();
+                    let _ = child.kill();
+                    panic!("agora {args:?} never printed ready ({e}); exit status {status:?}; printed {printed:?}");
+                }
+            }
+        }
+        Agora { child, printed }
+    }
+
+    /// The value of a printed `label: value` line (first word of the value).
+    pub fn value(&self, label: &str) -> String {
+        let prefix = format!("{label}: ");
+        self.printed
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {label:?} line in {:?}", self.printed))
+            .to_string()
+    }
+
+    /// SIGKILL the process and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agora {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Run `agora ARGS` to completion and return (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_agora")).args(args).env("RUST_LOG", "warn").output().expect("run agora");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// Start a devnet on free ports under `dir`, with fast blocks.
+pub fn devnet(dir: &Path) -> Agora {
+    let dir = dir.to_str().expect("utf-8 temp dir");
+    Agora::start(&[
+        "devnet",
+        "--data-dir",
+        dir,
+        "--http",
+        "127.0.0.1:0",
+        "--rpc",
+        "127.0.0.1:0",
+        "--provider-http",
+        "127.0.0.1:0",
+        "--block-ms",
+        "50",
+        "--threads",
+        "2",
+    ])
+}
+
+/// `agora status --json` against `rpc`.
+pub fn status(rpc: &str) -> serde_json::Value {
+    let (ok, out, err) = run(&["status", "--rpc", rpc, "--json"]);
+    assert!(ok, "agora status failed: {err}");
+    serde_json::from_str(&out).expect("status --json prints JSON")
+}
