@@ -1,0 +1,158 @@
+//! The real engine on the real default model (fetched by `agora model fetch`
+//! or `scripts/test.sh`; these tests fail with a clear message if it is absent).
+
+use std::sync::OnceLock;
+
+use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig};
+use agora_types::{ChatMessage, FinishReason, JobInput, SamplingParams};
+
+fn model_path() -> std::path::PathBuf {
+    let path = agora_models::default_model_path();
+    assert!(
+        path.is_file(),
+        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
+        path.display()
+    );
+    path
+}
+
+fn engine(threads: usize) -> LlamaEngine {
+    let config = LlamaEngineConfig { threads, context_length: 512, queue_capacity: 4, ..Default::default() };
+    LlamaEngine::load(&model_path(), config).expect("model loads")
+}
+
+/// One shared two-thread engine for most tests (loading costs ~0.2 s each).
+fn shared() -> &'static LlamaEngine {
+    static ENGINE: OnceLock<LlamaEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| engine(2))
+}
+
+fn chat(text: &str) -> JobInput {
+    JobInput::Chat { messages: vec![ChatMessage { role: "user".into(), content: text.into() }] }
+}
+
+fn params(max_tokens: u32, temperature: f32, seed: u64) -> SamplingParams {
+    SamplingParams { max_tokens, temperature, top_p: 0.95, stop: vec![], seed }
+}
+
+/// Everything a job produced.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    prompt_tokens: Vec<i32>,
+    text: String,
+    finish_reason: FinishReason,
+    output_tokens: Vec<i32>,
+}
+
+fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome {
+    let mut rx = engine.generate(GenerateRequest { input, params }).expect("job accepted");
+    let mut prompt_tokens = None;
+    let mut text = String::new();
+    while let Some(event) = rx.blocking_recv() {
+        match event {
+            EngineEvent::Started { prompt_tokens: p } => prompt_tokens = Some(p),
+            EngineEvent::Text(t) => {
+                assert!(prompt_tokens.is_some(), "text before Started");
+                text.push_str(&t);
+            }
+            EngineEvent::Finished { finish_reason, output_tokens } => {
+                return Outcome { prompt_tokens: prompt_tokens.unwrap(), text, finish_reason, output_tokens }
+            }
+            EngineEvent::Failed(m) => panic!("job failed: {m}"),
+        }
+    }
+    panic!("event stream ended without Finished");
+}
+
+#[test]
+fn reports_model_metadata() {
+    let info = shared().model_info();
+    assert_eq!(info.architecture, "llama");
+    assert_eq!(info.quantization, "Q4_1");
+    assert!(info.name.to_lowercase().contains("smollm2"), "{info:?}");
+    assert_eq!(info.context_length, 512);
+}
+
+#[test]
+fn chat_uses_the_models_template_and_answers() {
+    let out = run(shared(), chat("What is the capital of France?"), params(24, 0.0, 0));
+    // ChatML from the GGUF metadata: the prompt ends by opening the assistant turn.
+    let rendered = shared().tokenize(&chat("What is the capital of France?")).unwrap();
+    assert_eq!(out.prompt_tokens, rendered);
+    assert!(out.prompt_tokens.len() > 8);
+    assert!(out.text.contains("Paris"), "{:?}", out.text);
+    assert!(!out.output_tokens.is_empty() && out.output_tokens.len() <= 24);
+}
+
+#[test]
+fn max_tokens_is_honoured() {
+    let out = run(shared(), JobInput::Text { prompt: "Once upon a time".into() }, params(5, 0.0, 0));
+    assert_eq!(out.output_tokens.len(), 5);
+    assert_eq!(out.finish_reason, FinishReason::Length);
+}
+
+#[test]
+fn same_seed_same_tokens_other_seed_other_tokens() {
+    let input = chat("Tell me a story about a cat.");
+    let a = run(shared(), input.clone(), params(32, 0.9, 1234));
+    let b = run(shared(), input.clone(), params(32, 0.9, 1234));
+    assert_eq!(a, b);
+    let others: Vec<Outcome> = (1..4).map(|s| run(shared(), input.clone(), params(32, 0.9, 1234 + s))).collect();
+    assert!(others.iter().any(|o| o.output_tokens != a.output_tokens), "three other seeds all matched");
+}
+
+#[test]
+fn sampling_does_not_depend_on_the_thread_count() {
+    let input = chat("Name three colours.");
+    let p = params(24, 0.8, 77);
+    let two = run(shared(), input.clone(), p.clone());
+    let one = run(&engine(1), input, p);
+    assert_eq!(one.output_tokens, two.output_tokens);
+    assert_eq!(one.text, two.text);
+}
+
+#[test]
+fn stop_strings_cut_the_text() {
+    let input = JobInput::Text { prompt: "1, 2, 3, 4,".into() };
+    let free = run(shared(), input.clone(), params(16, 0.0, 0));
+    let cut_at = free.text.find('7').expect("greedy counting reaches 7");
+    let mut p = params(16, 0.0, 0);
+    p.stop = vec!["7".into(), "never-appears".into()];
+    let stopped = run(shared(), input, p);
+    assert_eq!(stopped.text, free.text[..cut_at]);
+    assert_eq!(stopped.finish_reason, FinishReason::Stop);
+    assert!(stopped.output_tokens.len() < free.output_tokens.len());
+}
+
+#[test]
+fn bad_requests_are_refused_before_queueing() {
+    let e = shared();
+    let refuse = |input: JobInput, p: SamplingParams| match e.generate(GenerateRequest { input, params: p }) {
+        Err(EngineError::InvalidRequest(m)) => m,
+        Err(other) => panic!("expected InvalidRequest, got {other}"),
+        Ok(_) => panic!("expected InvalidRequest, got a job"),
+    };
+    assert!(refuse(chat("hi"), params(0, 0.0, 0)).contains("max_tokens"));
+    assert!(refuse(chat("hi"), SamplingParams { top_p: 0.0, ..params(4, 1.0, 0) }).contains("top_p"));
+    assert!(refuse(chat("hi"), params(4, f32::NAN, 0)).contains("temperature"));
+    let tool = JobInput::Chat { messages: vec![ChatMessage { role: "tool".into(), content: "x".into() }] };
+    assert!(refuse(tool, params(4, 0.0, 0)).contains("role"));
+    assert!(refuse(JobInput::Chat { messages: vec![] }, params(4, 0.0, 0)).contains("empty"));
+    let long = JobInput::Text { prompt: "word ".repeat(2000) };
+    assert!(refuse(long, params(4, 0.0, 0)).contains("context window"));
+}
+
+#[test]
+fn dropping_the_receiver_cancels_and_the_engine_keeps_serving() {
+    let e = engine(2);
+    let rx = e.generate(GenerateRequest { input: chat("Write a long essay."), params: params(400, 0.0, 0) }).unwrap();
+    drop(rx);
+    let out = run(&e, chat("Say hi"), params(4, 0.0, 0));
+    assert!(!out.output_tokens.is_empty());
+}
+
+#[test]
+fn a_missing_file_is_a_load_error() {
+    let err = LlamaEngine::load(std::path::Path::new("/nonexistent/model.gguf"), LlamaEngineConfig::default());
+    assert!(matches!(err, Err(EngineError::Load { .. })));
+}
