@@ -9,6 +9,7 @@ use std::time::Duration;
 use agora_chain::{ChainConfig, Node};
 use agora_chain_client::ChainClient;
 use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
+use agora_gateway::{Gateway, GatewayConfig};
 use agora_ledger::Genesis;
 use agora_provider::{register_on_chain, Provider, TranscriptStore};
 use agora_types::{Amount, ModelEntry, Price};
@@ -16,6 +17,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::directory::ChainDirectory;
 use crate::{keys, shutdown::Shutdown};
 
 /// Bind a listener with a readable error.
@@ -143,4 +145,42 @@ fn derive_entry(path: &Path, name: Option<String>, engine: &LlamaEngine) -> Resu
         size_bytes,
         license: "unknown".into(),
     })
+}
+
+/// A started gateway.
+pub struct GatewayHandle {
+    /// Base URL (the OpenAI base URL is this plus `/v1`).
+    pub url: String,
+    /// The HTTP server and directory refresh task.
+    pub task: JoinHandle<Result<()>>,
+    gateway: Arc<Gateway<ChainDirectory>>,
+}
+
+impl GatewayHandle {
+    /// Wait until the chain lists a provider for `model`, so the first request succeeds.
+    pub async fn wait_for_model(&self, model: &str) -> Result<()> {
+        self.gateway
+            .wait_for_model(model, MODEL_WAIT)
+            .await
+            .with_context(|| format!("the gateway never saw a provider for {model}"))
+    }
+}
+
+/// How long a starting gateway waits for a model to appear on chain.
+const MODEL_WAIT: Duration = Duration::from_secs(60);
+
+/// Serve the OpenAI-compatible API for the network behind `chain_url`.
+pub async fn start_gateway(chain_url: &str, addr: SocketAddr, shutdown: Shutdown) -> Result<GatewayHandle> {
+    let directory = ChainDirectory(ChainClient::new(chain_url));
+    let gateway = Gateway::new(directory, GatewayConfig::default());
+    let listener = bind(addr, "gateway").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let router = gateway.router();
+    let refresher = tokio::spawn(gateway.clone().run_refresh(shutdown.clone().wait()));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.wait()).await.context("gateway server")?;
+        refresher.await.context("directory refresh task")?;
+        Ok(())
+    });
+    Ok(GatewayHandle { url, task, gateway })
 }
