@@ -1,0 +1,181 @@
+//! The [`Gateway`]: configuration, the cached view of the network, and the router.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use agora_types::{ModelEntry, ProviderInfo};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::routing::HealthBook;
+use crate::{handlers, ApiError, Directory, DirectoryError, Snapshot};
+
+/// How the gateway behaves.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// How often the directory is re-read in the background.
+    pub refresh_interval: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest silence tolerated from a provider during a job.
+    pub provider_idle_timeout: Duration,
+    /// TCP connect timeout towards providers.
+    pub connect_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            refresh_interval: Duration::from_secs(2),
+            max_body_bytes: 4 << 20,
+            provider_idle_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a gateway operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The directory could not be read.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The model never got a provider within the wait.
+    #[error("no provider serves {model} after waiting {waited:?}")]
+    ModelNotServed {
+        /// The model name.
+        model: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+/// Minimum time between on-demand directory reads (requests for unknown models).
+const MIN_REFRESH_GAP: Duration = Duration::from_millis(250);
+
+/// The OpenAI-compatible gateway over a [`Directory`].
+pub struct Gateway<D> {
+    directory: D,
+    pub(crate) config: GatewayConfig,
+    pub(crate) http: reqwest::Client,
+    cache: RwLock<Option<Snapshot>>,
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    pub(crate) health: Mutex<HealthBook>,
+}
+
+impl<D: Directory> Gateway<D> {
+    /// A gateway reading the network from `directory`.
+    pub fn new(directory: D, config: GatewayConfig) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Arc::new(Gateway {
+            directory,
+            config,
+            http,
+            cache: RwLock::new(None),
+            last_refresh: tokio::sync::Mutex::new(None),
+            health: Mutex::new(HealthBook::default()),
+        })
+    }
+
+    /// All routes of the API.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/models", get(handlers::models::<D>))
+            .route("/v1/models/{*id}", get(handlers::model::<D>))
+            .route("/v1/chat/completions", post(handlers::chat::<D>))
+            .route("/v1/completions", post(handlers::completions::<D>))
+            .route("/health", get(handlers::health::<D>))
+            .fallback(handlers::unknown_route)
+            .method_not_allowed_fallback(handlers::wrong_method)
+            .with_state(self.clone())
+    }
+
+    /// Re-read the directory now.
+    pub async fn refresh(&self) -> Result<(), DirectoryError> {
+        let snapshot = self.directory.snapshot().await?;
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
+        *self.last_refresh.lock().await = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Refresh every `refresh_interval` until `shutdown` resolves.
+    pub async fn run_refresh(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
+        let mut tick = tokio::time::interval(self.config.refresh_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.refresh().await {
+                        tracing::warn!(error = %e, "cannot refresh the provider directory");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait until some provider serves the model called `name`.
+    pub async fn wait_for_model(&self, name: &str, timeout: Duration) -> Result<(), GatewayError> {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let outcome = self.refresh().await;
+            if let Some(snap) = self.snapshot() {
+                if snap.model(name).is_some_and(|m| snap.providers_of(m).next().is_some()) {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() >= timeout {
+                outcome?;
+                return Err(GatewayError::ModelNotServed { model: name.to_string(), waited: started.elapsed() });
+            }
+        }
+    }
+
+    /// The last snapshot read, if any.
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Refresh unless another refresh happened very recently.
+    async fn refresh_if_stale(&self) -> Result<(), DirectoryError> {
+        let last = *self.last_refresh.lock().await;
+        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH_GAP) {
+            return Ok(());
+        }
+        self.refresh().await
+    }
+
+    /// The registry entry and providers for the model a request names.
+    pub(crate) async fn resolve(&self, model: &str) -> Result<(ModelEntry, Vec<ProviderInfo>), ApiError> {
+        let lookup = |snap: &Snapshot| {
+            snap.model(model).map(|m| (m.clone(), snap.providers_of(m).cloned().collect::<Vec<_>>()))
+        };
+        let cached = self.snapshot().as_ref().and_then(lookup);
+        let found = match cached {
+            Some((m, providers)) if !providers.is_empty() => Some((m, providers)),
+            _ => {
+                // Unknown or unserved in the cache: the chain may have moved on.
+                if let Err(e) = self.refresh_if_stale().await {
+                    if self.snapshot().is_none() {
+                        return Err(ApiError::directory(format!("the network directory cannot be read: {e}")));
+                    }
+                }
+                self.snapshot().as_ref().and_then(lookup)
+            }
+        };
+        match found {
+            None => Err(ApiError::unknown_model(model)),
+            Some((_, providers)) if providers.is_empty() => {
+                Err(ApiError::no_provider(format!("No provider is serving `{model}` right now")))
+            }
+            Some(found) => Ok(found),
+        }
+    }
+}
