@@ -29,7 +29,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             refresh_interval: Duration::from_secs(2),
             max_body_bytes: 4 << 20,
-            provider_idle_timeout: Duration::from_secs(120),
+            provider_idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
         }
     }

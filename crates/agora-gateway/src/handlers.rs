@@ -23,6 +23,8 @@ use crate::{ApiError, Directory, Gateway};
 
 /// Response header with the receipt id (the provider's job id).
 pub const RECEIPT_HEADER: &str = "x-agora-receipt";
+/// Response header with the provider's job id (equal to the receipt id).
+pub const JOB_ID_HEADER: &str = "x-agora-job-id";
 /// Response header with the serving provider's account.
 pub const PROVIDER_HEADER: &str = "x-agora-provider";
 
@@ -193,7 +195,8 @@ impl Timing {
 fn with_headers(mut response: Response, receipt: &str, provider: &ProviderInfo) -> Response {
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(receipt) {
-        h.insert(RECEIPT_HEADER, v);
+        h.insert(RECEIPT_HEADER, v.clone());
+        h.insert(JOB_ID_HEADER, v);
     }
     if let Ok(v) = HeaderValue::from_str(&provider.id.to_hex()) {
         h.insert(PROVIDER_HEADER, v);

@@ -14,10 +14,8 @@ pub enum Endpoint {
     Completions,
 }
 
-/// Default `max_tokens` for chat: effectively "until the model stops or the context is full".
-const CHAT_DEFAULT_MAX_TOKENS: u32 = 4096;
-/// OpenAI's default for legacy completions.
-const COMPLETIONS_DEFAULT_MAX_TOKENS: u32 = 16;
+/// `max_tokens` when the client sends neither it nor `max_completion_tokens`.
+pub const DEFAULT_MAX_TOKENS: u32 = 256;
 /// OpenAI accepts at most four stop sequences.
 const MAX_STOPS: usize = 4;
 
@@ -57,14 +55,14 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
         Endpoint::Completions => JobInput::Text { prompt: prompt(&obj)? },
     };
     unsupported(&obj)?;
-    let default_max = match endpoint {
-        Endpoint::Chat => CHAT_DEFAULT_MAX_TOKENS,
-        Endpoint::Completions => COMPLETIONS_DEFAULT_MAX_TOKENS,
+    let (max_key, max_value) = match uint(&obj, "max_completion_tokens")? {
+        Some(n) => ("max_completion_tokens", Some(n)),
+        None => ("max_tokens", uint(&obj, "max_tokens")?),
     };
-    let max_tokens = match uint(&obj, "max_completion_tokens")?.or(uint(&obj, "max_tokens")?) {
-        Some(0) => return Err(ApiError::invalid("max_tokens", "`max_tokens` must be at least 1")),
+    let max_tokens = match max_value {
+        Some(0) => return Err(ApiError::invalid(max_key, format!("`{max_key}` must be at least 1"))),
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
-        None => default_max,
+        None => DEFAULT_MAX_TOKENS,
     };
     let temperature = number(&obj, "temperature")?.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
@@ -341,7 +339,7 @@ mod tests {
         assert!(r.seeded && r.stream && r.include_usage);
         let r = chat(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
         assert!(!r.seeded);
-        assert_eq!(r.params.max_tokens, CHAT_DEFAULT_MAX_TOKENS);
+        assert_eq!(r.params.max_tokens, DEFAULT_MAX_TOKENS);
         assert_eq!(r.params.temperature, 1.0);
     }
 
@@ -376,7 +374,7 @@ mod tests {
     fn completions_take_a_prompt() {
         let r = parse(Endpoint::Completions, json!({"model": "m", "prompt": ["p"]}).to_string().as_bytes()).unwrap();
         assert_eq!(r.input, JobInput::Text { prompt: "p".into() });
-        assert_eq!(r.params.max_tokens, COMPLETIONS_DEFAULT_MAX_TOKENS);
+        assert_eq!(r.params.max_tokens, DEFAULT_MAX_TOKENS);
         let e = parse(Endpoint::Completions, json!({"model": "m", "prompt": ["a", "b"]}).to_string().as_bytes());
         assert_eq!(e.unwrap_err().param.as_deref(), Some("prompt"));
     }

@@ -1,0 +1,249 @@
+//! Test doubles for the gateway: a scripted provider speaking the job protocol
+//! over real HTTP, and a directory holding a fixed (but replaceable) snapshot.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agora_gateway::{Directory, DirectoryError, Gateway, GatewayConfig, Snapshot};
+use agora_types::{
+    hash_tokens, FinishReason, Hash32, JobEvent, JobRequest, Keypair, ModelEntry, Price, ProviderInfo, Receipt, Usage,
+};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// What a stub provider does with a job.
+#[derive(Clone, Debug)]
+pub enum Script {
+    /// Stream these deltas, then `done`.
+    Deltas(Vec<&'static str>),
+    /// Stream one delta, then end the body cleanly without `done`.
+    EofAfterOne,
+    /// Stream one delta, then abort the connection.
+    AbortAfterOne,
+    /// Stream one delta, then an `error` event.
+    ErrorAfterOne,
+    /// Answer 400 (e.g. prompt too long).
+    Refuse,
+    /// Answer 503 busy with `retry-after`.
+    Busy,
+}
+
+/// A provider double.
+pub struct Stub {
+    /// Its signing key.
+    pub key: Keypair,
+    /// What it charges.
+    pub price: Price,
+    /// Its behaviour.
+    pub script: Script,
+    /// Every job it received.
+    pub requests: Mutex<Vec<JobRequest>>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Stub {
+    /// The chain's record of this provider, serving `models`.
+    pub fn info(&self, models: &[Hash32]) -> ProviderInfo {
+        ProviderInfo {
+            id: self.key.account(),
+            endpoint: format!("http://{}", self.addr),
+            models: models.to_vec(),
+            price: self.price,
+            stake: 1,
+            registered_at: 0,
+        }
+    }
+
+    /// The jobs received so far.
+    pub fn jobs(&self) -> Vec<JobRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Start a stub provider on a loopback port.
+pub async fn stub(script: Script, price: Price) -> Arc<Stub> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stub = Arc::new(Stub { key: Keypair::generate(), price, script, requests: Mutex::new(Vec::new()), addr });
+    let app = Router::new().route("/v1/jobs", post(run_job)).with_state(stub.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    stub
+}
+
+/// An address nothing listens on.
+pub fn dead_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn event(e: &JobEvent) -> Result<Bytes, std::io::Error> {
+    Ok(Bytes::from(format!("data: {}\n\n", serde_json::to_string(e).unwrap())))
+}
+
+async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
+    let req: JobRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    s.requests.lock().unwrap().push(req.clone());
+    let id = Hash32(rand::random());
+    let delta = |t: &str| event(&JobEvent::Delta { text: t.to_string() });
+    let events: Vec<Result<Bytes, std::io::Error>> = match &s.script {
+        Script::Refuse => {
+            let err = json!({"error": {"message": "prompt is too long for the context window", "type": "invalid_request_error", "param": null, "code": "invalid_request"}});
+            return (StatusCode::BAD_REQUEST, Json(err)).into_response();
+        }
+        Script::Busy => {
+            let err = json!({"error": {"message": "busy", "type": "server_error", "param": null, "code": "provider_busy"}});
+            return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], Json(err)).into_response();
+        }
+        Script::Deltas(deltas) => {
+            let mut out: Vec<_> = deltas.iter().map(|d| delta(d)).collect();
+            let usage = Usage { prompt_tokens: 11, completion_tokens: deltas.len() as u32 };
+            let receipt = Receipt {
+                id,
+                provider: s.key.account(),
+                model: req.model,
+                prompt_hash: hash_tokens(&[1, 2, 3]),
+                output_hash: hash_tokens(&[4, 5]),
+                params: req.params.clone(),
+                usage,
+                price: s.price,
+                cost: s.price.cost(usage.prompt_tokens.into(), usage.completion_tokens.into()),
+                timestamp_ms: 1,
+            }
+            .sign(&s.key);
+            out.push(event(&JobEvent::Done { finish_reason: FinishReason::Length, usage, receipt }));
+            out
+        }
+        Script::EofAfterOne => vec![delta("partial")],
+        Script::AbortAfterOne => vec![delta("partial"), Err(std::io::Error::other("connection lost"))],
+        Script::ErrorAfterOne => {
+            vec![delta("partial"), event(&JobEvent::Error { message: "engine crashed".into() })]
+        }
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header("x-agora-job-id", id.to_hex())
+        .body(Body::from_stream(futures::stream::iter(events)))
+        .unwrap()
+}
+
+/// A directory whose snapshot the test can replace; `None` = unreadable.
+#[derive(Clone, Default)]
+pub struct TestDirectory(pub Arc<Mutex<Option<Snapshot>>>);
+
+impl TestDirectory {
+    /// Replace the snapshot.
+    pub fn set(&self, snap: Option<Snapshot>) {
+        *self.0.lock().unwrap() = snap;
+    }
+}
+
+impl Directory for TestDirectory {
+    async fn snapshot(&self) -> Result<Snapshot, DirectoryError> {
+        self.0.lock().unwrap().clone().ok_or_else(|| DirectoryError("chain unreachable".into()))
+    }
+}
+
+/// A registry entry named `name`.
+pub fn model(name: &str) -> ModelEntry {
+    ModelEntry {
+        id: Hash32::digest(name.as_bytes()),
+        name: name.to_string(),
+        architecture: "llama".into(),
+        quantization: "Q4_1".into(),
+        size_bytes: 1234,
+        license: "Apache-2.0".into(),
+    }
+}
+
+/// A running gateway.
+pub struct Running {
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// The gateway itself.
+    pub gateway: Arc<Gateway<TestDirectory>>,
+    /// Its directory.
+    pub directory: TestDirectory,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Running {
+    /// POST JSON to `path`.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap()
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+}
+
+/// Start a gateway over `snapshot` (read once before serving when readable).
+pub async fn gateway_with(snapshot: Option<Snapshot>, config: GatewayConfig) -> Running {
+    let directory = TestDirectory::default();
+    directory.set(snapshot.clone());
+    let gateway = Gateway::new(directory.clone(), config);
+    if snapshot.is_some() {
+        gateway.refresh().await.unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = gateway.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Running { base, gateway, directory, http: reqwest::Client::new() }
+}
+
+/// Start a gateway with the default configuration.
+pub async fn gateway(snapshot: Snapshot) -> Running {
+    gateway_with(Some(snapshot), GatewayConfig::default()).await
+}
+
+/// The JSON `data:` payloads of an SSE body, `[DONE]` as the string `"[DONE]"`.
+pub fn sse_data(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> =
+                event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+            if data.is_empty() {
+                return None;
+            }
+            let data = data.join("\n");
+            Some(if data == "[DONE]" { Value::String(data) } else { serde_json::from_str(&data).unwrap() })
+        })
+        .collect()
+}
+
+/// Read a whole response body, failing instead of hanging.
+pub async fn text(resp: reqwest::Response) -> String {
+    tokio::time::timeout(Duration::from_secs(20), resp.text()).await.expect("response body never ended").unwrap()
+}
+
+/// Check the OpenAI error shape and return the `error` object.
+pub async fn openai_error(resp: reqwest::Response, status: u16) -> Value {
+    assert_eq!(resp.status().as_u16(), status);
+    assert!(
+        resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"),
+        "{:?}",
+        resp.headers()
+    );
+    let body: Value = serde_json::from_str(&text(resp).await).unwrap();
+    let err = body["error"].clone();
+    for key in ["message", "type", "param", "code"] {
+        assert!(err.get(key).is_some(), "missing {key} in {body}");
+    }
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+    err
+}
