@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
-use agora_types::rpc::{AccountInfo, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted, TxStatus};
-use agora_types::{codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind};
+use agora_types::rpc::{
+    AccountInfo, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted, TxStatus,
+};
+use agora_types::{
+    codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind,
+};
 use serde::de::DeserializeOwned;
 
 /// Why an RPC call failed.
@@ -55,7 +59,10 @@ impl ChainClient {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_default();
-        ChainClient { base: base_url.trim_end_matches('/').to_string(), http }
+        ChainClient {
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     /// The node's base URL.
@@ -63,8 +70,15 @@ impl ChainClient {
         &self.base
     }
 
-    async fn read<T: DeserializeOwned>(&self, url: String, resp: Result<reqwest::Response, reqwest::Error>) -> Result<T, ClientError> {
-        let transport = |source| ClientError::Transport { url: url.clone(), source };
+    async fn read<T: DeserializeOwned>(
+        &self,
+        url: String,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, ClientError> {
+        let transport = |source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        };
         let resp = resp.map_err(transport)?;
         let status = resp.status();
         if status.is_success() {
@@ -75,7 +89,11 @@ impl ChainClient {
             Ok(body) => (body.error.code, body.error.message),
             Err(_) => ("http".to_string(), text),
         };
-        Err(ClientError::Rejected { status: status.as_u16(), code, message })
+        Err(ClientError::Rejected {
+            status: status.as_u16(),
+            code,
+            message,
+        })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -116,31 +134,50 @@ impl ChainClient {
 
     /// Where a transaction stands, waiting up to `wait` for it to commit.
     pub async fn tx_status(&self, id: &Hash32, wait: Duration) -> Result<TxStatus, ClientError> {
-        self.get(&format!("/tx/{id}?wait_ms={}", wait.as_millis())).await
+        self.get(&format!("/tx/{id}?wait_ms={}", wait.as_millis()))
+            .await
     }
 
     /// Submit a signed transaction; returns its id once the mempool admits it.
     pub async fn submit(&self, tx: &agora_types::SignedTransaction) -> Result<Hash32, ClientError> {
         let url = format!("{}/tx", self.base);
-        let body = SubmitTx { tx: hex::encode(codec::encode(tx)) };
+        let body = SubmitTx {
+            tx: hex::encode(codec::encode(tx)),
+        };
         let resp = self.http.post(&url).json(&body).send().await;
         self.read::<Submitted>(url, resp).await.map(|s| s.id)
     }
 
     /// Sign `kind` with `key` at the account's next nonce, submit it, and wait
     /// until it is committed (or `timeout` passes).
-    pub async fn send_and_wait(&self, key: &Keypair, kind: TxKind, timeout: Duration) -> Result<u64, ClientError> {
+    pub async fn send_and_wait(
+        &self,
+        key: &Keypair,
+        kind: TxKind,
+        timeout: Duration,
+    ) -> Result<u64, ClientError> {
         let chain_id = self.head().await?.chain_id;
         let nonce = self.account(&key.account()).await?.next_nonce;
-        let tx = Transaction { chain_id, from: key.account(), nonce, kind }.sign(key);
+        let tx = Transaction {
+            chain_id,
+            from: key.account(),
+            nonce,
+            kind,
+        }
+        .sign(key);
         let id = self.submit(&tx).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.tx_status(&id, left.min(Duration::from_secs(10))).await? {
+            match self
+                .tx_status(&id, left.min(Duration::from_secs(10)))
+                .await?
+            {
                 TxStatus::Committed { height } => return Ok(height),
                 TxStatus::Rejected { error } => return Err(ClientError::TxRejected { id, error }),
-                TxStatus::Pending if left.is_zero() => return Err(ClientError::Timeout(id, timeout)),
+                TxStatus::Pending if left.is_zero() => {
+                    return Err(ClientError::Timeout(id, timeout))
+                }
                 TxStatus::Pending => {}
             }
         }

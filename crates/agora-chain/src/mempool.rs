@@ -20,7 +20,12 @@ pub struct Mempool {
 impl Mempool {
     /// An empty mempool on top of `state`.
     pub fn new(state: State, capacity: usize) -> Self {
-        Mempool { txs: VecDeque::new(), ids: HashSet::new(), pending: state, capacity }
+        Mempool {
+            txs: VecDeque::new(),
+            ids: HashSet::new(),
+            pending: state,
+            capacity,
+        }
     }
 
     /// Number of waiting transactions.
@@ -62,7 +67,11 @@ impl Mempool {
     /// After a block: forget what it settled (included or rejected) and
     /// re-check the rest against the new state, dropping what no longer applies.
     pub fn rebase(&mut self, state: &State, settled: &HashSet<Hash32>) {
-        let remaining: Vec<_> = self.txs.drain(..).filter(|t| !settled.contains(&t.id())).collect();
+        let remaining: Vec<_> = self
+            .txs
+            .drain(..)
+            .filter(|t| !settled.contains(&t.id()))
+            .collect();
         self.ids.clear();
         self.pending = state.clone();
         for tx in remaining {

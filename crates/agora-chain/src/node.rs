@@ -28,7 +28,11 @@ pub struct ChainConfig {
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        ChainConfig { block_interval: Duration::from_millis(500), max_block_txs: 5_000, mempool_capacity: 50_000 }
+        ChainConfig {
+            block_interval: Duration::from_millis(500),
+            max_block_txs: 5_000,
+            mempool_capacity: 50_000,
+        }
     }
 }
 
@@ -58,13 +62,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Node {
     /// Open the chain stored in `dir`, initialising it from `genesis` on first start.
-    pub fn open(dir: &Path, genesis: &Genesis, key: Keypair, config: ChainConfig) -> Result<Self, ChainError> {
-        std::fs::create_dir_all(dir).map_err(|e| ChainError::Store(format!("{}: {e}", dir.display())))?;
+    pub fn open(
+        dir: &Path,
+        genesis: &Genesis,
+        key: Keypair,
+        config: ChainConfig,
+    ) -> Result<Self, ChainError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ChainError::Store(format!("{}: {e}", dir.display())))?;
         let store = Store::open(&dir.join("chain.redb"))?;
         let state = match store.load()? {
             Some((stored, state)) => {
                 if stored != genesis.hash() {
-                    return Err(ChainError::GenesisMismatch { stored: stored.to_hex(), given: genesis.hash().to_hex() });
+                    return Err(ChainError::GenesisMismatch {
+                        stored: stored.to_hex(),
+                        given: genesis.hash().to_hex(),
+                    });
                 }
                 state
             }
@@ -107,7 +120,10 @@ impl Node {
 
     /// Next nonce for `account` counting the mempool.
     pub fn next_nonce(&self, account: &agora_types::AccountId) -> u64 {
-        lock(&self.inner.mempool).pending_state().account(account).nonce
+        lock(&self.inner.mempool)
+            .pending_state()
+            .account(account)
+            .nonce
     }
 
     /// Admit a transaction to the mempool.
@@ -127,7 +143,9 @@ impl Node {
         if lock(&self.inner.mempool).contains(id) {
             return Ok(Some(TxStatus::Pending));
         }
-        Ok(lock(&self.inner.rejected).get(id).map(|e| TxStatus::Rejected { error: e.clone() }))
+        Ok(lock(&self.inner.rejected)
+            .get(id)
+            .map(|e| TxStatus::Rejected { error: e.clone() }))
     }
 
     /// A committed block by height.
@@ -143,7 +161,11 @@ impl Node {
         let txs = lock(&self.inner.mempool).peek(self.inner.config.max_block_txs);
         let built = build_block(
             &parent,
-            BlockCandidate { proposer: self.inner.key.account(), timestamp_ms, txs },
+            BlockCandidate {
+                proposer: self.inner.key.account(),
+                timestamp_ms,
+                txs,
+            },
         );
         self.inner.store.commit_block(&built.block, &built.state)?;
 
@@ -167,7 +189,10 @@ impl Node {
     }
 
     /// Produce blocks every `block_interval` until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ChainError> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ChainError> {
         let mut ticker = tokio::time::interval(self.inner.config.block_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -188,5 +213,7 @@ impl Node {
 
 /// Wall-clock milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

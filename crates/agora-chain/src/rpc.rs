@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use agora_types::rpc::{AccountInfo, ChainStatus, Head, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted, TxStatus};
+use agora_types::rpc::{
+    AccountInfo, ChainStatus, Head, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted, TxStatus,
+};
 use agora_types::{codec, AccountId, Hash32, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -25,7 +27,12 @@ struct ApiError(StatusCode, &'static str, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = RpcErrorBody { error: RpcErrorDetail { code: self.1.into(), message: self.2 } };
+        let body = RpcErrorBody {
+            error: RpcErrorDetail {
+                code: self.1.into(),
+                message: self.2,
+            },
+        };
         (self.0, Json(body)).into_response()
     }
 }
@@ -73,12 +80,18 @@ impl Node {
     }
 }
 
-async fn submit(State(node): State<Node>, body: Result<Json<SubmitTx>, JsonRejection>) -> Result<Json<Submitted>, ApiError> {
+async fn submit(
+    State(node): State<Node>,
+    body: Result<Json<SubmitTx>, JsonRejection>,
+) -> Result<Json<Submitted>, ApiError> {
     let Json(body) = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+        }
         _ => bad_request("malformed", e.body_text()),
     })?;
-    let bytes = hex::decode(body.tx.trim()).map_err(|e| bad_request("malformed", format!("tx is not hex: {e}")))?;
+    let bytes = hex::decode(body.tx.trim())
+        .map_err(|e| bad_request("malformed", format!("tx is not hex: {e}")))?;
     let tx: SignedTransaction =
         codec::decode(&bytes).map_err(|e| ApiError::from(SubmitError::Malformed(e.to_string())))?;
     let id = node.submit(tx)?;
@@ -96,7 +109,9 @@ async fn tx_status(
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> Result<Json<TxStatus>, ApiError> {
-    let id: Hash32 = id.parse().map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))?;
+    let id: Hash32 = id
+        .parse()
+        .map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))?;
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     let mut heights = node.subscribe_height();
     let deadline = tokio::time::Instant::now() + wait;
@@ -142,10 +157,20 @@ async fn status(State(node): State<Node>) -> Json<ChainStatus> {
     })
 }
 
-async fn account(State(node): State<Node>, Path(id): Path<String>) -> Result<Json<AccountInfo>, ApiError> {
-    let id: AccountId = id.parse().map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
+async fn account(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<AccountInfo>, ApiError> {
+    let id: AccountId = id
+        .parse()
+        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
     let a = node.state().account(&id);
-    Ok(Json(AccountInfo { id, balance: a.balance, nonce: a.nonce, next_nonce: node.next_nonce(&id) }))
+    Ok(Json(AccountInfo {
+        id,
+        balance: a.balance,
+        nonce: a.nonce,
+        next_nonce: node.next_nonce(&id),
+    }))
 }
 
 async fn providers(State(node): State<Node>) -> Json<Vec<agora_types::ProviderInfo>> {
@@ -156,7 +181,14 @@ async fn models(State(node): State<Node>) -> Json<Vec<agora_types::ModelEntry>> 
     Json(node.state().models.values().cloned().collect())
 }
 
-async fn block(State(node): State<Node>, Path(height): Path<String>) -> Result<Json<agora_types::Block>, ApiError> {
-    let height: u64 = height.parse().map_err(|_| bad_request("malformed", format!("height {height:?} is not a number")))?;
-    node.block(height)?.map(Json).ok_or_else(|| not_found(format!("no block at height {height}")))
+async fn block(
+    State(node): State<Node>,
+    Path(height): Path<String>,
+) -> Result<Json<agora_types::Block>, ApiError> {
+    let height: u64 = height
+        .parse()
+        .map_err(|_| bad_request("malformed", format!("height {height:?} is not a number")))?;
+    node.block(height)?
+        .map(Json)
+        .ok_or_else(|| not_found(format!("no block at height {height}")))
 }

@@ -46,7 +46,9 @@ impl Store {
                 Ok(Some((g, s)))
             }
             (None, None) => Ok(None),
-            _ => Err(ChainError::Corrupt("genesis hash and state must be stored together".into())),
+            _ => Err(ChainError::Corrupt(
+                "genesis hash and state must be stored together".into(),
+            )),
         }
     }
 
@@ -83,8 +85,12 @@ impl Store {
     pub fn block(&self, height: Height) -> Result<Option<Block>, ChainError> {
         let r = self.db.begin_read()?;
         let blocks = r.open_table(BLOCKS)?;
-        let Some(bytes) = blocks.get(height)? else { return Ok(None) };
-        codec::decode(bytes.value()).map(Some).map_err(|e| ChainError::Corrupt(e.to_string()))
+        let Some(bytes) = blocks.get(height)? else {
+            return Ok(None);
+        };
+        codec::decode(bytes.value())
+            .map(Some)
+            .map_err(|e| ChainError::Corrupt(e.to_string()))
     }
 
     /// Height of the block that committed a transaction.

@@ -13,7 +13,13 @@ fn genesis(keys: &[&Keypair]) -> Genesis {
         chain_id: "node-test".into(),
         timestamp_ms: 0,
         params: Default::default(),
-        accounts: keys.iter().map(|k| GenesisAccount { id: k.account(), balance: 1_000 }).collect(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                id: k.account(),
+                balance: 1_000,
+            })
+            .collect(),
         models: vec![],
     }
 }
@@ -26,9 +32,23 @@ async fn serve(node: &Node) -> ChainClient {
     ChainClient::new(&url)
 }
 
-fn transfer(chain: &str, from: &Keypair, to: &Keypair, nonce: u64, amount: u64) -> agora_types::SignedTransaction {
-    Transaction { chain_id: chain.into(), from: from.account(), nonce, kind: TxKind::Transfer { to: to.account(), amount } }
-        .sign(from)
+fn transfer(
+    chain: &str,
+    from: &Keypair,
+    to: &Keypair,
+    nonce: u64,
+    amount: u64,
+) -> agora_types::SignedTransaction {
+    Transaction {
+        chain_id: chain.into(),
+        from: from.account(),
+        nonce,
+        kind: TxKind::Transfer {
+            to: to.account(),
+            amount,
+        },
+    }
+    .sign(from)
 }
 
 fn rejected_code(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
@@ -42,20 +62,47 @@ fn rejected_code(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) 
 async fn transactions_commit_and_bad_ones_get_precise_errors() {
     let (a, b) = (Keypair::generate(), Keypair::generate());
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(dir.path(), &genesis(&[&a, &b]), Keypair::generate(), ChainConfig::default()).unwrap();
+    let node = Node::open(
+        dir.path(),
+        &genesis(&[&a, &b]),
+        Keypair::generate(),
+        ChainConfig::default(),
+    )
+    .unwrap();
     let rpc = serve(&node).await;
 
     let tx = transfer("node-test", &a, &b, 0, 100);
     let id = rpc.submit(&tx).await.unwrap();
-    assert_eq!(rpc.tx_status(&id, Duration::ZERO).await.unwrap(), TxStatus::Pending);
+    assert_eq!(
+        rpc.tx_status(&id, Duration::ZERO).await.unwrap(),
+        TxStatus::Pending
+    );
     assert_eq!(rpc.account(&a.account()).await.unwrap().next_nonce, 1);
-    assert_eq!(rejected_code(rpc.submit(&tx).await), (409, "duplicate".into()));
-    assert_eq!(rejected_code(rpc.submit(&transfer("node-test", &a, &b, 0, 5)).await), (400, "bad_nonce".into()));
-    assert_eq!(rejected_code(rpc.submit(&transfer("node-test", &b, &a, 0, 5_000)).await), (400, "insufficient_balance".into()));
-    assert_eq!(rejected_code(rpc.submit(&transfer("other", &b, &a, 0, 5)).await), (400, "wrong_chain".into()));
+    assert_eq!(
+        rejected_code(rpc.submit(&tx).await),
+        (409, "duplicate".into())
+    );
+    assert_eq!(
+        rejected_code(rpc.submit(&transfer("node-test", &a, &b, 0, 5)).await),
+        (400, "bad_nonce".into())
+    );
+    assert_eq!(
+        rejected_code(rpc.submit(&transfer("node-test", &b, &a, 0, 5_000)).await),
+        (400, "insufficient_balance".into())
+    );
+    assert_eq!(
+        rejected_code(rpc.submit(&transfer("other", &b, &a, 0, 5)).await),
+        (400, "wrong_chain".into())
+    );
     let mut forged = transfer("node-test", &b, &a, 0, 5);
-    forged.tx.kind = TxKind::Transfer { to: b.account(), amount: 6 };
-    assert_eq!(rejected_code(rpc.submit(&forged).await), (400, "bad_signature".into()));
+    forged.tx.kind = TxKind::Transfer {
+        to: b.account(),
+        amount: 6,
+    };
+    assert_eq!(
+        rejected_code(rpc.submit(&forged).await),
+        (400, "bad_signature".into())
+    );
 
     // A waiter blocked on the transaction is woken by the block that commits it.
     let waiter = {
@@ -64,25 +111,45 @@ async fn transactions_commit_and_bad_ones_get_precise_errors() {
     };
     let block = node.produce_block(1).unwrap();
     assert_eq!(block.txs, vec![tx]);
-    assert_eq!(waiter.await.unwrap().unwrap(), TxStatus::Committed { height: 1 });
+    assert_eq!(
+        waiter.await.unwrap().unwrap(),
+        TxStatus::Committed { height: 1 }
+    );
     assert_eq!(rpc.account(&a.account()).await.unwrap().balance, 900);
     assert_eq!(rpc.account(&b.account()).await.unwrap().balance, 1_100);
     assert_eq!(rpc.block(1).await.unwrap(), block);
     assert_eq!(rejected_code(rpc.block(7).await), (404, "not_found".into()));
     assert_eq!(rpc.head().await.unwrap().height, 1);
     // Replaying the committed transaction is caught by the index; a new one with an old nonce by the ledger.
-    assert_eq!(rejected_code(rpc.submit(&transfer("node-test", &a, &b, 0, 100)).await), (409, "duplicate".into()));
-    assert_eq!(rejected_code(rpc.submit(&transfer("node-test", &a, &b, 0, 99)).await), (400, "bad_nonce".into()));
+    assert_eq!(
+        rejected_code(rpc.submit(&transfer("node-test", &a, &b, 0, 100)).await),
+        (409, "duplicate".into())
+    );
+    assert_eq!(
+        rejected_code(rpc.submit(&transfer("node-test", &a, &b, 0, 99)).await),
+        (400, "bad_nonce".into())
+    );
 }
 
 #[tokio::test]
 async fn malformed_and_oversized_bodies_are_refused() {
     let a = Keypair::generate();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(dir.path(), &genesis(&[&a]), Keypair::generate(), ChainConfig::default()).unwrap();
+    let node = Node::open(
+        dir.path(),
+        &genesis(&[&a]),
+        Keypair::generate(),
+        ChainConfig::default(),
+    )
+    .unwrap();
     let rpc = serve(&node).await;
     let http = reqwest::Client::new();
-    let post = |body: String| http.post(format!("{}/tx", rpc.url())).header("content-type", "application/json").body(body).send();
+    let post = |body: String| {
+        http.post(format!("{}/tx", rpc.url()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     let r = post(r#"{"tx":"zz"}"#.into()).await.unwrap();
     assert_eq!(r.status(), 400);
     let r = post(r#"{"tx":"00ff"}"#.into()).await.unwrap();
@@ -90,7 +157,9 @@ async fn malformed_and_oversized_bodies_are_refused() {
     assert!(r.text().await.unwrap().contains("malformed"));
     let r = post("{not json".into()).await.unwrap();
     assert_eq!(r.status(), 400);
-    let r = post(format!(r#"{{"tx":"{}"}}"#, "0".repeat(2 << 20))).await.unwrap();
+    let r = post(format!(r#"{{"tx":"{}"}}"#, "0".repeat(2 << 20)))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 }
 
@@ -98,14 +167,26 @@ async fn malformed_and_oversized_bodies_are_refused() {
 async fn full_mempool_pushes_back() {
     let (a, b) = (Keypair::generate(), Keypair::generate());
     let dir = tempfile::tempdir().unwrap();
-    let config = ChainConfig { mempool_capacity: 2, ..ChainConfig::default() };
+    let config = ChainConfig {
+        mempool_capacity: 2,
+        ..ChainConfig::default()
+    };
     let node = Node::open(dir.path(), &genesis(&[&a, &b]), Keypair::generate(), config).unwrap();
     let rpc = serve(&node).await;
-    rpc.submit(&transfer("node-test", &a, &b, 0, 1)).await.unwrap();
-    rpc.submit(&transfer("node-test", &a, &b, 1, 1)).await.unwrap();
-    assert_eq!(rejected_code(rpc.submit(&transfer("node-test", &a, &b, 2, 1)).await), (503, "mempool_full".into()));
+    rpc.submit(&transfer("node-test", &a, &b, 0, 1))
+        .await
+        .unwrap();
+    rpc.submit(&transfer("node-test", &a, &b, 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected_code(rpc.submit(&transfer("node-test", &a, &b, 2, 1)).await),
+        (503, "mempool_full".into())
+    );
     node.produce_block(1).unwrap();
-    rpc.submit(&transfer("node-test", &a, &b, 2, 1)).await.unwrap();
+    rpc.submit(&transfer("node-test", &a, &b, 2, 1))
+        .await
+        .unwrap();
 }
 
 #[test]
@@ -129,7 +210,12 @@ fn state_survives_reopen_and_other_genesis_is_refused() {
     let mut other = g.clone();
     other.chain_id = "another".into();
     assert!(matches!(
-        Node::open(dir.path(), &other, Keypair::generate(), ChainConfig::default()),
+        Node::open(
+            dir.path(),
+            &other,
+            Keypair::generate(),
+            ChainConfig::default()
+        ),
         Err(ChainError::GenesisMismatch { .. })
     ));
 }

@@ -86,5 +86,8 @@ pub trait InferenceEngine: Send + Sync + 'static {
 
     /// Queue a job. Events arrive on the returned channel; dropping the
     /// receiver cancels the job at the next token.
-    fn generate(&self, request: GenerateRequest) -> Result<mpsc::Receiver<EngineEvent>, EngineError>;
+    fn generate(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<mpsc::Receiver<EngineEvent>, EngineError>;
 }

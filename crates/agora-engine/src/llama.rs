@@ -79,7 +79,10 @@ fn backend() -> Result<&'static LlamaBackend, String> {
 impl LlamaEngine {
     /// Load `path` and start the worker thread.
     pub fn load(path: &Path, config: LlamaEngineConfig) -> Result<Self, EngineError> {
-        let load_error = |reason: String| EngineError::Load { path: path.display().to_string(), reason };
+        let load_error = |reason: String| EngineError::Load {
+            path: path.display().to_string(),
+            reason,
+        };
         if !path.is_file() {
             return Err(load_error("no such file".into()));
         }
@@ -88,7 +91,10 @@ impl LlamaEngine {
             .map_err(|e| load_error(e.to_string()))?;
         let model = Arc::new(model);
         let info = model_info(&model, path, config.context_length);
-        let template = model.chat_template(None).ok().or_else(|| LlamaChatTemplate::new("chatml").ok());
+        let template = model
+            .chat_template(None)
+            .ok()
+            .or_else(|| LlamaChatTemplate::new("chatml").ok());
 
         let (jobs, queue) = sync_channel(config.queue_capacity);
         let (ready_tx, ready_rx) = sync_channel(1);
@@ -101,14 +107,28 @@ impl LlamaEngine {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => return Err(load_error(reason)),
-            Err(_) => return Err(load_error("worker thread died while creating the context".into())),
+            Err(_) => {
+                return Err(load_error(
+                    "worker thread died while creating the context".into(),
+                ))
+            }
         }
-        Ok(LlamaEngine { info, model, template, config, jobs })
+        Ok(LlamaEngine {
+            info,
+            model,
+            template,
+            config,
+            jobs,
+        })
     }
 
     /// Render and tokenize a job's prompt.
     pub fn tokenize(&self, input: &JobInput) -> Result<Vec<i32>, EngineError> {
-        Ok(self.prompt_tokens(input)?.into_iter().map(|t| t.0).collect())
+        Ok(self
+            .prompt_tokens(input)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
     }
 
     /// Turn the input into prompt tokens, applying the chat template.
@@ -118,26 +138,36 @@ impl LlamaEngine {
             JobInput::Text { prompt } => vocab.tokenize(prompt.as_bytes(), true, false),
             JobInput::Chat { messages } => {
                 if messages.is_empty() {
-                    return Err(EngineError::InvalidRequest("messages must not be empty".into()));
+                    return Err(EngineError::InvalidRequest(
+                        "messages must not be empty".into(),
+                    ));
                 }
                 let mut chat = Vec::with_capacity(messages.len());
                 for m in messages {
                     if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
-                        let msg = format!("role {:?} is not supported (use system, user or assistant)", m.role);
+                        let msg = format!(
+                            "role {:?} is not supported (use system, user or assistant)",
+                            m.role
+                        );
                         return Err(EngineError::InvalidRequest(msg));
                     }
                     let message = LlamaChatMessage::new(m.role.clone(), m.content.clone())
-                        .map_err(|_| EngineError::InvalidRequest("message content contains a NUL byte".into()))?;
+                        .map_err(|_| {
+                            EngineError::InvalidRequest(
+                                "message content contains a NUL byte".into(),
+                            )
+                        })?;
                     chat.push(message);
                 }
-                let template = self
-                    .template
-                    .as_ref()
-                    .ok_or_else(|| EngineError::InvalidRequest("this model has no chat template".into()))?;
+                let template = self.template.as_ref().ok_or_else(|| {
+                    EngineError::InvalidRequest("this model has no chat template".into())
+                })?;
                 let text = self
                     .model
                     .apply_chat_template(template, &chat, true)
-                    .map_err(|e| EngineError::InvalidRequest(format!("cannot apply the chat template: {e}")))?;
+                    .map_err(|e| {
+                        EngineError::InvalidRequest(format!("cannot apply the chat template: {e}"))
+                    })?;
                 vocab.tokenize(text.as_bytes(), true, true)
             }
         };
@@ -146,7 +176,10 @@ impl LlamaEngine {
         }
         let window = self.config.context_length as usize;
         if tokens.len() >= window {
-            let msg = format!("the prompt has {} tokens but the context window is {window}", tokens.len());
+            let msg = format!(
+                "the prompt has {} tokens but the context window is {window}",
+                tokens.len()
+            );
             return Err(EngineError::InvalidRequest(msg));
         }
         Ok(tokens)
@@ -158,22 +191,35 @@ impl InferenceEngine for LlamaEngine {
         &self.info
     }
 
-    fn generate(&self, request: GenerateRequest) -> Result<mpsc::Receiver<EngineEvent>, EngineError> {
+    fn generate(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<mpsc::Receiver<EngineEvent>, EngineError> {
         let params = request.params;
         if params.max_tokens == 0 {
-            return Err(EngineError::InvalidRequest("max_tokens must be at least 1".into()));
+            return Err(EngineError::InvalidRequest(
+                "max_tokens must be at least 1".into(),
+            ));
         }
         if !(params.temperature.is_finite() && params.temperature >= 0.0) {
-            return Err(EngineError::InvalidRequest("temperature must be a finite number >= 0".into()));
+            return Err(EngineError::InvalidRequest(
+                "temperature must be a finite number >= 0".into(),
+            ));
         }
         if !(params.top_p > 0.0 && params.top_p <= 1.0) {
-            return Err(EngineError::InvalidRequest("top_p must be in (0, 1]".into()));
+            return Err(EngineError::InvalidRequest(
+                "top_p must be in (0, 1]".into(),
+            ));
         }
         let prompt = self.prompt_tokens(&request.input)?;
         // Room for every token event plus start and finish: the worker never waits on a slow client.
         let room = params.max_tokens.min(self.config.context_length) as usize + 3;
         let (events, rx) = mpsc::channel(room);
-        match self.jobs.try_send(Job { prompt, params, events }) {
+        match self.jobs.try_send(Job {
+            prompt,
+            params,
+            events,
+        }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(EngineError::Busy(self.config.queue_capacity)),
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
@@ -183,14 +229,24 @@ impl InferenceEngine for LlamaEngine {
 
 /// Facts from the GGUF metadata.
 fn model_info(model: &LlamaModel, path: &Path, context_length: u32) -> ModelInfo {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
-    let quantization = match model.meta_val_str("general.file_type").ok().and_then(|v| v.parse::<u32>().ok()) {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string();
+    let quantization = match model
+        .meta_val_str("general.file_type")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
         Some(t) => file_type_name(t),
         None => "unknown".into(),
     };
     ModelInfo {
         name: model.meta_val_str("general.name").unwrap_or(stem),
-        architecture: model.meta_val_str("general.architecture").unwrap_or_else(|_| "unknown".into()),
+        architecture: model
+            .meta_val_str("general.architecture")
+            .unwrap_or_else(|_| "unknown".into()),
         quantization,
         context_length: context_length.min(model.n_ctx_train().max(1)),
     }
@@ -254,7 +310,9 @@ fn worker(
         let started = Instant::now();
         let events = job.events.clone();
         match run_job(model, &mut ctx, &mut batch, job) {
-            Ok(Some(n)) => tracing::debug!(tokens = n, elapsed = ?started.elapsed(), "job finished"),
+            Ok(Some(n)) => {
+                tracing::debug!(tokens = n, elapsed = ?started.elapsed(), "job finished")
+            }
             Ok(None) => tracing::debug!("job cancelled by its client"),
             Err(message) => {
                 tracing::warn!(%message, "job failed");
@@ -272,9 +330,15 @@ fn run_job(
     batch: &mut LlamaBatch,
     job: Job,
 ) -> Result<Option<usize>, String> {
-    let Job { prompt, params, events } = job;
+    let Job {
+        prompt,
+        params,
+        events,
+    } = job;
     let send = |e: EngineEvent| events.blocking_send(e).is_ok();
-    if !send(EngineEvent::Started { prompt_tokens: prompt.iter().map(|t| t.0).collect() }) {
+    if !send(EngineEvent::Started {
+        prompt_tokens: prompt.iter().map(|t| t.0).collect(),
+    }) {
         return Ok(None);
     }
     ctx.clear_kv_cache();
@@ -285,10 +349,13 @@ fn run_job(
         batch.clear();
         for &token in piece {
             let last = pos + 1 == prompt.len();
-            batch.add(token, pos as i32, &[0], last).map_err(|e| e.to_string())?;
+            batch
+                .add(token, pos as i32, &[0], last)
+                .map_err(|e| e.to_string())?;
             pos += 1;
         }
-        ctx.decode(batch).map_err(|e| format!("prompt decode failed: {e}"))?;
+        ctx.decode(batch)
+            .map_err(|e| format!("prompt decode failed: {e}"))?;
     }
 
     let vocab = model.vocab();
@@ -302,7 +369,8 @@ fn run_job(
         }
         let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
         let position = u32::try_from(output.len()).unwrap_or(u32::MAX);
-        let token = sample(logits, &params, position, 0).ok_or("the model produced no finite logits")?;
+        let token =
+            sample(logits, &params, position, 0).ok_or("the model produced no finite logits")?;
         let token = LlamaToken(i32::try_from(token).map_err(|e| e.to_string())?);
         if vocab.is_eog(token) {
             break FinishReason::Stop;
@@ -320,9 +388,12 @@ fn run_job(
             break FinishReason::Length;
         }
         batch.clear();
-        batch.add(token, pos as i32, &[0], true).map_err(|e| e.to_string())?;
+        batch
+            .add(token, pos as i32, &[0], true)
+            .map_err(|e| e.to_string())?;
         pos += 1;
-        ctx.decode(batch).map_err(|e| format!("decode failed at position {pos}: {e}"))?;
+        ctx.decode(batch)
+            .map_err(|e| format!("decode failed at position {pos}: {e}"))?;
     };
     if !stopped_by_string {
         // Flush bytes of an unfinished character and text held back as a possible stop.
@@ -336,6 +407,9 @@ fn run_job(
         }
     }
     let generated = output.len();
-    send(EngineEvent::Finished { finish_reason, output_tokens: output });
+    send(EngineEvent::Finished {
+        finish_reason,
+        output_tokens: output,
+    });
     Ok(Some(generated))
 }

@@ -21,7 +21,12 @@ pub const GREEDY_BELOW: f32 = 1e-5;
 ///
 /// Ties in greedy decoding go to the lowest token id. Returns `None` only
 /// when no token has a finite logit.
-pub fn sample(logits: &[f32], params: &SamplingParams, position: u32, choice: u32) -> Option<usize> {
+pub fn sample(
+    logits: &[f32],
+    params: &SamplingParams,
+    position: u32,
+    choice: u32,
+) -> Option<usize> {
     if params.temperature <= GREEDY_BELOW {
         return argmax(logits);
     }
@@ -67,7 +72,13 @@ fn argmax(logits: &[f32]) -> Option<usize> {
 /// first), whose mass reaches `top_p`, returned in ascending id order.
 /// With `top_p >= 1` every finite logit is kept.
 fn nucleus(logits: &[f32], inv_t: f64, top_p: f32) -> Vec<usize> {
-    let finite = || logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, _)| i);
+    let finite = || {
+        logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, _)| i)
+    };
     if top_p >= 1.0 {
         return finite().collect();
     }
@@ -110,14 +121,23 @@ mod tests {
     use proptest::prelude::*;
 
     fn params(temperature: f32, top_p: f32, seed: u64) -> SamplingParams {
-        SamplingParams { max_tokens: 1, temperature, top_p, stop: vec![], seed }
+        SamplingParams {
+            max_tokens: 1,
+            temperature,
+            top_p,
+            stop: vec![],
+            seed,
+        }
     }
 
     #[test]
     fn greedy_takes_the_first_maximum() {
         let logits = [0.5, 2.0, -1.0, 2.0];
         assert_eq!(sample(&logits, &params(0.0, 1.0, 1), 0, 0), Some(1));
-        assert_eq!(sample(&[f32::NEG_INFINITY], &params(0.0, 1.0, 1), 0, 0), None);
+        assert_eq!(
+            sample(&[f32::NEG_INFINITY], &params(0.0, 1.0, 1), 0, 0),
+            None
+        );
     }
 
     #[test]
@@ -155,7 +175,9 @@ mod tests {
         let a: Vec<_> = (0..32).map(|pos| sample(&logits, &p, pos, 0)).collect();
         let b: Vec<_> = (0..32).map(|pos| sample(&logits, &p, pos, 1)).collect();
         assert_ne!(a, b);
-        let c: Vec<_> = (0..32).map(|pos| sample(&logits, &params(1.0, 1.0, 10), pos, 0)).collect();
+        let c: Vec<_> = (0..32)
+            .map(|pos| sample(&logits, &params(1.0, 1.0, 10), pos, 0))
+            .collect();
         assert_ne!(a, c);
     }
 

@@ -66,22 +66,35 @@ pub struct Released {
 impl StopMatcher {
     /// A matcher for `stops`; empty strings are ignored.
     pub fn new(stops: &[String]) -> Self {
-        StopMatcher { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), held: String::new() }
+        StopMatcher {
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            held: String::new(),
+        }
     }
 
     /// Add generated text; returns what can be released now.
     pub fn push(&mut self, text: &str) -> Released {
         self.held.push_str(text);
-        let first_stop = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min();
+        let first_stop = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min();
         if let Some(at) = first_stop {
             let text = self.held[..at].to_string();
             self.held.clear();
-            return Released { text, stopped: true };
+            return Released {
+                text,
+                stopped: true,
+            };
         }
         let keep = self.longest_partial_suffix();
         let text = self.held[..self.held.len() - keep].to_string();
         self.held.drain(..self.held.len() - keep);
-        Released { text, stopped: false }
+        Released {
+            text,
+            stopped: false,
+        }
     }
 
     /// Generation ended without a stop string: release what was held back.
@@ -96,7 +109,9 @@ impl StopMatcher {
             let max = (stop.len() - 1).min(self.held.len());
             for len in (best + 1..=max).rev() {
                 let start = self.held.len() - len;
-                if self.held.is_char_boundary(start) && stop.as_bytes().starts_with(&self.held.as_bytes()[start..]) {
+                if self.held.is_char_boundary(start)
+                    && stop.as_bytes().starts_with(&self.held.as_bytes()[start..])
+                {
                     best = len;
                     break;
                 }
@@ -127,9 +142,27 @@ mod tests {
     #[test]
     fn stop_string_split_across_pushes_is_cut() {
         let mut m = StopMatcher::new(&["\n\nUser:".into()]);
-        assert_eq!(m.push("Hello\n"), Released { text: "Hello".into(), stopped: false });
-        assert_eq!(m.push("\nUs"), Released { text: String::new(), stopped: false });
-        assert_eq!(m.push("er: hi"), Released { text: String::new(), stopped: true });
+        assert_eq!(
+            m.push("Hello\n"),
+            Released {
+                text: "Hello".into(),
+                stopped: false
+            }
+        );
+        assert_eq!(
+            m.push("\nUs"),
+            Released {
+                text: String::new(),
+                stopped: false
+            }
+        );
+        assert_eq!(
+            m.push("er: hi"),
+            Released {
+                text: String::new(),
+                stopped: true
+            }
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::sync::OnceLock;
 
-use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig};
+use agora_engine::{
+    EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
+};
 use agora_types::{ChatMessage, FinishReason, JobInput, SamplingParams};
 
 fn model_path() -> std::path::PathBuf {
@@ -17,7 +19,12 @@ fn model_path() -> std::path::PathBuf {
 }
 
 fn engine(threads: usize) -> LlamaEngine {
-    let config = LlamaEngineConfig { threads, context_length: 512, queue_capacity: 4, ..Default::default() };
+    let config = LlamaEngineConfig {
+        threads,
+        context_length: 512,
+        queue_capacity: 4,
+        ..Default::default()
+    };
     LlamaEngine::load(&model_path(), config).expect("model loads")
 }
 
@@ -28,11 +35,22 @@ fn shared() -> &'static LlamaEngine {
 }
 
 fn chat(text: &str) -> JobInput {
-    JobInput::Chat { messages: vec![ChatMessage { role: "user".into(), content: text.into() }] }
+    JobInput::Chat {
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: text.into(),
+        }],
+    }
 }
 
 fn params(max_tokens: u32, temperature: f32, seed: u64) -> SamplingParams {
-    SamplingParams { max_tokens, temperature, top_p: 0.95, stop: vec![], seed }
+    SamplingParams {
+        max_tokens,
+        temperature,
+        top_p: 0.95,
+        stop: vec![],
+        seed,
+    }
 }
 
 /// Everything a job produced.
@@ -45,7 +63,9 @@ struct Outcome {
 }
 
 fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome {
-    let mut rx = engine.generate(GenerateRequest { input, params }).expect("job accepted");
+    let mut rx = engine
+        .generate(GenerateRequest { input, params })
+        .expect("job accepted");
     let mut prompt_tokens = None;
     let mut text = String::new();
     while let Some(event) = rx.blocking_recv() {
@@ -55,8 +75,16 @@ fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome
                 assert!(prompt_tokens.is_some(), "text before Started");
                 text.push_str(&t);
             }
-            EngineEvent::Finished { finish_reason, output_tokens } => {
-                return Outcome { prompt_tokens: prompt_tokens.unwrap(), text, finish_reason, output_tokens }
+            EngineEvent::Finished {
+                finish_reason,
+                output_tokens,
+            } => {
+                return Outcome {
+                    prompt_tokens: prompt_tokens.unwrap(),
+                    text,
+                    finish_reason,
+                    output_tokens,
+                }
             }
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
         }
@@ -75,9 +103,15 @@ fn reports_model_metadata() {
 
 #[test]
 fn chat_uses_the_models_template_and_answers() {
-    let out = run(shared(), chat("What is the capital of France?"), params(24, 0.0, 0));
+    let out = run(
+        shared(),
+        chat("What is the capital of France?"),
+        params(24, 0.0, 0),
+    );
     // ChatML from the GGUF metadata: the prompt ends by opening the assistant turn.
-    let rendered = shared().tokenize(&chat("What is the capital of France?")).unwrap();
+    let rendered = shared()
+        .tokenize(&chat("What is the capital of France?"))
+        .unwrap();
     assert_eq!(out.prompt_tokens, rendered);
     assert!(out.prompt_tokens.len() > 8);
     assert!(out.text.contains("Paris"), "{:?}", out.text);
@@ -86,7 +120,13 @@ fn chat_uses_the_models_template_and_answers() {
 
 #[test]
 fn max_tokens_is_honoured() {
-    let out = run(shared(), JobInput::Text { prompt: "Once upon a time".into() }, params(5, 0.0, 0));
+    let out = run(
+        shared(),
+        JobInput::Text {
+            prompt: "Once upon a time".into(),
+        },
+        params(5, 0.0, 0),
+    );
     assert_eq!(out.output_tokens.len(), 5);
     assert_eq!(out.finish_reason, FinishReason::Length);
 }
@@ -97,8 +137,13 @@ fn same_seed_same_tokens_other_seed_other_tokens() {
     let a = run(shared(), input.clone(), params(32, 0.9, 1234));
     let b = run(shared(), input.clone(), params(32, 0.9, 1234));
     assert_eq!(a, b);
-    let others: Vec<Outcome> = (1..4).map(|s| run(shared(), input.clone(), params(32, 0.9, 1234 + s))).collect();
-    assert!(others.iter().any(|o| o.output_tokens != a.output_tokens), "three other seeds all matched");
+    let others: Vec<Outcome> = (1..4)
+        .map(|s| run(shared(), input.clone(), params(32, 0.9, 1234 + s)))
+        .collect();
+    assert!(
+        others.iter().any(|o| o.output_tokens != a.output_tokens),
+        "three other seeds all matched"
+    );
 }
 
 #[test]
@@ -113,7 +158,9 @@ fn sampling_does_not_depend_on_the_thread_count() {
 
 #[test]
 fn stop_strings_cut_the_text() {
-    let input = JobInput::Text { prompt: "1, 2, 3, 4,".into() };
+    let input = JobInput::Text {
+        prompt: "1, 2, 3, 4,".into(),
+    };
     let free = run(shared(), input.clone(), params(16, 0.0, 0));
     let cut_at = free.text.find('7').expect("greedy counting reaches 7");
     let mut p = params(16, 0.0, 0);
@@ -127,25 +174,46 @@ fn stop_strings_cut_the_text() {
 #[test]
 fn bad_requests_are_refused_before_queueing() {
     let e = shared();
-    let refuse = |input: JobInput, p: SamplingParams| match e.generate(GenerateRequest { input, params: p }) {
+    let refuse = |input: JobInput, p: SamplingParams| match e
+        .generate(GenerateRequest { input, params: p })
+    {
         Err(EngineError::InvalidRequest(m)) => m,
         Err(other) => panic!("expected InvalidRequest, got {other}"),
         Ok(_) => panic!("expected InvalidRequest, got a job"),
     };
     assert!(refuse(chat("hi"), params(0, 0.0, 0)).contains("max_tokens"));
-    assert!(refuse(chat("hi"), SamplingParams { top_p: 0.0, ..params(4, 1.0, 0) }).contains("top_p"));
+    assert!(refuse(
+        chat("hi"),
+        SamplingParams {
+            top_p: 0.0,
+            ..params(4, 1.0, 0)
+        }
+    )
+    .contains("top_p"));
     assert!(refuse(chat("hi"), params(4, f32::NAN, 0)).contains("temperature"));
-    let tool = JobInput::Chat { messages: vec![ChatMessage { role: "tool".into(), content: "x".into() }] };
+    let tool = JobInput::Chat {
+        messages: vec![ChatMessage {
+            role: "tool".into(),
+            content: "x".into(),
+        }],
+    };
     assert!(refuse(tool, params(4, 0.0, 0)).contains("role"));
     assert!(refuse(JobInput::Chat { messages: vec![] }, params(4, 0.0, 0)).contains("empty"));
-    let long = JobInput::Text { prompt: "word ".repeat(2000) };
+    let long = JobInput::Text {
+        prompt: "word ".repeat(2000),
+    };
     assert!(refuse(long, params(4, 0.0, 0)).contains("context window"));
 }
 
 #[test]
 fn dropping_the_receiver_cancels_and_the_engine_keeps_serving() {
     let e = engine(2);
-    let rx = e.generate(GenerateRequest { input: chat("Write a long essay."), params: params(400, 0.0, 0) }).unwrap();
+    let rx = e
+        .generate(GenerateRequest {
+            input: chat("Write a long essay."),
+            params: params(400, 0.0, 0),
+        })
+        .unwrap();
     drop(rx);
     let out = run(&e, chat("Say hi"), params(4, 0.0, 0));
     assert!(!out.output_tokens.is_empty());
@@ -153,6 +221,9 @@ fn dropping_the_receiver_cancels_and_the_engine_keeps_serving() {
 
 #[test]
 fn a_missing_file_is_a_load_error() {
-    let err = LlamaEngine::load(std::path::Path::new("/nonexistent/model.gguf"), LlamaEngineConfig::default());
+    let err = LlamaEngine::load(
+        std::path::Path::new("/nonexistent/model.gguf"),
+        LlamaEngineConfig::default(),
+    );
     assert!(matches!(err, Err(EngineError::Load { .. })));
 }

@@ -16,12 +16,20 @@ pub struct Snapshot {
 impl Snapshot {
     /// The registry entry a request names, by API name or by model id (hex).
     pub fn model(&self, name: &str) -> Option<&ModelEntry> {
-        self.models.iter().find(|m| m.name == name).or_else(|| self.models.iter().find(|m| m.id.to_hex() == name))
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .or_else(|| self.models.iter().find(|m| m.id.to_hex() == name))
     }
 
     /// Providers that serve `model`.
-    pub fn providers_of<'a>(&'a self, model: &'a ModelEntry) -> impl Iterator<Item = &'a ProviderInfo> + 'a {
-        self.providers.iter().filter(move |p| p.models.contains(&model.id))
+    pub fn providers_of<'a>(
+        &'a self,
+        model: &'a ModelEntry,
+    ) -> impl Iterator<Item = &'a ProviderInfo> + 'a {
+        self.providers
+            .iter()
+            .filter(move |p| p.models.contains(&model.id))
     }
 }
 

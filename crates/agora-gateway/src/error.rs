@@ -24,20 +24,42 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, code, param: None, message: message.into(), retry_after: None }
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            kind,
+            code,
+            param: None,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// 400: the request is unusable; `param` names the field.
     pub fn invalid(param: &str, message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_value", message);
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_value",
+            message,
+        );
         e.param = Some(param.to_string());
         e
     }
 
     /// 400: the body is not JSON.
     pub fn malformed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_json",
+            message,
+        )
     }
 
     /// 404: no such model.
@@ -54,35 +76,65 @@ impl ApiError {
 
     /// 404: no such route.
     pub fn unknown_route(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "unknown_url", format!("Unknown request URL: {path}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_url",
+            format!("Unknown request URL: {path}"),
+        )
     }
 
     /// 405: the route exists with another method.
     pub fn wrong_method() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed", "Method not allowed")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            "Method not allowed",
+        )
     }
 
     /// 413: the body is over the limit.
     pub fn too_large(limit: usize) -> Self {
         let msg = format!("Request body is larger than the limit of {limit} bytes");
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large", msg)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            msg,
+        )
     }
 
     /// 503: nobody can serve the request right now.
     pub fn no_provider(message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "no_provider", message);
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "no_provider",
+            message,
+        );
         e.retry_after = Some(1);
         e
     }
 
     /// 502: a provider accepted the job but failed it.
     pub fn provider_failed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "server_error", "provider_failed", message)
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "provider_failed",
+            message,
+        )
     }
 
     /// 503: the directory (chain) cannot be read.
     pub fn directory(message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "directory_unavailable", message);
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "directory_unavailable",
+            message,
+        );
         e.retry_after = Some(1);
         e
     }
@@ -97,7 +149,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
-            response.headers_mut().insert("retry-after", HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
         }
         response
     }

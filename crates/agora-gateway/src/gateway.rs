@@ -127,13 +127,19 @@ impl<D: Directory> Gateway<D> {
             tick.tick().await;
             let outcome = self.refresh().await;
             if let Some(snap) = self.snapshot() {
-                if snap.model(name).is_some_and(|m| snap.providers_of(m).next().is_some()) {
+                if snap
+                    .model(name)
+                    .is_some_and(|m| snap.providers_of(m).next().is_some())
+                {
                     return Ok(());
                 }
             }
             if started.elapsed() >= timeout {
                 outcome?;
-                return Err(GatewayError::ModelNotServed { model: name.to_string(), waited: started.elapsed() });
+                return Err(GatewayError::ModelNotServed {
+                    model: name.to_string(),
+                    waited: started.elapsed(),
+                });
             }
         }
     }
@@ -153,9 +159,13 @@ impl<D: Directory> Gateway<D> {
     }
 
     /// The registry entry and providers for the model a request names.
-    pub(crate) async fn resolve(&self, model: &str) -> Result<(ModelEntry, Vec<ProviderInfo>), ApiError> {
+    pub(crate) async fn resolve(
+        &self,
+        model: &str,
+    ) -> Result<(ModelEntry, Vec<ProviderInfo>), ApiError> {
         let lookup = |snap: &Snapshot| {
-            snap.model(model).map(|m| (m.clone(), snap.providers_of(m).cloned().collect::<Vec<_>>()))
+            snap.model(model)
+                .map(|m| (m.clone(), snap.providers_of(m).cloned().collect::<Vec<_>>()))
         };
         let cached = self.snapshot().as_ref().and_then(lookup);
         let found = match cached {
@@ -164,7 +174,9 @@ impl<D: Directory> Gateway<D> {
                 // Unknown or unserved in the cache: the chain may have moved on.
                 if let Err(e) = self.refresh_if_stale().await {
                     if self.snapshot().is_none() {
-                        return Err(ApiError::directory(format!("the network directory cannot be read: {e}")));
+                        return Err(ApiError::directory(format!(
+                            "the network directory cannot be read: {e}"
+                        )));
                     }
                 }
                 self.snapshot().as_ref().and_then(lookup)
@@ -172,9 +184,9 @@ impl<D: Directory> Gateway<D> {
         };
         match found {
             None => Err(ApiError::unknown_model(model)),
-            Some((_, providers)) if providers.is_empty() => {
-                Err(ApiError::no_provider(format!("No provider is serving `{model}` right now")))
-            }
+            Some((_, providers)) if providers.is_empty() => Err(ApiError::no_provider(format!(
+                "No provider is serving `{model}` right now"
+            ))),
             Some(found) => Ok(found),
         }
     }

@@ -38,7 +38,10 @@ pub async fn health<D: Directory>(State(gw): Gw<D>) -> Json<Value> {
 
 fn model_object(snap: &crate::Snapshot, m: &agora_types::ModelEntry) -> Value {
     let providers: Vec<&ProviderInfo> = snap.providers_of(m).collect();
-    let cheapest = providers.iter().map(|p| p.price).min_by_key(|p| p.input_per_1k.saturating_add(p.output_per_1k));
+    let cheapest = providers
+        .iter()
+        .map(|p| p.price)
+        .min_by_key(|p| p.input_per_1k.saturating_add(p.output_per_1k));
     json!({
         "id": m.name, "object": "model", "created": 0, "owned_by": "agora",
         "agora": {
@@ -53,8 +56,11 @@ async fn current<D: Directory>(gw: &Gateway<D>) -> Result<crate::Snapshot, ApiEr
     if let Some(s) = gw.snapshot() {
         return Ok(s);
     }
-    gw.refresh().await.map_err(|e| ApiError::directory(format!("the network directory cannot be read: {e}")))?;
-    gw.snapshot().ok_or_else(|| ApiError::directory("the network directory is empty"))
+    gw.refresh()
+        .await
+        .map_err(|e| ApiError::directory(format!("the network directory cannot be read: {e}")))?;
+    gw.snapshot()
+        .ok_or_else(|| ApiError::directory("the network directory is empty"))
 }
 
 /// `GET /v1/models`: models with at least one provider.
@@ -96,24 +102,36 @@ pub async fn wrong_method() -> Response {
 
 /// `POST /v1/chat/completions`.
 pub async fn chat<D: Directory>(State(gw): Gw<D>, headers: HeaderMap, body: Body) -> Response {
-    complete(gw, Endpoint::Chat, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    complete(gw, Endpoint::Chat, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /v1/completions`.
-pub async fn completions<D: Directory>(State(gw): Gw<D>, headers: HeaderMap, body: Body) -> Response {
-    complete(gw, Endpoint::Completions, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn completions<D: Directory>(
+    State(gw): Gw<D>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    complete(gw, Endpoint::Completions, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Read the body, refusing anything over `limit` bytes with a 413.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::malformed(format!("cannot read the request body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::malformed(format!("cannot read the request body: {e}")))?;
         if out.len() + chunk.len() > limit {
             return Err(ApiError::too_large(limit));
         }
@@ -136,9 +154,16 @@ async fn complete<D: Directory>(
         req.routing.plan(candidates, &health)
     };
     if plan.is_empty() {
-        return Err(ApiError::no_provider(format!("No provider of `{}` matches your provider preferences", req.model)));
+        return Err(ApiError::no_provider(format!(
+            "No provider of `{}` matches your provider preferences",
+            req.model
+        )));
     }
-    let job = JobRequest { model: entry.id, input: req.input.clone(), params: req.params.clone() };
+    let job = JobRequest {
+        model: entry.id,
+        input: req.input.clone(),
+        params: req.params.clone(),
+    };
     if req.stream {
         stream(gw, endpoint, req, job, plan).await
     } else {
@@ -159,7 +184,10 @@ async fn start_first<D: Directory>(
             Err(StartError::Refused(e)) => return Err(e),
             Err(StartError::Unavailable(why)) => {
                 tracing::warn!(provider = %provider.id, %why, "provider unavailable, trying the next");
-                gw.health.lock().unwrap_or_else(|e| e.into_inner()).failed(&provider.id);
+                gw.health
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .failed(&provider.id);
                 tried.push(why);
             }
         }
@@ -170,7 +198,9 @@ async fn start_first<D: Directory>(
 fn exhausted(model: &str, tried: &[String], broke: bool) -> ApiError {
     let detail = tried.join("; ");
     if broke {
-        ApiError::provider_failed(format!("Every provider of `{model}` failed the job: {detail}"))
+        ApiError::provider_failed(format!(
+            "Every provider of `{model}` failed the job: {detail}"
+        ))
     } else {
         ApiError::no_provider(format!("No provider of `{model}` is reachable: {detail}"))
     }
@@ -183,12 +213,24 @@ struct Timing {
 }
 
 impl Timing {
-    fn record<D: Directory>(&self, gw: &Gateway<D>, provider: &ProviderInfo, completion_tokens: u32) {
+    fn record<D: Directory>(
+        &self,
+        gw: &Gateway<D>,
+        provider: &ProviderInfo,
+        completion_tokens: u32,
+    ) {
         let now = Instant::now();
         let first = self.first.unwrap_or(now);
         let decode = now.saturating_duration_since(first).as_secs_f64();
-        let tps = if decode > 0.0 { f64::from(completion_tokens.saturating_sub(1)) / decode } else { 0.0 };
-        gw.health.lock().unwrap_or_else(|e| e.into_inner()).succeeded(&provider.id, first - self.start, tps);
+        let tps = if decode > 0.0 {
+            f64::from(completion_tokens.saturating_sub(1)) / decode
+        } else {
+            0.0
+        };
+        gw.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .succeeded(&provider.id, first - self.start, tps);
     }
 }
 
@@ -217,7 +259,10 @@ async fn collect<D: Directory>(
     let mut tried = Vec::new();
     let mut broke = false;
     while let Some((provider, mut events)) = start_first(&gw, &job, &mut plan, &mut tried).await? {
-        let mut timing = Timing { start: Instant::now(), first: None };
+        let mut timing = Timing {
+            start: Instant::now(),
+            first: None,
+        };
         let mut text = String::new();
         let failure = loop {
             match events.next().await {
@@ -225,21 +270,38 @@ async fn collect<D: Directory>(
                     timing.first.get_or_insert_with(Instant::now);
                     text.push_str(&t);
                 }
-                Ok(JobEvent::Done { finish_reason, usage, receipt }) => {
+                Ok(JobEvent::Done {
+                    finish_reason,
+                    usage,
+                    receipt,
+                }) => {
                     if let Err(why) = check_receipt(&receipt, &provider, &events.job_id) {
                         break why;
                     }
                     timing.record(&gw, &provider, usage.completion_tokens);
                     let meta = ResponseMeta::new(endpoint, &events.job_id, &req.model);
-                    let body = meta.complete(text, finish_reason, openai::usage_json(usage, receipt.receipt.cost));
-                    return Ok(with_headers(Json(body).into_response(), &events.job_id, &provider));
+                    let body = meta.complete(
+                        text,
+                        finish_reason,
+                        openai::usage_json(usage, receipt.receipt.cost),
+                    );
+                    return Ok(with_headers(
+                        Json(body).into_response(),
+                        &events.job_id,
+                        &provider,
+                    ));
                 }
-                Ok(JobEvent::Error { message }) => break format!("{}: {message}", provider.endpoint),
+                Ok(JobEvent::Error { message }) => {
+                    break format!("{}: {message}", provider.endpoint)
+                }
                 Err(why) => break format!("{}: {why}", provider.endpoint),
             }
         };
         tracing::warn!(provider = %provider.id, %failure, "provider failed a job");
-        gw.health.lock().unwrap_or_else(|e| e.into_inner()).failed(&provider.id);
+        gw.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed(&provider.id);
         tried.push(failure);
         broke = true;
     }
@@ -247,12 +309,22 @@ async fn collect<D: Directory>(
 }
 
 /// A receipt must be signed by the provider we called and name the job it streamed.
-fn check_receipt(receipt: &SignedReceipt, provider: &ProviderInfo, job_id: &str) -> Result<(), String> {
+fn check_receipt(
+    receipt: &SignedReceipt,
+    provider: &ProviderInfo,
+    job_id: &str,
+) -> Result<(), String> {
     if receipt.receipt.provider != provider.id || receipt.verify().is_err() {
-        return Err(format!("{}: the receipt is not signed by the provider", provider.endpoint));
+        return Err(format!(
+            "{}: the receipt is not signed by the provider",
+            provider.endpoint
+        ));
     }
     if receipt.receipt.id.to_hex() != job_id {
-        return Err(format!("{}: the receipt names another job", provider.endpoint));
+        return Err(format!(
+            "{}: the receipt names another job",
+            provider.endpoint
+        ));
     }
     Ok(())
 }
@@ -278,8 +350,19 @@ async fn stream<D: Directory>(
     let meta = ResponseMeta::new(endpoint, &events.job_id, &req.model);
     let job_id = events.job_id.clone();
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(pump(gw, meta, req.include_usage, provider.clone(), events, tx));
-    Ok(with_headers(Sse::new(ReceiverStream::new(rx)).into_response(), &job_id, &provider))
+    tokio::spawn(pump(
+        gw,
+        meta,
+        req.include_usage,
+        provider.clone(),
+        events,
+        tx,
+    ));
+    Ok(with_headers(
+        Sse::new(ReceiverStream::new(rx)).into_response(),
+        &job_id,
+        &provider,
+    ))
 }
 
 /// Forward provider events to the client as OpenAI chunks until the job ends
@@ -292,27 +375,49 @@ async fn pump<D: Directory>(
     mut events: JobStream,
     tx: mpsc::Sender<Result<Event, Infallible>>,
 ) {
-    let mut timing = Timing { start: Instant::now(), first: None };
-    if meta.endpoint == Endpoint::Chat && tx.send(data(&meta.chunk(Some(""), true, None))).await.is_err() {
+    let mut timing = Timing {
+        start: Instant::now(),
+        first: None,
+    };
+    if meta.endpoint == Endpoint::Chat
+        && tx
+            .send(data(&meta.chunk(Some(""), true, None)))
+            .await
+            .is_err()
+    {
         return;
     }
     let failure = loop {
         match events.next().await {
             Ok(JobEvent::Delta { text }) => {
                 timing.first.get_or_insert_with(Instant::now);
-                if tx.send(data(&meta.chunk(Some(&text), false, None))).await.is_err() {
+                if tx
+                    .send(data(&meta.chunk(Some(&text), false, None)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
-            Ok(JobEvent::Done { finish_reason, usage, receipt }) => {
+            Ok(JobEvent::Done {
+                finish_reason,
+                usage,
+                receipt,
+            }) => {
                 if let Err(why) = check_receipt(&receipt, &provider, &events.job_id) {
                     break why;
                 }
                 timing.record(&gw, &provider, usage.completion_tokens);
                 let text = (meta.endpoint == Endpoint::Completions).then_some("");
-                let _ = tx.send(data(&meta.chunk(text, false, Some(finish_reason)))).await;
+                let _ = tx
+                    .send(data(&meta.chunk(text, false, Some(finish_reason))))
+                    .await;
                 if include_usage {
-                    let _ = tx.send(data(&meta.usage_chunk(openai::usage_json(usage, receipt.receipt.cost)))).await;
+                    let _ = tx
+                        .send(data(
+                            &meta.usage_chunk(openai::usage_json(usage, receipt.receipt.cost)),
+                        ))
+                        .await;
                 }
                 let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
                 return;
@@ -322,7 +427,10 @@ async fn pump<D: Directory>(
         }
     };
     tracing::warn!(provider = %provider.id, %failure, "provider failed a streaming job");
-    gw.health.lock().unwrap_or_else(|e| e.into_inner()).failed(&provider.id);
+    gw.health
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .failed(&provider.id);
     let error = ApiError::provider_failed(format!("The provider failed mid-stream: {failure}"));
     let _ = tx.send(data(&error.body())).await;
 }

@@ -40,19 +40,27 @@ pub struct CompletionRequest {
 
 /// Parse a request body for `endpoint`.
 pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("We could not parse the JSON body: {e}")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed(format!("We could not parse the JSON body: {e}")))?;
     let Value::Object(obj) = value else {
-        return Err(ApiError::malformed("The request body must be a JSON object"));
+        return Err(ApiError::malformed(
+            "The request body must be a JSON object",
+        ));
     };
     let model = match obj.get("model") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => return Err(ApiError::invalid("model", "`model` is required")),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(ApiError::invalid("model", "`model` is required"))
+        }
         Some(_) => return Err(ApiError::invalid("model", "`model` must be a string")),
     };
     let input = match endpoint {
-        Endpoint::Chat => JobInput::Chat { messages: messages(&obj)? },
-        Endpoint::Completions => JobInput::Text { prompt: prompt(&obj)? },
+        Endpoint::Chat => JobInput::Chat {
+            messages: messages(&obj)?,
+        },
+        Endpoint::Completions => JobInput::Text {
+            prompt: prompt(&obj)?,
+        },
     };
     unsupported(&obj)?;
     let (max_key, max_value) = match uint(&obj, "max_completion_tokens")? {
@@ -60,17 +68,28 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
         None => ("max_tokens", uint(&obj, "max_tokens")?),
     };
     let max_tokens = match max_value {
-        Some(0) => return Err(ApiError::invalid(max_key, format!("`{max_key}` must be at least 1"))),
+        Some(0) => {
+            return Err(ApiError::invalid(
+                max_key,
+                format!("`{max_key}` must be at least 1"),
+            ))
+        }
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
         None => DEFAULT_MAX_TOKENS,
     };
     let temperature = number(&obj, "temperature")?.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::invalid("temperature", "`temperature` must be between 0 and 2"));
+        return Err(ApiError::invalid(
+            "temperature",
+            "`temperature` must be between 0 and 2",
+        ));
     }
     let top_p = number(&obj, "top_p")?.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(ApiError::invalid("top_p", "`top_p` must be greater than 0 and at most 1"));
+        return Err(ApiError::invalid(
+            "top_p",
+            "`top_p` must be greater than 0 and at most 1",
+        ));
     }
     let seed = match obj.get("seed") {
         None | Some(Value::Null) => None,
@@ -83,8 +102,15 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
     let stream = boolean(&obj, "stream")?.unwrap_or(false);
     let include_usage = match obj.get("stream_options") {
         None | Some(Value::Null) => false,
-        Some(Value::Object(o)) => boolean(o, "include_usage").map_err(|e| rename(e, "stream_options.include_usage"))?.unwrap_or(false),
-        Some(_) => return Err(ApiError::invalid("stream_options", "`stream_options` must be an object")),
+        Some(Value::Object(o)) => boolean(o, "include_usage")
+            .map_err(|e| rename(e, "stream_options.include_usage"))?
+            .unwrap_or(false),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "stream_options",
+                "`stream_options` must be an object",
+            ))
+        }
     };
     let routing = match obj.get("provider") {
         None | Some(Value::Null) => Routing::default(),
@@ -97,7 +123,15 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
         stop: stops(&obj)?,
         seed: seed.unwrap_or_else(rand::random),
     };
-    Ok(CompletionRequest { model, input, params, seeded: seed.is_some(), stream, include_usage, routing })
+    Ok(CompletionRequest {
+        model,
+        input,
+        params,
+        seeded: seed.is_some(),
+        stream,
+        include_usage,
+        routing,
+    })
 }
 
 fn rename(mut e: ApiError, param: &str) -> ApiError {
@@ -113,14 +147,29 @@ fn unsupported(obj: &Map<String, Value>) -> Result<(), ApiError> {
     }
     for penalty in ["presence_penalty", "frequency_penalty"] {
         if number(obj, penalty)?.is_some_and(|p| p != 0.0) {
-            return Err(ApiError::invalid(penalty, format!("`{penalty}` is not supported yet; send 0 or omit it")));
+            return Err(ApiError::invalid(
+                penalty,
+                format!("`{penalty}` is not supported yet; send 0 or omit it"),
+            ));
         }
     }
-    if boolean(obj, "logprobs")? == Some(true) || obj.get("top_logprobs").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::invalid("logprobs", "`logprobs` is not supported yet"));
+    if boolean(obj, "logprobs")? == Some(true)
+        || obj.get("top_logprobs").is_some_and(|v| !v.is_null())
+    {
+        return Err(ApiError::invalid(
+            "logprobs",
+            "`logprobs` is not supported yet",
+        ));
     }
-    if obj.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::invalid("tools", "Tool calling is not supported yet"));
+    if obj
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty())
+    {
+        return Err(ApiError::invalid(
+            "tools",
+            "Tool calling is not supported yet",
+        ));
     }
     Ok(())
 }
@@ -133,22 +182,42 @@ fn messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> {
         return Err(ApiError::invalid("messages", "`messages` must be an array"));
     };
     if list.is_empty() {
-        return Err(ApiError::invalid("messages", "`messages` must contain at least one message"));
+        return Err(ApiError::invalid(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
     }
-    list.iter().enumerate().map(|(i, m)| message(i, m)).collect()
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| message(i, m))
+        .collect()
 }
 
 fn message(i: usize, m: &Value) -> Result<ChatMessage, ApiError> {
     let at = |field: &str| format!("messages[{i}].{field}");
     let role = match m.get("role") {
-        Some(Value::String(r)) if ["system", "developer", "user", "assistant"].contains(&r.as_str()) => {
+        Some(Value::String(r))
+            if ["system", "developer", "user", "assistant"].contains(&r.as_str()) =>
+        {
             // `developer` is the newer name for `system`.
-            if r == "developer" { "system".to_string() } else { r.clone() }
+            if r == "developer" {
+                "system".to_string()
+            } else {
+                r.clone()
+            }
         }
         Some(Value::String(r)) => {
-            return Err(ApiError::invalid(&at("role"), format!("Role `{r}` is not supported (system, user, assistant)")))
+            return Err(ApiError::invalid(
+                &at("role"),
+                format!("Role `{r}` is not supported (system, user, assistant)"),
+            ))
         }
-        _ => return Err(ApiError::invalid(&at("role"), "Each message needs a string `role`")),
+        _ => {
+            return Err(ApiError::invalid(
+                &at("role"),
+                "Each message needs a string `role`",
+            ))
+        }
     };
     let content = match m.get("content") {
         Some(Value::String(s)) => s.clone(),
@@ -156,17 +225,28 @@ fn message(i: usize, m: &Value) -> Result<ChatMessage, ApiError> {
         Some(Value::Array(parts)) => {
             let mut text = String::new();
             for (j, part) in parts.iter().enumerate() {
-                match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                match (
+                    part.get("type").and_then(Value::as_str),
+                    part.get("text").and_then(Value::as_str),
+                ) {
                     (Some("text"), Some(t)) => text.push_str(t),
                     _ => {
                         let msg = "Only text content parts (`{\"type\": \"text\", \"text\": ...}`) are supported";
-                        return Err(ApiError::invalid(&format!("messages[{i}].content[{j}]"), msg));
+                        return Err(ApiError::invalid(
+                            &format!("messages[{i}].content[{j}]"),
+                            msg,
+                        ));
                     }
                 }
             }
             text
         }
-        _ => return Err(ApiError::invalid(&at("content"), "`content` must be a string or an array of text parts")),
+        _ => {
+            return Err(ApiError::invalid(
+                &at("content"),
+                "`content` must be a string or an array of text parts",
+            ))
+        }
     };
     Ok(ChatMessage { role, content })
 }
@@ -177,7 +257,10 @@ fn prompt(obj: &Map<String, Value>) -> Result<String, ApiError> {
         Some(Value::Array(items)) if items.len() == 1 && items[0].is_string() => {
             Ok(items[0].as_str().unwrap_or_default().to_string())
         }
-        Some(Value::Array(_)) => Err(ApiError::invalid("prompt", "Only a single prompt string is supported")),
+        Some(Value::Array(_)) => Err(ApiError::invalid(
+            "prompt",
+            "Only a single prompt string is supported",
+        )),
         None | Some(Value::Null) => Err(ApiError::invalid("prompt", "`prompt` is required")),
         Some(_) => Err(ApiError::invalid("prompt", "`prompt` must be a string")),
     }
@@ -191,11 +274,21 @@ fn stops(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
             .iter()
             .map(|s| s.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| ApiError::invalid("stop", "`stop` must be a string or an array of strings"))?,
-        Some(_) => return Err(ApiError::invalid("stop", "`stop` must be a string or an array of strings")),
+            .ok_or_else(|| {
+                ApiError::invalid("stop", "`stop` must be a string or an array of strings")
+            })?,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "stop",
+                "`stop` must be a string or an array of strings",
+            ))
+        }
     };
     if stops.len() > MAX_STOPS {
-        return Err(ApiError::invalid("stop", format!("At most {MAX_STOPS} stop sequences are allowed")));
+        return Err(ApiError::invalid(
+            "stop",
+            format!("At most {MAX_STOPS} stop sequences are allowed"),
+        ));
     }
     Ok(stops)
 }
@@ -203,21 +296,29 @@ fn stops(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
 fn number(obj: &Map<String, Value>, key: &str) -> Result<Option<f64>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_f64().map(Some).ok_or_else(|| ApiError::invalid(key, format!("`{key}` must be a number"))),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(key, format!("`{key}` must be a number"))),
     }
 }
 
 fn uint(obj: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| ApiError::invalid(key, format!("`{key}` must be a non-negative integer"))),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            ApiError::invalid(key, format!("`{key}` must be a non-negative integer"))
+        }),
     }
 }
 
 fn boolean(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_bool().map(Some).ok_or_else(|| ApiError::invalid(key, format!("`{key}` must be a boolean"))),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(key, format!("`{key}` must be a boolean"))),
     }
 }
 
@@ -259,8 +360,15 @@ impl ResponseMeta {
             Endpoint::Chat => "chatcmpl",
             Endpoint::Completions => "cmpl",
         };
-        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        ResponseMeta { endpoint, id: format!("{prefix}-{job}"), created, model: model.to_string() }
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        ResponseMeta {
+            endpoint,
+            id: format!("{prefix}-{job}"),
+            created,
+            model: model.to_string(),
+        }
     }
 
     /// The complete (non-streaming) response.
@@ -334,10 +442,28 @@ mod tests {
             "stream_options": {"include_usage": true}, "presence_penalty": 0, "n": 1, "user": "u",
         }))
         .unwrap();
-        assert_eq!(r.input, JobInput::Chat { messages: vec![ChatMessage { role: "user".into(), content: "ab".into() }] });
-        assert_eq!(r.params, SamplingParams { max_tokens: 7, temperature: 0.5, top_p: 0.9, stop: vec!["x".into()], seed: 3 });
+        assert_eq!(
+            r.input,
+            JobInput::Chat {
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    content: "ab".into()
+                }]
+            }
+        );
+        assert_eq!(
+            r.params,
+            SamplingParams {
+                max_tokens: 7,
+                temperature: 0.5,
+                top_p: 0.9,
+                stop: vec!["x".into()],
+                seed: 3
+            }
+        );
         assert!(r.seeded && r.stream && r.include_usage);
-        let r = chat(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
+        let r =
+            chat(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
         assert!(!r.seeded);
         assert_eq!(r.params.max_tokens, DEFAULT_MAX_TOKENS);
         assert_eq!(r.params.temperature, 1.0);
@@ -346,36 +472,89 @@ mod tests {
     #[test]
     fn bad_fields_name_their_param() {
         let cases = [
-            (json!({"messages": [{"role": "user", "content": "hi"}]}), "model"),
+            (
+                json!({"messages": [{"role": "user", "content": "hi"}]}),
+                "model",
+            ),
             (json!({"model": "m"}), "messages"),
             (json!({"model": "m", "messages": []}), "messages"),
-            (json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}), "messages[0].role"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": 5}]}), "messages[0].content"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}), "max_tokens"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}), "max_tokens"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 3}), "temperature"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 0}), "top_p"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": ["a","b","c","d","e"]}), "stop"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}), "n"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "seed": "s"}), "seed"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true}), "logprobs"),
-            (json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}), "stream"),
+            (
+                json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
+                "messages[0].role",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": 5}]}),
+                "messages[0].content",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 3}),
+                "temperature",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 0}),
+                "top_p",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": ["a","b","c","d","e"]}),
+                "stop",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+                "n",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "seed": "s"}),
+                "seed",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true}),
+                "logprobs",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
+                "stream",
+            ),
         ];
         for (body, param) in cases {
             let e = chat(body.clone()).unwrap_err();
             assert_eq!(e.status, 400, "{body}");
             assert_eq!(e.param.as_deref(), Some(param), "{body}");
         }
-        assert_eq!(parse(Endpoint::Chat, b"{\"model\": ").unwrap_err().code, "invalid_json");
-        assert_eq!(parse(Endpoint::Chat, b"[1]").unwrap_err().code, "invalid_json");
+        assert_eq!(
+            parse(Endpoint::Chat, b"{\"model\": ").unwrap_err().code,
+            "invalid_json"
+        );
+        assert_eq!(
+            parse(Endpoint::Chat, b"[1]").unwrap_err().code,
+            "invalid_json"
+        );
     }
 
     #[test]
     fn completions_take_a_prompt() {
-        let r = parse(Endpoint::Completions, json!({"model": "m", "prompt": ["p"]}).to_string().as_bytes()).unwrap();
+        let r = parse(
+            Endpoint::Completions,
+            json!({"model": "m", "prompt": ["p"]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(r.input, JobInput::Text { prompt: "p".into() });
         assert_eq!(r.params.max_tokens, DEFAULT_MAX_TOKENS);
-        let e = parse(Endpoint::Completions, json!({"model": "m", "prompt": ["a", "b"]}).to_string().as_bytes());
+        let e = parse(
+            Endpoint::Completions,
+            json!({"model": "m", "prompt": ["a", "b"]})
+                .to_string()
+                .as_bytes(),
+        );
         assert_eq!(e.unwrap_err().param.as_deref(), Some("prompt"));
     }
 }

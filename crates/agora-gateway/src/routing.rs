@@ -63,7 +63,12 @@ impl Default for Routing {
 
 fn names(v: &Value, param: &str) -> Result<Vec<String>, ApiError> {
     v.as_array()
-        .and_then(|items| items.iter().map(|s| s.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+        .and_then(|items| {
+            items
+                .iter()
+                .map(|s| s.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
         .ok_or_else(|| ApiError::invalid(param, format!("`{param}` must be an array of strings")))
 }
 
@@ -71,7 +76,10 @@ impl Routing {
     /// Parse the request's `provider` object.
     pub fn parse(v: &Value) -> Result<Self, ApiError> {
         let Some(obj) = v.as_object() else {
-            return Err(ApiError::invalid("provider", "`provider` must be an object"));
+            return Err(ApiError::invalid(
+                "provider",
+                "`provider` must be an object",
+            ));
         };
         let mut r = Routing::default();
         for (key, value) in obj {
@@ -84,19 +92,30 @@ impl Routing {
                 "only" => r.only = Some(names(value, &param)?),
                 "ignore" => r.ignore = names(value, &param)?,
                 "allow_fallbacks" => {
-                    r.allow_fallbacks =
-                        value.as_bool().ok_or_else(|| ApiError::invalid(&param, "must be a boolean"))?
+                    r.allow_fallbacks = value
+                        .as_bool()
+                        .ok_or_else(|| ApiError::invalid(&param, "must be a boolean"))?
                 }
                 "sort" => {
                     r.sort = match value.as_str() {
                         Some("price") => Sort::Price,
                         Some("throughput") => Sort::Throughput,
                         Some("latency") => Sort::Latency,
-                        _ => return Err(ApiError::invalid(&param, "must be `price`, `throughput` or `latency`")),
+                        _ => {
+                            return Err(ApiError::invalid(
+                                &param,
+                                "must be `price`, `throughput` or `latency`",
+                            ))
+                        }
                     }
                 }
                 "max_price" => {
-                    let bad = || ApiError::invalid(&param, "must be an object with numeric `prompt` and `completion`");
+                    let bad = || {
+                        ApiError::invalid(
+                            &param,
+                            "must be an object with numeric `prompt` and `completion`",
+                        )
+                    };
                     let prices = value.as_object().ok_or_else(bad)?;
                     let get = |k: &str| match prices.get(k) {
                         None | Some(Value::Null) => Ok(None),
@@ -122,10 +141,20 @@ impl Routing {
         let now = Instant::now();
         let mut allowed: Vec<ProviderInfo> = candidates
             .into_iter()
-            .filter(|p| self.only.as_ref().is_none_or(|only| only.iter().any(|n| Self::names(p, n))))
+            .filter(|p| {
+                self.only
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|n| Self::names(p, n)))
+            })
             .filter(|p| !self.ignore.iter().any(|n| Self::names(p, n)))
-            .filter(|p| self.max_prompt_price.is_none_or(|max| p.price.input_per_1k as f64 <= max))
-            .filter(|p| self.max_completion_price.is_none_or(|max| p.price.output_per_1k as f64 <= max))
+            .filter(|p| {
+                self.max_prompt_price
+                    .is_none_or(|max| p.price.input_per_1k as f64 <= max)
+            })
+            .filter(|p| {
+                self.max_completion_price
+                    .is_none_or(|max| p.price.output_per_1k as f64 <= max)
+            })
             .collect();
         let mut plan = Vec::with_capacity(allowed.len());
         for name in &self.order {
@@ -133,13 +162,20 @@ impl Routing {
                 plan.push(allowed.remove(i));
             }
         }
-        let (mut healthy, mut failing): (Vec<_>, Vec<_>) =
-            allowed.into_iter().partition(|p| !health.failed_recently(&p.id, now));
+        let (mut healthy, mut failing): (Vec<_>, Vec<_>) = allowed
+            .into_iter()
+            .partition(|p| !health.failed_recently(&p.id, now));
         let price = |p: &ProviderInfo| p.price.input_per_1k.saturating_add(p.price.output_per_1k);
         let rank = |list: &mut Vec<ProviderInfo>| match self.sort {
             Sort::Price | Sort::Balanced => list.sort_by_key(price),
-            Sort::Throughput => list.sort_by(|a, b| health.throughput(&b.id).total_cmp(&health.throughput(&a.id))),
-            Sort::Latency => list.sort_by(|a, b| health.latency(&a.id).total_cmp(&health.latency(&b.id))),
+            Sort::Throughput => list.sort_by(|a, b| {
+                health
+                    .throughput(&b.id)
+                    .total_cmp(&health.throughput(&a.id))
+            }),
+            Sort::Latency => {
+                list.sort_by(|a, b| health.latency(&a.id).total_cmp(&health.latency(&b.id)))
+            }
         };
         rank(&mut healthy);
         rank(&mut failing);
@@ -193,7 +229,13 @@ impl HealthBook {
     /// Record a successful job's time to first token and decode speed.
     pub fn succeeded(&mut self, id: &AccountId, ttft: Duration, tokens_per_s: f64) {
         let h = self.entries.entry(*id).or_default();
-        let ewma = |old: f64, new: f64| if old == 0.0 { new } else { 0.8 * old + 0.2 * new };
+        let ewma = |old: f64, new: f64| {
+            if old == 0.0 {
+                new
+            } else {
+                0.8 * old + 0.2 * new
+            }
+        };
         h.ttft_ms = ewma(h.ttft_ms, ttft.as_secs_f64() * 1000.0);
         if tokens_per_s.is_finite() && tokens_per_s > 0.0 {
             h.tokens_per_s = ewma(h.tokens_per_s, tokens_per_s);
@@ -229,7 +271,10 @@ mod tests {
             id: Keypair::from_seed([n; 32]).account(),
             endpoint: format!("http://p{n}"),
             models: vec![],
-            price: Price { input_per_1k: input, output_per_1k: output },
+            price: Price {
+                input_per_1k: input,
+                output_per_1k: output,
+            },
             stake: 1,
             registered_at: 0,
         }
@@ -241,12 +286,25 @@ mod tests {
 
     #[test]
     fn filters_order_and_price_sort() {
-        let all = vec![provider(1, 30, 30), provider(2, 10, 10), provider(3, 20, 20)];
+        let all = vec![
+            provider(1, 30, 30),
+            provider(2, 10, 10),
+            provider(3, 20, 20),
+        ];
         let health = HealthBook::default();
         let r = Routing::parse(&json!({"sort": "price"})).unwrap();
-        assert_eq!(endpoints(&r.plan(all.clone(), &health)), ["http://p2", "http://p3", "http://p1"]);
-        let r = Routing::parse(&json!({"sort": "price", "order": ["http://p1"], "ignore": ["http://p3"]})).unwrap();
-        assert_eq!(endpoints(&r.plan(all.clone(), &health)), ["http://p1", "http://p2"]);
+        assert_eq!(
+            endpoints(&r.plan(all.clone(), &health)),
+            ["http://p2", "http://p3", "http://p1"]
+        );
+        let r = Routing::parse(
+            &json!({"sort": "price", "order": ["http://p1"], "ignore": ["http://p3"]}),
+        )
+        .unwrap();
+        assert_eq!(
+            endpoints(&r.plan(all.clone(), &health)),
+            ["http://p1", "http://p2"]
+        );
         let r = Routing::parse(&json!({"only": [all[2].id.to_hex()]})).unwrap();
         assert_eq!(endpoints(&r.plan(all.clone(), &health)), ["http://p3"]);
         let r = Routing::parse(&json!({"max_price": {"prompt": 20, "completion": 15}})).unwrap();
@@ -261,7 +319,10 @@ mod tests {
         let mut health = HealthBook::default();
         health.failed(&all[0].id);
         let r = Routing::parse(&json!({"sort": "price"})).unwrap();
-        assert_eq!(endpoints(&r.plan(all.clone(), &health)), ["http://p2", "http://p1"]);
+        assert_eq!(
+            endpoints(&r.plan(all.clone(), &health)),
+            ["http://p2", "http://p1"]
+        );
         health.succeeded(&all[0].id, Duration::from_millis(5), 100.0);
         assert_eq!(endpoints(&r.plan(all, &health)), ["http://p1", "http://p2"]);
     }
@@ -270,7 +331,9 @@ mod tests {
     fn balanced_prefers_cheap_providers() {
         let all = vec![provider(1, 1, 0), provider(2, 10, 0)];
         let health = HealthBook::default();
-        let cheap_first = (0..2000).filter(|_| Routing::default().plan(all.clone(), &health)[0].endpoint == "http://p1").count();
+        let cheap_first = (0..2000)
+            .filter(|_| Routing::default().plan(all.clone(), &health)[0].endpoint == "http://p1")
+            .count();
         // Weights 1 and 1/100: the cheap one leads ~99% of the time.
         assert!(cheap_first > 1900, "{cheap_first}");
         assert!(Routing::default().plan(all, &health).len() == 2);
@@ -278,7 +341,12 @@ mod tests {
 
     #[test]
     fn malformed_preferences_are_rejected() {
-        for bad in [json!("x"), json!({"order": "p"}), json!({"sort": "fast"}), json!({"max_price": {"prompt": "1"}})] {
+        for bad in [
+            json!("x"),
+            json!({"order": "p"}),
+            json!({"sort": "fast"}),
+            json!({"max_price": {"prompt": "1"}}),
+        ] {
             assert_eq!(Routing::parse(&bad).unwrap_err().status, 400, "{bad}");
         }
     }

@@ -25,7 +25,8 @@ impl SseDecoder {
                     self.data.clear();
                 }
             } else if let Some(value) = line.strip_prefix("data:") {
-                self.data.push(value.strip_prefix(' ').unwrap_or(value).to_string());
+                self.data
+                    .push(value.strip_prefix(' ').unwrap_or(value).to_string());
             }
         }
         events
@@ -38,7 +39,8 @@ mod tests {
 
     #[test]
     fn events_split_anywhere_are_reassembled() {
-        let stream = b"data: {\"a\":1}\n\n: comment\n\ndata:x\r\ndata: y\r\n\r\nevent: e\ndata: last\n\n";
+        let stream =
+            b"data: {\"a\":1}\n\n: comment\n\ndata:x\r\ndata: y\r\n\r\nevent: e\ndata: last\n\n";
         for cut in 0..stream.len() {
             let mut d = SseDecoder::default();
             let mut got = d.push(&stream[..cut]);

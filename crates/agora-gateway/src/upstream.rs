@@ -43,7 +43,11 @@ pub async fn start(
     let response = match tokio::time::timeout(idle_timeout, send).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(StartError::Unavailable(format!("{url}: {e}"))),
-        Err(_) => return Err(StartError::Unavailable(format!("{url}: no answer within {idle_timeout:?}"))),
+        Err(_) => {
+            return Err(StartError::Unavailable(format!(
+                "{url}: no answer within {idle_timeout:?}"
+            )))
+        }
     };
     let status = response.status();
     if status.is_success() {
@@ -52,17 +56,30 @@ pub async fn start(
             .get(JOB_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-            .ok_or_else(|| StartError::Unavailable(format!("{url}: answer without a {JOB_ID_HEADER} header")))?;
-        return Ok(JobStream { job_id, response, decoder: SseDecoder::default(), ready: VecDeque::new(), idle_timeout });
+            .ok_or_else(|| {
+                StartError::Unavailable(format!("{url}: answer without a {JOB_ID_HEADER} header"))
+            })?;
+        return Ok(JobStream {
+            job_id,
+            response,
+            decoder: SseDecoder::default(),
+            ready: VecDeque::new(),
+            idle_timeout,
+        });
     }
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let message = body["error"]["message"].as_str().unwrap_or("no error message").to_string();
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or("no error message")
+        .to_string();
     if status == reqwest::StatusCode::BAD_REQUEST {
         let mut e = ApiError::invalid("messages", message);
         e.param = body["error"]["param"].as_str().map(str::to_string);
         return Err(StartError::Refused(e));
     }
-    Err(StartError::Unavailable(format!("{url} answered {status}: {message}")))
+    Err(StartError::Unavailable(format!(
+        "{url} answered {status}: {message}"
+    )))
 }
 
 impl JobStream {
@@ -71,13 +88,21 @@ impl JobStream {
     pub async fn next(&mut self) -> Result<JobEvent, String> {
         loop {
             if let Some(data) = self.ready.pop_front() {
-                return serde_json::from_str(&data).map_err(|e| format!("provider sent an invalid event ({e}): {data}"));
+                return serde_json::from_str(&data)
+                    .map_err(|e| format!("provider sent an invalid event ({e}): {data}"));
             }
             match tokio::time::timeout(self.idle_timeout, self.response.chunk()).await {
                 Ok(Ok(Some(bytes))) => self.ready.extend(self.decoder.push(&bytes)),
-                Ok(Ok(None)) => return Err("the provider closed the stream before the job finished".into()),
+                Ok(Ok(None)) => {
+                    return Err("the provider closed the stream before the job finished".into())
+                }
                 Ok(Err(e)) => return Err(format!("the provider's stream broke: {e}")),
-                Err(_) => return Err(format!("the provider sent nothing for {:?}", self.idle_timeout)),
+                Err(_) => {
+                    return Err(format!(
+                        "the provider sent nothing for {:?}",
+                        self.idle_timeout
+                    ))
+                }
             }
         }
     }

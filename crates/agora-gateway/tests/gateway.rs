@@ -1,300 +1,447 @@
-//! The gateway over real loopback HTTP, against stub providers (small axum
-//! servers speaking the provider protocol) and a fixed directory. The real
-//! provider and chain-backed directory are exercised by the `agora` crate's
-//! end-to-end tests.
+//! The gateway end to end over loopback HTTP, against scripted providers.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
-use agora_gateway::{Directory, DirectoryError, Gateway, GatewayConfig, Snapshot};
-use agora_types::{
-    FinishReason, Hash32, JobEvent, JobRequest, Keypair, ModelEntry, Price, ProviderInfo, Receipt, Usage,
-};
-use axum::http::HeaderValue;
-use axum::response::IntoResponse;
-use axum::routing;
-use axum::{Json, Router};
+use agora_gateway::{GatewayConfig, GatewayError, Snapshot};
+use agora_types::{JobInput, Price};
+use common::*;
 use serde_json::{json, Value};
 
-/// A fixed directory (test double of the chain-backed one).
-struct Fixed(Snapshot);
+const CHEAP: Price = Price { input_per_1k: 1000, output_per_1k: 2000 };
+const DEAR: Price = Price { input_per_1k: 50_000, output_per_1k: 90_000 };
 
-impl Directory for Fixed {
-    async fn snapshot(&self) -> Result<Snapshot, DirectoryError> {
-        Ok(self.0.clone())
-    }
+fn chat_body(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
 }
 
-/// How a stub provider behaves.
-#[derive(Clone, Copy)]
-enum Behaviour {
-    /// Streams "Hello", " world" and a signed receipt.
-    Good,
-    /// Streams one delta, then drops the connection.
-    DiesMidStream,
-}
-
-/// A stub provider: records the jobs it receives.
-struct Stub {
-    key: Keypair,
-    url: String,
-    jobs: Arc<Mutex<Vec<JobRequest>>>,
-}
-
-async fn stub(behaviour: Behaviour) -> Stub {
-    let key = Keypair::generate();
-    let jobs = Arc::new(Mutex::new(Vec::new()));
-    let (k, j) = (key.clone(), jobs.clone());
-    let app = Router::new().route(
-        "/v1/jobs",
-        routing::post(move |Json(job): Json<JobRequest>| {
-            let (key, jobs) = (k.clone(), j.clone());
-            async move {
-                jobs.lock().unwrap().push(job.clone());
-                let id = Hash32(rand::random());
-                let usage = Usage { prompt_tokens: 5, completion_tokens: 2 };
-                let price = Price { input_per_1k: 1000, output_per_1k: 3000 };
-                let receipt = Receipt {
-                    id,
-                    provider: key.account(),
-                    model: job.model,
-                    prompt_hash: Hash32::digest(b"p"),
-                    output_hash: Hash32::digest(b"o"),
-                    params: job.params.clone(),
-                    usage,
-                    price,
-                    cost: price.cost(5, 2),
-                    timestamp_ms: 1,
-                }
-                .sign(&key);
-                let events = match behaviour {
-                    Behaviour::Good => vec![
-                        JobEvent::Delta { text: "Hello".into() },
-                        JobEvent::Delta { text: " world".into() },
-                        JobEvent::Done { finish_reason: FinishReason::Stop, usage, receipt },
-                    ],
-                    Behaviour::DiesMidStream => vec![JobEvent::Delta { text: "Hel".into() }],
-                };
-                let body: String =
-                    events.iter().map(|e| format!("data: {}\n\n", serde_json::to_string(e).unwrap())).collect();
-                let mut resp = ([("content-type", "text/event-stream")], body).into_response();
-                resp.headers_mut().insert("x-agora-job-id", HeaderValue::from_str(&id.to_hex()).unwrap());
-                resp
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Stub { key, url, jobs }
-}
-
-/// An address nothing listens on.
-async fn dead_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    url
-}
-
-fn model() -> ModelEntry {
-    ModelEntry {
-        id: Hash32::digest(b"gguf"),
-        name: "tiny".into(),
-        architecture: "llama".into(),
-        quantization: "Q4_1".into(),
-        size_bytes: 1,
-        license: "MIT".into(),
-    }
-}
-
-fn listing(id: agora_types::AccountId, endpoint: &str, price: u64) -> ProviderInfo {
-    ProviderInfo {
-        id,
-        endpoint: endpoint.into(),
-        models: vec![model().id],
-        price: Price { input_per_1k: price, output_per_1k: price },
-        stake: 1,
-        registered_at: 1,
-    }
-}
-
-/// Start a gateway over `providers`; returns its OpenAI base URL.
-async fn gateway(providers: Vec<ProviderInfo>, max_body_bytes: usize) -> String {
-    let unserved = ModelEntry { id: Hash32::digest(b"other"), name: "unserved".into(), ..model() };
-    let snapshot = Snapshot { models: vec![model(), unserved], providers };
-    let config = GatewayConfig { max_body_bytes, ..GatewayConfig::default() };
-    let gw = Gateway::new(Fixed(snapshot), config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let router = gw.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
-}
-
-fn chat(extra: Value) -> Value {
-    let mut body = json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]});
-    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    body
-}
-
-async fn post(url: &str, body: &Value) -> reqwest::Response {
-    reqwest::Client::new().post(format!("{url}/chat/completions")).json(body).send().await.unwrap()
-}
-
-async fn expect_error(resp: reqwest::Response, status: u16) -> Value {
-    assert_eq!(resp.status(), status);
-    let v: Value = resp.json().await.unwrap();
-    let e = &v["error"];
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-    assert!(e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{v}");
-    v
-}
-
-/// Split an SSE body into its `data` payloads.
-fn sse_data(raw: &str) -> Vec<String> {
-    raw.split("\n\n").filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_string)).collect()
+/// One model, `tiny`, served by each of `stubs`.
+fn snapshot(stubs: &[&Stub]) -> Snapshot {
+    let m = model("tiny");
+    Snapshot { providers: stubs.iter().map(|s| s.info(&[m.id])).collect(), models: vec![m] }
 }
 
 #[tokio::test]
-async fn models_and_non_streaming_chat() {
-    let p = stub(Behaviour::Good).await;
-    let url = gateway(vec![listing(p.key.account(), &p.url, 10)], 1 << 20).await;
+async fn models_lists_only_served_models() {
+    let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
+    let served = model("tiny");
+    let unserved = model("lonely");
+    let snap = Snapshot { models: vec![served.clone(), unserved.clone()], providers: vec![p.info(&[served.id])] };
+    let gw = gateway(snap).await;
 
-    let models: Value = reqwest::get(format!("{url}/models")).await.unwrap().json().await.unwrap();
-    assert_eq!(models["object"], "list");
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["tiny"], "only served models are listed");
-    assert_eq!(models["data"][0]["object"], "model");
-    let one: Value = reqwest::get(format!("{url}/models/tiny")).await.unwrap().json().await.unwrap();
-    assert_eq!(one["id"], "tiny");
+    let list: Value = gw.get("/v1/models").await.json().await.unwrap();
+    assert_eq!(list["object"], "list");
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{list}");
+    assert_eq!(data[0]["id"], "tiny");
+    assert_eq!(data[0]["object"], "model");
+    assert_eq!(data[0]["owned_by"], "agora");
+    assert!(data[0]["created"].is_u64());
+    assert_eq!(data[0]["agora"]["providers"], 1);
+    assert_eq!(data[0]["agora"]["model_id"], served.id.to_hex());
 
-    let body = chat(json!({"max_tokens": 9, "temperature": 0.3, "top_p": 0.5, "stop": ["x", "y"], "seed": 11}));
-    let resp = post(&url, &body).await;
+    let one = gw.get("/v1/models/tiny").await;
+    assert_eq!(one.status(), 200);
+    assert_eq!(one.json::<Value>().await.unwrap()["id"], "tiny");
+    let by_hash = gw.get(&format!("/v1/models/{}", served.id.to_hex())).await;
+    assert_eq!(by_hash.json::<Value>().await.unwrap()["id"], "tiny");
+    let err = openai_error(gw.get("/v1/models/nope").await, 404).await;
+    assert_eq!(err["code"], "model_not_found");
+}
+
+#[tokio::test]
+async fn non_streaming_chat_returns_content_usage_and_receipt() {
+    let p = stub(Script::Deltas(vec!["Hel", "lo", " there"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&p])).await;
+    let model_hex = model("tiny").id.to_hex();
+    let body = json!({
+        "model": model_hex,
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "you"}]}],
+        "max_tokens": 7, "temperature": 0.25, "top_p": 0.5, "stop": ["\n", "END"], "seed": 42,
+        "user": "someone", "some_future_field": {"x": 1},
+    });
+    let resp = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
     let receipt = resp.headers()["x-agora-receipt"].to_str().unwrap().to_string();
-    assert_eq!(resp.headers()["x-agora-provider"], p.key.account().to_hex().as_str());
+    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), p.key.account().to_hex());
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["id"], format!("chatcmpl-{receipt}"));
-    assert_eq!(v["model"], "tiny");
-    assert_eq!(v["choices"][0]["message"], json!({"role": "assistant", "content": "Hello world"}));
-    assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    assert_eq!(v["usage"], json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "cost": 11}));
+    assert_eq!(v["model"], model_hex);
+    assert!(v["created"].as_u64().unwrap() > 1_600_000_000);
+    assert_eq!(v["choices"][0]["index"], 0);
+    assert_eq!(v["choices"][0]["message"], json!({"role": "assistant", "content": "Hello there"}));
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    let usage = &v["usage"];
+    assert_eq!((usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()), (Some(11), Some(3)));
+    assert_eq!(usage["total_tokens"], 14);
+    assert_eq!(usage["cost"], CHEAP.cost(11, 3));
 
-    // Sampling parameters reach the provider exactly; the model is sent by id.
-    let job = p.jobs.lock().unwrap()[0].clone();
-    assert_eq!(job.model, model().id);
-    assert_eq!(job.params.max_tokens, 9);
-    assert_eq!(job.params.temperature, 0.3);
+    let jobs = p.jobs();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.model, model("tiny").id);
+    assert_eq!(job.params.max_tokens, 7);
+    assert_eq!(job.params.temperature, 0.25);
     assert_eq!(job.params.top_p, 0.5);
-    assert_eq!(job.params.stop, ["x", "y"]);
-    assert_eq!(job.params.seed, 11);
-
-    // Without a seed the gateway picks one, so every job is replayable.
-    post(&url, &chat(json!({}))).await;
-    post(&url, &chat(json!({}))).await;
-    let jobs = p.jobs.lock().unwrap().clone();
-    assert_ne!(jobs[1].params.seed, jobs[2].params.seed);
+    assert_eq!(job.params.stop, vec!["\n".to_string(), "END".to_string()]);
+    assert_eq!(job.params.seed, 42);
+    let JobInput::Chat { messages } = &job.input else { panic!("not a chat job: {:?}", job.input) };
+    assert_eq!(messages.len(), 2);
+    assert_eq!((messages[0].role.as_str(), messages[0].content.as_str()), ("system", "be brief"));
+    assert_eq!((messages[1].role.as_str(), messages[1].content.as_str()), ("user", "hi you"));
 }
 
 #[tokio::test]
-async fn streaming_chat_and_completions() {
-    let p = stub(Behaviour::Good).await;
-    let url = gateway(vec![listing(p.key.account(), &p.url, 10)], 1 << 20).await;
-
-    let resp = post(&url, &chat(json!({"stream": true, "stream_options": {"include_usage": true}}))).await;
+async fn streaming_chat_sends_openai_chunks() {
+    let p = stub(Script::Deltas(vec!["a", "b", "c"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&p])).await;
+    let mut body = chat_body("tiny");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let resp = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let receipt = resp.headers()["x-agora-receipt"].to_str().unwrap().to_string();
-    let data = sse_data(&resp.text().await.unwrap());
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
-    assert!(chunks.iter().all(|c| c["id"] == format!("chatcmpl-{receipt}") && c["object"] == "chat.completion.chunk"));
-    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let text: String = chunks.iter().filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str()).collect();
-    assert_eq!(text, "Hello world");
-    let finish = &chunks[chunks.len() - 2];
-    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
-    let usage = chunks.last().unwrap();
-    assert_eq!(usage["choices"], json!([]));
-    assert_eq!(usage["usage"]["total_tokens"], 7);
+    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), p.key.account().to_hex());
+    let job_id = resp.headers()["x-agora-job-id"].to_str().unwrap().to_string();
+    assert_eq!(resp.headers()["x-agora-receipt"].to_str().unwrap(), job_id);
+    let events = sse_data(&text(resp).await);
 
-    // Without include_usage there is no usage chunk.
-    let data = sse_data(&post(&url, &chat(json!({"stream": true}))).await.text().await.unwrap());
-    assert!(data.iter().all(|d| !d.contains("\"usage\"")));
+    assert_eq!(events.len(), 1 + 3 + 1 + 1 + 1, "{events:#?}");
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks = &events[..events.len() - 1];
+    for c in chunks {
+        assert_eq!(c["id"], format!("chatcmpl-{job_id}"));
+        assert_eq!(c["object"], "chat.completion.chunk");
+        assert_eq!(c["model"], "tiny");
+        assert!(c["created"].is_u64());
+    }
+    assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
+    assert_eq!(chunks[0]["choices"][0]["finish_reason"], Value::Null);
+    let content: String = chunks[1..4].iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap()).collect();
+    assert_eq!(content, "abc");
+    assert!(chunks[1..4].iter().all(|c| c["choices"][0]["finish_reason"].is_null()));
+    assert_eq!(chunks[4]["choices"][0]["delta"], json!({}));
+    assert_eq!(chunks[4]["choices"][0]["finish_reason"], "length");
+    assert_eq!(chunks[5]["choices"], json!([]));
+    assert_eq!(chunks[5]["usage"]["total_tokens"], 14);
+    assert_eq!(chunks[5]["usage"]["cost"], CHEAP.cost(11, 3));
+}
 
-    let client = reqwest::Client::new();
-    let resp = client.post(format!("{url}/completions")).json(&json!({"model": "tiny", "prompt": "Once"})).send().await.unwrap();
-    let v: Value = resp.json().await.unwrap();
+#[tokio::test]
+async fn streaming_without_include_usage_has_no_usage_chunk() {
+    let p = stub(Script::Deltas(vec!["a"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&p])).await;
+    let mut body = chat_body("tiny");
+    body["stream"] = json!(true);
+    let events = sse_data(&text(gw.post("/v1/chat/completions", &body).await).await);
+    assert_eq!(events.len(), 4, "{events:#?}");
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+    assert_eq!(events[3], "[DONE]");
+}
+
+#[tokio::test]
+async fn legacy_completions_stream_and_not() {
+    let p = stub(Script::Deltas(vec!["one", " two"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&p])).await;
+
+    let v: Value = gw.post("/v1/completions", &json!({"model": "tiny", "prompt": ["Once"]})).await.json().await.unwrap();
     assert_eq!(v["object"], "text_completion");
-    assert_eq!(v["choices"][0]["text"], "Hello world");
-    let body = json!({"model": "tiny", "prompt": "Once", "stream": true});
-    let raw = client.post(format!("{url}/completions")).json(&body).send().await.unwrap().text().await.unwrap();
-    let data = sse_data(&raw);
-    let text: String = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str::<Value>(d).unwrap()["choices"][0]["text"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(text, "Hello world");
+    assert!(v["id"].as_str().unwrap().starts_with("cmpl-"));
+    assert_eq!(v["choices"][0]["text"], "one two");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert_eq!(v["usage"]["total_tokens"], 13);
+    assert_eq!(p.jobs()[0].input, JobInput::Text { prompt: "Once".into() });
+    assert_eq!(p.jobs()[0].params.max_tokens, 256);
+
+    let body = json!({"model": "tiny", "prompt": "Once", "stream": true, "stream_options": {"include_usage": true}});
+    let events = sse_data(&text(gw.post("/v1/completions", &body).await).await);
+    assert_eq!(events.len(), 2 + 1 + 1 + 1, "{events:#?}");
+    let id = events[0]["id"].clone();
+    for c in &events[..4] {
+        assert_eq!(c["object"], "text_completion");
+        assert_eq!(c["id"], id);
+    }
+    assert_eq!(events[0]["choices"][0]["text"], "one");
+    assert_eq!(events[1]["choices"][0]["text"], " two");
+    assert_eq!(events[2]["choices"][0]["finish_reason"], "length");
+    assert_eq!(events[3]["choices"], json!([]));
+    assert_eq!(events[3]["usage"]["completion_tokens"], 2);
+    assert_eq!(events[4], "[DONE]");
+
+    let err = openai_error(gw.post("/v1/completions", &json!({"model": "tiny", "prompt": 5})).await, 400).await;
+    assert_eq!(err["param"], "prompt");
 }
 
 #[tokio::test]
-async fn errors_have_openai_shape_and_status() {
-    let p = stub(Behaviour::Good).await;
-    let url = gateway(vec![listing(p.key.account(), &p.url, 10)], 4096).await;
-    let client = reqwest::Client::new();
+async fn bad_requests_get_openai_errors() {
+    let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&p])).await;
 
-    let v = expect_error(post(&url, &json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]})).await, 404).await;
-    assert_eq!(v["error"]["code"], "model_not_found");
-    expect_error(post(&url, &json!({"model": "unserved", "messages": [{"role": "user", "content": "hi"}]})).await, 503).await;
-    let resp = client.post(format!("{url}/chat/completions")).body("{\"model\": ").send().await.unwrap();
-    expect_error(resp, 400).await;
-    let v = expect_error(post(&url, &chat(json!({"temperature": "hot"}))).await, 400).await;
-    assert_eq!(v["error"]["param"], "temperature");
-    let v = expect_error(post(&url, &chat(json!({"n": 2}))).await, 400).await;
-    assert_eq!(v["error"]["param"], "n");
-    let huge = chat(json!({"messages": [{"role": "user", "content": "x".repeat(10_000)}]}));
-    expect_error(post(&url, &huge).await, 413).await;
-    expect_error(client.get(format!("{url}/nowhere")).send().await.unwrap(), 404).await;
-    expect_error(client.get(format!("{url}/chat/completions")).send().await.unwrap(), 405).await;
-    let v = expect_error(post(&url, &chat(json!({"provider": {"only": ["nobody"]}}))).await, 503).await;
-    assert_eq!(v["error"]["code"], "no_provider");
-    assert!(p.jobs.lock().unwrap().is_empty(), "no invalid request reached the provider");
+    let err = openai_error(gw.post("/v1/chat/completions", &chat_body("no-such-model")).await, 404).await;
+    assert_eq!(err["code"], "model_not_found");
+    assert_eq!(err["type"], "invalid_request_error");
+
+    let resp = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .header("content-type", "application/json")
+        .body("{\"model\": \"tiny\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(openai_error(resp, 400).await["type"], "invalid_request_error");
+
+    let cases = [
+        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}), "temperature"),
+        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}), "max_tokens"),
+        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "n": 2}), "n"),
+        (json!({"model": "tiny", "messages": []}), "messages"),
+        (json!({"model": 7, "messages": [{"role": "user", "content": "x"}]}), "model"),
+        (
+            json!({"model": "tiny", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+            "messages[0].content[0]",
+        ),
+        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "provider": {"sort": "vibes"}}), "provider.sort"),
+    ];
+    for (body, param) in cases {
+        let err = openai_error(gw.post("/v1/chat/completions", &body).await, 400).await;
+        assert_eq!(err["param"], param, "{body}");
+        assert_eq!(err["type"], "invalid_request_error");
+    }
+    assert!(p.jobs().is_empty(), "invalid requests must not reach providers");
+
+    let err = openai_error(gw.get("/v1/nothing/here").await, 404).await;
+    assert_eq!(err["code"], "unknown_url");
+    openai_error(gw.get("/v1/chat/completions").await, 405).await;
 }
 
 #[tokio::test]
-async fn fails_over_to_the_next_provider() {
-    let good = stub(Behaviour::Good).await;
-    let dead = dead_url().await;
-    let dead_id = Keypair::generate().account();
-    let url = gateway(vec![listing(dead_id, &dead, 1), listing(good.key.account(), &good.url, 100)], 1 << 20).await;
+async fn oversize_bodies_get_413_in_openai_shape() {
+    let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
+    let config = GatewayConfig { max_body_bytes: 1024, ..GatewayConfig::default() };
+    let gw = gateway_with(Some(snapshot(&[&p])), config).await;
+    let big = json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(4096)}]});
+    let err = openai_error(gw.post("/v1/chat/completions", &big).await, 413).await;
+    assert_eq!(err["code"], "request_too_large");
 
-    // The cheap provider is down; the request still succeeds via the other one.
-    let resp = post(&url, &chat(json!({"provider": {"order": [dead.clone()]}}))).await;
+    // The configured limit, not axum's 2 MiB default, is what applies.
+    let gw = gateway(snapshot(&[&p])).await;
+    let three_mib = json!({"model": "nope", "messages": [{"role": "user", "content": "x".repeat(3 << 20)}]});
+    openai_error(gw.post("/v1/chat/completions", &three_mib).await, 404).await;
+    let five_mib = json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(5 << 20)}]});
+    openai_error(gw.post("/v1/chat/completions", &five_mib).await, 413).await;
+    assert!(p.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn no_provider_is_503_with_retry_after() {
+    let snap = Snapshot { models: vec![model("tiny")], providers: vec![] };
+    let gw = gateway(snap).await;
+    let resp = gw.post("/v1/chat/completions", &chat_body("tiny")).await;
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(openai_error(resp, 503).await["code"], "no_provider");
+
+    // Preferences that exclude every provider also leave nobody to serve.
+    let p = stub(Script::Deltas(vec!["x"]), DEAR).await;
+    let gw = gateway(snapshot(&[&p])).await;
+    let mut body = chat_body("tiny");
+    body["provider"] = json!({"max_price": {"prompt": 1000, "completion": 1000}});
+    let resp = gw.post("/v1/chat/completions", &body).await;
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(openai_error(resp, 503).await["code"], "no_provider");
+    assert!(p.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn unreadable_directory_is_503() {
+    let gw = gateway_with(None, GatewayConfig::default()).await;
+    openai_error(gw.get("/v1/models").await, 503).await;
+    let resp = gw.post("/v1/chat/completions", &chat_body("tiny")).await;
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(openai_error(resp, 503).await["code"], "directory_unavailable");
+
+    // Once the directory answers, requests read it on demand.
+    let p = stub(Script::Deltas(vec!["ok"]), CHEAP).await;
+    gw.directory.set(Some(snapshot(&[&p])));
+    let v: Value = gw.post("/v1/chat/completions", &chat_body("tiny")).await.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "ok");
+}
+
+#[tokio::test]
+async fn dead_provider_fails_over_to_the_next() {
+    let good = stub(Script::Deltas(vec!["fine"]), DEAR).await;
+    let dead_key = agora_types::Keypair::generate();
+    let m = model("tiny");
+    let dead = agora_types::ProviderInfo {
+        id: dead_key.account(),
+        endpoint: format!("http://{}", dead_addr()),
+        models: vec![m.id],
+        price: CHEAP,
+        stake: 1,
+        registered_at: 0,
+    };
+    let snap = Snapshot { models: vec![m.clone()], providers: vec![dead.clone(), good.info(&[m.id])] };
+    let gw = gateway(snap).await;
+
+    for stream in [false, true] {
+        let mut body = chat_body("tiny");
+        body["stream"] = json!(stream);
+        body["provider"] = json!({"order": [dead.id.to_hex()]});
+        let resp = gw.post("/v1/chat/completions", &body).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), good.key.account().to_hex());
+        let body = text(resp).await;
+        assert!(body.contains("fine"), "{body}");
+    }
+    assert_eq!(good.jobs().len(), 2);
+
+    // Without fallbacks the dead first choice is the answer.
+    let mut body = chat_body("tiny");
+    body["provider"] = json!({"order": [dead.endpoint], "allow_fallbacks": false});
+    let resp = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(openai_error(resp, 503).await["code"], "no_provider");
+    assert_eq!(good.jobs().len(), 2);
+}
+
+#[tokio::test]
+async fn busy_provider_is_skipped_and_refusals_pass_through() {
+    let busy = stub(Script::Busy, CHEAP).await;
+    let good = stub(Script::Deltas(vec!["fine"]), DEAR).await;
+    let gw = gateway(snapshot(&[&busy, &good])).await;
+    let mut body = chat_body("tiny");
+    body["provider"] = json!({"order": [busy.key.account().to_hex()]});
+    let resp = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-agora-provider"], good.key.account().to_hex().as_str());
+    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), good.key.account().to_hex());
+    assert_eq!(busy.jobs().len(), 1);
 
-    // Without fallbacks the first choice's failure is final.
-    let body = chat(json!({"provider": {"order": [dead_id.to_hex()], "allow_fallbacks": false}}));
-    let v = expect_error(post(&url, &body).await, 503).await;
-    assert!(v["error"]["message"].as_str().unwrap().contains(&dead), "{v}");
+    let refuse = stub(Script::Refuse, CHEAP).await;
+    let other = stub(Script::Deltas(vec!["x"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&refuse, &other])).await;
+    let mut body = chat_body("tiny");
+    body["provider"] = json!({"order": [refuse.key.account().to_hex()]});
+    let err = openai_error(gw.post("/v1/chat/completions", &body).await, 400).await;
+    assert!(err["message"].as_str().unwrap().contains("too long"), "{err}");
+    assert_eq!(err["type"], "invalid_request_error");
+    assert!(other.jobs().is_empty(), "a request the provider refused is not retried elsewhere");
 }
 
 #[tokio::test]
-async fn a_provider_dying_mid_job_is_an_error_not_a_hang() {
-    let dying = stub(Behaviour::DiesMidStream).await;
-    let url = gateway(vec![listing(dying.key.account(), &dying.url, 10)], 1 << 20).await;
+async fn every_provider_down_is_503() {
+    let m = model("tiny");
+    let dead = |n: u8| agora_types::ProviderInfo {
+        id: agora_types::Keypair::from_seed([n; 32]).account(),
+        endpoint: format!("http://{}", dead_addr()),
+        models: vec![m.id],
+        price: CHEAP,
+        stake: 1,
+        registered_at: 0,
+    };
+    let gw = gateway(Snapshot { models: vec![m.clone()], providers: vec![dead(1), dead(2)] }).await;
+    let resp = gw.post("/v1/chat/completions", &chat_body("tiny")).await;
+    assert!(resp.headers().contains_key("retry-after"));
+    openai_error(resp, 503).await;
+}
 
-    let resp = tokio::time::timeout(Duration::from_secs(30), post(&url, &chat(json!({})))).await.expect("hung");
-    let v = expect_error(resp, 502).await;
-    assert_eq!(v["error"]["code"], "provider_failed");
+#[tokio::test]
+async fn provider_failing_mid_stream() {
+    for script in [Script::EofAfterOne, Script::AbortAfterOne, Script::ErrorAfterOne] {
+        let p = stub(script.clone(), CHEAP).await;
+        let gw = gateway(snapshot(&[&p])).await;
 
-    let resp = post(&url, &chat(json!({"stream": true}))).await;
-    assert_eq!(resp.status(), 200);
-    let raw = tokio::time::timeout(Duration::from_secs(30), resp.text()).await.expect("stream hung").unwrap();
-    let data = sse_data(&raw);
-    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "provider_failed", "{raw}");
-    assert!(!raw.contains("[DONE]"));
+        let mut body = chat_body("tiny");
+        body["stream"] = json!(true);
+        let resp = gw.post("/v1/chat/completions", &body).await;
+        assert_eq!(resp.status(), 200, "{script:?}");
+        let events = sse_data(&text(resp).await);
+        let last = events.last().unwrap();
+        assert_eq!(last["error"]["code"], "provider_failed", "{script:?}: {events:#?}");
+        assert_eq!(last["error"]["type"], "server_error");
+        assert!(last["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(!events.contains(&Value::String("[DONE]".into())), "{script:?}");
+        assert!(events.iter().all(|e| e["choices"][0]["finish_reason"].is_null()), "{script:?}");
+        if !matches!(script, Script::AbortAfterOne) {
+            assert!(events.iter().any(|e| e["choices"][0]["delta"]["content"] == "partial"), "{script:?}: {events:#?}");
+        }
+
+        let err = openai_error(gw.post("/v1/chat/completions", &chat_body("tiny")).await, 502).await;
+        assert_eq!(err["code"], "provider_failed", "{script:?}");
+    }
+}
+
+#[tokio::test]
+async fn broken_provider_is_avoided_afterwards() {
+    let broken = stub(Script::EofAfterOne, CHEAP).await;
+    let good = stub(Script::Deltas(vec!["ok"]), DEAR).await;
+    let gw = gateway(snapshot(&[&broken, &good])).await;
+    let mut body = chat_body("tiny");
+    body["provider"] = json!({"order": [broken.key.account().to_hex()]});
+    body["stream"] = json!(true);
+    let events = sse_data(&text(gw.post("/v1/chat/completions", &body).await).await);
+    assert!(events.last().unwrap().get("error").is_some());
+    // Cheaper, but failed moments ago: the healthy provider is preferred.
+    let mut body = chat_body("tiny");
+    body["provider"] = json!({"sort": "price"});
+    let resp = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), good.key.account().to_hex());
+    assert_eq!(broken.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn missing_seed_is_chosen_and_defaults_apply() {
+    let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&p])).await;
+    for _ in 0..2 {
+        assert_eq!(gw.post("/v1/chat/completions", &chat_body("tiny")).await.status(), 200);
+    }
+    let body = json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 9, "stop": "STOP"});
+    assert_eq!(gw.post("/v1/chat/completions", &body).await.status(), 200);
+    let jobs = p.jobs();
+    assert_eq!(jobs.len(), 3);
+    assert_ne!(jobs[0].params.seed, jobs[1].params.seed, "each unseeded request gets its own random seed");
+    assert_eq!(jobs[0].params.max_tokens, 256);
+    assert_eq!(jobs[0].params.temperature, 1.0);
+    assert_eq!(jobs[0].params.top_p, 1.0);
+    assert!(jobs[0].params.stop.is_empty());
+    assert_eq!(jobs[2].params.max_tokens, 9);
+    assert_eq!(jobs[2].params.stop, vec!["STOP".to_string()]);
+}
+
+#[tokio::test]
+async fn wait_for_model_sees_a_provider_appear() {
+    let gw = gateway_with(None, GatewayConfig::default()).await;
+    let err = gw.gateway.wait_for_model("tiny", Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(err, GatewayError::Directory(_)), "{err:?}");
+
+    gw.directory.set(Some(Snapshot { models: vec![model("tiny")], providers: vec![] }));
+    let err = gw.gateway.wait_for_model("tiny", Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(err, GatewayError::ModelNotServed { .. }), "{err:?}");
+
+    let waiter = {
+        let g = gw.gateway.clone();
+        tokio::spawn(async move { g.wait_for_model("tiny", Duration::from_secs(20)).await })
+    };
+    let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
+    gw.directory.set(Some(snapshot(&[&p])));
+    waiter.await.unwrap().unwrap();
+    let list: Value = gw.get("/v1/models").await.json().await.unwrap();
+    assert_eq!(list["data"][0]["id"], "tiny");
+}
+
+#[tokio::test]
+async fn run_refresh_stops_on_shutdown() {
+    let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
+    let config = GatewayConfig { refresh_interval: Duration::from_millis(20), ..GatewayConfig::default() };
+    let gw = gateway_with(None, config).await;
+    gw.directory.set(Some(snapshot(&[&p])));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(gw.gateway.clone().run_refresh(async move {
+        let _ = stopped.await;
+    }));
+    // The loop's first tick reads the directory; waiting for the model proves it ran.
+    gw.gateway.wait_for_model("tiny", Duration::from_secs(20)).await.unwrap();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task).await.expect("run_refresh ignored shutdown").unwrap();
 }

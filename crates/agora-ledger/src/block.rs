@@ -53,7 +53,11 @@ pub fn build_block(state: &State, candidate: BlockCandidate) -> BuiltBlock {
     let mut block = Block { header, txs };
     block.header.state_root = next.root();
     next.last_block_id = block.header.id();
-    BuiltBlock { block, state: next, rejected }
+    BuiltBlock {
+        block,
+        state: next,
+        rejected,
+    }
 }
 
 /// Apply a block to `state`, checking every header field and transaction.
@@ -61,16 +65,28 @@ pub fn build_block(state: &State, candidate: BlockCandidate) -> BuiltBlock {
 pub fn apply_block(state: &State, block: &Block) -> Result<State, BlockError> {
     let h = &block.header;
     if h.chain_id != state.chain_id {
-        return Err(BlockError::WrongChain { expected: state.chain_id.clone(), got: h.chain_id.clone() });
+        return Err(BlockError::WrongChain {
+            expected: state.chain_id.clone(),
+            got: h.chain_id.clone(),
+        });
     }
     if h.height != state.height + 1 {
-        return Err(BlockError::WrongHeight { expected: state.height + 1, got: h.height });
+        return Err(BlockError::WrongHeight {
+            expected: state.height + 1,
+            got: h.height,
+        });
     }
     if h.parent != state.last_block_id {
-        return Err(BlockError::WrongParent { expected: state.last_block_id, got: h.parent });
+        return Err(BlockError::WrongParent {
+            expected: state.last_block_id,
+            got: h.parent,
+        });
     }
     if h.timestamp_ms < state.last_timestamp_ms {
-        return Err(BlockError::TimeWentBackwards { parent: state.last_timestamp_ms, got: h.timestamp_ms });
+        return Err(BlockError::TimeWentBackwards {
+            parent: state.last_timestamp_ms,
+            got: h.timestamp_ms,
+        });
     }
     if h.tx_root != tx_root(&block.txs) {
         return Err(BlockError::TxRootMismatch);
@@ -78,13 +94,20 @@ pub fn apply_block(state: &State, block: &Block) -> Result<State, BlockError> {
     let mut next = state.clone();
     for (index, tx) in block.txs.iter().enumerate() {
         next.apply_tx(tx, h.height)
-            .map_err(|error| BlockError::InvalidTx { index, id: tx.id(), error })?;
+            .map_err(|error| BlockError::InvalidTx {
+                index,
+                id: tx.id(),
+                error,
+            })?;
     }
     next.height = h.height;
     next.last_timestamp_ms = h.timestamp_ms;
     let computed = next.root();
     if computed != h.state_root {
-        return Err(BlockError::StateRootMismatch { header: h.state_root, computed });
+        return Err(BlockError::StateRootMismatch {
+            header: h.state_root,
+            computed,
+        });
     }
     next.last_block_id = h.id();
     Ok(next)

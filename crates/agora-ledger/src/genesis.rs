@@ -61,18 +61,35 @@ impl Genesis {
         }
         let mut accounts = BTreeMap::new();
         for a in &self.accounts {
-            if accounts.insert(a.id, Account { balance: a.balance, nonce: 0 }).is_some() {
-                return Err(GenesisError::Invalid(format!("account {} listed twice", a.id)));
+            if accounts
+                .insert(
+                    a.id,
+                    Account {
+                        balance: a.balance,
+                        nonce: 0,
+                    },
+                )
+                .is_some()
+            {
+                return Err(GenesisError::Invalid(format!(
+                    "account {} listed twice",
+                    a.id
+                )));
             }
         }
         let supply: u128 = self.accounts.iter().map(|a| u128::from(a.balance)).sum();
         if supply > u128::from(u64::MAX) {
-            return Err(GenesisError::Invalid("total supply overflows 64 bits".into()));
+            return Err(GenesisError::Invalid(
+                "total supply overflows 64 bits".into(),
+            ));
         }
         let mut models = BTreeMap::new();
         for m in &self.models {
             if models.insert(m.id, m.clone()).is_some() {
-                return Err(GenesisError::Invalid(format!("model {} listed twice", m.id)));
+                return Err(GenesisError::Invalid(format!(
+                    "model {} listed twice",
+                    m.id
+                )));
             }
         }
         Ok(State {

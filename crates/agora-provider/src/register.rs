@@ -30,7 +30,9 @@ pub async fn register_on_chain(
             )))
         }
         None => {
-            let kind = TxKind::RegisterModel { model: model.clone() };
+            let kind = TxKind::RegisterModel {
+                model: model.clone(),
+            };
             chain.send_and_wait(key, kind, COMMIT_TIMEOUT).await?;
             tracing::info!(model = %model.id, name = %model.name, "model registered on chain");
         }
@@ -39,11 +41,20 @@ pub async fn register_on_chain(
     let current = chain.providers().await?.into_iter().find(|p| p.id == me);
     let wanted_models = vec![model.id];
     if let Some(p) = current {
-        if p.endpoint == endpoint && p.models == wanted_models && p.price == price && p.stake == stake {
+        if p.endpoint == endpoint
+            && p.models == wanted_models
+            && p.price == price
+            && p.stake == stake
+        {
             return Ok(());
         }
     }
-    let kind = TxKind::RegisterProvider { endpoint: endpoint.to_string(), models: wanted_models, price, stake };
+    let kind = TxKind::RegisterProvider {
+        endpoint: endpoint.to_string(),
+        models: wanted_models,
+        price,
+        stake,
+    };
     let height = chain.send_and_wait(key, kind, COMMIT_TIMEOUT).await?;
     tracing::info!(provider = %me, height, "provider registered on chain");
     Ok(())

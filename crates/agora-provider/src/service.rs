@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine};
 use agora_types::{
-    hash_tokens, Hash32, JobEvent, JobInput, JobRequest, Keypair, ModelId, Price, Receipt, Transcript, Usage,
+    hash_tokens, Hash32, JobEvent, JobInput, JobRequest, Keypair, ModelId, Price, Receipt,
+    Transcript, Usage,
 };
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -44,8 +45,20 @@ fn error(status: StatusCode, kind: &str, code: &str, message: String) -> Respons
 
 impl<E: InferenceEngine> Provider<E> {
     /// A provider that runs `model` on `engine`, signing with `key`.
-    pub fn new(engine: Arc<E>, key: Keypair, model: ModelId, price: Price, transcripts: TranscriptStore) -> Self {
-        Provider { engine, key, model, price, transcripts: Arc::new(transcripts) }
+    pub fn new(
+        engine: Arc<E>,
+        key: Keypair,
+        model: ModelId,
+        price: Price,
+        transcripts: TranscriptStore,
+    ) -> Self {
+        Provider {
+            engine,
+            key,
+            model,
+            price,
+            transcripts: Arc::new(transcripts),
+        }
     }
 
     /// The HTTP routes.
@@ -63,43 +76,109 @@ async fn health<E: InferenceEngine>(State(p): State<Arc<Provider<E>>>) -> Json<s
     Json(json!({"provider": p.key.account(), "model": p.model, "name": p.engine.model_info().name}))
 }
 
-async fn transcript<E: InferenceEngine>(State(p): State<Arc<Provider<E>>>, Path(id): Path<String>) -> Response {
+async fn transcript<E: InferenceEngine>(
+    State(p): State<Arc<Provider<E>>>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(id) = id.parse::<Hash32>() else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_id", format!("{id:?} is not a job id"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_id",
+            format!("{id:?} is not a job id"),
+        );
     };
     let store = p.transcripts.clone();
     match tokio::task::spawn_blocking(move || store.get(&id)).await {
         Ok(Ok(Some(t))) => Json(t).into_response(),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", format!("no transcript for job {id}")),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "store", e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "store", e.to_string()),
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            format!("no transcript for job {id}"),
+        ),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "store",
+            e.to_string(),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "store",
+            e.to_string(),
+        ),
     }
 }
 
 async fn run_job<E: InferenceEngine>(State(p): State<Arc<Provider<E>>>, body: Bytes) -> Response {
     let req: JobRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_job", format!("invalid job: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_job",
+                format!("invalid job: {e}"),
+            )
+        }
     };
     if req.model != p.model {
-        let msg = format!("model {} is not served here (serving {})", req.model, p.model);
-        return error(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", msg);
+        let msg = format!(
+            "model {} is not served here (serving {})",
+            req.model, p.model
+        );
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            msg,
+        );
     }
-    let request = GenerateRequest { input: req.input.clone(), params: req.params.clone() };
+    let request = GenerateRequest {
+        input: req.input.clone(),
+        params: req.params.clone(),
+    };
     let events = match p.engine.generate(request) {
         Ok(rx) => rx,
         Err(EngineError::InvalidRequest(m)) => {
-            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", m)
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+                m,
+            )
         }
         Err(e @ (EngineError::Busy(_) | EngineError::Stopped)) => {
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "provider_busy", e.to_string());
-            r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "provider_busy",
+                e.to_string(),
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
             return r;
         }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "engine", e.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "engine",
+                e.to_string(),
+            )
+        }
     };
     let job_id = Hash32(rand::random());
-    let job = Job { provider: p.clone(), id: job_id, request: req, events, prompt_tokens: Vec::new(), done: false };
+    let job = Job {
+        provider: p.clone(),
+        id: job_id,
+        request: req,
+        events,
+        prompt_tokens: Vec::new(),
+        done: false,
+    };
     let mut response = Sse::new(job_stream(job)).into_response();
     if let Ok(v) = HeaderValue::from_str(&job_id.to_hex()) {
         response.headers_mut().insert(JOB_ID_HEADER, v);
@@ -133,10 +212,17 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                     continue;
                 }
                 Some(EngineEvent::Text(text)) => JobEvent::Delta { text },
-                Some(EngineEvent::Finished { finish_reason, output_tokens }) => {
+                Some(EngineEvent::Finished {
+                    finish_reason,
+                    output_tokens,
+                }) => {
                     job.done = true;
                     match job.finish(output_tokens).await {
-                        Ok((usage, receipt)) => JobEvent::Done { finish_reason, usage, receipt },
+                        Ok((usage, receipt)) => JobEvent::Done {
+                            finish_reason,
+                            usage,
+                            receipt,
+                        },
                         Err(message) => JobEvent::Error { message },
                     }
                 }
@@ -146,7 +232,9 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                 }
                 None => {
                     job.done = true;
-                    JobEvent::Error { message: "engine stopped before the job finished".into() }
+                    JobEvent::Error {
+                        message: "engine stopped before the job finished".into(),
+                    }
                 }
             };
             return Some((sse(&event), job));
@@ -156,7 +244,10 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
 
 impl<E: InferenceEngine> Job<E> {
     /// Sign the receipt and persist the transcript before telling the client.
-    async fn finish(&mut self, output_tokens: Vec<i32>) -> Result<(Usage, agora_types::SignedReceipt), String> {
+    async fn finish(
+        &mut self,
+        output_tokens: Vec<i32>,
+    ) -> Result<(Usage, agora_types::SignedReceipt), String> {
         let p = &self.provider;
         let usage = Usage {
             prompt_tokens: u32::try_from(self.prompt_tokens.len()).unwrap_or(u32::MAX),
@@ -171,13 +262,22 @@ impl<E: InferenceEngine> Job<E> {
             params: self.request.params.clone(),
             usage,
             price: p.price,
-            cost: p.price.cost(usage.prompt_tokens.into(), usage.completion_tokens.into()),
-            timestamp_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            cost: p
+                .price
+                .cost(usage.prompt_tokens.into(), usage.completion_tokens.into()),
+            timestamp_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         }
         .sign(&p.key);
         let transcript = Transcript {
             receipt: receipt.clone(),
-            input: std::mem::replace(&mut self.request.input, JobInput::Text { prompt: String::new() }),
+            input: std::mem::replace(
+                &mut self.request.input,
+                JobInput::Text {
+                    prompt: String::new(),
+                },
+            ),
             prompt_tokens: std::mem::take(&mut self.prompt_tokens),
             output_tokens,
         };

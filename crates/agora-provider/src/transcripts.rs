@@ -28,8 +28,10 @@ impl TranscriptStore {
     /// Persist a finished job's transcript durably.
     pub fn put(&self, t: &Transcript) -> Result<(), ProviderError> {
         let w = self.db.begin_write()?;
-        w.open_table(TRANSCRIPTS)?
-            .insert(t.receipt.receipt.id.0.as_slice(), codec::encode(t).as_slice())?;
+        w.open_table(TRANSCRIPTS)?.insert(
+            t.receipt.receipt.id.0.as_slice(),
+            codec::encode(t).as_slice(),
+        )?;
         w.commit()?;
         Ok(())
     }
@@ -38,7 +40,11 @@ impl TranscriptStore {
     pub fn get(&self, id: &Hash32) -> Result<Option<Transcript>, ProviderError> {
         let r = self.db.begin_read()?;
         let table = r.open_table(TRANSCRIPTS)?;
-        let Some(bytes) = table.get(id.0.as_slice())? else { return Ok(None) };
-        codec::decode(bytes.value()).map(Some).map_err(|e| ProviderError::Corrupt(e.to_string()))
+        let Some(bytes) = table.get(id.0.as_slice())? else {
+            return Ok(None);
+        };
+        codec::decode(bytes.value())
+            .map(Some)
+            .map_err(|e| ProviderError::Corrupt(e.to_string()))
     }
 }

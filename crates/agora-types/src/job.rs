@@ -61,7 +61,9 @@ pub struct JobRequest {
 }
 
 /// Why generation ended, in OpenAI's vocabulary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// End-of-generation token or a stop string.
@@ -71,7 +73,18 @@ pub enum FinishReason {
 }
 
 /// Token counts of a job.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
 pub struct Usage {
     /// Tokens in the rendered prompt.
     pub prompt_tokens: u32,
@@ -82,6 +95,8 @@ pub struct Usage {
 /// What a provider streams back for a job, one JSON object per SSE event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// One `Done` per job, and events are moved, never stored in bulk: boxing the receipt saves nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum JobEvent {
     /// Newly generated text.
     Delta {
@@ -141,20 +156,27 @@ pub struct SignedReceipt {
 impl Receipt {
     /// The exact bytes the provider signs.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        Hash32::digest_in(RECEIPT_SIGNING_DOMAIN, &codec::encode(self)).0.to_vec()
+        Hash32::digest_in(RECEIPT_SIGNING_DOMAIN, &codec::encode(self))
+            .0
+            .to_vec()
     }
 
     /// Sign with the provider's key.
     pub fn sign(self, key: &Keypair) -> SignedReceipt {
         let signature = key.sign(&self.signing_bytes());
-        SignedReceipt { receipt: self, signature }
+        SignedReceipt {
+            receipt: self,
+            signature,
+        }
     }
 }
 
 impl SignedReceipt {
     /// Check the signature against the named provider.
     pub fn verify(&self) -> Result<(), KeyError> {
-        self.receipt.provider.verify(&self.receipt.signing_bytes(), &self.signature)
+        self.receipt
+            .provider
+            .verify(&self.receipt.signing_bytes(), &self.signature)
     }
 }
 
@@ -193,8 +215,17 @@ mod tests {
             model: Hash32::digest(b"model"),
             prompt_hash: hash_tokens(&[1, 2, 3]),
             output_hash: hash_tokens(&[4, 5]),
-            params: SamplingParams { max_tokens: 8, temperature: 0.7, top_p: 1.0, stop: vec![], seed: 9 },
-            usage: Usage { prompt_tokens: 3, completion_tokens: 2 },
+            params: SamplingParams {
+                max_tokens: 8,
+                temperature: 0.7,
+                top_p: 1.0,
+                stop: vec![],
+                seed: 9,
+            },
+            usage: Usage {
+                prompt_tokens: 3,
+                completion_tokens: 2,
+            },
             price: Price::default(),
             cost: 0,
             timestamp_ms: 1,
@@ -205,7 +236,10 @@ mod tests {
         forged.receipt.output_hash = hash_tokens(&[4, 6]);
         assert!(forged.verify().is_err());
         let json = serde_json::to_string(&signed).unwrap();
-        assert_eq!(serde_json::from_str::<SignedReceipt>(&json).unwrap(), signed);
+        assert_eq!(
+            serde_json::from_str::<SignedReceipt>(&json).unwrap(),
+            signed
+        );
     }
 
     #[test]

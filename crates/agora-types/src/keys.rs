@@ -149,12 +149,21 @@ mod tests {
         let k = Keypair::generate();
         let sig = k.sign(b"msg");
         assert_eq!(k.account().verify(b"msg", &sig), Ok(()));
-        assert_eq!(k.account().verify(b"msh", &sig), Err(KeyError::BadSignature));
+        assert_eq!(
+            k.account().verify(b"msh", &sig),
+            Err(KeyError::BadSignature)
+        );
         let other = Keypair::generate();
-        assert_eq!(other.account().verify(b"msg", &sig), Err(KeyError::BadSignature));
+        assert_eq!(
+            other.account().verify(b"msg", &sig),
+            Err(KeyError::BadSignature)
+        );
         let mut bad = sig;
         bad.0[3] ^= 1;
-        assert_eq!(k.account().verify(b"msg", &bad), Err(KeyError::BadSignature));
+        assert_eq!(
+            k.account().verify(b"msg", &bad),
+            Err(KeyError::BadSignature)
+        );
     }
 
     #[test]

@@ -18,10 +18,11 @@ pub mod tx;
 pub use block::{Block, BlockHeader};
 pub use codec::{decode, encode, CodecError};
 pub use hash::Hash32;
-pub use job::{hash_tokens, FinishReason, 
-    ChatMessage, JobEvent, JobInput, JobRequest, Receipt, SamplingParams, SignedReceipt, Transcript, Usage,
+pub use job::{
+    hash_tokens, ChatMessage, FinishReason, JobEvent, JobInput, JobRequest, Receipt,
+    SamplingParams, SignedReceipt, Transcript, Usage,
 };
-pub use keys::{AccountId, Keypair, KeyError, Signature};
+pub use keys::{AccountId, KeyError, Keypair, Signature};
 pub use registry::{ModelEntry, ModelId, Price, ProviderInfo};
 pub use tx::{SignedTransaction, Transaction, TxKind};
 

@@ -26,7 +26,18 @@ pub struct ModelEntry {
 }
 
 /// Price of a job in base units per 1,000 tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
 pub struct Price {
     /// Per 1,000 prompt tokens.
     pub input_per_1k: Amount,
@@ -66,11 +77,17 @@ mod tests {
 
     #[test]
     fn cost_rounds_up_and_never_overflows() {
-        let p = Price { input_per_1k: 10, output_per_1k: 30 };
+        let p = Price {
+            input_per_1k: 10,
+            output_per_1k: 30,
+        };
         assert_eq!(p.cost(1000, 1000), 40);
         assert_eq!(p.cost(1, 0), 1);
         assert_eq!(p.cost(0, 0), 0);
-        let huge = Price { input_per_1k: u64::MAX, output_per_1k: u64::MAX };
+        let huge = Price {
+            input_per_1k: u64::MAX,
+            output_per_1k: u64::MAX,
+        };
         assert_eq!(huge.cost(u64::MAX, u64::MAX), u64::MAX);
     }
 }

@@ -3,7 +3,9 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelEntry, ModelId, Price, Signature};
+use crate::{
+    codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelEntry, ModelId, Price, Signature,
+};
 
 /// Domain of the bytes a transaction signature covers.
 const TX_SIGNING_DOMAIN: &str = "agora 2026 transaction signature v1";
@@ -67,13 +69,18 @@ pub struct SignedTransaction {
 impl Transaction {
     /// The exact bytes the sender signs.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        Hash32::digest_in(TX_SIGNING_DOMAIN, &codec::encode(self)).0.to_vec()
+        Hash32::digest_in(TX_SIGNING_DOMAIN, &codec::encode(self))
+            .0
+            .to_vec()
     }
 
     /// Sign with `key`, which must control `from`.
     pub fn sign(self, key: &Keypair) -> SignedTransaction {
         let signature = key.sign(&self.signing_bytes());
-        SignedTransaction { tx: self, signature }
+        SignedTransaction {
+            tx: self,
+            signature,
+        }
     }
 }
 
@@ -85,7 +92,9 @@ impl SignedTransaction {
 
     /// Check the signature against the sender.
     pub fn verify_signature(&self) -> Result<(), KeyError> {
-        self.tx.from.verify(&self.tx.signing_bytes(), &self.signature)
+        self.tx
+            .from
+            .verify(&self.tx.signing_bytes(), &self.signature)
     }
 }
 
@@ -98,7 +107,10 @@ mod tests {
             chain_id: "test".into(),
             from: key.account(),
             nonce: 0,
-            kind: TxKind::Transfer { to: Keypair::generate().account(), amount: 5 },
+            kind: TxKind::Transfer {
+                to: Keypair::generate().account(),
+                amount: 5,
+            },
         }
         .sign(key)
     }

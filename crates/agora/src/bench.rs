@@ -24,9 +24,20 @@ async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Resu
         "messages": [{"role": "user", "content": args.prompt}],
     });
     let start = Instant::now();
-    let mut resp = http.post(format!("{}/chat/completions", args.url.trim_end_matches('/'))).json(&body).send().await?;
+    let mut resp = http
+        .post(format!(
+            "{}/chat/completions",
+            args.url.trim_end_matches('/')
+        ))
+        .json(&body)
+        .send()
+        .await?;
     if !resp.status().is_success() {
-        bail!("gateway answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+        bail!(
+            "gateway answered {}: {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
     }
     let (mut first, mut last, mut tokens) = (None, start, 0u64);
     let mut buf = String::new();
@@ -34,7 +45,9 @@ async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Resu
         buf.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(i) = buf.find("\n\n") {
             let event: String = buf.drain(..i + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: ") else { continue };
+            let Some(data) = event.trim().strip_prefix("data: ") else {
+                continue;
+            };
             if data == "[DONE]" {
                 continue;
             }
@@ -45,7 +58,10 @@ async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Resu
             if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
                 tokens = n;
             }
-            if v["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
+            if v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+            {
                 first.get_or_insert_with(Instant::now);
                 last = Instant::now();
             }
@@ -56,7 +72,11 @@ async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Resu
     Ok(Run {
         ttft_ms: first.duration_since(start).as_secs_f64() * 1e3,
         completion_tokens: tokens,
-        decode_tps: if decode_s > 0.0 { tokens.saturating_sub(1) as f64 / decode_s } else { 0.0 },
+        decode_tps: if decode_s > 0.0 {
+            tokens.saturating_sub(1) as f64 / decode_s
+        } else {
+            0.0
+        },
         total_ms: last.duration_since(start).as_secs_f64() * 1e3,
     })
 }
@@ -70,8 +90,12 @@ pub async fn run(args: BenchGatewayArgs) -> Result<()> {
         runs.push(one(&http, &args, 1 + u64::from(i)).await?);
     }
     let mean = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / runs.len().max(1) as f64;
-    let (ttft, tps, tokens, total) =
-        (mean(|r| r.ttft_ms), mean(|r| r.decode_tps), mean(|r| r.completion_tokens as f64), mean(|r| r.total_ms));
+    let (ttft, tps, tokens, total) = (
+        mean(|r| r.ttft_ms),
+        mean(|r| r.decode_tps),
+        mean(|r| r.completion_tokens as f64),
+        mean(|r| r.total_ms),
+    );
     if args.json {
         let v = json!({"requests": runs.len(), "max_tokens": args.max_tokens, "mean_completion_tokens": tokens,
             "mean_ttft_ms": ttft, "mean_decode_tokens_per_s": tps, "mean_total_ms": total});
@@ -80,6 +104,10 @@ pub async fn run(args: BenchGatewayArgs) -> Result<()> {
     }
     println!("| requests | max_tokens | mean completion tokens | mean TTFT (ms) | mean decode tok/s | mean total (ms) |");
     println!("|---|---|---|---|---|---|");
-    println!("| {} | {} | {tokens:.1} | {ttft:.1} | {tps:.1} | {total:.0} |", runs.len(), args.max_tokens);
+    println!(
+        "| {} | {} | {tokens:.1} | {ttft:.1} | {tps:.1} | {total:.0} |",
+        runs.len(),
+        args.max_tokens
+    );
     Ok(())
 }

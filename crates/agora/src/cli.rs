@@ -60,7 +60,10 @@ pub struct BenchGatewayArgs {
     #[arg(long, default_value_t = 256)]
     pub max_tokens: u32,
     /// Prompt.
-    #[arg(long, default_value = "Write a long story about a lighthouse keeper and the sea.")]
+    #[arg(
+        long,
+        default_value = "Write a long story about a lighthouse keeper and the sea."
+    )]
     pub prompt: String,
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -13,7 +13,10 @@ use crate::{genesis, keys};
 /// Collateral the devnet provider locks.
 const DEVNET_STAKE: u64 = 1_000_000;
 /// Devnet provider's price per 1k tokens.
-const DEVNET_PRICE: Price = Price { input_per_1k: 10, output_per_1k: 20 };
+const DEVNET_PRICE: Price = Price {
+    input_per_1k: 10,
+    output_per_1k: 20,
+};
 
 /// Run the devnet until Ctrl-C or SIGTERM.
 pub async fn run(args: DevnetArgs) -> Result<()> {
@@ -23,16 +26,28 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     let (model_path, model_entry) = match args.model {
         Some(path) => (path, None),
         None => {
-            let path = tokio::task::spawn_blocking(|| agora_models::ensure_default_model(&mut std::io::stderr()))
-                .await??;
+            let path = tokio::task::spawn_blocking(|| {
+                agora_models::ensure_default_model(&mut std::io::stderr())
+            })
+            .await??;
             (path, Some(genesis::default_model_entry()))
         }
     };
     let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
     let provider_key = keys::load_or_create(&dir.join("provider").join("provider.key"))?;
-    let genesis = genesis::load_or_create(&dir.join("genesis.toml"), &[faucet.account(), provider_key.account()])?;
+    let genesis = genesis::load_or_create(
+        &dir.join("genesis.toml"),
+        &[faucet.account(), provider_key.account()],
+    )?;
 
-    let node = roles::start_node(&dir.join("node"), &genesis, args.rpc, args.block_ms, shutdown.clone()).await?;
+    let node = roles::start_node(
+        &dir.join("node"),
+        &genesis,
+        args.rpc,
+        args.block_ms,
+        shutdown.clone(),
+    )
+    .await?;
     println!("chain RPC: {}", node.rpc_url);
     let setup = ProviderSetup {
         data_dir: dir.join("provider"),
@@ -47,7 +62,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         threads: args.threads,
     };
     let provider = roles::start_provider(setup, shutdown.clone()).await?;
-    println!("provider: {} serving {} ({})", provider.endpoint, provider.model.name, provider.model.id);
+    println!(
+        "provider: {} serving {} ({})",
+        provider.endpoint, provider.model.name, provider.model.id
+    );
     let gateway = roles::start_gateway(&node.rpc_url, args.http, shutdown.clone()).await?;
     gateway.wait_for_model(&provider.model.name).await?;
     println!("OpenAI base URL: {}/v1", gateway.url);

@@ -8,7 +8,14 @@ pub struct ChainDirectory(pub ChainClient);
 
 impl Directory for ChainDirectory {
     async fn snapshot(&self) -> Result<Snapshot, DirectoryError> {
-        let status = self.0.status().await.map_err(|e| DirectoryError(e.to_string()))?;
-        Ok(Snapshot { models: status.models, providers: status.providers })
+        let status = self
+            .0
+            .status()
+            .await
+            .map_err(|e| DirectoryError(e.to_string()))?;
+        Ok(Snapshot {
+            models: status.models,
+            providers: status.providers,
+        })
     }
 }

@@ -17,7 +17,9 @@ const DEFAULT_MODEL_SIZE: u64 = 98_362_432;
 /// The default model's registry entry, from its pinned hash.
 pub fn default_model_entry() -> ModelEntry {
     ModelEntry {
-        id: DEFAULT_MODEL_BLAKE3.parse().expect("pinned BLAKE3 is valid hex"),
+        id: DEFAULT_MODEL_BLAKE3
+            .parse()
+            .expect("pinned BLAKE3 is valid hex"),
         name: DEFAULT_MODEL_NAME.into(),
         architecture: "llama".into(),
         quantization: "Q4_1".into(),
@@ -30,16 +32,24 @@ pub fn default_model_entry() -> ModelEntry {
 /// registering the default model.
 pub fn load_or_create(path: &Path, funded: &[AccountId]) -> Result<Genesis> {
     if path.exists() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return Genesis::from_toml(&text).with_context(|| format!("parsing {}", path.display()));
     }
     let genesis = Genesis {
         chain_id: DEV_CHAIN_ID.into(),
         timestamp_ms: 0,
         params: Default::default(),
-        accounts: funded.iter().map(|id| GenesisAccount { id: *id, balance: DEV_BALANCE }).collect(),
+        accounts: funded
+            .iter()
+            .map(|id| GenesisAccount {
+                id: *id,
+                balance: DEV_BALANCE,
+            })
+            .collect(),
         models: vec![default_model_entry()],
     };
-    std::fs::write(path, genesis.to_toml()).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(path, genesis.to_toml())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(genesis)
 }

@@ -20,8 +20,10 @@ pub fn load_or_create(path: &Path) -> Result<Keypair> {
 
 /// Load an existing key file.
 pub fn load(path: &Path) -> Result<Keypair> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
-    text.parse().with_context(|| format!("key file {} is not a 64-hex-character seed", path.display()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading key file {}", path.display()))?;
+    text.parse()
+        .with_context(|| format!("key file {} is not a 64-hex-character seed", path.display()))
 }
 
 #[cfg(unix)]

@@ -28,7 +28,9 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(cli))
 }
 
@@ -38,10 +40,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Node(args) => {
             let shutdown = Shutdown::on_signals();
             std::fs::create_dir_all(&args.data_dir)?;
-            let genesis_path = args.genesis.clone().unwrap_or_else(|| args.data_dir.join("genesis.toml"));
+            let genesis_path = args
+                .genesis
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("genesis.toml"));
             let faucet = keys::load_or_create(&args.data_dir.join("faucet.key"))?;
             let genesis = genesis::load_or_create(&genesis_path, &[faucet.account()])?;
-            let node = roles::start_node(&args.data_dir, &genesis, args.rpc, args.block_ms, shutdown).await?;
+            let node =
+                roles::start_node(&args.data_dir, &genesis, args.rpc, args.block_ms, shutdown)
+                    .await?;
             println!("chain RPC: {}", node.rpc_url);
             println!("faucet key: {}", args.data_dir.join("faucet.key").display());
             println!("agora node ready");
@@ -57,12 +64,18 @@ async fn run(cli: Cli) -> Result<()> {
                 chain_url: args.chain,
                 listen: args.http,
                 public_url: args.public_url,
-                price: Price { input_per_1k: args.price_in, output_per_1k: args.price_out },
+                price: Price {
+                    input_per_1k: args.price_in,
+                    output_per_1k: args.price_out,
+                },
                 stake: args.stake,
                 threads: args.threads,
             };
             let provider = roles::start_provider(setup, shutdown).await?;
-            println!("provider: {} serving {} ({})", provider.endpoint, provider.model.name, provider.model.id);
+            println!(
+                "provider: {} serving {} ({})",
+                provider.endpoint, provider.model.name, provider.model.id
+            );
             println!("agora provider ready");
             devnet::join(vec![provider.task]).await
         }
@@ -76,10 +89,18 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => status::run(&args.rpc, args.json).await,
         Command::Transfer(args) => {
             let key = keys::load(&args.key)?;
-            let to: AccountId = args.to.parse().context("--to is not an account id (64 hex characters)")?;
+            let to: AccountId = args
+                .to
+                .parse()
+                .context("--to is not an account id (64 hex characters)")?;
             let chain = ChainClient::new(&args.rpc);
-            let kind = TxKind::Transfer { to, amount: args.amount };
-            let height = chain.send_and_wait(&key, kind, Duration::from_secs(60)).await?;
+            let kind = TxKind::Transfer {
+                to,
+                amount: args.amount,
+            };
+            let height = chain
+                .send_and_wait(&key, kind, Duration::from_secs(60))
+                .await?;
             println!("transferred {} to {to} in block {height}", args.amount);
             Ok(())
         }

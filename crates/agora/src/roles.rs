@@ -22,7 +22,9 @@ use crate::{keys, shutdown::Shutdown};
 
 /// Bind a listener with a readable error.
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what}"))
 }
 
 /// A started chain node: its RPC URL and the tasks to await on shutdown.
@@ -34,19 +36,36 @@ pub struct NodeHandle {
 }
 
 /// Open the chain under `dir`, start block production and the RPC.
-pub async fn start_node(dir: &Path, genesis: &Genesis, rpc: SocketAddr, block_ms: u64, shutdown: Shutdown) -> Result<NodeHandle> {
+pub async fn start_node(
+    dir: &Path,
+    genesis: &Genesis,
+    rpc: SocketAddr,
+    block_ms: u64,
+    shutdown: Shutdown,
+) -> Result<NodeHandle> {
     let key = keys::load_or_create(&dir.join("node.key"))?;
-    let config = ChainConfig { block_interval: Duration::from_millis(block_ms.max(1)), ..ChainConfig::default() };
-    let node = Node::open(&dir.join("chain"), genesis, key, config).context("opening the chain store")?;
+    let config = ChainConfig {
+        block_interval: Duration::from_millis(block_ms.max(1)),
+        ..ChainConfig::default()
+    };
+    let node =
+        Node::open(&dir.join("chain"), genesis, key, config).context("opening the chain store")?;
     let listener = bind(rpc, "chain RPC").await?;
     let rpc_url = format!("http://{}", listener.local_addr()?);
     let router = node.router();
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(stop.wait()).await.context("chain RPC server")
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.wait())
+            .await
+            .context("chain RPC server")
     });
-    let producer = tokio::spawn(async move { node.run(shutdown.wait()).await.context("block production") });
-    Ok(NodeHandle { rpc_url, tasks: vec![server, producer] })
+    let producer =
+        tokio::spawn(async move { node.run(shutdown.wait()).await.context("block production") });
+    Ok(NodeHandle {
+        rpc_url,
+        tasks: vec![server, producer],
+    })
 }
 
 /// What a provider needs to start.
@@ -86,7 +105,8 @@ pub struct ProviderHandle {
 
 /// Load the model, serve jobs, and register on the chain.
 pub async fn start_provider(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderHandle> {
-    std::fs::create_dir_all(&setup.data_dir).with_context(|| format!("creating {}", setup.data_dir.display()))?;
+    std::fs::create_dir_all(&setup.data_dir)
+        .with_context(|| format!("creating {}", setup.data_dir.display()))?;
     let key = keys::load_or_create(&setup.data_dir.join("provider.key"))?;
     tracing::info!(account = %key.account(), "provider key");
     let mut config = LlamaEngineConfig::default();
@@ -103,16 +123,33 @@ pub async fn start_provider(setup: ProviderSetup, shutdown: Shutdown) -> Result<
     };
     let transcripts = TranscriptStore::open(&setup.data_dir.join("transcripts.redb"))?;
     let listener = bind(setup.listen, "provider").await?;
-    let endpoint = setup.public_url.unwrap_or(format!("http://{}", listener.local_addr()?));
-    let router = Provider::new(Arc::new(engine), key.clone(), model.id, setup.price, transcripts).router();
+    let endpoint = setup
+        .public_url
+        .unwrap_or(format!("http://{}", listener.local_addr()?));
+    let router = Provider::new(
+        Arc::new(engine),
+        key.clone(),
+        model.id,
+        setup.price,
+        transcripts,
+    )
+    .router();
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(stop.wait()).await.context("provider server")
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.wait())
+            .await
+            .context("provider server")
     });
     let chain = ChainClient::new(&setup.chain_url);
     let needed = setup.stake;
     let balance = chain.account(&key.account()).await?.balance;
-    let already = chain.providers().await?.into_iter().find(|p| p.id == key.account()).map_or(0, |p| p.stake);
+    let already = chain
+        .providers()
+        .await?
+        .into_iter()
+        .find(|p| p.id == key.account())
+        .map_or(0, |p| p.stake);
     if balance + already < needed {
         anyhow::bail!(
             "provider account {} holds {} but must lock {} as stake; fund it first, e.g. \
@@ -125,7 +162,11 @@ pub async fn start_provider(setup: ProviderSetup, shutdown: Shutdown) -> Result<
         );
     }
     register_on_chain(&chain, &key, &endpoint, &model, setup.price, setup.stake).await?;
-    Ok(ProviderHandle { endpoint, model, task })
+    Ok(ProviderHandle {
+        endpoint,
+        model,
+        task,
+    })
 }
 
 /// Registry entry for a model file the chain may not know yet.
@@ -170,7 +211,11 @@ impl GatewayHandle {
 const MODEL_WAIT: Duration = Duration::from_secs(60);
 
 /// Serve the OpenAI-compatible API for the network behind `chain_url`.
-pub async fn start_gateway(chain_url: &str, addr: SocketAddr, shutdown: Shutdown) -> Result<GatewayHandle> {
+pub async fn start_gateway(
+    chain_url: &str,
+    addr: SocketAddr,
+    shutdown: Shutdown,
+) -> Result<GatewayHandle> {
     let directory = ChainDirectory(ChainClient::new(chain_url));
     let gateway = Gateway::new(directory, GatewayConfig::default());
     let listener = bind(addr, "gateway").await?;
@@ -178,7 +223,10 @@ pub async fn start_gateway(chain_url: &str, addr: SocketAddr, shutdown: Shutdown
     let router = gateway.router();
     let refresher = tokio::spawn(gateway.clone().run_refresh(shutdown.clone().wait()));
     let task = tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.wait()).await.context("gateway server")?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.wait())
+            .await
+            .context("gateway server")?;
         refresher.await.context("directory refresh task")?;
         Ok(())
     });

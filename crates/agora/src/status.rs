@@ -5,23 +5,38 @@ use anyhow::{Context, Result};
 
 /// Print the status of the chain at `rpc`.
 pub async fn run(rpc: &str, json: bool) -> Result<()> {
-    let status = ChainClient::new(rpc).status().await.context("reading chain status")?;
+    let status = ChainClient::new(rpc)
+        .status()
+        .await
+        .context("reading chain status")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
     println!("chain {} at height {}", status.chain_id, status.height);
-    println!("total supply {}, mempool {}", status.total_supply, status.mempool);
+    println!(
+        "total supply {}, mempool {}",
+        status.total_supply, status.mempool
+    );
     println!("models ({}):", status.models.len());
     for m in &status.models {
-        println!("  {}  {}  {} {}  {} bytes  {}", m.id, m.name, m.architecture, m.quantization, m.size_bytes, m.license);
+        println!(
+            "  {}  {}  {} {}  {} bytes  {}",
+            m.id, m.name, m.architecture, m.quantization, m.size_bytes, m.license
+        );
     }
     println!("providers ({}):", status.providers.len());
     for p in &status.providers {
         let names: Vec<String> = p
             .models
             .iter()
-            .map(|id| status.models.iter().find(|m| m.id == *id).map_or(id.to_hex(), |m| m.name.clone()))
+            .map(|id| {
+                status
+                    .models
+                    .iter()
+                    .find(|m| m.id == *id)
+                    .map_or(id.to_hex(), |m| m.name.clone())
+            })
             .collect();
         println!(
             "  {}  {}  models [{}]  stake {}  price in/out per 1k {}/{}",

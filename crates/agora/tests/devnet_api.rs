@@ -15,7 +15,12 @@ struct Api {
 
 impl Api {
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Non-streaming chat; returns (content, body, receipt id).
@@ -27,31 +32,65 @@ impl Api {
         });
         let resp = self.post("/chat/completions", body).await;
         assert_eq!(resp.status(), 200);
-        let receipt = resp.headers()["x-agora-receipt"].to_str().unwrap().to_string();
+        let receipt = resp.headers()["x-agora-receipt"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let v: Value = resp.json().await.unwrap();
-        (v["choices"][0]["message"]["content"].as_str().unwrap().to_string(), v, receipt)
+        (
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            v,
+            receipt,
+        )
     }
 }
 
 fn assert_openai_error(v: &Value) {
     let e = &v["error"];
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "error.message missing in {v}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error.message missing in {v}"
+    );
     assert!(e["type"].is_string(), "error.type missing in {v}");
-    assert!(e.get("param").is_some() && e.get("code").is_some(), "error.param/code missing in {v}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "error.param/code missing in {v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_serves_the_openai_api_with_receipts() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = common::devnet(dir.path());
-    let api = Api { http: reqwest::Client::new(), base: devnet.value("OpenAI base URL") };
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: devnet.value("OpenAI base URL"),
+    };
     let rpc = devnet.value("chain RPC");
     let provider_url = devnet.value("provider");
 
     // The model list names the default model.
-    let models: Value = api.http.get(format!("{}/models", api.base)).send().await.unwrap().json().await.unwrap();
+    let models: Value = api
+        .http
+        .get(format!("{}/models", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(models["object"], "list");
-    assert!(models["data"].as_array().unwrap().iter().any(|m| m["id"] == MODEL), "{models}");
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == MODEL),
+        "{models}"
+    );
 
     // A real answer with consistent usage.
     let (text, body, receipt_id) = api.chat(7, 0.7).await;
@@ -60,7 +99,10 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     assert_eq!(body["choices"][0]["message"]["role"], "assistant");
     assert!(["stop", "length"].contains(&body["choices"][0]["finish_reason"].as_str().unwrap()));
     let usage = &body["usage"];
-    let (prompt, completion) = (usage["prompt_tokens"].as_u64().unwrap(), usage["completion_tokens"].as_u64().unwrap());
+    let (prompt, completion) = (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
     assert!(prompt > 5 && (1..=24).contains(&completion), "{usage}");
     assert_eq!(usage["total_tokens"].as_u64().unwrap(), prompt + completion);
 
@@ -75,7 +117,10 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         .await
         .unwrap();
     let r = &transcript.receipt.receipt;
-    transcript.receipt.verify().expect("receipt signature verifies");
+    transcript
+        .receipt
+        .verify()
+        .expect("receipt signature verifies");
     assert_eq!(r.id.to_hex(), receipt_id);
     assert_eq!(r.params.seed, 7);
     assert_eq!(r.output_hash, hash_tokens(&transcript.output_tokens));
@@ -100,20 +145,36 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     });
     let resp = api.post("/chat/completions", body).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let raw = resp.text().await.unwrap();
-    let events: Vec<&str> = raw.split("\n\n").filter_map(|e| e.trim().strip_prefix("data: ")).collect();
+    let events: Vec<&str> = raw
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: "))
+        .collect();
     assert_eq!(events.last(), Some(&"[DONE]"), "{raw}");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     assert!(chunks.len() >= 3, "{raw}");
     let streamed: String = chunks
         .iter()
-        .filter_map(|c| c["choices"].get(0).and_then(|ch| ch["delta"]["content"].as_str()))
+        .filter_map(|c| {
+            c["choices"]
+                .get(0)
+                .and_then(|ch| ch["delta"]["content"].as_str())
+        })
         .collect();
     assert_eq!(streamed, text);
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"].as_array().unwrap().len(), 0);
-    assert_eq!(last["usage"]["completion_tokens"].as_u64().unwrap(), completion);
+    assert_eq!(
+        last["usage"]["completion_tokens"].as_u64().unwrap(),
+        completion
+    );
 
     // Legacy completions.
     let resp = api.post("/completions", json!({"model": MODEL, "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0})).await;
@@ -123,7 +184,12 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     assert!(!v["choices"][0]["text"].as_str().unwrap().is_empty());
 
     // Errors in OpenAI's shape with the right status.
-    let resp = api.post("/chat/completions", json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let resp = api
+        .post(
+            "/chat/completions",
+            json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
     assert_eq!(resp.status(), 404);
     assert_openai_error(&resp.json().await.unwrap());
     let resp = api
@@ -140,7 +206,11 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     // `agora status --json` shows the registries.
     let status = common::status(&rpc);
     assert!(status["height"].as_u64().unwrap() >= 1);
-    assert!(status["models"].as_array().unwrap().iter().any(|m| m["name"] == MODEL));
+    assert!(status["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == MODEL));
     let p = &status["providers"][0];
     assert_eq!(p["endpoint"], provider_url.as_str());
     assert_eq!(p["stake"], 1_000_000);

@@ -14,28 +14,51 @@ async fn sigterm_stops_cleanly_and_kill_9_loses_nothing_committed() {
     // SIGTERM: a clean exit, promptly.
     let mut devnet = common::devnet(dir.path());
     let pid = devnet.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = devnet.child.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "devnet did not exit within 30 s of SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "devnet did not exit within 30 s of SIGTERM"
+        );
         std::thread::park_timeout(Duration::from_millis(20));
     };
-    assert!(status.success(), "devnet exited with {status} after SIGTERM");
+    assert!(
+        status.success(),
+        "devnet exited with {status} after SIGTERM"
+    );
 
     let mut devnet = common::devnet(dir.path());
     let rpc = devnet.value("chain RPC");
     let recipient = Keypair::generate().account().to_hex();
     let faucet = dir.path().join("faucet.key");
     let (ok, out, err) = common::run(&[
-        "transfer", "--rpc", &rpc, "--key", faucet.to_str().unwrap(), "--to", &recipient, "--amount", "12345",
+        "transfer",
+        "--rpc",
+        &rpc,
+        "--key",
+        faucet.to_str().unwrap(),
+        "--to",
+        &recipient,
+        "--amount",
+        "12345",
     ]);
     assert!(ok, "transfer failed: {out} {err}");
     let account_url = format!("{rpc}/account/{recipient}");
     let balance = |v: serde_json::Value| v["balance"].as_u64().unwrap();
-    let before: serde_json::Value = reqwest::get(&account_url).await.unwrap().json().await.unwrap();
+    let before: serde_json::Value = reqwest::get(&account_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(balance(before), 12345);
     let height_before = common::status(&rpc)["height"].as_u64().unwrap();
 
@@ -43,8 +66,16 @@ async fn sigterm_stops_cleanly_and_kill_9_loses_nothing_committed() {
     let devnet = common::devnet(dir.path());
     let rpc = devnet.value("chain RPC");
     let status = common::status(&rpc);
-    assert!(status["height"].as_u64().unwrap() >= height_before, "{status}");
-    let after: serde_json::Value = reqwest::get(format!("{rpc}/account/{recipient}")).await.unwrap().json().await.unwrap();
+    assert!(
+        status["height"].as_u64().unwrap() >= height_before,
+        "{status}"
+    );
+    let after: serde_json::Value = reqwest::get(format!("{rpc}/account/{recipient}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(balance(after), 12345);
     assert_eq!(status["providers"].as_array().unwrap().len(), 1, "{status}");
 }

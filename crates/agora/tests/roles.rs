@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use agora_types::Keypair;
 use common::Agora;
-use sse::next_event;
 use serde_json::json;
+use sse::next_event;
 
 /// A tiny SSE reader over reqwest's byte stream, so the test can act between events.
 mod sse {
@@ -31,15 +31,35 @@ mod sse {
 async fn separate_roles_and_a_provider_dying_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
-    let node = Agora::start(&["node", "--data-dir", &path("node"), "--rpc", "127.0.0.1:0", "--block-ms", "50"]);
+    let node = Agora::start(&[
+        "node",
+        "--data-dir",
+        &path("node"),
+        "--rpc",
+        "127.0.0.1:0",
+        "--block-ms",
+        "50",
+    ]);
     let rpc = node.value("chain RPC");
     let model = agora_models::default_model_path();
-    assert!(model.exists(), "default model missing at {}: run scripts/test.sh (it fetches the model)", model.display());
+    assert!(
+        model.exists(),
+        "default model missing at {}: run scripts/test.sh (it fetches the model)",
+        model.display()
+    );
     let model = model.to_str().unwrap();
 
     // An unfunded provider is told exactly what to do.
     let (ok, _, err) = common::run(&[
-        "provider", "--chain", &rpc, "--model", model, "--data-dir", &path("poor"), "--http", "127.0.0.1:0",
+        "provider",
+        "--chain",
+        &rpc,
+        "--model",
+        model,
+        "--data-dir",
+        &path("poor"),
+        "--http",
+        "127.0.0.1:0",
     ]);
     assert!(!ok);
     assert!(err.contains("fund it first"), "{err}");
@@ -49,28 +69,59 @@ async fn separate_roles_and_a_provider_dying_mid_stream() {
     let key = Keypair::generate();
     std::fs::write(path("prov/provider.key"), hex::encode(key.seed())).unwrap();
     let (ok, out, err) = common::run(&[
-        "transfer", "--rpc", &rpc, "--key", &path("node/faucet.key"), "--to", &key.account().to_hex(), "--amount", "5000000",
+        "transfer",
+        "--rpc",
+        &rpc,
+        "--key",
+        &path("node/faucet.key"),
+        "--to",
+        &key.account().to_hex(),
+        "--amount",
+        "5000000",
     ]);
     assert!(ok, "{out} {err}");
     let mut provider = Agora::start(&[
-        "provider", "--chain", &rpc, "--model", model, "--data-dir", &path("prov"), "--http", "127.0.0.1:0", "--threads", "2",
+        "provider",
+        "--chain",
+        &rpc,
+        "--model",
+        model,
+        "--data-dir",
+        &path("prov"),
+        "--http",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
     ]);
     let gateway = Agora::start(&["gateway", "--chain", &rpc, "--http", "127.0.0.1:0"]);
     let base = gateway.value("OpenAI base URL");
 
     let status = common::status(&rpc);
-    assert_eq!(status["providers"][0]["id"], key.account().to_hex().as_str());
-    assert_eq!(status["providers"][0]["endpoint"], provider.value("provider").as_str());
+    assert_eq!(
+        status["providers"][0]["id"],
+        key.account().to_hex().as_str()
+    );
+    assert_eq!(
+        status["providers"][0]["endpoint"],
+        provider.value("provider").as_str()
+    );
 
     let http = reqwest::Client::new();
     let request = json!({
         "model": "smollm2-135m-instruct", "stream": true, "temperature": 0, "max_tokens": 400,
         "messages": [{"role": "user", "content": "Tell a long story about a lighthouse keeper."}],
     });
-    let mut resp = http.post(format!("{base}/chat/completions")).json(&request).send().await.unwrap();
+    let mut resp = http
+        .post(format!("{base}/chat/completions"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut buf = String::new();
-    let first = next_event(&mut resp, &mut buf).await.expect("a first chunk");
+    let first = next_event(&mut resp, &mut buf)
+        .await
+        .expect("a first chunk");
     assert!(first.starts_with("data: {"), "{first}");
 
     // Kill the provider mid-stream: the stream must end with an error event, promptly.
@@ -84,7 +135,10 @@ async fn separate_roles_and_a_provider_dying_mid_stream() {
     })
     .await
     .expect("the stream hung after its provider died");
-    let error = rest.iter().find(|e| e.contains("\"error\"")).unwrap_or_else(|| panic!("no error event in {rest:?}"));
+    let error = rest
+        .iter()
+        .find(|e| e.contains("\"error\""))
+        .unwrap_or_else(|| panic!("no error event in {rest:?}"));
     let v: serde_json::Value = serde_json::from_str(error.strip_prefix("data: ").unwrap()).unwrap();
     assert!(v["error"]["message"].is_string(), "{v}");
 

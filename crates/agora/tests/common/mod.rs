@@ -84,8 +84,16 @@ impl Drop for Agora {
 
 /// Run `agora ARGS` to completion and return (success, stdout, stderr).
 pub fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_agora")).args(args).env("RUST_LOG", "warn").output().expect("run agora");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run agora");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 /// Start a devnet on free ports under `dir`, with fast blocks.
