@@ -9,8 +9,14 @@ use agora_types::{JobInput, Price};
 use common::*;
 use serde_json::{json, Value};
 
-const CHEAP: Price = Price { input_per_1k: 1000, output_per_1k: 2000 };
-const DEAR: Price = Price { input_per_1k: 50_000, output_per_1k: 90_000 };
+const CHEAP: Price = Price {
+    input_per_1k: 1000,
+    output_per_1k: 2000,
+};
+const DEAR: Price = Price {
+    input_per_1k: 50_000,
+    output_per_1k: 90_000,
+};
 
 fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello"}]})
@@ -19,7 +25,10 @@ fn chat_body(model: &str) -> Value {
 /// One model, `tiny`, served by each of `stubs`.
 fn snapshot(stubs: &[&Stub]) -> Snapshot {
     let m = model("tiny");
-    Snapshot { providers: stubs.iter().map(|s| s.info(&[m.id])).collect(), models: vec![m] }
+    Snapshot {
+        providers: stubs.iter().map(|s| s.info(&[m.id])).collect(),
+        models: vec![m],
+    }
 }
 
 #[tokio::test]
@@ -27,7 +36,10 @@ async fn models_lists_only_served_models() {
     let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
     let served = model("tiny");
     let unserved = model("lonely");
-    let snap = Snapshot { models: vec![served.clone(), unserved.clone()], providers: vec![p.info(&[served.id])] };
+    let snap = Snapshot {
+        models: vec![served.clone(), unserved.clone()],
+        providers: vec![p.info(&[served.id])],
+    };
     let gw = gateway(snap).await;
 
     let list: Value = gw.get("/v1/models").await.json().await.unwrap();
@@ -63,18 +75,33 @@ async fn non_streaming_chat_returns_content_usage_and_receipt() {
     });
     let resp = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
-    let receipt = resp.headers()["x-agora-receipt"].to_str().unwrap().to_string();
-    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), p.key.account().to_hex());
+    let receipt = resp.headers()["x-agora-receipt"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        resp.headers()["x-agora-provider"].to_str().unwrap(),
+        p.key.account().to_hex()
+    );
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["id"], format!("chatcmpl-{receipt}"));
     assert_eq!(v["model"], model_hex);
     assert!(v["created"].as_u64().unwrap() > 1_600_000_000);
     assert_eq!(v["choices"][0]["index"], 0);
-    assert_eq!(v["choices"][0]["message"], json!({"role": "assistant", "content": "Hello there"}));
+    assert_eq!(
+        v["choices"][0]["message"],
+        json!({"role": "assistant", "content": "Hello there"})
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     let usage = &v["usage"];
-    assert_eq!((usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()), (Some(11), Some(3)));
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (Some(11), Some(3))
+    );
     assert_eq!(usage["total_tokens"], 14);
     assert_eq!(usage["cost"], CHEAP.cost(11, 3));
 
@@ -87,10 +114,18 @@ async fn non_streaming_chat_returns_content_usage_and_receipt() {
     assert_eq!(job.params.top_p, 0.5);
     assert_eq!(job.params.stop, vec!["\n".to_string(), "END".to_string()]);
     assert_eq!(job.params.seed, 42);
-    let JobInput::Chat { messages } = &job.input else { panic!("not a chat job: {:?}", job.input) };
+    let JobInput::Chat { messages } = &job.input else {
+        panic!("not a chat job: {:?}", job.input)
+    };
     assert_eq!(messages.len(), 2);
-    assert_eq!((messages[0].role.as_str(), messages[0].content.as_str()), ("system", "be brief"));
-    assert_eq!((messages[1].role.as_str(), messages[1].content.as_str()), ("user", "hi you"));
+    assert_eq!(
+        (messages[0].role.as_str(), messages[0].content.as_str()),
+        ("system", "be brief")
+    );
+    assert_eq!(
+        (messages[1].role.as_str(), messages[1].content.as_str()),
+        ("user", "hi you")
+    );
 }
 
 #[tokio::test]
@@ -102,9 +137,18 @@ async fn streaming_chat_sends_openai_chunks() {
     body["stream_options"] = json!({"include_usage": true});
     let resp = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), p.key.account().to_hex());
-    let job_id = resp.headers()["x-agora-job-id"].to_str().unwrap().to_string();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(
+        resp.headers()["x-agora-provider"].to_str().unwrap(),
+        p.key.account().to_hex()
+    );
+    let job_id = resp.headers()["x-agora-job-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(resp.headers()["x-agora-receipt"].to_str().unwrap(), job_id);
     let events = sse_data(&text(resp).await);
 
@@ -117,11 +161,19 @@ async fn streaming_chat_sends_openai_chunks() {
         assert_eq!(c["model"], "tiny");
         assert!(c["created"].is_u64());
     }
-    assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
     assert_eq!(chunks[0]["choices"][0]["finish_reason"], Value::Null);
-    let content: String = chunks[1..4].iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap()).collect();
+    let content: String = chunks[1..4]
+        .iter()
+        .map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap())
+        .collect();
     assert_eq!(content, "abc");
-    assert!(chunks[1..4].iter().all(|c| c["choices"][0]["finish_reason"].is_null()));
+    assert!(chunks[1..4]
+        .iter()
+        .all(|c| c["choices"][0]["finish_reason"].is_null()));
     assert_eq!(chunks[4]["choices"][0]["delta"], json!({}));
     assert_eq!(chunks[4]["choices"][0]["finish_reason"], "length");
     assert_eq!(chunks[5]["choices"], json!([]));
@@ -146,13 +198,26 @@ async fn legacy_completions_stream_and_not() {
     let p = stub(Script::Deltas(vec!["one", " two"]), CHEAP).await;
     let gw = gateway(snapshot(&[&p])).await;
 
-    let v: Value = gw.post("/v1/completions", &json!({"model": "tiny", "prompt": ["Once"]})).await.json().await.unwrap();
+    let v: Value = gw
+        .post(
+            "/v1/completions",
+            &json!({"model": "tiny", "prompt": ["Once"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["object"], "text_completion");
     assert!(v["id"].as_str().unwrap().starts_with("cmpl-"));
     assert_eq!(v["choices"][0]["text"], "one two");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["total_tokens"], 13);
-    assert_eq!(p.jobs()[0].input, JobInput::Text { prompt: "Once".into() });
+    assert_eq!(
+        p.jobs()[0].input,
+        JobInput::Text {
+            prompt: "Once".into()
+        }
+    );
     assert_eq!(p.jobs()[0].params.max_tokens, 256);
 
     let body = json!({"model": "tiny", "prompt": "Once", "stream": true, "stream_options": {"include_usage": true}});
@@ -170,7 +235,12 @@ async fn legacy_completions_stream_and_not() {
     assert_eq!(events[3]["usage"]["completion_tokens"], 2);
     assert_eq!(events[4], "[DONE]");
 
-    let err = openai_error(gw.post("/v1/completions", &json!({"model": "tiny", "prompt": 5})).await, 400).await;
+    let err = openai_error(
+        gw.post("/v1/completions", &json!({"model": "tiny", "prompt": 5}))
+            .await,
+        400,
+    )
+    .await;
     assert_eq!(err["param"], "prompt");
 }
 
@@ -179,7 +249,12 @@ async fn bad_requests_get_openai_errors() {
     let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
     let gw = gateway(snapshot(&[&p])).await;
 
-    let err = openai_error(gw.post("/v1/chat/completions", &chat_body("no-such-model")).await, 404).await;
+    let err = openai_error(
+        gw.post("/v1/chat/completions", &chat_body("no-such-model"))
+            .await,
+        404,
+    )
+    .await;
     assert_eq!(err["code"], "model_not_found");
     assert_eq!(err["type"], "invalid_request_error");
 
@@ -191,26 +266,47 @@ async fn bad_requests_get_openai_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(openai_error(resp, 400).await["type"], "invalid_request_error");
+    assert_eq!(
+        openai_error(resp, 400).await["type"],
+        "invalid_request_error"
+    );
 
     let cases = [
-        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}), "temperature"),
-        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}), "max_tokens"),
-        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "n": 2}), "n"),
+        (
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}),
+            "temperature",
+        ),
+        (
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+            "n",
+        ),
         (json!({"model": "tiny", "messages": []}), "messages"),
-        (json!({"model": 7, "messages": [{"role": "user", "content": "x"}]}), "model"),
+        (
+            json!({"model": 7, "messages": [{"role": "user", "content": "x"}]}),
+            "model",
+        ),
         (
             json!({"model": "tiny", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
             "messages[0].content[0]",
         ),
-        (json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "provider": {"sort": "vibes"}}), "provider.sort"),
+        (
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "provider": {"sort": "vibes"}}),
+            "provider.sort",
+        ),
     ];
     for (body, param) in cases {
         let err = openai_error(gw.post("/v1/chat/completions", &body).await, 400).await;
         assert_eq!(err["param"], param, "{body}");
         assert_eq!(err["type"], "invalid_request_error");
     }
-    assert!(p.jobs().is_empty(), "invalid requests must not reach providers");
+    assert!(
+        p.jobs().is_empty(),
+        "invalid requests must not reach providers"
+    );
 
     let err = openai_error(gw.get("/v1/nothing/here").await, 404).await;
     assert_eq!(err["code"], "unknown_url");
@@ -220,7 +316,10 @@ async fn bad_requests_get_openai_errors() {
 #[tokio::test]
 async fn oversize_bodies_get_413_in_openai_shape() {
     let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
-    let config = GatewayConfig { max_body_bytes: 1024, ..GatewayConfig::default() };
+    let config = GatewayConfig {
+        max_body_bytes: 1024,
+        ..GatewayConfig::default()
+    };
     let gw = gateway_with(Some(snapshot(&[&p])), config).await;
     let big = json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(4096)}]});
     let err = openai_error(gw.post("/v1/chat/completions", &big).await, 413).await;
@@ -228,16 +327,21 @@ async fn oversize_bodies_get_413_in_openai_shape() {
 
     // The configured limit, not axum's 2 MiB default, is what applies.
     let gw = gateway(snapshot(&[&p])).await;
-    let three_mib = json!({"model": "nope", "messages": [{"role": "user", "content": "x".repeat(3 << 20)}]});
+    let three_mib =
+        json!({"model": "nope", "messages": [{"role": "user", "content": "x".repeat(3 << 20)}]});
     openai_error(gw.post("/v1/chat/completions", &three_mib).await, 404).await;
-    let five_mib = json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(5 << 20)}]});
+    let five_mib =
+        json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(5 << 20)}]});
     openai_error(gw.post("/v1/chat/completions", &five_mib).await, 413).await;
     assert!(p.jobs().is_empty());
 }
 
 #[tokio::test]
 async fn no_provider_is_503_with_retry_after() {
-    let snap = Snapshot { models: vec![model("tiny")], providers: vec![] };
+    let snap = Snapshot {
+        models: vec![model("tiny")],
+        providers: vec![],
+    };
     let gw = gateway(snap).await;
     let resp = gw.post("/v1/chat/completions", &chat_body("tiny")).await;
     assert!(resp.headers().contains_key("retry-after"));
@@ -260,12 +364,20 @@ async fn unreadable_directory_is_503() {
     openai_error(gw.get("/v1/models").await, 503).await;
     let resp = gw.post("/v1/chat/completions", &chat_body("tiny")).await;
     assert!(resp.headers().contains_key("retry-after"));
-    assert_eq!(openai_error(resp, 503).await["code"], "directory_unavailable");
+    assert_eq!(
+        openai_error(resp, 503).await["code"],
+        "directory_unavailable"
+    );
 
     // Once the directory answers, requests read it on demand.
     let p = stub(Script::Deltas(vec!["ok"]), CHEAP).await;
     gw.directory.set(Some(snapshot(&[&p])));
-    let v: Value = gw.post("/v1/chat/completions", &chat_body("tiny")).await.json().await.unwrap();
+    let v: Value = gw
+        .post("/v1/chat/completions", &chat_body("tiny"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "ok");
 }
 
@@ -282,7 +394,10 @@ async fn dead_provider_fails_over_to_the_next() {
         stake: 1,
         registered_at: 0,
     };
-    let snap = Snapshot { models: vec![m.clone()], providers: vec![dead.clone(), good.info(&[m.id])] };
+    let snap = Snapshot {
+        models: vec![m.clone()],
+        providers: vec![dead.clone(), good.info(&[m.id])],
+    };
     let gw = gateway(snap).await;
 
     for stream in [false, true] {
@@ -291,7 +406,10 @@ async fn dead_provider_fails_over_to_the_next() {
         body["provider"] = json!({"order": [dead.id.to_hex()]});
         let resp = gw.post("/v1/chat/completions", &body).await;
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), good.key.account().to_hex());
+        assert_eq!(
+            resp.headers()["x-agora-provider"].to_str().unwrap(),
+            good.key.account().to_hex()
+        );
         let body = text(resp).await;
         assert!(body.contains("fine"), "{body}");
     }
@@ -314,7 +432,10 @@ async fn busy_provider_is_skipped_and_refusals_pass_through() {
     body["provider"] = json!({"order": [busy.key.account().to_hex()]});
     let resp = gw.post("/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), good.key.account().to_hex());
+    assert_eq!(
+        resp.headers()["x-agora-provider"].to_str().unwrap(),
+        good.key.account().to_hex()
+    );
     assert_eq!(busy.jobs().len(), 1);
 
     let refuse = stub(Script::Refuse, CHEAP).await;
@@ -323,9 +444,15 @@ async fn busy_provider_is_skipped_and_refusals_pass_through() {
     let mut body = chat_body("tiny");
     body["provider"] = json!({"order": [refuse.key.account().to_hex()]});
     let err = openai_error(gw.post("/v1/chat/completions", &body).await, 400).await;
-    assert!(err["message"].as_str().unwrap().contains("too long"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("too long"),
+        "{err}"
+    );
     assert_eq!(err["type"], "invalid_request_error");
-    assert!(other.jobs().is_empty(), "a request the provider refused is not retried elsewhere");
+    assert!(
+        other.jobs().is_empty(),
+        "a request the provider refused is not retried elsewhere"
+    );
 }
 
 #[tokio::test]
@@ -339,7 +466,11 @@ async fn every_provider_down_is_503() {
         stake: 1,
         registered_at: 0,
     };
-    let gw = gateway(Snapshot { models: vec![m.clone()], providers: vec![dead(1), dead(2)] }).await;
+    let gw = gateway(Snapshot {
+        models: vec![m.clone()],
+        providers: vec![dead(1), dead(2)],
+    })
+    .await;
     let resp = gw.post("/v1/chat/completions", &chat_body("tiny")).await;
     assert!(resp.headers().contains_key("retry-after"));
     openai_error(resp, 503).await;
@@ -347,9 +478,18 @@ async fn every_provider_down_is_503() {
 
 #[tokio::test]
 async fn provider_failing_mid_stream() {
-    for script in [Script::EofAfterOne, Script::AbortAfterOne, Script::ErrorAfterOne] {
+    for script in [
+        Script::EofAfterOne,
+        Script::AbortAfterOne,
+        Script::ErrorAfterOne,
+        Script::Stall,
+    ] {
         let p = stub(script.clone(), CHEAP).await;
-        let gw = gateway(snapshot(&[&p])).await;
+        let config = GatewayConfig {
+            provider_idle_timeout: Duration::from_millis(300),
+            ..GatewayConfig::default()
+        };
+        let gw = gateway_with(Some(snapshot(&[&p])), config).await;
 
         let mut body = chat_body("tiny");
         body["stream"] = json!(true);
@@ -357,16 +497,36 @@ async fn provider_failing_mid_stream() {
         assert_eq!(resp.status(), 200, "{script:?}");
         let events = sse_data(&text(resp).await);
         let last = events.last().unwrap();
-        assert_eq!(last["error"]["code"], "provider_failed", "{script:?}: {events:#?}");
+        assert_eq!(
+            last["error"]["code"], "provider_failed",
+            "{script:?}: {events:#?}"
+        );
         assert_eq!(last["error"]["type"], "server_error");
-        assert!(last["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(!events.contains(&Value::String("[DONE]".into())), "{script:?}");
-        assert!(events.iter().all(|e| e["choices"][0]["finish_reason"].is_null()), "{script:?}");
-        if !matches!(script, Script::AbortAfterOne) {
-            assert!(events.iter().any(|e| e["choices"][0]["delta"]["content"] == "partial"), "{script:?}: {events:#?}");
-        }
+        assert!(last["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        assert!(
+            !events.contains(&Value::String("[DONE]".into())),
+            "{script:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e["choices"][0]["finish_reason"].is_null()),
+            "{script:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e["choices"][0]["delta"]["content"] == "partial"),
+            "{script:?}: {events:#?}"
+        );
 
-        let err = openai_error(gw.post("/v1/chat/completions", &chat_body("tiny")).await, 502).await;
+        let err = openai_error(
+            gw.post("/v1/chat/completions", &chat_body("tiny")).await,
+            502,
+        )
+        .await;
         assert_eq!(err["code"], "provider_failed", "{script:?}");
     }
 }
@@ -385,7 +545,10 @@ async fn broken_provider_is_avoided_afterwards() {
     let mut body = chat_body("tiny");
     body["provider"] = json!({"sort": "price"});
     let resp = gw.post("/v1/chat/completions", &body).await;
-    assert_eq!(resp.headers()["x-agora-provider"].to_str().unwrap(), good.key.account().to_hex());
+    assert_eq!(
+        resp.headers()["x-agora-provider"].to_str().unwrap(),
+        good.key.account().to_hex()
+    );
     assert_eq!(broken.jobs().len(), 1);
 }
 
@@ -394,13 +557,21 @@ async fn missing_seed_is_chosen_and_defaults_apply() {
     let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
     let gw = gateway(snapshot(&[&p])).await;
     for _ in 0..2 {
-        assert_eq!(gw.post("/v1/chat/completions", &chat_body("tiny")).await.status(), 200);
+        assert_eq!(
+            gw.post("/v1/chat/completions", &chat_body("tiny"))
+                .await
+                .status(),
+            200
+        );
     }
     let body = json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 9, "stop": "STOP"});
     assert_eq!(gw.post("/v1/chat/completions", &body).await.status(), 200);
     let jobs = p.jobs();
     assert_eq!(jobs.len(), 3);
-    assert_ne!(jobs[0].params.seed, jobs[1].params.seed, "each unseeded request gets its own random seed");
+    assert_ne!(
+        jobs[0].params.seed, jobs[1].params.seed,
+        "each unseeded request gets its own random seed"
+    );
     assert_eq!(jobs[0].params.max_tokens, 256);
     assert_eq!(jobs[0].params.temperature, 1.0);
     assert_eq!(jobs[0].params.top_p, 1.0);
@@ -412,12 +583,26 @@ async fn missing_seed_is_chosen_and_defaults_apply() {
 #[tokio::test]
 async fn wait_for_model_sees_a_provider_appear() {
     let gw = gateway_with(None, GatewayConfig::default()).await;
-    let err = gw.gateway.wait_for_model("tiny", Duration::from_millis(300)).await.unwrap_err();
+    let err = gw
+        .gateway
+        .wait_for_model("tiny", Duration::from_millis(300))
+        .await
+        .unwrap_err();
     assert!(matches!(err, GatewayError::Directory(_)), "{err:?}");
 
-    gw.directory.set(Some(Snapshot { models: vec![model("tiny")], providers: vec![] }));
-    let err = gw.gateway.wait_for_model("tiny", Duration::from_millis(300)).await.unwrap_err();
-    assert!(matches!(err, GatewayError::ModelNotServed { .. }), "{err:?}");
+    gw.directory.set(Some(Snapshot {
+        models: vec![model("tiny")],
+        providers: vec![],
+    }));
+    let err = gw
+        .gateway
+        .wait_for_model("tiny", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GatewayError::ModelNotServed { .. }),
+        "{err:?}"
+    );
 
     let waiter = {
         let g = gw.gateway.clone();
@@ -433,7 +618,10 @@ async fn wait_for_model_sees_a_provider_appear() {
 #[tokio::test]
 async fn run_refresh_stops_on_shutdown() {
     let p = stub(Script::Deltas(vec!["x"]), CHEAP).await;
-    let config = GatewayConfig { refresh_interval: Duration::from_millis(20), ..GatewayConfig::default() };
+    let config = GatewayConfig {
+        refresh_interval: Duration::from_millis(20),
+        ..GatewayConfig::default()
+    };
     let gw = gateway_with(None, config).await;
     gw.directory.set(Some(snapshot(&[&p])));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -441,7 +629,13 @@ async fn run_refresh_stops_on_shutdown() {
         let _ = stopped.await;
     }));
     // The loop's first tick reads the directory; waiting for the model proves it ran.
-    gw.gateway.wait_for_model("tiny", Duration::from_secs(20)).await.unwrap();
+    gw.gateway
+        .wait_for_model("tiny", Duration::from_secs(20))
+        .await
+        .unwrap();
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), task).await.expect("run_refresh ignored shutdown").unwrap();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("run_refresh ignored shutdown")
+        .unwrap();
 }

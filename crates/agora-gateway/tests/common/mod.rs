@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use agora_gateway::{Directory, DirectoryError, Gateway, GatewayConfig, Snapshot};
 use agora_types::{
-    hash_tokens, FinishReason, Hash32, JobEvent, JobRequest, Keypair, ModelEntry, Price, ProviderInfo, Receipt, Usage,
+    hash_tokens, FinishReason, Hash32, JobEvent, JobRequest, Keypair, ModelEntry, Price,
+    ProviderInfo, Receipt, Usage,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -30,6 +31,8 @@ pub enum Script {
     AbortAfterOne,
     /// Stream one delta, then an `error` event.
     ErrorAfterOne,
+    /// Stream one delta, then go silent forever.
+    Stall,
     /// Answer 400 (e.g. prompt too long).
     Refuse,
     /// Answer 503 busy with `retry-after`.
@@ -73,10 +76,76 @@ impl Stub {
 pub async fn stub(script: Script, price: Price) -> Arc<Stub> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let stub = Arc::new(Stub { key: Keypair::generate(), price, script, requests: Mutex::new(Vec::new()), addr });
-    let app = Router::new().route("/v1/jobs", post(run_job)).with_state(stub.clone());
+    let stub = Arc::new(Stub {
+        key: Keypair::generate(),
+        price,
+        script,
+        requests: Mutex::new(Vec::new()),
+        addr,
+    });
+    if matches!(stub.script, Script::AbortAfterOne) {
+        tokio::spawn(raw_abort_server(listener, stub.clone()));
+        return stub;
+    }
+    let app = Router::new()
+        .route("/v1/jobs", post(run_job))
+        .with_state(stub.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     stub
+}
+
+/// A hand-written HTTP/1.1 server: it answers 200 with headers and one delta,
+/// flushes them, then drops the connection without finishing the chunked body.
+async fn raw_abort_server(listener: tokio::net::TcpListener, stub: Arc<Stub>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        let stub = stub.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head_end, length) = loop {
+                let n = socket.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "client went away");
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    break (i + 4, length);
+                }
+            };
+            while buf.len() < head_end + length {
+                let n = socket.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "client went away");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let req: JobRequest =
+                serde_json::from_slice(&buf[head_end..head_end + length]).unwrap();
+            stub.requests.lock().unwrap().push(req);
+            let id = Hash32(rand::random());
+            let event = format!(
+                "data: {}\n\n",
+                serde_json::to_string(&JobEvent::Delta {
+                    text: "partial".into()
+                })
+                .unwrap()
+            );
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-agora-job-id: {}\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{}\r\n",
+                id.to_hex(),
+                event.len(),
+                event
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+            socket.flush().await.unwrap();
+            // Dropping the socket here cuts the body short.
+        });
+    }
 }
 
 /// An address nothing listens on.
@@ -86,7 +155,10 @@ pub fn dead_addr() -> SocketAddr {
 }
 
 fn event(e: &JobEvent) -> Result<Bytes, std::io::Error> {
-    Ok(Bytes::from(format!("data: {}\n\n", serde_json::to_string(e).unwrap())))
+    Ok(Bytes::from(format!(
+        "data: {}\n\n",
+        serde_json::to_string(e).unwrap()
+    )))
 }
 
 async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
@@ -96,7 +168,11 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
     };
     s.requests.lock().unwrap().push(req.clone());
     let id = Hash32(rand::random());
-    let delta = |t: &str| event(&JobEvent::Delta { text: t.to_string() });
+    let delta = |t: &str| {
+        event(&JobEvent::Delta {
+            text: t.to_string(),
+        })
+    };
     let events: Vec<Result<Bytes, std::io::Error>> = match &s.script {
         Script::Refuse => {
             let err = json!({"error": {"message": "prompt is too long for the context window", "type": "invalid_request_error", "param": null, "code": "invalid_request"}});
@@ -104,11 +180,19 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
         }
         Script::Busy => {
             let err = json!({"error": {"message": "busy", "type": "server_error", "param": null, "code": "provider_busy"}});
-            return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], Json(err)).into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "1")],
+                Json(err),
+            )
+                .into_response();
         }
         Script::Deltas(deltas) => {
             let mut out: Vec<_> = deltas.iter().map(|d| delta(d)).collect();
-            let usage = Usage { prompt_tokens: 11, completion_tokens: deltas.len() as u32 };
+            let usage = Usage {
+                prompt_tokens: 11,
+                completion_tokens: deltas.len() as u32,
+            };
             let receipt = Receipt {
                 id,
                 provider: s.key.account(),
@@ -118,23 +202,42 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                 params: req.params.clone(),
                 usage,
                 price: s.price,
-                cost: s.price.cost(usage.prompt_tokens.into(), usage.completion_tokens.into()),
+                cost: s
+                    .price
+                    .cost(usage.prompt_tokens.into(), usage.completion_tokens.into()),
                 timestamp_ms: 1,
             }
             .sign(&s.key);
-            out.push(event(&JobEvent::Done { finish_reason: FinishReason::Length, usage, receipt }));
+            out.push(event(&JobEvent::Done {
+                finish_reason: FinishReason::Length,
+                usage,
+                receipt,
+            }));
             out
         }
-        Script::EofAfterOne => vec![delta("partial")],
-        Script::AbortAfterOne => vec![delta("partial"), Err(std::io::Error::other("connection lost"))],
+        Script::EofAfterOne | Script::Stall => vec![delta("partial")],
+        Script::AbortAfterOne => unreachable!("served by raw_abort_server"),
         Script::ErrorAfterOne => {
-            vec![delta("partial"), event(&JobEvent::Error { message: "engine crashed".into() })]
+            vec![
+                delta("partial"),
+                event(&JobEvent::Error {
+                    message: "engine crashed".into(),
+                }),
+            ]
         }
+    };
+    let body = if matches!(s.script, Script::Stall) {
+        Body::from_stream(futures::StreamExt::chain(
+            futures::stream::iter(events),
+            futures::stream::pending(),
+        ))
+    } else {
+        Body::from_stream(futures::stream::iter(events))
     };
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header("x-agora-job-id", id.to_hex())
-        .body(Body::from_stream(futures::stream::iter(events)))
+        .body(body)
         .unwrap()
 }
 
@@ -151,7 +254,11 @@ impl TestDirectory {
 
 impl Directory for TestDirectory {
     async fn snapshot(&self) -> Result<Snapshot, DirectoryError> {
-        self.0.lock().unwrap().clone().ok_or_else(|| DirectoryError("chain unreachable".into()))
+        self.0
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| DirectoryError("chain unreachable".into()))
     }
 }
 
@@ -182,12 +289,21 @@ pub struct Running {
 impl Running {
     /// POST JSON to `path`.
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap()
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// GET `path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -203,7 +319,12 @@ pub async fn gateway_with(snapshot: Option<Snapshot>, config: GatewayConfig) -> 
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = gateway.router();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Running { base, gateway, directory, http: reqwest::Client::new() }
+    Running {
+        base,
+        gateway,
+        directory,
+        http: reqwest::Client::new(),
+    }
 }
 
 /// Start a gateway with the default configuration.
@@ -215,27 +336,40 @@ pub async fn gateway(snapshot: Snapshot) -> Running {
 pub fn sse_data(body: &str) -> Vec<Value> {
     body.split("\n\n")
         .filter_map(|event| {
-            let data: Vec<&str> =
-                event.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
             if data.is_empty() {
                 return None;
             }
             let data = data.join("\n");
-            Some(if data == "[DONE]" { Value::String(data) } else { serde_json::from_str(&data).unwrap() })
+            Some(if data == "[DONE]" {
+                Value::String(data)
+            } else {
+                serde_json::from_str(&data).unwrap()
+            })
         })
         .collect()
 }
 
 /// Read a whole response body, failing instead of hanging.
 pub async fn text(resp: reqwest::Response) -> String {
-    tokio::time::timeout(Duration::from_secs(20), resp.text()).await.expect("response body never ended").unwrap()
+    tokio::time::timeout(Duration::from_secs(20), resp.text())
+        .await
+        .expect("response body never ended")
+        .unwrap()
 }
 
 /// Check the OpenAI error shape and return the `error` object.
 pub async fn openai_error(resp: reqwest::Response, status: u16) -> Value {
     assert_eq!(resp.status().as_u16(), status);
     assert!(
-        resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"),
+        resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
         "{:?}",
         resp.headers()
     );
