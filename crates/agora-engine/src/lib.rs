@@ -4,11 +4,14 @@
 //! The [`InferenceEngine`] trait is the narrow seam the provider talks to;
 //! [`LlamaEngine`] is the real implementation.
 
+mod batch;
 mod llama;
+mod reference;
 pub mod sampling;
 pub mod stop;
 
 pub use llama::{LlamaEngine, LlamaEngineConfig};
+pub use reference::{reference_loop, ReferenceFigures};
 
 use agora_types::{FinishReason, JobInput, SamplingParams};
 use tokio::sync::mpsc;

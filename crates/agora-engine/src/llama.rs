@@ -4,24 +4,18 @@
 //! Prompts are rendered and tokenized on the caller's thread, so bad input is
 //! refused before it takes a queue slot; the worker only decodes and samples.
 
-use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
-use agora_types::{FinishReason, JobInput, SamplingParams};
-use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::context::LlamaContext;
+use agora_types::JobInput;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
-use crate::sampling::sample;
-use crate::stop::{StopMatcher, Utf8Stream};
+use crate::batch::{self, Job};
 use crate::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 
 /// How the engine uses the machine.
@@ -31,10 +25,13 @@ pub struct LlamaEngineConfig {
     pub threads: usize,
     /// Context window in tokens (prompt plus completion).
     pub context_length: u32,
-    /// Jobs that may wait behind the running one before callers get [`EngineError::Busy`].
+    /// Jobs that may wait for a free sequence before callers get [`EngineError::Busy`].
     pub queue_capacity: usize,
-    /// Prompt tokens decoded per llama.cpp call.
+    /// Tokens decoded per llama.cpp call (decode steps plus prompt chunks).
     pub batch_size: u32,
+    /// Jobs decoded together in one batch (continuous batching); each gets
+    /// its own `context_length` of KV cache.
+    pub max_sequences: usize,
 }
 
 impl Default for LlamaEngineConfig {
@@ -44,15 +41,9 @@ impl Default for LlamaEngineConfig {
             context_length: 2048,
             queue_capacity: 64,
             batch_size: 512,
+            max_sequences: 8,
         }
     }
-}
-
-/// A job waiting for the worker.
-struct Job {
-    prompt: Vec<LlamaToken>,
-    params: SamplingParams,
-    events: mpsc::Sender<EngineEvent>,
 }
 
 /// The real [`InferenceEngine`]: llama.cpp on the CPU.
@@ -65,7 +56,7 @@ pub struct LlamaEngine {
 }
 
 /// llama.cpp's backend may be initialised once per process.
-fn backend() -> Result<&'static LlamaBackend, String> {
+pub(crate) fn backend() -> Result<&'static LlamaBackend, String> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
@@ -102,7 +93,7 @@ impl LlamaEngine {
         let worker_config = config.clone();
         std::thread::Builder::new()
             .name("agora-llama".into())
-            .spawn(move || worker(backend, &worker_model, &worker_config, &queue, &ready_tx))
+            .spawn(move || batch::worker(backend, &worker_model, &worker_config, &queue, &ready_tx))
             .map_err(|e| load_error(format!("cannot start worker thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
@@ -275,141 +266,4 @@ fn file_type_name(file_type: u32) -> String {
         other => return format!("ftype {other}"),
     };
     name.into()
-}
-
-/// The worker thread: owns the context and runs jobs one after another until
-/// the engine (and with it the job sender) is dropped.
-fn worker(
-    backend: &LlamaBackend,
-    model: &LlamaModel,
-    config: &LlamaEngineConfig,
-    queue: &Receiver<Job>,
-    ready: &SyncSender<Result<(), String>>,
-) {
-    let threads = i32::try_from(config.threads.max(1)).unwrap_or(i32::MAX);
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.context_length.max(16)))
-        .with_n_batch(config.batch_size.max(1))
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let mut ctx = match model.new_context(backend, params) {
-        Ok(ctx) => {
-            let _ = ready.send(Ok(()));
-            ctx
-        }
-        Err(e) => {
-            let _ = ready.send(Err(format!("cannot create a llama.cpp context: {e}")));
-            return;
-        }
-    };
-    let mut batch = LlamaBatch::new(config.batch_size.max(1) as usize, 1);
-    while let Ok(job) = queue.recv() {
-        if job.events.is_closed() {
-            continue;
-        }
-        let started = Instant::now();
-        let events = job.events.clone();
-        match run_job(model, &mut ctx, &mut batch, job) {
-            Ok(Some(n)) => {
-                tracing::debug!(tokens = n, elapsed = ?started.elapsed(), "job finished")
-            }
-            Ok(None) => tracing::debug!("job cancelled by its client"),
-            Err(message) => {
-                tracing::warn!(%message, "job failed");
-                let _ = events.blocking_send(EngineEvent::Failed(message));
-            }
-        }
-    }
-}
-
-/// Decode the prompt, then sample until a stop condition. Returns the number
-/// of generated tokens, or `None` if the client went away.
-fn run_job(
-    model: &LlamaModel,
-    ctx: &mut LlamaContext<'_>,
-    batch: &mut LlamaBatch,
-    job: Job,
-) -> Result<Option<usize>, String> {
-    let Job {
-        prompt,
-        params,
-        events,
-    } = job;
-    let send = |e: EngineEvent| events.blocking_send(e).is_ok();
-    if !send(EngineEvent::Started {
-        prompt_tokens: prompt.iter().map(|t| t.0).collect(),
-    }) {
-        return Ok(None);
-    }
-    ctx.clear_kv_cache();
-    let n_ctx = ctx.n_ctx() as usize;
-    let chunk = ctx.n_batch().max(1) as usize;
-    let mut pos = 0usize;
-    for piece in prompt.chunks(chunk) {
-        batch.clear();
-        for &token in piece {
-            let last = pos + 1 == prompt.len();
-            batch
-                .add(token, pos as i32, &[0], last)
-                .map_err(|e| e.to_string())?;
-            pos += 1;
-        }
-        ctx.decode(batch)
-            .map_err(|e| format!("prompt decode failed: {e}"))?;
-    }
-
-    let vocab = model.vocab();
-    let mut output: Vec<i32> = Vec::new();
-    let mut utf8 = Utf8Stream::default();
-    let mut stops = StopMatcher::new(&params.stop);
-    let mut stopped_by_string = false;
-    let finish_reason = loop {
-        if events.is_closed() {
-            return Ok(None);
-        }
-        let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
-        let position = u32::try_from(output.len()).unwrap_or(u32::MAX);
-        let token =
-            sample(logits, &params, position, 0).ok_or("the model produced no finite logits")?;
-        let token = LlamaToken(i32::try_from(token).map_err(|e| e.to_string())?);
-        if vocab.is_eog(token) {
-            break FinishReason::Stop;
-        }
-        output.push(token.0);
-        let released = stops.push(&utf8.push(&vocab.token_to_piece(token, false, None)));
-        if !released.text.is_empty() && !send(EngineEvent::Text(released.text)) {
-            return Ok(None);
-        }
-        if released.stopped {
-            stopped_by_string = true;
-            break FinishReason::Stop;
-        }
-        if output.len() >= params.max_tokens as usize || pos >= n_ctx {
-            break FinishReason::Length;
-        }
-        batch.clear();
-        batch
-            .add(token, pos as i32, &[0], true)
-            .map_err(|e| e.to_string())?;
-        pos += 1;
-        ctx.decode(batch)
-            .map_err(|e| format!("decode failed at position {pos}: {e}"))?;
-    };
-    if !stopped_by_string {
-        // Flush bytes of an unfinished character and text held back as a possible stop.
-        let last = stops.push(&utf8.finish());
-        let mut tail = last.text;
-        if !last.stopped {
-            tail.push_str(&stops.finish());
-        }
-        if !tail.is_empty() && !send(EngineEvent::Text(tail)) {
-            return Ok(None);
-        }
-    }
-    let generated = output.len();
-    send(EngineEvent::Finished {
-        finish_reason,
-        output_tokens: output,
-    });
-    Ok(Some(generated))
 }

@@ -227,3 +227,103 @@ fn a_missing_file_is_a_load_error() {
     );
     assert!(matches!(err, Err(EngineError::Load { .. })));
 }
+
+/// Start a job and hand back its receiver without waiting.
+fn submit(
+    e: &LlamaEngine,
+    input: JobInput,
+    p: SamplingParams,
+) -> tokio::sync::mpsc::Receiver<EngineEvent> {
+    e.generate(GenerateRequest { input, params: p })
+        .expect("job accepted")
+}
+
+/// Drain a receiver to its `Finished` tokens.
+fn drain(mut rx: tokio::sync::mpsc::Receiver<EngineEvent>) -> Vec<i32> {
+    while let Some(event) = rx.blocking_recv() {
+        match event {
+            EngineEvent::Finished { output_tokens, .. } => return output_tokens,
+            EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            _ => {}
+        }
+    }
+    panic!("no Finished event");
+}
+
+#[test]
+fn output_does_not_depend_on_what_else_is_in_the_batch() {
+    let config = LlamaEngineConfig {
+        threads: 2,
+        context_length: 256,
+        queue_capacity: 16,
+        max_sequences: 9,
+        ..Default::default()
+    };
+    let e = LlamaEngine::load(&model_path(), config).unwrap();
+    let ours = (
+        chat("Describe the sea in one sentence."),
+        params(20, 0.8, 4242),
+    );
+    let other = |i: u64| {
+        (
+            chat(&format!("List {i} fruits.")),
+            params(12 + i as u32, 0.7, i),
+        )
+    };
+    let alone = run(&e, ours.0.clone(), ours.1.clone());
+    let others_alone: Vec<Vec<i32>> = (0..8)
+        .map(|i| run(&e, other(i).0, other(i).1).output_tokens)
+        .collect();
+    for n in [1usize, 4, 8] {
+        let running: Vec<_> = (0..n as u64)
+            .map(|i| submit(&e, other(i).0, other(i).1))
+            .collect();
+        let together = run(&e, ours.0.clone(), ours.1.clone());
+        assert_eq!(together, alone, "with {n} other jobs in the batch");
+        for (i, rx) in running.into_iter().enumerate() {
+            assert_eq!(
+                drain(rx),
+                others_alone[i],
+                "other job {i} with {n} in the batch"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_full_queue_pushes_back_at_once() {
+    let config = LlamaEngineConfig {
+        threads: 2,
+        context_length: 256,
+        queue_capacity: 1,
+        max_sequences: 1,
+        ..Default::default()
+    };
+    let e = LlamaEngine::load(&model_path(), config).unwrap();
+    let mut first = submit(
+        &e,
+        JobInput::Text {
+            prompt: "Once upon a time".into(),
+        },
+        params(200, 0.0, 0),
+    );
+    // Wait until the first job holds the only sequence, so the queue is empty.
+    assert!(matches!(
+        first.blocking_recv(),
+        Some(EngineEvent::Started { .. })
+    ));
+    let queued = submit(&e, chat("hi"), params(4, 0.0, 0));
+    match e.generate(GenerateRequest {
+        input: chat("hi"),
+        params: params(4, 0.0, 0),
+    }) {
+        Err(EngineError::Busy(1)) => {}
+        Err(other) => panic!("expected Busy, got {other}"),
+        Ok(_) => panic!("expected Busy, got a job"),
+    }
+    drop(first);
+    assert!(
+        !drain(queued).is_empty(),
+        "the queued job still runs after the first is cancelled"
+    );
+}

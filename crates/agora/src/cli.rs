@@ -42,6 +42,28 @@ pub enum Command {
 pub enum BenchCommand {
     /// Time to first token and decode tokens/s through a running gateway.
     Gateway(BenchGatewayArgs),
+    /// The inference engine against a minimal llama.cpp loop on the same model and threads.
+    Infer(BenchInferArgs),
+}
+
+/// `agora bench infer`.
+#[derive(Args, Debug)]
+pub struct BenchInferArgs {
+    /// GGUF file (default: the default model, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Inference threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Tokens generated per stream.
+    #[arg(long, default_value_t = 128)]
+    pub tokens: u32,
+    /// Concurrency levels to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub streams: Vec<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `agora bench gateway`.

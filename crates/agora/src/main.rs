@@ -1,6 +1,7 @@
 //! The `agora` binary: parses the command line and starts the chosen role.
 
 mod bench;
+mod bench_infer;
 mod cli;
 mod devnet;
 mod directory;
@@ -112,6 +113,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Gateway(args)) => bench::run(args).await,
+        Command::Bench(BenchCommand::Infer(args)) => {
+            tokio::task::spawn_blocking(move || bench_infer::run(args)).await?
+        }
         Command::Model(ModelCommand::Id { path }) => {
             println!("{}", agora_models::model_id(&path)?);
             Ok(())

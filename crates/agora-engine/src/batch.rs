@@ -1,0 +1,291 @@
+//! Continuous batching: one llama.cpp context holds up to `max_sequences`
+//! jobs, each in its own KV-cache sequence. Every step decodes one token for
+//! each generating job plus a chunk of any waiting prompt; jobs join between
+//! steps and leave as soon as they finish. A job's tokens depend only on its
+//! own logits and (seed, position), never on what else is in the batch.
+
+use std::num::NonZeroU32;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+
+use agora_types::{FinishReason, SamplingParams};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc;
+
+use crate::sampling::sample;
+use crate::stop::{StopMatcher, Utf8Stream};
+use crate::{EngineEvent, LlamaEngineConfig};
+
+/// A job waiting for the worker.
+pub(crate) struct Job {
+    /// Prompt tokens, already rendered and checked against the context window.
+    pub prompt: Vec<LlamaToken>,
+    /// Sampling parameters.
+    pub params: SamplingParams,
+    /// Where events go; closed when the client gave up.
+    pub events: mpsc::Sender<EngineEvent>,
+}
+
+/// A job that holds a KV-cache sequence.
+struct Slot {
+    seq: i32,
+    job: Job,
+    /// Prompt tokens already decoded.
+    prefilled: usize,
+    /// Next position to write in this sequence.
+    pos: usize,
+    /// Token sampled last, to be decoded next step.
+    pending: Option<LlamaToken>,
+    /// Index of this slot's logits in the current batch, if it asked for any.
+    logits_at: Option<i32>,
+    output: Vec<i32>,
+    utf8: Utf8Stream,
+    stops: StopMatcher,
+    /// Finished, failed or cancelled: the slot leaves after this step.
+    done: bool,
+}
+
+impl Slot {
+    fn new(seq: i32, job: Job) -> Self {
+        let stops = StopMatcher::new(&job.params.stop);
+        Slot {
+            seq,
+            job,
+            prefilled: 0,
+            pos: 0,
+            pending: None,
+            logits_at: None,
+            output: Vec::new(),
+            utf8: Utf8Stream::default(),
+            stops,
+            done: false,
+        }
+    }
+
+    fn send(&self, event: EngineEvent) -> bool {
+        self.job.events.blocking_send(event).is_ok()
+    }
+
+    /// Take the sampled token: stream its text and decide whether the job ends.
+    fn accept(&mut self, model: &LlamaModel, token: LlamaToken, window: usize) {
+        let vocab = model.vocab();
+        if vocab.is_eog(token) {
+            return self.finish(FinishReason::Stop, false);
+        }
+        self.output.push(token.0);
+        let released = self
+            .stops
+            .push(&self.utf8.push(&vocab.token_to_piece(token, false, None)));
+        if !released.text.is_empty() && !self.send(EngineEvent::Text(released.text)) {
+            self.done = true;
+            return;
+        }
+        if released.stopped {
+            return self.finish(FinishReason::Stop, true);
+        }
+        if self.output.len() >= self.job.params.max_tokens as usize || self.pos >= window {
+            return self.finish(FinishReason::Length, false);
+        }
+        self.pending = Some(token);
+    }
+
+    /// Flush held-back text and send `Finished`.
+    fn finish(&mut self, finish_reason: FinishReason, stopped_by_string: bool) {
+        self.done = true;
+        if !stopped_by_string {
+            let last = self.stops.push(&self.utf8.finish());
+            let mut tail = last.text;
+            if !last.stopped {
+                tail.push_str(&self.stops.finish());
+            }
+            if !tail.is_empty() && !self.send(EngineEvent::Text(tail)) {
+                return;
+            }
+        }
+        let output_tokens = std::mem::take(&mut self.output);
+        self.send(EngineEvent::Finished {
+            finish_reason,
+            output_tokens,
+        });
+    }
+}
+
+/// The worker thread: owns the context and schedules jobs until the engine
+/// (and with it the job sender) is dropped and no job is left.
+pub(crate) fn worker(
+    backend: &LlamaBackend,
+    model: &LlamaModel,
+    config: &LlamaEngineConfig,
+    queue: &Receiver<Job>,
+    ready: &SyncSender<Result<(), String>>,
+) {
+    let threads = i32::try_from(config.threads.max(1)).unwrap_or(i32::MAX);
+    let max_seqs = config.max_sequences.clamp(1, 256);
+    let window = config.context_length.max(16);
+    let batch_size = config.batch_size.max(max_seqs as u32);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(window.saturating_mul(max_seqs as u32)))
+        .with_n_seq_max(max_seqs as u32)
+        .with_kv_unified(false)
+        .with_n_batch(batch_size)
+        .with_n_ubatch(batch_size)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(ctx) => {
+            let _ = ready.send(Ok(()));
+            ctx
+        }
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot create a llama.cpp context: {e}")));
+            return;
+        }
+    };
+    let mut batch = LlamaBatch::new(batch_size as usize, max_seqs as i32);
+    let mut slots: Vec<Slot> = Vec::with_capacity(max_seqs);
+    let mut free: Vec<i32> = (0..max_seqs as i32).rev().collect();
+    let mut open = true;
+    loop {
+        open &= admit(queue, &mut slots, &mut free, &mut ctx);
+        if slots.is_empty() {
+            if !open {
+                return;
+            }
+            continue;
+        }
+        if let Err(message) = step(model, &mut ctx, &mut batch, &mut slots, window as usize) {
+            tracing::warn!(%message, "batch decode failed; failing its jobs");
+            for slot in slots.drain(..) {
+                let _ = slot.send(EngineEvent::Failed(message.clone()));
+                release(&mut ctx, &mut free, slot.seq);
+            }
+        }
+        let mut i = 0;
+        while i < slots.len() {
+            if slots[i].done || slots[i].job.events.is_closed() {
+                let slot = slots.swap_remove(i);
+                release(&mut ctx, &mut free, slot.seq);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Move queued jobs into free sequences. Blocks only when nothing is running.
+/// Returns false once the queue is closed.
+fn admit(
+    queue: &Receiver<Job>,
+    slots: &mut Vec<Slot>,
+    free: &mut Vec<i32>,
+    ctx: &mut LlamaContext<'_>,
+) -> bool {
+    while let Some(&seq) = free.last() {
+        let job = if slots.is_empty() {
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return false,
+            }
+        } else {
+            match queue.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        };
+        if job.events.is_closed() {
+            continue;
+        }
+        let prompt_tokens = job.prompt.iter().map(|t| t.0).collect();
+        if job
+            .events
+            .blocking_send(EngineEvent::Started { prompt_tokens })
+            .is_err()
+        {
+            continue;
+        }
+        free.pop();
+        let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        slots.push(Slot::new(seq, job));
+    }
+    true
+}
+
+/// Return a sequence to the pool with its cache cleared.
+fn release(ctx: &mut LlamaContext<'_>, free: &mut Vec<i32>, seq: i32) {
+    let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+    free.push(seq);
+}
+
+/// One decode step: a token for every generating slot, then prompt chunks in
+/// arrival order while the batch has room; then sample where logits came back.
+fn step(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    slots: &mut [Slot],
+    window: usize,
+) -> Result<(), String> {
+    batch.clear();
+    let capacity = ctx.n_batch() as usize;
+    let mut used = 0usize;
+    for slot in slots.iter_mut() {
+        slot.logits_at = None;
+        if let Some(token) = slot.pending.take() {
+            batch
+                .add(token, slot.pos as i32, &[slot.seq], true)
+                .map_err(|e| e.to_string())?;
+            slot.logits_at = Some(used as i32);
+            slot.pos += 1;
+            used += 1;
+        }
+    }
+    for slot in slots.iter_mut() {
+        let remaining = slot.job.prompt.len() - slot.prefilled;
+        if remaining == 0 || used >= capacity {
+            continue;
+        }
+        let take = remaining.min(capacity - used);
+        for i in slot.prefilled..slot.prefilled + take {
+            let last = i + 1 == slot.job.prompt.len();
+            batch
+                .add(slot.job.prompt[i], i as i32, &[slot.seq], last)
+                .map_err(|e| e.to_string())?;
+            if last {
+                slot.logits_at = Some(used as i32);
+            }
+            used += 1;
+        }
+        slot.prefilled += take;
+        slot.pos = slot.prefilled;
+    }
+    if used == 0 {
+        return Ok(());
+    }
+    ctx.decode(batch)
+        .map_err(|e| format!("decode failed: {e}"))?;
+    for slot in slots.iter_mut() {
+        let Some(at) = slot.logits_at else { continue };
+        if slot.job.events.is_closed() {
+            continue;
+        }
+        let position = u32::try_from(slot.output.len()).unwrap_or(u32::MAX);
+        slot.logits_at = None;
+        match sample(ctx.get_logits_ith(at), &slot.job.params, position, 0)
+            .and_then(|t| i32::try_from(t).ok())
+        {
+            Some(token) => slot.accept(model, LlamaToken(token), window),
+            None => {
+                let _ = slot.send(EngineEvent::Failed(
+                    "the model produced no finite logits".into(),
+                ));
+                slot.done = true;
+            }
+        }
+    }
+    Ok(())
+}

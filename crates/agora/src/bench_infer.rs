@@ -1,0 +1,203 @@
+//! `agora bench infer`: the provider's engine against a minimal llama.cpp loop
+//! over the same build, model and threads. Prints prefill and decode speeds,
+//! time to first token, aggregate decode at several concurrent streams, peak
+//! RSS, and the engine/reference ratios.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agora_engine::{
+    reference_loop, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
+};
+use agora_types::{JobInput, SamplingParams};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use crate::cli::BenchInferArgs;
+
+/// Prompt of every run: plain text, so no chat template differs between loops.
+const PROMPT: &str = "The history of the lighthouse begins with the ancient harbours of the Mediterranean, where fires were lit on hills to guide ships home. Over the centuries";
+
+/// One engine job's timings.
+struct JobTiming {
+    ttft: Duration,
+    first_to_last: Duration,
+    tokens: usize,
+}
+
+/// Run one job to completion on the calling thread.
+fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
+    let params = SamplingParams {
+        max_tokens: tokens,
+        temperature: 0.0,
+        top_p: 1.0,
+        stop: vec![],
+        seed,
+    };
+    let start = Instant::now();
+    let mut rx = engine.generate(GenerateRequest {
+        input: JobInput::Text {
+            prompt: PROMPT.into(),
+        },
+        params,
+    })?;
+    let mut first = None;
+    while let Some(event) = rx.blocking_recv() {
+        match event {
+            EngineEvent::Started { .. } => {}
+            EngineEvent::Text(_) => {
+                first.get_or_insert_with(Instant::now);
+            }
+            EngineEvent::Finished { output_tokens, .. } => {
+                let first = first.unwrap_or_else(Instant::now);
+                return Ok(JobTiming {
+                    ttft: first - start,
+                    first_to_last: first.elapsed(),
+                    tokens: output_tokens.len(),
+                });
+            }
+            EngineEvent::Failed(m) => bail!("engine job failed: {m}"),
+        }
+    }
+    bail!("engine stopped mid-job")
+}
+
+/// Aggregate tokens/s with `streams` jobs submitted at once.
+fn engine_aggregate(engine: &Arc<LlamaEngine>, tokens: u32, streams: usize) -> Result<f64> {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..streams)
+        .map(|i| {
+            let engine = engine.clone();
+            std::thread::spawn(move || job(&engine, tokens, i as u64))
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h
+            .join()
+            .map_err(|_| anyhow::anyhow!("bench thread panicked"))??
+            .tokens;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Peak resident set size of this process, in MiB (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Run the benchmark and print a table (or JSON).
+pub fn run(args: BenchInferArgs) -> Result<()> {
+    let path = match args.model.clone() {
+        Some(p) => p,
+        None => agora_models::ensure_default_model(&mut std::io::stderr())?,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| LlamaEngineConfig::default().threads);
+    let max_streams = args.streams.iter().copied().max().unwrap_or(1);
+    let config = LlamaEngineConfig {
+        threads,
+        queue_capacity: max_streams.max(1),
+        ..LlamaEngineConfig::default()
+    };
+    let engine = Arc::new(
+        LlamaEngine::load(&path, config).with_context(|| format!("loading {}", path.display()))?,
+    );
+    job(&engine, 8, 0).context("warm-up")?;
+    let single = job(&engine, args.tokens, 1)?;
+    let prompt_tokens = engine
+        .tokenize(&JobInput::Text {
+            prompt: PROMPT.into(),
+        })?
+        .len();
+    let engine_decode = single.tokens.saturating_sub(1) as f64 / single.first_to_last.as_secs_f64();
+    let engine_prefill = prompt_tokens as f64 / single.ttft.as_secs_f64();
+
+    let mut rows = Vec::new();
+    for &streams in &args.streams {
+        let ours = engine_aggregate(&engine, args.tokens, streams)?;
+        let reference = reference_loop(&path, threads, PROMPT, args.tokens, streams)?;
+        rows.push((streams, ours, reference));
+    }
+    let rss = peak_rss_mib();
+    print(
+        &args,
+        &path,
+        threads,
+        prompt_tokens,
+        engine_prefill,
+        engine_decode,
+        single.ttft,
+        &rows,
+        rss,
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print(
+    args: &BenchInferArgs,
+    path: &Path,
+    threads: usize,
+    prompt_tokens: usize,
+    prefill: f64,
+    decode: f64,
+    ttft: Duration,
+    rows: &[(usize, f64, agora_engine::ReferenceFigures)],
+    rss: Option<f64>,
+) {
+    let one = rows.iter().find(|r| r.0 == 1).map(|r| &r.2);
+    if args.json {
+        let streams: Vec<_> = rows
+            .iter()
+            .map(|(n, ours, r)| json!({"streams": n, "engine_tokens_per_s": ours, "reference_tokens_per_s": r.decode_tokens_per_s, "ratio": ours / r.decode_tokens_per_s}))
+            .collect();
+        let v = json!({
+            "model": path, "threads": threads, "prompt_tokens": prompt_tokens, "tokens_per_stream": args.tokens,
+            "engine": {"prefill_tokens_per_s": prefill, "decode_tokens_per_s": decode, "ttft_ms": ttft.as_secs_f64() * 1e3},
+            "reference_single": one.map(|r| json!({"prefill_tokens_per_s": r.prefill_tokens_per_s, "decode_tokens_per_s": r.decode_tokens_per_s})),
+            "aggregate": streams, "peak_rss_mib": rss,
+        });
+        println!("{v}");
+        return;
+    }
+    println!(
+        "model {} | threads {threads} | prompt {prompt_tokens} tokens | {} tokens per stream",
+        path.display(),
+        args.tokens
+    );
+    println!();
+    println!("| figure | engine | reference loop | engine / reference |");
+    println!("|---|---|---|---|");
+    if let Some(r) = one {
+        println!(
+            "| prefill tok/s | {prefill:.0} | {:.0} | {:.2} |",
+            r.prefill_tokens_per_s,
+            prefill / r.prefill_tokens_per_s
+        );
+        println!(
+            "| single-stream decode tok/s | {decode:.1} | {:.1} | {:.2} |",
+            r.decode_tokens_per_s,
+            decode / r.decode_tokens_per_s
+        );
+    }
+    println!(
+        "| time to first token (ms) | {:.1} | | |",
+        ttft.as_secs_f64() * 1e3
+    );
+    for (n, ours, r) in rows {
+        println!(
+            "| aggregate decode tok/s, {n} streams | {ours:.1} | {:.1} | {:.2} |",
+            r.decode_tokens_per_s,
+            ours / r.decode_tokens_per_s
+        );
+    }
+    if let Some(rss) = rss {
+        println!("| peak RSS of the process (MiB) | {rss:.0} | | |");
+    }
+}
