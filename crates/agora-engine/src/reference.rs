@@ -50,7 +50,8 @@ pub fn reference_loop(
     let sequences = sequences.max(1);
     let per_seq = prompt_tokens.len() + tokens as usize + 8;
     let threads = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
-    let batch_tokens = (prompt_tokens.len() * sequences).max(sequences);
+    // Same batch geometry as the engine's default, so only the loop differs.
+    let batch_tokens = (prompt_tokens.len() * sequences).max(512);
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(
             u32::try_from(per_seq * sequences).map_err(fail)?,
@@ -63,6 +64,11 @@ pub fn reference_loop(
     let mut ctx = model.new_context(backend, params).map_err(fail)?;
     let mut batch = LlamaBatch::new(batch_tokens, i32::try_from(sequences).map_err(fail)?);
 
+    // Warm-up (first touch of weights and compute buffers), then start clean.
+    batch.add_sequence(&prompt_tokens, 0, false).map_err(fail)?;
+    ctx.decode(&mut batch).map_err(fail)?;
+    batch.clear();
+    ctx.clear_kv_cache();
     let started = Instant::now();
     for seq in 0..sequences {
         batch
