@@ -4,6 +4,7 @@
 //! steps and leave as soon as they finish. A job's tokens depend only on its
 //! own logits and (seed, position), never on what else is in the batch.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
@@ -16,6 +17,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
+use crate::logits::{logprobs, penalised};
 use crate::sampling::sample;
 use crate::stop::{StopMatcher, Utf8Stream};
 use crate::{EngineEvent, LlamaEngineConfig};
@@ -43,6 +45,8 @@ struct Slot {
     /// Index of this slot's logits in the current batch, if it asked for any.
     logits_at: Option<i32>,
     output: Vec<i32>,
+    /// Times each token was generated, for presence/frequency penalties.
+    counts: HashMap<i32, u32>,
     utf8: Utf8Stream,
     stops: StopMatcher,
     /// Finished, failed or cancelled: the slot leaves after this step.
@@ -60,6 +64,7 @@ impl Slot {
             pending: None,
             logits_at: None,
             output: Vec::new(),
+            counts: HashMap::new(),
             utf8: Utf8Stream::default(),
             stops,
             done: false,
@@ -275,10 +280,22 @@ fn step(
         }
         let position = u32::try_from(slot.output.len()).unwrap_or(u32::MAX);
         slot.logits_at = None;
-        match sample(ctx.get_logits_ith(at), &slot.job.params, position, 0)
-            .and_then(|t| i32::try_from(t).ok())
-        {
-            Some(token) => slot.accept(model, LlamaToken(token), window),
+        let params = &slot.job.params;
+        let logits = penalised(ctx.get_logits_ith(at), &slot.counts, params);
+        match sample(&logits, params, position, params.choice) {
+            Some(token) => {
+                if let Some(top) = params.logprobs {
+                    let piece = |t: i32| model.vocab().token_to_piece(LlamaToken(t), false, None);
+                    let lp = logprobs(&logits, token, usize::from(top), piece);
+                    if !slot.send(EngineEvent::Logprob(lp)) {
+                        slot.done = true;
+                        continue;
+                    }
+                }
+                let token = token as i32;
+                *slot.counts.entry(token).or_default() += 1;
+                slot.accept(model, LlamaToken(token), window)
+            }
             None => {
                 let _ = slot.send(EngineEvent::Failed(
                     "the model produced no finite logits".into(),

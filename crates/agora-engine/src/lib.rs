@@ -6,6 +6,7 @@
 
 mod batch;
 mod llama;
+pub mod logits;
 mod reference;
 pub mod sampling;
 pub mod stop;
@@ -13,7 +14,7 @@ pub mod stop;
 pub use llama::{LlamaEngine, LlamaEngineConfig};
 pub use reference::{reference_loop, ReferenceFigures};
 
-use agora_types::{FinishReason, JobInput, SamplingParams};
+use agora_types::{FinishReason, JobInput, SamplingParams, TokenLogprob};
 use tokio::sync::mpsc;
 
 /// Facts about the loaded model that the provider publishes on chain.
@@ -48,6 +49,9 @@ pub enum EngineEvent {
     },
     /// New text: whole UTF-8 characters, never part of a stop string.
     Text(String),
+    /// Log-probabilities of the token just generated (only when the job asked
+    /// for them); sent before the text that token produces.
+    Logprob(TokenLogprob),
     /// Generation ended; always the last event of a successful job.
     Finished {
         /// Why it ended.

@@ -202,9 +202,23 @@ impl InferenceEngine for LlamaEngine {
                 "top_p must be in (0, 1]".into(),
             ));
         }
+        for (name, value) in [
+            ("presence_penalty", params.presence_penalty),
+            ("frequency_penalty", params.frequency_penalty),
+        ] {
+            if !(-2.0..=2.0).contains(&value) {
+                let msg = format!("{name} must be between -2 and 2");
+                return Err(EngineError::InvalidRequest(msg));
+            }
+        }
+        if params.logprobs.is_some_and(|k| k > crate::logits::MAX_TOP_LOGPROBS) {
+            let msg = format!("at most {} top logprobs per token", crate::logits::MAX_TOP_LOGPROBS);
+            return Err(EngineError::InvalidRequest(msg));
+        }
         let prompt = self.prompt_tokens(&request.input)?;
-        // Room for every token event plus start and finish: the worker never waits on a slow client.
-        let room = params.max_tokens.min(self.config.context_length) as usize + 3;
+        // Room for every token's text and logprob events plus start and finish:
+        // the worker never waits on a slow client.
+        let room = 2 * params.max_tokens.min(self.config.context_length) as usize + 3;
         let (events, rx) = mpsc::channel(room);
         match self.jobs.try_send(Job {
             prompt,

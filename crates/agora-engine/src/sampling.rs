@@ -121,13 +121,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn params(temperature: f32, top_p: f32, seed: u64) -> SamplingParams {
-        SamplingParams {
-            max_tokens: 1,
-            temperature,
-            top_p,
-            stop: vec![],
-            seed,
-        }
+        SamplingParams::new(1, temperature, top_p, vec![], seed)
     }
 
     #[test]

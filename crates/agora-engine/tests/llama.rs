@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use agora_engine::{
     EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
 };
-use agora_types::{ChatMessage, FinishReason, JobInput, SamplingParams};
+use agora_types::{ChatMessage, FinishReason, JobInput, SamplingParams, TokenLogprob};
 
 fn model_path() -> std::path::PathBuf {
     let path = agora_models::default_model_path();
@@ -44,13 +44,7 @@ fn chat(text: &str) -> JobInput {
 }
 
 fn params(max_tokens: u32, temperature: f32, seed: u64) -> SamplingParams {
-    SamplingParams {
-        max_tokens,
-        temperature,
-        top_p: 0.95,
-        stop: vec![],
-        seed,
-    }
+    SamplingParams::new(max_tokens, temperature, 0.95, vec![], seed)
 }
 
 /// Everything a job produced.
@@ -60,6 +54,7 @@ struct Outcome {
     text: String,
     finish_reason: FinishReason,
     output_tokens: Vec<i32>,
+    logprobs: Vec<TokenLogprob>,
 }
 
 fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome {
@@ -68,9 +63,11 @@ fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome
         .expect("job accepted");
     let mut prompt_tokens = None;
     let mut text = String::new();
+    let mut logprobs = Vec::new();
     while let Some(event) = rx.blocking_recv() {
         match event {
             EngineEvent::Started { prompt_tokens: p } => prompt_tokens = Some(p),
+            EngineEvent::Logprob(lp) => logprobs.push(lp),
             EngineEvent::Text(t) => {
                 assert!(prompt_tokens.is_some(), "text before Started");
                 text.push_str(&t);
@@ -84,6 +81,7 @@ fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome
                     text,
                     finish_reason,
                     output_tokens,
+                    logprobs,
                 }
             }
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
@@ -326,4 +324,49 @@ fn a_full_queue_pushes_back_at_once() {
         !drain(queued).is_empty(),
         "the queued job still runs after the first is cancelled"
     );
+}
+
+#[test]
+fn logprobs_describe_the_chosen_tokens() {
+    let mut p = params(12, 0.0, 0);
+    p.logprobs = Some(3);
+    let out = run(shared(), chat("Name a colour."), p.clone());
+    assert_eq!(out.logprobs.len(), out.output_tokens.len() + usize::from(out.finish_reason == FinishReason::Stop));
+    for (lp, token) in out.logprobs.iter().zip(&out.output_tokens) {
+        assert_eq!(lp.chosen.token_id, *token);
+        // Greedy: the chosen token is the most likely one.
+        assert_eq!(lp.top[0].token_id, *token);
+        assert_eq!(lp.top.len(), 3);
+        assert!(lp.top.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+        let mass: f32 = lp.top.iter().map(|t| t.logprob.exp()).sum();
+        assert!(lp.chosen.logprob <= 0.0 && mass <= 1.0 + 1e-4, "{lp:?}");
+    }
+    // Asking for logprobs does not change the tokens.
+    p.logprobs = None;
+    assert_eq!(run(shared(), chat("Name a colour."), p).output_tokens, out.output_tokens);
+}
+
+#[test]
+fn penalties_and_choices_change_the_sampling_replayably() {
+    let input = JobInput::Text { prompt: "one one one one one one".into() };
+    let plain = run(shared(), input.clone(), params(24, 0.0, 0));
+    let mut p = params(24, 0.0, 0);
+    p.frequency_penalty = 2.0;
+    p.presence_penalty = 2.0;
+    let penalised = run(shared(), input.clone(), p.clone());
+    let max_repeat = |tokens: &[i32]| tokens.iter().map(|t| tokens.iter().filter(|u| *u == t).count()).max().unwrap_or(0);
+    assert_ne!(penalised.output_tokens, plain.output_tokens);
+    assert!(max_repeat(&penalised.output_tokens) <= max_repeat(&plain.output_tokens));
+    assert_eq!(run(shared(), input.clone(), p).output_tokens, penalised.output_tokens);
+
+    let mut a = params(16, 0.9, 5);
+    let first = run(shared(), chat("Tell me a joke."), a.clone());
+    a.choice = 1;
+    let second = run(shared(), chat("Tell me a joke."), a.clone());
+    assert_ne!(first.output_tokens, second.output_tokens, "choice 1 reuses choice 0's random stream");
+    assert_eq!(run(shared(), chat("Tell me a joke."), a).output_tokens, second.output_tokens);
+
+    let mut bad = params(4, 0.0, 0);
+    bad.presence_penalty = 3.0;
+    assert!(matches!(shared().generate(GenerateRequest { input, params: bad }), Err(EngineError::InvalidRequest(_))));
 }

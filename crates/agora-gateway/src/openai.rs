@@ -116,13 +116,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
         None | Some(Value::Null) => Routing::default(),
         Some(v) => Routing::parse(v)?,
     };
-    let params = SamplingParams {
-        max_tokens,
-        temperature: temperature as f32,
-        top_p: top_p as f32,
-        stop: stops(&obj)?,
-        seed: seed.unwrap_or_else(rand::random),
-    };
+    let params = SamplingParams::new(max_tokens, temperature as f32, top_p as f32, stops(&obj)?, seed.unwrap_or_else(rand::random));
     Ok(CompletionRequest {
         model,
         input,
@@ -453,13 +447,7 @@ mod tests {
         );
         assert_eq!(
             r.params,
-            SamplingParams {
-                max_tokens: 7,
-                temperature: 0.5,
-                top_p: 0.9,
-                stop: vec!["x".into()],
-                seed: 3
-            }
+            SamplingParams::new(7, 0.5, 0.9, vec!["x".into()], 3)
         );
         assert!(r.seeded && r.stream && r.include_usage);
         let r =

@@ -46,13 +46,7 @@ fn job(model: Hash32, seed: u64) -> JobRequest {
                 content: "Say hi".into(),
             }],
         },
-        params: SamplingParams {
-            max_tokens: 12,
-            temperature: 0.7,
-            top_p: 1.0,
-            stop: vec![],
-            seed,
-        },
+        params: SamplingParams::new(12, 0.7, 1.0, vec![], seed),
     }
 }
 

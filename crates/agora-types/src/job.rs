@@ -47,6 +47,57 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Seed of the counter-based RNG.
     pub seed: u64,
+    /// Subtracted once from the logit of every token already generated (OpenAI's `presence_penalty`).
+    #[serde(default)]
+    pub presence_penalty: f32,
+    /// Subtracted from a token's logit per time it was generated (OpenAI's `frequency_penalty`).
+    #[serde(default)]
+    pub frequency_penalty: f32,
+    /// Index of this completion among the request's `n`; selects the RNG stream.
+    #[serde(default)]
+    pub choice: u32,
+    /// Report log-probabilities with this many top alternatives per token (`None`: no logprobs).
+    #[serde(default)]
+    pub logprobs: Option<u8>,
+}
+
+impl SamplingParams {
+    /// Parameters with the given essentials and no penalties, choice 0, no logprobs.
+    pub fn new(max_tokens: u32, temperature: f32, top_p: f32, stop: Vec<String>, seed: u64) -> Self {
+        SamplingParams {
+            max_tokens,
+            temperature,
+            top_p,
+            stop,
+            seed,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            choice: 0,
+            logprobs: None,
+        }
+    }
+}
+
+/// One alternative at a generated position, as OpenAI's `top_logprobs` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// Token id.
+    pub token_id: i32,
+    /// The token's text (lossy if it is part of a UTF-8 character).
+    pub token: String,
+    /// The token's raw bytes.
+    pub bytes: Vec<u8>,
+    /// Natural-log probability under the (penalised) model distribution.
+    pub logprob: f32,
+}
+
+/// The log-probability of a generated token and its strongest alternatives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The generated token.
+    pub chosen: TopLogprob,
+    /// The most likely tokens at this position, best first.
+    pub top: Vec<TopLogprob>,
 }
 
 /// A job sent to a provider.
@@ -111,6 +162,12 @@ pub enum JobEvent {
         usage: Usage,
         /// The provider's signed receipt.
         receipt: SignedReceipt,
+    },
+    /// Log-probabilities of generated tokens (only when requested); sent before
+    /// the delta that carries their text.
+    Logprobs {
+        /// One entry per generated token.
+        tokens: Vec<TokenLogprob>,
     },
     /// The job failed after it started.
     Error {
@@ -215,13 +272,7 @@ mod tests {
             model: Hash32::digest(b"model"),
             prompt_hash: hash_tokens(&[1, 2, 3]),
             output_hash: hash_tokens(&[4, 5]),
-            params: SamplingParams {
-                max_tokens: 8,
-                temperature: 0.7,
-                top_p: 1.0,
-                stop: vec![],
-                seed: 9,
-            },
+            params: SamplingParams::new(8, 0.7, 1.0, vec![], 9),
             usage: Usage {
                 prompt_tokens: 3,
                 completion_tokens: 2,

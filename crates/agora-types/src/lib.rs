@@ -20,7 +20,7 @@ pub use codec::{decode, encode, CodecError};
 pub use hash::Hash32;
 pub use job::{
     hash_tokens, ChatMessage, FinishReason, JobEvent, JobInput, JobRequest, Receipt,
-    SamplingParams, SignedReceipt, Transcript, Usage,
+    SamplingParams, SignedReceipt, TokenLogprob, TopLogprob, Transcript, Usage,
 };
 pub use keys::{AccountId, KeyError, Keypair, Signature};
 pub use registry::{ModelEntry, ModelId, Price, ProviderInfo};

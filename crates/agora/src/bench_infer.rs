@@ -28,13 +28,7 @@ struct JobTiming {
 
 /// Run one job to completion on the calling thread.
 fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
-    let params = SamplingParams {
-        max_tokens: tokens,
-        temperature: 0.0,
-        top_p: 1.0,
-        stop: vec![],
-        seed,
-    };
+    let params = SamplingParams::new(tokens, 0.0, 1.0, vec![], seed);
     let start = Instant::now();
     let mut rx = engine.generate(GenerateRequest {
         input: JobInput::Text {

@@ -1,0 +1,263 @@
+//! The marshal [`Application`]: proposes agora blocks built by the ledger from
+//! mempool transactions and verifies peers' blocks by re-executing them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agora_ledger::{apply_block, build_block, BlockCandidate, BlockError, State};
+use agora_types::{codec, AccountId, Block};
+use commonware_consensus::{
+    marshal::ancestry::Ancestry, simplex::types::Context, Application, Heightable,
+};
+use commonware_cryptography::{Digested, Digestible};
+use commonware_runtime::Clock;
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use crate::block::{to_hash, ConsensusBlock, Digest};
+use crate::keys::{PublicKey, Scheme};
+use crate::ledger::LedgerView;
+use crate::mempool::TxSource;
+
+/// Limits a proposer respects and a verifier enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockLimits {
+    /// Most transactions in one block.
+    pub max_txs: usize,
+    /// Largest encoded agora block in bytes.
+    pub max_block_bytes: usize,
+    /// How far a block's timestamp may be ahead of the local clock before the
+    /// verifier abstains (waits) instead of voting.
+    pub max_future_drift: Duration,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        Self {
+            max_txs: 1_000,
+            max_block_bytes: crate::block::DEFAULT_MAX_BLOCK_BYTES,
+            max_future_drift: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a proposed block is invalid on top of its parent.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The block is the genesis anchor, which is never proposed.
+    #[error("genesis anchor proposed as a block")]
+    Genesis,
+    /// The header names someone other than the round's leader as proposer.
+    #[error("proposer {got} is not the round leader {expected}")]
+    WrongProposer {
+        /// The leader's account.
+        expected: AccountId,
+        /// The header's proposer.
+        got: AccountId,
+    },
+    /// More transactions than [`BlockLimits::max_txs`].
+    #[error("block has {0} transactions, more than the limit")]
+    TooManyTxs(usize),
+    /// Larger than [`BlockLimits::max_block_bytes`].
+    #[error("block is {0} bytes, more than the limit")]
+    TooLarge(usize),
+    /// The ledger rejects the block (chain id, height, parent, time, roots, a tx).
+    #[error(transparent)]
+    Ledger(#[from] BlockError),
+}
+
+/// The agora account that a consensus identity proposes as (same ed25519 key bytes).
+pub fn proposer_account(key: &PublicKey) -> AccountId {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(key.as_ref());
+    AccountId(out)
+}
+
+/// Milliseconds since the Unix epoch on `clock` (0 before the epoch).
+pub fn now_ms(clock: &impl Clock) -> u64 {
+    clock
+        .current()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Check `block` (proposed by `leader`) on top of `parent` and return its post-state.
+///
+/// Pure: the same inputs give the same verdict on every node. Time relative to
+/// the local clock is checked separately (see [`BlockLimits::max_future_drift`]).
+pub fn verify_block(
+    parent: &State,
+    block: &Block,
+    leader: &AccountId,
+    limits: &BlockLimits,
+) -> Result<State, VerifyError> {
+    if block.header.proposer != *leader {
+        return Err(VerifyError::WrongProposer {
+            expected: *leader,
+            got: block.header.proposer,
+        });
+    }
+    if block.txs.len() > limits.max_txs {
+        return Err(VerifyError::TooManyTxs(block.txs.len()));
+    }
+    let size = codec::encode(block).len();
+    if size > limits.max_block_bytes {
+        return Err(VerifyError::TooLarge(size));
+    }
+    Ok(apply_block(parent, block)?)
+}
+
+/// The marshal application for agora blocks.
+#[derive(Clone)]
+pub struct AgoraApp<T: TxSource> {
+    ledger: LedgerView,
+    txs: T,
+    limits: BlockLimits,
+}
+
+impl<T: TxSource> AgoraApp<T> {
+    /// An application over `ledger`, proposing transactions from `txs`.
+    pub fn new(ledger: LedgerView, txs: T, limits: BlockLimits) -> Self {
+        Self {
+            ledger,
+            txs,
+            limits,
+        }
+    }
+
+    /// The post-state of `tip`, re-executing unknown ancestors from the ancestry
+    /// stream down to the last state we know (finalized, pending or genesis).
+    /// `None` if the chain cannot be resolved (conflicts with finality, stream
+    /// ended, or an ancestor does not apply).
+    async fn state_after(
+        &self,
+        tip: Digested<ConsensusBlock>,
+        ancestry: &mut impl Ancestry<ConsensusBlock>,
+    ) -> Option<Arc<State>> {
+        let finalized_height = self.ledger.finalized().height;
+        let mut unknown: Vec<Digested<ConsensusBlock>> = Vec::new();
+        let mut cursor = tip;
+        let base = loop {
+            if let Some(state) = self.ledger.state_after(&to_hash(&cursor.digest())) {
+                break state;
+            }
+            if cursor.height().get() <= finalized_height {
+                // Not the finalized block at this height (or genesis): a dead fork.
+                return None;
+            }
+            unknown.push(cursor);
+            cursor = ancestry.next().await?;
+        };
+        let mut state = base;
+        for block in unknown.into_iter().rev() {
+            let agora = block.inner().agora()?;
+            match apply_block(&state, agora) {
+                Ok(next) => {
+                    state = Arc::new(next);
+                    self.ledger.insert(state.clone());
+                }
+                Err(e) => {
+                    warn!(height = agora.header.height, error = %e, "ancestor does not apply");
+                    return None;
+                }
+            }
+        }
+        Some(state)
+    }
+
+    /// Build the block `leader` proposes on `parent` at `timestamp_ms`, within limits.
+    pub fn build(&self, parent: &State, leader: AccountId, timestamp_ms: u64) -> (Block, State) {
+        let mut candidates = self.txs.candidates(self.limits.max_txs);
+        loop {
+            let built = build_block(
+                parent,
+                BlockCandidate {
+                    proposer: leader,
+                    timestamp_ms,
+                    txs: candidates.clone(),
+                },
+            );
+            let size = codec::encode(&built.block).len();
+            if size <= self.limits.max_block_bytes || candidates.is_empty() {
+                return (built.block, built.state);
+            }
+            // Too big: retry with half the candidates (rare; keeps the loop short).
+            candidates.truncate(candidates.len() / 2);
+        }
+    }
+}
+
+impl<E, T> Application<E> for AgoraApp<T>
+where
+    E: Clock + Send + 'static,
+    T: TxSource,
+{
+    type SigningScheme = Scheme;
+    type Context = Context<Digest, PublicKey>;
+    type Block = ConsensusBlock;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (runtime, context): (E, Self::Context),
+        mut ancestry: impl Ancestry<ConsensusBlock>,
+        _input: (),
+    ) -> Option<Digested<ConsensusBlock>> {
+        let parent = ancestry.next().await?;
+        let parent_state = self.state_after(parent, &mut ancestry).await?;
+        let leader = proposer_account(&context.leader);
+        let (block, state) = self.build(&parent_state, leader, now_ms(&runtime));
+        debug!(height = block.header.height, txs = block.txs.len(), "proposing");
+        let digest = crate::block::to_digest(block.header.id());
+        self.ledger.insert(Arc::new(state));
+        Some(Digested::precomputed(ConsensusBlock::Agora(block), digest))
+    }
+
+    async fn verify(
+        &mut self,
+        (runtime, context): (E, Self::Context),
+        mut ancestry: impl Ancestry<ConsensusBlock>,
+    ) -> bool {
+        // Inline marshal yields [block, parent, ancestors...] and has checked the links.
+        let Some(block) = ancestry.next().await else {
+            return futures::future::pending().await;
+        };
+        let Some(agora) = block.inner().agora().cloned() else {
+            warn!("genesis anchor proposed");
+            return false;
+        };
+        // A block from the future: abstain until our clock catches up (never a final "no").
+        let ts = agora.header.timestamp_ms;
+        let drift = u64::try_from(self.limits.max_future_drift.as_millis()).unwrap_or(u64::MAX);
+        if ts > now_ms(&runtime).saturating_add(drift) {
+            let wake = ts
+                .checked_sub(drift)
+                .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)));
+            match wake {
+                Some(at) if at < SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40) => {
+                    runtime.sleep_until(at).await
+                }
+                _ => return futures::future::pending().await,
+            }
+        }
+        let Some(parent) = ancestry.next().await else {
+            return futures::future::pending().await;
+        };
+        let Some(parent_state) = self.state_after(parent, &mut ancestry).await else {
+            // Unresolvable parent (dead fork or missing data): abstain.
+            return futures::future::pending().await;
+        };
+        let leader = proposer_account(&context.leader);
+        match verify_block(&parent_state, &agora, &leader, &self.limits) {
+            Ok(state) => {
+                self.ledger.insert(Arc::new(state));
+                true
+            }
+            Err(e) => {
+                warn!(height = agora.header.height, error = %e, "rejecting block");
+                false
+            }
+        }
+    }
+}

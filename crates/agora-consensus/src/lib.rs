@@ -1,0 +1,27 @@
+//! BFT consensus for agora: commonware simplex (BLS12-381 threshold, VRF seeds)
+//! plus marshal, driving the agora ledger.
+//!
+//! This is the only crate that sees commonware types. It provides:
+//! - [`block::ConsensusBlock`]: an agora block in consensus' codec;
+//! - [`application::AgoraApp`]: proposes with `agora_ledger::build_block` and
+//!   verifies with `agora_ledger::apply_block`;
+//! - [`finalized`]: ordered, exactly-once delivery of finalized blocks with
+//!   their post-state and randomness;
+//! - [`engine::start_validator`]: wiring over any runtime and p2p network, with
+//!   [`production::run_validator`] (tokio + authenticated lookup p2p) on top.
+
+pub mod application;
+pub mod block;
+pub mod engine;
+pub mod finalized;
+pub mod keys;
+pub mod ledger;
+pub mod mempool;
+
+pub use application::{verify_block, AgoraApp, BlockLimits, VerifyError};
+pub use block::{BlockCfg, ConsensusBlock};
+pub use engine::{start_validator, Channels, EngineError, Timeouts, ValidatorConfig};
+pub use finalized::{Finalized, FinalizedSink};
+pub use keys::{devnet_keys, DevnetKeys, ValidatorKeys};
+pub use ledger::LedgerView;
+pub use mempool::{InMemoryTxSource, NoTxs, TxSource};
