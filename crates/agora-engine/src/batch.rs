@@ -284,7 +284,9 @@ fn step(
         let logits = penalised(ctx.get_logits_ith(at), &slot.counts, params);
         match sample(&logits, params, position, params.choice) {
             Some(token) => {
-                if let Some(top) = params.logprobs {
+                // End-of-generation tokens are not part of the output, so they get no logprob.
+                let eog = model.vocab().is_eog(LlamaToken(token as i32));
+                if let (Some(top), false) = (params.logprobs, eog) {
                     let piece = |t: i32| model.vocab().token_to_piece(LlamaToken(t), false, None);
                     let lp = logprobs(&logits, token, usize::from(top), piece);
                     if !slot.send(EngineEvent::Logprob(lp)) {

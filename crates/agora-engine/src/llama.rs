@@ -211,8 +211,14 @@ impl InferenceEngine for LlamaEngine {
                 return Err(EngineError::InvalidRequest(msg));
             }
         }
-        if params.logprobs.is_some_and(|k| k > crate::logits::MAX_TOP_LOGPROBS) {
-            let msg = format!("at most {} top logprobs per token", crate::logits::MAX_TOP_LOGPROBS);
+        if params
+            .logprobs
+            .is_some_and(|k| k > crate::logits::MAX_TOP_LOGPROBS)
+        {
+            let msg = format!(
+                "at most {} top logprobs per token",
+                crate::logits::MAX_TOP_LOGPROBS
+            );
             return Err(EngineError::InvalidRequest(msg));
         }
         let prompt = self.prompt_tokens(&request.input)?;

@@ -10,7 +10,11 @@ pub const MAX_TOP_LOGPROBS: u8 = 20;
 
 /// `logits` with penalties applied for the tokens generated so far
 /// (`counts`: token id → times generated). Borrowed unchanged when no penalty applies.
-pub fn penalised<'a>(logits: &'a [f32], counts: &HashMap<i32, u32>, params: &SamplingParams) -> std::borrow::Cow<'a, [f32]> {
+pub fn penalised<'a>(
+    logits: &'a [f32],
+    counts: &HashMap<i32, u32>,
+    params: &SamplingParams,
+) -> std::borrow::Cow<'a, [f32]> {
     if (params.presence_penalty == 0.0 && params.frequency_penalty == 0.0) || counts.is_empty() {
         return std::borrow::Cow::Borrowed(logits);
     }
@@ -25,9 +29,22 @@ pub fn penalised<'a>(logits: &'a [f32], counts: &HashMap<i32, u32>, params: &Sam
 
 /// Log-probability of `chosen` and the `top` most likely tokens under
 /// `softmax(logits)`; `piece` gives a token's bytes.
-pub fn logprobs(logits: &[f32], chosen: usize, top: usize, piece: impl Fn(i32) -> Vec<u8>) -> TokenLogprob {
-    let max = logits.iter().copied().filter(|l| l.is_finite()).fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().filter(|l| l.is_finite()).map(|&l| f64::from(l - max).exp()).sum();
+pub fn logprobs(
+    logits: &[f32],
+    chosen: usize,
+    top: usize,
+    piece: impl Fn(i32) -> Vec<u8>,
+) -> TokenLogprob {
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|l| l.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits
+        .iter()
+        .filter(|l| l.is_finite())
+        .map(|&l| f64::from(l - max).exp())
+        .sum();
     let log_z = f64::from(max) + sum.ln();
     let entry = |i: usize| {
         let bytes = piece(i as i32);
@@ -38,7 +55,9 @@ pub fn logprobs(logits: &[f32], chosen: usize, top: usize, piece: impl Fn(i32) -
             logprob: (f64::from(logits[i]) - log_z) as f32,
         }
     };
-    let mut ids: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
+    let mut ids: Vec<usize> = (0..logits.len())
+        .filter(|&i| logits[i].is_finite())
+        .collect();
     let order = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
     let k = top.min(ids.len());
     if k > 0 && k < ids.len() {
@@ -46,7 +65,10 @@ pub fn logprobs(logits: &[f32], chosen: usize, top: usize, piece: impl Fn(i32) -
     }
     ids.truncate(k);
     ids.sort_unstable_by(order);
-    TokenLogprob { chosen: entry(chosen), top: ids.into_iter().map(entry).collect() }
+    TokenLogprob {
+        chosen: entry(chosen),
+        top: ids.into_iter().map(entry).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -63,7 +85,10 @@ mod tests {
         assert_eq!(&*out, &[1.0, 0.0, 1.0]);
         p.presence_penalty = 0.0;
         p.frequency_penalty = 0.0;
-        assert!(matches!(penalised(&[1.0], &counts, &p), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            penalised(&[1.0], &counts, &p),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -331,7 +331,7 @@ fn logprobs_describe_the_chosen_tokens() {
     let mut p = params(12, 0.0, 0);
     p.logprobs = Some(3);
     let out = run(shared(), chat("Name a colour."), p.clone());
-    assert_eq!(out.logprobs.len(), out.output_tokens.len() + usize::from(out.finish_reason == FinishReason::Stop));
+    assert_eq!(out.logprobs.len(), out.output_tokens.len());
     for (lp, token) in out.logprobs.iter().zip(&out.output_tokens) {
         assert_eq!(lp.chosen.token_id, *token);
         // Greedy: the chosen token is the most likely one.
@@ -343,30 +343,53 @@ fn logprobs_describe_the_chosen_tokens() {
     }
     // Asking for logprobs does not change the tokens.
     p.logprobs = None;
-    assert_eq!(run(shared(), chat("Name a colour."), p).output_tokens, out.output_tokens);
+    assert_eq!(
+        run(shared(), chat("Name a colour."), p).output_tokens,
+        out.output_tokens
+    );
 }
 
 #[test]
 fn penalties_and_choices_change_the_sampling_replayably() {
-    let input = JobInput::Text { prompt: "one one one one one one".into() };
+    let input = JobInput::Text {
+        prompt: "one one one one one one".into(),
+    };
     let plain = run(shared(), input.clone(), params(24, 0.0, 0));
     let mut p = params(24, 0.0, 0);
     p.frequency_penalty = 2.0;
     p.presence_penalty = 2.0;
     let penalised = run(shared(), input.clone(), p.clone());
-    let max_repeat = |tokens: &[i32]| tokens.iter().map(|t| tokens.iter().filter(|u| *u == t).count()).max().unwrap_or(0);
+    let max_repeat = |tokens: &[i32]| {
+        tokens
+            .iter()
+            .map(|t| tokens.iter().filter(|u| *u == t).count())
+            .max()
+            .unwrap_or(0)
+    };
     assert_ne!(penalised.output_tokens, plain.output_tokens);
     assert!(max_repeat(&penalised.output_tokens) <= max_repeat(&plain.output_tokens));
-    assert_eq!(run(shared(), input.clone(), p).output_tokens, penalised.output_tokens);
+    assert_eq!(
+        run(shared(), input.clone(), p).output_tokens,
+        penalised.output_tokens
+    );
 
     let mut a = params(16, 0.9, 5);
     let first = run(shared(), chat("Tell me a joke."), a.clone());
     a.choice = 1;
     let second = run(shared(), chat("Tell me a joke."), a.clone());
-    assert_ne!(first.output_tokens, second.output_tokens, "choice 1 reuses choice 0's random stream");
-    assert_eq!(run(shared(), chat("Tell me a joke."), a).output_tokens, second.output_tokens);
+    assert_ne!(
+        first.output_tokens, second.output_tokens,
+        "choice 1 reuses choice 0's random stream"
+    );
+    assert_eq!(
+        run(shared(), chat("Tell me a joke."), a).output_tokens,
+        second.output_tokens
+    );
 
     let mut bad = params(4, 0.0, 0);
     bad.presence_penalty = 3.0;
-    assert!(matches!(shared().generate(GenerateRequest { input, params: bad }), Err(EngineError::InvalidRequest(_))));
+    assert!(matches!(
+        shared().generate(GenerateRequest { input, params: bad }),
+        Err(EngineError::InvalidRequest(_))
+    ));
 }

@@ -264,12 +264,14 @@ async fn collect<D: Directory>(
             first: None,
         };
         let mut text = String::new();
+        let mut logprobs = Vec::new();
         let failure = loop {
             match events.next().await {
                 Ok(JobEvent::Delta { text: t }) => {
                     timing.first.get_or_insert_with(Instant::now);
                     text.push_str(&t);
                 }
+                Ok(JobEvent::Logprobs { tokens }) => logprobs.extend(tokens),
                 Ok(JobEvent::Done {
                     finish_reason,
                     usage,
@@ -284,6 +286,7 @@ async fn collect<D: Directory>(
                         text,
                         finish_reason,
                         openai::usage_json(usage, receipt.receipt.cost),
+                        job.params.logprobs.is_some().then_some(&logprobs[..]),
                     );
                     return Ok(with_headers(
                         Json(body).into_response(),
@@ -379,9 +382,11 @@ async fn pump<D: Directory>(
         start: Instant::now(),
         first: None,
     };
+    let want_logprobs = events.wants_logprobs;
+    let mut logprobs = Vec::new();
     if meta.endpoint == Endpoint::Chat
         && tx
-            .send(data(&meta.chunk(Some(""), true, None)))
+            .send(data(&meta.chunk(Some(""), true, None, None)))
             .await
             .is_err()
     {
@@ -389,15 +394,18 @@ async fn pump<D: Directory>(
     }
     let failure = loop {
         match events.next().await {
+            Ok(JobEvent::Logprobs { tokens }) => logprobs.extend(tokens),
             Ok(JobEvent::Delta { text }) => {
                 timing.first.get_or_insert_with(Instant::now);
+                let lp = want_logprobs.then_some(&logprobs[..]);
                 if tx
-                    .send(data(&meta.chunk(Some(&text), false, None)))
+                    .send(data(&meta.chunk(Some(&text), false, None, lp)))
                     .await
                     .is_err()
                 {
                     return;
                 }
+                logprobs.clear();
             }
             Ok(JobEvent::Done {
                 finish_reason,
@@ -409,8 +417,10 @@ async fn pump<D: Directory>(
                 }
                 timing.record(&gw, &provider, usage.completion_tokens);
                 let text = (meta.endpoint == Endpoint::Completions).then_some("");
+                // Tokens whose text a stop string cut still get their logprobs.
+                let lp = (want_logprobs && !logprobs.is_empty()).then_some(&logprobs[..]);
                 let _ = tx
-                    .send(data(&meta.chunk(text, false, Some(finish_reason))))
+                    .send(data(&meta.chunk(text, false, Some(finish_reason), lp)))
                     .await;
                 if include_usage {
                     let _ = tx

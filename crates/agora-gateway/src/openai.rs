@@ -1,6 +1,6 @@
 //! OpenAI request parsing (with field-precise errors) and response shapes.
 
-use agora_types::{ChatMessage, FinishReason, JobInput, SamplingParams, Usage};
+use agora_types::{ChatMessage, FinishReason, JobInput, SamplingParams, TokenLogprob, Usage};
 use serde_json::{json, Map, Value};
 
 use crate::{ApiError, Routing};
@@ -116,7 +116,16 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
         None | Some(Value::Null) => Routing::default(),
         Some(v) => Routing::parse(v)?,
     };
-    let params = SamplingParams::new(max_tokens, temperature as f32, top_p as f32, stops(&obj)?, seed.unwrap_or_else(rand::random));
+    let mut params = SamplingParams::new(
+        max_tokens,
+        temperature as f32,
+        top_p as f32,
+        stops(&obj)?,
+        seed.unwrap_or_else(rand::random),
+    );
+    params.presence_penalty = penalty(&obj, "presence_penalty")?;
+    params.frequency_penalty = penalty(&obj, "frequency_penalty")?;
+    params.logprobs = logprobs(endpoint, &obj)?;
     Ok(CompletionRequest {
         model,
         input,
@@ -126,6 +135,84 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
         include_usage,
         routing,
     })
+}
+
+/// OpenAI's penalties: numbers in [-2, 2], default 0.
+fn penalty(obj: &Map<String, Value>, key: &str) -> Result<f32, ApiError> {
+    let p = number(obj, key)?.unwrap_or(0.0);
+    if !(-2.0..=2.0).contains(&p) {
+        return Err(ApiError::invalid(
+            key,
+            format!("`{key}` must be between -2 and 2"),
+        ));
+    }
+    Ok(p as f32)
+}
+
+/// How many alternatives per token to report: chat uses `logprobs: bool` plus
+/// `top_logprobs` (0–20); legacy completions use `logprobs: int` (0–5).
+fn logprobs(endpoint: Endpoint, obj: &Map<String, Value>) -> Result<Option<u8>, ApiError> {
+    match endpoint {
+        Endpoint::Chat => {
+            let top = uint(obj, "top_logprobs")?;
+            if top.is_some_and(|k| k > 20) {
+                return Err(ApiError::invalid(
+                    "top_logprobs",
+                    "`top_logprobs` must be between 0 and 20",
+                ));
+            }
+            match boolean(obj, "logprobs")? {
+                Some(true) => Ok(Some(top.unwrap_or(0) as u8)),
+                _ if top.is_some() => Err(ApiError::invalid(
+                    "top_logprobs",
+                    "`top_logprobs` requires `logprobs: true`",
+                )),
+                _ => Ok(None),
+            }
+        }
+        Endpoint::Completions => match uint(obj, "logprobs")? {
+            Some(k) if k > 5 => Err(ApiError::invalid(
+                "logprobs",
+                "`logprobs` must be between 0 and 5",
+            )),
+            Some(k) => Ok(Some(k as u8)),
+            None => Ok(None),
+        },
+    }
+}
+
+/// Log-probabilities in the shape of `endpoint`'s choice objects.
+pub fn logprobs_json(endpoint: Endpoint, tokens: &[TokenLogprob]) -> Value {
+    let alt = |t: &agora_types::TopLogprob| json!({"token": t.token, "logprob": t.logprob, "bytes": t.bytes});
+    match endpoint {
+        Endpoint::Chat => {
+            let content: Vec<Value> = tokens
+                .iter()
+                .map(|lp| {
+                    let mut v = alt(&lp.chosen);
+                    v["top_logprobs"] = lp.top.iter().map(alt).collect();
+                    v
+                })
+                .collect();
+            json!({"content": content, "refusal": null})
+        }
+        Endpoint::Completions => {
+            let mut offset = 0;
+            let mut offsets = Vec::with_capacity(tokens.len());
+            for lp in tokens {
+                offsets.push(offset);
+                offset += lp.chosen.token.chars().count();
+            }
+            json!({
+                "tokens": tokens.iter().map(|lp| lp.chosen.token.clone()).collect::<Vec<_>>(),
+                "token_logprobs": tokens.iter().map(|lp| lp.chosen.logprob).collect::<Vec<_>>(),
+                "top_logprobs": tokens.iter().map(|lp| {
+                    lp.top.iter().map(|t| (t.token.clone(), json!(t.logprob))).collect::<Map<String, Value>>()
+                }).collect::<Vec<_>>(),
+                "text_offset": offsets,
+            })
+        }
+    }
 }
 
 fn rename(mut e: ApiError, param: &str) -> ApiError {
@@ -138,22 +225,6 @@ fn unsupported(obj: &Map<String, Value>) -> Result<(), ApiError> {
     match uint(obj, "n")? {
         None | Some(1) => {}
         Some(_) => return Err(ApiError::invalid("n", "Only n = 1 is supported for now")),
-    }
-    for penalty in ["presence_penalty", "frequency_penalty"] {
-        if number(obj, penalty)?.is_some_and(|p| p != 0.0) {
-            return Err(ApiError::invalid(
-                penalty,
-                format!("`{penalty}` is not supported yet; send 0 or omit it"),
-            ));
-        }
-    }
-    if boolean(obj, "logprobs")? == Some(true)
-        || obj.get("top_logprobs").is_some_and(|v| !v.is_null())
-    {
-        return Err(ApiError::invalid(
-            "logprobs",
-            "`logprobs` is not supported yet",
-        ));
     }
     if obj
         .get("tools")
@@ -366,14 +437,21 @@ impl ResponseMeta {
     }
 
     /// The complete (non-streaming) response.
-    pub fn complete(&self, text: String, reason: FinishReason, usage: Value) -> Value {
+    pub fn complete(
+        &self,
+        text: String,
+        reason: FinishReason,
+        usage: Value,
+        logprobs: Option<&[TokenLogprob]>,
+    ) -> Value {
+        let logprobs = logprobs.map_or(Value::Null, |lp| logprobs_json(self.endpoint, lp));
         let choice = match self.endpoint {
             Endpoint::Chat => json!({
                 "index": 0, "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason(reason), "logprobs": null,
+                "finish_reason": finish_reason(reason), "logprobs": logprobs,
             }),
             Endpoint::Completions => json!({
-                "index": 0, "text": text, "finish_reason": finish_reason(reason), "logprobs": null,
+                "index": 0, "text": text, "finish_reason": finish_reason(reason), "logprobs": logprobs,
             }),
         };
         json!({
@@ -383,8 +461,15 @@ impl ResponseMeta {
     }
 
     /// A streaming chunk carrying `text` (and, for the first chat chunk, the role).
-    pub fn chunk(&self, text: Option<&str>, role: bool, reason: Option<FinishReason>) -> Value {
+    pub fn chunk(
+        &self,
+        text: Option<&str>,
+        role: bool,
+        reason: Option<FinishReason>,
+        logprobs: Option<&[TokenLogprob]>,
+    ) -> Value {
         let reason = reason.map(finish_reason);
+        let logprobs = logprobs.map_or(Value::Null, |lp| logprobs_json(self.endpoint, lp));
         let choice = match self.endpoint {
             Endpoint::Chat => {
                 let mut delta = Map::new();
@@ -394,10 +479,10 @@ impl ResponseMeta {
                 if let Some(t) = text {
                     delta.insert("content".into(), json!(t));
                 }
-                json!({"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null})
+                json!({"index": 0, "delta": delta, "finish_reason": reason, "logprobs": logprobs})
             }
             Endpoint::Completions => {
-                json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": reason, "logprobs": null})
+                json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": reason, "logprobs": logprobs})
             }
         };
         json!({"id": self.id, "object": self.object(true), "created": self.created, "model": self.model, "choices": [choice]})
@@ -450,6 +535,24 @@ mod tests {
             SamplingParams::new(7, 0.5, 0.9, vec!["x".into()], 3)
         );
         assert!(r.seeded && r.stream && r.include_usage);
+        let r = chat(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "logprobs": true, "top_logprobs": 3, "presence_penalty": 0.5, "frequency_penalty": -1,
+        }))
+        .unwrap();
+        assert_eq!(r.params.logprobs, Some(3));
+        assert_eq!(
+            (r.params.presence_penalty, r.params.frequency_penalty),
+            (0.5, -1.0)
+        );
+        let r = parse(
+            Endpoint::Completions,
+            json!({"model": "m", "prompt": "p", "logprobs": 2})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.params.logprobs, Some(2));
         let r =
             chat(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
         assert!(!r.seeded);
@@ -503,8 +606,16 @@ mod tests {
                 "seed",
             ),
             (
-                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true}),
-                "logprobs",
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}),
+                "top_logprobs",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21}),
+                "top_logprobs",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "presence_penalty": 2.5}),
+                "presence_penalty",
             ),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),

@@ -25,6 +25,8 @@ pub enum StartError {
 pub struct JobStream {
     /// The provider's job id, which is also the receipt id.
     pub job_id: String,
+    /// The job asked for log-probabilities.
+    pub wants_logprobs: bool,
     response: reqwest::Response,
     decoder: SseDecoder,
     ready: VecDeque<String>,
@@ -61,6 +63,7 @@ pub async fn start(
             })?;
         return Ok(JobStream {
             job_id,
+            wants_logprobs: job.params.logprobs.is_some(),
             response,
             decoder: SseDecoder::default(),
             ready: VecDeque::new(),

@@ -212,6 +212,7 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                     continue;
                 }
                 Some(EngineEvent::Text(text)) => JobEvent::Delta { text },
+                Some(EngineEvent::Logprob(lp)) => JobEvent::Logprobs { tokens: vec![lp] },
                 Some(EngineEvent::Finished {
                     finish_reason,
                     output_tokens,

@@ -63,7 +63,13 @@ pub struct SamplingParams {
 
 impl SamplingParams {
     /// Parameters with the given essentials and no penalties, choice 0, no logprobs.
-    pub fn new(max_tokens: u32, temperature: f32, top_p: f32, stop: Vec<String>, seed: u64) -> Self {
+    pub fn new(
+        max_tokens: u32,
+        temperature: f32,
+        top_p: f32,
+        stop: Vec<String>,
+        seed: u64,
+    ) -> Self {
         SamplingParams {
             max_tokens,
             temperature,

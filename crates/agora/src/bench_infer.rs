@@ -39,7 +39,7 @@ fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
     let mut first = None;
     while let Some(event) = rx.blocking_recv() {
         match event {
-            EngineEvent::Started { .. } => {}
+            EngineEvent::Started { .. } | EngineEvent::Logprob(_) => {}
             EngineEvent::Text(_) => {
                 first.get_or_insert_with(Instant::now);
             }

@@ -176,6 +176,38 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         completion
     );
 
+    // Log-probabilities: one entry per generated token, the greedy choice ranked first.
+    let body = json!({
+        "model": MODEL, "messages": [{"role": "user", "content": "Name a fruit."}],
+        "max_tokens": 8, "temperature": 0, "logprobs": true, "top_logprobs": 2,
+    });
+    let v: Value = api
+        .post("/chat/completions", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let content = v["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(
+        content.len() as u64,
+        v["usage"]["completion_tokens"].as_u64().unwrap()
+    );
+    for entry in content {
+        assert!(entry["logprob"].as_f64().unwrap() <= 0.0);
+        assert_eq!(entry["top_logprobs"][0]["token"], entry["token"], "{entry}");
+        assert_eq!(entry["top_logprobs"].as_array().unwrap().len(), 2);
+    }
+    let joined: String = content
+        .iter()
+        .map(|e| e["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        joined,
+        v["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+
     // Legacy completions.
     let resp = api.post("/completions", json!({"model": MODEL, "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0})).await;
     assert_eq!(resp.status(), 200);
