@@ -208,7 +208,11 @@ where
         let parent_state = self.state_after(parent, &mut ancestry).await?;
         let leader = proposer_account(&context.leader);
         let (block, state) = self.build(&parent_state, leader, now_ms(&runtime));
-        debug!(height = block.header.height, txs = block.txs.len(), "proposing");
+        debug!(
+            height = block.header.height,
+            txs = block.txs.len(),
+            "proposing"
+        );
         let digest = crate::block::to_digest(block.header.id());
         self.ledger.insert(Arc::new(state));
         Some(Digested::precomputed(ConsensusBlock::Agora(block), digest))

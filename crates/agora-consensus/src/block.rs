@@ -113,10 +113,16 @@ impl Read for ConsensusBlock {
                     .map_err(|_| CodecError::Invalid("ConsensusBlock", "malformed agora block"))?;
                 // borsh decoding is not guaranteed canonical for every type: insist on it.
                 if codec::encode(&block) != bytes.as_ref() {
-                    return Err(CodecError::Invalid("ConsensusBlock", "non-canonical encoding"));
+                    return Err(CodecError::Invalid(
+                        "ConsensusBlock",
+                        "non-canonical encoding",
+                    ));
                 }
                 if block.header.height == 0 {
-                    return Err(CodecError::Invalid("ConsensusBlock", "agora block at height 0"));
+                    return Err(CodecError::Invalid(
+                        "ConsensusBlock",
+                        "agora block at height 0",
+                    ));
                 }
                 Ok(ConsensusBlock::Agora(block))
             }
@@ -206,7 +212,7 @@ mod tests {
     fn rejects_trailing_oversize_foreign_genesis_and_bad_tag() {
         let mut bytes = sample().encode().to_vec();
         bytes.push(0);
-        assert!(ConsensusBlock::decode_cfg(bytes.as_slice(), &cfg()).is_err());
+        assert!(ConsensusBlock::decode_cfg(Bytes::from(bytes), &cfg()).is_err());
 
         let small = BlockCfg {
             max_block_bytes: 8,
@@ -217,7 +223,7 @@ mod tests {
         let foreign = ConsensusBlock::Genesis(Hash32::digest(b"other"));
         assert!(ConsensusBlock::decode_cfg(foreign.encode(), &cfg()).is_err());
 
-        assert!(ConsensusBlock::decode_cfg([9u8].as_slice(), &cfg()).is_err());
+        assert!(ConsensusBlock::decode_cfg(Bytes::from_static(&[9u8]), &cfg()).is_err());
     }
 
     #[test]
@@ -228,7 +234,7 @@ mod tests {
         let mut buf = Vec::new();
         TAG_AGORA.write(&mut buf);
         Bytes::from(body).write(&mut buf);
-        assert!(ConsensusBlock::decode_cfg(buf.as_slice(), &cfg()).is_err());
+        assert!(ConsensusBlock::decode_cfg(Bytes::from(buf), &cfg()).is_err());
     }
 
     #[test]

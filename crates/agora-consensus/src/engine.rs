@@ -14,14 +14,16 @@ use commonware_consensus::{
     simplex::{self, elector::RoundRobin, Floor, ForwardPolicy, SkipBudget, SkipPolicy},
     types::{Epoch, FixedEpocher, ViewDelta},
 };
-use commonware_cryptography::{certificate::ConstantProvider, certificate::Verifier as _, Digested, Sha256};
+use commonware_cryptography::{certificate::ConstantProvider, Digested, Sha256};
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{
     buffer::paged::CacheRef, Clock, Handle, Metrics, Spawner, Storage, Supervisor,
 };
 use commonware_storage::archive::immutable;
-use commonware_utils::{channel::mpsc, ordered::Set, NZDuration, NZU16, NZU64, NZUsize};
+use commonware_utils::{
+    channel::mpsc, ordered::Set, NZDuration, NZUsize, NonZeroDuration, NZU16, NZU64,
+};
 use rand_core010::CryptoRng;
 
 use crate::application::{AgoraApp, BlockLimits};
@@ -132,7 +134,12 @@ pub fn block_cfg(genesis: &Genesis, limits: &BlockLimits) -> BlockCfg {
     }
 }
 
-fn immutable_cfg<C>(prefix: &str, name: &str, page_cache: CacheRef, codec_config: C) -> immutable::Config<C> {
+fn immutable_cfg<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: CacheRef,
+    codec_config: C,
+) -> immutable::Config<C> {
     let buffer = NZUsize!(1 << 16);
     immutable::Config {
         metadata_partition: format!("{prefix}-{name}-metadata"),
@@ -206,18 +213,19 @@ where
     );
 
     // Block dissemination.
-    let (broadcast_engine, block_buffer) = buffered::Engine::<_, PublicKey, ConsensusBlock, _, _>::new(
-        context.child("broadcast"),
-        buffered::Config {
-            public_key: me.clone(),
-            mailbox_size: mailbox,
-            deque_size: 16,
-            priority: false,
-            codec_config: block_cfg,
-            peer_provider,
-            strategy: Sequential,
-        },
-    );
+    let (broadcast_engine, block_buffer) =
+        buffered::Engine::<_, PublicKey, ConsensusBlock, _, _>::new(
+            context.child("broadcast"),
+            buffered::Config {
+                public_key: me.clone(),
+                mailbox_size: mailbox,
+                deque_size: 16,
+                priority: false,
+                codec_config: block_cfg,
+                peer_provider,
+                strategy: Sequential,
+            },
+        );
     let h_broadcast = broadcast_engine.start(channels.broadcast);
 
     // Finalized archives.
@@ -227,7 +235,8 @@ where
             &prefix,
             "finalizations",
             page_cache.clone(),
-            Scheme::certificate_codec_config_unbounded(),
+            // This scheme's certificates need no codec configuration.
+            (),
         ),
     )
     .await
@@ -270,7 +279,12 @@ where
     // The application, wrapped so simplex sees Automaton + Relay + Reporter.
     let ledger = LedgerView::new(genesis_state);
     let app = AgoraApp::new(ledger.clone(), config.txs.clone(), config.limits);
-    let inline = Inline::new(context.child("inline"), app, marshal_mailbox.clone(), epocher);
+    let inline = Inline::new(
+        context.child("inline"),
+        app,
+        marshal_mailbox.clone(),
+        epocher,
+    );
 
     let engine = simplex::Engine::new(
         context.child("engine"),
@@ -290,10 +304,8 @@ where
             leader_timeout: t.leader,
             certification_timeout: t.certification,
             timeout_retry: t.retry,
-            fetch_timeout: NZDuration!(Duration::from_secs(1)).max(
-                commonware_utils::NonZeroDuration::new(t.fetch)
-                    .unwrap_or(NZDuration!(Duration::from_secs(1))),
-            ),
+            fetch_timeout: NonZeroDuration::new(t.fetch)
+                .unwrap_or(NZDuration!(Duration::from_secs(1))),
             fetch_retry_delay: Duration::from_millis(100),
             view_retention: ViewDelta::new(10),
             skip: SkipPolicy::Enabled {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use agora_ledger::{apply_block, State};
 use agora_types::{Block, Hash32};
+use commonware_actor::Feedback;
 use commonware_codec::Encode;
 use commonware_consensus::{
     marshal::{core::Mailbox, standard::Standard, Update},
@@ -14,7 +15,6 @@ use commonware_consensus::{
     Heightable, Reporter,
 };
 use commonware_cryptography::Digested;
-use commonware_actor::Feedback;
 use commonware_utils::{acknowledgement::Exact, channel::mpsc, Acknowledgement};
 use tracing::{error, info};
 
@@ -168,7 +168,7 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
         self.sink.deliver(Finalized {
             height: height.get(),
             block: agora.clone(),
-            state_root: state.root(),
+            state_root: agora.header.state_root,
             state: state.clone(),
             randomness,
             certificate,

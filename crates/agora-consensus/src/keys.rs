@@ -96,9 +96,8 @@ pub fn devnet_keys(seed: u64, n: usize) -> Result<DevnetKeys, KeysError> {
                 .get_value(&identity.public_key())
                 .ok_or(KeysError::NoSigner(i))?
                 .clone();
-            let scheme =
-                Scheme::signer(NAMESPACE, participants.clone(), polynomial.clone(), share)
-                    .ok_or(KeysError::NoSigner(i))?;
+            let scheme = Scheme::signer(NAMESPACE, participants.clone(), polynomial.clone(), share)
+                .ok_or(KeysError::NoSigner(i))?;
             Ok(ValidatorKeys { identity, scheme })
         })
         .collect::<Result<Vec<_>, KeysError>>()?;
@@ -120,7 +119,10 @@ mod tests {
         assert_eq!(a.participants.len(), 4);
         let c = devnet_keys(8, 4).unwrap();
         assert_ne!(a.participants, c.participants);
-        assert_eq!(a.validators[2].public_key(), devnet_identity(7, 2).public_key());
+        assert_eq!(
+            a.validators[2].public_key(),
+            devnet_identity(7, 2).public_key()
+        );
         assert!(devnet_keys(7, 0).is_err());
     }
 }

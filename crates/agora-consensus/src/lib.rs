@@ -17,6 +17,7 @@ pub mod finalized;
 pub mod keys;
 pub mod ledger;
 pub mod mempool;
+pub mod production;
 
 pub use application::{verify_block, AgoraApp, BlockLimits, VerifyError};
 pub use block::{BlockCfg, ConsensusBlock};
@@ -25,3 +26,4 @@ pub use finalized::{Finalized, FinalizedSink};
 pub use keys::{devnet_keys, DevnetKeys, ValidatorKeys};
 pub use ledger::LedgerView;
 pub use mempool::{InMemoryTxSource, NoTxs, TxSource};
+pub use production::{run_validator, NodeConfig};

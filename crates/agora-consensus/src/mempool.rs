@@ -56,7 +56,8 @@ impl TxSource for InMemoryTxSource {
     }
 
     fn on_finalized(&self, block: &Block, state: &State) {
-        let included: std::collections::HashSet<Hash32> = block.txs.iter().map(|t| t.id()).collect();
+        let included: std::collections::HashSet<Hash32> =
+            block.txs.iter().map(|t| t.id()).collect();
         self.lock().retain(|t| {
             !included.contains(&t.id()) && t.tx.nonce >= state.account(&t.tx.from).nonce
         });

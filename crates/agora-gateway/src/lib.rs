@@ -6,6 +6,7 @@
 //! network and short-lived provider health; it learns the network through
 //! the narrow [`Directory`] trait.
 
+mod completion;
 mod directory;
 mod error;
 mod gateway;

@@ -16,6 +16,8 @@ pub enum Endpoint {
 
 /// `max_tokens` when the client sends neither it nor `max_completion_tokens`.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
+/// Most completions one request may ask for (`n`).
+pub const MAX_CHOICES: u32 = 8;
 /// OpenAI accepts at most four stop sequences.
 const MAX_STOPS: usize = 4;
 
@@ -30,6 +32,8 @@ pub struct CompletionRequest {
     pub params: SamplingParams,
     /// Whether the client sent a seed.
     pub seeded: bool,
+    /// Completions to generate; choice `i` samples from RNG stream `i`.
+    pub n: u32,
     /// SSE streaming.
     pub stream: bool,
     /// `stream_options.include_usage`.
@@ -126,11 +130,22 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
     params.presence_penalty = penalty(&obj, "presence_penalty")?;
     params.frequency_penalty = penalty(&obj, "frequency_penalty")?;
     params.logprobs = logprobs(endpoint, &obj)?;
+    let n = match uint(&obj, "n")? {
+        None => 1,
+        Some(n) if (1..=u64::from(MAX_CHOICES)).contains(&n) => n as u32,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "n",
+                format!("`n` must be between 1 and {MAX_CHOICES}"),
+            ))
+        }
+    };
     Ok(CompletionRequest {
         model,
         input,
         params,
         seeded: seed.is_some(),
+        n,
         stream,
         include_usage,
         routing,
@@ -222,10 +237,6 @@ fn rename(mut e: ApiError, param: &str) -> ApiError {
 
 /// Refuse parameters we cannot honour yet instead of ignoring them silently.
 fn unsupported(obj: &Map<String, Value>) -> Result<(), ApiError> {
-    match uint(obj, "n")? {
-        None | Some(1) => {}
-        Some(_) => return Err(ApiError::invalid("n", "Only n = 1 is supported for now")),
-    }
     if obj
         .get("tools")
         .and_then(Value::as_array)
@@ -436,33 +447,38 @@ impl ResponseMeta {
         }
     }
 
-    /// The complete (non-streaming) response.
-    pub fn complete(
+    /// One choice object of a complete (non-streaming) response.
+    pub fn choice(
         &self,
+        index: usize,
         text: String,
         reason: FinishReason,
-        usage: Value,
         logprobs: Option<&[TokenLogprob]>,
     ) -> Value {
         let logprobs = logprobs.map_or(Value::Null, |lp| logprobs_json(self.endpoint, lp));
-        let choice = match self.endpoint {
+        match self.endpoint {
             Endpoint::Chat => json!({
-                "index": 0, "message": {"role": "assistant", "content": text},
+                "index": index, "message": {"role": "assistant", "content": text},
                 "finish_reason": finish_reason(reason), "logprobs": logprobs,
             }),
             Endpoint::Completions => json!({
-                "index": 0, "text": text, "finish_reason": finish_reason(reason), "logprobs": logprobs,
+                "index": index, "text": text, "finish_reason": finish_reason(reason), "logprobs": logprobs,
             }),
-        };
+        }
+    }
+
+    /// The complete (non-streaming) response.
+    pub fn complete(&self, choices: Vec<Value>, usage: Value) -> Value {
         json!({
             "id": self.id, "object": self.object(false), "created": self.created, "model": self.model,
-            "choices": [choice], "usage": usage,
+            "choices": choices, "usage": usage,
         })
     }
 
     /// A streaming chunk carrying `text` (and, for the first chat chunk, the role).
     pub fn chunk(
         &self,
+        index: usize,
         text: Option<&str>,
         role: bool,
         reason: Option<FinishReason>,
@@ -479,10 +495,10 @@ impl ResponseMeta {
                 if let Some(t) = text {
                     delta.insert("content".into(), json!(t));
                 }
-                json!({"index": 0, "delta": delta, "finish_reason": reason, "logprobs": logprobs})
+                json!({"index": index, "delta": delta, "finish_reason": reason, "logprobs": logprobs})
             }
             Endpoint::Completions => {
-                json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": reason, "logprobs": logprobs})
+                json!({"index": index, "text": text.unwrap_or(""), "finish_reason": reason, "logprobs": logprobs})
             }
         };
         json!({"id": self.id, "object": self.object(true), "created": self.created, "model": self.model, "choices": [choice]})
@@ -598,7 +614,11 @@ mod tests {
                 "stop",
             ),
             (
-                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 9}),
+                "n",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 0}),
                 "n",
             ),
             (

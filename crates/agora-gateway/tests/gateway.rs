@@ -281,7 +281,7 @@ async fn bad_requests_get_openai_errors() {
             "max_tokens",
         ),
         (
-            json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "n": 9}),
             "n",
         ),
         (json!({"model": "tiny", "messages": []}), "messages"),
@@ -638,4 +638,68 @@ async fn run_refresh_stops_on_shutdown() {
         .await
         .expect("run_refresh ignored shutdown")
         .unwrap();
+}
+
+#[tokio::test]
+async fn n_choices_are_separate_jobs_on_separate_rng_streams() {
+    let p = stub(Script::Deltas(vec!["Hel", "lo"]), CHEAP).await;
+    let gw = gateway(snapshot(&[&p])).await;
+    let mut body = chat_body("tiny");
+    body["n"] = json!(3);
+    body["seed"] = json!(7);
+    let resp = gw.post("/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    let receipts = resp.headers()["x-agora-receipt"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(receipts.split(',').count(), 3, "{receipts}");
+    let v: Value = resp.json().await.unwrap();
+    let choices = v["choices"].as_array().unwrap();
+    let indices: Vec<u64> = choices
+        .iter()
+        .map(|c| c["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, [0, 1, 2]);
+    assert!(choices.iter().all(|c| c["message"]["content"] == "Hello"));
+    assert_eq!(v["usage"]["completion_tokens"], 3 * 2);
+    let mut jobs: Vec<(u32, u64)> = p
+        .jobs()
+        .iter()
+        .map(|j| (j.params.choice, j.params.seed))
+        .collect();
+    jobs.sort_unstable();
+    assert_eq!(jobs, [(0, 7), (1, 7), (2, 7)]);
+
+    // Streaming: chunks of both choices, one usage chunk summing both, then [DONE].
+    let mut body = chat_body("tiny");
+    body["n"] = json!(2);
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let raw = text(gw.post("/v1/chat/completions", &body).await).await;
+    let events = sse_data(&raw);
+    assert_eq!(events.last().unwrap(), &json!("[DONE]"), "{raw}");
+    for index in [0, 1] {
+        let content: String = events
+            .iter()
+            .filter_map(|e| {
+                let c = e["choices"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["index"] == index)?;
+                c["delta"]["content"].as_str().map(str::to_string)
+            })
+            .collect();
+        assert_eq!(content, "Hello", "choice {index} in {raw}");
+        let finished = events.iter().any(|e| {
+            e["choices"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["index"] == index && c["finish_reason"].is_string())
+            })
+        });
+        assert!(finished, "choice {index} never finished: {raw}");
+    }
+    let usage = &events[events.len() - 2];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 2 * 2);
 }

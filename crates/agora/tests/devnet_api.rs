@@ -208,6 +208,39 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         v["choices"][0]["message"]["content"].as_str().unwrap()
     );
 
+    // n = 2: two choices from independent random streams of the same seed, each replayable.
+    let body = json!({
+        "model": MODEL, "messages": [{"role": "user", "content": "Invent a name for a boat."}],
+        "max_tokens": 12, "temperature": 0.9, "seed": 11, "n": 2,
+    });
+    let first: Value = api
+        .post("/chat/completions", body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again: Value = api
+        .post("/chat/completions", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let texts = |v: &Value| -> Vec<String> {
+        v["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["message"]["content"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(&first).len(), 2, "{first}");
+    assert_ne!(
+        texts(&first)[0],
+        texts(&first)[1],
+        "both choices sampled the same stream"
+    );
+    assert_eq!(texts(&first), texts(&again));
+
     // Legacy completions.
     let resp = api.post("/completions", json!({"model": MODEL, "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0})).await;
     assert_eq!(resp.status(), 200);

@@ -1,0 +1,143 @@
+//! Production entry point: a validator on the tokio runtime with
+//! authenticated `lookup` p2p (peers known by address), devnet keys dealt from a seed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agora_ledger::Genesis;
+use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
+use commonware_p2p::{
+    authenticated::{self, lookup},
+    Address, AddressableManager as _,
+};
+use commonware_runtime::{tokio, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::{ordered::Map, NZUsize, TryCollect, NZU32};
+
+use crate::application::BlockLimits;
+use crate::engine::{
+    block_cfg, max_message_size, start_validator, Channels, EngineError, Timeouts, ValidatorConfig,
+    CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_RESOLVER, CHANNEL_VOTE,
+};
+use crate::finalized::FinalizedSink;
+use crate::keys::{devnet_identity, devnet_keys, NAMESPACE};
+use crate::mempool::TxSource;
+
+/// Configuration of a devnet validator process.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Seed the devnet keys are dealt from (identical on every validator).
+    pub devnet_seed: u64,
+    /// This validator's index in `peers`.
+    pub index: usize,
+    /// Listen address of every validator, by index.
+    pub peers: Vec<SocketAddr>,
+    /// Directory of consensus storage.
+    pub storage_dir: PathBuf,
+    /// The chain's genesis.
+    pub genesis: Genesis,
+    /// Block limits (identical on every validator).
+    pub limits: BlockLimits,
+    /// Consensus timing.
+    pub timeouts: Timeouts,
+    /// Tokio worker threads.
+    pub worker_threads: usize,
+}
+
+/// Run a validator until `shutdown` resolves or one of its tasks stops (blocking).
+pub fn run_validator<T, K>(
+    config: NodeConfig,
+    txs: T,
+    sink: K,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), EngineError>
+where
+    T: TxSource,
+    K: FinalizedSink,
+{
+    let n = config.peers.len();
+    let keys = devnet_keys(config.devnet_seed, n).map_err(|_| EngineError::NotParticipant)?;
+    let me_keys = keys
+        .validators
+        .get(config.index)
+        .cloned()
+        .ok_or(EngineError::NotParticipant)?;
+    let me = me_keys.public_key();
+    let listen = config.peers[config.index];
+    let peers: Map<_, Address> = config
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            (
+                devnet_identity(config.devnet_seed, i).public_key(),
+                Address::from(*addr),
+            )
+        })
+        .try_collect()
+        .map_err(|_| EngineError::NotParticipant)?;
+    let max_message = max_message_size(n, &block_cfg(&config.genesis, &config.limits));
+    let handshake = Cups::<_, ChaCha20Poly1305>::new(
+        Sake {
+            signer: me_keys.identity.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let p2p = lookup::Config::local(
+        handshake,
+        &[NAMESPACE, b"_P2P"].concat(),
+        listen,
+        authenticated::peer_set_limit(keys.participants.iter(), &me),
+        max_message,
+        NZUsize!(1024),
+    );
+    let runner = tokio::Runner::new(
+        tokio::Config::new()
+            .with_storage_directory(config.storage_dir.clone())
+            .with_worker_threads(config.worker_threads.max(1)),
+    );
+    runner.start(|context| async move {
+        let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p);
+        let _ = oracle.track(0, peers);
+        let quota = Quota::per_second(NZU32!(256));
+        let channels = Channels {
+            vote: network.register(CHANNEL_VOTE, quota),
+            certificate: network.register(CHANNEL_CERTIFICATE, quota),
+            resolver: network.register(CHANNEL_RESOLVER, quota),
+            broadcast: network.register(CHANNEL_BROADCAST, quota),
+            backfill: network.register(CHANNEL_BACKFILL, quota),
+        };
+        let h_network = network.start();
+        let validator = ValidatorConfig {
+            keys: me_keys,
+            participants: keys.participants,
+            genesis: config.genesis,
+            partition_prefix: "agora".into(),
+            txs,
+            limits: config.limits,
+            timeouts: config.timeouts,
+        };
+        let mut handles = start_validator(
+            context.child("validator"),
+            validator,
+            sink,
+            oracle.clone(),
+            oracle,
+            channels,
+        )
+        .await?;
+        handles.push(h_network);
+        let stop = context.child("shutdown").spawn(move |_| shutdown);
+        handles.push(stop);
+        let _ = Handle::select(handles).await;
+        Ok(())
+    })
+}

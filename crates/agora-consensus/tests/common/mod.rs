@@ -1,0 +1,379 @@
+//! Simulation harness: N agora validators on commonware's deterministic runtime
+//! and simulated network, with recording finalized-block sinks.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agora_consensus::{
+    engine::{
+        CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_RESOLVER, CHANNEL_VOTE,
+    },
+    keys::PublicKey,
+    start_validator, BlockLimits, Channels, DevnetKeys, Finalized, FinalizedSink, InMemoryTxSource,
+    Timeouts, ValidatorConfig,
+};
+use agora_ledger::{Genesis, GenesisAccount, State};
+use agora_types::{Hash32, Keypair, SignedTransaction, Transaction, TxKind};
+use commonware_p2p::simulated::{self, Link, Oracle};
+use commonware_runtime::{deterministic, Clock, Handle, Quota, Spawner, Supervisor};
+use commonware_utils::{channel::mpsc, probability, NZUsize, NZU32};
+
+/// Chain id of simulated networks.
+pub const CHAIN_ID: &str = "agora-sim";
+/// Initial balance of every funded account.
+pub const FUNDING: u64 = 1_000_000;
+
+/// Seeds to run the multi-seed tests over: `AGORA_SIM_SEEDS` (count), default `default`.
+pub fn seeds(default: u64) -> Vec<u64> {
+    let n = std::env::var("AGORA_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(default);
+    (0..n).map(|i| 1000 + i).collect()
+}
+
+/// What one validator's sink recorded; shared with the test (it survives crashes,
+/// like a durable store would).
+#[derive(Default, Debug)]
+pub struct NodeLog {
+    /// Finalized heights in delivery order (to check order and exactly-once).
+    pub order: Vec<u64>,
+    /// height -> (block id, state root, randomness).
+    pub blocks: BTreeMap<u64, (Hash32, Hash32, Option<[u8; 32]>)>,
+    /// Total supply after each height.
+    pub supply: BTreeMap<u64, u128>,
+    /// Transactions included per height.
+    pub txs: BTreeMap<u64, usize>,
+    /// Last state delivered.
+    pub last: Option<State>,
+}
+
+impl NodeLog {
+    /// Highest delivered height (0 if none).
+    pub fn height(&self) -> u64 {
+        self.last.as_ref().map(|s| s.height).unwrap_or(0)
+    }
+}
+
+/// A sink recording into a shared [`NodeLog`] and pinging the test.
+pub struct RecordingSink {
+    pub index: usize,
+    pub log: Arc<Mutex<NodeLog>>,
+    pub notify: mpsc::UnboundedSender<(usize, u64)>,
+}
+
+impl FinalizedSink for RecordingSink {
+    fn last_applied(&self) -> Option<State> {
+        self.log.lock().unwrap().last.clone()
+    }
+
+    fn deliver(&mut self, f: Finalized) {
+        {
+            let mut log = self.log.lock().unwrap();
+            log.order.push(f.height);
+            log.blocks
+                .insert(f.height, (f.block.header.id(), f.state_root, f.randomness));
+            log.supply.insert(f.height, f.state.total_supply());
+            log.txs.insert(f.height, f.block.txs.len());
+            log.last = Some((*f.state).clone());
+        }
+        let _ = self.notify.send((self.index, f.height));
+    }
+}
+
+/// Funded test accounts and a genesis giving each [`FUNDING`].
+pub fn accounts_and_genesis(count: usize) -> (Vec<Keypair>, Genesis) {
+    let keys: Vec<Keypair> = (0..count)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[0] = i as u8;
+            seed[1] = 0xA7;
+            Keypair::from_seed(seed)
+        })
+        .collect();
+    let genesis = Genesis {
+        chain_id: CHAIN_ID.into(),
+        timestamp_ms: 0,
+        params: Default::default(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                id: k.account(),
+                balance: FUNDING,
+            })
+            .collect(),
+        models: vec![],
+    };
+    (keys, genesis)
+}
+
+/// `rounds` transfers from every account to the next one (nonces 0..rounds).
+pub fn transfers(keys: &[Keypair], rounds: u64) -> Vec<SignedTransaction> {
+    let mut out = Vec::new();
+    for nonce in 0..rounds {
+        for (i, k) in keys.iter().enumerate() {
+            let to = keys[(i + 1) % keys.len()].account();
+            out.push(
+                Transaction {
+                    chain_id: CHAIN_ID.into(),
+                    from: k.account(),
+                    nonce,
+                    kind: TxKind::Transfer {
+                        to,
+                        amount: 10 + i as u64,
+                    },
+                }
+                .sign(k),
+            );
+        }
+    }
+    out
+}
+
+/// A simulated cluster of validators.
+pub struct Cluster {
+    pub context: deterministic::Context,
+    pub oracle: Oracle<PublicKey, deterministic::Context>,
+    pub keys: DevnetKeys,
+    pub genesis: Genesis,
+    pub pools: Vec<InMemoryTxSource>,
+    pub logs: Vec<Arc<Mutex<NodeLog>>>,
+    pub handles: Vec<Option<Handle<()>>>,
+    pub notify_tx: mpsc::UnboundedSender<(usize, u64)>,
+    pub notify_rx: mpsc::UnboundedReceiver<(usize, u64)>,
+    pub limits: BlockLimits,
+}
+
+/// The default link: 50 ms ± 10 ms, lossless.
+pub fn good_link() -> Link {
+    Link {
+        latency: Duration::from_millis(50),
+        jitter: Duration::from_millis(10),
+        success_rate: probability!(1.0),
+    }
+}
+
+impl Cluster {
+    /// Build the network (all pairs linked) and start `n` validators.
+    pub async fn start(context: deterministic::Context, n: usize, genesis: Genesis) -> Self {
+        let keys = agora_consensus::devnet_keys(7, n).expect("devnet keys");
+        let (network, oracle) = simulated::Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: 1 << 20,
+                max_peers_per_set: NZUsize!(n),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            keys.participants.iter().cloned(),
+        )
+        .await;
+        network.start();
+        let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+        let mut cluster = Cluster {
+            context,
+            oracle,
+            keys,
+            genesis,
+            pools: (0..n).map(|_| InMemoryTxSource::new()).collect(),
+            logs: (0..n).map(|_| Arc::default()).collect(),
+            handles: (0..n).map(|_| None).collect(),
+            notify_tx,
+            notify_rx,
+            limits: BlockLimits {
+                max_txs: 8,
+                ..BlockLimits::default()
+            },
+        };
+        cluster.link_all(good_link()).await;
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        cluster
+    }
+
+    /// Number of validators.
+    pub fn n(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// Public key of validator `i`.
+    pub fn pk(&self, i: usize) -> PublicKey {
+        self.keys.validators[i].public_key()
+    }
+
+    /// Link every ordered pair with `link` (replacing existing links).
+    pub async fn link_all(&self, link: Link) {
+        for a in 0..self.n() {
+            for b in 0..self.n() {
+                if a != b {
+                    self.link(a, b, link.clone()).await;
+                }
+            }
+        }
+    }
+
+    /// (Re)link `a -> b`.
+    pub async fn link(&self, a: usize, b: usize, link: Link) {
+        let _ = self.oracle.remove_link(self.pk(a), self.pk(b)).await;
+        self.oracle
+            .add_link(self.pk(a), self.pk(b), link)
+            .await
+            .expect("add link");
+    }
+
+    /// Cut `a <-> b` both ways.
+    pub async fn cut(&self, a: usize, b: usize) {
+        let _ = self.oracle.remove_link(self.pk(a), self.pk(b)).await;
+        let _ = self.oracle.remove_link(self.pk(b), self.pk(a)).await;
+    }
+
+    /// Start (or restart, from the same storage partitions) validator `i`.
+    pub fn spawn(&mut self, i: usize) {
+        assert!(self.handles[i].is_none(), "validator {i} already running");
+        let control = self.oracle.control(self.pk(i));
+        let manager = self.oracle.manager();
+        let config = ValidatorConfig {
+            keys: self.keys.validators[i].clone(),
+            participants: self.keys.participants.clone(),
+            genesis: self.genesis.clone(),
+            partition_prefix: format!("v{i}"),
+            txs: self.pools[i].clone(),
+            limits: self.limits,
+            timeouts: Timeouts::default(),
+        };
+        let sink = RecordingSink {
+            index: i,
+            log: self.logs[i].clone(),
+            notify: self.notify_tx.clone(),
+        };
+        let handle = self
+            .context
+            .child("validator")
+            .with_attribute("index", i)
+            .spawn(move |context| async move {
+                let quota = Quota::per_second(NZU32!(10_000));
+                let mut reg = Vec::new();
+                for ch in [
+                    CHANNEL_VOTE,
+                    CHANNEL_CERTIFICATE,
+                    CHANNEL_RESOLVER,
+                    CHANNEL_BROADCAST,
+                    CHANNEL_BACKFILL,
+                ] {
+                    reg.push(control.register(ch, quota).await.expect("register"));
+                }
+                let mut reg = reg.into_iter();
+                let mut next = || reg.next().expect("five channels");
+                let channels = Channels {
+                    vote: next(),
+                    certificate: next(),
+                    resolver: next(),
+                    broadcast: next(),
+                    backfill: next(),
+                };
+                let _handles =
+                    start_validator(context, config, sink, manager, control.clone(), channels)
+                        .await
+                        .expect("start validator");
+                futures::future::pending::<()>().await;
+            });
+        self.handles[i] = Some(handle);
+    }
+
+    /// Crash validator `i`: abort its task tree and wait until it is gone.
+    pub async fn crash(&mut self, i: usize) {
+        let handle = self.handles[i].take().expect("validator running");
+        handle.abort();
+        let _ = handle.await;
+    }
+
+    /// Submit `txs` to every validator's pool (stands in for gossip).
+    pub fn submit_all(&self, txs: &[SignedTransaction]) {
+        for pool in &self.pools {
+            for tx in txs {
+                pool.submit(tx.clone());
+            }
+        }
+    }
+
+    /// Height reached by validator `i`.
+    pub fn height(&self, i: usize) -> u64 {
+        self.logs[i].lock().unwrap().height()
+    }
+
+    /// Wait (on the deterministic clock) until `cond` holds; panics after `limit`.
+    pub async fn wait_until(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut cond: impl FnMut(&Self) -> bool,
+    ) {
+        let deadline = self.context.current() + limit;
+        while !cond(self) {
+            let timed_out = {
+                let timeout = self.context.sleep_until(deadline);
+                futures::pin_mut!(timeout);
+                let recv = self.notify_rx.recv();
+                futures::pin_mut!(recv);
+                match futures::future::select(recv, timeout).await {
+                    futures::future::Either::Left((Some(_), _)) => false,
+                    futures::future::Either::Left((None, _)) => panic!("notify channel closed"),
+                    futures::future::Either::Right(_) => true,
+                }
+            };
+            if timed_out {
+                let heights: Vec<u64> = (0..self.n()).map(|i| self.height(i)).collect();
+                panic!("timed out waiting for {what}; heights {heights:?}");
+            }
+        }
+    }
+
+    /// Wait until every validator in `which` has reached `height`.
+    pub async fn wait_height(&mut self, which: &[usize], height: u64, limit: Duration) {
+        let which = which.to_vec();
+        self.wait_until(limit, &format!("{which:?} at height {height}"), |c| {
+            which.iter().all(|&i| c.height(i) >= height)
+        })
+        .await;
+    }
+
+    /// Assert all validators agree on every height they all have, heights were
+    /// delivered contiguously and once each, and supply is conserved. Returns the
+    /// common height.
+    pub fn assert_consistent(&self, expected_supply: u128) -> u64 {
+        let logs: Vec<_> = self.logs.iter().map(|l| l.lock().unwrap()).collect();
+        for (i, log) in logs.iter().enumerate() {
+            let expected: Vec<u64> = (1..=log.height()).collect();
+            assert_eq!(log.order, expected, "validator {i} delivery order");
+            for (h, s) in &log.supply {
+                assert_eq!(*s, expected_supply, "validator {i} supply at height {h}");
+            }
+        }
+        let common = logs.iter().map(|l| l.height()).min().unwrap_or(0);
+        for h in 1..=common {
+            let first = logs[0].blocks[&h];
+            for (i, log) in logs.iter().enumerate().skip(1) {
+                let b = log.blocks[&h];
+                assert_eq!(b.0, first.0, "block id differs at height {h} (v0 vs v{i})");
+                assert_eq!(
+                    b.1, first.1,
+                    "state root differs at height {h} (v0 vs v{i})"
+                );
+                if let (Some(x), Some(y)) = (b.2, first.2) {
+                    assert_eq!(x, y, "randomness differs at height {h} (v0 vs v{i})");
+                }
+            }
+        }
+        common
+    }
+
+    /// Assert no validator blocked a peer (a sign of invalid messages).
+    pub async fn assert_no_blocks(&self) {
+        let blocked = self.oracle.blocked().await.expect("oracle");
+        assert!(blocked.is_empty(), "peers blocked: {blocked:?}");
+    }
+}

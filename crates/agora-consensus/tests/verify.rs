@@ -1,0 +1,244 @@
+//! A malicious proposer's blocks are rejected by `verify`; honest ones pass.
+
+mod common;
+
+use std::time::Duration;
+
+use agora_consensus::{
+    application::proposer_account,
+    block::{to_digest, ConsensusBlock},
+    keys::devnet_identity,
+    verify_block, AgoraApp, BlockLimits, InMemoryTxSource, LedgerView, TxSource, VerifyError,
+};
+use agora_ledger::{build_block, BlockCandidate, BlockError, State};
+use agora_types::{block::tx_root, AccountId, Block, Hash32, Transaction, TxKind};
+use commonware_consensus::{
+    marshal::ancestry, simplex::types::Context, types::Epoch, types::Round, types::View,
+    Application,
+};
+use commonware_cryptography::{Digested, Signer as _};
+use commonware_runtime::{deterministic, Runner, Supervisor};
+
+use common::{accounts_and_genesis, transfers, CHAIN_ID};
+
+fn honest(state: &State, leader: AccountId, txs: Vec<agora_types::SignedTransaction>) -> Block {
+    build_block(
+        state,
+        BlockCandidate {
+            proposer: leader,
+            timestamp_ms: 1_000,
+            txs,
+        },
+    )
+    .block
+}
+
+#[test]
+fn verify_block_accepts_honest_and_rejects_tampering() {
+    let (keys, genesis) = accounts_and_genesis(3);
+    let state = genesis.state().unwrap();
+    let leader = AccountId([9; 32]);
+    let limits = BlockLimits::default();
+    let txs = transfers(&keys, 2);
+    let good = honest(&state, leader, txs.clone());
+    assert_eq!(good.txs.len(), 6);
+    let next = verify_block(&state, &good, &leader, &limits).expect("honest block");
+    assert_eq!(next.root(), good.header.state_root);
+
+    // Wrong state root.
+    let mut bad = good.clone();
+    bad.header.state_root = Hash32::digest(b"lie");
+    assert!(matches!(
+        verify_block(&state, &bad, &leader, &limits),
+        Err(VerifyError::Ledger(BlockError::StateRootMismatch { .. }))
+    ));
+
+    // An invalid transaction (overspend), with a consistent tx root.
+    let mut bad = good.clone();
+    let overspend = Transaction {
+        chain_id: CHAIN_ID.into(),
+        from: keys[0].account(),
+        nonce: 2,
+        kind: TxKind::Transfer {
+            to: keys[1].account(),
+            amount: u64::MAX / 2,
+        },
+    }
+    .sign(&keys[0]);
+    bad.txs.push(overspend);
+    bad.header.tx_root = tx_root(&bad.txs);
+    assert!(matches!(
+        verify_block(&state, &bad, &leader, &limits),
+        Err(VerifyError::Ledger(BlockError::InvalidTx { index: 6, .. }))
+    ));
+
+    // A forged signature.
+    let mut bad = good.clone();
+    bad.txs[0].signature = keys[1].sign(b"something else");
+    bad.header.tx_root = tx_root(&bad.txs);
+    assert!(verify_block(&state, &bad, &leader, &limits).is_err());
+
+    // Wrong chain id, height, parent, time going backwards.
+    let mut bad = good.clone();
+    bad.header.chain_id = "other".into();
+    assert!(matches!(
+        verify_block(&state, &bad, &leader, &limits),
+        Err(VerifyError::Ledger(BlockError::WrongChain { .. }))
+    ));
+    let mut bad = good.clone();
+    bad.header.height = 2;
+    assert!(matches!(
+        verify_block(&state, &bad, &leader, &limits),
+        Err(VerifyError::Ledger(BlockError::WrongHeight { .. }))
+    ));
+    let mut bad = good.clone();
+    bad.header.parent = Hash32::digest(b"elsewhere");
+    assert!(matches!(
+        verify_block(&state, &bad, &leader, &limits),
+        Err(VerifyError::Ledger(BlockError::WrongParent { .. }))
+    ));
+    let mut later = state.clone();
+    later.last_timestamp_ms = 5_000;
+    assert!(matches!(
+        verify_block(&later, &good, &leader, &limits),
+        Err(VerifyError::Ledger(_))
+    ));
+
+    // Someone else's block, too many txs, too large.
+    assert!(matches!(
+        verify_block(&state, &good, &AccountId([1; 32]), &limits),
+        Err(VerifyError::WrongProposer { .. })
+    ));
+    let tight = BlockLimits {
+        max_txs: 5,
+        ..limits
+    };
+    assert!(matches!(
+        verify_block(&state, &good, &leader, &tight),
+        Err(VerifyError::TooManyTxs(6))
+    ));
+    let tiny = BlockLimits {
+        max_block_bytes: 100,
+        ..limits
+    };
+    assert!(matches!(
+        verify_block(&state, &good, &leader, &tiny),
+        Err(VerifyError::TooLarge(_))
+    ));
+}
+
+fn context(
+    leader: &agora_consensus::keys::PublicKey,
+    parent: Hash32,
+) -> Context<agora_consensus::block::Digest, agora_consensus::keys::PublicKey> {
+    Context {
+        round: Round::new(Epoch::zero(), View::new(1)),
+        leader: leader.clone(),
+        parent: (View::zero(), to_digest(parent)),
+    }
+}
+
+fn digested(block: ConsensusBlock) -> Digested<ConsensusBlock> {
+    let d = commonware_cryptography::Digestible::digest(&block);
+    Digested::precomputed(block, d)
+}
+
+/// Through the marshal `Application` interface: propose, verify our own
+/// proposal, reject a tampered one and one from the far future (abstains).
+#[test]
+fn application_proposes_and_verifies() {
+    deterministic::Runner::default().start(|runtime| async move {
+        let (keys, genesis) = accounts_and_genesis(3);
+        let state = genesis.state().unwrap();
+        let pool = InMemoryTxSource::new();
+        for tx in transfers(&keys, 1) {
+            pool.submit(tx);
+        }
+        let leader_key = devnet_identity(1, 0).public_key();
+        let ledger = LedgerView::new(state.clone());
+        let mut app = AgoraApp::new(ledger.clone(), pool.clone(), BlockLimits::default());
+        let genesis_block = digested(ConsensusBlock::Genesis(genesis.hash()));
+
+        let proposed = Application::<deterministic::Context>::propose(
+            &mut app,
+            (runtime.child("app"), context(&leader_key, genesis.hash())),
+            ancestry::from_iter([genesis_block.clone()]),
+            (),
+        )
+        .await
+        .expect("proposal");
+        let block = proposed.inner().agora().unwrap().clone();
+        assert_eq!(block.txs.len(), 3);
+        assert_eq!(block.header.proposer, proposer_account(&leader_key));
+        assert_eq!(ledger.pending_len(), 1);
+
+        // A fresh verifier (empty cache) accepts it.
+        let verifier_ledger = LedgerView::new(state.clone());
+        let mut verifier = AgoraApp::new(
+            verifier_ledger.clone(),
+            InMemoryTxSource::new(),
+            BlockLimits::default(),
+        );
+        let ok = Application::<deterministic::Context>::verify(
+            &mut verifier,
+            (runtime.child("app"), context(&leader_key, genesis.hash())),
+            ancestry::from_iter([proposed.clone(), genesis_block.clone()]),
+        )
+        .await;
+        assert!(ok);
+        assert!(verifier_ledger.state_after(&block.header.id()).is_some());
+
+        // Tampered state root: rejected.
+        let mut bad = block.clone();
+        bad.header.state_root = Hash32::digest(b"x");
+        let ok = Application::<deterministic::Context>::verify(
+            &mut verifier,
+            (runtime.child("app"), context(&leader_key, genesis.hash())),
+            ancestry::from_iter([digested(ConsensusBlock::Agora(bad)), genesis_block.clone()]),
+        )
+        .await;
+        assert!(!ok);
+
+        // Proposed by someone other than the leader: rejected.
+        let other = devnet_identity(1, 1).public_key();
+        let ok = Application::<deterministic::Context>::verify(
+            &mut verifier,
+            (runtime.child("app"), context(&other, genesis.hash())),
+            ancestry::from_iter([proposed.clone(), genesis_block.clone()]),
+        )
+        .await;
+        assert!(!ok);
+
+        // Far-future timestamp: the verifier abstains (never resolves) rather than voting.
+        let future = build_block(
+            &state,
+            BlockCandidate {
+                proposer: proposer_account(&leader_key),
+                timestamp_ms: 10_000_000,
+                txs: vec![],
+            },
+        )
+        .block;
+        let pending = Application::<deterministic::Context>::verify(
+            &mut verifier,
+            (runtime.child("app"), context(&leader_key, genesis.hash())),
+            ancestry::from_iter([
+                digested(ConsensusBlock::Agora(future)),
+                genesis_block.clone(),
+            ]),
+        );
+        let timeout = commonware_runtime::Clock::sleep(&runtime, Duration::from_secs(60));
+        futures::pin_mut!(pending);
+        futures::pin_mut!(timeout);
+        assert!(matches!(
+            futures::future::select(pending, timeout).await,
+            futures::future::Either::Right(_)
+        ));
+
+        // Finalizing the block drops pending states and mempool entries.
+        pool.on_finalized(&block, &ledger.state_after(&block.header.id()).unwrap());
+        assert!(pool.is_empty());
+        ledger.finalize(ledger.state_after(&block.header.id()).unwrap());
+        assert_eq!(ledger.pending_len(), 0);
+    });
+}

@@ -1,0 +1,409 @@
+//! Running a completion on providers. Each of the request's `n` choices is a
+//! job of its own (choice `i` samples from RNG stream `i`); a provider that
+//! fails before the client has seen its output is replaced by the next one in
+//! the routing plan; after that, failures are reported in-band.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use agora_types::{JobEvent, JobRequest, ProviderInfo, SignedReceipt, TokenLogprob, Usage};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::future::{join_all, try_join_all};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::handlers::{read_body, JOB_ID_HEADER, PROVIDER_HEADER, RECEIPT_HEADER};
+use crate::openai::{self, CompletionRequest, Endpoint, ResponseMeta};
+use crate::upstream::{self, JobStream, StartError};
+use crate::{ApiError, Directory, Gateway};
+
+type Tx = mpsc::Sender<Result<Event, Infallible>>;
+
+/// Parse, route and run a completion request.
+pub(crate) async fn complete<D: Directory>(
+    gw: Arc<Gateway<D>>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, gw.config.max_body_bytes).await?;
+    let req = openai::parse(endpoint, &bytes)?;
+    let (entry, candidates) = gw.resolve(&req.model).await?;
+    let plan = {
+        let health = gw.health.lock().unwrap_or_else(|e| e.into_inner());
+        req.routing.plan(candidates, &health)
+    };
+    if plan.is_empty() {
+        let msg = format!(
+            "No provider of `{}` matches your provider preferences",
+            req.model
+        );
+        return Err(ApiError::no_provider(msg));
+    }
+    let jobs: Vec<JobRequest> = (0..req.n)
+        .map(|choice| {
+            let mut params = req.params.clone();
+            params.choice = choice;
+            JobRequest {
+                model: entry.id,
+                input: req.input.clone(),
+                params,
+            }
+        })
+        .collect();
+    if req.stream {
+        stream(gw, endpoint, req, jobs, plan).await
+    } else {
+        collect(gw, endpoint, req, jobs, plan).await
+    }
+}
+
+/// Start `job` on the first provider in `plan` that takes it.
+async fn start_first<D: Directory>(
+    gw: &Gateway<D>,
+    job: &JobRequest,
+    plan: &mut std::vec::IntoIter<ProviderInfo>,
+    tried: &mut Vec<String>,
+) -> Result<Option<(ProviderInfo, JobStream)>, ApiError> {
+    for provider in plan.by_ref() {
+        match upstream::start(&gw.http, &provider, job, gw.config.provider_idle_timeout).await {
+            Ok(s) => return Ok(Some((provider, s))),
+            Err(StartError::Refused(e)) => return Err(e),
+            Err(StartError::Unavailable(why)) => {
+                tracing::warn!(provider = %provider.id, %why, "provider unavailable, trying the next");
+                gw.health
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .failed(&provider.id);
+                tried.push(why);
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn exhausted(model: &str, tried: &[String], broke: bool) -> ApiError {
+    let detail = tried.join("; ");
+    if broke {
+        ApiError::provider_failed(format!(
+            "Every provider of `{model}` failed the job: {detail}"
+        ))
+    } else {
+        ApiError::no_provider(format!("No provider of `{model}` is reachable: {detail}"))
+    }
+}
+
+/// Timing of one job, for the health book.
+struct Timing {
+    start: Instant,
+    first: Option<Instant>,
+}
+
+impl Timing {
+    fn new() -> Self {
+        Timing {
+            start: Instant::now(),
+            first: None,
+        }
+    }
+
+    fn record<D: Directory>(
+        &self,
+        gw: &Gateway<D>,
+        provider: &ProviderInfo,
+        completion_tokens: u32,
+    ) {
+        let now = Instant::now();
+        let first = self.first.unwrap_or(now);
+        let decode = now.saturating_duration_since(first).as_secs_f64();
+        let tps = if decode > 0.0 {
+            f64::from(completion_tokens.saturating_sub(1)) / decode
+        } else {
+            0.0
+        };
+        gw.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .succeeded(&provider.id, first - self.start, tps);
+    }
+}
+
+/// A receipt must be signed by the provider we called and name the job it streamed.
+fn check_receipt(
+    receipt: &SignedReceipt,
+    provider: &ProviderInfo,
+    job_id: &str,
+) -> Result<(), String> {
+    if receipt.receipt.provider != provider.id || receipt.verify().is_err() {
+        return Err(format!(
+            "{}: the receipt is not signed by the provider",
+            provider.endpoint
+        ));
+    }
+    if receipt.receipt.id.to_hex() != job_id {
+        return Err(format!(
+            "{}: the receipt names another job",
+            provider.endpoint
+        ));
+    }
+    Ok(())
+}
+
+/// Receipt ids (comma-separated when `n` > 1) and the first choice's provider.
+fn with_headers(mut response: Response, receipts: &[&str], provider: &ProviderInfo) -> Response {
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&receipts.join(",")) {
+        h.insert(RECEIPT_HEADER, v.clone());
+        h.insert(JOB_ID_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&provider.id.to_hex()) {
+        h.insert(PROVIDER_HEADER, v);
+    }
+    response
+}
+
+/// One choice, run to its end.
+struct Finished {
+    text: String,
+    reason: agora_types::FinishReason,
+    usage: Usage,
+    cost: u64,
+    logprobs: Vec<TokenLogprob>,
+    job_id: String,
+    provider: ProviderInfo,
+}
+
+/// Run one job to completion, failing over while nothing has been shown.
+async fn run_to_end<D: Directory>(
+    gw: &Gateway<D>,
+    model: &str,
+    job: &JobRequest,
+    plan: Vec<ProviderInfo>,
+) -> Result<Finished, ApiError> {
+    let mut plan = plan.into_iter();
+    let mut tried = Vec::new();
+    let mut broke = false;
+    while let Some((provider, mut events)) = start_first(gw, job, &mut plan, &mut tried).await? {
+        let mut timing = Timing::new();
+        let (mut text, mut logprobs) = (String::new(), Vec::new());
+        let failure = loop {
+            match events.next().await {
+                Ok(JobEvent::Delta { text: t }) => {
+                    timing.first.get_or_insert_with(Instant::now);
+                    text.push_str(&t);
+                }
+                Ok(JobEvent::Logprobs { tokens }) => logprobs.extend(tokens),
+                Ok(JobEvent::Done {
+                    finish_reason,
+                    usage,
+                    receipt,
+                }) => {
+                    if let Err(why) = check_receipt(&receipt, &provider, &events.job_id) {
+                        break why;
+                    }
+                    timing.record(gw, &provider, usage.completion_tokens);
+                    let (job_id, cost) = (events.job_id, receipt.receipt.cost);
+                    return Ok(Finished {
+                        text,
+                        reason: finish_reason,
+                        usage,
+                        cost,
+                        logprobs,
+                        job_id,
+                        provider,
+                    });
+                }
+                Ok(JobEvent::Error { message }) => {
+                    break format!("{}: {message}", provider.endpoint)
+                }
+                Err(why) => break format!("{}: {why}", provider.endpoint),
+            }
+        };
+        tracing::warn!(provider = %provider.id, %failure, "provider failed a job");
+        gw.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed(&provider.id);
+        tried.push(failure);
+        broke = true;
+    }
+    Err(exhausted(model, &tried, broke))
+}
+
+/// Summed usage of several jobs.
+fn total(parts: impl Iterator<Item = (Usage, u64)>) -> Value {
+    let (mut usage, mut cost) = (Usage::default(), 0u64);
+    for (u, c) in parts {
+        usage.prompt_tokens = usage.prompt_tokens.saturating_add(u.prompt_tokens);
+        usage.completion_tokens = usage.completion_tokens.saturating_add(u.completion_tokens);
+        cost = cost.saturating_add(c);
+    }
+    openai::usage_json(usage, cost)
+}
+
+/// Non-streaming: run every choice to its end, then answer once.
+async fn collect<D: Directory>(
+    gw: Arc<Gateway<D>>,
+    endpoint: Endpoint,
+    req: CompletionRequest,
+    jobs: Vec<JobRequest>,
+    plan: Vec<ProviderInfo>,
+) -> Result<Response, ApiError> {
+    let runs = join_all(
+        jobs.iter()
+            .map(|job| run_to_end(&gw, &req.model, job, plan.clone())),
+    )
+    .await;
+    let finished = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let meta = ResponseMeta::new(endpoint, &finished[0].job_id, &req.model);
+    let want = req.params.logprobs.is_some();
+    let usage = total(finished.iter().map(|f| (f.usage, f.cost)));
+    let receipts: Vec<&str> = finished.iter().map(|f| f.job_id.as_str()).collect();
+    let choices = finished
+        .iter()
+        .enumerate()
+        .map(|(i, f)| meta.choice(i, f.text.clone(), f.reason, want.then_some(&f.logprobs[..])))
+        .collect();
+    let body = meta.complete(choices, usage);
+    Ok(with_headers(
+        Json(body).into_response(),
+        &receipts,
+        &finished[0].provider,
+    ))
+}
+
+fn data(value: &Value) -> Result<Event, Infallible> {
+    Ok(Event::default().data(value.to_string()))
+}
+
+/// Streaming: once every choice's provider accepted its job the response
+/// starts; a failure after that is reported as an `error` data object.
+async fn stream<D: Directory>(
+    gw: Arc<Gateway<D>>,
+    endpoint: Endpoint,
+    req: CompletionRequest,
+    jobs: Vec<JobRequest>,
+    plan: Vec<ProviderInfo>,
+) -> Result<Response, ApiError> {
+    let mut started = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let (mut order, mut tried) = (plan.clone().into_iter(), Vec::new());
+        match start_first(&gw, job, &mut order, &mut tried).await? {
+            Some(s) => started.push(s),
+            None => return Err(exhausted(&req.model, &tried, false)),
+        }
+    }
+    let meta = ResponseMeta::new(endpoint, &started[0].1.job_id, &req.model);
+    let receipts: Vec<String> = started.iter().map(|(_, s)| s.job_id.clone()).collect();
+    let provider = started[0].0.clone();
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(coordinate(gw, meta, req.include_usage, started, tx));
+    let receipts: Vec<&str> = receipts.iter().map(String::as_str).collect();
+    Ok(with_headers(
+        Sse::new(ReceiverStream::new(rx)).into_response(),
+        &receipts,
+        &provider,
+    ))
+}
+
+/// Why a choice's stream stopped early.
+enum Stopped {
+    /// The client went away.
+    ClientGone,
+    /// The provider failed; the message says how.
+    Failed(String),
+}
+
+/// Pump every choice to the client; then the usage chunk and `[DONE]`.
+async fn coordinate<D: Directory>(
+    gw: Arc<Gateway<D>>,
+    meta: ResponseMeta,
+    include_usage: bool,
+    started: Vec<(ProviderInfo, JobStream)>,
+    tx: Tx,
+) {
+    let pumps = started
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p, s))| pump(&gw, &meta, i, p, s, &tx));
+    match try_join_all(pumps).await {
+        Ok(parts) => {
+            if include_usage {
+                let _ = tx
+                    .send(data(&meta.usage_chunk(total(parts.into_iter()))))
+                    .await;
+            }
+            let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
+        }
+        Err(Stopped::ClientGone) => {}
+        Err(Stopped::Failed(failure)) => {
+            let error =
+                ApiError::provider_failed(format!("The provider failed mid-stream: {failure}"));
+            let _ = tx.send(data(&error.body())).await;
+        }
+    }
+}
+
+/// Forward one choice's provider events as OpenAI chunks until its job ends.
+async fn pump<D: Directory>(
+    gw: &Gateway<D>,
+    meta: &ResponseMeta,
+    index: usize,
+    provider: ProviderInfo,
+    mut events: JobStream,
+    tx: &Tx,
+) -> Result<(Usage, u64), Stopped> {
+    let send = |v: Value| async move { tx.send(data(&v)).await.map_err(|_| Stopped::ClientGone) };
+    let mut timing = Timing::new();
+    let want = events.wants_logprobs;
+    let mut logprobs = Vec::new();
+    if meta.endpoint == Endpoint::Chat {
+        send(meta.chunk(index, Some(""), true, None, None)).await?;
+    }
+    let failure = loop {
+        match events.next().await {
+            Ok(JobEvent::Logprobs { tokens }) => logprobs.extend(tokens),
+            Ok(JobEvent::Delta { text }) => {
+                timing.first.get_or_insert_with(Instant::now);
+                send(meta.chunk(
+                    index,
+                    Some(&text),
+                    false,
+                    None,
+                    want.then_some(&logprobs[..]),
+                ))
+                .await?;
+                logprobs.clear();
+            }
+            Ok(JobEvent::Done {
+                finish_reason,
+                usage,
+                receipt,
+            }) => {
+                if let Err(why) = check_receipt(&receipt, &provider, &events.job_id) {
+                    break why;
+                }
+                timing.record(gw, &provider, usage.completion_tokens);
+                let text = (meta.endpoint == Endpoint::Completions).then_some("");
+                // Tokens whose text a stop string cut still get their logprobs.
+                let lp = (want && !logprobs.is_empty()).then_some(&logprobs[..]);
+                send(meta.chunk(index, text, false, Some(finish_reason), lp)).await?;
+                return Ok((usage, receipt.receipt.cost));
+            }
+            Ok(JobEvent::Error { message }) => break format!("{}: {message}", provider.endpoint),
+            Err(why) => break format!("{}: {why}", provider.endpoint),
+        }
+    };
+    tracing::warn!(provider = %provider.id, %failure, "provider failed a streaming job");
+    gw.health
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .failed(&provider.id);
+    Err(Stopped::Failed(failure))
+}
