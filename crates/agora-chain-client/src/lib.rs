@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted, TxStatus,
+    AccountInfo, BlockFinality, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted, TxStatus,
 };
 use agora_types::{
     codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind,
@@ -130,6 +130,11 @@ impl ChainClient {
     /// A committed block.
     pub async fn block(&self, height: u64) -> Result<Block, ClientError> {
         self.get(&format!("/block/{height}")).await
+    }
+
+    /// What consensus proved about a committed block: certificate and randomness.
+    pub async fn finality(&self, height: u64) -> Result<BlockFinality, ClientError> {
+        self.get(&format!("/finality/{height}")).await
     }
 
     /// Where a transaction stands, waiting up to `wait` for it to commit.

@@ -22,6 +22,17 @@ pub enum ChainError {
     /// The genesis is unusable.
     #[error(transparent)]
     Genesis(#[from] agora_ledger::GenesisError),
+    /// A finalized block does not follow the committed head.
+    #[error("finalized block {got} does not follow the committed height {committed}")]
+    OutOfOrder {
+        /// Committed height.
+        committed: u64,
+        /// Height of the offered block.
+        got: u64,
+    },
+    /// The consensus engine stopped or could not start.
+    #[error("consensus: {0}")]
+    Consensus(String),
 }
 
 macro_rules! store_error {

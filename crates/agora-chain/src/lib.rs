@@ -1,17 +1,18 @@
-//! The chain node: accepts transactions into a mempool, produces blocks on a
-//! fixed interval by driving the pure ledger, persists every block and the
-//! resulting state in redb (one durable write per block), and serves the
-//! HTTP/JSON RPC.
-//!
-//! This is the single-node block producer; a BFT engine replaces
-//! [`Node::produce_block`]'s caller later while the ledger and store stay.
+//! The chain node: accepts transactions into a mempool, gets blocks either
+//! from its own single-node producer ([`Node::run`], the devnet) or from the
+//! BFT engine as one validator of several ([`spawn_validator`]), persists
+//! every block and the resulting state in redb (one durable write per block),
+//! and serves the HTTP/JSON RPC.
 
 mod error;
 mod mempool;
 mod node;
 mod rpc;
 mod store;
+mod validator;
 
+pub use agora_consensus::Timeouts;
 pub use error::{ChainError, SubmitError};
-pub use node::{ChainConfig, Node};
+pub use node::{ChainConfig, Finality, Node, Relay};
 pub use store::Store;
+pub use validator::{spawn_validator, ValidatorSetup};

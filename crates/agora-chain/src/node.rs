@@ -52,6 +52,20 @@ struct Inner {
     head: watch::Sender<u64>,
     /// Serialises block production so two callers never build on the same parent.
     producing: Mutex<()>,
+    /// Where locally submitted transactions are relayed (to other validators).
+    relay: Mutex<Option<Relay>>,
+}
+
+/// A hook that sends a locally submitted transaction to other validators.
+pub type Relay = Arc<dyn Fn(&SignedTransaction) + Send + Sync>;
+
+/// What consensus proved about a finalized block, kept beside it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Finality {
+    /// Per-block randomness from the finalization certificate's threshold VRF seed.
+    pub randomness: Option<[u8; 32]>,
+    /// The encoded finalization certificate.
+    pub certificate: Option<Vec<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,6 +113,7 @@ impl Node {
                 rejected: Mutex::new(HashMap::new()),
                 head,
                 producing: Mutex::new(()),
+                relay: Mutex::new(None),
             }),
         })
     }
@@ -126,13 +141,37 @@ impl Node {
             .nonce
     }
 
-    /// Admit a transaction to the mempool.
+    /// Admit a transaction to the mempool and relay it to other validators.
     pub fn submit(&self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
+        let id = self.admit(tx.clone())?;
+        if let Some(relay) = lock(&self.inner.relay).clone() {
+            relay(&tx);
+        }
+        Ok(id)
+    }
+
+    /// Admit a transaction to the mempool without relaying it (it came from a peer).
+    pub fn admit(&self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
         let id = tx.id();
         if self.inner.store.tx_height(&id).ok().flatten().is_some() {
             return Err(SubmitError::Duplicate(id.to_hex()));
         }
         lock(&self.inner.mempool).insert(tx)
+    }
+
+    /// Relay every later locally submitted transaction through `relay`.
+    pub fn set_relay(&self, relay: Relay) {
+        *lock(&self.inner.relay) = Some(relay);
+    }
+
+    /// Up to `max` waiting transactions, oldest first (a proposer's candidates).
+    pub fn pending_txs(&self, max: usize) -> Vec<SignedTransaction> {
+        lock(&self.inner.mempool).peek(max)
+    }
+
+    /// What consensus proved about the block at `height`, if it was finalized by consensus.
+    pub fn finality(&self, height: u64) -> Result<Option<Finality>, ChainError> {
+        self.inner.store.finality(height)
     }
 
     /// Where a transaction stands, or `None` if the node never saw it.
@@ -167,25 +206,59 @@ impl Node {
                 txs,
             },
         );
-        self.inner.store.commit_block(&built.block, &built.state)?;
+        let rejected: Vec<(Hash32, String)> = built
+            .rejected
+            .iter()
+            .map(|(id, e)| (*id, e.to_string()))
+            .collect();
+        self.commit(&built.block, built.state, &rejected, &Finality::default())?;
+        Ok(built.block)
+    }
 
-        let mut settled: HashSet<Hash32> = built.block.txs.iter().map(|t| t.id()).collect();
+    /// Persist and publish a block finalized by consensus (its successor of the
+    /// committed state; anything else is refused so nothing is skipped).
+    pub fn commit_finalized(
+        &self,
+        block: &Block,
+        state: State,
+        finality: &Finality,
+    ) -> Result<(), ChainError> {
+        let _producing = lock(&self.inner.producing);
+        let committed = self.state().height;
+        if block.header.height != committed + 1 || state.height != block.header.height {
+            return Err(ChainError::OutOfOrder {
+                committed,
+                got: block.header.height,
+            });
+        }
+        self.commit(block, state, &[], finality)
+    }
+
+    fn commit(
+        &self,
+        block: &Block,
+        state: State,
+        rejected: &[(Hash32, String)],
+        finality: &Finality,
+    ) -> Result<(), ChainError> {
+        self.inner.store.commit_block(block, &state, finality)?;
+        let mut settled: HashSet<Hash32> = block.txs.iter().map(|t| t.id()).collect();
         {
-            let mut rejected = lock(&self.inner.rejected);
-            if rejected.len() > MAX_REMEMBERED_REJECTIONS {
-                rejected.clear();
+            let mut remembered = lock(&self.inner.rejected);
+            if remembered.len() > MAX_REMEMBERED_REJECTIONS {
+                remembered.clear();
             }
-            for (id, error) in &built.rejected {
+            for (id, error) in rejected {
                 tracing::warn!(%id, %error, "transaction dropped at block building");
-                rejected.insert(*id, error.to_string());
+                remembered.insert(*id, error.clone());
                 settled.insert(*id);
             }
         }
-        let state = Arc::new(built.state);
+        let state = Arc::new(state);
         *lock(&self.inner.state) = state.clone();
         lock(&self.inner.mempool).rebase(&state, &settled);
         self.inner.head.send_replace(state.height);
-        Ok(built.block)
+        Ok(())
     }
 
     /// Produce blocks every `block_interval` until `shutdown` resolves.

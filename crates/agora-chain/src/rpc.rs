@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, ChainStatus, Head, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted, TxStatus,
+    AccountInfo, BlockFinality, ChainStatus, Head, RpcErrorBody, RpcErrorDetail, SubmitTx,
+    Submitted, TxStatus,
 };
 use agora_types::{codec, AccountId, Hash32, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
@@ -74,6 +75,7 @@ impl Node {
             .route("/providers", get(providers))
             .route("/models", get(models))
             .route("/block/{height}", get(block))
+            .route("/finality/{height}", get(finality))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
@@ -181,14 +183,35 @@ async fn models(State(node): State<Node>) -> Json<Vec<agora_types::ModelEntry>> 
     Json(node.state().models.values().cloned().collect())
 }
 
+fn parse_height(height: &str) -> Result<u64, ApiError> {
+    height
+        .parse()
+        .map_err(|_| bad_request("malformed", format!("height {height:?} is not a number")))
+}
+
 async fn block(
     State(node): State<Node>,
     Path(height): Path<String>,
 ) -> Result<Json<agora_types::Block>, ApiError> {
-    let height: u64 = height
-        .parse()
-        .map_err(|_| bad_request("malformed", format!("height {height:?} is not a number")))?;
+    let height = parse_height(&height)?;
     node.block(height)?
         .map(Json)
         .ok_or_else(|| not_found(format!("no block at height {height}")))
+}
+
+async fn finality(
+    State(node): State<Node>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockFinality>, ApiError> {
+    let height = parse_height(&height)?;
+    let missing = || not_found(format!("no block at height {height}"));
+    let block = node.block(height)?.ok_or_else(missing)?;
+    let finality = node.finality(height)?.ok_or_else(missing)?;
+    Ok(Json(BlockFinality {
+        height,
+        block_id: block.header.id(),
+        state_root: block.header.state_root,
+        randomness: finality.randomness.map(Hash32),
+        certificate: finality.certificate.map(hex::encode),
+    }))
 }

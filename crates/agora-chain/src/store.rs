@@ -1,5 +1,6 @@
 //! Durable storage in redb: blocks by height, the latest state, the genesis
-//! hash and a transaction index, all written in one transaction per block so
+//! hash, a transaction index and each block's finality certificate and
+//! randomness, all written in one transaction per block so
 //! a crash (even `kill -9`) leaves either the old or the new head, never a mix.
 
 use std::path::Path;
@@ -8,11 +9,13 @@ use agora_ledger::State;
 use agora_types::{codec, Block, Hash32, Height};
 use redb::{Database, TableDefinition};
 
-use crate::ChainError;
+use crate::{ChainError, Finality};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const TX_INDEX: TableDefinition<&[u8], u64> = TableDefinition::new("tx_index");
+const RANDOMNESS: TableDefinition<u64, &[u8]> = TableDefinition::new("randomness");
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 const STATE_KEY: &str = "state";
 const GENESIS_KEY: &str = "genesis_hash";
 
@@ -29,6 +32,8 @@ impl Store {
         w.open_table(BLOCKS)?;
         w.open_table(META)?;
         w.open_table(TX_INDEX)?;
+        w.open_table(RANDOMNESS)?;
+        w.open_table(CERTIFICATES)?;
         w.commit()?;
         Ok(Store { db })
     }
@@ -64,10 +69,22 @@ impl Store {
         Ok(())
     }
 
-    /// Persist a block and the state after it, atomically and durably.
-    pub fn commit_block(&self, block: &Block, state: &State) -> Result<(), ChainError> {
+    /// Persist a block, the state after it and its finality, atomically and durably.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        state: &State,
+        finality: &Finality,
+    ) -> Result<(), ChainError> {
         let w = self.db.begin_write()?;
         {
+            let height = block.header.height;
+            if let Some(r) = &finality.randomness {
+                w.open_table(RANDOMNESS)?.insert(height, r.as_slice())?;
+            }
+            if let Some(c) = &finality.certificate {
+                w.open_table(CERTIFICATES)?.insert(height, c.as_slice())?;
+            }
             let mut blocks = w.open_table(BLOCKS)?;
             blocks.insert(block.header.height, codec::encode(block).as_slice())?;
             let mut index = w.open_table(TX_INDEX)?;
@@ -91,6 +108,30 @@ impl Store {
         codec::decode(bytes.value())
             .map(Some)
             .map_err(|e| ChainError::Corrupt(e.to_string()))
+    }
+
+    /// The randomness and certificate stored with the block at `height`
+    /// (`None` if there is no such block).
+    pub fn finality(&self, height: Height) -> Result<Option<Finality>, ChainError> {
+        let r = self.db.begin_read()?;
+        if r.open_table(BLOCKS)?.get(height)?.is_none() {
+            return Ok(None);
+        }
+        let randomness = match r.open_table(RANDOMNESS)?.get(height)? {
+            Some(v) => Some(
+                <[u8; 32]>::try_from(v.value())
+                    .map_err(|_| ChainError::Corrupt(format!("randomness at {height}")))?,
+            ),
+            None => None,
+        };
+        let certificate = r
+            .open_table(CERTIFICATES)?
+            .get(height)?
+            .map(|v| v.value().to_vec());
+        Ok(Some(Finality {
+            randomness,
+            certificate,
+        }))
     }
 
     /// Height of the block that committed a transaction.

@@ -219,3 +219,80 @@ fn state_survives_reopen_and_other_genesis_is_refused() {
         Err(ChainError::GenesisMismatch { .. })
     ));
 }
+
+/// Blocks finalized elsewhere (by consensus) are stored in order with their
+/// certificate and randomness; a gap or a replay is refused; all of it survives a reopen.
+#[tokio::test]
+async fn finalized_blocks_commit_in_order_with_their_finality() {
+    use agora_chain::Finality;
+    use agora_ledger::{build_block, BlockCandidate};
+
+    let (a, b) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let g = genesis(&[&a, &b]);
+    let node = Node::open(dir.path(), &g, Keypair::generate(), ChainConfig::default()).unwrap();
+    let pending = transfer("node-test", &a, &b, 0, 10);
+    node.submit(pending.clone()).unwrap();
+    assert_eq!(node.mempool_len(), 1);
+
+    // Another validator built blocks 1 and 2; block 1 carries our pending transaction.
+    let b1 = build_block(
+        &node.state(),
+        BlockCandidate {
+            proposer: a.account(),
+            timestamp_ms: 10,
+            txs: vec![pending],
+        },
+    );
+    let b2 = build_block(
+        &b1.state,
+        BlockCandidate {
+            proposer: b.account(),
+            timestamp_ms: 20,
+            txs: vec![],
+        },
+    );
+    let finality = Finality {
+        randomness: Some([9; 32]),
+        certificate: Some(vec![1, 2, 3]),
+    };
+    assert!(matches!(
+        node.commit_finalized(&b2.block, b2.state.clone(), &finality),
+        Err(ChainError::OutOfOrder {
+            committed: 0,
+            got: 2
+        })
+    ));
+    node.commit_finalized(&b1.block, b1.state.clone(), &finality)
+        .unwrap();
+    assert!(matches!(
+        node.commit_finalized(&b1.block, b1.state.clone(), &finality),
+        Err(ChainError::OutOfOrder {
+            committed: 1,
+            got: 1
+        })
+    ));
+    assert_eq!(
+        node.mempool_len(),
+        0,
+        "the included transaction left the mempool"
+    );
+    node.commit_finalized(&b2.block, b2.state.clone(), &Finality::default())
+        .unwrap();
+
+    drop(node);
+
+    let node = Node::open(dir.path(), &g, Keypair::generate(), ChainConfig::default()).unwrap();
+    assert_eq!(node.state().height, 2);
+    assert_eq!(node.finality(1).unwrap(), Some(finality));
+    assert_eq!(node.state().account(&b.account()).balance, 1_010);
+
+    let rpc = serve(&node).await;
+    let f1 = rpc.finality(1).await.unwrap();
+    assert_eq!(f1.block_id, b1.block.header.id());
+    assert_eq!(f1.randomness.map(|r| r.0), Some([9; 32]));
+    assert_eq!(f1.certificate.as_deref(), Some("010203"));
+    let f2 = rpc.finality(2).await.unwrap();
+    assert_eq!((f2.randomness, f2.certificate), (None, None));
+    assert_eq!(rejected_code(rpc.finality(3).await).0, 404);
+}

@@ -29,6 +29,9 @@ pub struct BlockLimits {
     /// How far a block's timestamp may be ahead of the local clock before the
     /// verifier abstains (waits) instead of voting.
     pub max_future_drift: Duration,
+    /// Least time a proposer leaves after its parent's timestamp (pacing, so
+    /// an idle chain does not finalize empty blocks as fast as the network allows).
+    pub min_block_interval: Duration,
 }
 
 impl Default for BlockLimits {
@@ -37,6 +40,7 @@ impl Default for BlockLimits {
             max_txs: 1_000,
             max_block_bytes: crate::block::DEFAULT_MAX_BLOCK_BYTES,
             max_future_drift: Duration::from_secs(2),
+            min_block_interval: Duration::from_millis(200),
         }
     }
 }
@@ -207,6 +211,13 @@ where
         let parent = ancestry.next().await?;
         let parent_state = self.state_after(parent, &mut ancestry).await?;
         let leader = proposer_account(&context.leader);
+        let interval = u64::try_from(self.limits.min_block_interval.as_millis()).unwrap_or(0);
+        let earliest = parent_state.last_timestamp_ms.saturating_add(interval);
+        if now_ms(&runtime) < earliest {
+            runtime
+                .sleep_until(UNIX_EPOCH + Duration::from_millis(earliest))
+                .await;
+        }
         let (block, state) = self.build(&parent_state, leader, now_ms(&runtime));
         debug!(
             height = block.header.height,

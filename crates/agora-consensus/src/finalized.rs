@@ -16,7 +16,7 @@ use commonware_consensus::{
 };
 use commonware_cryptography::Digested;
 use commonware_utils::{acknowledgement::Exact, channel::mpsc, Acknowledgement};
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use crate::block::{to_hash, ConsensusBlock};
 use crate::keys::Scheme;
@@ -55,8 +55,8 @@ pub trait FinalizedSink: Send + 'static {
     /// Called once at start; blocks at or below its height are not delivered again.
     fn last_applied(&self) -> Option<State>;
     /// Persist one finalized block. Returns once durable: marshal is only told the
-    /// block is processed afterwards.
-    fn deliver(&mut self, finalized: Finalized);
+    /// block is processed afterwards. An error stops the validator (nothing is skipped).
+    fn deliver(&mut self, finalized: Finalized) -> Result<(), String>;
 }
 
 /// Hash a VRF seed signature into 32 bytes of randomness.
@@ -164,8 +164,12 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
         let certificate = finalization.as_ref().map(|f| f.encode().to_vec());
         self.ledger.finalize(state.clone());
         self.txs.on_finalized(agora, &state);
-        info!(height = height.get(), txs = agora.txs.len(), "finalized");
-        self.sink.deliver(Finalized {
+        if agora.txs.is_empty() {
+            debug!(height = height.get(), "finalized");
+        } else {
+            info!(height = height.get(), txs = agora.txs.len(), "finalized");
+        }
+        let delivered = self.sink.deliver(Finalized {
             height: height.get(),
             block: agora.clone(),
             state_root: agora.header.state_root,
@@ -173,6 +177,10 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
             randomness,
             certificate,
         });
+        if let Err(e) = delivered {
+            error!(height = height.get(), error = %e, "finalized block could not be stored; stopping");
+            return None;
+        }
         Some(state)
     }
 }

@@ -1,5 +1,5 @@
 //! Where proposers get transactions: a narrow [`TxSource`] trait and a simple
-//! in-memory implementation (transaction gossip comes later).
+//! in-memory implementation.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,6 +12,8 @@ pub trait TxSource: Clone + Send + Sync + 'static {
     fn candidates(&self, max: usize) -> Vec<SignedTransaction>;
     /// Called once per finalized block, in height order, with the post-state.
     fn on_finalized(&self, block: &Block, state: &State);
+    /// A transaction gossiped by a peer; duplicates and invalid ones are dropped.
+    fn admit(&self, tx: SignedTransaction);
 }
 
 /// A FIFO pool in memory; finalized and stale (nonce already used) transactions are evicted.
@@ -62,6 +64,12 @@ impl TxSource for InMemoryTxSource {
             !included.contains(&t.id()) && t.tx.nonce >= state.account(&t.tx.from).nonce
         });
     }
+
+    fn admit(&self, tx: SignedTransaction) {
+        if tx.verify_signature().is_ok() {
+            self.submit(tx);
+        }
+    }
 }
 
 /// A source that never has transactions.
@@ -74,4 +82,6 @@ impl TxSource for NoTxs {
     }
 
     fn on_finalized(&self, _block: &Block, _state: &State) {}
+
+    fn admit(&self, _tx: SignedTransaction) {}
 }

@@ -25,6 +25,7 @@ use crate::engine::{
     CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_RESOLVER, CHANNEL_VOTE,
 };
 use crate::finalized::FinalizedSink;
+use crate::gossip::GossipReceiver;
 use crate::keys::{devnet_identity, devnet_keys, NAMESPACE};
 use crate::mempool::TxSource;
 
@@ -49,11 +50,16 @@ pub struct NodeConfig {
     pub worker_threads: usize,
 }
 
+/// p2p channel of transaction gossip.
+pub const CHANNEL_TXS: u64 = 5;
+
 /// Run a validator until `shutdown` resolves or one of its tasks stops (blocking).
+/// Transactions sent on `gossip`'s sender reach every other validator's `txs`.
 pub fn run_validator<T, K>(
     config: NodeConfig,
     txs: T,
     sink: K,
+    gossip: GossipReceiver,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), EngineError>
 where
@@ -115,13 +121,14 @@ where
             broadcast: network.register(CHANNEL_BROADCAST, quota),
             backfill: network.register(CHANNEL_BACKFILL, quota),
         };
+        let (gossip_out, gossip_in) = network.register(CHANNEL_TXS, quota);
         let h_network = network.start();
         let validator = ValidatorConfig {
             keys: me_keys,
             participants: keys.participants,
             genesis: config.genesis,
             partition_prefix: "agora".into(),
-            txs,
+            txs: txs.clone(),
             limits: config.limits,
             timeouts: config.timeouts,
         };
@@ -135,6 +142,10 @@ where
         )
         .await?;
         handles.push(h_network);
+        let h_gossip = context
+            .child("gossip")
+            .spawn(move |_| crate::gossip::run(gossip_out, gossip_in, gossip, txs));
+        handles.push(h_gossip);
         let stop = context.child("shutdown").spawn(move |_| shutdown);
         handles.push(stop);
         let _ = Handle::select(handles).await;

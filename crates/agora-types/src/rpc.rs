@@ -51,6 +51,23 @@ pub struct Head {
     pub timestamp_ms: u64,
 }
 
+/// `GET /finality/{height}`: what consensus proved about a committed block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockFinality {
+    /// Block height.
+    pub height: Height,
+    /// Block id.
+    pub block_id: Hash32,
+    /// State root after the block.
+    pub state_root: Hash32,
+    /// Per-block randomness from the finalization certificate's threshold VRF
+    /// seed (hex); `None` for blocks of the single-node producer or blocks this
+    /// node learned through a descendant's certificate.
+    pub randomness: Option<Hash32>,
+    /// The encoded finalization certificate (hex), when known.
+    pub certificate: Option<String>,
+}
+
 /// `GET /account/{id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccountInfo {

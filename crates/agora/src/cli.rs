@@ -19,8 +19,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a whole local network in one process: chain, provider with the default model, gateway.
     Devnet(DevnetArgs),
-    /// Run a chain node (single block producer).
+    /// Run a chain node: a single block producer, or one validator of a BFT set.
     Node(NodeArgs),
+    /// Run a local multi-process network: N validator processes, a provider and a gateway.
+    Localnet(LocalnetArgs),
     /// Join a network as a provider serving a GGUF model.
     Provider(ProviderArgs),
     /// Run an OpenAI-compatible gateway for a network.
@@ -130,9 +132,48 @@ pub struct NodeArgs {
     /// Genesis TOML (default: DATA_DIR/genesis.toml, created as a dev genesis if missing).
     #[arg(long)]
     pub genesis: Option<PathBuf>,
-    /// Milliseconds between blocks.
+    /// Milliseconds between blocks (single-node producer only).
     #[arg(long, default_value_t = 500)]
     pub block_ms: u64,
+    /// p2p addresses of every validator, comma-separated, in validator order;
+    /// given, the node runs as a BFT validator instead of a single producer.
+    #[arg(long, value_delimiter = ',')]
+    pub validators: Vec<SocketAddr>,
+    /// This node's position in `--validators`.
+    #[arg(long, default_value_t = 0)]
+    pub validator_index: usize,
+    /// Key file of the (trusted, devnet-only) dealer of the validators' threshold keys.
+    #[arg(long)]
+    pub dealer_key: Option<PathBuf>,
+}
+
+/// `agora localnet`.
+#[derive(Args, Debug)]
+pub struct LocalnetArgs {
+    /// Number of validator processes.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Directory of the whole network (a sub-directory per validator, nodes.json).
+    #[arg(long, default_value_os_t = default_data_dir("localnet"))]
+    pub dir: PathBuf,
+    /// First port: validator i listens on BASE+2i (RPC) and BASE+2i+1 (p2p).
+    #[arg(long, default_value_t = 26700)]
+    pub base_port: u16,
+    /// Gateway listen address (the OpenAI base URL is http://ADDR/v1).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Provider listen address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub provider_http: SocketAddr,
+    /// GGUF model to serve (default: SmolLM2-135M-Instruct, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Inference threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run the validators only (no provider, no gateway).
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 /// `agora provider`.

@@ -11,9 +11,9 @@ use crate::shutdown::Shutdown;
 use crate::{genesis, keys};
 
 /// Collateral the devnet provider locks.
-const DEVNET_STAKE: u64 = 1_000_000;
+pub const DEVNET_STAKE: u64 = 1_000_000;
 /// Devnet provider's price per 1k tokens.
-const DEVNET_PRICE: Price = Price {
+pub const DEVNET_PRICE: Price = Price {
     input_per_1k: 10,
     output_per_1k: 20,
 };
@@ -45,6 +45,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         &genesis,
         args.rpc,
         args.block_ms,
+        None,
         shutdown.clone(),
     )
     .await?;

@@ -7,6 +7,8 @@ mod devnet;
 mod directory;
 mod genesis;
 mod keys;
+mod localnet;
+mod node;
 mod roles;
 mod shutdown;
 mod status;
@@ -40,23 +42,8 @@ fn main() -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Devnet(args) => devnet::run(args).await,
-        Command::Node(args) => {
-            let shutdown = Shutdown::on_signals();
-            std::fs::create_dir_all(&args.data_dir)?;
-            let genesis_path = args
-                .genesis
-                .clone()
-                .unwrap_or_else(|| args.data_dir.join("genesis.toml"));
-            let faucet = keys::load_or_create(&args.data_dir.join("faucet.key"))?;
-            let genesis = genesis::load_or_create(&genesis_path, &[faucet.account()])?;
-            let node =
-                roles::start_node(&args.data_dir, &genesis, args.rpc, args.block_ms, shutdown)
-                    .await?;
-            println!("chain RPC: {}", node.rpc_url);
-            println!("faucet key: {}", args.data_dir.join("faucet.key").display());
-            println!("agora node ready");
-            devnet::join(node.tasks).await
-        }
+        Command::Node(args) => node::run(args).await,
+        Command::Localnet(args) => localnet::run(args).await,
         Command::Provider(args) => {
             let shutdown = Shutdown::on_signals();
             let setup = roles::ProviderSetup {

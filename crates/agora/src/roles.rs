@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_chain::{ChainConfig, Node};
+use agora_chain::{spawn_validator, ChainConfig, Node, ValidatorSetup};
 use agora_chain_client::ChainClient;
 use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
 use agora_gateway::{Gateway, GatewayConfig};
@@ -35,12 +35,14 @@ pub struct NodeHandle {
     pub tasks: Vec<JoinHandle<Result<()>>>,
 }
 
-/// Open the chain under `dir`, start block production and the RPC.
+/// Open the chain under `dir` and start the RPC. Blocks come from the
+/// single-node producer, or, with `validator`, from the BFT engine.
 pub async fn start_node(
     dir: &Path,
     genesis: &Genesis,
     rpc: SocketAddr,
     block_ms: u64,
+    validator: Option<ValidatorSetup>,
     shutdown: Shutdown,
 ) -> Result<NodeHandle> {
     let key = keys::load_or_create(&dir.join("node.key"))?;
@@ -60,11 +62,24 @@ pub async fn start_node(
             .await
             .context("chain RPC server")
     });
-    let producer =
-        tokio::spawn(async move { node.run(shutdown.wait()).await.context("block production") });
+    let blocks = match validator {
+        None => {
+            tokio::spawn(async move { node.run(shutdown.wait()).await.context("block production") })
+        }
+        Some(setup) => {
+            let index = setup.index;
+            let thread = spawn_validator(node, genesis.clone(), setup, shutdown.wait())?;
+            tokio::task::spawn_blocking(move || {
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("validator {index} panicked"))?
+                    .context("consensus")
+            })
+        }
+    };
     Ok(NodeHandle {
         rpc_url,
-        tasks: vec![server, producer],
+        tasks: vec![server, blocks],
     })
 }
 

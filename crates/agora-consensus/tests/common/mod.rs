@@ -70,7 +70,7 @@ impl FinalizedSink for RecordingSink {
         self.log.lock().unwrap().last.clone()
     }
 
-    fn deliver(&mut self, f: Finalized) {
+    fn deliver(&mut self, f: Finalized) -> Result<(), String> {
         {
             let mut log = self.log.lock().unwrap();
             log.order.push(f.height);
@@ -81,6 +81,7 @@ impl FinalizedSink for RecordingSink {
             log.last = Some((*f.state).clone());
         }
         let _ = self.notify.send((self.index, f.height));
+        Ok(())
     }
 }
 

@@ -1,0 +1,253 @@
+//! `agora localnet`: a local multi-process network. N validator processes
+//! (`agora node --validators ...`) on loopback, each with its own data
+//! directory and ports, plus the devnet's provider and gateway in this process.
+//! `DIR/nodes.json` lists every validator's pid, RPC URL and the exact command
+//! that restarts it.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agora_chain_client::ChainClient;
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use crate::cli::LocalnetArgs;
+use crate::devnet::{DEVNET_PRICE, DEVNET_STAKE};
+use crate::roles::{self, ProviderSetup};
+use crate::shutdown::Shutdown;
+use crate::{genesis, keys};
+
+/// How long the validators get to finalize their first block.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One validator process.
+struct Validator {
+    rpc: String,
+    cmd: Vec<String>,
+    log: PathBuf,
+    child: Child,
+}
+
+/// Run the local network until Ctrl-C or SIGTERM; validators are stopped on exit.
+pub async fn run(args: LocalnetArgs) -> Result<()> {
+    if args.validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    let shutdown = Shutdown::on_signals();
+    let dir = std::path::absolute(&args.dir).context("resolving --dir")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
+    let provider_key = keys::load_or_create(&dir.join("provider").join("provider.key"))?;
+    keys::load_or_create(&dir.join("dealer.key"))?;
+    let genesis_path = dir.join("genesis.toml");
+    genesis::load_or_create(&genesis_path, &[faucet.account(), provider_key.account()])?;
+
+    let mut validators = start_validators(&args, &dir)?;
+    write_nodes_json(&dir, &validators)?;
+    println!("nodes: {}", dir.join("nodes.json").display());
+    let outcome = serve(&args, &dir, &mut validators, shutdown).await;
+    for v in &mut validators {
+        stop(&mut v.child);
+    }
+    outcome
+}
+
+/// Wait for the validators, start provider and gateway, and run until shutdown.
+async fn serve(
+    args: &LocalnetArgs,
+    dir: &Path,
+    validators: &mut [Validator],
+    shutdown: Shutdown,
+) -> Result<()> {
+    for (i, v) in validators.iter_mut().enumerate() {
+        wait_for_first_block(i, v).await?;
+        println!("validator {i}: {} (log {})", v.rpc, v.log.display());
+    }
+    let chain_url = validators[0].rpc.clone();
+    let mut tasks = Vec::new();
+    if !args.no_serve {
+        let (model_path, model_entry) = match &args.model {
+            Some(path) => (path.clone(), None),
+            None => {
+                let path = tokio::task::spawn_blocking(|| {
+                    agora_models::ensure_default_model(&mut std::io::stderr())
+                })
+                .await??;
+                (path, Some(genesis::default_model_entry()))
+            }
+        };
+        let setup = ProviderSetup {
+            data_dir: dir.join("provider"),
+            model_path,
+            model_entry,
+            model_name: None,
+            chain_url: chain_url.clone(),
+            listen: args.provider_http,
+            public_url: None,
+            price: DEVNET_PRICE,
+            stake: DEVNET_STAKE,
+            threads: args.threads,
+        };
+        let provider = roles::start_provider(setup, shutdown.clone()).await?;
+        println!(
+            "provider: {} serving {}",
+            provider.endpoint, provider.model.name
+        );
+        let gateway = roles::start_gateway(&chain_url, args.http, shutdown.clone()).await?;
+        gateway.wait_for_model(&provider.model.name).await?;
+        println!("OpenAI base URL: {}/v1", gateway.url);
+        tasks.push(provider.task);
+        tasks.push(gateway.task);
+    }
+    println!("faucet key: {}", dir.join("faucet.key").display());
+    println!("agora localnet ready");
+    if tasks.is_empty() {
+        shutdown.wait().await;
+        Ok(())
+    } else {
+        crate::devnet::join(tasks).await
+    }
+}
+
+/// Spawn every validator process, logging to its own directory.
+fn start_validators(args: &LocalnetArgs, dir: &Path) -> Result<Vec<Validator>> {
+    let exe = std::env::current_exe().context("locating the agora binary")?;
+    let port = |i: usize, k: usize| -> Result<u16> {
+        u16::try_from(usize::from(args.base_port) + 2 * i + k)
+            .ok()
+            .context("--base-port leaves no room for every validator's ports")
+    };
+    let loopback = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+    let p2p: Vec<String> = (0..args.validators)
+        .map(|i| Ok(loopback(port(i, 1)?).to_string()))
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(args.validators);
+    for i in 0..args.validators {
+        let data = dir.join(format!("validator-{i}"));
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        let rpc = loopback(port(i, 0)?);
+        let cmd: Vec<String> = vec![
+            exe.display().to_string(),
+            "node".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--rpc".into(),
+            rpc.to_string(),
+            "--genesis".into(),
+            dir.join("genesis.toml").display().to_string(),
+            "--dealer-key".into(),
+            dir.join("dealer.key").display().to_string(),
+            "--validators".into(),
+            p2p.join(","),
+            "--validator-index".into(),
+            i.to_string(),
+        ];
+        let log = data.join("node.log");
+        let child = spawn_logged(&cmd, &log)?;
+        out.push(Validator {
+            rpc: format!("http://{rpc}"),
+            cmd,
+            log,
+            child,
+        });
+    }
+    Ok(out)
+}
+
+/// Start `cmd` with stdout and stderr appended to `log`.
+fn spawn_logged(cmd: &[String], log: &Path) -> Result<Child> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("starting {}", cmd.join(" ")))
+}
+
+/// Wait until validator `i` has finalized a block; fail at once if it exits.
+async fn wait_for_first_block(i: usize, v: &mut Validator) -> Result<()> {
+    let client = ChainClient::new(&v.rpc);
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        poll.tick().await;
+        if let Some(status) = v.child.try_wait()? {
+            bail!(
+                "validator {i} exited ({status}) while starting; see {}",
+                v.log.display()
+            );
+        }
+        if matches!(client.head().await, Ok(h) if h.height >= 1) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "validator {i} finalized no block within {START_TIMEOUT:?}; see {}",
+                v.log.display()
+            );
+        }
+    }
+}
+
+/// A command line a POSIX shell runs as written.
+fn shell_line(cmd: &[String]) -> String {
+    cmd.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-,:=".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Write `DIR/nodes.json`: per validator its pid, RPC URL and restart command.
+fn write_nodes_json(dir: &Path, validators: &[Validator]) -> Result<()> {
+    let list: Vec<_> = validators
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json!({
+                "index": i,
+                "pid": v.child.id(),
+                "rpc": v.rpc,
+                "cmd": shell_line(&v.cmd),
+                "log": v.log.display().to_string(),
+            })
+        })
+        .collect();
+    let path = dir.join("nodes.json");
+    let tmp = dir.join("nodes.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&list)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Ask a validator to stop (SIGTERM), then wait for it.
+fn stop(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let pid = child.id().to_string();
+    let asked = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !asked {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}

@@ -1,0 +1,74 @@
+//! `agora node`: one chain node, either the single-node block producer or,
+//! with `--validators`, one validator of a BFT set.
+
+use std::path::Path;
+
+use agora_chain::{Timeouts, ValidatorSetup};
+use anyhow::{bail, Context, Result};
+
+use crate::cli::NodeArgs;
+use crate::shutdown::Shutdown;
+use crate::{devnet, genesis, keys, roles};
+
+/// Run the node until Ctrl-C or SIGTERM.
+pub async fn run(args: NodeArgs) -> Result<()> {
+    let shutdown = Shutdown::on_signals();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let validator = validator_setup(&args)?;
+    let genesis = match (&args.genesis, &validator) {
+        (Some(path), _) => genesis::load_or_create(path, &[])?,
+        (None, Some(_)) => bail!("validators must share one genesis: pass --genesis FILE"),
+        (None, None) => {
+            let faucet = keys::load_or_create(&args.data_dir.join("faucet.key"))?;
+            println!("faucet key: {}", args.data_dir.join("faucet.key").display());
+            genesis::load_or_create(&args.data_dir.join("genesis.toml"), &[faucet.account()])?
+        }
+    };
+    let node = roles::start_node(
+        &args.data_dir,
+        &genesis,
+        args.rpc,
+        args.block_ms,
+        validator,
+        shutdown,
+    )
+    .await?;
+    println!("chain RPC: {}", node.rpc_url);
+    println!("agora node ready");
+    devnet::join(node.tasks).await
+}
+
+/// The validator setup `--validators` asks for, if any.
+fn validator_setup(args: &NodeArgs) -> Result<Option<ValidatorSetup>> {
+    if args.validators.is_empty() {
+        return Ok(None);
+    }
+    if args.validator_index >= args.validators.len() {
+        bail!(
+            "--validator-index {} is outside the {} addresses of --validators",
+            args.validator_index,
+            args.validators.len()
+        );
+    }
+    let dealer = args
+        .dealer_key
+        .as_deref()
+        .context("a validator needs --dealer-key (the key its threshold share is dealt from)")?;
+    Ok(Some(ValidatorSetup {
+        devnet_seed: dealer_seed(dealer)?,
+        index: args.validator_index,
+        peers: args.validators.clone(),
+        consensus_dir: args.data_dir.join("consensus"),
+        timeouts: Timeouts::default(),
+    }))
+}
+
+/// The dealing seed: the first 8 bytes of the dealer key's seed.
+pub fn dealer_seed(path: &Path) -> Result<u64> {
+    let key = keys::load(path)?;
+    let seed = key.seed();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&seed[..8]);
+    Ok(u64::from_le_bytes(first))
+}

@@ -1,0 +1,197 @@
+//! `agora localnet`: four validator processes on loopback run the BFT chain.
+//! A transaction sent to one validator's RPC is finalized everywhere; blocks
+//! carry finalization certificates and randomness; a validator killed with
+//! SIGKILL does not stop finalization, and its `cmd` from nodes.json brings it
+//! back to the same chain.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use agora_chain_client::ChainClient;
+use agora_types::{AccountId, Keypair, TxKind};
+use serde_json::Value;
+
+use common::Agora;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A base port with 8 free ports above it.
+fn free_base_port() -> u16 {
+    (20_000u16..60_000)
+        .step_by(97)
+        .find(|&base| (0..8).all(|k| TcpListener::bind(("127.0.0.1", base + k)).is_ok()))
+        .expect("8 free consecutive ports")
+}
+
+fn nodes(dir: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join("nodes.json")).expect("nodes.json written");
+    serde_json::from_str::<Vec<Value>>(&text).expect("nodes.json is a JSON list")
+}
+
+/// Poll `check` until it holds or `WAIT` passes.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+    }
+}
+
+async fn height(rpc: &ChainClient) -> u64 {
+    rpc.head().await.map_or(0, |h| h.height)
+}
+
+/// Kills every validator process on drop, so a failing test leaves none behind.
+struct Cleanup {
+    pids: Vec<u32>,
+    restarted: Option<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.restarted {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in &self.pids {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_finalize_survive_a_crash_and_catch_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let base = free_base_port().to_string();
+    let mut net = Agora::start(&[
+        "localnet",
+        "--validators",
+        "4",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--base-port",
+        &base,
+        "--no-serve",
+    ]);
+    let list = nodes(dir);
+    assert_eq!(list.len(), 4, "{list:?}");
+    let pids: Vec<u32> = list
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap() as u32)
+        .collect();
+    let rpcs: Vec<ChainClient> = list
+        .iter()
+        .map(|n| ChainClient::new(n["rpc"].as_str().unwrap()))
+        .collect();
+    let mut cleanup = Cleanup {
+        pids: pids.clone(),
+        restarted: None,
+    };
+
+    // A transfer submitted to validator 2 is finalized and visible on validator 0.
+    let faucet: Keypair = std::fs::read_to_string(dir.join("faucet.key"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let to = AccountId([7; 32]);
+    let kind = TxKind::Transfer { to, amount: 4242 };
+    let at = rpcs[2].send_and_wait(&faucet, kind, WAIT).await.unwrap();
+    eventually("validator 0 sees the transfer", || async {
+        rpcs[0].account(&to).await.is_ok_and(|a| a.balance == 4242)
+    })
+    .await;
+
+    // Every validator stores the same block there, with a certificate and randomness.
+    eventually("all validators reach the transfer's block", || async {
+        let mut all = true;
+        for rpc in &rpcs {
+            all &= height(rpc).await >= at;
+        }
+        all
+    })
+    .await;
+    let reference = rpcs[0].finality(at).await.unwrap();
+    for rpc in &rpcs[1..] {
+        let f = rpc.finality(at).await.unwrap();
+        assert_eq!(
+            f.block_id, reference.block_id,
+            "validators disagree at {at}"
+        );
+        assert_eq!(f.state_root, reference.state_root);
+    }
+    let later = rpcs[0].finality(at + 1).await;
+    let certified = [reference.clone()]
+        .into_iter()
+        .chain(later)
+        .any(|f| f.certificate.is_some() && f.randomness.is_some());
+    assert!(certified, "no certificate/randomness stored near {at}");
+
+    // SIGKILL validator 3: the other three keep finalizing.
+    let status = Command::new("kill")
+        .args(["-9", &pids[3].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = height(&rpcs[0]).await;
+    eventually("finalization continues without validator 3", || async {
+        height(&rpcs[0]).await >= before + 5 && height(&rpcs[1]).await >= before + 5
+    })
+    .await;
+    let funded = rpcs[0].send_and_wait(&faucet, TxKind::Transfer { to, amount: 58 }, WAIT);
+    let while_down = funded.await.unwrap();
+
+    // Its restart command from nodes.json brings it back to the same chain.
+    let cmd = list[3]["cmd"].as_str().unwrap().to_string();
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(list[3]["log"].as_str().unwrap())
+        .unwrap();
+    cleanup.restarted = Some(
+        Command::new("sh")
+            .args(["-c", &format!("exec {cmd}")])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let target = height(&rpcs[0]).await;
+    eventually("validator 3 catches up", || async {
+        height(&rpcs[3]).await >= target
+    })
+    .await;
+    let theirs = rpcs[3].finality(while_down).await.unwrap();
+    let ours = rpcs[0].finality(while_down).await.unwrap();
+    assert_eq!(theirs.block_id, ours.block_id);
+    assert_eq!(theirs.state_root, ours.state_root);
+    assert_eq!(rpcs[3].account(&to).await.unwrap().balance, 4242 + 58);
+
+    // SIGTERM stops the localnet and the validators it started.
+    let _ = Command::new("kill")
+        .args(["-TERM", &net.child.id().to_string()])
+        .status();
+    let exit = net.child.wait().unwrap();
+    assert!(exit.success(), "localnet exited with {exit}");
+    for pid in &pids[..3] {
+        let alive = Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(!alive, "validator {pid} outlived the localnet");
+    }
+    cleanup.pids.clear();
+}
