@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, BlockFinality, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted, TxStatus,
+    AccountInfo, AccountProof, BlockFinality, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted,
+    TxStatus,
 };
 use agora_types::{
     codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind,
@@ -135,6 +136,11 @@ impl ChainClient {
     /// What consensus proved about a committed block: certificate and randomness.
     pub async fn finality(&self, height: u64) -> Result<BlockFinality, ClientError> {
         self.get(&format!("/finality/{height}")).await
+    }
+
+    /// An account with a Merkle proof against the latest committed state root.
+    pub async fn account_proof(&self, id: &AccountId) -> Result<AccountProof, ClientError> {
+        self.get(&format!("/proof/account/{id}")).await
     }
 
     /// Where a transaction stands, waiting up to `wait` for it to commit.

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, BlockFinality, ChainStatus, Head, RpcErrorBody, RpcErrorDetail, SubmitTx,
-    Submitted, TxStatus,
+    AccountInfo, AccountProof, BlockFinality, ChainStatus, Head, RpcErrorBody, RpcErrorDetail,
+    SubmitTx, Submitted, TxStatus,
 };
 use agora_types::{codec, AccountId, Hash32, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
@@ -76,6 +76,7 @@ impl Node {
             .route("/models", get(models))
             .route("/block/{height}", get(block))
             .route("/finality/{height}", get(finality))
+            .route("/proof/account/{id}", get(account_proof))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
@@ -213,5 +214,29 @@ async fn finality(
         state_root: block.header.state_root,
         randomness: finality.randomness.map(Hash32),
         certificate: finality.certificate.map(hex::encode),
+    }))
+}
+
+async fn account_proof(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<AccountProof>, ApiError> {
+    let id: AccountId = id
+        .parse()
+        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
+    let state = node.state();
+    let (account, proof) = state.prove_account(&id).ok_or_else(|| {
+        not_found(format!(
+            "account {id} does not exist (absence has no proof in this tree)"
+        ))
+    })?;
+    Ok(Json(AccountProof {
+        height: state.height,
+        block_id: state.last_block_id,
+        state_root: state.root(),
+        id,
+        balance: account.balance,
+        nonce: account.nonce,
+        proof,
     }))
 }

@@ -17,6 +17,7 @@ pub mod finalized;
 pub mod gossip;
 pub mod keys;
 pub mod ledger;
+pub mod light;
 pub mod mempool;
 pub mod production;
 
@@ -27,5 +28,6 @@ pub use finalized::{Finalized, FinalizedSink};
 pub use gossip::{gossip_channel, GossipReceiver, GossipSender};
 pub use keys::{devnet_keys, DevnetKeys, ValidatorKeys};
 pub use ledger::LedgerView;
+pub use light::{devnet_identity, FinalityVerifier, LightError};
 pub use mempool::{InMemoryTxSource, NoTxs, TxSource};
 pub use production::{run_validator, NodeConfig, CHANNEL_TXS};

@@ -13,4 +13,4 @@ mod state;
 pub use block::{apply_block, build_block, BlockCandidate, BuiltBlock};
 pub use error::{BlockError, GenesisError, TxError};
 pub use genesis::{Genesis, GenesisAccount};
-pub use state::{Account, Params, State};
+pub use state::{account_key, Account, Params, State};

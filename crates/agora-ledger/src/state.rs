@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
     codec, AccountId, Amount, Hash32, Height, ModelEntry, ModelId, ProviderInfo, SignedTransaction,
     TxKind,
@@ -11,7 +12,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::TxError;
 
-const STATE_ROOT_DOMAIN: &str = "agora 2026 state root v1";
+/// Merkle key of the chain metadata leaf.
+const META_KEY: &[u8] = b"meta";
+/// Key prefix of account leaves.
+const ACCOUNT_PREFIX: u8 = 1;
+/// Key prefix of model registry leaves.
+const MODEL_PREFIX: u8 = 2;
+/// Key prefix of provider registry leaves.
+const PROVIDER_PREFIX: u8 = 3;
+
+fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(33);
+    key.push(prefix);
+    key.extend_from_slice(id);
+    key
+}
+
+/// The Merkle key of an account's leaf (what a light client hashes with the account).
+pub fn account_key(id: &AccountId) -> Vec<u8> {
+    entry_key(ACCOUNT_PREFIX, &id.0)
+}
 const MAX_ENDPOINT_LEN: usize = 256;
 const MAX_NAME_LEN: usize = 128;
 const MAX_MODELS_PER_PROVIDER: usize = 64;
@@ -73,19 +93,47 @@ pub struct State {
 }
 
 impl State {
-    /// Commitment to the state a block header carries: BLAKE3 over the canonical
-    /// encoding of every field except `last_block_id` (the block id depends on
-    /// the root, so the root cannot contain it).
+    /// Commitment to the state a block header carries: the Merkle root over
+    /// [`State::leaves`] (every field except `last_block_id`, which depends on
+    /// the root), so one entry can be proven against it.
     pub fn root(&self) -> Hash32 {
-        let mut hasher = blake3::Hasher::new_derive_key(STATE_ROOT_DOMAIN);
-        hasher.update(&codec::encode(&self.chain_id));
-        hasher.update(&codec::encode(&self.height));
-        hasher.update(&codec::encode(&self.last_timestamp_ms));
-        hasher.update(&codec::encode(&self.params));
-        hasher.update(&codec::encode(&self.accounts));
-        hasher.update(&codec::encode(&self.models));
-        hasher.update(&codec::encode(&self.providers));
-        Hash32(*hasher.finalize().as_bytes())
+        merkle::root(&self.leaves())
+    }
+
+    /// The state's entries as Merkle leaves, in a fixed order: the chain's
+    /// metadata first, then accounts, models and providers, each by key.
+    pub fn leaves(&self) -> Vec<Hash32> {
+        let meta = codec::encode(&(
+            &self.chain_id,
+            self.height,
+            self.last_timestamp_ms,
+            &self.params,
+        ));
+        let mut out =
+            Vec::with_capacity(1 + self.accounts.len() + self.models.len() + self.providers.len());
+        out.push(merkle::leaf_hash(META_KEY, &meta));
+        out.extend(
+            self.accounts
+                .iter()
+                .map(|(id, a)| merkle::leaf_hash(&account_key(id), &codec::encode(a))),
+        );
+        out.extend(
+            self.models.iter().map(|(id, m)| {
+                merkle::leaf_hash(&entry_key(MODEL_PREFIX, &id.0), &codec::encode(m))
+            }),
+        );
+        out.extend(self.providers.iter().map(|(id, p)| {
+            merkle::leaf_hash(&entry_key(PROVIDER_PREFIX, &id.0), &codec::encode(p))
+        }));
+        out
+    }
+
+    /// Proof of `id`'s account against [`State::root`], or `None` if the
+    /// account has never existed (absence is not provable with this tree).
+    pub fn prove_account(&self, id: &AccountId) -> Option<(Account, MerkleProof)> {
+        let position = self.accounts.keys().position(|k| k == id)?;
+        let proof = MerkleProof::new(&self.leaves(), 1 + position)?;
+        Some((self.accounts[id], proof))
     }
 
     /// An account, or the empty account if it never received anything.

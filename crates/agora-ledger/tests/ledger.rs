@@ -353,3 +353,48 @@ proptest! {
         }
     }
 }
+
+/// An account proof checks against the state root it came from and no other;
+/// a forged balance fails; unknown accounts have no proof.
+#[test]
+fn account_proofs_verify_against_the_state_root() {
+    use agora_ledger::account_key;
+    use agora_types::merkle::leaf_hash;
+
+    let ks = keys(5);
+    let mut state = genesis(&ks, 1_000);
+    let root = state.root();
+    for k in &ks {
+        let (account, proof) = state.prove_account(&k.account()).unwrap();
+        assert_eq!(account.balance, 1_000);
+        let leaf = leaf_hash(&account_key(&k.account()), &agora_types::encode(&account));
+        assert!(proof.verify(leaf, root));
+        let mut forged = account;
+        forged.balance += 1;
+        let forged_leaf = leaf_hash(&account_key(&k.account()), &agora_types::encode(&forged));
+        assert!(!proof.verify(forged_leaf, root));
+    }
+    assert!(state
+        .prove_account(&Keypair::from_seed([99; 32]).account())
+        .is_none());
+
+    let (old_account, old_proof) = state.prove_account(&ks[1].account()).unwrap();
+    let t = tx(
+        &ks[0],
+        0,
+        TxKind::Transfer {
+            to: ks[1].account(),
+            amount: 5,
+        },
+    );
+    apply(&mut state, &t).unwrap();
+    assert_ne!(state.root(), root);
+    let old_leaf = leaf_hash(
+        &account_key(&ks[1].account()),
+        &agora_types::encode(&old_account),
+    );
+    assert!(
+        !old_proof.verify(old_leaf, state.root()),
+        "a stale proof must not verify"
+    );
+}

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod hash;
 pub mod job;
 pub mod keys;
+pub mod merkle;
 pub mod registry;
 pub mod rpc;
 pub mod tx;

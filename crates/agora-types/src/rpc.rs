@@ -68,6 +68,26 @@ pub struct BlockFinality {
     pub certificate: Option<String>,
 }
 
+/// `GET /proof/account/{id}`: an account with a Merkle proof against the
+/// state root of the block at `height` (check that block's certificate too).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountProof {
+    /// Height of the block whose post-state the proof is against.
+    pub height: Height,
+    /// That block's id.
+    pub block_id: Hash32,
+    /// That block's state root.
+    pub state_root: Hash32,
+    /// The account.
+    pub id: AccountId,
+    /// Its balance.
+    pub balance: Amount,
+    /// Its nonce.
+    pub nonce: u64,
+    /// The Merkle path from the account's leaf to `state_root`.
+    pub proof: crate::merkle::MerkleProof,
+}
+
 /// `GET /account/{id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccountInfo {

@@ -2,7 +2,8 @@
 //! (`agora node --validators ...`) on loopback, each with its own data
 //! directory and ports, plus the devnet's provider and gateway in this process.
 //! `DIR/nodes.json` lists every validator's pid, RPC URL and the exact command
-//! that restarts it.
+//! that restarts it; `DIR/identity.hex` is the validator set's public key that
+//! light clients check finality certificates against.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,11 @@ pub async fn run(args: LocalnetArgs) -> Result<()> {
     let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
     let provider_key = keys::load_or_create(&dir.join("provider").join("provider.key"))?;
     keys::load_or_create(&dir.join("dealer.key"))?;
+    let seed = crate::node::dealer_seed(&dir.join("dealer.key"))?;
+    let identity = crate::node::identity_hex(seed, args.validators)?;
+    std::fs::write(dir.join("identity.hex"), &identity)
+        .with_context(|| format!("writing {}", dir.join("identity.hex").display()))?;
+    println!("consensus identity: {identity}");
     let genesis_path = dir.join("genesis.toml");
     genesis::load_or_create(&genesis_path, &[faucet.account(), provider_key.account()])?;
 

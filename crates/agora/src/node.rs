@@ -16,6 +16,12 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let validator = validator_setup(&args)?;
+    if let Some(v) = &validator {
+        println!(
+            "consensus identity: {}",
+            identity_hex(v.devnet_seed, v.peers.len())?
+        );
+    }
     let genesis = match (&args.genesis, &validator) {
         (Some(path), _) => genesis::load_or_create(path, &[])?,
         (None, Some(_)) => bail!("validators must share one genesis: pass --genesis FILE"),
@@ -71,4 +77,11 @@ pub fn dealer_seed(path: &Path) -> Result<u64> {
     let mut first = [0u8; 8];
     first.copy_from_slice(&seed[..8]);
     Ok(u64::from_le_bytes(first))
+}
+
+/// The validator set's public identity (BLS group key, hex): what light clients trust.
+pub fn identity_hex(seed: u64, validators: usize) -> Result<String> {
+    let identity = agora_consensus::devnet_identity(seed, validators)
+        .context("dealing the validators' threshold keys")?;
+    Ok(hex::encode(identity))
 }

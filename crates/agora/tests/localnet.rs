@@ -2,7 +2,7 @@
 //! A transaction sent to one validator's RPC is finalized everywhere; blocks
 //! carry finalization certificates and randomness; a validator killed with
 //! SIGKILL does not stop finalization, and its `cmd` from nodes.json brings it
-//! back to the same chain.
+//! back to the same chain; a light client verifies certificates and state proofs.
 
 mod common;
 
@@ -12,6 +12,8 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
+use agora_consensus::{FinalityVerifier, LightError};
+use agora_ledger::Account;
 use agora_types::{AccountId, Keypair, TxKind};
 use serde_json::Value;
 
@@ -69,6 +71,62 @@ impl Drop for Cleanup {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
+}
+
+/// A light client holding only the validator set's identity checks a block's
+/// certificate, its randomness and an account proof from an untrusted RPC node.
+async fn check_light_client(dir: &Path, rpc: &ChainClient, id: &AccountId) {
+    let identity = std::fs::read_to_string(dir.join("identity.hex")).unwrap();
+    let verifier = FinalityVerifier::new(&hex::decode(identity.trim()).unwrap()).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (proof, finality, block) = loop {
+        let proof = rpc.account_proof(id).await.unwrap();
+        let finality = rpc.finality(proof.height).await.unwrap();
+        let block = rpc.block(proof.height).await.unwrap();
+        if finality.certificate.is_some() {
+            break (proof, finality, block);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no certified head");
+        // Poll again once the next block is likely finalized.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let cert = hex::decode(finality.certificate.unwrap()).unwrap();
+    let header = &block.header;
+    let randomness = verifier.verify(&cert, header.id()).unwrap();
+    assert_eq!(Some(randomness), finality.randomness.map(|r| r.0));
+    let account = Account {
+        balance: proof.balance,
+        nonce: proof.nonce,
+    };
+    verifier
+        .verify_account(&cert, header, id, &account, &proof.proof)
+        .unwrap();
+
+    // Lies are caught: a forged balance, a certificate for another block,
+    // a tampered certificate, another validator set.
+    let forged = Account {
+        balance: proof.balance + 1,
+        ..account
+    };
+    assert_eq!(
+        verifier.verify_account(&cert, header, id, &forged, &proof.proof),
+        Err(LightError::BadProof)
+    );
+    let parent = rpc.block(proof.height - 1).await.unwrap();
+    assert!(matches!(
+        verifier.verify(&cert, parent.header.id()),
+        Err(LightError::OtherBlock { .. })
+    ));
+    let mut tampered = cert.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(verifier.verify(&tampered, header.id()).is_err());
+    let stranger = agora_consensus::devnet_identity(12345, 4).unwrap();
+    let stranger = FinalityVerifier::new(&stranger).unwrap();
+    assert_eq!(
+        stranger.verify(&cert, header.id()),
+        Err(LightError::BadSignature)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +196,7 @@ async fn four_validators_finalize_survive_a_crash_and_catch_up() {
         .chain(later)
         .any(|f| f.certificate.is_some() && f.randomness.is_some());
     assert!(certified, "no certificate/randomness stored near {at}");
+    check_light_client(dir, &rpcs[1], &to).await;
 
     // SIGKILL validator 3: the other three keep finalizing.
     let status = Command::new("kill")
