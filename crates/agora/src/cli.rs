@@ -46,6 +46,28 @@ pub enum BenchCommand {
     Gateway(BenchGatewayArgs),
     /// The inference engine against a minimal llama.cpp loop on the same model and threads.
     Infer(BenchInferArgs),
+    /// Transaction commit (finality) latency and burst throughput of a chain node.
+    Chain(BenchChainArgs),
+}
+
+/// `agora bench chain`.
+#[derive(Args, Debug)]
+pub struct BenchChainArgs {
+    /// Chain RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub rpc: String,
+    /// Key file of a funded account (e.g. DIR/faucet.key).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Transactions timed one at a time.
+    #[arg(long, default_value_t = 30)]
+    pub txs: usize,
+    /// Transactions in the throughput burst.
+    #[arg(long, default_value_t = 500)]
+    pub burst: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `agora bench infer`.

@@ -1,6 +1,7 @@
 //! The `agora` binary: parses the command line and starts the chosen role.
 
 mod bench;
+mod bench_chain;
 mod bench_infer;
 mod cli;
 mod devnet;
@@ -100,6 +101,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Gateway(args)) => bench::run(args).await,
+        Command::Bench(BenchCommand::Chain(args)) => bench_chain::run(args).await,
         Command::Bench(BenchCommand::Infer(args)) => {
             tokio::task::spawn_blocking(move || bench_infer::run(args)).await?
         }

@@ -2,7 +2,8 @@
 //! A transaction sent to one validator's RPC is finalized everywhere; blocks
 //! carry finalization certificates and randomness; a validator killed with
 //! SIGKILL does not stop finalization, and its `cmd` from nodes.json brings it
-//! back to the same chain; a light client verifies certificates and state proofs.
+//! back to the same chain, also when its data was wiped (a new node syncing
+//! from peers); a light client verifies certificates and state proofs.
 
 mod common;
 
@@ -71,6 +72,32 @@ impl Drop for Cleanup {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
+}
+
+/// Run a validator's restart command, appending to its log.
+fn restart(cmd: &str, log: &str) -> Child {
+    let log = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    Command::new("sh")
+        .args(["-c", &format!("exec {cmd}")])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Validator `i` reaches the others' height and agrees on the block at `check`.
+async fn catch_up(rpcs: &[ChainClient], i: usize, check: u64, balance: u64) {
+    let target = height(&rpcs[0]).await;
+    eventually("the restarted validator catches up", || async {
+        height(&rpcs[i]).await >= target
+    })
+    .await;
+    let theirs = rpcs[i].finality(check).await.unwrap();
+    let ours = rpcs[0].finality(check).await.unwrap();
+    assert_eq!(theirs.block_id, ours.block_id);
+    assert_eq!(theirs.state_root, ours.state_root);
+    let to = AccountId([7; 32]);
+    assert_eq!(rpcs[i].account(&to).await.unwrap().balance, balance);
 }
 
 /// A light client holding only the validator set's identity checks a block's
@@ -214,28 +241,20 @@ async fn four_validators_finalize_survive_a_crash_and_catch_up() {
 
     // Its restart command from nodes.json brings it back to the same chain.
     let cmd = list[3]["cmd"].as_str().unwrap().to_string();
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(list[3]["log"].as_str().unwrap())
-        .unwrap();
-    cleanup.restarted = Some(
-        Command::new("sh")
-            .args(["-c", &format!("exec {cmd}")])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let target = height(&rpcs[0]).await;
-    eventually("validator 3 catches up", || async {
-        height(&rpcs[3]).await >= target
-    })
-    .await;
-    let theirs = rpcs[3].finality(while_down).await.unwrap();
-    let ours = rpcs[0].finality(while_down).await.unwrap();
-    assert_eq!(theirs.block_id, ours.block_id);
-    assert_eq!(theirs.state_root, ours.state_root);
-    assert_eq!(rpcs[3].account(&to).await.unwrap().balance, 4242 + 58);
+    let log = list[3]["log"].as_str().unwrap().to_string();
+    cleanup.restarted = Some(restart(&cmd, &log));
+    catch_up(&rpcs, 3, while_down, 4242 + 58).await;
+
+    // Wiped clean (a new node with validator 3's keys), it syncs from its peers.
+    if let Some(mut old) = cleanup.restarted.take() {
+        old.kill().unwrap();
+        old.wait().unwrap();
+    }
+    let data = Path::new(&log).parent().unwrap();
+    std::fs::remove_dir_all(data.join("chain")).unwrap();
+    std::fs::remove_dir_all(data.join("consensus")).unwrap();
+    cleanup.restarted = Some(restart(&cmd, &log));
+    catch_up(&rpcs, 3, while_down, 4242 + 58).await;
 
     // SIGTERM stops the localnet and the validators it started.
     let _ = Command::new("kill")
