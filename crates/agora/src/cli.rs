@@ -131,14 +131,17 @@ pub struct DevnetArgs {
     /// Provider listen address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub provider_http: SocketAddr,
+    /// Consensus p2p listen address of the devnet's single validator.
+    #[arg(long, default_value = "127.0.0.1:26656")]
+    pub p2p: SocketAddr,
     /// GGUF model to serve (default: SmolLM2-135M-Instruct, fetched if missing).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Inference threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Milliseconds between blocks.
-    #[arg(long, default_value_t = 500)]
+    /// Ignored: devnet blocks come from its single validator (kept for old scripts).
+    #[arg(long, default_value_t = 500, hide = true)]
     pub block_ms: u64,
 }
 

@@ -1,6 +1,7 @@
-//! `agora devnet`: chain, one provider with the default model, and gateway in
-//! one process, persisted under one data directory.
+//! `agora devnet`: chain (a single BFT validator), one provider with the
+//! default model, and gateway in one process, persisted under one data directory.
 
+use agora_chain::{Timeouts, ValidatorSetup};
 use agora_types::Price;
 use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
@@ -40,12 +41,22 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         &[faucet.account(), provider_key.account()],
     )?;
 
+    // One validator on the BFT engine: the same code path as a localnet, so
+    // devnet blocks carry finalization certificates and randomness too.
+    keys::load_or_create(&dir.join("dealer.key"))?;
+    let validator = ValidatorSetup {
+        devnet_seed: crate::node::dealer_seed(&dir.join("dealer.key"))?,
+        index: 0,
+        peers: vec![args.p2p],
+        consensus_dir: dir.join("node").join("consensus"),
+        timeouts: Timeouts::default(),
+    };
     let node = roles::start_node(
         &dir.join("node"),
         &genesis,
         args.rpc,
         args.block_ms,
-        None,
+        Some(validator),
         shutdown.clone(),
     )
     .await?;

@@ -281,4 +281,21 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     assert_eq!(p["stake"], 1_000_000);
     assert_eq!(p["id"], r.provider.to_hex().as_str());
     assert_eq!(p["models"][0], r.model.to_hex().as_str());
+
+    // The devnet's chain is a single BFT validator: blocks carry a finalization
+    // certificate and randomness, and randomness differs between blocks.
+    let client = agora_chain_client::ChainClient::new(&rpc);
+    let head = client.head().await.unwrap().height;
+    let mut seen = std::collections::HashSet::new();
+    for h in 1..=head {
+        let f = client.finality(h).await.unwrap();
+        if let (Some(r), Some(_)) = (f.randomness, f.certificate) {
+            seen.insert(r);
+        }
+    }
+    assert!(
+        seen.len() >= 2,
+        "certified randomness in {} of {head} blocks",
+        seen.len()
+    );
 }

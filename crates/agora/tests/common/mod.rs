@@ -96,7 +96,7 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// Start a devnet on free ports under `dir`, with fast blocks.
+/// Start a devnet on free ports under `dir`.
 pub fn devnet(dir: &Path) -> Agora {
     let dir = dir.to_str().expect("utf-8 temp dir");
     Agora::start(&[
@@ -109,8 +109,8 @@ pub fn devnet(dir: &Path) -> Agora {
         "127.0.0.1:0",
         "--provider-http",
         "127.0.0.1:0",
-        "--block-ms",
-        "50",
+        "--p2p",
+        "127.0.0.1:0",
         "--threads",
         "2",
     ])
