@@ -88,6 +88,15 @@ pub fn spawn_validator(
             setup.peers.len()
         )));
     }
+    let fresh_engine = !setup.consensus_dir.exists();
+    if fresh_engine && node.state().height > 0 {
+        return Err(ChainError::Consensus(format!(
+            "the chain store is at height {} but {} has no consensus data: it was \
+             produced without this validator set; use a fresh data directory",
+            node.state().height,
+            setup.consensus_dir.display()
+        )));
+    }
     std::fs::create_dir_all(&setup.consensus_dir)
         .map_err(|e| ChainError::Store(format!("{}: {e}", setup.consensus_dir.display())))?;
     let (relay, gossip) = gossip_channel();
