@@ -89,6 +89,13 @@ impl SubmitError {
                 TxError::StakeTooLow { .. } => "stake_too_low",
                 TxError::InvalidField { .. } => "invalid_field",
                 TxError::Overflow => "overflow",
+                TxError::UnknownChannel(_) => "unknown_channel",
+                TxError::NotChannelParty { .. } => "not_channel_party",
+                TxError::BadVoucherSignature => "bad_voucher_signature",
+                TxError::StaleVoucher { .. } => "stale_voucher",
+                TxError::VoucherExceedsDeposit { .. } => "voucher_exceeds_deposit",
+                TxError::ChannelClosing(_) => "channel_closing",
+                TxError::ChallengeOpen { .. } => "challenge_open",
             },
         }
     }

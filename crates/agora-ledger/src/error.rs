@@ -70,6 +70,45 @@ pub enum TxError {
     /// A balance would overflow.
     #[error("amount overflow")]
     Overflow,
+    /// No open channel has this id.
+    #[error("no open channel {0}")]
+    UnknownChannel(Hash32),
+    /// The sender is not the party this channel action needs.
+    #[error("only the channel's {role} may do this")]
+    NotChannelParty {
+        /// `client` or `provider`.
+        role: &'static str,
+    },
+    /// The voucher is not signed by the channel's client.
+    #[error("voucher signature is not the channel client's")]
+    BadVoucherSignature,
+    /// The voucher does not owe more than was already paid.
+    #[error("voucher owes {cumulative} in total but {paid} was already paid")]
+    StaleVoucher {
+        /// What the voucher owes in total.
+        cumulative: Amount,
+        /// What was paid so far.
+        paid: Amount,
+    },
+    /// The voucher owes more than the channel holds.
+    #[error("voucher owes {cumulative} but the channel holds {deposit}")]
+    VoucherExceedsDeposit {
+        /// What the voucher owes in total.
+        cumulative: Amount,
+        /// Everything ever deposited.
+        deposit: Amount,
+    },
+    /// The channel is closing; it takes no more deposits and cannot start closing again.
+    #[error("channel {0} is already closing")]
+    ChannelClosing(Hash32),
+    /// The client has not started closing, or the challenge window is still open.
+    #[error("channel {channel} cannot be finished before height {at}")]
+    ChallengeOpen {
+        /// The channel.
+        channel: Hash32,
+        /// First height at which it can be finished (0: closing never started).
+        at: Height,
+    },
 }
 
 /// Why a block cannot be applied; the state stays as it was.

@@ -101,6 +101,7 @@ impl Genesis {
             accounts,
             models,
             providers: BTreeMap::new(),
+            channels: BTreeMap::new(),
         })
     }
 }

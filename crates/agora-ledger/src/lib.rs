@@ -1,16 +1,18 @@
-//! The ledger: accounts, the model registry and the provider registry, and
-//! the rules that change them.
+//! The ledger: accounts, the model and provider registries, payment
+//! channels, and the rules that change them.
 //!
 //! Everything here is pure and deterministic: no I/O, no clocks, no
 //! randomness. [`apply_block`] is a function of (state, block), so any node
 //! (and later a BFT engine) computes the same state from the same blocks.
 
 mod block;
+mod channels;
 mod error;
 mod genesis;
 mod state;
 
 pub use block::{apply_block, build_block, BlockCandidate, BuiltBlock};
+pub use channels::Channel;
 pub use error::{BlockError, GenesisError, TxError};
 pub use genesis::{Genesis, GenesisAccount};
-pub use state::{account_key, Account, Params, State};
+pub use state::{account_key, Account, Params, State, DEFAULT_CHALLENGE_BLOCKS};

@@ -10,6 +10,7 @@ use agora_types::{
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
+use crate::channels::Channel;
 use crate::TxError;
 
 /// Merkle key of the chain metadata leaf.
@@ -20,6 +21,8 @@ const ACCOUNT_PREFIX: u8 = 1;
 const MODEL_PREFIX: u8 = 2;
 /// Key prefix of provider registry leaves.
 const PROVIDER_PREFIX: u8 = 3;
+/// Key prefix of payment channel leaves.
+const CHANNEL_PREFIX: u8 = 4;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -61,12 +64,23 @@ pub struct Account {
 pub struct Params {
     /// Smallest collateral a provider may lock.
     pub min_provider_stake: Amount,
+    /// Blocks a provider has to settle after a client starts closing a channel.
+    #[serde(default = "default_challenge_blocks")]
+    pub channel_challenge_blocks: u64,
 }
+
+fn default_challenge_blocks() -> u64 {
+    DEFAULT_CHALLENGE_BLOCKS
+}
+
+/// Default challenge window: about 10 minutes of 200 ms blocks.
+pub const DEFAULT_CHALLENGE_BLOCKS: u64 = 3_000;
 
 impl Default for Params {
     fn default() -> Self {
         Params {
             min_provider_stake: 1,
+            channel_challenge_blocks: DEFAULT_CHALLENGE_BLOCKS,
         }
     }
 }
@@ -90,6 +104,8 @@ pub struct State {
     pub models: BTreeMap<ModelId, ModelEntry>,
     /// Provider registry by account.
     pub providers: BTreeMap<AccountId, ProviderInfo>,
+    /// Open payment channels by id.
+    pub channels: BTreeMap<Hash32, Channel>,
 }
 
 impl State {
@@ -125,6 +141,9 @@ impl State {
         out.extend(self.providers.iter().map(|(id, p)| {
             merkle::leaf_hash(&entry_key(PROVIDER_PREFIX, &id.0), &codec::encode(p))
         }));
+        out.extend(self.channels.iter().map(|(id, c)| {
+            merkle::leaf_hash(&entry_key(CHANNEL_PREFIX, &id.0), &codec::encode(c))
+        }));
         out
     }
 
@@ -145,7 +164,8 @@ impl State {
     pub fn total_supply(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
         let stakes: u128 = self.providers.values().map(|p| u128::from(p.stake)).sum();
-        balances + stakes
+        let escrow: u128 = self.channels.values().map(|c| u128::from(c.escrow())).sum();
+        balances + stakes + escrow
     }
 
     /// Look a model up by its registry name.
@@ -193,6 +213,15 @@ impl State {
                 self.register_provider(info)?
             }
             TxKind::DeregisterProvider => self.deregister_provider(tx.from)?,
+            TxKind::OpenChannel { provider, deposit } => {
+                self.open_channel(tx.from, tx.nonce, *provider, *deposit)?
+            }
+            TxKind::TopUpChannel { channel, amount } => {
+                self.top_up_channel(tx.from, channel, *amount)?
+            }
+            TxKind::SettleChannel { voucher } => self.settle_channel(tx.from, voucher)?,
+            TxKind::CloseChannel { channel } => self.close_channel(tx.from, channel, height)?,
+            TxKind::FinishClose { channel } => self.finish_close(tx.from, channel, height)?,
         }
         self.accounts.entry(tx.from).or_default().nonce += 1;
         Ok(())

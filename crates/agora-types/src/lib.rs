@@ -7,6 +7,7 @@
 //! (via `serde`) exist for the RPC and CLI only and are never signed.
 
 pub mod block;
+pub mod channel;
 pub mod codec;
 pub mod hash;
 pub mod job;
@@ -17,6 +18,7 @@ pub mod rpc;
 pub mod tx;
 
 pub use block::{Block, BlockHeader};
+pub use channel::{channel_id, SignedVoucher, Voucher};
 pub use codec::{decode, encode, CodecError};
 pub use hash::Hash32;
 pub use job::{

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelEntry, ModelId, Price, Signature,
+    SignedVoucher,
 };
 
 /// Domain of the bytes a transaction signature covers.
@@ -42,6 +43,39 @@ pub enum TxKind {
     },
     /// Remove the sender's provider record and return its stake.
     DeregisterProvider,
+    /// Escrow `deposit` from the sender (the client) in a new payment channel
+    /// to `provider`; its id is [`crate::channel_id`]`(sender, nonce)`.
+    OpenChannel {
+        /// Who the channel pays.
+        provider: AccountId,
+        /// Base units escrowed.
+        deposit: Amount,
+    },
+    /// Add to a channel's escrow (client only, not while closing).
+    TopUpChannel {
+        /// The channel.
+        channel: Hash32,
+        /// Base units added.
+        amount: Amount,
+    },
+    /// The provider claims what the client's latest voucher owes beyond what
+    /// was already paid, and records the receipts root the voucher covers.
+    SettleChannel {
+        /// The voucher, signed by the channel's client.
+        voucher: SignedVoucher,
+    },
+    /// By the provider: close now (cooperative; the rest of the escrow goes
+    /// back to the client). By the client: start the challenge window, during
+    /// which the provider can still settle.
+    CloseChannel {
+        /// The channel.
+        channel: Hash32,
+    },
+    /// By the client, once the challenge window has passed: take back the rest.
+    FinishClose {
+        /// The channel.
+        channel: Hash32,
+    },
 }
 
 /// An unsigned transaction.

@@ -1,0 +1,214 @@
+//! Payment channel rules. A channel escrows a client's deposit for one
+//! provider; the provider settles signed cumulative vouchers (never more than
+//! the deposit, never the same amount twice); the client gets back what was
+//! not paid, either at once when the provider closes, or after a challenge
+//! window during which the provider can still settle.
+
+use agora_types::{channel_id, AccountId, Amount, Hash32, Height, SignedVoucher};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{State, TxError};
+
+/// An open payment channel.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Channel {
+    /// Who pays (and signs vouchers).
+    pub client: AccountId,
+    /// Who is paid.
+    pub provider: AccountId,
+    /// Everything ever escrowed (opening deposit plus top-ups).
+    pub deposit: Amount,
+    /// Paid to the provider so far (the last settled voucher's cumulative amount).
+    pub paid: Amount,
+    /// Receipts root of the last settled voucher: what audits sample from.
+    pub receipts_root: Hash32,
+    /// Jobs covered by the last settled voucher.
+    pub jobs: u64,
+    /// Set once the client starts closing: the height from which it may finish.
+    pub closable_at: Option<Height>,
+}
+
+impl Channel {
+    /// Base units still held in escrow.
+    pub fn escrow(&self) -> Amount {
+        self.deposit - self.paid
+    }
+}
+
+impl State {
+    fn channel(&self, id: &Hash32) -> Result<&Channel, TxError> {
+        self.channels.get(id).ok_or(TxError::UnknownChannel(*id))
+    }
+
+    fn credit_check(&self, to: &AccountId, amount: Amount) -> Result<(), TxError> {
+        self.account(to)
+            .balance
+            .checked_add(amount)
+            .map(|_| ())
+            .ok_or(TxError::Overflow)
+    }
+
+    pub(crate) fn open_channel(
+        &mut self,
+        client: AccountId,
+        nonce: u64,
+        provider: AccountId,
+        deposit: Amount,
+    ) -> Result<(), TxError> {
+        if deposit == 0 {
+            return Err(TxError::ZeroAmount);
+        }
+        if provider == client {
+            return Err(TxError::InvalidField {
+                field: "provider",
+                reason: "a channel to oneself pays nothing".into(),
+            });
+        }
+        let available = self.account(&client).balance;
+        if available < deposit {
+            return Err(TxError::InsufficientBalance {
+                account: client,
+                needed: deposit,
+                available,
+            });
+        }
+        self.accounts.entry(client).or_default().balance -= deposit;
+        let channel = Channel {
+            client,
+            provider,
+            deposit,
+            paid: 0,
+            receipts_root: Hash32::default(),
+            jobs: 0,
+            closable_at: None,
+        };
+        self.channels.insert(channel_id(&client, nonce), channel);
+        Ok(())
+    }
+
+    pub(crate) fn top_up_channel(
+        &mut self,
+        sender: AccountId,
+        id: &Hash32,
+        amount: Amount,
+    ) -> Result<(), TxError> {
+        let channel = self.channel(id)?;
+        if channel.client != sender {
+            return Err(TxError::NotChannelParty { role: "client" });
+        }
+        if channel.closable_at.is_some() {
+            return Err(TxError::ChannelClosing(*id));
+        }
+        if amount == 0 {
+            return Err(TxError::ZeroAmount);
+        }
+        let deposit = channel
+            .deposit
+            .checked_add(amount)
+            .ok_or(TxError::Overflow)?;
+        let available = self.account(&sender).balance;
+        if available < amount {
+            return Err(TxError::InsufficientBalance {
+                account: sender,
+                needed: amount,
+                available,
+            });
+        }
+        self.accounts.entry(sender).or_default().balance -= amount;
+        if let Some(c) = self.channels.get_mut(id) {
+            c.deposit = deposit;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn settle_channel(
+        &mut self,
+        sender: AccountId,
+        signed: &SignedVoucher,
+    ) -> Result<(), TxError> {
+        let v = &signed.voucher;
+        let channel = self.channel(&v.channel)?;
+        if channel.provider != sender {
+            return Err(TxError::NotChannelParty { role: "provider" });
+        }
+        signed
+            .verify(&channel.client)
+            .map_err(|_| TxError::BadVoucherSignature)?;
+        if v.cumulative <= channel.paid {
+            return Err(TxError::StaleVoucher {
+                cumulative: v.cumulative,
+                paid: channel.paid,
+            });
+        }
+        if v.cumulative > channel.deposit {
+            return Err(TxError::VoucherExceedsDeposit {
+                cumulative: v.cumulative,
+                deposit: channel.deposit,
+            });
+        }
+        let payout = v.cumulative - channel.paid;
+        self.credit_check(&sender, payout)?;
+        self.accounts.entry(sender).or_default().balance += payout;
+        if let Some(c) = self.channels.get_mut(&v.channel) {
+            c.paid = v.cumulative;
+            c.receipts_root = v.receipts_root;
+            c.jobs = v.jobs;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close_channel(
+        &mut self,
+        sender: AccountId,
+        id: &Hash32,
+        height: Height,
+    ) -> Result<(), TxError> {
+        let channel = self.channel(id)?;
+        if sender == channel.provider {
+            // Cooperative: the provider gives up further claims; refund now.
+            return self.refund_and_remove(id);
+        }
+        if sender != channel.client {
+            return Err(TxError::NotChannelParty {
+                role: "client or provider",
+            });
+        }
+        if channel.closable_at.is_some() {
+            return Err(TxError::ChannelClosing(*id));
+        }
+        let at = height.saturating_add(self.params.channel_challenge_blocks);
+        if let Some(c) = self.channels.get_mut(id) {
+            c.closable_at = Some(at);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish_close(
+        &mut self,
+        sender: AccountId,
+        id: &Hash32,
+        height: Height,
+    ) -> Result<(), TxError> {
+        let channel = self.channel(id)?;
+        if sender != channel.client {
+            return Err(TxError::NotChannelParty { role: "client" });
+        }
+        match channel.closable_at {
+            Some(at) if height >= at => self.refund_and_remove(id),
+            other => Err(TxError::ChallengeOpen {
+                channel: *id,
+                at: other.unwrap_or(0),
+            }),
+        }
+    }
+
+    fn refund_and_remove(&mut self, id: &Hash32) -> Result<(), TxError> {
+        let channel = self.channel(id)?;
+        let (client, refund) = (channel.client, channel.escrow());
+        self.credit_check(&client, refund)?;
+        self.accounts.entry(client).or_default().balance += refund;
+        self.channels.remove(id);
+        Ok(())
+    }
+}

@@ -1,0 +1,66 @@
+//! Payment channels: a client escrows funds on chain once, then pays a
+//! provider per job off chain with signed cumulative vouchers; the provider
+//! settles the latest voucher (and the Merkle root of the receipts it covers)
+//! in one transaction, so chain load does not grow with the number of jobs.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, Signature};
+
+/// Domain of the bytes a voucher signature covers.
+const VOUCHER_SIGNING_DOMAIN: &str = "agora 2026 channel voucher v1";
+/// Domain of channel ids.
+const CHANNEL_ID_DOMAIN: &str = "agora 2026 channel id v1";
+
+/// The id of the channel opened by `client`'s transaction with `nonce`.
+pub fn channel_id(client: &AccountId, nonce: u64) -> Hash32 {
+    Hash32::digest_in(CHANNEL_ID_DOMAIN, &codec::encode(&(client, nonce)))
+}
+
+/// The client's promise: the provider may take `cumulative` in total from the channel.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Voucher {
+    /// The channel.
+    pub channel: Hash32,
+    /// Total owed to the provider since the channel opened (never decreases).
+    pub cumulative: Amount,
+    /// Merkle root of the receipts of every job this voucher pays for.
+    pub receipts_root: Hash32,
+    /// Number of those jobs.
+    pub jobs: u64,
+}
+
+/// A voucher with the client's signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedVoucher {
+    /// The voucher.
+    pub voucher: Voucher,
+    /// The client's signature over [`Voucher::signing_bytes`].
+    pub signature: Signature,
+}
+
+impl Voucher {
+    /// The exact bytes the client signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        Hash32::digest_in(VOUCHER_SIGNING_DOMAIN, &codec::encode(self))
+            .0
+            .to_vec()
+    }
+
+    /// Sign with the client's key.
+    pub fn sign(self, client: &Keypair) -> SignedVoucher {
+        let signature = client.sign(&self.signing_bytes());
+        SignedVoucher {
+            voucher: self,
+            signature,
+        }
+    }
+}
+
+impl SignedVoucher {
+    /// Check the signature against the channel's client.
+    pub fn verify(&self, client: &AccountId) -> Result<(), KeyError> {
+        client.verify(&self.voucher.signing_bytes(), &self.signature)
+    }
+}
