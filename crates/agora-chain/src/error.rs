@@ -89,6 +89,8 @@ impl SubmitError {
                 TxError::StakeTooLow { .. } => "stake_too_low",
                 TxError::InvalidField { .. } => "invalid_field",
                 TxError::Overflow => "overflow",
+                TxError::NotAValidator(_) => "not_a_validator",
+                TxError::InsufficientStake { .. } => "insufficient_stake",
                 TxError::UnknownChannel(_) => "unknown_channel",
                 TxError::NotChannelParty { .. } => "not_channel_party",
                 TxError::BadVoucherSignature => "bad_voucher_signature",

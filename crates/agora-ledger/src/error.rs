@@ -70,6 +70,17 @@ pub enum TxError {
     /// A balance would overflow.
     #[error("amount overflow")]
     Overflow,
+    /// The account has no bonded stake as a validator.
+    #[error("{0} is not a validator")]
+    NotAValidator(AccountId),
+    /// Less is bonded than the unbond asks for.
+    #[error("cannot unbond {needed}: only {bonded} is bonded")]
+    InsufficientStake {
+        /// What was asked.
+        needed: Amount,
+        /// What is bonded.
+        bonded: Amount,
+    },
     /// No open channel has this id.
     #[error("no open channel {0}")]
     UnknownChannel(Hash32),

@@ -102,6 +102,10 @@ impl Genesis {
             models,
             providers: BTreeMap::new(),
             channels: BTreeMap::new(),
+            validators: BTreeMap::new(),
+            delegations: BTreeMap::new(),
+            unbonding: Vec::new(),
+            burned: 0,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The ledger: accounts, the model and provider registries, payment
-//! channels, and the rules that change them.
+//! channels, validator staking, and the rules that change them.
 //!
 //! Everything here is pure and deterministic: no I/O, no clocks, no
 //! randomness. [`apply_block`] is a function of (state, block), so any node
@@ -9,10 +9,14 @@ mod block;
 mod channels;
 mod error;
 mod genesis;
+mod staking;
 mod state;
 
 pub use block::{apply_block, build_block, BlockCandidate, BuiltBlock};
 pub use channels::Channel;
 pub use error::{BlockError, GenesisError, TxError};
 pub use genesis::{Genesis, GenesisAccount};
-pub use state::{account_key, Account, Params, State, DEFAULT_CHALLENGE_BLOCKS};
+pub use staking::{Slashed, Unbonding, Validator, PPM};
+pub use state::{
+    account_key, Account, Params, State, DEFAULT_CHALLENGE_BLOCKS, DEFAULT_UNBONDING_BLOCKS,
+};

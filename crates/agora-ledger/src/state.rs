@@ -11,6 +11,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 use crate::channels::Channel;
+use crate::staking::{Unbonding, Validator};
 use crate::TxError;
 
 /// Merkle key of the chain metadata leaf.
@@ -23,6 +24,12 @@ const MODEL_PREFIX: u8 = 2;
 const PROVIDER_PREFIX: u8 = 3;
 /// Key prefix of payment channel leaves.
 const CHANNEL_PREFIX: u8 = 4;
+/// Key prefix of validator leaves.
+const VALIDATOR_PREFIX: u8 = 5;
+/// Key prefix of delegation leaves.
+const DELEGATION_PREFIX: u8 = 6;
+/// Key of the (single) unbonding queue leaf.
+const UNBONDING_PREFIX: u8 = 7;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -67,11 +74,21 @@ pub struct Params {
     /// Blocks a provider has to settle after a client starts closing a channel.
     #[serde(default = "default_challenge_blocks")]
     pub channel_challenge_blocks: u64,
+    /// Blocks unbonding stake waits (slashable) before it returns.
+    #[serde(default = "default_unbonding_blocks")]
+    pub unbonding_blocks: u64,
 }
 
 fn default_challenge_blocks() -> u64 {
     DEFAULT_CHALLENGE_BLOCKS
 }
+
+fn default_unbonding_blocks() -> u64 {
+    DEFAULT_UNBONDING_BLOCKS
+}
+
+/// Default unbonding period: about an hour of 200 ms blocks.
+pub const DEFAULT_UNBONDING_BLOCKS: u64 = 18_000;
 
 /// Default challenge window: about 10 minutes of 200 ms blocks.
 pub const DEFAULT_CHALLENGE_BLOCKS: u64 = 3_000;
@@ -81,6 +98,7 @@ impl Default for Params {
         Params {
             min_provider_stake: 1,
             channel_challenge_blocks: DEFAULT_CHALLENGE_BLOCKS,
+            unbonding_blocks: DEFAULT_UNBONDING_BLOCKS,
         }
     }
 }
@@ -106,6 +124,15 @@ pub struct State {
     pub providers: BTreeMap<AccountId, ProviderInfo>,
     /// Open payment channels by id.
     pub channels: BTreeMap<Hash32, Channel>,
+    /// Validators' bonded stake by account.
+    pub validators: BTreeMap<AccountId, Validator>,
+    /// Delegated stake by (delegator, validator).
+    pub delegations: BTreeMap<(AccountId, AccountId), Amount>,
+    /// Stake on its way back, in the order it started unbonding.
+    pub unbonding: Vec<Unbonding>,
+    /// Everything destroyed by slashing so far (supply + burned is constant
+    /// apart from emission).
+    pub burned: u128,
 }
 
 impl State {
@@ -124,6 +151,7 @@ impl State {
             self.height,
             self.last_timestamp_ms,
             &self.params,
+            self.burned,
         ));
         let mut out =
             Vec::with_capacity(1 + self.accounts.len() + self.models.len() + self.providers.len());
@@ -144,6 +172,18 @@ impl State {
         out.extend(self.channels.iter().map(|(id, c)| {
             merkle::leaf_hash(&entry_key(CHANNEL_PREFIX, &id.0), &codec::encode(c))
         }));
+        out.extend(self.validators.iter().map(|(id, v)| {
+            merkle::leaf_hash(&entry_key(VALIDATOR_PREFIX, &id.0), &codec::encode(v))
+        }));
+        out.extend(self.delegations.iter().map(|((from, to), amount)| {
+            let mut key = entry_key(DELEGATION_PREFIX, &from.0);
+            key.extend_from_slice(&to.0);
+            merkle::leaf_hash(&key, &codec::encode(amount))
+        }));
+        out.push(merkle::leaf_hash(
+            &[UNBONDING_PREFIX],
+            &codec::encode(&self.unbonding),
+        ));
         out
     }
 
@@ -165,7 +205,13 @@ impl State {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
         let stakes: u128 = self.providers.values().map(|p| u128::from(p.stake)).sum();
         let escrow: u128 = self.channels.values().map(|c| u128::from(c.escrow())).sum();
-        balances + stakes + escrow
+        let bonded: u128 = self
+            .validators
+            .values()
+            .map(|v| u128::from(v.total()))
+            .sum();
+        let unbonding: u128 = self.unbonding.iter().map(|u| u128::from(u.amount)).sum();
+        balances + stakes + escrow + bonded + unbonding
     }
 
     /// Look a model up by its registry name.
@@ -222,6 +268,15 @@ impl State {
             TxKind::SettleChannel { voucher } => self.settle_channel(tx.from, voucher)?,
             TxKind::CloseChannel { channel } => self.close_channel(tx.from, channel, height)?,
             TxKind::FinishClose { channel } => self.finish_close(tx.from, channel, height)?,
+            TxKind::BondValidator { amount, take_ppm } => {
+                self.bond_validator(tx.from, *amount, *take_ppm)?
+            }
+            TxKind::Delegate { validator, amount } => {
+                self.delegate(tx.from, *validator, *amount)?
+            }
+            TxKind::Unbond { validator, amount } => {
+                self.unbond(tx.from, *validator, *amount, height)?
+            }
         }
         self.accounts.entry(tx.from).or_default().nonce += 1;
         Ok(())

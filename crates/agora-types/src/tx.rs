@@ -76,6 +76,29 @@ pub enum TxKind {
         /// The channel.
         channel: Hash32,
     },
+    /// Bond the sender's own stake as a validator (or add to it) and set the
+    /// share of delegators' rewards it keeps.
+    BondValidator {
+        /// Base units bonded.
+        amount: Amount,
+        /// Take rate on delegators' rewards, parts per million.
+        take_ppm: u32,
+    },
+    /// Bond stake to a validator on the sender's behalf.
+    Delegate {
+        /// The validator.
+        validator: AccountId,
+        /// Base units bonded.
+        amount: Amount,
+    },
+    /// Start unbonding own stake (sender = validator) or a delegation; it
+    /// returns after the unbonding period and stays slashable until then.
+    Unbond {
+        /// The validator the stake is bonded to.
+        validator: AccountId,
+        /// Base units.
+        amount: Amount,
+    },
 }
 
 /// An unsigned transaction.
