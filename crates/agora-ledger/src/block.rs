@@ -31,7 +31,7 @@ pub struct BuiltBlock {
 pub fn build_block(state: &State, candidate: BlockCandidate) -> BuiltBlock {
     let height = state.height + 1;
     let mut next = state.clone();
-    next.release_unbonded(height);
+    next.begin_block(height);
     let mut txs = Vec::with_capacity(candidate.txs.len());
     let mut rejected = Vec::new();
     for tx in candidate.txs {
@@ -93,7 +93,7 @@ pub fn apply_block(state: &State, block: &Block) -> Result<State, BlockError> {
         return Err(BlockError::TxRootMismatch);
     }
     let mut next = state.clone();
-    next.release_unbonded(h.height);
+    next.begin_block(h.height);
     for (index, tx) in block.txs.iter().enumerate() {
         next.apply_tx(tx, h.height)
             .map_err(|error| BlockError::InvalidTx {

@@ -106,6 +106,8 @@ impl Genesis {
             delegations: BTreeMap::new(),
             unbonding: Vec::new(),
             burned: 0,
+            emission_pool: 0,
+            emitted: 0,
         })
     }
 }

@@ -7,6 +7,7 @@
 
 mod block;
 mod channels;
+mod emission;
 mod error;
 mod genesis;
 mod staking;
@@ -14,9 +15,11 @@ mod state;
 
 pub use block::{apply_block, build_block, BlockCandidate, BuiltBlock};
 pub use channels::Channel;
+pub use emission::block_emission;
 pub use error::{BlockError, GenesisError, TxError};
 pub use genesis::{Genesis, GenesisAccount};
 pub use staking::{Slashed, Unbonding, Validator, PPM};
 pub use state::{
-    account_key, Account, Params, State, DEFAULT_CHALLENGE_BLOCKS, DEFAULT_UNBONDING_BLOCKS,
+    account_key, Account, Params, State, BASE_UNITS_PER_TOKEN, DEFAULT_CHALLENGE_BLOCKS,
+    DEFAULT_EMISSION_PER_BLOCK, DEFAULT_SUPPLY_CAP, DEFAULT_UNBONDING_BLOCKS,
 };

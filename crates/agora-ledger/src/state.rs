@@ -77,7 +77,29 @@ pub struct Params {
     /// Blocks unbonding stake waits (slashable) before it returns.
     #[serde(default = "default_unbonding_blocks")]
     pub unbonding_blocks: u64,
+    /// Most base units that will ever exist (genesis allocations included).
+    #[serde(default = "default_supply_cap")]
+    pub supply_cap: Amount,
+    /// Emission of a block before any halving.
+    #[serde(default = "default_emission_per_block")]
+    pub emission_per_block: Amount,
 }
+
+fn default_supply_cap() -> Amount {
+    DEFAULT_SUPPLY_CAP
+}
+
+fn default_emission_per_block() -> Amount {
+    DEFAULT_EMISSION_PER_BLOCK
+}
+
+/// Base units per token.
+pub const BASE_UNITS_PER_TOKEN: Amount = 1_000_000_000;
+/// Default cap: 21 million tokens.
+pub const DEFAULT_SUPPLY_CAP: Amount = 21_000_000 * BASE_UNITS_PER_TOKEN;
+/// Default emission per block before halvings: 0.2 token (1 token per
+/// second at 200 ms blocks).
+pub const DEFAULT_EMISSION_PER_BLOCK: Amount = 200_000_000;
 
 fn default_challenge_blocks() -> u64 {
     DEFAULT_CHALLENGE_BLOCKS
@@ -99,6 +121,8 @@ impl Default for Params {
             min_provider_stake: 1,
             channel_challenge_blocks: DEFAULT_CHALLENGE_BLOCKS,
             unbonding_blocks: DEFAULT_UNBONDING_BLOCKS,
+            supply_cap: DEFAULT_SUPPLY_CAP,
+            emission_per_block: DEFAULT_EMISSION_PER_BLOCK,
         }
     }
 }
@@ -130,9 +154,12 @@ pub struct State {
     pub delegations: BTreeMap<(AccountId, AccountId), Amount>,
     /// Stake on its way back, in the order it started unbonding.
     pub unbonding: Vec<Unbonding>,
-    /// Everything destroyed by slashing so far (supply + burned is constant
-    /// apart from emission).
+    /// Everything destroyed by slashing so far.
     pub burned: u128,
+    /// Emission minted but not yet paid out by the reward distribution.
+    pub emission_pool: Amount,
+    /// Everything minted by emission so far (supply + burned = genesis + emitted).
+    pub emitted: u128,
 }
 
 impl State {
@@ -152,6 +179,8 @@ impl State {
             self.last_timestamp_ms,
             &self.params,
             self.burned,
+            self.emission_pool,
+            self.emitted,
         ));
         let mut out =
             Vec::with_capacity(1 + self.accounts.len() + self.models.len() + self.providers.len());
@@ -211,7 +240,7 @@ impl State {
             .map(|v| u128::from(v.total()))
             .sum();
         let unbonding: u128 = self.unbonding.iter().map(|u| u128::from(u.amount)).sum();
-        balances + stakes + escrow + bonded + unbonding
+        balances + stakes + escrow + bonded + unbonding + u128::from(self.emission_pool)
     }
 
     /// Look a model up by its registry name.

@@ -76,7 +76,11 @@ impl FinalizedSink for RecordingSink {
             log.order.push(f.height);
             log.blocks
                 .insert(f.height, (f.block.header.id(), f.state_root, f.randomness));
-            log.supply.insert(f.height, f.state.total_supply());
+            // Supply net of emission and burns must equal genesis supply at every height.
+            log.supply.insert(
+                f.height,
+                f.state.total_supply() + f.state.burned - f.state.emitted,
+            );
             log.txs.insert(f.height, f.block.txs.len());
             log.last = Some((*f.state).clone());
         }
