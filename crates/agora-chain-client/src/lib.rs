@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, AccountProof, BlockFinality, ChainStatus, Head, RpcErrorBody, SubmitTx, Submitted,
-    TxStatus,
+    AccountInfo, AccountProof, BlockFinality, ChainStatus, ChannelInfo, Head, RpcErrorBody,
+    SubmitTx, Submitted, TxStatus, ValidatorStake,
 };
 use agora_types::{
     codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind,
@@ -141,6 +141,16 @@ impl ChainClient {
     /// An account with a Merkle proof against the latest committed state root.
     pub async fn account_proof(&self, id: &AccountId) -> Result<AccountProof, ClientError> {
         self.get(&format!("/proof/account/{id}")).await
+    }
+
+    /// Validators and their bonded stake.
+    pub async fn validators(&self) -> Result<Vec<ValidatorStake>, ClientError> {
+        self.get("/validators").await
+    }
+
+    /// An open payment channel.
+    pub async fn channel(&self, id: &Hash32) -> Result<ChannelInfo, ClientError> {
+        self.get(&format!("/channel/{id}")).await
     }
 
     /// Where a transaction stands, waiting up to `wait` for it to commit.

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, AccountProof, BlockFinality, ChainStatus, Head, RpcErrorBody, RpcErrorDetail,
-    SubmitTx, Submitted, TxStatus,
+    AccountInfo, AccountProof, BlockFinality, ChainStatus, ChannelInfo, Head, RpcErrorBody,
+    RpcErrorDetail, SubmitTx, Submitted, TxStatus, ValidatorStake,
 };
 use agora_types::{codec, AccountId, Hash32, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
@@ -77,6 +77,8 @@ impl Node {
             .route("/block/{height}", get(block))
             .route("/finality/{height}", get(finality))
             .route("/proof/account/{id}", get(account_proof))
+            .route("/validators", get(validators))
+            .route("/channel/{id}", get(channel))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
@@ -238,5 +240,45 @@ async fn account_proof(
         balance: account.balance,
         nonce: account.nonce,
         proof,
+    }))
+}
+
+async fn validators(State(node): State<Node>) -> Json<Vec<ValidatorStake>> {
+    let state = node.state();
+    Json(
+        state
+            .validators
+            .iter()
+            .map(|(id, v)| ValidatorStake {
+                id: *id,
+                self_stake: v.self_stake,
+                delegated: v.delegated,
+                take_ppm: v.take_ppm,
+            })
+            .collect(),
+    )
+}
+
+async fn channel(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> Result<Json<ChannelInfo>, ApiError> {
+    let id: Hash32 = id
+        .parse()
+        .map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))?;
+    let state = node.state();
+    let c = state
+        .channels
+        .get(&id)
+        .ok_or_else(|| not_found(format!("no open channel {id}")))?;
+    Ok(Json(ChannelInfo {
+        id,
+        client: c.client,
+        provider: c.provider,
+        deposit: c.deposit,
+        paid: c.paid,
+        receipts_root: c.receipts_root,
+        jobs: c.jobs,
+        closable_at: c.closable_at,
     }))
 }

@@ -6,7 +6,7 @@ use agora_chain::{ChainConfig, ChainError, Node};
 use agora_chain_client::{ChainClient, ClientError};
 use agora_ledger::{Genesis, GenesisAccount};
 use agora_types::rpc::TxStatus;
-use agora_types::{Keypair, Transaction, TxKind};
+use agora_types::{Hash32, Keypair, Transaction, TxKind};
 
 fn genesis(keys: &[&Keypair]) -> Genesis {
     Genesis {
@@ -295,4 +295,62 @@ async fn finalized_blocks_commit_in_order_with_their_finality() {
     let f2 = rpc.finality(2).await.unwrap();
     assert_eq!((f2.randomness, f2.certificate), (None, None));
     assert_eq!(rejected_code(rpc.finality(3).await).0, 404);
+}
+
+/// Staking and payment channels through the RPC: a bonded validator is
+/// listed, an opened channel is readable, an unknown one is a 404.
+#[tokio::test]
+async fn validators_and_channels_are_served() {
+    let (a, b) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(
+        dir.path(),
+        &genesis(&[&a, &b]),
+        Keypair::generate(),
+        ChainConfig::default(),
+    )
+    .unwrap();
+    let sign = |key: &Keypair, nonce: u64, kind: TxKind| {
+        Transaction {
+            chain_id: "node-test".into(),
+            from: key.account(),
+            nonce,
+            kind,
+        }
+        .sign(key)
+    };
+    let bond = TxKind::BondValidator {
+        amount: 300,
+        take_ppm: 90_000,
+    };
+    node.submit(sign(&a, 0, bond)).unwrap();
+    let open = TxKind::OpenChannel {
+        provider: a.account(),
+        deposit: 200,
+    };
+    node.submit(sign(&b, 0, open)).unwrap();
+    node.produce_block(1).unwrap();
+
+    let rpc = serve(&node).await;
+    let validators = rpc.validators().await.unwrap();
+    assert_eq!(validators.len(), 1);
+    assert_eq!(validators[0].id, a.account());
+    assert_eq!(
+        (validators[0].self_stake, validators[0].take_ppm),
+        (300, 90_000)
+    );
+    let id = agora_types::channel_id(&b.account(), 0);
+    let channel = rpc.channel(&id).await.unwrap();
+    assert_eq!(
+        (channel.client, channel.provider),
+        (b.account(), a.account())
+    );
+    assert_eq!(
+        (channel.deposit, channel.paid, channel.closable_at),
+        (200, 0, None)
+    );
+    assert_eq!(
+        rejected_code(rpc.channel(&Hash32::digest(b"none")).await).0,
+        404
+    );
 }

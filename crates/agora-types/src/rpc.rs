@@ -88,6 +88,40 @@ pub struct AccountProof {
     pub proof: crate::merkle::MerkleProof,
 }
 
+/// One entry of `GET /validators`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorStake {
+    /// The validator's account.
+    pub id: AccountId,
+    /// Its own bonded stake.
+    pub self_stake: Amount,
+    /// Stake delegated to it.
+    pub delegated: Amount,
+    /// Take rate on delegators' rewards, parts per million.
+    pub take_ppm: u32,
+}
+
+/// `GET /channel/{id}`: an open payment channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    /// Channel id.
+    pub id: Hash32,
+    /// Who pays.
+    pub client: AccountId,
+    /// Who is paid.
+    pub provider: AccountId,
+    /// Everything escrowed so far.
+    pub deposit: Amount,
+    /// Paid to the provider so far.
+    pub paid: Amount,
+    /// Receipts root of the last settled voucher.
+    pub receipts_root: Hash32,
+    /// Jobs the last settled voucher covers.
+    pub jobs: u64,
+    /// Height from which the client may finish closing, once it started.
+    pub closable_at: Option<Height>,
+}
+
 /// `GET /account/{id}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccountInfo {
