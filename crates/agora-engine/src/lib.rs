@@ -9,10 +9,15 @@ mod llama;
 pub mod logits;
 mod reference;
 pub mod sampling;
+mod score;
 pub mod stop;
 
-pub use llama::{LlamaEngine, LlamaEngineConfig};
+pub use llama::{
+    backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, LlamaEngine,
+    LlamaEngineConfig,
+};
 pub use reference::{reference_loop, ReferenceFigures};
+pub use score::{PositionScore, ScoreRequest, Scored};
 
 use agora_types::{FinishReason, JobInput, SamplingParams, TokenLogprob};
 use tokio::sync::mpsc;
@@ -81,6 +86,9 @@ pub enum EngineError {
     /// The request itself is unusable (prompt longer than the context, bad parameters...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// llama.cpp failed while running an accepted request.
+    #[error("engine failure: {0}")]
+    Internal(String),
     /// The engine's worker is gone.
     #[error("engine stopped")]
     Stopped,
@@ -97,4 +105,12 @@ pub trait InferenceEngine: Send + Sync + 'static {
         &self,
         request: GenerateRequest,
     ) -> Result<mpsc::Receiver<EngineEvent>, EngineError>;
+
+    /// Whether a verifier can regenerate this engine's jobs token for token
+    /// from (seed, params) with agora's seeded Gumbel-max sampling. Engines that
+    /// sample elsewhere with their own RNG (an upstream server, `agora-upstream`)
+    /// answer `false`: their jobs can only be checked statistically.
+    fn replayable(&self) -> bool {
+        true
+    }
 }

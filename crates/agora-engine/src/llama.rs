@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use agora_types::JobInput;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -16,6 +16,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use crate::batch::{self, Job};
+use crate::score::{self, ScoreRequest, Scored};
 use crate::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 
 /// How the engine uses the machine.
@@ -53,10 +54,13 @@ pub struct LlamaEngine {
     template: Option<LlamaChatTemplate>,
     config: LlamaEngineConfig,
     jobs: SyncSender<Job>,
+    /// One scoring pass at a time, so at most one scoring context is alive.
+    scoring: Mutex<()>,
 }
 
-/// llama.cpp's backend may be initialised once per process.
-pub(crate) fn backend() -> Result<&'static LlamaBackend, String> {
+/// llama.cpp's backend may be initialised once per process; every crate that
+/// loads a GGUF (the engine, `agora-upstream`'s tokenizer) shares this one.
+pub fn backend() -> Result<&'static LlamaBackend, String> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
@@ -81,11 +85,8 @@ impl LlamaEngine {
         let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|e| load_error(e.to_string()))?;
         let model = Arc::new(model);
-        let info = model_info(&model, path, config.context_length);
-        let template = model
-            .chat_template(None)
-            .ok()
-            .or_else(|| LlamaChatTemplate::new("chatml").ok());
+        let info = gguf_model_info(&model, path, config.context_length);
+        let template = default_chat_template(&model);
 
         let (jobs, queue) = sync_channel(config.queue_capacity);
         let (ready_tx, ready_rx) = sync_channel(1);
@@ -110,6 +111,7 @@ impl LlamaEngine {
             template,
             config,
             jobs,
+            scoring: Mutex::new(()),
         })
     }
 
@@ -122,59 +124,103 @@ impl LlamaEngine {
             .collect())
     }
 
+    /// Teacher-forced prefill: what the model predicted at every generated
+    /// position of a finished job, from one batched pass (see [`ScoreRequest`]).
+    ///
+    /// Runs in a llama.cpp context of its own, created for the call, so
+    /// concurrent generation is not disturbed; calls are serialised. Blocks
+    /// for the whole pass: from async code, call it inside `spawn_blocking`.
+    pub fn score(&self, request: &ScoreRequest) -> Result<Scored, EngineError> {
+        let _one_at_a_time = self.scoring.lock().unwrap_or_else(|e| e.into_inner());
+        score::score(&self.model, &self.config, request)
+    }
+
+    /// Width of the hidden states [`LlamaEngine::score`] returns (`n_embd_out`).
+    pub fn embedding_width(&self) -> usize {
+        usize::try_from(self.model.n_embd_out()).unwrap_or(0)
+    }
+
+    /// Number of tokens in the model's vocabulary (valid ids are `0..vocab_size`).
+    pub fn vocab_size(&self) -> usize {
+        usize::try_from(self.model.n_vocab()).unwrap_or(0)
+    }
+
     /// Turn the input into prompt tokens, applying the chat template.
     fn prompt_tokens(&self, input: &JobInput) -> Result<Vec<LlamaToken>, EngineError> {
-        let vocab = self.model.vocab();
-        let tokens = match input {
-            JobInput::Text { prompt } => vocab.tokenize(prompt.as_bytes(), true, false),
-            JobInput::Chat { messages } => {
-                if messages.is_empty() {
-                    return Err(EngineError::InvalidRequest(
-                        "messages must not be empty".into(),
-                    ));
-                }
-                let mut chat = Vec::with_capacity(messages.len());
-                for m in messages {
-                    if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
-                        let msg = format!(
-                            "role {:?} is not supported (use system, user or assistant)",
-                            m.role
-                        );
-                        return Err(EngineError::InvalidRequest(msg));
-                    }
-                    let message = LlamaChatMessage::new(m.role.clone(), m.content.clone())
-                        .map_err(|_| {
-                            EngineError::InvalidRequest(
-                                "message content contains a NUL byte".into(),
-                            )
-                        })?;
-                    chat.push(message);
-                }
-                let template = self.template.as_ref().ok_or_else(|| {
-                    EngineError::InvalidRequest("this model has no chat template".into())
-                })?;
-                let text = self
-                    .model
-                    .apply_chat_template(template, &chat, true)
-                    .map_err(|e| {
-                        EngineError::InvalidRequest(format!("cannot apply the chat template: {e}"))
-                    })?;
-                vocab.tokenize(text.as_bytes(), true, true)
-            }
-        };
-        if tokens.is_empty() {
-            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
-        }
-        let window = self.config.context_length as usize;
-        if tokens.len() >= window {
-            let msg = format!(
-                "the prompt has {} tokens but the context window is {window}",
-                tokens.len()
-            );
-            return Err(EngineError::InvalidRequest(msg));
-        }
-        Ok(tokens)
+        render_prompt(
+            &self.model,
+            self.template.as_ref(),
+            self.config.context_length,
+            input,
+        )
     }
+}
+
+/// The chat template [`LlamaEngine`] uses for `model`: the GGUF's own, else ChatML.
+pub fn default_chat_template(model: &LlamaModel) -> Option<LlamaChatTemplate> {
+    model
+        .chat_template(None)
+        .ok()
+        .or_else(|| LlamaChatTemplate::new("chatml").ok())
+}
+
+/// Render and tokenize a job's input exactly as [`LlamaEngine`] does (chat
+/// template for messages, BOS plus text for raw prompts), refusing prompts that
+/// do not fit `context_length`; public so engines that run the model elsewhere
+/// (`agora-upstream`) put the same prompt tokens in their receipts.
+pub fn render_prompt(
+    model: &LlamaModel,
+    template: Option<&LlamaChatTemplate>,
+    context_length: u32,
+    input: &JobInput,
+) -> Result<Vec<LlamaToken>, EngineError> {
+    let vocab = model.vocab();
+    let tokens = match input {
+        JobInput::Text { prompt } => vocab.tokenize(prompt.as_bytes(), true, false),
+        JobInput::Chat { messages } => {
+            if messages.is_empty() {
+                return Err(EngineError::InvalidRequest(
+                    "messages must not be empty".into(),
+                ));
+            }
+            let mut chat = Vec::with_capacity(messages.len());
+            for m in messages {
+                if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
+                    let msg = format!(
+                        "role {:?} is not supported (use system, user or assistant)",
+                        m.role
+                    );
+                    return Err(EngineError::InvalidRequest(msg));
+                }
+                let message =
+                    LlamaChatMessage::new(m.role.clone(), m.content.clone()).map_err(|_| {
+                        EngineError::InvalidRequest("message content contains a NUL byte".into())
+                    })?;
+                chat.push(message);
+            }
+            let template = template.ok_or_else(|| {
+                EngineError::InvalidRequest("this model has no chat template".into())
+            })?;
+            let text = model
+                .apply_chat_template(template, &chat, true)
+                .map_err(|e| {
+                    EngineError::InvalidRequest(format!("cannot apply the chat template: {e}"))
+                })?;
+            vocab.tokenize(text.as_bytes(), true, true)
+        }
+    };
+    if tokens.is_empty() {
+        return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+    }
+    let window = context_length as usize;
+    if tokens.len() >= window {
+        let msg = format!(
+            "the prompt has {} tokens but the context window is {window}",
+            tokens.len()
+        );
+        return Err(EngineError::InvalidRequest(msg));
+    }
+    Ok(tokens)
 }
 
 impl InferenceEngine for LlamaEngine {
@@ -238,8 +284,9 @@ impl InferenceEngine for LlamaEngine {
     }
 }
 
-/// Facts from the GGUF metadata.
-fn model_info(model: &LlamaModel, path: &Path, context_length: u32) -> ModelInfo {
+/// Facts from the GGUF metadata (name, architecture, quantization), with the
+/// context window capped at the model's training context.
+pub fn gguf_model_info(model: &LlamaModel, path: &Path, context_length: u32) -> ModelInfo {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())

@@ -73,7 +73,13 @@ impl<E: InferenceEngine> Provider<E> {
 }
 
 async fn health<E: InferenceEngine>(State(p): State<Arc<Provider<E>>>) -> Json<serde_json::Value> {
-    Json(json!({"provider": p.key.account(), "model": p.model, "name": p.engine.model_info().name}))
+    Json(json!({
+        "provider": p.key.account(),
+        "model": p.model,
+        "name": p.engine.model_info().name,
+        // false for engines whose sampling agora cannot replay (an upstream server).
+        "replayable": p.engine.replayable(),
+    }))
 }
 
 async fn transcript<E: InferenceEngine>(

@@ -1,7 +1,8 @@
 //! `agora bench infer`: the provider's engine against a minimal llama.cpp loop
 //! over the same build, model and threads. Prints prefill and decode speeds,
 //! time to first token, aggregate decode at several concurrent streams, peak
-//! RSS, and the engine/reference ratios.
+//! RSS, the engine/reference ratios, and teacher-forced prefill scoring of a
+//! 256-token output against generating it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use agora_engine::{
     reference_loop, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
+    ScoreRequest,
 };
 use agora_types::{JobInput, SamplingParams};
 use anyhow::{bail, Context, Result};
@@ -19,11 +21,27 @@ use crate::cli::BenchInferArgs;
 /// Prompt of every run: plain text, so no chat template differs between loops.
 const PROMPT: &str = "The history of the lighthouse begins with the ancient harbours of the Mediterranean, where fires were lit on hills to guide ships home. Over the centuries";
 
+/// Output tokens scored by the prefill-scoring rows.
+const SCORE_TOKENS: usize = 256;
+
 /// One engine job's timings.
 struct JobTiming {
     ttft: Duration,
     first_to_last: Duration,
     tokens: usize,
+    /// From submitting the job to its `Finished` event.
+    total: Duration,
+    prompt_tokens: Vec<i32>,
+    output_tokens: Vec<i32>,
+}
+
+/// Prefill scoring against generation of the same output.
+struct ScoringFigures {
+    prompt_tokens: usize,
+    output_tokens: usize,
+    generation_tokens_per_s: f64,
+    scoring_tokens_per_s: f64,
+    scoring_hidden_tokens_per_s: f64,
 }
 
 /// Run one job to completion on the calling thread.
@@ -37,9 +55,11 @@ fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
         params,
     })?;
     let mut first = None;
+    let mut prompt_tokens = Vec::new();
     while let Some(event) = rx.blocking_recv() {
         match event {
-            EngineEvent::Started { .. } | EngineEvent::Logprob(_) => {}
+            EngineEvent::Started { prompt_tokens: p } => prompt_tokens = p,
+            EngineEvent::Logprob(_) => {}
             EngineEvent::Text(_) => {
                 first.get_or_insert_with(Instant::now);
             }
@@ -49,6 +69,9 @@ fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
                     ttft: first - start,
                     first_to_last: first.elapsed(),
                     tokens: output_tokens.len(),
+                    total: start.elapsed(),
+                    prompt_tokens,
+                    output_tokens,
                 });
             }
             EngineEvent::Failed(m) => bail!("engine job failed: {m}"),
@@ -74,6 +97,46 @@ fn engine_aggregate(engine: &Arc<LlamaEngine>, tokens: u32, streams: usize) -> R
             .tokens;
     }
     Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Generate a [`SCORE_TOKENS`]-token job, then score its prompt and output in
+/// one prefill pass (after a warm-up pass), with and without hidden states.
+/// Tokens/s of either is output tokens over the whole call's wall time.
+fn scoring(engine: &LlamaEngine) -> Result<ScoringFigures> {
+    let generated = job(engine, SCORE_TOKENS as u32, 2)?;
+    // A job that ends early is cycled up to full length: any tokens can be scored.
+    let output: Vec<i32> = generated
+        .output_tokens
+        .iter()
+        .copied()
+        .cycle()
+        .take(SCORE_TOKENS)
+        .collect();
+    if output.is_empty() {
+        bail!("the scoring job generated no tokens");
+    }
+    let mut request = ScoreRequest {
+        prompt_tokens: generated.prompt_tokens.clone(),
+        output_tokens: output,
+        top_k: 5,
+        ..ScoreRequest::default()
+    };
+    let timed = |request: &ScoreRequest| -> Result<f64> {
+        let start = Instant::now();
+        let scored = engine.score(request)?;
+        Ok(scored.positions.len() as f64 / start.elapsed().as_secs_f64())
+    };
+    engine.score(&request).context("scoring warm-up")?;
+    let scoring_tokens_per_s = timed(&request)?;
+    request.want_hidden = true;
+    let scoring_hidden_tokens_per_s = timed(&request)?;
+    Ok(ScoringFigures {
+        prompt_tokens: generated.prompt_tokens.len(),
+        output_tokens: SCORE_TOKENS,
+        generation_tokens_per_s: generated.tokens as f64 / generated.total.as_secs_f64(),
+        scoring_tokens_per_s,
+        scoring_hidden_tokens_per_s,
+    })
 }
 
 /// Peak resident set size of this process, in MiB (Linux).
@@ -118,6 +181,7 @@ pub fn run(args: BenchInferArgs) -> Result<()> {
         let reference = reference_loop(&path, threads, PROMPT, args.tokens, streams)?;
         rows.push((streams, ours, reference));
     }
+    let scored = scoring(&engine)?;
     let rss = peak_rss_mib();
     print(
         &args,
@@ -128,6 +192,7 @@ pub fn run(args: BenchInferArgs) -> Result<()> {
         engine_decode,
         single.ttft,
         &rows,
+        &scored,
         rss,
     );
     Ok(())
@@ -143,6 +208,7 @@ fn print(
     decode: f64,
     ttft: Duration,
     rows: &[(usize, f64, agora_engine::ReferenceFigures)],
+    scored: &ScoringFigures,
     rss: Option<f64>,
 ) {
     let one = rows.iter().find(|r| r.0 == 1).map(|r| &r.2);
@@ -156,6 +222,11 @@ fn print(
             "engine": {"prefill_tokens_per_s": prefill, "decode_tokens_per_s": decode, "ttft_ms": ttft.as_secs_f64() * 1e3},
             "reference_single": one.map(|r| json!({"prefill_tokens_per_s": r.prefill_tokens_per_s, "decode_tokens_per_s": r.decode_tokens_per_s})),
             "aggregate": streams, "peak_rss_mib": rss,
+            "scoring": {"prompt_tokens": scored.prompt_tokens, "output_tokens": scored.output_tokens,
+                "generation_tokens_per_s": scored.generation_tokens_per_s,
+                "prefill_scoring_tokens_per_s": scored.scoring_tokens_per_s,
+                "prefill_scoring_hidden_tokens_per_s": scored.scoring_hidden_tokens_per_s,
+                "scoring_over_generation": scored.scoring_tokens_per_s / scored.generation_tokens_per_s},
         });
         println!("{v}");
         return;
@@ -191,6 +262,23 @@ fn print(
             ours / r.decode_tokens_per_s
         );
     }
+    let n = scored.output_tokens;
+    println!(
+        "| generation tok/s, {n}-token job (prompt {} tokens, wall time) | {:.1} | | |",
+        scored.prompt_tokens, scored.generation_tokens_per_s
+    );
+    println!(
+        "| prefill scoring tok/s, same {n} tokens | {:.0} | | |",
+        scored.scoring_tokens_per_s
+    );
+    println!(
+        "| prefill scoring with hidden states tok/s | {:.0} | | |",
+        scored.scoring_hidden_tokens_per_s
+    );
+    println!(
+        "| prefill scoring / generation | {:.1} | | |",
+        scored.scoring_tokens_per_s / scored.generation_tokens_per_s
+    );
     if let Some(rss) = rss {
         println!("| peak RSS of the process (MiB) | {rss:.0} | | |");
     }

@@ -234,6 +234,18 @@ pub struct ProviderArgs {
     /// Inference threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Forward jobs to this OpenAI-compatible server (vLLM, llama-server, SGLang),
+    /// e.g. http://127.0.0.1:8000/v1, instead of running the model here; `--model`
+    /// still names the GGUF (its id on chain, its tokenizer for receipts). Such
+    /// jobs cannot be replayed by verifiers, only checked statistically.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// The upstream's name for the model (default: the only model it lists).
+    #[arg(long, value_name = "NAME", requires = "upstream")]
+    pub upstream_model: Option<String>,
+    /// Bearer token for the upstream.
+    #[arg(long, env = "AGORA_UPSTREAM_API_KEY", hide_env_values = true)]
+    pub upstream_api_key: Option<String>,
 }
 
 /// `agora gateway`.

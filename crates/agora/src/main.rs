@@ -62,7 +62,12 @@ async fn run(cli: Cli) -> Result<()> {
                 stake: args.stake,
                 threads: args.threads,
             };
-            let provider = roles::start_provider(setup, shutdown).await?;
+            let upstream = args.upstream.map(|url| roles::UpstreamSetup {
+                url,
+                model: args.upstream_model,
+                api_key: args.upstream_api_key,
+            });
+            let provider = roles::start_provider_with(setup, upstream, shutdown).await?;
             println!(
                 "provider: {} serving {} ({})",
                 provider.endpoint, provider.model.name, provider.model.id

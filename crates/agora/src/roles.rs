@@ -13,6 +13,7 @@ use agora_gateway::{Gateway, GatewayConfig};
 use agora_ledger::Genesis;
 use agora_provider::{register_on_chain, Provider, TranscriptStore};
 use agora_types::{Amount, ModelEntry, Price};
+use agora_upstream::{UpstreamConfig, UpstreamEngine};
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -120,18 +121,46 @@ pub struct ProviderHandle {
 
 /// Load the model, serve jobs, and register on the chain.
 pub async fn start_provider(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderHandle> {
+    start_provider_with(setup, None, shutdown).await
+}
+
+/// An OpenAI-compatible server a provider forwards its jobs to (`agora provider --upstream`).
+pub struct UpstreamSetup {
+    /// The server's OpenAI base URL, e.g. `http://127.0.0.1:8000/v1`.
+    pub url: String,
+    /// Its name for the model (`None`: the only model it lists).
+    pub model: Option<String>,
+    /// Bearer token, if the server wants one.
+    pub api_key: Option<String>,
+}
+
+/// [`start_provider`], serving through `upstream` instead of a local llama.cpp
+/// engine when one is given (the GGUF still gives the model id and the tokenizer).
+pub async fn start_provider_with(
+    setup: ProviderSetup,
+    upstream: Option<UpstreamSetup>,
+    shutdown: Shutdown,
+) -> Result<ProviderHandle> {
     std::fs::create_dir_all(&setup.data_dir)
         .with_context(|| format!("creating {}", setup.data_dir.display()))?;
     let key = keys::load_or_create(&setup.data_dir.join("provider.key"))?;
     tracing::info!(account = %key.account(), "provider key");
-    let mut config = LlamaEngineConfig::default();
-    if let Some(t) = setup.threads {
-        config.threads = t.max(1);
-    }
-    let path = setup.model_path.clone();
-    let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
-        .await?
-        .with_context(|| format!("loading model {}", setup.model_path.display()))?;
+    let engine = match upstream {
+        None => {
+            let mut config = LlamaEngineConfig::default();
+            if let Some(t) = setup.threads {
+                config.threads = t.max(1);
+            }
+            let path = setup.model_path.clone();
+            let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
+                .await?
+                .with_context(|| format!("loading model {}", setup.model_path.display()))?;
+            ServedEngine::Local(engine)
+        }
+        Some(upstream) => {
+            ServedEngine::Upstream(connect_upstream(&setup.model_path, upstream).await?)
+        }
+    };
     let model = match setup.model_entry {
         Some(entry) => entry,
         None => derive_entry(&setup.model_path, setup.model_name, &engine)?,
@@ -184,8 +213,79 @@ pub async fn start_provider(setup: ProviderSetup, shutdown: Shutdown) -> Result<
     })
 }
 
+/// What a provider runs its jobs on: llama.cpp here, or an upstream server.
+enum ServedEngine {
+    Local(LlamaEngine),
+    Upstream(UpstreamEngine),
+}
+
+impl InferenceEngine for ServedEngine {
+    fn model_info(&self) -> &agora_engine::ModelInfo {
+        match self {
+            ServedEngine::Local(e) => e.model_info(),
+            ServedEngine::Upstream(e) => e.model_info(),
+        }
+    }
+
+    fn generate(
+        &self,
+        request: agora_engine::GenerateRequest,
+    ) -> Result<tokio::sync::mpsc::Receiver<agora_engine::EngineEvent>, agora_engine::EngineError>
+    {
+        match self {
+            ServedEngine::Local(e) => e.generate(request),
+            ServedEngine::Upstream(e) => e.generate(request),
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        match self {
+            ServedEngine::Local(e) => e.replayable(),
+            ServedEngine::Upstream(e) => e.replayable(),
+        }
+    }
+}
+
+/// Check the upstream answers, pick its model name, and load the GGUF's tokenizer.
+async fn connect_upstream(gguf: &Path, upstream: UpstreamSetup) -> Result<UpstreamEngine> {
+    let listed = agora_upstream::list_models(&upstream.url, upstream.api_key.as_deref())
+        .await
+        .context("asking the upstream server for its models")?;
+    let model = match (upstream.model, listed.as_slice()) {
+        (Some(model), _) => {
+            if !listed.contains(&model) {
+                tracing::warn!(%model, ?listed, "the upstream does not list this model; using it anyway");
+            }
+            model
+        }
+        (None, [only]) => only.clone(),
+        (None, []) => anyhow::bail!("the upstream at {} lists no models", upstream.url),
+        (None, many) => anyhow::bail!(
+            "the upstream at {} serves several models ({}); pick one with --upstream-model",
+            upstream.url,
+            many.join(", ")
+        ),
+    };
+    let mut config = UpstreamConfig::new(upstream.url, model);
+    config.api_key = upstream.api_key;
+    let path = gguf.to_path_buf();
+    let engine = tokio::task::spawn_blocking(move || UpstreamEngine::new(&path, config))
+        .await?
+        .with_context(|| format!("preparing the upstream engine for {}", gguf.display()))?;
+    tracing::info!(
+        upstream = engine.base_url(),
+        model = engine.upstream_model(),
+        "serving through an upstream server: its jobs cannot be replayed by verifiers"
+    );
+    Ok(engine)
+}
+
 /// Registry entry for a model file the chain may not know yet.
-fn derive_entry(path: &Path, name: Option<String>, engine: &LlamaEngine) -> Result<ModelEntry> {
+fn derive_entry(
+    path: &Path,
+    name: Option<String>,
+    engine: &impl InferenceEngine,
+) -> Result<ModelEntry> {
     let id = agora_models::model_id(path)?;
     let size_bytes = std::fs::metadata(path)?.len();
     if id.to_hex() == agora_models::DEFAULT_MODEL_BLAKE3 {
