@@ -4,7 +4,8 @@
 //! not paid, either at once when the provider closes, or after a challenge
 //! window during which the provider can still settle.
 
-use agora_types::{channel_id, AccountId, Amount, Hash32, Height, SignedVoucher};
+use agora_types::audit::batch_id;
+use agora_types::{channel_id, AccountId, Amount, Hash32, Height, ReceiptBatch, SignedVoucher};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -125,7 +126,9 @@ impl State {
     pub(crate) fn settle_channel(
         &mut self,
         sender: AccountId,
+        nonce: u64,
         signed: &SignedVoucher,
+        height: Height,
     ) -> Result<(), TxError> {
         let v = &signed.voucher;
         let channel = self.channel(&v.channel)?;
@@ -147,6 +150,14 @@ impl State {
                 deposit: channel.deposit,
             });
         }
+        if v.jobs < channel.jobs {
+            return Err(TxError::JobsDecreased {
+                jobs: v.jobs,
+                settled: channel.jobs,
+            });
+        }
+        let new_jobs = v.jobs - channel.jobs;
+        let first_index = channel.jobs;
         let payout = v.cumulative - channel.paid;
         self.credit_check(&sender, payout)?;
         self.accounts.entry(sender).or_default().balance += payout;
@@ -154,6 +165,23 @@ impl State {
             c.paid = v.cumulative;
             c.receipts_root = v.receipts_root;
             c.jobs = v.jobs;
+        }
+        if new_jobs > 0 {
+            // The jobs this voucher adds become auditable like a committed batch.
+            let id = batch_id(&sender, nonce);
+            self.batches.insert(
+                id,
+                ReceiptBatch {
+                    id,
+                    provider: sender,
+                    model: None,
+                    root: v.receipts_root,
+                    first_index,
+                    count: new_jobs,
+                    height,
+                    channel: Some(v.channel),
+                },
+            );
         }
         Ok(())
     }

@@ -39,6 +39,7 @@ impl State {
     pub(crate) fn begin_block(&mut self, height: agora_types::Height) {
         self.release_unbonded(height);
         self.mint_emission();
+        self.prune_audits(height);
     }
 
     /// Mint this block's emission into the pool.

@@ -120,6 +120,106 @@ pub enum TxError {
         /// First height at which it can be finished (0: closing never started).
         at: Height,
     },
+    /// A voucher counts fewer jobs than the channel already settled.
+    #[error("voucher covers {jobs} jobs but {settled} were already settled")]
+    JobsDecreased {
+        /// Jobs in the voucher.
+        jobs: u64,
+        /// Jobs settled before.
+        settled: u64,
+    },
+    /// Provider collateral below the multiple of a reference job's price.
+    #[error(
+        "collateral {got} is below {required}: {multiple} x {job_price}, the price of a \
+         {tokens}+{tokens}-token job at the offered price"
+    )]
+    CollateralTooLow {
+        /// Smallest acceptable collateral.
+        required: Amount,
+        /// Offered collateral.
+        got: Amount,
+        /// `collateral_multiple`.
+        multiple: u64,
+        /// Price of the reference job.
+        job_price: Amount,
+        /// `reference_job_tokens`.
+        tokens: u64,
+    },
+    /// The provider's collateral is still answerable for audits.
+    #[error("collateral of {provider} stays locked until height {until} (audits or disputes pending)")]
+    CollateralLocked {
+        /// The provider.
+        provider: AccountId,
+        /// First height at which it may deregister.
+        until: Height,
+    },
+    /// The account was slashed for a confirmed failed audit and may not serve again.
+    #[error("provider {0} was slashed and may not register or be audited again")]
+    ProviderSlashed(AccountId),
+    /// The provider does not serve the model it commits receipts for.
+    #[error("provider {provider} does not serve model {model}")]
+    ModelNotServed {
+        /// The provider.
+        provider: AccountId,
+        /// The model.
+        model: ModelId,
+    },
+    /// No live receipt batch has this id (never committed, or its audit window closed and it was pruned).
+    #[error("no receipt batch {0} within its audit window")]
+    UnknownBatch(Hash32),
+    /// The batch's audit window has closed.
+    #[error("audit window of batch {batch} closed after height {closed_after}")]
+    AuditWindowClosed {
+        /// The batch.
+        batch: Hash32,
+        /// Last height that accepted verdicts.
+        closed_after: Height,
+    },
+    /// The leaf index is not one of the batch's jobs.
+    #[error("index {index} is outside the batch's jobs {first}..{end}")]
+    IndexOutsideBatch {
+        /// Requested index.
+        index: u64,
+        /// First job index.
+        first: u64,
+        /// One past the last job index.
+        end: u64,
+    },
+    /// A validator may not audit its own receipts.
+    #[error("a provider may not audit its own receipts")]
+    SelfAudit,
+    /// This validator already gave a verdict on this job.
+    #[error("{auditor} already gave a verdict on job {index} of batch {batch}")]
+    DuplicateVerdict {
+        /// The batch.
+        batch: Hash32,
+        /// The job.
+        index: u64,
+        /// The auditor.
+        auditor: AccountId,
+    },
+    /// A dispute about this job is already open.
+    #[error("dispute {0} about this job is already open")]
+    DisputeExists(Hash32),
+    /// No open dispute has this id (never opened, resolved, or expired).
+    #[error("no open dispute {0}")]
+    UnknownDispute(Hash32),
+    /// The sender is not on the dispute's committee.
+    #[error("{voter} is not on the committee of dispute {dispute}")]
+    NotOnCommittee {
+        /// The dispute.
+        dispute: Hash32,
+        /// The sender.
+        voter: AccountId,
+    },
+    /// The committee member already voted on this dispute.
+    #[error("{voter} already voted on dispute {dispute}")]
+    AlreadyVoted {
+        /// The dispute.
+        dispute: Hash32,
+        /// The sender.
+        voter: AccountId,
+    },
 }
 
 /// Why a block cannot be applied; the state stays as it was.

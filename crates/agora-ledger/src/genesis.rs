@@ -108,6 +108,10 @@ impl Genesis {
             burned: 0,
             emission_pool: 0,
             emitted: 0,
+            batches: BTreeMap::new(),
+            verdicts: BTreeMap::new(),
+            disputes: BTreeMap::new(),
+            provider_audits: BTreeMap::new(),
         })
     }
 }

@@ -1,10 +1,12 @@
 //! The ledger: accounts, the model and provider registries, payment
-//! channels, validator staking, and the rules that change them.
+//! channels, validator staking, receipt audits (Proof of Sampling), and the
+//! rules that change them.
 //!
 //! Everything here is pure and deterministic: no I/O, no clocks, no
 //! randomness. [`apply_block`] is a function of (state, block), so any node
 //! (and later a BFT engine) computes the same state from the same blocks.
 
+mod audits;
 mod block;
 mod channels;
 mod emission;
@@ -13,6 +15,7 @@ mod genesis;
 mod staking;
 mod state;
 
+pub use audits::AuditParams;
 pub use block::{apply_block, build_block, BlockCandidate, BuiltBlock};
 pub use channels::Channel;
 pub use emission::block_emission;

@@ -53,7 +53,7 @@ pub struct Slashed {
     pub unbonding: Amount,
 }
 
-fn fraction(amount: Amount, ppm: u32) -> Amount {
+pub(crate) fn fraction(amount: Amount, ppm: u32) -> Amount {
     // amount * ppm / PPM fits in u128 and the result is at most `amount`.
     (u128::from(amount) * u128::from(ppm.min(PPM)) / u128::from(PPM)) as Amount
 }

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
-    codec, AccountId, Amount, Hash32, Height, ModelEntry, ModelId, ProviderInfo, SignedTransaction,
-    TxKind,
+    codec, AccountId, Amount, Dispute, Hash32, Height, ModelEntry, ModelId, ProviderAudits,
+    ProviderInfo, ReceiptBatch, SignedTransaction, TxKind,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
+use crate::audits::AuditParams;
 use crate::channels::Channel;
 use crate::staking::{Unbonding, Validator};
 use crate::TxError;
@@ -30,6 +31,14 @@ const VALIDATOR_PREFIX: u8 = 5;
 const DELEGATION_PREFIX: u8 = 6;
 /// Key of the (single) unbonding queue leaf.
 const UNBONDING_PREFIX: u8 = 7;
+/// Key prefix of receipt batch leaves.
+const BATCH_PREFIX: u8 = 8;
+/// Key prefix of verdict leaves.
+const VERDICT_PREFIX: u8 = 9;
+/// Key prefix of dispute leaves.
+const DISPUTE_PREFIX: u8 = 10;
+/// Key prefix of provider audit record leaves.
+const PROVIDER_AUDITS_PREFIX: u8 = 11;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -83,6 +92,9 @@ pub struct Params {
     /// Emission of a block before any halving.
     #[serde(default = "default_emission_per_block")]
     pub emission_per_block: Amount,
+    /// Audit parameters (Proof of Sampling): the `[params.audit]` table.
+    #[serde(default)]
+    pub audit: AuditParams,
 }
 
 fn default_supply_cap() -> Amount {
@@ -123,6 +135,7 @@ impl Default for Params {
             unbonding_blocks: DEFAULT_UNBONDING_BLOCKS,
             supply_cap: DEFAULT_SUPPLY_CAP,
             emission_per_block: DEFAULT_EMISSION_PER_BLOCK,
+            audit: AuditParams::default(),
         }
     }
 }
@@ -160,6 +173,14 @@ pub struct State {
     pub emission_pool: Amount,
     /// Everything minted by emission so far (supply + burned = genesis + emitted).
     pub emitted: u128,
+    /// Receipt batches still inside their audit window, by id.
+    pub batches: BTreeMap<Hash32, ReceiptBatch>,
+    /// Verdicts on live batches: (batch, leaf index, auditor) -> passed.
+    pub verdicts: BTreeMap<(Hash32, u64, AccountId), bool>,
+    /// Open disputes by id.
+    pub disputes: BTreeMap<Hash32, Dispute>,
+    /// Audit record of every provider ever audited, by account.
+    pub provider_audits: BTreeMap<AccountId, ProviderAudits>,
 }
 
 impl State {
@@ -213,6 +234,21 @@ impl State {
             &[UNBONDING_PREFIX],
             &codec::encode(&self.unbonding),
         ));
+        out.extend(self.batches.iter().map(|(id, b)| {
+            merkle::leaf_hash(&entry_key(BATCH_PREFIX, &id.0), &codec::encode(b))
+        }));
+        out.extend(self.verdicts.iter().map(|((batch, index, auditor), passed)| {
+            let mut key = entry_key(VERDICT_PREFIX, &batch.0);
+            key.extend_from_slice(&index.to_le_bytes());
+            key.extend_from_slice(&auditor.0);
+            merkle::leaf_hash(&key, &codec::encode(passed))
+        }));
+        out.extend(self.disputes.iter().map(|(id, d)| {
+            merkle::leaf_hash(&entry_key(DISPUTE_PREFIX, &id.0), &codec::encode(d))
+        }));
+        out.extend(self.provider_audits.iter().map(|(id, a)| {
+            merkle::leaf_hash(&entry_key(PROVIDER_AUDITS_PREFIX, &id.0), &codec::encode(a))
+        }));
         out
     }
 
@@ -294,7 +330,9 @@ impl State {
             TxKind::TopUpChannel { channel, amount } => {
                 self.top_up_channel(tx.from, channel, *amount)?
             }
-            TxKind::SettleChannel { voucher } => self.settle_channel(tx.from, voucher)?,
+            TxKind::SettleChannel { voucher } => {
+                self.settle_channel(tx.from, tx.nonce, voucher, height)?
+            }
             TxKind::CloseChannel { channel } => self.close_channel(tx.from, channel, height)?,
             TxKind::FinishClose { channel } => self.finish_close(tx.from, channel, height)?,
             TxKind::BondValidator { amount, take_ppm } => {
@@ -305,6 +343,29 @@ impl State {
             }
             TxKind::Unbond { validator, amount } => {
                 self.unbond(tx.from, *validator, *amount, height)?
+            }
+            TxKind::CommitReceipts { model, root, count } => {
+                self.commit_receipts(tx.from, tx.nonce, *model, *root, *count, height)?
+            }
+            TxKind::SubmitVerdict {
+                batch,
+                index,
+                leaf,
+                passed,
+                evidence,
+            } => self.submit_verdict(
+                tx.from,
+                crate::audits::Verdict {
+                    batch: *batch,
+                    index: *index,
+                    leaf: *leaf,
+                    passed: *passed,
+                    evidence: *evidence,
+                },
+                height,
+            )?,
+            TxKind::VoteDispute { dispute, agree } => {
+                self.vote_dispute(tx.from, dispute, *agree)?
             }
         }
         self.accounts.entry(tx.from).or_default().nonce += 1;
@@ -371,6 +432,7 @@ impl State {
                 got: info.stake,
             });
         }
+        self.check_collateral(&info)?;
         // Re-registration first releases the old stake, then locks the new one.
         let old_stake = self.providers.get(&info.id).map_or(0, |p| p.stake);
         let available = self
@@ -396,6 +458,7 @@ impl State {
             .get(&id)
             .ok_or(TxError::NotAProvider(id))?
             .stake;
+        self.check_collateral_released(&id)?;
         self.account(&id)
             .balance
             .checked_add(stake)

@@ -56,10 +56,8 @@ fn register(key: &Keypair, nonce: u64, models: Vec<Hash32>, stake: u64) -> Signe
     let kind = TxKind::RegisterProvider {
         endpoint: "http://127.0.0.1:9000".into(),
         models,
-        price: Price {
-            input_per_1k: 1,
-            output_per_1k: 2,
-        },
+        // Free, so the collateral rule (a multiple of the price) leaves only the minimum.
+        price: Price::default(),
         stake,
     };
     tx(key, nonce, kind)

@@ -6,6 +6,7 @@
 //! encoding is canonical: one value has exactly one byte string. JSON forms
 //! (via `serde`) exist for the RPC and CLI only and are never signed.
 
+pub mod audit;
 pub mod block;
 pub mod channel;
 pub mod codec;
@@ -17,6 +18,7 @@ pub mod registry;
 pub mod rpc;
 pub mod tx;
 
+pub use audit::{Dispute, ProviderAudits, ReceiptBatch};
 pub use block::{Block, BlockHeader};
 pub use channel::{channel_id, SignedVoucher, Voucher};
 pub use codec::{decode, encode, CodecError};

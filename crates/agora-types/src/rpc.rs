@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, Amount, Hash32, Height, ModelEntry, ProviderInfo};
+use crate::{AccountId, Amount, Hash32, Height, ModelEntry, ProviderAudits, ProviderInfo, ReceiptBatch};
 
 /// `POST /tx` body: a borsh-encoded [`crate::SignedTransaction`] in hex.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,6 +150,32 @@ pub struct ChainStatus {
     pub total_supply: u128,
     /// Transactions waiting in the mempool.
     pub mempool: usize,
+    /// Audit record of every provider that is registered or has one.
+    #[serde(default)]
+    pub audits: Vec<ProviderAuditStatus>,
+}
+
+/// `GET /audits/{provider}` (and one entry of [`ChainStatus::audits`]): a
+/// provider's collateral and audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderAuditStatus {
+    /// The provider's account.
+    pub provider: AccountId,
+    /// Whether it is registered now.
+    pub registered: bool,
+    /// Collateral locked now (0 when not registered).
+    pub stake: Amount,
+    /// Its audit record (all zero if it was never audited).
+    pub audits: ProviderAudits,
+}
+
+/// `GET /batches?since=H`: receipt batches committed after height `H`, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPage {
+    /// The batches, ordered by (height, id); a page never splits one height.
+    pub batches: Vec<ReceiptBatch>,
+    /// Whether more follow: ask again with `since` = the last batch's height.
+    pub more: bool,
 }
 
 /// Error body of every non-2xx RPC answer.

@@ -99,6 +99,39 @@ pub enum TxKind {
         /// Base units.
         amount: Amount,
     },
+    /// By a registered provider: commit the Merkle root of `count` signed
+    /// receipts (leaves [`crate::audit::receipt_leaf`]) of jobs it ran on
+    /// `model`, making them auditable; the batch id is
+    /// [`crate::audit::batch_id`]`(sender, nonce)`.
+    CommitReceipts {
+        /// Model the jobs ran.
+        model: ModelId,
+        /// Merkle root over the receipt leaves, in job order.
+        root: Hash32,
+        /// Number of receipts.
+        count: u64,
+    },
+    /// By a bonded validator: the outcome of auditing job `index` of `batch`.
+    /// A failure opens a dispute that a committee of other validators re-checks.
+    SubmitVerdict {
+        /// The batch id.
+        batch: Hash32,
+        /// Leaf index of the audited job under the batch root.
+        index: u64,
+        /// The receipt leaf the auditor checked.
+        leaf: Hash32,
+        /// Whether the job checked out.
+        passed: bool,
+        /// Hash of the auditor's evidence.
+        evidence: Hash32,
+    },
+    /// By a member of a dispute's committee: its vote, once.
+    VoteDispute {
+        /// The dispute id.
+        dispute: Hash32,
+        /// True: the job failed (confirm); false: the accusation is wrong (refute).
+        agree: bool,
+    },
 }
 
 /// An unsigned transaction.

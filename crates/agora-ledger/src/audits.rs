@@ -1,0 +1,318 @@
+//! Proof of Sampling on chain: providers commit receipt batches, bonded
+//! validators post verdicts on sampled jobs, a failed verdict opens a dispute
+//! that a committee of other validators confirms (slashing the provider's
+//! whole collateral, part of it rewarding the accuser and the agreeing
+//! members) or refutes (slashing the accuser's bond).
+
+use agora_types::audit::{batch_id, committee, dispute_id};
+use agora_types::{
+    AccountId, Amount, Dispute, Hash32, Height, ModelId, ProviderInfo, ReceiptBatch,
+};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::staking::{fraction, PPM};
+use crate::{State, TxError};
+
+/// Chain parameters of auditing (`[params.audit]` in genesis; every field optional).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditParams {
+    /// Share of jobs validators audit, parts per million (used off chain with
+    /// [`agora_types::audit::is_selected`]; on chain so every validator agrees).
+    pub audit_rate_ppm: u32,
+    /// Blocks after a batch's commit during which verdicts on it are accepted;
+    /// the batch is pruned afterwards.
+    pub audit_window_blocks: u64,
+    /// Blocks a dispute stays open for committee votes before it expires.
+    pub dispute_window_blocks: u64,
+    /// Validators drawn to re-check a failed audit.
+    pub committee_size: u32,
+    /// Share of a slashed collateral paid to the accuser and agreeing members, ppm.
+    pub auditor_reward_ppm: u32,
+    /// Share of the accuser's bond burned when its accusation is refuted, ppm.
+    pub false_accusation_slash_ppm: u32,
+    /// Collateral must cover this many reference jobs at the provider's price.
+    pub collateral_multiple: u64,
+    /// Prompt and completion tokens of the reference job (a full context).
+    pub reference_job_tokens: u64,
+}
+
+impl Default for AuditParams {
+    fn default() -> Self {
+        AuditParams {
+            audit_rate_ppm: 100_000,
+            audit_window_blocks: 3_000,
+            dispute_window_blocks: 3_000,
+            committee_size: 3,
+            auditor_reward_ppm: 500_000,
+            false_accusation_slash_ppm: 100_000,
+            collateral_multiple: 20,
+            reference_job_tokens: 2_048,
+        }
+    }
+}
+
+/// The fields of a `SubmitVerdict` transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    pub(crate) batch: Hash32,
+    pub(crate) index: u64,
+    pub(crate) leaf: Hash32,
+    pub(crate) passed: bool,
+    pub(crate) evidence: Hash32,
+}
+
+impl State {
+    /// Smallest collateral a provider offering `info.price` must lock.
+    pub fn required_collateral(&self, info: &ProviderInfo) -> Amount {
+        let a = &self.params.audit;
+        let job = info
+            .price
+            .cost(a.reference_job_tokens, a.reference_job_tokens);
+        job.saturating_mul(a.collateral_multiple)
+            .max(self.params.min_provider_stake)
+    }
+
+    pub(crate) fn check_collateral(&self, info: &ProviderInfo) -> Result<(), TxError> {
+        if self.provider_audits.get(&info.id).is_some_and(|a| a.slashed) {
+            return Err(TxError::ProviderSlashed(info.id));
+        }
+        let required = self.required_collateral(info);
+        if info.stake < required {
+            let a = &self.params.audit;
+            return Err(TxError::CollateralTooLow {
+                required,
+                got: info.stake,
+                multiple: a.collateral_multiple,
+                job_price: info
+                    .price
+                    .cost(a.reference_job_tokens, a.reference_job_tokens),
+                tokens: a.reference_job_tokens,
+            });
+        }
+        Ok(())
+    }
+
+    /// First height from which `provider`'s collateral is no longer answerable
+    /// for audits: after its last batch's audit window and its open disputes.
+    pub fn collateral_locked_until(&self, provider: &AccountId) -> Option<Height> {
+        let a = &self.params.audit;
+        let batches = self
+            .batches
+            .values()
+            .filter(|b| b.provider == *provider)
+            .map(|b| b.height.saturating_add(a.audit_window_blocks) + 1);
+        let disputes = self
+            .disputes
+            .values()
+            .filter(|d| d.provider == *provider)
+            .map(|d| d.opened_at.saturating_add(a.dispute_window_blocks) + 1);
+        batches.chain(disputes).max()
+    }
+
+    pub(crate) fn check_collateral_released(&self, provider: &AccountId) -> Result<(), TxError> {
+        match self.collateral_locked_until(provider) {
+            Some(until) => Err(TxError::CollateralLocked {
+                provider: *provider,
+                until,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn commit_receipts(
+        &mut self,
+        sender: AccountId,
+        nonce: u64,
+        model: ModelId,
+        root: Hash32,
+        count: u64,
+        height: Height,
+    ) -> Result<(), TxError> {
+        let provider = self
+            .providers
+            .get(&sender)
+            .ok_or(TxError::NotAProvider(sender))?;
+        if !provider.models.contains(&model) {
+            return Err(TxError::ModelNotServed {
+                provider: sender,
+                model,
+            });
+        }
+        if count == 0 {
+            return Err(TxError::InvalidField {
+                field: "count",
+                reason: "a batch holds at least one receipt".into(),
+            });
+        }
+        let id = batch_id(&sender, nonce);
+        self.batches.insert(
+            id,
+            ReceiptBatch {
+                id,
+                provider: sender,
+                model: Some(model),
+                root,
+                first_index: 0,
+                count,
+                height,
+                channel: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn bonded(&self, who: &AccountId) -> bool {
+        self.validators.get(who).is_some_and(|v| v.total() > 0)
+    }
+
+    pub(crate) fn submit_verdict(
+        &mut self,
+        auditor: AccountId,
+        v: Verdict,
+        height: Height,
+    ) -> Result<(), TxError> {
+        if !self.bonded(&auditor) {
+            return Err(TxError::NotAValidator(auditor));
+        }
+        let batch = self
+            .batches
+            .get(&v.batch)
+            .ok_or(TxError::UnknownBatch(v.batch))?;
+        let closed_after = batch
+            .height
+            .saturating_add(self.params.audit.audit_window_blocks);
+        if height > closed_after {
+            return Err(TxError::AuditWindowClosed {
+                batch: v.batch,
+                closed_after,
+            });
+        }
+        if !batch.contains(v.index) {
+            return Err(TxError::IndexOutsideBatch {
+                index: v.index,
+                first: batch.first_index,
+                end: batch.first_index.saturating_add(batch.count),
+            });
+        }
+        let provider = batch.provider;
+        if provider == auditor {
+            return Err(TxError::SelfAudit);
+        }
+        if self.provider_audits.get(&provider).is_some_and(|a| a.slashed) {
+            return Err(TxError::ProviderSlashed(provider));
+        }
+        if self.verdicts.contains_key(&(v.batch, v.index, auditor)) {
+            return Err(TxError::DuplicateVerdict {
+                batch: v.batch,
+                index: v.index,
+                auditor,
+            });
+        }
+        if v.passed {
+            let record = self.provider_audits.entry(provider).or_default();
+            record.audits_passed = record.audits_passed.saturating_add(1);
+        } else {
+            let id = dispute_id(&v.batch, v.index);
+            if self.disputes.contains_key(&id) {
+                return Err(TxError::DisputeExists(id));
+            }
+            let candidates: Vec<AccountId> = self
+                .validators
+                .iter()
+                .filter(|(who, val)| **who != auditor && **who != provider && val.total() > 0)
+                .map(|(who, _)| *who)
+                .collect();
+            let size = self.params.audit.committee_size as usize;
+            self.disputes.insert(
+                id,
+                Dispute {
+                    id,
+                    batch: v.batch,
+                    index: v.index,
+                    provider,
+                    accuser: auditor,
+                    leaf: v.leaf,
+                    evidence: v.evidence,
+                    opened_at: height,
+                    committee: committee(&id, &candidates, size),
+                    votes: Vec::new(),
+                },
+            );
+        }
+        self.verdicts.insert((v.batch, v.index, auditor), v.passed);
+        Ok(())
+    }
+
+    pub(crate) fn vote_dispute(
+        &mut self,
+        voter: AccountId,
+        id: &Hash32,
+        agree: bool,
+    ) -> Result<(), TxError> {
+        let dispute = self.disputes.get(id).ok_or(TxError::UnknownDispute(*id))?;
+        if !dispute.committee.contains(&voter) {
+            return Err(TxError::NotOnCommittee { dispute: *id, voter });
+        }
+        if dispute.votes.iter().any(|(who, _)| *who == voter) {
+            return Err(TxError::AlreadyVoted { dispute: *id, voter });
+        }
+        let mut dispute = dispute.clone();
+        dispute.votes.push((voter, agree));
+        if dispute.agreeing().len() >= dispute.majority() {
+            self.disputes.remove(id);
+            self.confirm(&dispute);
+        } else if dispute.disagreeing() >= dispute.majority() {
+            self.disputes.remove(id);
+            let ppm = self.params.audit.false_accusation_slash_ppm;
+            self.slash_validator(&dispute.accuser, ppm);
+        } else {
+            self.disputes.insert(*id, dispute);
+        }
+        Ok(())
+    }
+
+    /// A committee confirmed the failure: slash the provider's whole collateral,
+    /// pay `auditor_reward_ppm` of it in equal shares to the accuser and the
+    /// agreeing members, burn the rest (and the division's remainder), and
+    /// deregister the provider for good. Its other open disputes close with
+    /// nothing left to slash.
+    fn confirm(&mut self, dispute: &Dispute) {
+        let provider = dispute.provider;
+        let collateral = self.providers.remove(&provider).map_or(0, |p| p.stake);
+        let mut rewarded = vec![dispute.accuser];
+        rewarded.extend(dispute.agreeing());
+        let pool = fraction(collateral, self.params.audit.auditor_reward_ppm.min(PPM));
+        let share = pool / rewarded.len() as Amount;
+        for who in &rewarded {
+            let account = self.accounts.entry(*who).or_default();
+            account.balance = account.balance.saturating_add(share);
+        }
+        let paid = share * rewarded.len() as Amount;
+        self.burned = self
+            .burned
+            .saturating_add(u128::from(collateral - paid));
+        let record = self.provider_audits.entry(provider).or_default();
+        record.audits_failed = record.audits_failed.saturating_add(1);
+        record.slashed = true;
+        record.slashed_amount = collateral;
+        self.disputes.retain(|_, d| d.provider != provider);
+    }
+
+    /// Drop batches whose audit window closed (with their verdicts) and
+    /// expire disputes nobody decided in time (run at the start of every block).
+    pub(crate) fn prune_audits(&mut self, height: Height) {
+        let a = &self.params.audit;
+        let (audit_window, dispute_window) = (a.audit_window_blocks, a.dispute_window_blocks);
+        let before = self.batches.len();
+        self.batches
+            .retain(|_, b| height <= b.height.saturating_add(audit_window));
+        if self.batches.len() != before {
+            let live = &self.batches;
+            self.verdicts.retain(|(batch, _, _), _| live.contains_key(batch));
+        }
+        self.disputes
+            .retain(|_, d| height <= d.opened_at.saturating_add(dispute_window));
+    }
+}

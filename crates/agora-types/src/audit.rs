@@ -1,0 +1,326 @@
+//! Proof of Sampling: how receipts are committed in batches, how chain
+//! randomness picks the jobs to audit and their auditor, how a dispute's
+//! committee is drawn, and the on-chain records of batches, disputes and
+//! per-provider audit results. Everything here is pure and deterministic.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{codec, AccountId, Amount, Hash32, Height, ModelId, SignedReceipt};
+
+/// Domain of receipt leaves in a batch's Merkle tree.
+const RECEIPT_LEAF_DOMAIN: &str = "agora 2026 receipt leaf v1";
+/// Domain of batch ids.
+const BATCH_ID_DOMAIN: &str = "agora 2026 receipt batch id v1";
+/// Domain of dispute ids.
+const DISPUTE_ID_DOMAIN: &str = "agora 2026 audit dispute id v1";
+/// Domain of the per-job selection draw.
+const SELECTION_DOMAIN: &str = "agora 2026 audit selection v1";
+/// Domain of the auditor draw.
+const AUDITOR_DOMAIN: &str = "agora 2026 audit auditor v1";
+/// Domain of the committee ordering.
+const COMMITTEE_DOMAIN: &str = "agora 2026 audit committee v1";
+
+/// Parts per million, the unit of the audit rate.
+const PPM: u128 = 1_000_000;
+
+/// The Merkle leaf of one signed receipt: a batch's root is
+/// [`crate::merkle::root`] over its receipts' leaves, in job order.
+pub fn receipt_leaf(receipt: &SignedReceipt) -> Hash32 {
+    Hash32::digest_in(RECEIPT_LEAF_DOMAIN, &codec::encode(receipt))
+}
+
+/// The root a provider commits for `receipts`, in order.
+pub fn batch_root(receipts: &[SignedReceipt]) -> Hash32 {
+    let leaves: Vec<Hash32> = receipts.iter().map(receipt_leaf).collect();
+    crate::merkle::root(&leaves)
+}
+
+/// The id of the batch created by `provider`'s transaction with `nonce`
+/// (a `CommitReceipts` or a `SettleChannel`); unique per transaction.
+pub fn batch_id(provider: &AccountId, nonce: u64) -> Hash32 {
+    Hash32::digest_in(BATCH_ID_DOMAIN, &codec::encode(&(provider, nonce)))
+}
+
+/// The id of the dispute about job `index` of `batch` (one per job).
+pub fn dispute_id(batch: &Hash32, index: u64) -> Hash32 {
+    Hash32::digest_in(DISPUTE_ID_DOMAIN, &codec::encode(&(batch, index)))
+}
+
+fn draw(domain: &str, randomness: &Hash32, batch: &Hash32, index: u64) -> [u8; 32] {
+    Hash32::digest_in(domain, &codec::encode(&(randomness, batch, index))).0
+}
+
+/// Whether job `index` of `batch` is audited under `randomness` at
+/// `rate_ppm` parts per million: a uniform 64-bit draw scaled to `[0, 10^6)`
+/// and compared with the rate, so each job is picked with probability
+/// `rate_ppm / 10^6` independently of the others.
+pub fn is_selected(randomness: &Hash32, batch: &Hash32, index: u64, rate_ppm: u32) -> bool {
+    let bytes = draw(SELECTION_DOMAIN, randomness, batch, index);
+    let x = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let scaled = (u128::from(x) * PPM) >> 64;
+    scaled < u128::from(rate_ppm)
+}
+
+/// The validator who audits job `index` of `batch`: drawn with probability
+/// proportional to stake (integer arithmetic over the validators sorted by
+/// account, so input order does not matter). `None` when nobody has stake.
+pub fn assigned_auditor(
+    randomness: &Hash32,
+    batch: &Hash32,
+    index: u64,
+    validators: &[(AccountId, Amount)],
+) -> Option<AccountId> {
+    let mut staked: Vec<(AccountId, Amount)> = validators
+        .iter()
+        .copied()
+        .filter(|(_, stake)| *stake > 0)
+        .collect();
+    staked.sort();
+    let total: u128 = staked.iter().map(|(_, s)| u128::from(*s)).sum();
+    if total == 0 {
+        return None;
+    }
+    let bytes = draw(AUDITOR_DOMAIN, randomness, batch, index);
+    // 128 random bits modulo a total below 2^72: the bias is under 2^-56.
+    let mut point = u128::from_le_bytes(bytes[..16].try_into().expect("16 bytes")) % total;
+    for (id, stake) in staked {
+        let stake = u128::from(stake);
+        if point < stake {
+            return Some(id);
+        }
+        point -= stake;
+    }
+    None
+}
+
+/// The committee that re-checks dispute `dispute`: the first `size`
+/// candidates ordered by a hash of (dispute, candidate), duplicates ignored.
+/// Nobody can choose the order, and every node computes the same committee.
+pub fn committee(dispute: &Hash32, candidates: &[AccountId], size: usize) -> Vec<AccountId> {
+    let mut ranked: Vec<(Hash32, AccountId)> = candidates
+        .iter()
+        .map(|c| {
+            (
+                Hash32::digest_in(COMMITTEE_DOMAIN, &codec::encode(&(dispute, c))),
+                *c,
+            )
+        })
+        .collect();
+    ranked.sort();
+    ranked.dedup_by(|a, b| a.1 == b.1);
+    ranked.into_iter().take(size).map(|(_, c)| c).collect()
+}
+
+/// A committed range of receipt leaves that validators may audit.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ReceiptBatch {
+    /// [`batch_id`] of the transaction that created it.
+    pub id: Hash32,
+    /// Provider whose receipts these are.
+    pub provider: AccountId,
+    /// Model the jobs ran (`None` for a channel settlement, whose receipts name theirs).
+    pub model: Option<ModelId>,
+    /// Merkle root over the receipt leaves.
+    pub root: Hash32,
+    /// First auditable leaf index under `root`.
+    pub first_index: u64,
+    /// Number of auditable leaves, from `first_index` on.
+    pub count: u64,
+    /// Height of the block that committed it; selection uses later randomness.
+    pub height: Height,
+    /// The channel whose settlement created it, if any.
+    pub channel: Option<Hash32>,
+}
+
+impl ReceiptBatch {
+    /// Whether leaf `index` is one of this batch's jobs.
+    pub fn contains(&self, index: u64) -> bool {
+        index >= self.first_index && index - self.first_index < self.count
+    }
+}
+
+/// A failed audit awaiting its committee's re-check.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Dispute {
+    /// [`dispute_id`] of (batch, index).
+    pub id: Hash32,
+    /// The batch.
+    pub batch: Hash32,
+    /// The job's leaf index.
+    pub index: u64,
+    /// The accused provider.
+    pub provider: AccountId,
+    /// The validator whose verdict failed the job.
+    pub accuser: AccountId,
+    /// The receipt leaf the accuser checked.
+    pub leaf: Hash32,
+    /// Hash of the accuser's evidence (e.g. the replay that disagreed).
+    pub evidence: Hash32,
+    /// Height it was opened; it expires `dispute_window_blocks` later.
+    pub opened_at: Height,
+    /// Validators who re-check it.
+    pub committee: Vec<AccountId>,
+    /// Votes cast so far: (member, agrees the job failed).
+    pub votes: Vec<(AccountId, bool)>,
+}
+
+impl Dispute {
+    /// Votes needed to decide either way: strictly more than half the committee.
+    pub fn majority(&self) -> usize {
+        self.committee.len() / 2 + 1
+    }
+
+    /// Members who voted that the job failed.
+    pub fn agreeing(&self) -> Vec<AccountId> {
+        self.votes
+            .iter()
+            .filter(|(_, agree)| *agree)
+            .map(|(who, _)| *who)
+            .collect()
+    }
+
+    /// Members who voted that the accusation is wrong.
+    pub fn disagreeing(&self) -> usize {
+        self.votes.iter().filter(|(_, agree)| !*agree).count()
+    }
+}
+
+/// A provider's audit record; kept after it deregisters or is slashed.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+pub struct ProviderAudits {
+    /// Passing verdicts received.
+    pub audits_passed: u64,
+    /// Failures confirmed by a committee.
+    pub audits_failed: u64,
+    /// Whether its collateral was slashed (it is then deregistered for good).
+    pub slashed: bool,
+    /// Collateral taken by the slash.
+    pub slashed_amount: Amount,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Keypair;
+
+    fn accounts(n: u8) -> Vec<AccountId> {
+        (0..n)
+            .map(|i| Keypair::from_seed([i + 1; 32]).account())
+            .collect()
+    }
+
+    #[test]
+    fn selection_frequency_matches_rate() {
+        let randomness = Hash32::digest(b"seed");
+        let batch = Hash32::digest(b"batch");
+        let n = 100_000u64;
+        for rate in [10_000u32, 100_000, 500_000] {
+            let hits = (0..n)
+                .filter(|i| is_selected(&randomness, &batch, *i, rate))
+                .count() as f64;
+            let p = f64::from(rate) / 1e6;
+            let sd = (n as f64 * p * (1.0 - p)).sqrt();
+            // Within 5 standard deviations of the expectation.
+            assert!(
+                (hits - n as f64 * p).abs() < 5.0 * sd,
+                "rate {rate}: {hits} of {n}"
+            );
+        }
+        assert!((0..1000).all(|i| !is_selected(&randomness, &batch, i, 0)));
+        assert!((0..1000).all(|i| is_selected(&randomness, &batch, i, 1_000_000)));
+    }
+
+    #[test]
+    fn selection_depends_on_randomness_batch_and_index() {
+        let (r1, r2) = (Hash32::digest(b"r1"), Hash32::digest(b"r2"));
+        let b = Hash32::digest(b"b");
+        let picks = |r: &Hash32, b: &Hash32| -> Vec<bool> {
+            (0..64).map(|i| is_selected(r, b, i, 500_000)).collect()
+        };
+        assert_eq!(picks(&r1, &b), picks(&r1, &b));
+        assert_ne!(picks(&r1, &b), picks(&r2, &b));
+        assert_ne!(picks(&r1, &b), picks(&r1, &Hash32::digest(b"c")));
+    }
+
+    #[test]
+    fn auditor_is_stake_weighted_and_order_free() {
+        let ids = accounts(3);
+        let vals = vec![(ids[0], 1u64), (ids[1], 3), (ids[2], 0)];
+        let mut reversed = vals.clone();
+        reversed.reverse();
+        let r = Hash32::digest(b"seed");
+        let b = Hash32::digest(b"batch");
+        let n = 40_000u64;
+        let mut counts = [0u64; 3];
+        for i in 0..n {
+            let who = assigned_auditor(&r, &b, i, &vals).unwrap();
+            assert_eq!(assigned_auditor(&r, &b, i, &reversed), Some(who));
+            counts[ids.iter().position(|x| *x == who).unwrap()] += 1;
+        }
+        assert_eq!(counts[2], 0, "zero stake is never picked");
+        // Expected 1/4 and 3/4; sd of the first share is about 87 jobs.
+        assert!((counts[0] as i64 - 10_000).abs() < 600, "{counts:?}");
+        assert!(assigned_auditor(&r, &b, 0, &[(ids[0], 0)]).is_none());
+        assert!(assigned_auditor(&r, &b, 0, &[]).is_none());
+    }
+
+    #[test]
+    fn committee_is_deterministic_bounded_and_distinct() {
+        let ids = accounts(6);
+        let d = dispute_id(&Hash32::digest(b"b"), 3);
+        let c = committee(&d, &ids, 3);
+        assert_eq!(c.len(), 3);
+        let mut shuffled = ids.clone();
+        shuffled.rotate_left(2);
+        shuffled.push(ids[0]);
+        assert_eq!(committee(&d, &shuffled, 3), c);
+        let mut sorted = c.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 3);
+        assert_eq!(committee(&d, &ids[..2], 3).len(), 2);
+        assert!(committee(&d, &[], 3).is_empty());
+        // Another dispute draws another order (for six candidates, almost surely).
+        let other = committee(&dispute_id(&Hash32::digest(b"b"), 4), &ids, 6);
+        assert_ne!(other, committee(&d, &ids, 6));
+    }
+
+    #[test]
+    fn batch_contains_its_range_only() {
+        let b = ReceiptBatch {
+            id: Hash32::ZERO,
+            provider: accounts(1)[0],
+            model: None,
+            root: Hash32::ZERO,
+            first_index: 5,
+            count: 3,
+            height: 1,
+            channel: None,
+        };
+        assert!(!b.contains(4));
+        assert!(b.contains(5) && b.contains(7));
+        assert!(!b.contains(8));
+        assert!(!b.contains(u64::MAX));
+    }
+
+    #[test]
+    fn ids_are_distinct_per_input() {
+        let a = accounts(2);
+        assert_ne!(batch_id(&a[0], 0), batch_id(&a[0], 1));
+        assert_ne!(batch_id(&a[0], 0), batch_id(&a[1], 0));
+        let b = Hash32::digest(b"b");
+        assert_ne!(dispute_id(&b, 0), dispute_id(&b, 1));
+    }
+}
