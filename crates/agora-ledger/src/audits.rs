@@ -75,7 +75,11 @@ impl State {
     }
 
     pub(crate) fn check_collateral(&self, info: &ProviderInfo) -> Result<(), TxError> {
-        if self.provider_audits.get(&info.id).is_some_and(|a| a.slashed) {
+        if self
+            .provider_audits
+            .get(&info.id)
+            .is_some_and(|a| a.slashed)
+        {
             return Err(TxError::ProviderSlashed(info.id));
         }
         let required = self.required_collateral(info);
@@ -180,15 +184,7 @@ impl State {
             .batches
             .get(&v.batch)
             .ok_or(TxError::UnknownBatch(v.batch))?;
-        let closed_after = batch
-            .height
-            .saturating_add(self.params.audit.audit_window_blocks);
-        if height > closed_after {
-            return Err(TxError::AuditWindowClosed {
-                batch: v.batch,
-                closed_after,
-            });
-        }
+        // A batch past its audit window was pruned at block start: UnknownBatch.
         if !batch.contains(v.index) {
             return Err(TxError::IndexOutsideBatch {
                 index: v.index,
@@ -200,7 +196,11 @@ impl State {
         if provider == auditor {
             return Err(TxError::SelfAudit);
         }
-        if self.provider_audits.get(&provider).is_some_and(|a| a.slashed) {
+        if self
+            .provider_audits
+            .get(&provider)
+            .is_some_and(|a| a.slashed)
+        {
             return Err(TxError::ProviderSlashed(provider));
         }
         if self.verdicts.contains_key(&(v.batch, v.index, auditor)) {
@@ -253,10 +253,16 @@ impl State {
     ) -> Result<(), TxError> {
         let dispute = self.disputes.get(id).ok_or(TxError::UnknownDispute(*id))?;
         if !dispute.committee.contains(&voter) {
-            return Err(TxError::NotOnCommittee { dispute: *id, voter });
+            return Err(TxError::NotOnCommittee {
+                dispute: *id,
+                voter,
+            });
         }
         if dispute.votes.iter().any(|(who, _)| *who == voter) {
-            return Err(TxError::AlreadyVoted { dispute: *id, voter });
+            return Err(TxError::AlreadyVoted {
+                dispute: *id,
+                voter,
+            });
         }
         let mut dispute = dispute.clone();
         dispute.votes.push((voter, agree));
@@ -290,9 +296,7 @@ impl State {
             account.balance = account.balance.saturating_add(share);
         }
         let paid = share * rewarded.len() as Amount;
-        self.burned = self
-            .burned
-            .saturating_add(u128::from(collateral - paid));
+        self.burned = self.burned.saturating_add(u128::from(collateral - paid));
         let record = self.provider_audits.entry(provider).or_default();
         record.audits_failed = record.audits_failed.saturating_add(1);
         record.slashed = true;
@@ -310,7 +314,8 @@ impl State {
             .retain(|_, b| height <= b.height.saturating_add(audit_window));
         if self.batches.len() != before {
             let live = &self.batches;
-            self.verdicts.retain(|(batch, _, _), _| live.contains_key(batch));
+            self.verdicts
+                .retain(|(batch, _, _), _| live.contains_key(batch));
         }
         self.disputes
             .retain(|_, d| height <= d.opened_at.saturating_add(dispute_window));

@@ -146,7 +146,9 @@ pub enum TxError {
         tokens: u64,
     },
     /// The provider's collateral is still answerable for audits.
-    #[error("collateral of {provider} stays locked until height {until} (audits or disputes pending)")]
+    #[error(
+        "collateral of {provider} stays locked until height {until} (audits or disputes pending)"
+    )]
     CollateralLocked {
         /// The provider.
         provider: AccountId,
@@ -167,14 +169,6 @@ pub enum TxError {
     /// No live receipt batch has this id (never committed, or its audit window closed and it was pruned).
     #[error("no receipt batch {0} within its audit window")]
     UnknownBatch(Hash32),
-    /// The batch's audit window has closed.
-    #[error("audit window of batch {batch} closed after height {closed_after}")]
-    AuditWindowClosed {
-        /// The batch.
-        batch: Hash32,
-        /// Last height that accepted verdicts.
-        closed_after: Height,
-    },
     /// The leaf index is not one of the batch's jobs.
     #[error("index {index} is outside the batch's jobs {first}..{end}")]
     IndexOutsideBatch {

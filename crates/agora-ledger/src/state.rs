@@ -234,15 +234,21 @@ impl State {
             &[UNBONDING_PREFIX],
             &codec::encode(&self.unbonding),
         ));
-        out.extend(self.batches.iter().map(|(id, b)| {
-            merkle::leaf_hash(&entry_key(BATCH_PREFIX, &id.0), &codec::encode(b))
-        }));
-        out.extend(self.verdicts.iter().map(|((batch, index, auditor), passed)| {
-            let mut key = entry_key(VERDICT_PREFIX, &batch.0);
-            key.extend_from_slice(&index.to_le_bytes());
-            key.extend_from_slice(&auditor.0);
-            merkle::leaf_hash(&key, &codec::encode(passed))
-        }));
+        out.extend(
+            self.batches.iter().map(|(id, b)| {
+                merkle::leaf_hash(&entry_key(BATCH_PREFIX, &id.0), &codec::encode(b))
+            }),
+        );
+        out.extend(
+            self.verdicts
+                .iter()
+                .map(|((batch, index, auditor), passed)| {
+                    let mut key = entry_key(VERDICT_PREFIX, &batch.0);
+                    key.extend_from_slice(&index.to_le_bytes());
+                    key.extend_from_slice(&auditor.0);
+                    merkle::leaf_hash(&key, &codec::encode(passed))
+                }),
+        );
         out.extend(self.disputes.iter().map(|(id, d)| {
             merkle::leaf_hash(&entry_key(DISPUTE_PREFIX, &id.0), &codec::encode(d))
         }));

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AccountId, Amount, Hash32, Height, ModelEntry, ProviderAudits, ProviderInfo, ReceiptBatch};
+use crate::{
+    AccountId, Amount, Hash32, Height, ModelEntry, ProviderAudits, ProviderInfo, ReceiptBatch,
+};
 
 /// `POST /tx` body: a borsh-encoded [`crate::SignedTransaction`] in hex.
 #[derive(Clone, Debug, Serialize, Deserialize)]

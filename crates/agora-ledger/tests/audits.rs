@@ -1,0 +1,687 @@
+//! Audits through real blocks: receipt batches, verdicts, disputes decided by
+//! a committee (slash with exact rewards, or the accuser's penalty), expiry,
+//! the collateral rule and lock, channel settlements as batches; random
+//! sequences keep supply + burned = genesis + emitted, slash only on a
+//! confirmed majority, and slash a provider at most once.
+
+use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError};
+use agora_types::audit::{batch_id, dispute_id};
+use agora_types::{
+    AccountId, Hash32, Keypair, ModelEntry, Price, SignedTransaction, Transaction, TxKind, Voucher,
+};
+use proptest::prelude::*;
+
+const CHAIN: &str = "audits-test";
+const AUDIT_WINDOW: u64 = 20;
+const DISPUTE_WINDOW: u64 = 10;
+const PRICE: Price = Price {
+    input_per_1k: 1,
+    output_per_1k: 2,
+};
+/// 20 x cost(2048, 2048) at PRICE: 20 x ceil(6144 / 1000).
+const REQUIRED: u64 = 140;
+const COLLATERAL: u64 = 1_000;
+const BOND: u64 = 100;
+
+fn model() -> ModelEntry {
+    ModelEntry {
+        id: Hash32::digest(b"audited model"),
+        name: "audited".into(),
+        architecture: "llama".into(),
+        quantization: "Q4_1".into(),
+        size_bytes: 1,
+        license: "MIT".into(),
+    }
+}
+
+fn keys(n: u8) -> Vec<Keypair> {
+    (0..n).map(|i| Keypair::from_seed([i + 70; 32])).collect()
+}
+
+fn genesis(keys: &[Keypair]) -> State {
+    let mut g = Genesis {
+        chain_id: CHAIN.into(),
+        timestamp_ms: 0,
+        params: Default::default(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                id: k.account(),
+                balance: 10_000,
+            })
+            .collect(),
+        models: vec![model()],
+    };
+    g.params.audit.audit_window_blocks = AUDIT_WINDOW;
+    g.params.audit.dispute_window_blocks = DISPUTE_WINDOW;
+    g.state().unwrap()
+}
+
+fn signed(s: &State, key: &Keypair, kind: TxKind) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN.into(),
+        from: key.account(),
+        nonce: s.account(&key.account()).nonce,
+        kind,
+    }
+    .sign(key)
+}
+
+/// One block through the real builder; returns the transaction's rejection.
+fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
+    let built = build_block(
+        s,
+        BlockCandidate {
+            proposer: AccountId([0; 32]),
+            timestamp_ms: s.last_timestamp_ms + 1,
+            txs: tx.into_iter().collect(),
+        },
+    );
+    *s = built.state;
+    built.rejected.into_iter().next().map(|(_, e)| e)
+}
+
+fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
+    let tx = signed(s, key, kind);
+    block(s, Some(tx))
+}
+
+fn ok(s: &mut State, key: &Keypair, kind: TxKind) {
+    if let Some(e) = send(s, key, kind) {
+        panic!("rejected: {e}");
+    }
+}
+
+fn register(stake: u64) -> TxKind {
+    TxKind::RegisterProvider {
+        endpoint: "http://127.0.0.1:9000".into(),
+        models: vec![model().id],
+        price: PRICE,
+        stake,
+    }
+}
+
+/// Sends a CommitReceipts and returns the batch id it creates.
+fn commit(s: &mut State, provider: &Keypair, count: u64) -> Hash32 {
+    let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
+    let root = Hash32::digest(&count.to_le_bytes());
+    ok(
+        s,
+        provider,
+        TxKind::CommitReceipts {
+            model: model().id,
+            root,
+            count,
+        },
+    );
+    id
+}
+
+fn verdict(batch: Hash32, index: u64, passed: bool) -> TxKind {
+    TxKind::SubmitVerdict {
+        batch,
+        index,
+        leaf: Hash32::digest(&index.to_le_bytes()),
+        passed,
+        evidence: Hash32::digest(b"evidence"),
+    }
+}
+
+fn vote(dispute: Hash32, agree: bool) -> TxKind {
+    TxKind::VoteDispute { dispute, agree }
+}
+
+/// Everything ever issued is either in supply or burned.
+fn assert_conserved(s: &State, genesis_supply: u128) {
+    assert_eq!(s.total_supply() + s.burned, genesis_supply + s.emitted);
+}
+
+/// Keys: 0 the provider, 1..=4 validators, 5 a client. The provider is
+/// registered, the validators bonded, and one 4-receipt batch is committed.
+fn world() -> (State, Vec<Keypair>, Hash32, u128) {
+    let k = keys(6);
+    let mut s = genesis(&k);
+    let supply = s.total_supply();
+    ok(&mut s, &k[0], register(COLLATERAL));
+    for v in &k[1..=4] {
+        ok(
+            &mut s,
+            v,
+            TxKind::BondValidator {
+                amount: BOND,
+                take_ppm: 0,
+            },
+        );
+    }
+    let batch = commit(&mut s, &k[0], 4);
+    (s, k, batch, supply)
+}
+
+fn committee_keys<'a>(s: &State, k: &'a [Keypair], dispute: &Hash32) -> Vec<&'a Keypair> {
+    s.disputes[dispute]
+        .committee
+        .iter()
+        .map(|id| k.iter().find(|x| x.account() == *id).unwrap())
+        .collect()
+}
+
+#[test]
+fn passing_verdicts_count_once_per_auditor_and_job() {
+    let (mut s, k, batch, supply) = world();
+    let p = k[0].account();
+    assert_eq!(s.batches[&batch].count, 4);
+    assert_eq!(s.batches[&batch].model, Some(model().id));
+    ok(&mut s, &k[1], verdict(batch, 0, true));
+    assert_eq!(s.provider_audits[&p].audits_passed, 1);
+    assert!(matches!(
+        send(&mut s, &k[1], verdict(batch, 0, true)),
+        Some(TxError::DuplicateVerdict { index: 0, .. })
+    ));
+    ok(&mut s, &k[2], verdict(batch, 0, true));
+    ok(&mut s, &k[1], verdict(batch, 3, true));
+    assert_eq!(s.provider_audits[&p].audits_passed, 3);
+    assert!(matches!(
+        send(&mut s, &k[1], verdict(batch, 4, true)),
+        Some(TxError::IndexOutsideBatch {
+            index: 4,
+            first: 0,
+            end: 4
+        })
+    ));
+    assert!(matches!(
+        send(&mut s, &k[1], verdict(Hash32::digest(b"nope"), 0, true)),
+        Some(TxError::UnknownBatch(_))
+    ));
+    // Neither the client nor the unbonded provider may give verdicts.
+    assert_eq!(
+        send(&mut s, &k[5], verdict(batch, 1, true)),
+        Some(TxError::NotAValidator(k[5].account()))
+    );
+    assert_eq!(
+        send(&mut s, &k[0], verdict(batch, 1, true)),
+        Some(TxError::NotAValidator(p))
+    );
+    // A provider that is also a validator still may not audit itself.
+    ok(
+        &mut s,
+        &k[0],
+        TxKind::BondValidator {
+            amount: 10,
+            take_ppm: 0,
+        },
+    );
+    assert_eq!(
+        send(&mut s, &k[0], verdict(batch, 1, true)),
+        Some(TxError::SelfAudit)
+    );
+    assert_eq!(s.provider_audits[&p].audits_passed, 3);
+    assert!(!s.provider_audits[&p].slashed);
+    assert_conserved(&s, supply);
+}
+
+#[test]
+fn confirmed_failure_slashes_collateral_rewards_exactly_and_deregisters() {
+    let (mut s, k, batch, supply) = world();
+    let p = k[0].account();
+    ok(&mut s, &k[1], verdict(batch, 2, false));
+    let id = dispute_id(&batch, 2);
+    let d = s.disputes[&id].clone();
+    assert_eq!((d.provider, d.accuser, d.index), (p, k[1].account(), 2));
+    let mut expected: Vec<AccountId> = k[2..=4].iter().map(|x| x.account()).collect();
+    let mut got = d.committee.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "committee: the other bonded validators");
+    assert_eq!(
+        send(&mut s, &k[2], verdict(batch, 2, false)),
+        Some(TxError::DisputeExists(id))
+    );
+    assert!(matches!(
+        send(&mut s, &k[1], vote(id, true)),
+        Some(TxError::NotOnCommittee { .. })
+    ));
+    let members = committee_keys(&s, &k, &id);
+    let before: Vec<u64> = k.iter().map(|x| s.account(&x.account()).balance).collect();
+    let burned = s.burned;
+    ok(&mut s, members[0], vote(id, true));
+    assert!(matches!(
+        send(&mut s, members[0], vote(id, true)),
+        Some(TxError::AlreadyVoted { .. })
+    ));
+    assert!(
+        s.providers.contains_key(&p),
+        "one vote of three decides nothing"
+    );
+    ok(&mut s, members[1], vote(id, true));
+    // Confirmed: 500 of the 1000 collateral shared by accuser + 2 agreeing = 166 each.
+    assert!(!s.providers.contains_key(&p));
+    assert!(s.disputes.is_empty());
+    let record = s.provider_audits[&p];
+    assert!(record.slashed);
+    assert_eq!(
+        (record.audits_failed, record.slashed_amount),
+        (1, COLLATERAL)
+    );
+    let gain = |x: &Keypair| {
+        let i = k.iter().position(|y| y.account() == x.account()).unwrap();
+        s.account(&x.account()).balance - before[i]
+    };
+    assert_eq!(gain(&k[1]), 166);
+    assert_eq!(gain(members[0]), 166);
+    assert_eq!(gain(members[1]), 166);
+    assert_eq!(gain(members[2]), 0);
+    assert_eq!(s.burned - burned, u128::from(COLLATERAL - 3 * 166));
+    // Slashed for good: no new registration, no further verdicts.
+    assert_eq!(
+        send(&mut s, &k[0], register(COLLATERAL)),
+        Some(TxError::ProviderSlashed(p))
+    );
+    assert_eq!(
+        send(&mut s, &k[2], verdict(batch, 1, false)),
+        Some(TxError::ProviderSlashed(p))
+    );
+    assert_conserved(&s, supply);
+}
+
+#[test]
+fn refuted_accusation_slashes_the_accuser_only() {
+    let (mut s, k, batch, supply) = world();
+    let p = k[0].account();
+    ok(&mut s, &k[3], verdict(batch, 1, false));
+    let id = dispute_id(&batch, 1);
+    let members = committee_keys(&s, &k, &id);
+    ok(&mut s, members[0], vote(id, false));
+    ok(&mut s, members[1], vote(id, true));
+    assert!(s.disputes.contains_key(&id), "1 to 1 decides nothing");
+    let burned = s.burned;
+    ok(&mut s, members[2], vote(id, false));
+    assert!(s.disputes.is_empty());
+    // 10% of the accuser's 100 bonded is burned; the provider is untouched.
+    assert_eq!(s.validators[&k[3].account()].self_stake, 90);
+    assert_eq!(s.burned - burned, 10);
+    assert_eq!(s.providers[&p].stake, COLLATERAL);
+    assert!(!s.provider_audits.get(&p).is_some_and(|a| a.slashed));
+    assert_conserved(&s, supply);
+}
+
+#[test]
+fn undecided_disputes_expire_and_old_batches_are_pruned() {
+    let (mut s, k, batch, supply) = world();
+    ok(&mut s, &k[1], verdict(batch, 0, true));
+    ok(&mut s, &k[1], verdict(batch, 1, false));
+    let id = dispute_id(&batch, 1);
+    let opened = s.height;
+    let member = committee_keys(&s, &k, &id)[0];
+    ok(&mut s, member, vote(id, true));
+    while s.height < opened + DISPUTE_WINDOW {
+        block(&mut s, None);
+    }
+    assert!(s.disputes.contains_key(&id), "open through its last block");
+    block(&mut s, None);
+    assert!(s.disputes.is_empty());
+    assert_eq!(
+        send(&mut s, &k[2], vote(id, true)),
+        Some(TxError::UnknownDispute(id))
+    );
+    assert!(s.providers.contains_key(&k[0].account()));
+    let committed = s.batches[&batch].height;
+    while s.height < committed + AUDIT_WINDOW {
+        block(&mut s, None);
+    }
+    assert!(s.batches.contains_key(&batch));
+    assert_eq!(
+        send(&mut s, &k[2], verdict(batch, 2, true)),
+        Some(TxError::UnknownBatch(batch))
+    );
+    assert!(s.batches.is_empty() && s.verdicts.is_empty());
+    assert_conserved(&s, supply);
+}
+
+#[test]
+fn without_other_validators_a_dispute_cannot_confirm() {
+    let k = keys(2);
+    let mut s = genesis(&k);
+    ok(&mut s, &k[0], register(COLLATERAL));
+    ok(
+        &mut s,
+        &k[1],
+        TxKind::BondValidator {
+            amount: BOND,
+            take_ppm: 0,
+        },
+    );
+    let batch = commit(&mut s, &k[0], 1);
+    ok(&mut s, &k[1], verdict(batch, 0, false));
+    let id = dispute_id(&batch, 0);
+    assert!(s.disputes[&id].committee.is_empty());
+    assert!(matches!(
+        send(&mut s, &k[1], vote(id, true)),
+        Some(TxError::NotOnCommittee { .. })
+    ));
+    for _ in 0..=DISPUTE_WINDOW {
+        block(&mut s, None);
+    }
+    assert!(s.disputes.is_empty());
+    assert_eq!(s.providers[&k[0].account()].stake, COLLATERAL);
+}
+
+#[test]
+fn collateral_must_cover_twenty_reference_jobs_and_stays_locked_while_audited() {
+    let k = keys(1);
+    let mut s = genesis(&k);
+    let p = k[0].account();
+    assert!(matches!(
+        send(&mut s, &k[0], register(REQUIRED - 1)),
+        Some(TxError::CollateralTooLow {
+            required: REQUIRED,
+            got,
+            multiple: 20,
+            job_price: 7,
+            tokens: 2048,
+        }) if got == REQUIRED - 1
+    ));
+    ok(&mut s, &k[0], register(REQUIRED));
+    // Nothing committed yet: the collateral is free to leave.
+    assert_eq!(send(&mut s, &k[0], TxKind::DeregisterProvider), None);
+    ok(&mut s, &k[0], register(REQUIRED));
+    assert_eq!(
+        send(
+            &mut s,
+            &k[0],
+            TxKind::CommitReceipts {
+                model: Hash32::digest(b"other"),
+                root: Hash32::ZERO,
+                count: 1
+            }
+        ),
+        Some(TxError::ModelNotServed {
+            provider: p,
+            model: Hash32::digest(b"other")
+        })
+    );
+    assert!(matches!(
+        send(
+            &mut s,
+            &k[0],
+            TxKind::CommitReceipts {
+                model: model().id,
+                root: Hash32::ZERO,
+                count: 0
+            }
+        ),
+        Some(TxError::InvalidField { field: "count", .. })
+    ));
+    let batch = commit(&mut s, &k[0], 2);
+    let until = s.batches[&batch].height + AUDIT_WINDOW + 1;
+    assert_eq!(
+        send(&mut s, &k[0], TxKind::DeregisterProvider),
+        Some(TxError::CollateralLocked { provider: p, until })
+    );
+    while s.height + 1 < until {
+        block(&mut s, None);
+    }
+    let balance = s.account(&p).balance;
+    ok(&mut s, &k[0], TxKind::DeregisterProvider);
+    assert_eq!(s.account(&p).balance, balance + REQUIRED);
+    assert_eq!(
+        send(
+            &mut s,
+            &k[0],
+            TxKind::CommitReceipts {
+                model: model().id,
+                root: Hash32::ZERO,
+                count: 1
+            }
+        ),
+        Some(TxError::NotAProvider(p))
+    );
+}
+
+#[test]
+fn channel_settlements_make_the_new_jobs_auditable() {
+    let (mut s, k, _, supply) = world();
+    let (provider, client) = (&k[0], &k[5]);
+    let channel = agora_types::channel_id(&client.account(), s.account(&client.account()).nonce);
+    ok(
+        &mut s,
+        client,
+        TxKind::OpenChannel {
+            provider: provider.account(),
+            deposit: 1_000,
+        },
+    );
+    let settle = |s: &mut State, cumulative: u64, jobs: u64| {
+        let voucher = Voucher {
+            channel,
+            cumulative,
+            receipts_root: Hash32::digest(&jobs.to_le_bytes()),
+            jobs,
+        }
+        .sign(client);
+        let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
+        (id, send(s, provider, TxKind::SettleChannel { voucher }))
+    };
+    let (first, err) = settle(&mut s, 10, 3);
+    assert_eq!(err, None);
+    let b = &s.batches[&first];
+    assert_eq!((b.first_index, b.count, b.channel), (0, 3, Some(channel)));
+    let (second, err) = settle(&mut s, 20, 5);
+    assert_eq!(err, None);
+    let b = &s.batches[&second];
+    assert_eq!((b.first_index, b.count), (3, 2));
+    assert_eq!(b.root, Hash32::digest(&5u64.to_le_bytes()));
+    assert_eq!(
+        settle(&mut s, 30, 4).1,
+        Some(TxError::JobsDecreased {
+            jobs: 4,
+            settled: 5
+        })
+    );
+    // A voucher that pays more for the same jobs creates no batch.
+    let count = s.batches.len();
+    assert_eq!(settle(&mut s, 30, 5).1, None);
+    assert_eq!(s.batches.len(), count);
+    assert!(matches!(
+        send(&mut s, &k[1], verdict(second, 2, true)),
+        Some(TxError::IndexOutsideBatch {
+            first: 3,
+            end: 5,
+            ..
+        })
+    ));
+    ok(&mut s, &k[1], verdict(second, 4, true));
+    assert_conserved(&s, supply);
+}
+
+#[test]
+fn a_confirmed_slash_closes_other_disputes_without_a_second_slash() {
+    let (mut s, k, batch, supply) = world();
+    let p = k[0].account();
+    ok(&mut s, &k[1], verdict(batch, 0, false));
+    ok(&mut s, &k[2], verdict(batch, 1, false));
+    assert_eq!(s.disputes.len(), 2);
+    let first = dispute_id(&batch, 0);
+    let second = dispute_id(&batch, 1);
+    let members = committee_keys(&s, &k, &first);
+    ok(&mut s, members[0], vote(first, true));
+    ok(&mut s, members[1], vote(first, true));
+    assert!(s.disputes.is_empty());
+    let burned = s.burned;
+    assert_eq!(
+        send(&mut s, &k[3], vote(second, true)),
+        Some(TxError::UnknownDispute(second))
+    );
+    assert_eq!(s.burned, burned);
+    assert_eq!(s.provider_audits[&p].slashed_amount, COLLATERAL);
+    assert_eq!(s.provider_audits[&p].audits_failed, 1);
+    assert_conserved(&s, supply);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Commit {
+        p: usize,
+        count: u64,
+    },
+    Verdict {
+        who: usize,
+        batch: prop::sample::Index,
+        index: u64,
+        passed: bool,
+    },
+    Vote {
+        /// Used when `member` is `None` (any key, usually refused).
+        who: usize,
+        /// Which committee member votes, when set.
+        member: Option<prop::sample::Index>,
+        dispute: prop::sample::Index,
+        agree: bool,
+    },
+    Register {
+        p: usize,
+        stake: u64,
+    },
+    Deregister {
+        p: usize,
+    },
+    Transfer {
+        from: usize,
+        to: usize,
+        amount: u64,
+    },
+    Bond {
+        who: usize,
+        amount: u64,
+    },
+    Unbond {
+        who: usize,
+        amount: u64,
+    },
+    Idle,
+}
+
+/// Keys in the property test: 0 and 1 providers, 2..=5 validators, 6 a client.
+const PLAYERS: usize = 7;
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..2usize, 1..5u64).prop_map(|(p, count)| Op::Commit { p, count }),
+        6 => (2..PLAYERS, any::<prop::sample::Index>(), 0..5u64, any::<bool>())
+            .prop_map(|(who, batch, index, passed)| Op::Verdict { who, batch, index, passed }),
+        8 => (0..PLAYERS, prop::option::weighted(0.8, any::<prop::sample::Index>()),
+              any::<prop::sample::Index>(), prop::bool::weighted(0.7))
+            .prop_map(|(who, member, dispute, agree)| Op::Vote { who, member, dispute, agree }),
+        1 => (0..2usize, 100..2_000u64).prop_map(|(p, stake)| Op::Register { p, stake }),
+        1 => (0..2usize).prop_map(|p| Op::Deregister { p }),
+        1 => (0..PLAYERS, 0..PLAYERS, 0..500u64).prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
+        1 => (0..PLAYERS, 0..200u64).prop_map(|(who, amount)| Op::Bond { who, amount }),
+        1 => (2..6usize, 0..120u64).prop_map(|(who, amount)| Op::Unbond { who, amount }),
+        2 => Just(Op::Idle),
+    ]
+}
+
+fn pick(keys: Vec<Hash32>, i: &prop::sample::Index) -> Hash32 {
+    if keys.is_empty() {
+        Hash32::digest(b"nothing to pick")
+    } else {
+        keys[i.index(keys.len())]
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn audits_conserve_supply_and_slash_once_only_on_a_confirmed_majority(
+        ops in prop::collection::vec(op(), 1..80)
+    ) {
+        let k = keys(PLAYERS as u8);
+        let mut s = genesis(&k);
+        let supply = s.total_supply();
+        for p in &k[..2] {
+            ok(&mut s, p, register(COLLATERAL));
+        }
+        for v in &k[2..6] {
+            ok(&mut s, v, TxKind::BondValidator { amount: BOND, take_ppm: 0 });
+        }
+        for op in ops {
+            let before = s.clone();
+            let mut voted: Option<(Hash32, AccountId, bool)> = None;
+            match &op {
+                Op::Commit { p, count } => {
+                    send(&mut s, &k[*p], TxKind::CommitReceipts {
+                        model: model().id, root: Hash32::digest(b"root"), count: *count,
+                    });
+                }
+                Op::Verdict { who, batch, index, passed } => {
+                    let b = pick(s.batches.keys().copied().collect(), batch);
+                    send(&mut s, &k[*who], verdict(b, *index, *passed));
+                }
+                Op::Vote { who, member, dispute, agree } => {
+                    let d = pick(s.disputes.keys().copied().collect(), dispute);
+                    let committee = s.disputes.get(&d).map(|x| x.committee.clone()).unwrap_or_default();
+                    let voter = match member {
+                        Some(m) if !committee.is_empty() => {
+                            let id = committee[m.index(committee.len())];
+                            k.iter().find(|x| x.account() == id).unwrap()
+                        }
+                        _ => &k[*who],
+                    };
+                    voted = Some((d, voter.account(), *agree));
+                    send(&mut s, voter, vote(d, *agree));
+                }
+                Op::Register { p, stake } => { send(&mut s, &k[*p], register(*stake)); }
+                Op::Deregister { p } => { send(&mut s, &k[*p], TxKind::DeregisterProvider); }
+                Op::Transfer { from, to, amount } => {
+                    send(&mut s, &k[*from], TxKind::Transfer { to: k[*to].account(), amount: *amount });
+                }
+                Op::Bond { who, amount } => {
+                    send(&mut s, &k[*who], TxKind::BondValidator { amount: *amount, take_ppm: 0 });
+                }
+                Op::Unbond { who, amount } => {
+                    send(&mut s, &k[*who], TxKind::Unbond { validator: k[*who].account(), amount: *amount });
+                }
+                Op::Idle => { block(&mut s, None); }
+            }
+            prop_assert_eq!(s.total_supply() + s.burned, supply + s.emitted);
+            // What a vote could decide, judged on the state before it.
+            let decided = voted.and_then(|(d, voter, agree)| {
+                let dispute = before.disputes.get(&d)?;
+                let valid = dispute.committee.contains(&voter)
+                    && !dispute.votes.iter().any(|(w, _)| *w == voter);
+                let count = if agree { dispute.agreeing().len() } else { dispute.disagreeing() };
+                (valid && count + 1 >= dispute.majority()).then(|| (dispute.clone(), agree))
+            });
+            for p in &k[..2] {
+                let id = p.account();
+                let was = before.provider_audits.get(&id).copied().unwrap_or_default();
+                let now = s.provider_audits.get(&id).copied().unwrap_or_default();
+                if was.slashed {
+                    prop_assert_eq!(now, was, "a slashed provider's record is final");
+                }
+                if now.slashed {
+                    prop_assert!(!s.providers.contains_key(&id));
+                }
+                if now.slashed && !was.slashed {
+                    let Some((dispute, true)) = &decided else {
+                        return Err(TestCaseError::fail(format!("{id} slashed without a confirming vote: {op:?}")));
+                    };
+                    prop_assert_eq!(dispute.provider, id);
+                    let stake = before.providers.get(&id).map_or(0, |p| p.stake);
+                    prop_assert_eq!(now.slashed_amount, stake);
+                    prop_assert_eq!(now.audits_failed, was.audits_failed + 1);
+                }
+            }
+            if s.burned != before.burned {
+                prop_assert!(decided.is_some(), "burned without a decided dispute: {:?}", op);
+            }
+            for d in s.disputes.values() {
+                prop_assert!(d.committee.len() <= s.params.audit.committee_size as usize);
+                prop_assert!(!d.committee.contains(&d.accuser) && !d.committee.contains(&d.provider));
+                prop_assert!(s.height <= d.opened_at + DISPUTE_WINDOW);
+            }
+            for b in s.batches.values() {
+                prop_assert!(s.height <= b.height + AUDIT_WINDOW);
+            }
+        }
+    }
+}
