@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, AccountProof, BlockFinality, ChainStatus, ChannelInfo, Head, RpcErrorBody,
-    SubmitTx, Submitted, TxStatus, ValidatorStake,
+    AccountInfo, AccountProof, BatchPage, BlockFinality, ChainStatus, ChannelInfo, Head,
+    ProviderAuditStatus, RpcErrorBody, SubmitTx, Submitted, TxStatus, ValidatorStake,
 };
 use agora_types::{
-    codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind,
+    codec, AccountId, Block, Dispute, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction,
+    TxKind,
 };
 use serde::de::DeserializeOwned;
 
@@ -151,6 +152,25 @@ impl ChainClient {
     /// An open payment channel.
     pub async fn channel(&self, id: &Hash32) -> Result<ChannelInfo, ClientError> {
         self.get(&format!("/channel/{id}")).await
+    }
+
+    /// Receipt batches committed after height `since` (all live ones if
+    /// `None`), oldest first; when `more` is set, ask again from the last height.
+    pub async fn batches(&self, since: Option<u64>) -> Result<BatchPage, ClientError> {
+        match since {
+            Some(h) => self.get(&format!("/batches?since={h}")).await,
+            None => self.get("/batches").await,
+        }
+    }
+
+    /// Open audit disputes.
+    pub async fn disputes(&self) -> Result<Vec<Dispute>, ClientError> {
+        self.get("/disputes").await
+    }
+
+    /// A provider's collateral and audit record.
+    pub async fn audits(&self, provider: &AccountId) -> Result<ProviderAuditStatus, ClientError> {
+        self.get(&format!("/audits/{provider}")).await
     }
 
     /// Where a transaction stands, waiting up to `wait` for it to commit.

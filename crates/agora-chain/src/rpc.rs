@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, AccountProof, BlockFinality, ChainStatus, ChannelInfo, Head, RpcErrorBody,
-    RpcErrorDetail, SubmitTx, Submitted, TxStatus, ValidatorStake,
+    AccountInfo, AccountProof, BatchPage, BlockFinality, ChainStatus, ChannelInfo, Head,
+    ProviderAuditStatus, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted, TxStatus,
+    ValidatorStake,
 };
-use agora_types::{codec, AccountId, Hash32, SignedTransaction};
+use agora_types::{codec, AccountId, Dispute, Hash32, ReceiptBatch, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
@@ -22,6 +23,8 @@ use crate::{ChainError, Node, SubmitError};
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// Longest a `GET /tx/{id}?wait_ms=` call may wait.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Batches per `GET /batches` page (a page may exceed it to finish a height).
+const BATCH_PAGE: usize = 256;
 
 /// An RPC error with its HTTP status.
 struct ApiError(StatusCode, &'static str, String);
@@ -79,6 +82,9 @@ impl Node {
             .route("/proof/account/{id}", get(account_proof))
             .route("/validators", get(validators))
             .route("/channel/{id}", get(channel))
+            .route("/batches", get(batches))
+            .route("/disputes", get(disputes))
+            .route("/audits/{provider}", get(audits))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
@@ -159,6 +165,7 @@ async fn status(State(node): State<Node>) -> Json<ChainStatus> {
         providers: s.providers.values().cloned().collect(),
         total_supply: s.total_supply(),
         mempool: node.mempool_len(),
+        audits: audit_statuses(&s),
     })
 }
 
@@ -281,4 +288,134 @@ async fn channel(
         jobs: c.jobs,
         closable_at: c.closable_at,
     }))
+}
+
+fn audit_status(s: &agora_ledger::State, provider: AccountId) -> ProviderAuditStatus {
+    let registered = s.providers.get(&provider);
+    ProviderAuditStatus {
+        provider,
+        registered: registered.is_some(),
+        stake: registered.map_or(0, |p| p.stake),
+        audits: s
+            .provider_audits
+            .get(&provider)
+            .copied()
+            .unwrap_or_default(),
+    }
+}
+
+/// Every registered provider and every provider with an audit record.
+fn audit_statuses(s: &agora_ledger::State) -> Vec<ProviderAuditStatus> {
+    let ids: std::collections::BTreeSet<AccountId> = s
+        .providers
+        .keys()
+        .chain(s.provider_audits.keys())
+        .copied()
+        .collect();
+    ids.into_iter().map(|id| audit_status(s, id)).collect()
+}
+
+#[derive(Deserialize)]
+struct SinceQuery {
+    since: Option<u64>,
+}
+
+/// Receipt batches committed after `since` (default 0: all live ones), oldest
+/// first, a page at a time.
+async fn batches(State(node): State<Node>, Query(q): Query<SinceQuery>) -> Json<BatchPage> {
+    let state = node.state();
+    Json(page_batches(
+        state.batches.values(),
+        q.since.unwrap_or(0),
+        BATCH_PAGE,
+    ))
+}
+
+/// The batches after height `since` ordered by (height, id), cut after about
+/// `limit` without splitting a height (one height alone may exceed it).
+fn page_batches<'a>(
+    batches: impl Iterator<Item = &'a ReceiptBatch>,
+    since: u64,
+    limit: usize,
+) -> BatchPage {
+    let mut all: Vec<ReceiptBatch> = batches.filter(|b| b.height > since).cloned().collect();
+    all.sort_by_key(|b| (b.height, b.id));
+    let mut more = false;
+    if all.len() > limit {
+        let cut_height = all[limit].height;
+        let first_at_cut = all.partition_point(|b| b.height < cut_height);
+        let end = if first_at_cut > 0 {
+            first_at_cut
+        } else {
+            all.partition_point(|b| b.height <= cut_height)
+        };
+        more = end < all.len();
+        all.truncate(end);
+    }
+    BatchPage { batches: all, more }
+}
+
+async fn disputes(State(node): State<Node>) -> Json<Vec<Dispute>> {
+    Json(node.state().disputes.values().cloned().collect())
+}
+
+async fn audits(
+    State(node): State<Node>,
+    Path(provider): Path<String>,
+) -> Result<Json<ProviderAuditStatus>, ApiError> {
+    let provider: AccountId = provider
+        .parse()
+        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
+    Ok(Json(audit_status(&node.state(), provider)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(height: u64, tag: u8) -> ReceiptBatch {
+        ReceiptBatch {
+            id: Hash32([tag; 32]),
+            provider: AccountId([0; 32]),
+            model: None,
+            root: Hash32::ZERO,
+            first_index: 0,
+            count: 1,
+            height,
+            channel: None,
+        }
+    }
+
+    fn heights(page: &BatchPage) -> Vec<(u64, u8)> {
+        page.batches.iter().map(|b| (b.height, b.id.0[0])).collect()
+    }
+
+    #[test]
+    fn pages_follow_height_order_and_never_split_a_height() {
+        let all = [
+            batch(3, 1),
+            batch(1, 2),
+            batch(2, 3),
+            batch(2, 4),
+            batch(5, 5),
+        ];
+        let page = page_batches(all.iter(), 0, 10);
+        assert_eq!(heights(&page), vec![(1, 2), (2, 3), (2, 4), (3, 1), (5, 5)]);
+        assert!(!page.more);
+        // A limit of 2 would split height 2: the page stops before it.
+        let page = page_batches(all.iter(), 0, 2);
+        assert_eq!(heights(&page), vec![(1, 2)]);
+        assert!(page.more);
+        // Continuing from the last height: height 2 whole, then the rest.
+        let page = page_batches(all.iter(), 1, 2);
+        assert_eq!(heights(&page), vec![(2, 3), (2, 4)]);
+        assert!(page.more);
+        // One height bigger than the limit is sent whole.
+        let page = page_batches(all.iter(), 1, 1);
+        assert_eq!(heights(&page), vec![(2, 3), (2, 4)]);
+        assert!(page.more);
+        let page = page_batches(all.iter(), 3, 1);
+        assert_eq!(heights(&page), vec![(5, 5)]);
+        assert!(!page.more);
+    }
 }

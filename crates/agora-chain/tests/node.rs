@@ -354,3 +354,125 @@ async fn validators_and_channels_are_served() {
         404
     );
 }
+
+/// Audits through the RPC: a committed receipt batch is paged by height, a
+/// failed verdict shows as an open dispute, and the provider's audit record
+/// and collateral are served (also in `/status`).
+#[tokio::test]
+async fn batches_disputes_and_audit_records_are_served() {
+    use agora_types::audit::{batch_id, dispute_id};
+    use agora_types::{ModelEntry, Price};
+    let (provider, auditor, other) = (
+        Keypair::generate(),
+        Keypair::generate(),
+        Keypair::generate(),
+    );
+    let model = ModelEntry {
+        id: Hash32::digest(b"m"),
+        name: "m".into(),
+        architecture: "llama".into(),
+        quantization: "Q4_1".into(),
+        size_bytes: 1,
+        license: "MIT".into(),
+    };
+    let mut g = genesis(&[&provider, &auditor, &other]);
+    g.models.push(model.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), &g, Keypair::generate(), ChainConfig::default()).unwrap();
+    let sign = |key: &Keypair, nonce: u64, kind: TxKind| {
+        Transaction {
+            chain_id: "node-test".into(),
+            from: key.account(),
+            nonce,
+            kind,
+        }
+        .sign(key)
+    };
+    let register = TxKind::RegisterProvider {
+        endpoint: "http://127.0.0.1:1".into(),
+        models: vec![model.id],
+        price: Price::default(),
+        stake: 500,
+    };
+    node.submit(sign(&provider, 0, register)).unwrap();
+    for key in [&auditor, &other] {
+        let bond = TxKind::BondValidator {
+            amount: 100,
+            take_ppm: 0,
+        };
+        node.submit(sign(key, 0, bond)).unwrap();
+    }
+    node.produce_block(1).unwrap();
+    let commit = |nonce: u64| TxKind::CommitReceipts {
+        model: model.id,
+        root: Hash32::digest(&nonce.to_le_bytes()),
+        count: 3,
+    };
+    node.submit(sign(&provider, 1, commit(1))).unwrap();
+    node.produce_block(2).unwrap();
+    node.submit(sign(&provider, 2, commit(2))).unwrap();
+    node.produce_block(3).unwrap();
+
+    let rpc = serve(&node).await;
+    let page = rpc.batches(None).await.unwrap();
+    assert!(!page.more);
+    let ids: Vec<Hash32> = page.batches.iter().map(|b| b.id).collect();
+    let (first, second) = (
+        batch_id(&provider.account(), 1),
+        batch_id(&provider.account(), 2),
+    );
+    assert_eq!(ids, vec![first, second]);
+    assert_eq!(page.batches[0].height, 2);
+    let later = rpc.batches(Some(2)).await.unwrap();
+    assert_eq!(later.batches.len(), 1);
+    assert_eq!(later.batches[0].id, second);
+    assert!(rpc.batches(Some(3)).await.unwrap().batches.is_empty());
+
+    let fail = TxKind::SubmitVerdict {
+        batch: first,
+        index: 1,
+        leaf: Hash32::digest(b"leaf"),
+        passed: false,
+        evidence: Hash32::digest(b"evidence"),
+    };
+    node.submit(sign(&auditor, 1, fail)).unwrap();
+    let pass = TxKind::SubmitVerdict {
+        batch: second,
+        index: 0,
+        leaf: Hash32::digest(b"leaf"),
+        passed: true,
+        evidence: Hash32::ZERO,
+    };
+    node.submit(sign(&other, 1, pass)).unwrap();
+    node.produce_block(4).unwrap();
+    let disputes = rpc.disputes().await.unwrap();
+    assert_eq!(disputes.len(), 1);
+    assert_eq!(disputes[0].id, dispute_id(&first, 1));
+    assert_eq!(disputes[0].committee, vec![other.account()]);
+
+    let record = rpc.audits(&provider.account()).await.unwrap();
+    assert!(record.registered);
+    assert_eq!(record.stake, 500);
+    assert_eq!(record.audits.audits_passed, 1);
+    assert!(!record.audits.slashed);
+    let status = rpc.status().await.unwrap();
+    assert_eq!(status.audits, vec![record]);
+    let stranger = rpc.audits(&Keypair::generate().account()).await.unwrap();
+    assert!(!stranger.registered && stranger.audits == Default::default());
+    let bad = reqwest::get(format!("{}/audits/not-a-key", rpc.url()))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // The committee of one confirms: the provider is slashed and deregistered.
+    let vote = TxKind::VoteDispute {
+        dispute: dispute_id(&first, 1),
+        agree: true,
+    };
+    node.submit(sign(&other, 2, vote)).unwrap();
+    node.produce_block(5).unwrap();
+    let record = rpc.audits(&provider.account()).await.unwrap();
+    assert!(!record.registered && record.audits.slashed);
+    assert_eq!((record.stake, record.audits.slashed_amount), (0, 500));
+    assert!(rpc.disputes().await.unwrap().is_empty());
+}
