@@ -48,5 +48,17 @@ pub async fn run(rpc: &str, json: bool) -> Result<()> {
             p.price.output_per_1k
         );
     }
+    println!("provider audits ({}):", status.audits.len());
+    for a in &status.audits {
+        let state = match (a.registered, a.audits.slashed) {
+            (_, true) => format!("slashed {} and deregistered", a.audits.slashed_amount),
+            (true, false) => format!("registered, stake {}", a.stake),
+            (false, false) => "deregistered".to_string(),
+        };
+        println!(
+            "  {}  audits passed {}  failed {}  {}",
+            a.provider, a.audits.audits_passed, a.audits.audits_failed, state
+        );
+    }
     Ok(())
 }
