@@ -144,6 +144,11 @@ impl ChainClient {
         self.get(&format!("/proof/account/{id}")).await
     }
 
+    /// The chain's parameters (fixed at genesis): audit rate, windows, collateral rule, emission.
+    pub async fn params(&self) -> Result<agora_ledger::Params, ClientError> {
+        self.get("/params").await
+    }
+
     /// Validators and their bonded stake.
     pub async fn validators(&self) -> Result<Vec<ValidatorStake>, ClientError> {
         self.get("/validators").await

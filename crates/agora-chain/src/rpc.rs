@@ -81,6 +81,7 @@ impl Node {
             .route("/finality/{height}", get(finality))
             .route("/proof/account/{id}", get(account_proof))
             .route("/validators", get(validators))
+            .route("/params", get(params))
             .route("/channel/{id}", get(channel))
             .route("/batches", get(batches))
             .route("/disputes", get(disputes))
@@ -248,6 +249,10 @@ async fn account_proof(
         nonce: account.nonce,
         proof,
     }))
+}
+
+async fn params(State(node): State<Node>) -> Json<agora_ledger::Params> {
+    Json(node.state().params.clone())
 }
 
 async fn validators(State(node): State<Node>) -> Json<Vec<ValidatorStake>> {
