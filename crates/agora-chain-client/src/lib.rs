@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use agora_types::rpc::{
     AccountInfo, AccountProof, BlockFinality, ChainStatus, ChannelInfo, Head, RpcErrorBody,
-    SubmitTx, Submitted, TxStatus, ValidatorStake,
+    SubmitTx, Submitted, SupplyInfo, TxStatus, ValidatorStake,
 };
 use agora_types::{
     codec, AccountId, Block, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction, TxKind,
@@ -151,6 +151,11 @@ impl ChainClient {
     /// An open payment channel.
     pub async fn channel(&self, id: &Hash32) -> Result<ChannelInfo, ClientError> {
         self.get(&format!("/channel/{id}")).await
+    }
+
+    /// Issuance figures: total supply, burned, emitted, emission pool, cap.
+    pub async fn supply(&self) -> Result<SupplyInfo, ClientError> {
+        self.get("/supply").await
     }
 
     /// Where a transaction stands, waiting up to `wait` for it to commit.

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, AccountProof, BlockFinality, ChainStatus, ChannelInfo, Head, RpcErrorBody,
-    RpcErrorDetail, SubmitTx, Submitted, TxStatus, ValidatorStake,
+    AccountInfo, AccountProof, BlockFinality, ChainStatus, ChannelInfo, Head, ProviderAccount,
+    RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted, SupplyInfo, TxStatus, ValidatorStake,
 };
 use agora_types::{codec, AccountId, Hash32, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
@@ -79,6 +79,7 @@ impl Node {
             .route("/proof/account/{id}", get(account_proof))
             .route("/validators", get(validators))
             .route("/channel/{id}", get(channel))
+            .route("/supply", get(supply))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
@@ -159,7 +160,33 @@ async fn status(State(node): State<Node>) -> Json<ChainStatus> {
         providers: s.providers.values().cloned().collect(),
         total_supply: s.total_supply(),
         mempool: node.mempool_len(),
+        supply: supply_of(&s),
+        provider_accounts: s
+            .providers
+            .keys()
+            .map(|id| ProviderAccount {
+                id: *id,
+                balance: s.account(id).balance,
+                earned: s.earnings(id),
+            })
+            .collect(),
     })
+}
+
+fn supply_of(s: &agora_ledger::State) -> SupplyInfo {
+    SupplyInfo {
+        height: s.height,
+        total_supply: s.total_supply(),
+        burned: s.burned,
+        emitted: s.emitted,
+        emission_pool: s.emission_pool,
+        supply_cap: s.params.supply_cap,
+    }
+}
+
+/// Issuance figures: total supply, burned, emitted, the emission pool and the cap.
+async fn supply(State(node): State<Node>) -> Json<SupplyInfo> {
+    Json(supply_of(&node.state()))
 }
 
 async fn account(
@@ -169,12 +196,14 @@ async fn account(
     let id: AccountId = id
         .parse()
         .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
-    let a = node.state().account(&id);
+    let state = node.state();
+    let a = state.account(&id);
     Ok(Json(AccountInfo {
         id,
         balance: a.balance,
         nonce: a.nonce,
         next_nonce: node.next_nonce(&id),
+        earned: state.earnings(&id),
     }))
 }
 
@@ -275,6 +304,7 @@ async fn channel(
         id,
         client: c.client,
         provider: c.provider,
+        model: c.model,
         deposit: c.deposit,
         paid: c.paid,
         receipts_root: c.receipts_root,

@@ -1,5 +1,5 @@
 //! The ledger: accounts, the model and provider registries, payment
-//! channels, validator staking, and the rules that change them.
+//! channels with model royalties, validator staking, earnings, and the rules that change them.
 //!
 //! Everything here is pure and deterministic: no I/O, no clocks, no
 //! randomness. [`apply_block`] is a function of (state, block), so any node
@@ -10,6 +10,7 @@ mod channels;
 mod emission;
 mod error;
 mod genesis;
+mod royalties;
 mod staking;
 mod state;
 
@@ -18,8 +19,10 @@ pub use channels::Channel;
 pub use emission::block_emission;
 pub use error::{BlockError, GenesisError, TxError};
 pub use genesis::{Genesis, GenesisAccount};
+pub use royalties::SettlementSplit;
 pub use staking::{Slashed, Unbonding, Validator, PPM};
 pub use state::{
     account_key, Account, Params, State, BASE_UNITS_PER_TOKEN, DEFAULT_CHALLENGE_BLOCKS,
-    DEFAULT_EMISSION_PER_BLOCK, DEFAULT_SUPPLY_CAP, DEFAULT_UNBONDING_BLOCKS,
+    DEFAULT_EMISSION_PER_BLOCK, DEFAULT_MAX_ROYALTY_PPM, DEFAULT_SUPPLY_CAP,
+    DEFAULT_UNBONDING_BLOCKS,
 };

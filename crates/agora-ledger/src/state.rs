@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
-    codec, AccountId, Amount, Hash32, Height, ModelEntry, ModelId, ProviderInfo, SignedTransaction,
-    TxKind,
+    codec, AccountId, Amount, Earnings, Hash32, Height, ModelEntry, ModelId, ProviderInfo,
+    SignedTransaction, TxKind,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,8 @@ const VALIDATOR_PREFIX: u8 = 5;
 const DELEGATION_PREFIX: u8 = 6;
 /// Key of the (single) unbonding queue leaf.
 const UNBONDING_PREFIX: u8 = 7;
+/// Key prefix of earnings leaves.
+const EARNINGS_PREFIX: u8 = 16;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -83,7 +85,17 @@ pub struct Params {
     /// Emission of a block before any halving.
     #[serde(default = "default_emission_per_block")]
     pub emission_per_block: Amount,
+    /// Largest royalty share a model may ask, in parts per million.
+    #[serde(default = "default_max_royalty_ppm")]
+    pub max_royalty_ppm: u32,
 }
+
+fn default_max_royalty_ppm() -> u32 {
+    DEFAULT_MAX_ROYALTY_PPM
+}
+
+/// Default largest royalty: 20% of every channel payment.
+pub const DEFAULT_MAX_ROYALTY_PPM: u32 = 200_000;
 
 fn default_supply_cap() -> Amount {
     DEFAULT_SUPPLY_CAP
@@ -123,6 +135,7 @@ impl Default for Params {
             unbonding_blocks: DEFAULT_UNBONDING_BLOCKS,
             supply_cap: DEFAULT_SUPPLY_CAP,
             emission_per_block: DEFAULT_EMISSION_PER_BLOCK,
+            max_royalty_ppm: DEFAULT_MAX_ROYALTY_PPM,
         }
     }
 }
@@ -160,6 +173,8 @@ pub struct State {
     pub emission_pool: Amount,
     /// Everything minted by emission so far (supply + burned = genesis + emitted).
     pub emitted: u128,
+    /// What each account has earned since genesis, by source.
+    pub earnings: BTreeMap<AccountId, Earnings>,
 }
 
 impl State {
@@ -213,6 +228,9 @@ impl State {
             &[UNBONDING_PREFIX],
             &codec::encode(&self.unbonding),
         ));
+        out.extend(self.earnings.iter().map(|(id, e)| {
+            merkle::leaf_hash(&entry_key(EARNINGS_PREFIX, &id.0), &codec::encode(e))
+        }));
         out
     }
 
@@ -270,7 +288,7 @@ impl State {
         // Every branch validates fully before its first write, so an error leaves no trace.
         match &tx.kind {
             TxKind::Transfer { to, amount } => self.transfer(tx.from, *to, *amount)?,
-            TxKind::RegisterModel { model } => self.register_model(model)?,
+            TxKind::RegisterModel { model } => self.register_model(tx.from, model)?,
             TxKind::RegisterProvider {
                 endpoint,
                 models,
@@ -288,9 +306,11 @@ impl State {
                 self.register_provider(info)?
             }
             TxKind::DeregisterProvider => self.deregister_provider(tx.from)?,
-            TxKind::OpenChannel { provider, deposit } => {
-                self.open_channel(tx.from, tx.nonce, *provider, *deposit)?
-            }
+            TxKind::OpenChannel {
+                provider,
+                model,
+                deposit,
+            } => self.open_channel(tx.from, tx.nonce, *provider, *model, *deposit)?,
             TxKind::TopUpChannel { channel, amount } => {
                 self.top_up_channel(tx.from, channel, *amount)?
             }
@@ -339,7 +359,8 @@ impl State {
         Ok(())
     }
 
-    fn register_model(&mut self, model: &ModelEntry) -> Result<(), TxError> {
+    fn register_model(&mut self, sender: AccountId, model: &ModelEntry) -> Result<(), TxError> {
+        self.check_model_terms(sender, model)?;
         check_text("model.name", &model.name, MAX_NAME_LEN)?;
         check_text("model.architecture", &model.architecture, MAX_NAME_LEN)?;
         check_text("model.quantization", &model.quantization, MAX_NAME_LEN)?;

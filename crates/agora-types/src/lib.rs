@@ -9,6 +9,7 @@
 pub mod block;
 pub mod channel;
 pub mod codec;
+pub mod earnings;
 pub mod hash;
 pub mod job;
 pub mod keys;
@@ -20,13 +21,16 @@ pub mod tx;
 pub use block::{Block, BlockHeader};
 pub use channel::{channel_id, SignedVoucher, Voucher};
 pub use codec::{decode, encode, CodecError};
+pub use earnings::Earnings;
 pub use hash::Hash32;
 pub use job::{
     hash_tokens, ChatMessage, FinishReason, JobEvent, JobInput, JobRequest, Receipt,
     SamplingParams, SignedReceipt, TokenLogprob, TopLogprob, Transcript, Usage,
 };
 pub use keys::{AccountId, KeyError, Keypair, Signature};
-pub use registry::{ModelEntry, ModelId, Price, ProviderInfo};
+pub use registry::{
+    no_owner, royalty_of, ModelEntry, ModelId, Price, ProviderInfo, ROYALTY_PPM_SCALE,
+};
 pub use tx::{SignedTransaction, Transaction, TxKind};
 
 /// Token amounts in base units. The whole supply fits comfortably in 64 bits.
