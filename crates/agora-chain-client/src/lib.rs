@@ -45,6 +45,17 @@ pub enum ClientError {
     },
 }
 
+/// A transaction the chain committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Its id.
+    pub id: Hash32,
+    /// The nonce it was signed with.
+    pub nonce: u64,
+    /// Height of the block that holds it.
+    pub height: u64,
+}
+
 /// A handle on one chain node's RPC.
 #[derive(Clone, Debug)]
 pub struct ChainClient {
@@ -182,6 +193,17 @@ impl ChainClient {
         kind: TxKind,
         timeout: Duration,
     ) -> Result<u64, ClientError> {
+        Ok(self.send_and_confirm(key, kind, timeout).await?.height)
+    }
+
+    /// [`ChainClient::send_and_wait`], reporting the transaction's id and
+    /// nonce too (a channel's id derives from the opening nonce).
+    pub async fn send_and_confirm(
+        &self,
+        key: &Keypair,
+        kind: TxKind,
+        timeout: Duration,
+    ) -> Result<Committed, ClientError> {
         let chain_id = self.head().await?.chain_id;
         let nonce = self.account(&key.account()).await?.next_nonce;
         let tx = Transaction {
@@ -199,7 +221,7 @@ impl ChainClient {
                 .tx_status(&id, left.min(Duration::from_secs(10)))
                 .await?
             {
-                TxStatus::Committed { height } => return Ok(height),
+                TxStatus::Committed { height } => return Ok(Committed { id, nonce, height }),
                 TxStatus::Rejected { error } => return Err(ClientError::TxRejected { id, error }),
                 TxStatus::Pending if left.is_zero() => {
                     return Err(ClientError::Timeout(id, timeout))
