@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use agora_types::rpc::{
     AccountInfo, AccountProof, BatchPage, BlockFinality, ChainStatus, ChannelInfo, Head,
-    ProviderAuditStatus, RpcErrorBody, SubmitTx, Submitted, TxStatus, ValidatorStake,
+    ProviderAuditStatus, RpcErrorBody, SubmitTx, Submitted, SupplyInfo, TxStatus, ValidatorStake,
 };
 use agora_types::{
     codec, AccountId, Block, Dispute, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction,
@@ -44,6 +44,17 @@ pub enum ClientError {
         /// Why.
         error: String,
     },
+}
+
+/// A transaction the chain committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Its id.
+    pub id: Hash32,
+    /// The nonce it was signed with.
+    pub nonce: u64,
+    /// Height of the block that holds it.
+    pub height: u64,
 }
 
 /// A handle on one chain node's RPC.
@@ -178,6 +189,11 @@ impl ChainClient {
         self.get(&format!("/audits/{provider}")).await
     }
 
+    /// Issuance figures: total supply, burned, emitted, emission pool, cap.
+    pub async fn supply(&self) -> Result<SupplyInfo, ClientError> {
+        self.get("/supply").await
+    }
+
     /// Where a transaction stands, waiting up to `wait` for it to commit.
     pub async fn tx_status(&self, id: &Hash32, wait: Duration) -> Result<TxStatus, ClientError> {
         self.get(&format!("/tx/{id}?wait_ms={}", wait.as_millis()))
@@ -202,6 +218,17 @@ impl ChainClient {
         kind: TxKind,
         timeout: Duration,
     ) -> Result<u64, ClientError> {
+        Ok(self.send_and_confirm(key, kind, timeout).await?.height)
+    }
+
+    /// [`ChainClient::send_and_wait`], reporting the transaction's id and
+    /// nonce too (a channel's id derives from the opening nonce).
+    pub async fn send_and_confirm(
+        &self,
+        key: &Keypair,
+        kind: TxKind,
+        timeout: Duration,
+    ) -> Result<Committed, ClientError> {
         let chain_id = self.head().await?.chain_id;
         let nonce = self.account(&key.account()).await?.next_nonce;
         let tx = Transaction {
@@ -219,7 +246,7 @@ impl ChainClient {
                 .tx_status(&id, left.min(Duration::from_secs(10)))
                 .await?
             {
-                TxStatus::Committed { height } => return Ok(height),
+                TxStatus::Committed { height } => return Ok(Committed { id, nonce, height }),
                 TxStatus::Rejected { error } => return Err(ClientError::TxRejected { id, error }),
                 TxStatus::Pending if left.is_zero() => {
                     return Err(ClientError::Timeout(id, timeout))

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use agora_types::rpc::{
     AccountInfo, AccountProof, BatchPage, BlockFinality, ChainStatus, ChannelInfo, Head,
-    ProviderAuditStatus, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted, TxStatus,
-    ValidatorStake,
+    ProviderAccount, ProviderAuditStatus, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted,
+    SupplyInfo, TxStatus, ValidatorStake,
 };
 use agora_types::{codec, AccountId, Dispute, Hash32, ReceiptBatch, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
@@ -86,6 +86,7 @@ impl Node {
             .route("/batches", get(batches))
             .route("/disputes", get(disputes))
             .route("/audits/{provider}", get(audits))
+            .route("/supply", get(supply))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
@@ -167,7 +168,33 @@ async fn status(State(node): State<Node>) -> Json<ChainStatus> {
         total_supply: s.total_supply(),
         mempool: node.mempool_len(),
         audits: audit_statuses(&s),
+        supply: supply_of(&s),
+        provider_accounts: s
+            .providers
+            .keys()
+            .map(|id| ProviderAccount {
+                id: *id,
+                balance: s.account(id).balance,
+                earned: s.earnings(id),
+            })
+            .collect(),
     })
+}
+
+fn supply_of(s: &agora_ledger::State) -> SupplyInfo {
+    SupplyInfo {
+        height: s.height,
+        total_supply: s.total_supply(),
+        burned: s.burned,
+        emitted: s.emitted,
+        emission_pool: s.emission_pool,
+        supply_cap: s.params.supply_cap,
+    }
+}
+
+/// Issuance figures: total supply, burned, emitted, the emission pool and the cap.
+async fn supply(State(node): State<Node>) -> Json<SupplyInfo> {
+    Json(supply_of(&node.state()))
 }
 
 async fn account(
@@ -177,12 +204,14 @@ async fn account(
     let id: AccountId = id
         .parse()
         .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
-    let a = node.state().account(&id);
+    let state = node.state();
+    let a = state.account(&id);
     Ok(Json(AccountInfo {
         id,
         balance: a.balance,
         nonce: a.nonce,
         next_nonce: node.next_nonce(&id),
+        earned: state.earnings(&id),
     }))
 }
 
@@ -287,6 +316,7 @@ async fn channel(
         id,
         client: c.client,
         provider: c.provider,
+        model: c.model,
         deposit: c.deposit,
         paid: c.paid,
         receipts_root: c.receipts_root,

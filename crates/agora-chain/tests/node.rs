@@ -297,19 +297,20 @@ async fn finalized_blocks_commit_in_order_with_their_finality() {
     assert_eq!(rejected_code(rpc.finality(3).await).0, 404);
 }
 
-/// Staking and payment channels through the RPC: a bonded validator is
-/// listed, an opened channel is readable, an unknown one is a 404.
+/// Staking, payment channels, royalties and issuance through the RPC: a
+/// bonded validator is listed, an opened channel is readable (with its
+/// model), a settlement shows up as the provider's and the model owner's
+/// earnings, `/supply` accounts for every base unit, an unknown channel is a 404.
 #[tokio::test]
 async fn validators_and_channels_are_served() {
-    let (a, b) = (Keypair::generate(), Keypair::generate());
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(
-        dir.path(),
-        &genesis(&[&a, &b]),
+    let (a, b, owner) = (
         Keypair::generate(),
-        ChainConfig::default(),
-    )
-    .unwrap();
+        Keypair::generate(),
+        Keypair::generate(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let g = genesis(&[&a, &b, &owner]);
+    let node = Node::open(dir.path(), &g, Keypair::generate(), ChainConfig::default()).unwrap();
     let sign = |key: &Keypair, nonce: u64, kind: TxKind| {
         Transaction {
             chain_id: "node-test".into(),
@@ -319,13 +320,39 @@ async fn validators_and_channels_are_served() {
         }
         .sign(key)
     };
+    let model = agora_types::ModelEntry {
+        id: Hash32::digest(b"royalty model"),
+        name: "royalty-model".into(),
+        architecture: "llama".into(),
+        quantization: "Q4_1".into(),
+        size_bytes: 1,
+        license: "MIT".into(),
+        owner: owner.account(),
+        royalty_ppm: 100_000,
+    };
+    node.submit(sign(
+        &owner,
+        0,
+        TxKind::RegisterModel {
+            model: model.clone(),
+        },
+    ))
+    .unwrap();
     let bond = TxKind::BondValidator {
         amount: 300,
         take_ppm: 90_000,
     };
     node.submit(sign(&a, 0, bond)).unwrap();
+    let serve_it = TxKind::RegisterProvider {
+        endpoint: "http://127.0.0.1:1".into(),
+        models: vec![model.id],
+        price: agora_types::Price::default(),
+        stake: 1,
+    };
+    node.submit(sign(&a, 1, serve_it)).unwrap();
     let open = TxKind::OpenChannel {
         provider: a.account(),
+        model: model.id,
         deposit: 200,
     };
     node.submit(sign(&b, 0, open)).unwrap();
@@ -342,8 +369,8 @@ async fn validators_and_channels_are_served() {
     let id = agora_types::channel_id(&b.account(), 0);
     let channel = rpc.channel(&id).await.unwrap();
     assert_eq!(
-        (channel.client, channel.provider),
-        (b.account(), a.account())
+        (channel.client, channel.provider, channel.model),
+        (b.account(), a.account(), model.id)
     );
     assert_eq!(
         (channel.deposit, channel.paid, channel.closable_at),
@@ -353,6 +380,37 @@ async fn validators_and_channels_are_served() {
         rejected_code(rpc.channel(&Hash32::digest(b"none")).await).0,
         404
     );
+
+    let voucher = agora_types::Voucher {
+        channel: id,
+        cumulative: 155,
+        receipts_root: Hash32::digest(b"receipts"),
+        jobs: 3,
+    }
+    .sign(&b);
+    node.submit(sign(&a, 2, TxKind::SettleChannel { voucher }))
+        .unwrap();
+    node.produce_block(2).unwrap();
+    // 155 at 10%: 15 to the owner (rounded down), 140 to the provider.
+    let provider = rpc.account(&a.account()).await.unwrap();
+    assert_eq!(provider.balance, 1_000 - 300 - 1 + 140);
+    assert_eq!(
+        (provider.earned.channels, provider.earned.royalties),
+        (140, 0)
+    );
+    let royalties = rpc.account(&owner.account()).await.unwrap();
+    assert_eq!(royalties.balance, 1_015);
+    assert_eq!(royalties.earned.royalties, 15);
+    let supply = rpc.supply().await.unwrap();
+    assert_eq!(supply.height, 2);
+    assert!(supply.emitted > 0, "emission minted nothing");
+    assert_eq!(supply.total_supply + supply.burned, 3_000 + supply.emitted);
+    let status = rpc.status().await.unwrap();
+    assert_eq!(status.supply, supply);
+    assert_eq!(status.provider_accounts.len(), 1);
+    assert_eq!(status.provider_accounts[0].id, a.account());
+    assert_eq!(status.provider_accounts[0].balance, provider.balance);
+    assert_eq!(status.provider_accounts[0].earned, provider.earned);
 }
 
 /// Audits through the RPC: a committed receipt batch is paged by height, a
@@ -374,6 +432,8 @@ async fn batches_disputes_and_audit_records_are_served() {
         quantization: "Q4_1".into(),
         size_bytes: 1,
         license: "MIT".into(),
+        owner: provider.account(),
+        royalty_ppm: 0,
     };
     let mut g = genesis(&[&provider, &auditor, &other]);
     g.models.push(model.clone());

@@ -1,11 +1,14 @@
 //! Payment channel rules. A channel escrows a client's deposit for one
-//! provider; the provider settles signed cumulative vouchers (never more than
-//! the deposit, never the same amount twice); the client gets back what was
+//! provider and one model it serves; the provider settles signed cumulative vouchers (never more than
+//! the deposit, never the same amount twice; the model's owner takes its
+//! royalty share of each payment, see `royalties.rs`); the client gets back what was
 //! not paid, either at once when the provider closes, or after a challenge
 //! window during which the provider can still settle.
 
 use agora_types::audit::batch_id;
-use agora_types::{channel_id, AccountId, Amount, Hash32, Height, ReceiptBatch, SignedVoucher};
+use agora_types::{
+    channel_id, AccountId, Amount, Hash32, Height, ModelId, ReceiptBatch, SignedVoucher,
+};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +21,8 @@ pub struct Channel {
     pub client: AccountId,
     /// Who is paid.
     pub provider: AccountId,
+    /// The model it pays for; its owner takes the model's royalty share.
+    pub model: ModelId,
     /// Everything ever escrowed (opening deposit plus top-ups).
     pub deposit: Amount,
     /// Paid to the provider so far (the last settled voucher's cumulative amount).
@@ -55,6 +60,7 @@ impl State {
         client: AccountId,
         nonce: u64,
         provider: AccountId,
+        model: ModelId,
         deposit: Amount,
     ) -> Result<(), TxError> {
         if deposit == 0 {
@@ -66,6 +72,7 @@ impl State {
                 reason: "a channel to oneself pays nothing".into(),
             });
         }
+        self.check_serves(provider, model)?;
         let available = self.account(&client).balance;
         if available < deposit {
             return Err(TxError::InsufficientBalance {
@@ -78,6 +85,7 @@ impl State {
         let channel = Channel {
             client,
             provider,
+            model,
             deposit,
             paid: 0,
             receipts_root: Hash32::default(),
@@ -158,9 +166,8 @@ impl State {
         }
         let new_jobs = v.jobs - channel.jobs;
         let first_index = channel.jobs;
-        let payout = v.cumulative - channel.paid;
-        self.credit_check(&sender, payout)?;
-        self.accounts.entry(sender).or_default().balance += payout;
+        let split = self.settlement_split(sender, channel.model, v.cumulative - channel.paid)?;
+        self.pay_settlement(split);
         if let Some(c) = self.channels.get_mut(&v.channel) {
             c.paid = v.cumulative;
             c.receipts_root = v.receipts_root;

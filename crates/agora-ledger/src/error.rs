@@ -48,6 +48,30 @@ pub enum TxError {
     /// Another model already uses this name.
     #[error("model name {0:?} is already taken")]
     ModelNameTaken(String),
+    /// A registered model must name its registering sender as owner.
+    #[error("model owner {owner} is not the sender {sender}")]
+    ModelOwnerMismatch {
+        /// Who sent the registration.
+        sender: AccountId,
+        /// Who the entry names as owner.
+        owner: AccountId,
+    },
+    /// The model asks a larger royalty share than the chain allows.
+    #[error("royalty {got} ppm is above the chain's maximum of {maximum} ppm")]
+    RoyaltyTooHigh {
+        /// Chain maximum (`Params::max_royalty_ppm`).
+        maximum: u32,
+        /// Asked share.
+        got: u32,
+    },
+    /// The provider does not list the model (a channel is opened for, or receipts are committed for).
+    #[error("provider {provider} does not serve model {model}")]
+    ModelNotServed {
+        /// The provider.
+        provider: AccountId,
+        /// The model.
+        model: ModelId,
+    },
     /// The sender is not a registered provider.
     #[error("{0} is not a registered provider")]
     NotAProvider(AccountId),
@@ -158,14 +182,6 @@ pub enum TxError {
     /// The account was slashed for a confirmed failed audit and may not serve again.
     #[error("provider {0} was slashed and may not register or be audited again")]
     ProviderSlashed(AccountId),
-    /// The provider does not serve the model it commits receipts for.
-    #[error("provider {provider} does not serve model {model}")]
-    ModelNotServed {
-        /// The provider.
-        provider: AccountId,
-        /// The model.
-        model: ModelId,
-    },
     /// No live receipt batch has this id (never committed, or its audit window closed and it was pruned).
     #[error("no receipt batch {0} within its audit window")]
     UnknownBatch(Hash32),

@@ -85,6 +85,12 @@ impl Genesis {
         }
         let mut models = BTreeMap::new();
         for m in &self.models {
+            if m.royalty_ppm > self.params.max_royalty_ppm {
+                return Err(GenesisError::Invalid(format!(
+                    "model {} asks a royalty of {} ppm, above max_royalty_ppm {}",
+                    m.id, m.royalty_ppm, self.params.max_royalty_ppm
+                )));
+            }
             if models.insert(m.id, m.clone()).is_some() {
                 return Err(GenesisError::Invalid(format!(
                     "model {} listed twice",
@@ -112,6 +118,7 @@ impl Genesis {
             verdicts: BTreeMap::new(),
             disputes: BTreeMap::new(),
             provider_audits: BTreeMap::new(),
+            earnings: BTreeMap::new(),
         })
     }
 }

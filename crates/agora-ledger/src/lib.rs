@@ -1,6 +1,6 @@
 //! The ledger: accounts, the model and provider registries, payment
-//! channels, validator staking, receipt audits (Proof of Sampling), and the
-//! rules that change them.
+//! channels with model royalties, validator staking, earnings, receipt audits
+//! (Proof of Sampling), and the rules that change them.
 //!
 //! Everything here is pure and deterministic: no I/O, no clocks, no
 //! randomness. [`apply_block`] is a function of (state, block), so any node
@@ -12,6 +12,7 @@ mod channels;
 mod emission;
 mod error;
 mod genesis;
+mod royalties;
 mod staking;
 mod state;
 
@@ -21,8 +22,10 @@ pub use channels::Channel;
 pub use emission::block_emission;
 pub use error::{BlockError, GenesisError, TxError};
 pub use genesis::{Genesis, GenesisAccount};
+pub use royalties::SettlementSplit;
 pub use staking::{Slashed, Unbonding, Validator, PPM};
 pub use state::{
     account_key, Account, Params, State, BASE_UNITS_PER_TOKEN, DEFAULT_CHALLENGE_BLOCKS,
-    DEFAULT_EMISSION_PER_BLOCK, DEFAULT_SUPPLY_CAP, DEFAULT_UNBONDING_BLOCKS,
+    DEFAULT_EMISSION_PER_BLOCK, DEFAULT_MAX_ROYALTY_PPM, DEFAULT_SUPPLY_CAP,
+    DEFAULT_UNBONDING_BLOCKS,
 };

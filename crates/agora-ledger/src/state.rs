@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
-    codec, AccountId, Amount, Dispute, Hash32, Height, ModelEntry, ModelId, ProviderAudits,
-    ProviderInfo, ReceiptBatch, SignedTransaction, TxKind,
+    codec, AccountId, Amount, Dispute, Earnings, Hash32, Height, ModelEntry, ModelId,
+    ProviderAudits, ProviderInfo, ReceiptBatch, SignedTransaction, TxKind,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,8 @@ const VERDICT_PREFIX: u8 = 9;
 const DISPUTE_PREFIX: u8 = 10;
 /// Key prefix of provider audit record leaves.
 const PROVIDER_AUDITS_PREFIX: u8 = 11;
+/// Key prefix of earnings leaves.
+const EARNINGS_PREFIX: u8 = 16;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -95,7 +97,17 @@ pub struct Params {
     /// Audit parameters (Proof of Sampling): the `[params.audit]` table.
     #[serde(default)]
     pub audit: AuditParams,
+    /// Largest royalty share a model may ask, in parts per million.
+    #[serde(default = "default_max_royalty_ppm")]
+    pub max_royalty_ppm: u32,
 }
+
+fn default_max_royalty_ppm() -> u32 {
+    DEFAULT_MAX_ROYALTY_PPM
+}
+
+/// Default largest royalty: 20% of every channel payment.
+pub const DEFAULT_MAX_ROYALTY_PPM: u32 = 200_000;
 
 fn default_supply_cap() -> Amount {
     DEFAULT_SUPPLY_CAP
@@ -136,6 +148,7 @@ impl Default for Params {
             supply_cap: DEFAULT_SUPPLY_CAP,
             emission_per_block: DEFAULT_EMISSION_PER_BLOCK,
             audit: AuditParams::default(),
+            max_royalty_ppm: DEFAULT_MAX_ROYALTY_PPM,
         }
     }
 }
@@ -181,6 +194,8 @@ pub struct State {
     pub disputes: BTreeMap<Hash32, Dispute>,
     /// Audit record of every provider ever audited, by account.
     pub provider_audits: BTreeMap<AccountId, ProviderAudits>,
+    /// What each account has earned since genesis, by source.
+    pub earnings: BTreeMap<AccountId, Earnings>,
 }
 
 impl State {
@@ -255,6 +270,9 @@ impl State {
         out.extend(self.provider_audits.iter().map(|(id, a)| {
             merkle::leaf_hash(&entry_key(PROVIDER_AUDITS_PREFIX, &id.0), &codec::encode(a))
         }));
+        out.extend(self.earnings.iter().map(|(id, e)| {
+            merkle::leaf_hash(&entry_key(EARNINGS_PREFIX, &id.0), &codec::encode(e))
+        }));
         out
     }
 
@@ -312,7 +330,7 @@ impl State {
         // Every branch validates fully before its first write, so an error leaves no trace.
         match &tx.kind {
             TxKind::Transfer { to, amount } => self.transfer(tx.from, *to, *amount)?,
-            TxKind::RegisterModel { model } => self.register_model(model)?,
+            TxKind::RegisterModel { model } => self.register_model(tx.from, model)?,
             TxKind::RegisterProvider {
                 endpoint,
                 models,
@@ -330,9 +348,11 @@ impl State {
                 self.register_provider(info)?
             }
             TxKind::DeregisterProvider => self.deregister_provider(tx.from)?,
-            TxKind::OpenChannel { provider, deposit } => {
-                self.open_channel(tx.from, tx.nonce, *provider, *deposit)?
-            }
+            TxKind::OpenChannel {
+                provider,
+                model,
+                deposit,
+            } => self.open_channel(tx.from, tx.nonce, *provider, *model, *deposit)?,
             TxKind::TopUpChannel { channel, amount } => {
                 self.top_up_channel(tx.from, channel, *amount)?
             }
@@ -406,7 +426,8 @@ impl State {
         Ok(())
     }
 
-    fn register_model(&mut self, model: &ModelEntry) -> Result<(), TxError> {
+    fn register_model(&mut self, sender: AccountId, model: &ModelEntry) -> Result<(), TxError> {
+        self.check_model_terms(sender, model)?;
         check_text("model.name", &model.name, MAX_NAME_LEN)?;
         check_text("model.architecture", &model.architecture, MAX_NAME_LEN)?;
         check_text("model.quantization", &model.quantization, MAX_NAME_LEN)?;

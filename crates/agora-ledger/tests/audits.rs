@@ -31,6 +31,8 @@ fn model() -> ModelEntry {
         quantization: "Q4_1".into(),
         size_bytes: 1,
         license: "MIT".into(),
+        owner: AccountId([0; 32]),
+        royalty_ppm: 0,
     }
 }
 
@@ -447,6 +449,7 @@ fn channel_settlements_make_the_new_jobs_auditable() {
         client,
         TxKind::OpenChannel {
             provider: provider.account(),
+            model: model().id,
             deposit: 1_000,
         },
     );

@@ -3,7 +3,10 @@
 //! escrow, never change the supply, and change nothing when rejected.
 
 use agora_ledger::{Genesis, GenesisAccount, State, TxError};
-use agora_types::{channel_id, Hash32, Keypair, SignedTransaction, Transaction, TxKind, Voucher};
+use agora_types::{
+    channel_id, Hash32, Keypair, ModelEntry, ModelId, Price, ProviderInfo, SignedTransaction,
+    Transaction, TxKind, Voucher,
+};
 use proptest::prelude::*;
 
 const CHAIN: &str = "channel-test";
@@ -25,11 +28,37 @@ fn genesis(keys: &[Keypair], balance: u64) -> State {
                 balance,
             })
             .collect(),
-        models: vec![],
+        models: vec![ModelEntry {
+            id: MODEL,
+            name: "channel-model".into(),
+            architecture: "llama".into(),
+            quantization: "Q4_1".into(),
+            size_bytes: 1,
+            license: "MIT".into(),
+            owner: agora_types::no_owner(),
+            royalty_ppm: 0,
+        }],
     };
     g.params.channel_challenge_blocks = WINDOW;
-    g.state().unwrap()
+    let mut s = g.state().unwrap();
+    // Every key serves the model (with no stake, so balances stay round);
+    // royalties are tested in tests/economics.rs.
+    for k in keys {
+        let info = ProviderInfo {
+            id: k.account(),
+            endpoint: "http://p:1".into(),
+            models: vec![MODEL],
+            price: Price::default(),
+            stake: 0,
+            registered_at: 0,
+        };
+        s.providers.insert(k.account(), info);
+    }
+    s
 }
+
+/// The one model every channel here pays for.
+const MODEL: ModelId = Hash32([5; 32]);
 
 fn send(s: &mut State, key: &Keypair, kind: TxKind, height: u64) -> Result<(), TxError> {
     let nonce = s.account(&key.account()).nonce;
@@ -68,6 +97,7 @@ fn lifecycle_pays_exactly_what_vouchers_owe() {
     let id = channel_id(&client.account(), 0);
     let open = TxKind::OpenChannel {
         provider: provider.account(),
+        model: MODEL,
         deposit: 1_000,
     };
     send(&mut s, client, open, 1).unwrap();
@@ -142,6 +172,7 @@ fn provider_close_refunds_at_once() {
     let id = channel_id(&k[0].account(), 0);
     let open = TxKind::OpenChannel {
         provider: k[1].account(),
+        model: MODEL,
         deposit: 600,
     };
     send(&mut s, &k[0], open, 1).unwrap();
@@ -208,7 +239,7 @@ proptest! {
             match op {
                 Op::Open { client, provider, deposit } => {
                     let nonce = s.account(&k[client].account()).nonce;
-                    let kind = TxKind::OpenChannel { provider: k[provider].account(), deposit };
+                    let kind = TxKind::OpenChannel { provider: k[provider].account(), model: MODEL, deposit };
                     if send(&mut s, &k[client], kind, height).is_ok() {
                         opened.push(channel_id(&k[client].account(), nonce));
                     }

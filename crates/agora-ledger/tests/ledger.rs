@@ -17,6 +17,8 @@ fn model(tag: u8) -> ModelEntry {
         quantization: "Q4_1".into(),
         size_bytes: 1000,
         license: "Apache-2.0".into(),
+        owner: agora_types::no_owner(),
+        royalty_ppm: 0,
     }
 }
 
@@ -155,7 +157,16 @@ fn each_rejection_is_precise_and_changes_nothing() {
     assert_eq!(
         apply(
             &mut s,
-            &tx(&k[0], 0, TxKind::RegisterModel { model: model(1) })
+            &tx(
+                &k[0],
+                0,
+                TxKind::RegisterModel {
+                    model: ModelEntry {
+                        owner: k[0].account(),
+                        ..model(1)
+                    }
+                }
+            )
         ),
         Err(TxError::ModelExists(model(1).id))
     );
@@ -332,7 +343,7 @@ proptest! {
                     TxKind::RegisterProvider { endpoint: "http://p:1".into(), models: vec![m], price: Price::default(), stake }
                 }
                 Op::Deregister { .. } => TxKind::DeregisterProvider,
-                Op::RegisterModel { tag, .. } => TxKind::RegisterModel { model: model(tag) },
+                Op::RegisterModel { tag, .. } => TxKind::RegisterModel { model: ModelEntry { owner: k[from].account(), ..model(tag) } },
             };
             let mut stx = tx(&k[from], nonce, kind);
             if corrupt {

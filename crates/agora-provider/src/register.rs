@@ -30,8 +30,12 @@ pub async fn register_on_chain(
             )))
         }
         None => {
+            // The registering key becomes the model's owner (the ledger insists).
             let kind = TxKind::RegisterModel {
-                model: model.clone(),
+                model: ModelEntry {
+                    owner: key.account(),
+                    ..model.clone()
+                },
             };
             chain.send_and_wait(key, kind, COMMIT_TIMEOUT).await?;
             tracing::info!(model = %model.id, name = %model.name, "model registered on chain");

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod block;
 pub mod channel;
 pub mod codec;
+pub mod earnings;
 pub mod hash;
 pub mod job;
 pub mod keys;
@@ -22,6 +23,7 @@ pub use audit::{Dispute, ProviderAudits, ReceiptBatch};
 pub use block::{Block, BlockHeader};
 pub use channel::{channel_id, SignedVoucher, Voucher};
 pub use codec::{decode, encode, CodecError};
+pub use earnings::Earnings;
 pub use hash::Hash32;
 pub use job::{
     commitments_hash, hash_tokens, ChatMessage, Commitments, FinishReason, JobEvent, JobInput,
@@ -29,7 +31,9 @@ pub use job::{
     Usage,
 };
 pub use keys::{AccountId, KeyError, Keypair, Signature};
-pub use registry::{ModelEntry, ModelId, Price, ProviderInfo};
+pub use registry::{
+    no_owner, royalty_of, ModelEntry, ModelId, Price, ProviderInfo, ROYALTY_PPM_SCALE,
+};
 pub use tx::{SignedTransaction, Transaction, TxKind};
 
 /// Token amounts in base units. The whole supply fits comfortably in 64 bits.

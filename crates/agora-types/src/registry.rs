@@ -23,6 +23,32 @@ pub struct ModelEntry {
     pub size_bytes: u64,
     /// Licence identifier, e.g. `Apache-2.0`.
     pub license: String,
+    /// Who receives the model's royalties. A `RegisterModel` transaction must
+    /// name its own sender here (the ledger refuses any other account).
+    #[serde(default = "no_owner")]
+    pub owner: AccountId,
+    /// Share of every settled channel payment for this model paid to `owner`,
+    /// in parts per million (at most the chain's `max_royalty_ppm`).
+    #[serde(default)]
+    pub royalty_ppm: u32,
+}
+
+/// The all-zero account: the owner of genesis models nobody claimed (they
+/// carry no royalty, so nothing is ever paid to it).
+pub fn no_owner() -> AccountId {
+    AccountId([0; 32])
+}
+
+/// Parts per million: the unit of royalty shares.
+pub const ROYALTY_PPM_SCALE: u32 = 1_000_000;
+
+/// The royalty on a payment of `amount`: `floor(amount × royalty_ppm / 10⁶)`,
+/// so the payee keeps the rounding remainder and the royalty never exceeds
+/// `amount` (shares above 100% are clamped).
+pub fn royalty_of(amount: Amount, royalty_ppm: u32) -> Amount {
+    let ppm = royalty_ppm.min(ROYALTY_PPM_SCALE);
+    // amount × ppm / 10⁶ ≤ amount, so the quotient fits back in 64 bits.
+    (u128::from(amount) * u128::from(ppm) / u128::from(ROYALTY_PPM_SCALE)) as Amount
 }
 
 /// Price of a job in base units per 1,000 tokens.
@@ -89,5 +115,16 @@ mod tests {
             output_per_1k: u64::MAX,
         };
         assert_eq!(huge.cost(u64::MAX, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn royalty_rounds_down_and_never_exceeds_the_payment() {
+        assert_eq!(royalty_of(1_000, 200_000), 200);
+        assert_eq!(royalty_of(9, 150_000), 1, "1.35 rounds down");
+        assert_eq!(royalty_of(4, 200_000), 0);
+        assert_eq!(royalty_of(777, 0), 0);
+        assert_eq!(royalty_of(777, ROYALTY_PPM_SCALE), 777);
+        assert_eq!(royalty_of(777, u32::MAX), 777, "shares above 100% clamp");
+        assert_eq!(royalty_of(u64::MAX, 500_000), u64::MAX / 2);
     }
 }

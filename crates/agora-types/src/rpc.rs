@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AccountId, Amount, Hash32, Height, ModelEntry, ProviderAudits, ProviderInfo, ReceiptBatch,
+    AccountId, Amount, Earnings, Hash32, Height, ModelEntry, ModelId, ProviderAudits, ProviderInfo,
+    ReceiptBatch,
 };
 
 /// `POST /tx` body: a borsh-encoded [`crate::SignedTransaction`] in hex.
@@ -112,6 +113,8 @@ pub struct ChannelInfo {
     pub client: AccountId,
     /// Who is paid.
     pub provider: AccountId,
+    /// The model it pays for.
+    pub model: ModelId,
     /// Everything escrowed so far.
     pub deposit: Amount,
     /// Paid to the provider so far.
@@ -135,6 +138,39 @@ pub struct AccountInfo {
     pub nonce: u64,
     /// Next nonce counting transactions waiting in the mempool; sign with this one.
     pub next_nonce: u64,
+    /// What it has earned since genesis, by source.
+    #[serde(default)]
+    pub earned: Earnings,
+}
+
+/// `GET /supply`: where every base unit is, so anyone can check issuance.
+/// `total_supply + burned = genesis allocations + emitted`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplyInfo {
+    /// Height the figures are for.
+    pub height: Height,
+    /// Everything in existence: balances, stakes, escrows, bonded and
+    /// unbonding stake, and the emission pool.
+    pub total_supply: u128,
+    /// Destroyed by slashing so far.
+    pub burned: u128,
+    /// Minted by emission so far.
+    pub emitted: u128,
+    /// Minted but not yet paid out by the reward distribution.
+    pub emission_pool: Amount,
+    /// Most base units that will ever exist.
+    pub supply_cap: Amount,
+}
+
+/// One provider's account as `GET /status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderAccount {
+    /// The provider.
+    pub id: AccountId,
+    /// Its spendable balance (stake not included).
+    pub balance: Amount,
+    /// What it has earned since genesis, by source.
+    pub earned: Earnings,
 }
 
 /// `GET /status`: head plus registries, what `agora status` prints.
@@ -155,6 +191,12 @@ pub struct ChainStatus {
     /// Audit record of every provider that is registered or has one.
     #[serde(default)]
     pub audits: Vec<ProviderAuditStatus>,
+    /// Issuance figures at `height`.
+    #[serde(default)]
+    pub supply: SupplyInfo,
+    /// Balance and earnings of every registered provider, in `providers` order.
+    #[serde(default)]
+    pub provider_accounts: Vec<ProviderAccount>,
 }
 
 /// `GET /audits/{provider}` (and one entry of [`ChainStatus::audits`]): a

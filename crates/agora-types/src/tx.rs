@@ -44,10 +44,13 @@ pub enum TxKind {
     /// Remove the sender's provider record and return its stake.
     DeregisterProvider,
     /// Escrow `deposit` from the sender (the client) in a new payment channel
-    /// to `provider`; its id is [`crate::channel_id`]`(sender, nonce)`.
+    /// to `provider` for jobs on `model`; its id is [`crate::channel_id`]`(sender, nonce)`.
     OpenChannel {
         /// Who the channel pays.
         provider: AccountId,
+        /// The model the channel pays for (its owner's royalty applies); the
+        /// provider must be registered as serving it.
+        model: ModelId,
         /// Base units escrowed.
         deposit: Amount,
     },

@@ -111,6 +111,8 @@ async fn start() -> Network {
             quantization: "Q4_1".into(),
             size_bytes: std::fs::metadata(&path).unwrap().len(),
             license: "Apache-2.0".into(),
+            owner: agora_types::no_owner(),
+            royalty_ppm: 0,
         }],
         providers: vec![ProviderInfo {
             id: key.account(),

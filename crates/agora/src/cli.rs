@@ -29,8 +29,20 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Print the chain head and the model and provider registries.
     Status(StatusArgs),
-    /// Send tokens from a key file's account to another account.
+    /// Send tokens from a key file's account to another account (same as `wallet transfer`).
     Transfer(TransferArgs),
+    /// Keys and balances: new key, balance, transfer.
+    #[command(subcommand)]
+    Wallet(crate::wallet::WalletCommand),
+    /// Bond stake as a validator (or add to it).
+    Stake(crate::stake::StakeArgs),
+    /// Start unbonding own or delegated stake.
+    Unstake(crate::stake::UnstakeArgs),
+    /// Delegate stake to a validator.
+    Delegate(crate::stake::DelegateArgs),
+    /// A client's payment channels: open, top up, close, finish.
+    #[command(subcommand)]
+    Channel(crate::channel::ChannelCommand),
     /// Manage the local model cache.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -355,7 +367,7 @@ pub enum ModelCommand {
 }
 
 /// `$XDG_DATA_HOME/agora/NAME`, else `$HOME/.local/share/agora/NAME`.
-fn default_data_dir(name: &str) -> PathBuf {
+pub fn default_data_dir(name: &str) -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))

@@ -25,6 +25,10 @@ pub fn default_model_entry() -> ModelEntry {
         quantization: "Q4_1".into(),
         size_bytes: DEFAULT_MODEL_SIZE,
         license: DEFAULT_MODEL_LICENSE.into(),
+        // Whoever registers it owns it (the provider sets itself when it
+        // registers the model; genesis names the first funded account).
+        owner: agora_types::no_owner(),
+        royalty_ppm: 0,
     }
 }
 
@@ -47,7 +51,13 @@ pub fn load_or_create(path: &Path, funded: &[AccountId]) -> Result<Genesis> {
                 balance: DEV_BALANCE,
             })
             .collect(),
-        models: vec![default_model_entry()],
+        models: vec![ModelEntry {
+            owner: funded
+                .first()
+                .copied()
+                .unwrap_or_else(agora_types::no_owner),
+            ..default_model_entry()
+        }],
     };
     std::fs::write(path, genesis.to_toml())
         .with_context(|| format!("writing {}", path.display()))?;

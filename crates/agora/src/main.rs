@@ -3,6 +3,7 @@
 mod bench;
 mod bench_chain;
 mod bench_infer;
+mod channel;
 mod cli;
 mod devnet;
 mod directory;
@@ -12,8 +13,10 @@ mod localnet;
 mod node;
 mod roles;
 mod shutdown;
+mod stake;
 mod status;
 mod verify;
+mod wallet;
 
 use std::time::Duration;
 
@@ -101,6 +104,11 @@ async fn run(cli: Cli) -> Result<()> {
             println!("transferred {} to {to} in block {height}", args.amount);
             Ok(())
         }
+        Command::Wallet(command) => wallet::run(command).await,
+        Command::Stake(args) => stake::stake(args).await,
+        Command::Unstake(args) => stake::unstake(args).await,
+        Command::Delegate(args) => stake::delegate(args).await,
+        Command::Channel(command) => channel::run(command).await,
         Command::Model(ModelCommand::Fetch) => {
             let path = agora_models::ensure_default_model(&mut std::io::stderr())?;
             println!("{}", path.display());

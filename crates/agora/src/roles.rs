@@ -300,6 +300,8 @@ fn derive_entry(
         quantization: info.quantization.clone(),
         size_bytes,
         license: "unknown".into(),
+        owner: agora_types::no_owner(),
+        royalty_ppm: 0,
     })
 }
 

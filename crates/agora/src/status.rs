@@ -1,7 +1,9 @@
 //! `agora status`: the chain head and registries, as text or JSON.
 
 use agora_chain_client::ChainClient;
+use agora_types::rpc::ChainStatus;
 use anyhow::{Context, Result};
+use serde_json::Value;
 
 /// Print the status of the chain at `rpc`.
 pub async fn run(rpc: &str, json: bool) -> Result<()> {
@@ -10,13 +12,18 @@ pub async fn run(rpc: &str, json: bool) -> Result<()> {
         .await
         .context("reading chain status")?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        println!("{}", serde_json::to_string_pretty(&status_json(&status)?)?);
         return Ok(());
     }
     println!("chain {} at height {}", status.chain_id, status.height);
     println!(
         "total supply {}, mempool {}",
         status.total_supply, status.mempool
+    );
+    let supply = &status.supply;
+    println!(
+        "emitted {}, emission pool {}, burned {}, cap {}",
+        supply.emitted, supply.emission_pool, supply.burned, supply.supply_cap
     );
     println!("models ({}):", status.models.len());
     for m in &status.models {
@@ -47,6 +54,16 @@ pub async fn run(rpc: &str, json: bool) -> Result<()> {
             p.price.input_per_1k,
             p.price.output_per_1k
         );
+        if let Some(a) = status.provider_accounts.iter().find(|a| a.id == p.id) {
+            println!(
+                "      balance {}  earned {} (channels {}, royalties {}, emissions {})",
+                a.balance,
+                a.earned.total(),
+                a.earned.channels,
+                a.earned.royalties,
+                a.earned.emissions
+            );
+        }
     }
     println!("provider audits ({}):", status.audits.len());
     for a in &status.audits {
@@ -61,4 +78,25 @@ pub async fn run(rpc: &str, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The status as `--json` prints it: the RPC's fields, with each provider's
+/// `balance` and `earned` folded into its own entry.
+fn status_json(status: &ChainStatus) -> Result<Value> {
+    let mut value = serde_json::to_value(status)?;
+    let accounts = status.provider_accounts.clone();
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("provider_accounts");
+        if let Some(Value::Array(providers)) = obj.get_mut("providers") {
+            for entry in providers.iter_mut() {
+                let id = entry.get("id").and_then(Value::as_str).map(str::to_owned);
+                let account = accounts.iter().find(|a| Some(a.id.to_hex()) == id);
+                if let (Some(a), Some(entry)) = (account, entry.as_object_mut()) {
+                    entry.insert("balance".into(), a.balance.into());
+                    entry.insert("earned".into(), serde_json::to_value(a.earned)?);
+                }
+            }
+        }
+    }
+    Ok(value)
 }

@@ -272,6 +272,8 @@ pub fn model(name: &str) -> ModelEntry {
         quantization: "Q4_1".into(),
         size_bytes: 1234,
         license: "Apache-2.0".into(),
+        owner: agora_types::no_owner(),
+        royalty_ppm: 0,
     }
 }
 
