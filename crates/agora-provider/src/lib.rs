@@ -1,12 +1,15 @@
 //! The provider: runs jobs on an [`agora_engine::InferenceEngine`], streams
 //! the output, signs a receipt for every job and keeps its transcript so an
-//! auditor can replay it later. It registers itself on the chain at start.
+//! auditor can replay it later, and commits the receipts in Merkle batches on
+//! chain. It registers itself on the chain at start.
 
+mod batches;
 mod error;
 mod register;
 mod service;
 mod transcripts;
 
+pub use batches::{BatchCommitter, BatchConfig, SealedBatch};
 pub use error::ProviderError;
 pub use register::register_on_chain;
 pub use service::{Provider, JOB_ID_HEADER};

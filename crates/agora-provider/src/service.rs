@@ -1,6 +1,7 @@
 //! The provider's HTTP service: `POST /v1/jobs` streams a job as SSE events
 //! ending in a signed receipt; `GET /v1/transcripts/{id}` returns a stored
-//! transcript for audit; `GET /health` says what is served.
+//! transcript for audit; `GET /v1/batches/{root}/{index}` a batch job's
+//! transcript with its Merkle proof; `GET /health` says what is served.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -34,11 +35,11 @@ pub struct Provider<E> {
     key: Keypair,
     model: ModelId,
     price: Price,
-    transcripts: Arc<TranscriptStore>,
+    pub(crate) transcripts: Arc<TranscriptStore>,
 }
 
 /// An error in OpenAI's JSON shape, so the gateway can pass it through.
-fn error(status: StatusCode, kind: &str, code: &str, message: String) -> Response {
+pub(crate) fn error(status: StatusCode, kind: &str, code: &str, message: String) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
     (status, Json(body)).into_response()
 }
@@ -61,11 +62,20 @@ impl<E: InferenceEngine> Provider<E> {
         }
     }
 
+    /// The transcript store (shared with a [`crate::BatchCommitter`]).
+    pub fn transcripts(&self) -> Arc<TranscriptStore> {
+        self.transcripts.clone()
+    }
+
     /// The HTTP routes.
     pub fn router(self) -> Router {
         Router::new()
             .route("/v1/jobs", post(run_job::<E>))
             .route("/v1/transcripts/{id}", get(transcript::<E>))
+            .route(
+                "/v1/batches/{root}/{index}",
+                get(crate::batches::job_proof::<E>),
+            )
             .route("/health", get(health::<E>))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::new(self))

@@ -12,7 +12,7 @@ const TRANSCRIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("transcr
 
 /// The provider's transcript database.
 pub struct TranscriptStore {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 impl TranscriptStore {
@@ -21,17 +21,20 @@ impl TranscriptStore {
         let db = Database::create(path)?;
         let w = db.begin_write()?;
         w.open_table(TRANSCRIPTS)?;
+        crate::batches::create_tables(&w)?;
         w.commit()?;
         Ok(TranscriptStore { db })
     }
 
-    /// Persist a finished job's transcript durably.
+    /// Persist a finished job's transcript durably, queuing the job for the
+    /// next receipt batch in the same transaction.
     pub fn put(&self, t: &Transcript) -> Result<(), ProviderError> {
         let w = self.db.begin_write()?;
         w.open_table(TRANSCRIPTS)?.insert(
             t.receipt.receipt.id.0.as_slice(),
             codec::encode(t).as_slice(),
         )?;
+        crate::batches::append_pending(&w, &t.receipt.receipt.id)?;
         w.commit()?;
         Ok(())
     }

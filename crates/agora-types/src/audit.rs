@@ -6,7 +6,8 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::{codec, AccountId, Amount, Hash32, Height, ModelId, SignedReceipt};
+use crate::merkle::MerkleProof;
+use crate::{codec, AccountId, Amount, Hash32, Height, ModelId, SignedReceipt, Transcript};
 
 /// Domain of receipt leaves in a batch's Merkle tree.
 const RECEIPT_LEAF_DOMAIN: &str = "agora 2026 receipt leaf v1";
@@ -208,6 +209,69 @@ pub struct ProviderAudits {
     pub slashed: bool,
     /// Collateral taken by the slash.
     pub slashed_amount: Amount,
+}
+
+/// What a provider serves an auditor for one job of a committed batch
+/// (`GET /v1/batches/{root}/{index}`): the transcript and the Merkle proof
+/// of its receipt's leaf under the batch root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobProof {
+    /// The job's stored transcript (its receipt included).
+    pub transcript: Transcript,
+    /// Path from [`receipt_leaf`] of `transcript.receipt` to the batch root.
+    pub proof: MerkleProof,
+}
+
+/// Why a served [`JobProof`] does not match the on-chain batch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobProofError {
+    /// The proof is for another leaf index than the one asked for.
+    #[error("proof is for index {got}, asked for {wanted}")]
+    WrongIndex {
+        /// Index asked for.
+        wanted: u64,
+        /// Index in the proof.
+        got: u64,
+    },
+    /// The receipt's leaf does not hash up to the committed root.
+    #[error("receipt leaf {leaf} is not at index {index} under root {root}")]
+    NotInBatch {
+        /// The receipt's leaf.
+        leaf: Hash32,
+        /// The index.
+        index: u64,
+        /// The on-chain root.
+        root: Hash32,
+    },
+    /// The receipt's signature does not verify under its provider.
+    #[error("receipt signature does not verify")]
+    BadSignature,
+}
+
+impl JobProof {
+    /// Check that this is job `index` under the committed `root`, signed by
+    /// the provider the receipt names; returns the receipt's leaf.
+    pub fn verify(&self, root: &Hash32, index: u64) -> Result<Hash32, JobProofError> {
+        if self.proof.index != index {
+            return Err(JobProofError::WrongIndex {
+                wanted: index,
+                got: self.proof.index,
+            });
+        }
+        self.transcript
+            .receipt
+            .verify()
+            .map_err(|_| JobProofError::BadSignature)?;
+        let leaf = receipt_leaf(&self.transcript.receipt);
+        if !self.proof.verify(leaf, *root) {
+            return Err(JobProofError::NotInBatch {
+                leaf,
+                index,
+                root: *root,
+            });
+        }
+        Ok(leaf)
+    }
 }
 
 #[cfg(test)]

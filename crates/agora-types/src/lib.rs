@@ -19,7 +19,7 @@ pub mod registry;
 pub mod rpc;
 pub mod tx;
 
-pub use audit::{Dispute, ProviderAudits, ReceiptBatch};
+pub use audit::{Dispute, JobProof, ProviderAudits, ReceiptBatch};
 pub use block::{Block, BlockHeader};
 pub use channel::{channel_id, SignedVoucher, Voucher};
 pub use codec::{decode, encode, CodecError};

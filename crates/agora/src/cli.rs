@@ -301,6 +301,12 @@ pub struct ProviderArgs {
     /// Inference threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Commit a receipt batch on chain once this many jobs are pending.
+    #[arg(long, default_value_t = 32)]
+    pub batch_jobs: usize,
+    /// Commit pending receipts at the latest this many seconds after the first.
+    #[arg(long, default_value_t = 10)]
+    pub batch_secs: u64,
     /// Forward jobs to this OpenAI-compatible server (vLLM, llama-server, SGLang),
     /// e.g. http://127.0.0.1:8000/v1, instead of running the model here; `--model`
     /// still names the GGUF (its id on chain, its tokenizer for receipts). Such

@@ -65,6 +65,10 @@ async fn run(cli: Cli) -> Result<()> {
                 },
                 stake: args.stake,
                 threads: args.threads,
+                batches: agora_provider::BatchConfig {
+                    max_jobs: args.batch_jobs.max(1),
+                    max_age: std::time::Duration::from_secs(args.batch_secs),
+                },
             };
             let upstream = args.upstream.map(|url| roles::UpstreamSetup {
                 url,

@@ -11,7 +11,7 @@ use agora_chain_client::ChainClient;
 use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
 use agora_gateway::{Gateway, GatewayConfig};
 use agora_ledger::Genesis;
-use agora_provider::{register_on_chain, Provider, TranscriptStore};
+use agora_provider::{register_on_chain, BatchCommitter, BatchConfig, Provider, TranscriptStore};
 use agora_types::{Amount, ModelEntry, Price};
 use agora_upstream::{UpstreamConfig, UpstreamEngine};
 use anyhow::{Context, Result};
@@ -107,6 +107,8 @@ pub struct ProviderSetup {
     pub stake: Amount,
     /// Inference threads.
     pub threads: Option<usize>,
+    /// When receipt batches are committed on chain.
+    pub batches: BatchConfig,
 }
 
 /// A started provider.
@@ -170,14 +172,15 @@ pub async fn start_provider_with(
     let endpoint = setup
         .public_url
         .unwrap_or(format!("http://{}", listener.local_addr()?));
-    let router = Provider::new(
+    let provider = Provider::new(
         Arc::new(engine),
         key.clone(),
         model.id,
         setup.price,
         transcripts,
-    )
-    .router();
+    );
+    let batch_store = provider.transcripts();
+    let router = provider.router();
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -206,6 +209,8 @@ pub async fn start_provider_with(
         );
     }
     register_on_chain(&chain, &key, &endpoint, &model, setup.price, setup.stake).await?;
+    let committer = BatchCommitter::new(batch_store, chain, key, model.id, setup.batches);
+    tokio::spawn(committer.run(shutdown.clone().wait()));
     Ok(ProviderHandle {
         endpoint,
         model,

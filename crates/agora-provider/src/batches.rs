@@ -1,0 +1,343 @@
+//! Receipt batches: every finished job joins the pending batch in the same
+//! redb transaction that stores its transcript; the [`BatchCommitter`] seals
+//! the pending jobs every `max_jobs` jobs or `max_age`, commits the batch's
+//! Merkle root on chain (`CommitReceipts`), and `GET /v1/batches/{root}/{index}`
+//! serves an auditor the job's transcript with the proof of its receipt leaf.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agora_chain_client::ChainClient;
+use agora_engine::InferenceEngine;
+use agora_types::audit::{receipt_leaf, JobProof};
+use agora_types::merkle::{self, MerkleProof};
+use agora_types::{codec, Hash32, Height, Keypair, ModelId, TxKind};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use borsh::{BorshDeserialize, BorshSerialize};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+
+use crate::service::{error, Provider};
+use crate::{ProviderError, TranscriptStore};
+
+/// Finished jobs not yet in a batch: sequence number -> job id.
+const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_jobs");
+/// Sealed batches by root.
+const SEALED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sealed_batches");
+/// Sealed batches not yet committed on chain: sequence number -> root.
+const TO_COMMIT: TableDefinition<u64, &[u8]> = TableDefinition::new("batches_to_commit");
+/// How long one commit transaction may take to land.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A sealed batch as the provider keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SealedBatch {
+    /// Merkle root over `leaves`.
+    pub root: Hash32,
+    /// Job ids in leaf order.
+    pub jobs: Vec<Hash32>,
+    /// [`receipt_leaf`] of each job's receipt.
+    pub leaves: Vec<Hash32>,
+    /// Height of the block that committed the root, once it did.
+    pub committed_at: Option<Height>,
+}
+
+/// When the committer seals the pending jobs into a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Seal as soon as this many jobs are pending (and never put more in one batch).
+    pub max_jobs: usize,
+    /// Seal whatever is pending once the oldest has waited this long.
+    pub max_age: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_jobs: 32,
+            max_age: Duration::from_secs(10),
+        }
+    }
+}
+
+fn next_key(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, ProviderError> {
+    Ok(table.last()?.map_or(0, |(k, _)| k.value() + 1))
+}
+
+/// Queue a finished job for the next batch, inside the transcript's write transaction.
+pub(crate) fn append_pending(w: &WriteTransaction, job: &Hash32) -> Result<(), ProviderError> {
+    let mut pending = w.open_table(PENDING)?;
+    let key = next_key(&pending)?;
+    pending.insert(key, job.0.as_slice())?;
+    Ok(())
+}
+
+/// Create the batch tables in a fresh database.
+pub(crate) fn create_tables(w: &WriteTransaction) -> Result<(), ProviderError> {
+    w.open_table(PENDING)?;
+    w.open_table(SEALED)?;
+    w.open_table(TO_COMMIT)?;
+    Ok(())
+}
+
+fn hash_of(bytes: &[u8]) -> Result<Hash32, ProviderError> {
+    <[u8; 32]>::try_from(bytes).map(Hash32).map_err(|_| {
+        ProviderError::Corrupt(format!("{} bytes where a hash was stored", bytes.len()))
+    })
+}
+
+impl TranscriptStore {
+    /// Jobs finished but not yet in a batch.
+    pub fn pending_jobs(&self) -> Result<u64, ProviderError> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(PENDING)?.len()?)
+    }
+
+    /// Move up to `max_jobs` pending jobs, oldest first, into a sealed batch
+    /// queued for commit; `None` when nothing is pending.
+    pub fn seal_pending(&self, max_jobs: usize) -> Result<Option<SealedBatch>, ProviderError> {
+        let w = self.db.begin_write()?;
+        let batch = {
+            let mut pending = w.open_table(PENDING)?;
+            let mut taken = Vec::new();
+            for entry in pending.iter()?.take(max_jobs.max(1)) {
+                let (k, v) = entry?;
+                taken.push((k.value(), hash_of(v.value())?));
+            }
+            if taken.is_empty() {
+                return Ok(None);
+            }
+            let mut jobs = Vec::with_capacity(taken.len());
+            let mut leaves = Vec::with_capacity(taken.len());
+            for (key, job) in &taken {
+                pending.remove(*key)?;
+                let transcript = self.get(job)?.ok_or_else(|| {
+                    ProviderError::Corrupt(format!("pending job {job} has no transcript"))
+                })?;
+                jobs.push(*job);
+                leaves.push(receipt_leaf(&transcript.receipt));
+            }
+            let batch = SealedBatch {
+                root: merkle::root(&leaves),
+                jobs,
+                leaves,
+                committed_at: None,
+            };
+            w.open_table(SEALED)?
+                .insert(batch.root.0.as_slice(), codec::encode(&batch).as_slice())?;
+            let mut to_commit = w.open_table(TO_COMMIT)?;
+            let key = next_key(&to_commit)?;
+            to_commit.insert(key, batch.root.0.as_slice())?;
+            batch
+        };
+        w.commit()?;
+        Ok(Some(batch))
+    }
+
+    /// Sealed batches whose root is not yet on chain, oldest first.
+    pub fn batches_to_commit(&self) -> Result<Vec<SealedBatch>, ProviderError> {
+        let r = self.db.begin_read()?;
+        let to_commit = r.open_table(TO_COMMIT)?;
+        let mut out = Vec::new();
+        for entry in to_commit.iter()? {
+            let (_, root) = entry?;
+            let root = hash_of(root.value())?;
+            out.push(self.sealed(&root)?.ok_or_else(|| {
+                ProviderError::Corrupt(format!("batch {root} queued but not stored"))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// A sealed batch by root.
+    pub fn sealed(&self, root: &Hash32) -> Result<Option<SealedBatch>, ProviderError> {
+        let r = self.db.begin_read()?;
+        let table = r.open_table(SEALED)?;
+        let Some(bytes) = table.get(root.0.as_slice())? else {
+            return Ok(None);
+        };
+        codec::decode(bytes.value())
+            .map(Some)
+            .map_err(|e| ProviderError::Corrupt(e.to_string()))
+    }
+
+    /// Record that `root` was committed at `height`.
+    pub fn mark_committed(&self, root: &Hash32, height: Height) -> Result<(), ProviderError> {
+        let mut batch = self
+            .sealed(root)?
+            .ok_or_else(|| ProviderError::Corrupt(format!("no sealed batch {root}")))?;
+        batch.committed_at = Some(height);
+        let w = self.db.begin_write()?;
+        {
+            w.open_table(SEALED)?
+                .insert(root.0.as_slice(), codec::encode(&batch).as_slice())?;
+            let mut to_commit = w.open_table(TO_COMMIT)?;
+            let mut keys = Vec::new();
+            for entry in to_commit.iter()? {
+                let (k, v) = entry?;
+                if v.value() == root.0.as_slice() {
+                    keys.push(k.value());
+                }
+            }
+            for k in keys {
+                to_commit.remove(k)?;
+            }
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Job `index` of the sealed batch `root` with the proof of its leaf;
+    /// `None` if there is no such batch or job.
+    pub fn job_proof(&self, root: &Hash32, index: u64) -> Result<Option<JobProof>, ProviderError> {
+        let Some(batch) = self.sealed(root)? else {
+            return Ok(None);
+        };
+        let Some(i) = usize::try_from(index)
+            .ok()
+            .filter(|i| *i < batch.jobs.len())
+        else {
+            return Ok(None);
+        };
+        let transcript = self.get(&batch.jobs[i])?.ok_or_else(|| {
+            ProviderError::Corrupt(format!("batch job {} has no transcript", batch.jobs[i]))
+        })?;
+        let proof = MerkleProof::new(&batch.leaves, i)
+            .ok_or_else(|| ProviderError::Corrupt("batch leaves and jobs disagree".into()))?;
+        Ok(Some(JobProof { transcript, proof }))
+    }
+}
+
+/// Seals pending jobs into batches and commits their roots on chain.
+pub struct BatchCommitter {
+    store: Arc<TranscriptStore>,
+    chain: ChainClient,
+    key: Keypair,
+    model: ModelId,
+    config: BatchConfig,
+    /// When jobs were first seen pending since the last seal.
+    pending_since: Option<Instant>,
+}
+
+impl BatchCommitter {
+    /// A committer for the provider `key` serving `model`, reading `store`.
+    pub fn new(
+        store: Arc<TranscriptStore>,
+        chain: ChainClient,
+        key: Keypair,
+        model: ModelId,
+        config: BatchConfig,
+    ) -> Self {
+        BatchCommitter {
+            store,
+            chain,
+            key,
+            model,
+            config,
+            pending_since: None,
+        }
+    }
+
+    /// Seal a batch if one is due, then commit every sealed batch not yet on
+    /// chain; returns the (root, height) of each batch committed now. A batch
+    /// whose commit fails stays queued and is retried on the next tick.
+    pub async fn tick(&mut self) -> Result<Vec<(Hash32, Height)>, ProviderError> {
+        let store = self.store.clone();
+        let pending = blocking(move || store.pending_jobs()).await?;
+        if pending == 0 {
+            self.pending_since = None;
+        } else {
+            let since = *self.pending_since.get_or_insert_with(Instant::now);
+            let full = pending >= self.config.max_jobs as u64;
+            if full || since.elapsed() >= self.config.max_age {
+                let (store, max) = (self.store.clone(), self.config.max_jobs);
+                blocking(move || store.seal_pending(max)).await?;
+                self.pending_since = None;
+            }
+        }
+        let store = self.store.clone();
+        let queued = blocking(move || store.batches_to_commit()).await?;
+        let mut committed = Vec::new();
+        for batch in queued {
+            let kind = TxKind::CommitReceipts {
+                model: self.model,
+                root: batch.root,
+                count: batch.jobs.len() as u64,
+            };
+            let height = self
+                .chain
+                .send_and_wait(&self.key, kind, COMMIT_TIMEOUT)
+                .await?;
+            let (store, root) = (self.store.clone(), batch.root);
+            blocking(move || store.mark_committed(&root, height)).await?;
+            tracing::info!(root = %batch.root, jobs = batch.jobs.len(), height, "receipt batch committed");
+            committed.push((batch.root, height));
+        }
+        Ok(committed)
+    }
+
+    /// Tick every second (or `max_age`, if shorter) until `shutdown` resolves,
+    /// logging failures and retrying them on the next tick.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let period = self
+            .config
+            .max_age
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = ticker.tick() => {
+                    if let Err(e) = self.tick().await {
+                        tracing::warn!(error = %e, "receipt batch not committed; retrying");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ProviderError> + Send + 'static,
+) -> Result<T, ProviderError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ProviderError::Store(format!("store task failed: {e}")))?
+}
+
+/// `GET /v1/batches/{root}/{index}`: a job's transcript with its Merkle proof.
+pub(crate) async fn job_proof<E: InferenceEngine>(
+    State(p): State<Arc<Provider<E>>>,
+    Path((root, index)): Path<(String, String)>,
+) -> Response {
+    let (Ok(root), Ok(index)) = (root.parse::<Hash32>(), index.parse::<u64>()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_batch_job",
+            format!("{root:?}/{index:?} is not a batch root and a leaf index"),
+        );
+    };
+    let store = p.transcripts.clone();
+    match blocking(move || store.job_proof(&root, index)).await {
+        Ok(Some(proof)) => Json(proof).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            format!("no job {index} in a batch with root {root}"),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "store",
+            e.to_string(),
+        ),
+    }
+}

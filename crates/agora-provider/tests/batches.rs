@@ -1,0 +1,321 @@
+//! Receipt batches end to end over real HTTP and a real chain node: finished
+//! jobs queue durably, the committer seals them by count or age and commits
+//! the roots on chain (retrying a refused commit), and the provider serves
+//! each job's transcript with a Merkle proof that checks against the root
+//! the chain recorded. The engine is a scripted double (the real engine's
+//! receipts are covered by tests/service.rs); batching does not look at
+//! what the engine generated.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_chain::{ChainConfig, Node};
+use agora_chain_client::{ChainClient, ClientError};
+use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
+use agora_ledger::{Genesis, GenesisAccount};
+use agora_provider::{register_on_chain, BatchCommitter, BatchConfig, Provider, TranscriptStore};
+use agora_types::{
+    FinishReason, Hash32, JobEvent, JobInput, JobProof, JobRequest, Keypair, ModelEntry, Price,
+    SamplingParams,
+};
+use tokio::sync::{mpsc, oneshot};
+
+const PRICE: Price = Price {
+    input_per_1k: 10,
+    output_per_1k: 20,
+};
+
+/// Test double: every job "generates" the same two tokens.
+struct Scripted(ModelInfo);
+
+impl InferenceEngine for Scripted {
+    fn model_info(&self) -> &ModelInfo {
+        &self.0
+    }
+
+    fn generate(&self, _: GenerateRequest) -> Result<mpsc::Receiver<EngineEvent>, EngineError> {
+        let (tx, rx) = mpsc::channel(4);
+        for e in [
+            EngineEvent::Started {
+                prompt_tokens: vec![1, 2, 3],
+            },
+            EngineEvent::Text("hi".into()),
+            EngineEvent::Finished {
+                finish_reason: FinishReason::Stop,
+                output_tokens: vec![7, 8],
+            },
+        ] {
+            tx.try_send(e).expect("channel has room");
+        }
+        Ok(rx)
+    }
+}
+
+fn model() -> ModelEntry {
+    ModelEntry {
+        id: Hash32::digest(b"batched model"),
+        name: "batched".into(),
+        architecture: "none".into(),
+        quantization: "none".into(),
+        size_bytes: 1,
+        license: "MIT".into(),
+    }
+}
+
+/// A chain producing a block every 20 ms, serving RPC; stops when the sender drops.
+async fn chain(provider: &Keypair, dir: &std::path::Path) -> (ChainClient, oneshot::Sender<()>) {
+    let genesis = Genesis {
+        chain_id: "batches-test".into(),
+        timestamp_ms: 0,
+        params: Default::default(),
+        accounts: vec![GenesisAccount {
+            id: provider.account(),
+            balance: 1_000_000,
+        }],
+        models: vec![model()],
+    };
+    let config = ChainConfig {
+        block_interval: Duration::from_millis(20),
+        ..ChainConfig::default()
+    };
+    let node = Node::open(dir, &genesis, Keypair::generate(), config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = node.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(node.run(async move {
+        let _ = stopped.await;
+    }));
+    (ChainClient::new(&url), stop)
+}
+
+/// A served provider: its URL, its transcript store, and how to stop it.
+struct Served {
+    url: String,
+    store: Arc<TranscriptStore>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serve the provider until `stop` fires.
+async fn serve(key: &Keypair, dir: &std::path::Path) -> Served {
+    let store = TranscriptStore::open(&dir.join("transcripts.redb")).unwrap();
+    let info = ModelInfo {
+        name: "scripted".into(),
+        architecture: "none".into(),
+        quantization: "none".into(),
+        context_length: 64,
+    };
+    let provider = Provider::new(
+        Arc::new(Scripted(info)),
+        key.clone(),
+        model().id,
+        PRICE,
+        store,
+    );
+    let store = provider.transcripts();
+    let router = provider.router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Served {
+        url,
+        store,
+        stop,
+        task,
+    }
+}
+
+/// Run one job to completion; returns its job id.
+async fn run_job(url: &str, seed: u64) -> Hash32 {
+    let job = JobRequest {
+        model: model().id,
+        input: JobInput::Text {
+            prompt: "hello".into(),
+        },
+        params: SamplingParams::new(4, 0.0, 1.0, vec![], seed),
+    };
+    let body = reqwest::Client::new()
+        .post(format!("{url}/v1/jobs"))
+        .json(&job)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let last = body
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data:"))
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    match serde_json::from_str(&last).unwrap() {
+        JobEvent::Done { receipt, .. } => receipt.receipt.id,
+        other => panic!("job did not finish: {other:?}"),
+    }
+}
+
+async fn fetch_proof(url: &str, root: &str, index: &str) -> (reqwest::StatusCode, String) {
+    let r = reqwest::get(format!("{url}/v1/batches/{root}/{index}"))
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Keypair::generate();
+    let (chain, _stop) = chain(&key, &dir.path().join("chain")).await;
+    // `_stop` keeps the server up until the test ends.
+    let Served {
+        url,
+        store,
+        stop: _stop,
+        ..
+    } = serve(&key, dir.path()).await;
+    let by_count = BatchConfig {
+        max_jobs: 2,
+        max_age: Duration::from_secs(3600),
+    };
+    let mut committer = BatchCommitter::new(
+        store.clone(),
+        chain.clone(),
+        key.clone(),
+        model().id,
+        by_count,
+    );
+
+    let mut jobs = Vec::new();
+    for seed in 0..3 {
+        jobs.push(run_job(&url, seed).await);
+    }
+    assert_eq!(store.pending_jobs().unwrap(), 3);
+
+    // Not registered yet: the chain refuses the commit, the sealed batch stays queued.
+    match committer.tick().await {
+        Err(agora_provider::ProviderError::Chain(ClientError::Rejected { code, .. })) => {
+            assert_eq!(code, "not_a_provider")
+        }
+        other => panic!("expected a refused commit, got {other:?}"),
+    }
+    assert_eq!(store.pending_jobs().unwrap(), 1);
+    let queued = store.batches_to_commit().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].jobs, jobs[..2]);
+
+    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000)
+        .await
+        .unwrap();
+    let committed = committer.tick().await.unwrap();
+    assert_eq!(committed.len(), 1);
+    let (first_root, first_height) = committed[0];
+    assert!(store.batches_to_commit().unwrap().is_empty());
+    assert_eq!(
+        store.sealed(&first_root).unwrap().unwrap().committed_at,
+        Some(first_height)
+    );
+    // One job pending, below the count and younger than the age: nothing to do.
+    assert!(committer.tick().await.unwrap().is_empty());
+    assert_eq!(store.pending_jobs().unwrap(), 1);
+
+    // The age trigger seals the last job.
+    let by_age = BatchConfig {
+        max_jobs: 2,
+        max_age: Duration::ZERO,
+    };
+    let mut aged = BatchCommitter::new(
+        store.clone(),
+        chain.clone(),
+        key.clone(),
+        model().id,
+        by_age,
+    );
+    let committed = aged.tick().await.unwrap();
+    assert_eq!(committed.len(), 1);
+    let second_root = committed[0].0;
+    assert_eq!(store.pending_jobs().unwrap(), 0);
+
+    // The chain lists both batches with the committed roots and counts.
+    let page = chain.batches(None).await.unwrap();
+    let on_chain: Vec<(Hash32, u64, u64)> = page
+        .batches
+        .iter()
+        .map(|b| (b.root, b.count, b.height))
+        .collect();
+    assert_eq!(
+        on_chain,
+        vec![
+            (first_root, 2, first_height),
+            (second_root, 1, committed[0].1)
+        ]
+    );
+    assert!(page.batches.iter().all(|b| b.provider == key.account()));
+
+    // Every job's transcript proves against the on-chain root at its index.
+    for (root, index, job) in [
+        (first_root, 0u64, jobs[0]),
+        (first_root, 1, jobs[1]),
+        (second_root, 0, jobs[2]),
+    ] {
+        let (status, body) = fetch_proof(&url, &root.to_hex(), &index.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        let proof: JobProof = serde_json::from_str(&body).unwrap();
+        assert_eq!(proof.transcript.receipt.receipt.id, job);
+        proof.verify(&root, index).unwrap();
+        // The same proof does not pass for another index or another root.
+        assert!(proof.verify(&root, index + 1).is_err());
+        let other = if root == first_root {
+            second_root
+        } else {
+            first_root
+        };
+        assert!(proof.verify(&other, index).is_err());
+    }
+    assert_eq!(fetch_proof(&url, &first_root.to_hex(), "2").await.0, 404);
+    assert_eq!(
+        fetch_proof(&url, &Hash32::digest(b"none").to_hex(), "0")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(fetch_proof(&url, "zz", "0").await.0, 400);
+    assert_eq!(fetch_proof(&url, &first_root.to_hex(), "-1").await.0, 400);
+}
+
+#[tokio::test]
+async fn pending_jobs_and_queued_batches_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Keypair::generate();
+    let served = serve(&key, dir.path()).await;
+    let mut jobs = Vec::new();
+    for seed in 0..3 {
+        jobs.push(run_job(&served.url, seed).await);
+    }
+    let sealed = served.store.seal_pending(2).unwrap().unwrap();
+    assert_eq!(sealed.jobs, jobs[..2]);
+    // Stop the server and drop every handle on the database, then reopen it.
+    drop(served.store);
+    served.stop.send(()).unwrap();
+    served.task.await.unwrap().unwrap();
+    let reopened = TranscriptStore::open(&dir.path().join("transcripts.redb")).unwrap();
+    assert_eq!(reopened.pending_jobs().unwrap(), 1);
+    let queued = reopened.batches_to_commit().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].jobs, jobs[..2]);
+    assert_eq!(queued[0].root, sealed.root);
+    let last = reopened.seal_pending(10).unwrap().unwrap();
+    assert_eq!(last.jobs, vec![jobs[2]]);
+    assert!(reopened.seal_pending(10).unwrap().is_none());
+    assert_eq!(reopened.batches_to_commit().unwrap().len(), 2);
+}
