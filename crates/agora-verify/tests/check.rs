@@ -1,0 +1,283 @@
+//! The replay verifier on the real default model: honest jobs pass (greedy
+//! and sampled, alone and in a batch of 4); tampered tokens, a claimed seed
+//! that was not used, a dropped system message and commitments of perturbed
+//! hidden states fail.
+
+use std::sync::OnceLock;
+
+use agora_engine::{LlamaEngine, LlamaEngineConfig, ScoreRequest};
+use agora_types::{ChatMessage, Hash32, JobInput, Keypair, SamplingParams, Transcript};
+use agora_verify::calibrate::{finish_job, honest_job, start_job, transcript};
+use agora_verify::{check_job, Thresholds, Verdict};
+
+fn model_path() -> std::path::PathBuf {
+    let path = agora_models::default_model_path();
+    assert!(
+        path.is_file(),
+        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
+        path.display()
+    );
+    path
+}
+
+/// One engine generates (commitments on, 4 sequences) and scores (its own context).
+fn engine() -> &'static LlamaEngine {
+    static ENGINE: OnceLock<LlamaEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let config = LlamaEngineConfig {
+            threads: 2,
+            context_length: 512,
+            max_sequences: 4,
+            queue_capacity: 8,
+            ..Default::default()
+        };
+        LlamaEngine::load(&model_path(), config).expect("model loads")
+    })
+}
+
+fn key() -> &'static Keypair {
+    static KEY: OnceLock<Keypair> = OnceLock::new();
+    KEY.get_or_init(Keypair::generate)
+}
+
+fn model() -> Hash32 {
+    Hash32::digest(b"smollm2-135m-instruct q4_1")
+}
+
+/// Run jobs concurrently and return their honest transcripts.
+fn run(jobs: &[(JobInput, SamplingParams)]) -> Vec<Transcript> {
+    let running: Vec<_> = jobs
+        .iter()
+        .map(|(i, p)| start_job(engine(), i, p).expect("job accepted"))
+        .collect();
+    running
+        .into_iter()
+        .zip(jobs)
+        .map(|(rx, (i, p))| finish_job(rx, key(), model(), i.clone(), p.clone()).unwrap())
+        .collect()
+}
+
+fn check(t: &Transcript) -> Verdict {
+    check_job(engine(), t, &Thresholds::default()).expect("the job can be audited")
+}
+
+/// A transcript of `t` with other claimed facts, consistently re-signed (a
+/// dishonest provider signs whatever it claims).
+fn claim(
+    t: &Transcript,
+    input: JobInput,
+    params: SamplingParams,
+    prompt: Vec<i32>,
+    output: Vec<i32>,
+) -> Transcript {
+    transcript(
+        key(),
+        model(),
+        input,
+        params,
+        prompt,
+        output,
+        t.commitments.clone(),
+    )
+}
+
+fn chat(system: Option<&str>, user: &str) -> JobInput {
+    let mut messages = Vec::new();
+    if let Some(s) = system {
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: s.into(),
+        });
+    }
+    messages.push(ChatMessage {
+        role: "user".into(),
+        content: user.into(),
+    });
+    JobInput::Chat { messages }
+}
+
+#[test]
+fn honest_jobs_pass_alone_and_in_a_batch_of_four() {
+    let jobs: Vec<_> = (0..4).map(|i| honest_job(i, 40)).collect();
+    let greedy = jobs.iter().filter(|(_, p)| p.temperature == 0.0).count();
+    assert!(
+        greedy >= 1 && greedy < jobs.len(),
+        "greedy and sampled jobs"
+    );
+    let alone: Vec<Transcript> = jobs
+        .iter()
+        .flat_map(|j| run(std::slice::from_ref(j)))
+        .collect();
+    let batched = run(&jobs);
+    for t in alone.iter().chain(&batched) {
+        let v = check(t);
+        assert!(v.passed, "honest job failed: {v:?}");
+        assert!(v.commitments.is_some_and(|c| c.chunks >= 2));
+        assert!(v.tokens.checked as usize == t.output_tokens.len());
+    }
+    // The same job alone and in a batch produces the same tokens and commitments.
+    for (a, b) in alone.iter().zip(&batched) {
+        assert_eq!(a.output_tokens, b.output_tokens);
+        assert_eq!(a.commitments, b.commitments);
+    }
+}
+
+#[test]
+fn tampered_output_tokens_fail() {
+    let honest = &run(&[honest_job(1, 40)])[0];
+    assert!(check(honest).passed);
+    let mut output = honest.output_tokens.clone();
+    let k = output.len() / 2;
+    output[k] = (output[k] + 1000) % 49_152;
+    let forged = claim(
+        honest,
+        honest.input.clone(),
+        honest.receipt.receipt.params.clone(),
+        honest.prompt_tokens.clone(),
+        output,
+    );
+    let v = check(&forged);
+    assert!(!v.passed, "tampered job passed: {v:?}");
+    assert!(
+        v.tokens.max_margin > Thresholds::default().max_token_margin,
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_claimed_seed_that_was_not_used_fails() {
+    let (input, params) = (
+        chat(None, "Write a short poem about rivers."),
+        SamplingParams::new(48, 1.0, 1.0, vec![], 11),
+    );
+    let honest = &run(&[(input.clone(), params.clone())])[0];
+    assert!(check(honest).passed);
+    let mut claimed = params.clone();
+    claimed.seed = 12;
+    let forged = claim(
+        honest,
+        input,
+        claimed,
+        honest.prompt_tokens.clone(),
+        honest.output_tokens.clone(),
+    );
+    let v = check(&forged);
+    assert!(!v.passed, "wrong seed passed: {v:?}");
+    assert!(
+        v.tokens.match_rate < Thresholds::default().min_token_match_rate,
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_dropped_system_message_fails() {
+    let full = chat(Some("You always answer in French."), "Name three animals.");
+    let dropped = chat(None, "Name three animals.");
+    let params = SamplingParams::new(40, 0.0, 1.0, vec![], 3);
+    let ran = &run(&[(dropped, params.clone())])[0];
+    assert!(check(ran).passed);
+    // Claiming the full input with the prompt tokens that actually ran.
+    let v = check(&claim(
+        ran,
+        full.clone(),
+        params.clone(),
+        ran.prompt_tokens.clone(),
+        ran.output_tokens.clone(),
+    ));
+    assert!(!v.passed);
+    assert!(v.reasons.iter().any(|r| r.contains("render")), "{v:?}");
+    // Claiming the full input and its prompt tokens, with what the shorter prompt produced.
+    let full_tokens = engine().tokenize(&full).unwrap();
+    let v = check(&claim(
+        ran,
+        full,
+        params,
+        full_tokens,
+        ran.output_tokens.clone(),
+    ));
+    assert!(!v.passed, "prefill attack passed: {v:?}");
+    assert!(!v.reasons.iter().any(|r| r.contains("render")), "{v:?}");
+}
+
+#[test]
+fn commitments_of_perturbed_hidden_states_fail() {
+    let honest = &run(&[honest_job(2, 40)])[0];
+    assert!(check(honest).passed);
+    let scored = engine()
+        .score(&ScoreRequest {
+            prompt_tokens: honest.prompt_tokens.clone(),
+            output_tokens: honest.output_tokens.clone(),
+            want_hidden: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let hidden: Vec<Vec<f32>> = scored
+        .positions
+        .iter()
+        .map(|p| p.hidden.clone().unwrap())
+        .collect();
+    // Recommitting the verifier's own hidden states passes: the check is not trivially strict.
+    let same = agora_toploc::commit_job(&scored.prompt_hidden, &hidden);
+    let mut t = honest.clone();
+    t.commitments = Some(same);
+    let t = claim(
+        &t,
+        t.input.clone(),
+        t.receipt.receipt.params.clone(),
+        t.prompt_tokens.clone(),
+        t.output_tokens.clone(),
+    );
+    assert!(check(&t).passed);
+    // A ±10% drift of every activation. (Drifts below ~5% hide in the honest
+    // decode-versus-prefill noise of this build: see docs/benchmarks.md.)
+    let drift = |rows: &[Vec<f32>]| -> Vec<Vec<f32>> {
+        rows.iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(i, v)| v * if i % 2 == 0 { 1.1 } else { 0.9 })
+                    .collect()
+            })
+            .collect()
+    };
+    let mut t = honest.clone();
+    t.commitments = Some(agora_toploc::commit_job(
+        &drift(&scored.prompt_hidden),
+        &drift(&hidden),
+    ));
+    let t = claim(
+        &t,
+        t.input.clone(),
+        t.receipt.receipt.params.clone(),
+        t.prompt_tokens.clone(),
+        t.output_tokens.clone(),
+    );
+    let v = check(&t);
+    assert!(!v.passed, "perturbed commitments passed: {v:?}");
+    assert!(v.reasons.iter().all(|r| r.contains("commitment")), "{v:?}");
+}
+
+#[test]
+fn a_forged_signature_or_hash_fails_before_any_replay_question() {
+    let honest = &run(&[honest_job(0, 16)])[0];
+    let mut t = honest.clone();
+    t.output_tokens.push(t.output_tokens[0]);
+    let v = check(&t);
+    assert!(v.reasons.iter().any(|r| r.contains("output hash")), "{v:?}");
+    let mut t = honest.clone();
+    t.commitments = None;
+    let v = check(&t);
+    assert!(
+        v.reasons.iter().any(|r| r.contains("commitments hash")),
+        "{v:?}"
+    );
+    assert!(
+        v.reasons.iter().any(|r| r.contains("no commitments")),
+        "{v:?}"
+    );
+    let mut t = honest.clone();
+    t.receipt.receipt.timestamp_ms += 1;
+    let v = check(&t);
+    assert!(v.reasons.iter().any(|r| r.contains("signature")), "{v:?}");
+    assert_ne!(v.evidence_hash, check(honest).evidence_hash);
+}
