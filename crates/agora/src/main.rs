@@ -100,8 +100,12 @@ async fn run(cli: Cli) -> Result<()> {
             println!("transferred {} to {to} in block {height}", args.amount);
             Ok(())
         }
-        Command::Model(ModelCommand::Fetch) => {
-            let path = agora_models::ensure_default_model(&mut std::io::stderr())?;
+        Command::Model(ModelCommand::Fetch { substitute }) => {
+            let path = if substitute {
+                agora_models::ensure_substitute_model(&mut std::io::stderr())?
+            } else {
+                agora_models::ensure_default_model(&mut std::io::stderr())?
+            };
             println!("{}", path.display());
             Ok(())
         }
