@@ -1,12 +1,15 @@
 //! The provider: runs jobs on an [`agora_engine::InferenceEngine`], streams
 //! the output, signs a receipt for every job and keeps its transcript so an
 //! auditor can replay it later. It registers itself on the chain at start.
+//! [`adversary`] holds the built-in cheating modes that test verification.
 
+pub mod adversary;
 mod error;
 mod register;
 mod service;
 mod transcripts;
 
+pub use adversary::{AdversarialEngine, Adversary, AdversaryError};
 pub use error::ProviderError;
 pub use register::register_on_chain;
 pub use service::{Provider, JOB_ID_HEADER};
