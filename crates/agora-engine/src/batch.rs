@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
+use agora_toploc::CommitmentBuilder;
 use agora_types::{FinishReason, SamplingParams};
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -51,10 +52,14 @@ struct Slot {
     stops: StopMatcher,
     /// Finished, failed or cancelled: the slot leaves after this step.
     done: bool,
+    /// Activation commitments under construction (when the engine computes them).
+    commit: Option<CommitmentBuilder>,
+    /// Batch indices and positions of this step's prompt tokens the prompt commitment covers.
+    prompt_rows: Vec<(i32, usize)>,
 }
 
 impl Slot {
-    fn new(seq: i32, job: Job) -> Self {
+    fn new(seq: i32, job: Job, commitments: bool) -> Self {
         let stops = StopMatcher::new(&job.params.stop);
         Slot {
             seq,
@@ -68,6 +73,8 @@ impl Slot {
             utf8: Utf8Stream::default(),
             stops,
             done: false,
+            commit: commitments.then(CommitmentBuilder::default),
+            prompt_rows: Vec::new(),
         }
     }
 
@@ -112,9 +119,11 @@ impl Slot {
             }
         }
         let output_tokens = std::mem::take(&mut self.output);
+        let commitments = self.commit.take().map(CommitmentBuilder::finish);
         self.send(EngineEvent::Finished {
             finish_reason,
             output_tokens,
+            commitments,
         });
     }
 }
@@ -140,6 +149,15 @@ pub(crate) fn worker(
         .with_n_ubatch(batch_size)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
+    // Commitments need the final hidden state of every decoded token:
+    // embeddings without pooling (llama.cpp then outputs every batch token).
+    let params = if config.commitments {
+        params
+            .with_embeddings(true)
+            .with_pooling_type(LlamaPoolingType::None)
+    } else {
+        params
+    };
     let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => {
             let _ = ready.send(Ok(()));
@@ -155,7 +173,7 @@ pub(crate) fn worker(
     let mut free: Vec<i32> = (0..max_seqs as i32).rev().collect();
     let mut open = true;
     loop {
-        open &= admit(queue, &mut slots, &mut free, &mut ctx);
+        open &= admit(queue, &mut slots, &mut free, &mut ctx, config.commitments);
         if slots.is_empty() {
             if !open {
                 return;
@@ -188,6 +206,7 @@ fn admit(
     slots: &mut Vec<Slot>,
     free: &mut Vec<i32>,
     ctx: &mut LlamaContext<'_>,
+    commitments: bool,
 ) -> bool {
     while let Some(&seq) = free.last() {
         let job = if slots.is_empty() {
@@ -215,7 +234,7 @@ fn admit(
         }
         free.pop();
         let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-        slots.push(Slot::new(seq, job));
+        slots.push(Slot::new(seq, job, commitments));
     }
     true
 }
@@ -237,6 +256,8 @@ fn step(
 ) -> Result<(), String> {
     batch.clear();
     let capacity = ctx.n_batch() as usize;
+    // With commitments on llama.cpp outputs every token; mark them so it need not override.
+    let all_out = slots.first().is_some_and(|s| s.commit.is_some());
     let mut used = 0usize;
     for slot in slots.iter_mut() {
         slot.logits_at = None;
@@ -255,11 +276,15 @@ fn step(
             continue;
         }
         let take = remaining.min(capacity - used);
+        let prompt_len = slot.job.prompt.len();
         for i in slot.prefilled..slot.prefilled + take {
-            let last = i + 1 == slot.job.prompt.len();
+            let last = i + 1 == prompt_len;
             batch
-                .add(slot.job.prompt[i], i as i32, &[slot.seq], last)
+                .add(slot.job.prompt[i], i as i32, &[slot.seq], last || all_out)
                 .map_err(|e| e.to_string())?;
+            if slot.commit.is_some() && CommitmentBuilder::wants_prompt(i, prompt_len) {
+                slot.prompt_rows.push((used as i32, i));
+            }
             if last {
                 slot.logits_at = Some(used as i32);
             }
@@ -274,6 +299,7 @@ fn step(
     ctx.decode(batch)
         .map_err(|e| format!("decode failed: {e}"))?;
     for slot in slots.iter_mut() {
+        record_prompt_hidden(ctx, slot)?;
         let Some(at) = slot.logits_at else { continue };
         if slot.job.events.is_closed() {
             continue;
@@ -294,6 +320,10 @@ fn step(
                         continue;
                     }
                 }
+                if let (Some(builder), false) = (slot.commit.as_mut(), eog) {
+                    let hidden = ctx.embeddings_ith(at);
+                    builder.push_output(hidden.map_err(|e| format!("hidden state: {e}"))?);
+                }
                 let token = token as i32;
                 *slot.counts.entry(token).or_default() += 1;
                 slot.accept(model, LlamaToken(token), window)
@@ -304,6 +334,20 @@ fn step(
                 ));
                 slot.done = true;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Feed the hidden states of this step's covered prompt positions to the slot's commitment.
+fn record_prompt_hidden(ctx: &LlamaContext<'_>, slot: &mut Slot) -> Result<(), String> {
+    let prompt_len = slot.job.prompt.len();
+    for (at, position) in std::mem::take(&mut slot.prompt_rows) {
+        if let Some(builder) = slot.commit.as_mut() {
+            let hidden = ctx
+                .embeddings_ith(at)
+                .map_err(|e| format!("hidden state: {e}"))?;
+            builder.push_prompt(position, prompt_len, hidden);
         }
     }
     Ok(())

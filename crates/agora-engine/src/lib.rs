@@ -23,6 +23,7 @@ pub use reference::{reference_loop, ReferenceFigures};
 pub use score::{PositionScore, ScoreRequest, Scored};
 pub use tokenizer::Tokenizer;
 
+pub use agora_toploc::Commitments;
 use agora_types::{FinishReason, JobInput, SamplingParams, TokenLogprob};
 use tokio::sync::mpsc;
 
@@ -68,6 +69,9 @@ pub enum EngineEvent {
         /// Every generated token id (including any that were cut by a stop string,
         /// excluding the end-of-generation token), so a verifier can replay the job.
         output_tokens: Vec<i32>,
+        /// Activation commitments of the job's hidden states (`None` when the
+        /// engine cannot compute them or they are switched off).
+        commitments: Option<Commitments>,
     },
     /// The job failed after it was accepted.
     Failed(String),

@@ -33,6 +33,9 @@ pub struct LlamaEngineConfig {
     /// Jobs decoded together in one batch (continuous batching); each gets
     /// its own `context_length` of KV cache.
     pub max_sequences: usize,
+    /// Compute TOPLOC activation commitments while generating (needs the
+    /// final hidden state of every decoded token; see `agora-toploc`).
+    pub commitments: bool,
 }
 
 impl Default for LlamaEngineConfig {
@@ -43,6 +46,7 @@ impl Default for LlamaEngineConfig {
             queue_capacity: 64,
             batch_size: 512,
             max_sequences: 8,
+            commitments: true,
         }
     }
 }

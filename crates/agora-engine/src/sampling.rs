@@ -30,10 +30,71 @@ pub fn sample(
     if params.temperature <= GREEDY_BELOW {
         return argmax(logits);
     }
-    let inv_t = 1.0 / f64::from(params.temperature);
-    let keep = nucleus(logits, inv_t, params.top_p);
+    best_gumbel(logits, params, position, choice).map(|(i, _)| i)
+}
+
+/// What replaying one claimed token shows (Token-DiFR style).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Replayed {
+    /// The token [`sample`] picks from these logits.
+    pub sampled: Option<usize>,
+    /// How far the claimed token's score falls short of the winner's: the
+    /// Gumbel-max score `logit / T + g` for sampled jobs, the raw logit for
+    /// greedy ones. 0 when the claimed token is the one sampled (or a tie),
+    /// small for near-ties, infinite for a token that is no valid id.
+    pub margin: f64,
+}
+
+/// Replay generated position `position` of choice `choice` against a claimed token.
+pub fn replay(
+    logits: &[f32],
+    params: &SamplingParams,
+    position: u32,
+    choice: u32,
+    claimed: usize,
+) -> Replayed {
+    let sampled = sample(logits, params, position, choice);
+    let claimed_logit = match logits.get(claimed) {
+        Some(l) if l.is_finite() => f64::from(*l),
+        _ => {
+            return Replayed {
+                sampled,
+                margin: f64::INFINITY,
+            }
+        }
+    };
+    let margin = if params.temperature <= GREEDY_BELOW {
+        sampled.map_or(0.0, |i| f64::from(logits[i]) - claimed_logit)
+    } else {
+        let inv_t = 1.0 / f64::from(params.temperature);
+        let best = best_gumbel(logits, params, position, choice).map_or(0.0, |(_, s)| s);
+        let mut rng = stream(params, position, choice);
+        rng.set_word_pos(claimed as u128);
+        best - (claimed_logit * inv_t + gumbel(rng.next_u32()))
+    };
+    Replayed {
+        sampled,
+        margin: margin.max(0.0),
+    }
+}
+
+/// The RNG stream of one (seed, choice, position).
+fn stream(params: &SamplingParams, position: u32, choice: u32) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
     rng.set_stream((u64::from(choice) << 32) | u64::from(position));
+    rng
+}
+
+/// Gumbel-max over the nucleus: the winning token and its score.
+fn best_gumbel(
+    logits: &[f32],
+    params: &SamplingParams,
+    position: u32,
+    choice: u32,
+) -> Option<(usize, f64)> {
+    let inv_t = 1.0 / f64::from(params.temperature);
+    let keep = nucleus(logits, inv_t, params.top_p);
+    let mut rng = stream(params, position, choice);
     let mut best: Option<(usize, f64)> = None;
     let mut next_word = 0usize;
     for &i in &keep {
@@ -48,7 +109,7 @@ pub fn sample(
             best = Some((i, score));
         }
     }
-    best.map(|(i, _)| i)
+    best
 }
 
 /// Standard Gumbel noise from one uniform 32-bit word, never infinite.
@@ -173,6 +234,22 @@ mod tests {
             .map(|pos| sample(&logits, &params(1.0, 1.0, 10), pos, 0))
             .collect();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn replay_margin_is_zero_for_the_sampled_token_only() {
+        let logits = [1.0f32, 3.0, 2.9, -1.0];
+        let greedy = params(0.0, 1.0, 1);
+        assert_eq!(replay(&logits, &greedy, 0, 0, 1).margin, 0.0);
+        assert!((replay(&logits, &greedy, 0, 0, 2).margin - 0.1).abs() < 1e-6);
+        assert_eq!(replay(&logits, &greedy, 0, 0, 9).margin, f64::INFINITY);
+        let p = params(0.8, 1.0, 3);
+        for pos in 0..50 {
+            let r = replay(&logits, &p, pos, 0, 0);
+            let chosen = r.sampled.unwrap();
+            assert_eq!(replay(&logits, &p, pos, 0, chosen).margin, 0.0);
+            assert_eq!(r.margin == 0.0, chosen == 0);
+        }
     }
 
     proptest! {

@@ -59,6 +59,10 @@ pub struct PositionScore {
 pub struct Scored {
     /// `positions[i]` describes `output_tokens[i]`.
     pub positions: Vec<PositionScore>,
+    /// Hidden states of the last ≤ [`agora_toploc::CHUNK_TOKENS`] prompt
+    /// positions, in order (what a prompt commitment covers); only when
+    /// `want_hidden`.
+    pub prompt_hidden: Vec<Vec<f32>>,
 }
 
 /// Check a request against the model and window; returns the tokens to decode.
@@ -130,6 +134,8 @@ pub(crate) fn score(
     let first = request.prompt_tokens.len() - 1;
     let piece = |t: i32| model.vocab().token_to_piece(LlamaToken(t), false, None);
     let mut positions = Vec::with_capacity(request.output_tokens.len());
+    let mut prompt_hidden = Vec::new();
+    let prompt_len = request.prompt_tokens.len();
     for (c, chunk) in tokens.chunks(n_batch as usize).enumerate() {
         let start = c * n_batch as usize;
         batch.clear();
@@ -142,6 +148,14 @@ pub(crate) fn score(
         }
         ctx.decode(&mut batch)
             .map_err(|e| internal("decode failed", e))?;
+        if request.want_hidden {
+            for j in 0..chunk.len().min(prompt_len.saturating_sub(start)) {
+                if agora_toploc::CommitmentBuilder::wants_prompt(start + j, prompt_len) {
+                    let h = ctx.embeddings_ith(j as i32);
+                    prompt_hidden.push(h.map_err(|e| internal("hidden state", e))?.to_vec());
+                }
+            }
+        }
         for j in first.saturating_sub(start)..chunk.len() {
             let target = request.output_tokens[start + j - first];
             let raw = ctx.get_logits_ith(j as i32);
@@ -158,7 +172,10 @@ pub(crate) fn score(
             });
         }
     }
-    Ok(Scored { positions })
+    Ok(Scored {
+        positions,
+        prompt_hidden,
+    })
 }
 
 #[cfg(test)]

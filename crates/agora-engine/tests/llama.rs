@@ -75,6 +75,7 @@ fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome
             EngineEvent::Finished {
                 finish_reason,
                 output_tokens,
+                ..
             } => {
                 return Outcome {
                     prompt_tokens: prompt_tokens.unwrap(),
@@ -392,4 +393,66 @@ fn penalties_and_choices_change_the_sampling_replayably() {
         shared().generate(GenerateRequest { input, params: bad }),
         Err(EngineError::InvalidRequest(_))
     ));
+}
+
+/// Drain a receiver to its `Finished` tokens and commitments.
+fn drain_committed(
+    mut rx: tokio::sync::mpsc::Receiver<EngineEvent>,
+) -> (Vec<i32>, Option<agora_engine::Commitments>) {
+    while let Some(event) = rx.blocking_recv() {
+        match event {
+            EngineEvent::Finished {
+                output_tokens,
+                commitments,
+                ..
+            } => return (output_tokens, commitments),
+            EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            _ => {}
+        }
+    }
+    panic!("no Finished event");
+}
+
+#[test]
+fn commitments_cover_every_output_token_without_changing_it() {
+    let off = LlamaEngine::load(
+        &model_path(),
+        LlamaEngineConfig {
+            threads: 2,
+            context_length: 256,
+            commitments: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let job = || {
+        (
+            chat("Count slowly from one to twenty in words."),
+            params(40, 0.9, 77),
+        )
+    };
+    let (plain, none) = drain_committed(submit(&off, job().0, job().1));
+    assert!(none.is_none(), "commitments were switched off");
+    drop(off);
+    // The shared engine computes commitments (the default); run the job alone and in a batch.
+    let e = shared();
+    let (tokens, commitments) = drain_committed(submit(e, job().0, job().1));
+    assert_eq!(tokens, plain, "commitments must not change the output");
+    let c = commitments.expect("commitments are on by default");
+    assert_eq!(
+        c.chunks.len(),
+        tokens.len().div_ceil(agora_toploc::CHUNK_TOKENS)
+    );
+    assert_eq!(c.prompt.coefficients.len(), agora_toploc::TOP_K);
+    assert!(c
+        .chunks
+        .iter()
+        .all(|k| k.coefficients.len() == agora_toploc::TOP_K));
+    // ≤ 10 bytes per generated token for full chunks.
+    assert!(c.chunks[0].coefficients.len() * 2 <= 10 * agora_toploc::CHUNK_TOKENS);
+    let other = submit(e, chat("Name three colours."), params(30, 0.7, 5));
+    let (again, again_c) = drain_committed(submit(e, job().0, job().1));
+    drain(other);
+    assert_eq!(again, tokens);
+    assert_eq!(again_c.map(|c| c.chunks.len()), Some(c.chunks.len()));
 }

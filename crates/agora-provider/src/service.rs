@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine};
 use agora_types::{
-    hash_tokens, Hash32, JobEvent, JobInput, JobRequest, Keypair, ModelId, Price, Receipt,
-    Transcript, Usage,
+    commitments_hash, hash_tokens, Commitments, Hash32, JobEvent, JobInput, JobRequest, Keypair,
+    ModelId, Price, Receipt, Transcript, Usage,
 };
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -222,9 +222,10 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                 Some(EngineEvent::Finished {
                     finish_reason,
                     output_tokens,
+                    commitments,
                 }) => {
                     job.done = true;
-                    match job.finish(output_tokens).await {
+                    match job.finish(output_tokens, commitments).await {
                         Ok((usage, receipt)) => JobEvent::Done {
                             finish_reason,
                             usage,
@@ -254,6 +255,7 @@ impl<E: InferenceEngine> Job<E> {
     async fn finish(
         &mut self,
         output_tokens: Vec<i32>,
+        commitments: Option<Commitments>,
     ) -> Result<(Usage, agora_types::SignedReceipt), String> {
         let p = &self.provider;
         let usage = Usage {
@@ -275,6 +277,7 @@ impl<E: InferenceEngine> Job<E> {
             timestamp_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            commitments: commitments_hash(commitments.as_ref()),
         }
         .sign(&p.key);
         let transcript = Transcript {
@@ -287,6 +290,7 @@ impl<E: InferenceEngine> Job<E> {
             ),
             prompt_tokens: std::mem::take(&mut self.prompt_tokens),
             output_tokens,
+            commitments,
         };
         let store = p.transcripts.clone();
         tokio::task::spawn_blocking(move || store.put(&transcript))

@@ -145,6 +145,17 @@ async fn real_engine_job_yields_a_signed_receipt_and_a_replayable_transcript() {
     assert_eq!(transcript.receipt, receipt);
     assert_eq!(hash_tokens(&transcript.output_tokens), r.output_hash);
     assert_eq!(hash_tokens(&transcript.prompt_tokens), r.prompt_hash);
+    // The real engine commits to its hidden states; the receipt signs their hash.
+    let commitments = transcript.commitments.as_ref().expect("commitments");
+    assert_eq!(
+        commitments.chunks.len(),
+        transcript.output_tokens.len().div_ceil(32)
+    );
+    assert_eq!(
+        agora_types::commitments_hash(Some(commitments)),
+        r.commitments
+    );
+    assert_ne!(r.commitments, agora_types::Hash32::ZERO);
     assert_eq!(
         transcript.output_tokens.len() as u32,
         usage.completion_tokens

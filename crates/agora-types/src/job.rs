@@ -4,6 +4,8 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
+pub use agora_toploc::Commitments;
+
 use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelId, Price, Signature};
 
 const RECEIPT_SIGNING_DOMAIN: &str = "agora 2026 receipt signature v1";
@@ -205,6 +207,20 @@ pub struct Receipt {
     pub cost: Amount,
     /// Provider's clock when the job finished, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// [`commitments_hash`] of the job's activation commitments; all zeros
+    /// ([`Hash32::ZERO`]) when the engine made none.
+    #[serde(default = "no_commitments")]
+    pub commitments: Hash32,
+}
+
+fn no_commitments() -> Hash32 {
+    Hash32::ZERO
+}
+
+/// What a receipt's `commitments` field holds for these commitments (all
+/// zeros for none; a real hash is never all zeros in practice).
+pub fn commitments_hash(commitments: Option<&Commitments>) -> Hash32 {
+    commitments.map_or_else(no_commitments, |c| Hash32(c.hash()))
 }
 
 /// A receipt with the provider's signature.
@@ -254,6 +270,9 @@ pub struct Transcript {
     pub prompt_tokens: Vec<i32>,
     /// Generated token ids (hash: `receipt.output_hash`).
     pub output_tokens: Vec<i32>,
+    /// Activation commitments (hash: `receipt.commitments`), if the engine made them.
+    #[serde(default)]
+    pub commitments: Option<Commitments>,
 }
 
 /// Commitment to a token sequence, used for prompt and output hashes.
@@ -286,11 +305,15 @@ mod tests {
             price: Price::default(),
             cost: 0,
             timestamp_ms: 1,
+            commitments: commitments_hash(Some(&Commitments::default())),
         };
         let signed = receipt.sign(&key);
         assert!(signed.verify().is_ok());
         let mut forged = signed.clone();
         forged.receipt.output_hash = hash_tokens(&[4, 6]);
+        assert!(forged.verify().is_err());
+        let mut forged = signed.clone();
+        forged.receipt.commitments = commitments_hash(None);
         assert!(forged.verify().is_err());
         let json = serde_json::to_string(&signed).unwrap();
         assert_eq!(

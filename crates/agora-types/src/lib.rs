@@ -22,8 +22,9 @@ pub use channel::{channel_id, SignedVoucher, Voucher};
 pub use codec::{decode, encode, CodecError};
 pub use hash::Hash32;
 pub use job::{
-    hash_tokens, ChatMessage, FinishReason, JobEvent, JobInput, JobRequest, Receipt,
-    SamplingParams, SignedReceipt, TokenLogprob, TopLogprob, Transcript, Usage,
+    commitments_hash, hash_tokens, ChatMessage, Commitments, FinishReason, JobEvent, JobInput,
+    JobRequest, Receipt, SamplingParams, SignedReceipt, TokenLogprob, TopLogprob, Transcript,
+    Usage,
 };
 pub use keys::{AccountId, KeyError, Keypair, Signature};
 pub use registry::{ModelEntry, ModelId, Price, ProviderInfo};

@@ -580,6 +580,8 @@ impl Job {
         EngineEvent::Finished {
             finish_reason,
             output_tokens: self.shared.tokenizer.text(text),
+            // The upstream server does not expose hidden states.
+            commitments: None,
         }
     }
 

@@ -200,6 +200,7 @@ async fn collect(mut events: mpsc::Receiver<EngineEvent>) -> Result<Outcome, Str
             EngineEvent::Finished {
                 finish_reason,
                 output_tokens,
+                ..
             } => {
                 return Ok(Outcome {
                     prompt_tokens: prompt_tokens.expect("finished without Started"),

@@ -160,6 +160,7 @@ pub fn run(args: BenchInferArgs) -> Result<()> {
     let config = LlamaEngineConfig {
         threads,
         queue_capacity: max_streams.max(1),
+        commitments: !args.no_commitments,
         ..LlamaEngineConfig::default()
     };
     let engine = Arc::new(

@@ -37,6 +37,58 @@ pub enum Command {
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Audit jobs: calibrate replay thresholds, check a transcript.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+}
+
+/// `agora verify ...`.
+#[derive(Subcommand, Debug)]
+pub enum VerifyCommand {
+    /// Run honest jobs (thread counts × batch sizes), audit them, print the score distribution and thresholds.
+    Calibrate(VerifyCalibrateArgs),
+    /// Audit one transcript (JSON, as `GET /v1/transcripts/{id}` returns it) against a model.
+    Check(VerifyCheckArgs),
+}
+
+/// `agora verify calibrate`.
+#[derive(Args, Debug)]
+pub struct VerifyCalibrateArgs {
+    /// GGUF file (default: the default model, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Jobs per (thread count, concurrency) combination.
+    #[arg(long, default_value_t = 8)]
+    pub jobs: usize,
+    /// Tokens per job at most.
+    #[arg(long, default_value_t = 48)]
+    pub tokens: u32,
+    /// Generation thread counts to try.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Concurrent jobs per batch to try.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    pub concurrency: Vec<usize>,
+    /// Store the thresholds for this model in this threshold book (JSON).
+    #[arg(long)]
+    pub book: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora verify check`.
+#[derive(Args, Debug)]
+pub struct VerifyCheckArgs {
+    /// Transcript JSON file.
+    #[arg(long)]
+    pub transcript: PathBuf,
+    /// GGUF file of the receipt's model (default: the default model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Threshold book to read the model's thresholds from (default thresholds otherwise).
+    #[arg(long)]
+    pub book: Option<PathBuf>,
 }
 
 /// `agora bench ...`.
@@ -85,6 +137,9 @@ pub struct BenchInferArgs {
     /// Concurrency levels to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     pub streams: Vec<usize>,
+    /// Switch off activation commitments (to measure their cost).
+    #[arg(long)]
+    pub no_commitments: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

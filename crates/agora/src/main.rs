@@ -13,6 +13,7 @@ mod node;
 mod roles;
 mod shutdown;
 mod status;
+mod verify;
 
 use std::time::Duration;
 
@@ -113,6 +114,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Chain(args)) => bench_chain::run(args).await,
         Command::Bench(BenchCommand::Infer(args)) => {
             tokio::task::spawn_blocking(move || bench_infer::run(args)).await?
+        }
+        Command::Verify(command) => {
+            tokio::task::spawn_blocking(move || verify::run(command)).await?
         }
         Command::Model(ModelCommand::Id { path }) => {
             println!("{}", agora_models::model_id(&path)?);

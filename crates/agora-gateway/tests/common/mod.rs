@@ -206,6 +206,7 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                     .price
                     .cost(usage.prompt_tokens.into(), usage.completion_tokens.into()),
                 timestamp_ms: 1,
+                commitments: Hash32::ZERO,
             }
             .sign(&s.key);
             out.push(event(&JobEvent::Done {

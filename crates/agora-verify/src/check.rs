@@ -1,0 +1,240 @@
+//! [`check_job`]: audit one transcript against the claimed model.
+
+use agora_engine::{EngineError, LlamaEngine, ScoreRequest, Scored};
+use agora_toploc::ChunkCheck;
+use agora_types::{commitments_hash, hash_tokens, Hash32, JobInput, Transcript};
+use serde::{Deserialize, Serialize};
+
+use crate::replay::{replay_tokens, TokenStats};
+use crate::Thresholds;
+
+const EVIDENCE_DOMAIN: &str = "agora 2026 verification evidence v1";
+
+/// What the verifier needs from a model runtime: the prompt as the engine
+/// renders it and a teacher-forced prefill with hidden states and logits.
+pub trait Scorer {
+    /// Render and tokenize a job's input exactly as generation does.
+    fn tokenize(&self, input: &JobInput) -> Result<Vec<i32>, EngineError>;
+    /// Score a finished job in one prefill (see [`ScoreRequest`]).
+    fn score(&self, request: &ScoreRequest) -> Result<Scored, EngineError>;
+}
+
+impl Scorer for LlamaEngine {
+    fn tokenize(&self, input: &JobInput) -> Result<Vec<i32>, EngineError> {
+        LlamaEngine::tokenize(self, input)
+    }
+
+    fn score(&self, request: &ScoreRequest) -> Result<Scored, EngineError> {
+        LlamaEngine::score(self, request)
+    }
+}
+
+/// Worst-chunk summary of a commitment check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommitmentStats {
+    /// Chunks checked, the prompt chunk included.
+    pub chunks: u32,
+    /// Highest per-chunk exponent mismatch rate.
+    pub max_exponent_mismatch_rate: f64,
+    /// Highest per-chunk mean mantissa difference (f16 ulps).
+    pub max_mean_mantissa_diff: f64,
+    /// Largest single mantissa difference.
+    pub max_mantissa_diff: u32,
+}
+
+impl CommitmentStats {
+    fn from_checks(checks: &[ChunkCheck]) -> Self {
+        let mut s = CommitmentStats {
+            chunks: checks.len() as u32,
+            ..Self::default()
+        };
+        for c in checks {
+            s.max_exponent_mismatch_rate =
+                s.max_exponent_mismatch_rate.max(c.exponent_mismatch_rate());
+            s.max_mean_mantissa_diff = s.max_mean_mantissa_diff.max(c.mean_mantissa_diff);
+            s.max_mantissa_diff = s.max_mantissa_diff.max(c.max_mantissa_diff);
+        }
+        s
+    }
+}
+
+/// The outcome of auditing one job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Whether every check passed.
+    pub passed: bool,
+    /// Why it failed, one line per failed check (empty when it passed).
+    pub reasons: Vec<String>,
+    /// Seeded replay of the output tokens.
+    pub tokens: TokenStats,
+    /// Commitments compared with recomputed hidden states (`None`: none to check).
+    pub commitments: Option<CommitmentStats>,
+    /// BLAKE3 of the receipt's signing bytes and the measured statistics, to
+    /// reference this verdict from an audit report.
+    pub evidence_hash: Hash32,
+}
+
+impl Verdict {
+    /// `tokens.match_rate`, the Token-DiFR headline figure.
+    pub fn token_match_rate(&self) -> f64 {
+        self.tokens.match_rate
+    }
+}
+
+/// Why a job could not be audited at all (as opposed to failing the audit).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The scoring model failed.
+    #[error("scoring failed: {0}")]
+    Scorer(#[from] EngineError),
+}
+
+/// Audit `transcript` with `scorer` (which must run the receipt's model).
+///
+/// Checks (a) the receipt signature and that the prompt, output and
+/// commitment hashes and token counts match the transcript, and that the
+/// input renders to the claimed prompt tokens; (b) the commitments against
+/// hidden states recomputed by one teacher-forced prefill; (c) each output
+/// token against the seeded Gumbel-max replay of the prefill logits.
+pub fn check_job(
+    scorer: &dyn Scorer,
+    transcript: &Transcript,
+    thresholds: &Thresholds,
+) -> Result<Verdict, VerifyError> {
+    let mut reasons = consistency(scorer, transcript)?;
+    let receipt = &transcript.receipt.receipt;
+    let (tokens, commitments) = if transcript.output_tokens.is_empty() {
+        (TokenStats::default(), None)
+    } else {
+        let scored = scorer.score(&ScoreRequest {
+            prompt_tokens: transcript.prompt_tokens.clone(),
+            output_tokens: transcript.output_tokens.clone(),
+            top_k: 0,
+            want_hidden: transcript.commitments.is_some(),
+            want_logits: true,
+        })?;
+        let logits: Vec<&[f32]> = scored
+            .positions
+            .iter()
+            .map(|p| p.logits.as_deref().unwrap_or(&[]))
+            .collect();
+        let tokens = replay_tokens(&logits, &transcript.output_tokens, &receipt.params);
+        let commitments = match &transcript.commitments {
+            None => None,
+            Some(c) => {
+                let hidden: Vec<Vec<f32>> = scored
+                    .positions
+                    .into_iter()
+                    .map(|p| p.hidden.unwrap_or_default())
+                    .collect();
+                match agora_toploc::check_job(c, &scored.prompt_hidden, &hidden) {
+                    Ok(checks) => Some(CommitmentStats::from_checks(&checks)),
+                    Err(e) => {
+                        reasons.push(format!("commitments: {e}"));
+                        None
+                    }
+                }
+            }
+        };
+        (tokens, commitments)
+    };
+    judge(
+        &mut reasons,
+        &tokens,
+        commitments.as_ref(),
+        transcript,
+        thresholds,
+    );
+    let evidence = serde_json::to_vec(&(&tokens, &commitments, &reasons))
+        .expect("statistics always serialize");
+    let mut bytes = transcript.receipt.receipt.signing_bytes();
+    bytes.extend_from_slice(&evidence);
+    Ok(Verdict {
+        passed: reasons.is_empty(),
+        reasons,
+        tokens,
+        commitments,
+        evidence_hash: Hash32::digest_in(EVIDENCE_DOMAIN, &bytes),
+    })
+}
+
+/// Check (a): everything that needs no model pass but the tokenizer.
+fn consistency(scorer: &dyn Scorer, t: &Transcript) -> Result<Vec<String>, VerifyError> {
+    let r = &t.receipt.receipt;
+    let mut reasons = Vec::new();
+    if t.receipt.verify().is_err() {
+        reasons.push("receipt signature does not verify".into());
+    }
+    if hash_tokens(&t.prompt_tokens) != r.prompt_hash {
+        reasons.push("prompt tokens do not match the receipt's prompt hash".into());
+    }
+    if hash_tokens(&t.output_tokens) != r.output_hash {
+        reasons.push("output tokens do not match the receipt's output hash".into());
+    }
+    if commitments_hash(t.commitments.as_ref()) != r.commitments {
+        reasons.push("commitments do not match the receipt's commitments hash".into());
+    }
+    if r.usage.prompt_tokens as usize != t.prompt_tokens.len()
+        || r.usage.completion_tokens as usize != t.output_tokens.len()
+    {
+        reasons.push("receipt usage does not match the token counts".into());
+    }
+    if t.output_tokens.len() > r.params.max_tokens as usize {
+        reasons.push("more output tokens than max_tokens".into());
+    }
+    match scorer.tokenize(&t.input) {
+        Ok(p) if p == t.prompt_tokens => {}
+        Ok(_) => reasons.push("the input does not render to the claimed prompt tokens".into()),
+        Err(EngineError::InvalidRequest(m)) => reasons.push(format!("the input is invalid: {m}")),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(reasons)
+}
+
+/// Checks (b) and (c) against the thresholds.
+fn judge(
+    reasons: &mut Vec<String>,
+    tokens: &TokenStats,
+    commitments: Option<&CommitmentStats>,
+    t: &Transcript,
+    th: &Thresholds,
+) {
+    if tokens.match_rate < th.min_token_match_rate {
+        reasons.push(format!(
+            "token match rate {:.3} below {:.3}",
+            tokens.match_rate, th.min_token_match_rate
+        ));
+    }
+    if tokens.max_margin > th.max_token_margin {
+        reasons.push(format!(
+            "a token's replay margin {:.3} exceeds {:.3}",
+            tokens.max_margin, th.max_token_margin
+        ));
+    }
+    if tokens.mean_margin > th.max_mean_margin {
+        reasons.push(format!(
+            "mean replay margin {:.3} exceeds {:.3}",
+            tokens.mean_margin, th.max_mean_margin
+        ));
+    }
+    match commitments {
+        Some(c) => {
+            if c.max_exponent_mismatch_rate > th.max_exponent_mismatch_rate {
+                reasons.push(format!(
+                    "commitment exponent mismatch rate {:.3} exceeds {:.3}",
+                    c.max_exponent_mismatch_rate, th.max_exponent_mismatch_rate
+                ));
+            }
+            if c.max_mean_mantissa_diff > th.max_mean_mantissa_diff {
+                reasons.push(format!(
+                    "commitment mean mantissa difference {:.2} exceeds {:.2}",
+                    c.max_mean_mantissa_diff, th.max_mean_mantissa_diff
+                ));
+            }
+        }
+        None if t.commitments.is_none() && th.require_commitments => {
+            reasons.push("the receipt carries no commitments".into());
+        }
+        None => {}
+    }
+}

@@ -1,0 +1,18 @@
+//! Verification core: audits a finished job from its transcript.
+//!
+//! [`check_job`] checks the signed receipt against the transcript, recomputes
+//! the job's hidden states and logits with one teacher-forced prefill of the
+//! claimed model ([`Scorer`]), compares the provider's TOPLOC commitments
+//! (`agora-toploc`) and replays the seeded Gumbel-max sampling token by token
+//! (Token-DiFR style, [`replay`]). [`Thresholds`] come from [`calibrate`] runs
+//! over honest jobs and are kept per model in a [`ThresholdBook`].
+
+pub mod calibrate;
+mod check;
+pub mod replay;
+mod thresholds;
+
+pub use calibrate::{calibrate, Calibration, CalibrationConfig};
+pub use check::{check_job, CommitmentStats, Scorer, Verdict, VerifyError};
+pub use replay::TokenStats;
+pub use thresholds::{BookError, ThresholdBook, Thresholds};

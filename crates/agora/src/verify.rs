@@ -1,0 +1,115 @@
+//! `agora verify`: calibrate replay thresholds and audit transcripts.
+
+use std::path::PathBuf;
+
+use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_types::Transcript;
+use agora_verify::{calibrate, check_job, CalibrationConfig, ThresholdBook, Thresholds};
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{VerifyCalibrateArgs, VerifyCheckArgs, VerifyCommand};
+
+/// Run an `agora verify` subcommand (blocking).
+pub fn run(command: VerifyCommand) -> Result<()> {
+    match command {
+        VerifyCommand::Calibrate(args) => run_calibrate(args),
+        VerifyCommand::Check(args) => run_check(args),
+    }
+}
+
+fn model_path(model: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match model {
+        Some(p) => p,
+        None => agora_models::ensure_default_model(&mut std::io::stderr())?,
+    })
+}
+
+fn run_calibrate(args: VerifyCalibrateArgs) -> Result<()> {
+    let path = model_path(args.model)?;
+    let config = CalibrationConfig {
+        jobs: args.jobs,
+        max_tokens: args.tokens,
+        thread_counts: args.threads,
+        concurrency: args.concurrency,
+        ..CalibrationConfig::new(path.clone())
+    };
+    let started = std::time::Instant::now();
+    let result = calibrate(&config)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(book_path) = &args.book {
+        let mut book = ThresholdBook::load(book_path)?;
+        book.insert(&agora_models::model_id(&path)?, result.thresholds);
+        book.save(book_path)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    println!(
+        "{} honest jobs in {elapsed:.1} s\n{:>7} {:>5} {:>5} {:>6} {:>7} {:>10} {:>10} {:>8} {:>9}",
+        result.samples.len(),
+        "threads",
+        "conc",
+        "temp",
+        "tokens",
+        "match",
+        "mean marg",
+        "max marg",
+        "exp mis",
+        "mant diff"
+    );
+    for s in &result.samples {
+        let (exp, mant) = s.commitments.map_or((f64::NAN, f64::NAN), |c| {
+            (c.max_exponent_mismatch_rate, c.max_mean_mantissa_diff)
+        });
+        println!(
+            "{:>7} {:>5} {:>5.2} {:>6} {:>7.3} {:>10.4} {:>10.4} {:>8.3} {:>9.2}",
+            s.threads,
+            s.concurrency,
+            s.temperature,
+            s.output_tokens,
+            s.tokens.match_rate,
+            s.tokens.mean_margin,
+            s.tokens.max_margin,
+            exp,
+            mant
+        );
+    }
+    println!(
+        "thresholds: {}",
+        serde_json::to_string_pretty(&result.thresholds)?
+    );
+    Ok(())
+}
+
+fn run_check(args: VerifyCheckArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.transcript)
+        .with_context(|| format!("reading {}", args.transcript.display()))?;
+    let transcript: Transcript = serde_json::from_str(&text).context("parsing the transcript")?;
+    let path = model_path(args.model)?;
+    let model = agora_models::model_id(&path)?;
+    if model != transcript.receipt.receipt.model {
+        bail!(
+            "{} is model {model}, but the receipt names {}",
+            path.display(),
+            transcript.receipt.receipt.model
+        );
+    }
+    let thresholds = match &args.book {
+        Some(book) => ThresholdBook::load(book)?.get(&model).unwrap_or_default(),
+        None => Thresholds::default(),
+    };
+    let engine = LlamaEngine::load(
+        &path,
+        LlamaEngineConfig {
+            commitments: false,
+            ..LlamaEngineConfig::default()
+        },
+    )?;
+    let verdict = check_job(&engine, &transcript, &thresholds)?;
+    println!("{}", serde_json::to_string_pretty(&verdict)?);
+    if !verdict.passed {
+        bail!("the job failed verification");
+    }
+    Ok(())
+}
