@@ -1,7 +1,8 @@
 //! Each adversarial mode, served through the real provider over loopback HTTP
 //! on the real default model: its transcript is internally consistent (hashes
 //! match, receipt signed) and claims the client's prompt and parameters, yet
-//! its output is not what the honest engine produces for the same job.
+//! its output is not what the honest engine produces for the same job, and
+//! the verifier (`agora-verify`) fails it while it passes the honest engine.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -16,6 +17,7 @@ use agora_types::{
     hash_tokens, ChatMessage, Hash32, JobEvent, JobInput, JobRequest, Keypair, Price,
     SamplingParams, Transcript,
 };
+use agora_verify::{check_job, Thresholds, Verdict};
 
 const PRICE: Price = Price {
     input_per_1k: 1_000,
@@ -139,9 +141,23 @@ async fn cheater(mode: Adversary) -> Cheater {
 /// Run `job` on the cheater; check the transcript is self-consistent and
 /// claims exactly what an honest provider would, then return it.
 async fn run_and_check(cheater: &Cheater, job: &JobRequest) -> Transcript {
+    run_job(&cheater.url, job).await
+}
+
+/// The verifier's verdict on a transcript, replayed on the real model.
+async fn audit(transcript: &Transcript) -> Verdict {
+    let t = transcript.clone();
+    tokio::task::spawn_blocking(move || check_job(honest(), &t, &Thresholds::default()))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Run `job` on the provider at `url` and check its transcript's claims.
+async fn run_job(url: &str, job: &JobRequest) -> Transcript {
     let client = reqwest::Client::new();
     let body = client
-        .post(format!("{}/v1/jobs", cheater.url))
+        .post(format!("{url}/v1/jobs"))
         .json(job)
         .send()
         .await
@@ -167,7 +183,7 @@ async fn run_and_check(cheater: &Cheater, job: &JobRequest) -> Transcript {
     receipt.verify().expect("the receipt is signed");
     let r = &receipt.receipt;
     let transcript: Transcript = client
-        .get(format!("{}/v1/transcripts/{}", cheater.url, r.id.to_hex()))
+        .get(format!("{url}/v1/transcripts/{}", r.id.to_hex()))
         .send()
         .await
         .unwrap()
@@ -204,12 +220,47 @@ async fn honest_output(job: &JobRequest) -> Vec<i32> {
     direct(honest(), job).await.1
 }
 
+/// The verifier fails the transcript; returns its reasons.
+async fn assert_caught(transcript: &Transcript) -> Vec<String> {
+    let verdict = audit(transcript).await;
+    eprintln!("verdict: {:?}", verdict.reasons);
+    assert!(!verdict.passed, "the verifier missed it: {verdict:?}");
+    verdict.reasons
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifier_passes_the_honest_provider() {
+    // Without this baseline, "caught" below could mean "the verifier fails everything".
+    let engine = LlamaEngine::load(&model_path(), config()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = TranscriptStore::open(&dir.path().join("transcripts.redb")).unwrap();
+    let router = Provider::new(
+        Arc::new(engine),
+        Keypair::generate(),
+        claimed_id(),
+        PRICE,
+        store,
+    )
+    .router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    for (temperature, seed) in [(0.0, 1), (0.8, 7)] {
+        let job = job(chat(None, "Tell me about the moon."), temperature, seed);
+        let transcript = run_job(&url, &job).await;
+        let verdict = audit(&transcript).await;
+        assert!(verdict.passed, "{verdict:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tamper_alters_every_eighth_token() {
     let cheater = cheater(Adversary::Tamper).await;
     for (temperature, seed) in [(0.0, 1), (0.8, 7)] {
         let job = job(chat(None, "Tell me about the moon."), temperature, seed);
-        let forged = run_and_check(&cheater, &job).await.output_tokens;
+        let transcript = run_and_check(&cheater, &job).await;
+        assert_caught(&transcript).await;
+        let forged = transcript.output_tokens;
         let honest = honest_output(&job).await;
         assert_ne!(forged, honest, "T={temperature}");
         // The untouched positions are the honest ones; position 7 is not.
@@ -222,7 +273,9 @@ async fn tamper_alters_every_eighth_token() {
 async fn random_returns_fresh_random_tokens() {
     let cheater = cheater(Adversary::Random).await;
     let job = job(chat(None, "Tell me about the moon."), 0.7, 3);
-    let first = run_and_check(&cheater, &job).await.output_tokens;
+    let transcript = run_and_check(&cheater, &job).await;
+    assert_caught(&transcript).await;
+    let first = transcript.output_tokens;
     let second = run_and_check(&cheater, &job).await.output_tokens;
     assert_ne!(first, honest_output(&job).await);
     assert_ne!(first, second, "the same seed gives different random tokens");
@@ -234,7 +287,9 @@ async fn random_returns_fresh_random_tokens() {
 async fn ignore_seed_samples_with_its_own_randomness() {
     let cheater = cheater(Adversary::IgnoreSeed).await;
     let job = job(chat(None, "Write a short poem about rain."), 1.0, 11);
-    let first = run_and_check(&cheater, &job).await.output_tokens;
+    let transcript = run_and_check(&cheater, &job).await;
+    assert_caught(&transcript).await;
+    let first = transcript.output_tokens;
     let second = run_and_check(&cheater, &job).await.output_tokens;
     let honest = honest_output(&job).await;
     assert_eq!(
@@ -255,7 +310,9 @@ async fn drop_system_ignores_the_system_prompt_but_claims_it() {
     let system = "The user's name is Zebulon. Always greet the user by name.";
     let user = "Hello! Who am I?";
     let job = job(chat(Some(system), user), 0.0, 5);
-    let forged = run_and_check(&cheater, &job).await.output_tokens;
+    let transcript = run_and_check(&cheater, &job).await;
+    assert_caught(&transcript).await;
+    let forged = transcript.output_tokens;
     assert_ne!(forged, honest_output(&job).await);
     let mut bare = job.clone();
     bare.input = chat(None, user);
@@ -286,9 +343,13 @@ async fn requantize_generates_with_the_cached_requantized_copy() {
     let mut differs = false;
     for prompt in ["Tell me about the moon.", "List three fruits."] {
         let job = job(chat(None, prompt), 0.0, 2);
-        let forged = run_and_check(&cheater, &job).await.output_tokens;
+        let transcript = run_and_check(&cheater, &job).await;
+        let forged = transcript.output_tokens.clone();
         assert_eq!(forged, direct(&copy, &job).await.1, "generated by the copy");
-        differs |= forged != honest_output(&job).await;
+        if forged != honest_output(&job).await {
+            differs = true;
+            assert_caught(&transcript).await;
+        }
     }
     assert!(differs, "the Q4_0 copy's greedy output differs from Q4_1's");
 }
@@ -302,13 +363,40 @@ async fn substitute_serves_another_model_and_retokenizes() {
     let cheater = cheater(Adversary::Substitute(Some(other.clone()))).await;
     assert_eq!(cheater.engine.generator_path(), Some(other.as_path()));
     let job = job(chat(None, "Tell me about the moon."), 0.0, 9);
-    let forged = run_and_check(&cheater, &job).await.output_tokens;
+    let transcript = run_and_check(&cheater, &job).await;
+    assert_caught(&transcript).await;
+    let forged = transcript.output_tokens;
     assert_ne!(forged, honest_output(&job).await);
     let substitute = LlamaEngine::load(&other, config()).unwrap();
     assert_eq!(
         forged,
         direct(&substitute, &job).await.1,
         "the substitute's text, re-tokenized by the claimed tokenizer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefill_attack_commits_with_the_real_model_but_its_tokens_fail() {
+    let cheater = cheater(Adversary::PrefillAttack(None)).await;
+    let cheap = agora_models::requantized_path(&claimed_id(), "Q2_K");
+    assert_eq!(cheater.engine.generator_path(), Some(cheap.as_path()));
+    let copy = LlamaEngine::load(&cheap, config()).unwrap();
+    let job = job(chat(None, "Tell me about the moon."), 0.0, 4);
+    let transcript = run_and_check(&cheater, &job).await;
+    assert!(transcript.commitments.is_some(), "it commits");
+    assert_eq!(
+        transcript.output_tokens,
+        direct(&copy, &job).await.1,
+        "generated by the cheap copy"
+    );
+    assert_ne!(transcript.output_tokens, honest_output(&job).await);
+    let reasons = assert_caught(&transcript).await;
+    // The commitments are the real model's on these tokens: only the tokens give it away.
+    let verdict = audit(&transcript).await;
+    assert!(verdict.commitments.is_some());
+    assert!(
+        reasons.iter().all(|r| !r.contains("commitment")),
+        "{reasons:?}"
     );
 }
 

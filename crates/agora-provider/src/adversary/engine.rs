@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use agora_engine::{
-    EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
-    ModelInfo, Tokenizer,
+    Commitments, EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine,
+    LlamaEngineConfig, ModelInfo, ScoreRequest, Tokenizer,
 };
 use agora_types::{FinishReason, JobInput};
 use tokio::sync::mpsc;
@@ -23,13 +23,18 @@ pub struct AdversarialEngine {
     /// What actually generates (`None` for `random`, which runs no model).
     generator: Option<LlamaEngine>,
     generator_path: Option<PathBuf>,
+    /// The generator tokenizes like the claimed model (same vocabulary size).
+    same_vocab: bool,
+    /// The claimed model itself, for `prefill-attack`'s commitments.
+    committer: Option<Arc<LlamaEngine>>,
 }
 
-/// How a relay rewrites the generator's events.
+/// How a relay rewrites the generator's events (the prompt tokens are always
+/// replaced by the claimed ones).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Rewrite {
-    /// Same vocabulary: only the prompt tokens are replaced by the claimed ones.
-    PromptOnly,
+    /// Output as generated.
+    Keep,
     /// Different vocabulary: output re-tokenized from the streamed text.
     Retokenize,
     /// Output tokens tampered with, text re-rendered from them.
@@ -65,9 +70,30 @@ impl AdversarialEngine {
                 None => ensure_requantized(claimed, DEFAULT_PREFILL_CHEAP)?,
             }),
         };
+        let prefill = matches!(mode, Adversary::PrefillAttack(_));
+        // prefill-attack's cheap generator skips commitments: the real model makes them.
+        let generator_config = LlamaEngineConfig {
+            commitments: config.commitments && !prefill,
+            ..config.clone()
+        };
         let generator = match &generator_path {
-            Some(path) => Some(LlamaEngine::load(path, config)?),
+            Some(path) => Some(LlamaEngine::load(path, generator_config)?),
             None => None,
+        };
+        let same_vocab = generator
+            .as_ref()
+            .is_none_or(|g| g.vocab_size() == tokenizer.vocab_size());
+        let committer = if prefill {
+            // Only scores (in contexts of its own): the smallest generation context.
+            let scoring = LlamaEngineConfig {
+                max_sequences: 1,
+                queue_capacity: 1,
+                commitments: false,
+                ..config
+            };
+            Some(Arc::new(LlamaEngine::load(claimed, scoring)?))
+        } else {
+            None
         };
         tracing::warn!(
             mode = %mode,
@@ -81,6 +107,8 @@ impl AdversarialEngine {
             info,
             generator,
             generator_path,
+            same_vocab,
+            committer,
         })
     }
 
@@ -141,6 +169,7 @@ impl AdversarialEngine {
             EngineEvent::Finished {
                 finish_reason,
                 output_tokens: tokens,
+                commitments: None,
             },
         ] {
             let _ = tx.try_send(event);
@@ -161,7 +190,9 @@ impl AdversarialEngine {
         let claimed = self.claimed.clone();
         let max_tokens = request.params.max_tokens as usize;
         let stops = request.params.stop.clone();
+        let committer = self.committer.clone();
         let mut prompt = Some(prompt);
+        let claimed_prompt = prompt.clone().unwrap_or_default();
         let mut text = String::new();
         std::thread::Builder::new()
             .name("agora-adversary".into())
@@ -184,7 +215,7 @@ impl AdversarialEngine {
                             },
                             _,
                         ) => match rewrite {
-                            Rewrite::PromptOnly => {}
+                            Rewrite::Keep => {}
                             Rewrite::Retokenize => {
                                 *output_tokens = claimed.text(&text);
                                 output_tokens.truncate(max_tokens);
@@ -212,6 +243,20 @@ impl AdversarialEngine {
                         },
                         _ => {}
                     }
+                    if let (
+                        Some(real),
+                        EngineEvent::Finished {
+                            output_tokens,
+                            commitments,
+                            ..
+                        },
+                    ) = (&committer, &mut event)
+                    {
+                        match commit_with(real, &claimed_prompt, output_tokens) {
+                            Ok(c) => *commitments = c,
+                            Err(e) => event = EngineEvent::Failed(e.to_string()),
+                        }
+                    }
                     if to.blocking_send(event).is_err() {
                         return;
                     }
@@ -220,6 +265,33 @@ impl AdversarialEngine {
             .map_err(|e| EngineError::Internal(format!("cannot start a relay thread: {e}")))?;
         Ok(rx)
     }
+}
+
+/// Commitments to `output` as the real model would have made them while
+/// generating it, from one teacher-forced prefill (`None` for no output).
+fn commit_with(
+    real: &LlamaEngine,
+    prompt: &[i32],
+    output: &[i32],
+) -> Result<Option<Commitments>, EngineError> {
+    if output.is_empty() {
+        return Ok(None);
+    }
+    let scored = real.score(&ScoreRequest {
+        prompt_tokens: prompt.to_vec(),
+        output_tokens: output.to_vec(),
+        want_hidden: true,
+        ..ScoreRequest::default()
+    })?;
+    let hidden: Vec<Vec<f32>> = scored
+        .positions
+        .into_iter()
+        .map(|p| p.hidden.unwrap_or_default())
+        .collect();
+    Ok(Some(agora_toploc::commit_job(
+        &scored.prompt_hidden,
+        &hidden,
+    )))
 }
 
 /// `path` if it is a file, else a clear error.
@@ -270,18 +342,18 @@ impl InferenceEngine for AdversarialEngine {
             Adversary::IgnoreSeed => {
                 let mut actual = request.clone();
                 actual.params.seed = rand::random();
-                (actual, Rewrite::PromptOnly)
+                (actual, Rewrite::Keep)
             }
             Adversary::DropSystem => {
                 let mut actual = request.clone();
                 actual.input = without_system(&request.input);
-                (actual, Rewrite::PromptOnly)
+                (actual, Rewrite::Keep)
             }
-            Adversary::Requantize(_) => (request.clone(), Rewrite::PromptOnly),
+            Adversary::Requantize(_) => (request.clone(), Rewrite::Keep),
             Adversary::Tamper => (request.clone(), Rewrite::Tamper),
-            Adversary::Substitute(_) | Adversary::PrefillAttack(_) => {
-                (request.clone(), Rewrite::Retokenize)
-            }
+            Adversary::Substitute(_) => (request.clone(), Rewrite::Retokenize),
+            Adversary::PrefillAttack(_) if self.same_vocab => (request.clone(), Rewrite::Keep),
+            Adversary::PrefillAttack(_) => (request.clone(), Rewrite::Retokenize),
         };
         let events = self.generator()?.generate(actual)?;
         self.relay(events, prompt, rewrite, &request)
