@@ -72,6 +72,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         price: DEVNET_PRICE,
         stake: DEVNET_STAKE,
         threads: args.threads,
+        adversary: None,
     };
     let provider = roles::start_provider(setup, shutdown.clone()).await?;
     println!(

@@ -95,6 +95,7 @@ async fn serve(
             price: DEVNET_PRICE,
             stake: DEVNET_STAKE,
             threads: args.threads,
+            adversary: None,
         };
         let provider = roles::start_provider(setup, shutdown.clone()).await?;
         println!(

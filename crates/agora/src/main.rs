@@ -62,6 +62,11 @@ async fn run(cli: Cli) -> Result<()> {
                 },
                 stake: args.stake,
                 threads: args.threads,
+                adversary: args
+                    .adversary
+                    .map(|m| m.parse())
+                    .transpose()
+                    .context("--adversary")?,
             };
             let upstream = args.upstream.map(|url| roles::UpstreamSetup {
                 url,
