@@ -7,17 +7,21 @@
 mod batch;
 mod llama;
 pub mod logits;
+mod quantize;
 mod reference;
 pub mod sampling;
 mod score;
 pub mod stop;
+mod tokenizer;
 
 pub use llama::{
     backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, LlamaEngine,
     LlamaEngineConfig,
 };
+pub use quantize::{quantize, QuantType, QuantizeError};
 pub use reference::{reference_loop, ReferenceFigures};
 pub use score::{PositionScore, ScoreRequest, Scored};
+pub use tokenizer::Tokenizer;
 
 pub use agora_toploc::Commitments;
 use agora_types::{FinishReason, JobInput, SamplingParams, TokenLogprob};

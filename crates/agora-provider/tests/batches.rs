@@ -43,6 +43,7 @@ impl InferenceEngine for Scripted {
             EngineEvent::Finished {
                 finish_reason: FinishReason::Stop,
                 output_tokens: vec![7, 8],
+                commitments: None,
             },
         ] {
             tx.try_send(e).expect("channel has room");
@@ -59,6 +60,8 @@ fn model() -> ModelEntry {
         quantization: "none".into(),
         size_bytes: 1,
         license: "MIT".into(),
+        owner: agora_types::AccountId([0; 32]),
+        royalty_ppm: 0,
     }
 }
 

@@ -23,20 +23,20 @@
 
 mod openai;
 mod sse;
-mod tokenizer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
+use agora_engine::{
+    EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo, Tokenizer,
+};
 use agora_types::{FinishReason, SamplingParams, TokenLogprob, TopLogprob};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::openai::{Ending, Endpoint, RawAlternative, StreamItem};
 use crate::sse::SseParser;
-use crate::tokenizer::Tokenizer;
 
 /// Events buffered per job before the upstream read waits for the consumer.
 const EVENT_ROOM: usize = 64;

