@@ -1,0 +1,336 @@
+//! The audit loop: plan audits from final randomness, fetch, check, post.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use agora_types::audit::{assigned_auditor, is_selected};
+use agora_types::{AccountId, Hash32};
+
+use crate::ports::{
+    Action, AuditChain, AuditError, BatchInfo, CheckOutcome, FetchError, JobChecker,
+    TranscriptSource,
+};
+
+/// Domain of the evidence hash of a job whose transcript never came.
+const MISSING_DOMAIN: &str = "agora 2026 audit evidence missing transcript v1";
+/// Domain of the evidence hash of a transcript that is not in its batch.
+const NOT_IN_BATCH_DOMAIN: &str = "agora 2026 audit evidence not in batch v1";
+
+/// How an auditor behaves.
+#[derive(Clone, Debug)]
+pub struct AuditorConfig {
+    /// The validator account this daemon signs for.
+    pub me: AccountId,
+    /// Blocks after the batch (or dispute) during which an unreachable
+    /// provider is retried before its transcript counts as missing.
+    pub fetch_grace_blocks: u64,
+}
+
+/// What the auditor has done so far, for logs and status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditorStats {
+    /// Jobs this validator was assigned.
+    pub assigned: u64,
+    /// Verdicts posted that passed the job.
+    pub passed: u64,
+    /// Verdicts posted that failed the job (missing transcripts included).
+    pub failed: u64,
+    /// Of the failures, jobs whose transcript never came or was not in the batch.
+    pub missing: u64,
+    /// Dispute votes posted.
+    pub votes: u64,
+    /// Assigned jobs dropped because the audit window closed first.
+    pub expired: u64,
+}
+
+/// One job this validator must audit.
+#[derive(Clone, Debug)]
+struct AuditJob {
+    batch: BatchInfo,
+    index: u64,
+}
+
+/// The daemon's state between rounds.
+pub struct Auditor<C, S, K> {
+    chain: C,
+    source: S,
+    checker: K,
+    config: AuditorConfig,
+    /// Batches committed at or below this height have been loaded.
+    scanned_to: u64,
+    /// Ids of loaded batches, so a re-read page is not planned twice.
+    loaded: HashSet<Hash32>,
+    /// Batches whose block randomness is not known yet.
+    waiting: Vec<BatchInfo>,
+    /// Jobs assigned to this validator and not yet judged.
+    jobs: VecDeque<AuditJob>,
+    /// Disputes this validator has voted on.
+    voted: HashSet<Hash32>,
+    stats: AuditorStats,
+}
+
+/// How one fetch-and-check attempt ended.
+enum Judgement {
+    /// A verdict (or vote) can be posted.
+    Done {
+        leaf: Hash32,
+        passed: bool,
+        evidence: Hash32,
+        missing: bool,
+    },
+    /// The provider did not answer; try again next round.
+    Retry,
+}
+
+impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
+    /// An auditor that starts scanning from the chain's first block.
+    pub fn new(chain: C, source: S, checker: K, config: AuditorConfig) -> Self {
+        Auditor {
+            chain,
+            source,
+            checker,
+            config,
+            scanned_to: 0,
+            loaded: HashSet::new(),
+            waiting: Vec::new(),
+            jobs: VecDeque::new(),
+            voted: HashSet::new(),
+            stats: AuditorStats::default(),
+        }
+    }
+
+    /// What the auditor has done so far.
+    pub fn stats(&self) -> &AuditorStats {
+        &self.stats
+    }
+
+    /// Jobs assigned and not yet judged.
+    pub fn pending(&self) -> usize {
+        self.jobs.len() + self.waiting.len()
+    }
+
+    /// One round: load new batches, plan the audits whose randomness is
+    /// final, judge the pending jobs, and vote on disputes.
+    pub async fn step(&mut self) -> Result<(), AuditError> {
+        let head = self.chain.head().await?;
+        self.load_batches().await?;
+        self.plan().await?;
+        self.audit(head).await?;
+        self.vote(head).await
+    }
+
+    /// Run rounds every `poll` until `stop` resolves; a failed round is logged
+    /// and retried, never fatal.
+    pub async fn run(mut self, poll: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(e) = self.step().await {
+                tracing::warn!(error = %e, "audit round failed; retrying");
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    async fn load_batches(&mut self) -> Result<(), AuditError> {
+        let fresh = self.chain.batches_since(self.scanned_to).await?;
+        // A page may end in the middle of a height: rescan that height next time.
+        if let Some(last) = fresh.last() {
+            self.scanned_to = self.scanned_to.max(last.height.saturating_sub(1));
+        }
+        for batch in fresh {
+            if self.loaded.insert(batch.id) {
+                self.waiting.push(batch);
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan(&mut self) -> Result<(), AuditError> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let rate = self.chain.audit_rate_ppm().await?;
+        let validators = self.chain.validators().await?;
+        let mut randomness: HashMap<u64, Option<Hash32>> = HashMap::new();
+        let mut still_waiting = Vec::new();
+        for batch in std::mem::take(&mut self.waiting) {
+            let seed = match randomness.get(&batch.height) {
+                Some(seed) => *seed,
+                None => {
+                    let seed = self.chain.randomness(batch.height).await?;
+                    randomness.insert(batch.height, seed);
+                    seed
+                }
+            };
+            let Some(seed) = seed else {
+                still_waiting.push(batch);
+                continue;
+            };
+            for index in batch.first_index..batch.first_index.saturating_add(batch.count) {
+                if is_selected(&seed, &batch.id, index, rate)
+                    && assigned_auditor(&seed, &batch.id, index, &validators).as_ref()
+                        == Some(&self.config.me)
+                {
+                    self.stats.assigned += 1;
+                    self.jobs.push_back(AuditJob {
+                        batch: batch.clone(),
+                        index,
+                    });
+                }
+            }
+        }
+        self.waiting = still_waiting;
+        Ok(())
+    }
+
+    async fn audit(&mut self, head: u64) -> Result<(), AuditError> {
+        let window = self.chain.audit_window().await?;
+        for job in std::mem::take(&mut self.jobs) {
+            if head > job.batch.height.saturating_add(window) {
+                tracing::warn!(batch = %job.batch.id, index = job.index, "audit window closed before the audit");
+                self.stats.expired += 1;
+                continue;
+            }
+            let since = job.batch.height;
+            match self
+                .judge(&job.batch.provider, &job.batch.root, job.index, since, head)
+                .await?
+            {
+                Judgement::Retry => self.jobs.push_back(job),
+                Judgement::Done {
+                    leaf,
+                    passed,
+                    evidence,
+                    missing,
+                } => {
+                    let action = Action::Verdict {
+                        batch: job.batch.id,
+                        index: job.index,
+                        leaf,
+                        passed,
+                        evidence,
+                    };
+                    match self.chain.submit(action).await {
+                        Ok(()) => {
+                            tracing::info!(provider = %job.batch.provider, batch = %job.batch.id, index = job.index, passed, "verdict posted");
+                            if passed {
+                                self.stats.passed += 1;
+                            } else {
+                                self.stats.failed += 1;
+                                self.stats.missing += u64::from(missing);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, batch = %job.batch.id, index = job.index, "verdict refused")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn vote(&mut self, head: u64) -> Result<(), AuditError> {
+        let me = self.config.me.clone();
+        for dispute in self.chain.disputes().await? {
+            if !dispute.committee.contains(&me)
+                || dispute.voted.contains(&me)
+                || self.voted.contains(&dispute.id)
+            {
+                continue;
+            }
+            match self
+                .judge(
+                    &dispute.provider,
+                    &dispute.root,
+                    dispute.index,
+                    dispute.opened_at,
+                    head,
+                )
+                .await?
+            {
+                Judgement::Retry => {}
+                Judgement::Done { passed, .. } => {
+                    let action = Action::Vote {
+                        dispute: dispute.id,
+                        agree: !passed,
+                    };
+                    match self.chain.submit(action).await {
+                        Ok(()) => {
+                            tracing::info!(dispute = %dispute.id, agree = !passed, "dispute vote posted");
+                            self.voted.insert(dispute.id);
+                            self.stats.votes += 1;
+                        }
+                        Err(e) => tracing::warn!(error = %e, dispute = %dispute.id, "vote refused"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetch a job's transcript, check it belongs to the batch, and replay it.
+    async fn judge(
+        &self,
+        provider: &AccountId,
+        root: &Hash32,
+        index: u64,
+        since: u64,
+        head: u64,
+    ) -> Result<Judgement, AuditError> {
+        let grace_over = head > since.saturating_add(self.config.fetch_grace_blocks);
+        let Some(endpoint) = self.chain.endpoint(provider).await? else {
+            // Deregistered: nobody serves its transcripts any more.
+            return Ok(missing(MISSING_DOMAIN, root, index));
+        };
+        let fetched = match self.source.fetch(&endpoint, root, index).await {
+            Ok(fetched) => fetched,
+            Err(FetchError::Unavailable(why)) if !grace_over => {
+                tracing::debug!(%provider, %why, "transcript not available yet");
+                return Ok(Judgement::Retry);
+            }
+            Err(e) => {
+                tracing::warn!(%provider, error = %e, index, "no transcript: counted as a failure");
+                return Ok(missing(MISSING_DOMAIN, root, index));
+            }
+        };
+        let leaf = match fetched.verify(root, index) {
+            Ok(leaf) if &fetched.transcript.receipt.receipt.provider == provider => leaf,
+            Ok(_) => {
+                tracing::warn!(%provider, index, "receipt names another provider: counted as a failure");
+                return Ok(missing(NOT_IN_BATCH_DOMAIN, root, index));
+            }
+            Err(e) => {
+                tracing::warn!(%provider, index, error = %e, "transcript is not the batch's leaf: counted as a failure");
+                return Ok(missing(NOT_IN_BATCH_DOMAIN, root, index));
+            }
+        };
+        let CheckOutcome {
+            passed,
+            evidence,
+            summary,
+        } = self.checker.check(fetched.transcript).await?;
+        tracing::info!(%provider, index, passed, %summary, "job checked");
+        Ok(Judgement::Done {
+            leaf,
+            passed,
+            evidence,
+            missing: false,
+        })
+    }
+}
+
+/// A failure whose evidence is the absence of a (valid) transcript.
+fn missing(domain: &str, root: &Hash32, index: u64) -> Judgement {
+    let mut bytes = root.0.to_vec();
+    bytes.extend_from_slice(&index.to_le_bytes());
+    Judgement::Done {
+        leaf: Hash32::default(),
+        passed: false,
+        evidence: Hash32::digest_in(domain, &bytes),
+        missing: true,
+    }
+}

@@ -1,0 +1,173 @@
+//! [`AuditChain`] over the chain RPC, signing with the validator's key.
+
+use std::time::Duration;
+
+use agora_chain_client::ChainClient;
+use agora_types::{AccountId, Amount, Hash32, Keypair, TxKind};
+
+use crate::ports::{Action, AuditChain, AuditError, BatchInfo, DisputeInfo};
+
+/// How long a verdict or vote may take to be included.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Later blocks tried when a block's own randomness is unknown to the node
+/// (it learned the block through a descendant's certificate).
+const RANDOMNESS_LOOKAHEAD: u64 = 8;
+
+/// The chain as an auditor sees it, through one node's RPC.
+pub struct RpcChain {
+    client: ChainClient,
+    key: Keypair,
+}
+
+impl RpcChain {
+    /// Read from and submit to the node at `client`, signing as `key`.
+    pub fn new(client: ChainClient, key: Keypair) -> Self {
+        RpcChain { client, key }
+    }
+}
+
+fn chain_error(e: impl std::fmt::Display) -> AuditError {
+    AuditError::Chain(e.to_string())
+}
+
+impl AuditChain for RpcChain {
+    async fn head(&self) -> Result<u64, AuditError> {
+        Ok(self.client.head().await.map_err(chain_error)?.height)
+    }
+
+    async fn batches_since(&self, height: u64) -> Result<Vec<BatchInfo>, AuditError> {
+        let page = self
+            .client
+            .batches(Some(height))
+            .await
+            .map_err(chain_error)?;
+        Ok(page
+            .batches
+            .into_iter()
+            .map(|b| BatchInfo {
+                id: b.id,
+                provider: b.provider,
+                root: b.root,
+                first_index: b.first_index,
+                count: b.count,
+                height: b.height,
+            })
+            .collect())
+    }
+
+    async fn randomness(&self, height: u64) -> Result<Option<Hash32>, AuditError> {
+        let head = self.head().await?;
+        // The block's own seed; if this node only learned the block through a
+        // descendant's certificate, the first later block's that it knows.
+        for h in height..=height.saturating_add(RANDOMNESS_LOOKAHEAD).min(head) {
+            let finality = self.client.finality(h).await.map_err(chain_error)?;
+            if let Some(seed) = finality.randomness {
+                return Ok(Some(seed));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn validators(&self) -> Result<Vec<(AccountId, Amount)>, AuditError> {
+        Ok(self
+            .client
+            .validators()
+            .await
+            .map_err(chain_error)?
+            .into_iter()
+            .map(|v| (v.id, v.self_stake.saturating_add(v.delegated)))
+            .filter(|(_, stake)| *stake > 0)
+            .collect())
+    }
+
+    async fn audit_rate_ppm(&self) -> Result<u32, AuditError> {
+        Ok(self
+            .client
+            .params()
+            .await
+            .map_err(chain_error)?
+            .audit
+            .audit_rate_ppm)
+    }
+
+    async fn audit_window(&self) -> Result<u64, AuditError> {
+        Ok(self
+            .client
+            .params()
+            .await
+            .map_err(chain_error)?
+            .audit
+            .audit_window_blocks)
+    }
+
+    async fn disputes(&self) -> Result<Vec<DisputeInfo>, AuditError> {
+        let disputes = self.client.disputes().await.map_err(chain_error)?;
+        let mut out = Vec::with_capacity(disputes.len());
+        for d in disputes {
+            // The root is the batch's; a pruned batch can no longer be re-checked.
+            let Some(root) = self.batch_root(&d.batch).await? else {
+                continue;
+            };
+            out.push(DisputeInfo {
+                id: d.id,
+                batch: d.batch,
+                root,
+                index: d.index,
+                provider: d.provider,
+                committee: d.committee,
+                voted: d.votes.into_iter().map(|(who, _)| who).collect(),
+                opened_at: d.opened_at,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn endpoint(&self, provider: &AccountId) -> Result<Option<String>, AuditError> {
+        let providers = self.client.providers().await.map_err(chain_error)?;
+        Ok(providers
+            .into_iter()
+            .find(|p| &p.id == provider)
+            .map(|p| p.endpoint))
+    }
+
+    async fn submit(&self, action: Action) -> Result<(), AuditError> {
+        let kind = match action {
+            Action::Verdict {
+                batch,
+                index,
+                leaf,
+                passed,
+                evidence,
+            } => TxKind::SubmitVerdict {
+                batch,
+                index,
+                leaf,
+                passed,
+                evidence,
+            },
+            Action::Vote { dispute, agree } => TxKind::VoteDispute { dispute, agree },
+        };
+        self.client
+            .send_and_wait(&self.key, kind, SUBMIT_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(chain_error)
+    }
+}
+
+impl RpcChain {
+    /// The root of a live batch, by id.
+    async fn batch_root(&self, id: &Hash32) -> Result<Option<Hash32>, AuditError> {
+        let mut since = None;
+        loop {
+            let page = self.client.batches(since).await.map_err(chain_error)?;
+            if let Some(b) = page.batches.iter().find(|b| &b.id == id) {
+                return Ok(Some(b.root));
+            }
+            match page.batches.last() {
+                Some(last) if page.more => since = Some(last.height),
+                _ => return Ok(None),
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The validator daemon: audits a random sample of providers' jobs.
+//!
+//! Providers commit Merkle roots of their signed receipts on chain. Once the
+//! block carrying a batch is final, its randomness (which neither the
+//! provider nor any single validator could predict) selects a fraction of the
+//! batch's jobs and, stake-weighted, the validator that must audit each. The
+//! [`Auditor`] fetches each assigned job's transcript from the provider,
+//! checks it against the on-chain root, replays it with the claimed model and
+//! posts a verdict; a missing transcript past the grace period is a failure.
+//! When another validator's verdict opens a dispute and this validator sits on
+//! its committee, it re-checks the job and votes.
+//!
+//! The daemon talks to the world through three narrow ports
+//! ([`AuditChain`], [`TranscriptSource`], [`JobChecker`]) so its logic runs
+//! unchanged against doubles in deterministic tests.
+
+mod auditor;
+mod chain;
+mod http;
+mod ports;
+mod replay;
+
+pub use auditor::{Auditor, AuditorConfig, AuditorStats};
+pub use chain::RpcChain;
+pub use http::HttpTranscripts;
+pub use ports::{
+    Action, AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker,
+    TranscriptSource,
+};
+pub use replay::EngineChecker;

@@ -1,0 +1,158 @@
+//! The daemon's view of the chain, the providers and the verifier.
+
+use std::future::Future;
+
+use agora_types::audit::JobProof;
+use agora_types::{AccountId, Amount, Hash32, Transcript};
+
+/// A committed batch of receipts, as the auditor needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Batch id on chain.
+    pub id: Hash32,
+    /// Provider that committed it.
+    pub provider: AccountId,
+    /// Merkle root over the receipt leaves.
+    pub root: Hash32,
+    /// First leaf index the batch covers.
+    pub first_index: u64,
+    /// Number of leaves it covers from `first_index`.
+    pub count: u64,
+    /// Height of the block that committed it.
+    pub height: u64,
+}
+
+/// An open dispute, as a committee member needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisputeInfo {
+    /// Dispute id on chain.
+    pub id: Hash32,
+    /// The batch and leaf index of the disputed job.
+    pub batch: Hash32,
+    /// Merkle root of that batch.
+    pub root: Hash32,
+    /// Leaf index inside the batch's tree.
+    pub index: u64,
+    /// Accused provider.
+    pub provider: AccountId,
+    /// Validators asked to re-check.
+    pub committee: Vec<AccountId>,
+    /// Committee members that already voted.
+    pub voted: Vec<AccountId>,
+    /// Height of the block that opened it.
+    pub opened_at: u64,
+}
+
+/// A transaction the auditor wants on chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The outcome of auditing one job.
+    Verdict {
+        /// The batch.
+        batch: Hash32,
+        /// The leaf index.
+        index: u64,
+        /// The receipt leaf audited (zero when the transcript never came).
+        leaf: Hash32,
+        /// Whether the job passed.
+        passed: bool,
+        /// Hash of what the verdict rests on.
+        evidence: Hash32,
+    },
+    /// A committee vote on a dispute.
+    Vote {
+        /// The dispute.
+        dispute: Hash32,
+        /// True when the re-check also failed the job.
+        agree: bool,
+    },
+}
+
+/// The verifier's judgement of one transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckOutcome {
+    /// True when the job is consistent with honest generation by the claimed model.
+    pub passed: bool,
+    /// Hash of the verifier's evidence (scores, reasons).
+    pub evidence: Hash32,
+    /// Human-readable reasons, for logs.
+    pub summary: String,
+}
+
+/// Why the daemon could not do something this round.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The chain RPC failed or refused a transaction.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// The verifier could not run (not a verdict on the provider).
+    #[error("verifier: {0}")]
+    Checker(String),
+}
+
+/// Why a transcript could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The provider did not answer or answered with an error; worth retrying.
+    #[error("provider unreachable or failing: {0}")]
+    Unavailable(String),
+    /// The provider says it has no such job (it will not appear later).
+    #[error("provider has no transcript for this job")]
+    Missing,
+    /// The provider answered with something that is not a transcript.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+}
+
+/// What the auditor reads from and writes to the chain.
+pub trait AuditChain: Send + Sync {
+    /// Height of the latest final block.
+    fn head(&self) -> impl Future<Output = Result<u64, AuditError>> + Send;
+    /// Batches committed in blocks above `height`, oldest first.
+    fn batches_since(
+        &self,
+        height: u64,
+    ) -> impl Future<Output = Result<Vec<BatchInfo>, AuditError>> + Send;
+    /// The certified randomness of a final block (`None` while not final).
+    fn randomness(
+        &self,
+        height: u64,
+    ) -> impl Future<Output = Result<Option<Hash32>, AuditError>> + Send;
+    /// Bonded validators and their stake, the auditor pool.
+    fn validators(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(AccountId, Amount)>, AuditError>> + Send;
+    /// Fraction of jobs audited, parts per million (a chain parameter).
+    fn audit_rate_ppm(&self) -> impl Future<Output = Result<u32, AuditError>> + Send;
+    /// Blocks after a batch within which verdicts are accepted.
+    fn audit_window(&self) -> impl Future<Output = Result<u64, AuditError>> + Send;
+    /// Open disputes.
+    fn disputes(&self) -> impl Future<Output = Result<Vec<DisputeInfo>, AuditError>> + Send;
+    /// Where a registered provider serves (`None` once it deregistered).
+    fn endpoint(
+        &self,
+        provider: &AccountId,
+    ) -> impl Future<Output = Result<Option<String>, AuditError>> + Send;
+    /// Sign and submit a transaction, waiting until it is included.
+    fn submit(&self, action: Action) -> impl Future<Output = Result<(), AuditError>> + Send;
+}
+
+/// Where transcripts come from: the provider that ran the job.
+pub trait TranscriptSource: Send + Sync {
+    /// The transcript of leaf `index` of the batch with `root`, from the provider at `endpoint`.
+    fn fetch(
+        &self,
+        endpoint: &str,
+        root: &Hash32,
+        index: u64,
+    ) -> impl Future<Output = Result<JobProof, FetchError>> + Send;
+}
+
+/// The verifier: replays a transcript with the claimed model.
+pub trait JobChecker: Send + Sync {
+    /// Judge one transcript (its receipt is already known to be in the batch).
+    fn check(
+        &self,
+        transcript: Transcript,
+    ) -> impl Future<Output = Result<CheckOutcome, AuditError>> + Send;
+}

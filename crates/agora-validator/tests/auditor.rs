@@ -1,0 +1,436 @@
+//! The audit loop against in-memory doubles of the chain, the providers and
+//! the verifier: every round is driven by hand (`Auditor::step`), so the
+//! tests are deterministic; seeds come from a fixed-seed RNG.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use agora_types::audit::{is_selected, receipt_leaf, JobProof};
+use agora_types::merkle::{self, MerkleProof};
+use agora_types::{
+    hash_tokens, AccountId, Amount, ChatMessage, Hash32, JobInput, Keypair, Price, Receipt,
+    SamplingParams, Transcript, Usage,
+};
+use agora_validator::{
+    Action, AuditChain, AuditError, Auditor, AuditorConfig, BatchInfo, CheckOutcome, DisputeInfo,
+    FetchError, JobChecker, TranscriptSource,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Output token that the double verifier treats as proof of cheating.
+const CHEAT_TOKEN: i32 = 666;
+
+#[derive(Default)]
+struct ChainState {
+    head: u64,
+    batches: Vec<BatchInfo>,
+    randomness: HashMap<u64, Hash32>,
+    validators: Vec<(AccountId, Amount)>,
+    rate_ppm: u32,
+    window: u64,
+    disputes: Vec<DisputeInfo>,
+    endpoints: HashMap<AccountId, String>,
+    submitted: Vec<(AccountId, Action)>,
+}
+
+/// The chain double: shared state, and the account each auditor signs as.
+#[derive(Clone)]
+struct FakeChain {
+    state: Arc<Mutex<ChainState>>,
+    signer: AccountId,
+}
+
+impl AuditChain for FakeChain {
+    async fn head(&self) -> Result<u64, AuditError> {
+        Ok(self.state.lock().unwrap().head)
+    }
+    async fn batches_since(&self, height: u64) -> Result<Vec<BatchInfo>, AuditError> {
+        let s = self.state.lock().unwrap();
+        Ok(s.batches
+            .iter()
+            .filter(|b| b.height > height)
+            .cloned()
+            .collect())
+    }
+    async fn randomness(&self, height: u64) -> Result<Option<Hash32>, AuditError> {
+        Ok(self.state.lock().unwrap().randomness.get(&height).copied())
+    }
+    async fn validators(&self) -> Result<Vec<(AccountId, Amount)>, AuditError> {
+        Ok(self.state.lock().unwrap().validators.clone())
+    }
+    async fn audit_rate_ppm(&self) -> Result<u32, AuditError> {
+        Ok(self.state.lock().unwrap().rate_ppm)
+    }
+    async fn audit_window(&self) -> Result<u64, AuditError> {
+        Ok(self.state.lock().unwrap().window)
+    }
+    async fn disputes(&self) -> Result<Vec<DisputeInfo>, AuditError> {
+        Ok(self.state.lock().unwrap().disputes.clone())
+    }
+    async fn endpoint(&self, provider: &AccountId) -> Result<Option<String>, AuditError> {
+        Ok(self.state.lock().unwrap().endpoints.get(provider).cloned())
+    }
+    async fn submit(&self, action: Action) -> Result<(), AuditError> {
+        let mut s = self.state.lock().unwrap();
+        if let Action::Vote { dispute, .. } = &action {
+            let d = s.disputes.iter_mut().find(|d| &d.id == dispute);
+            let d = d.ok_or_else(|| AuditError::Chain("no such dispute".into()))?;
+            if d.voted.contains(&self.signer) {
+                return Err(AuditError::Chain("already voted".into()));
+            }
+            d.voted.push(self.signer.clone());
+        }
+        s.submitted.push((self.signer.clone(), action));
+        Ok(())
+    }
+}
+
+/// What a provider double answers for one leaf.
+#[derive(Clone)]
+enum Answer {
+    Serve(JobProof),
+    /// Unreachable this many more times, then serves.
+    Flaky(u32, JobProof),
+    Down,
+    NotFound,
+}
+
+#[derive(Clone, Default)]
+struct FakeProviders {
+    answers: Arc<Mutex<HashMap<(Hash32, u64), Answer>>>,
+    fetches: Arc<Mutex<u64>>,
+}
+
+impl TranscriptSource for FakeProviders {
+    async fn fetch(
+        &self,
+        _endpoint: &str,
+        root: &Hash32,
+        index: u64,
+    ) -> Result<JobProof, FetchError> {
+        *self.fetches.lock().unwrap() += 1;
+        let mut answers = self.answers.lock().unwrap();
+        match answers.get_mut(&(*root, index)) {
+            Some(Answer::Serve(job)) => Ok(job.clone()),
+            Some(Answer::Flaky(0, job)) => Ok(job.clone()),
+            Some(Answer::Flaky(n, _)) => {
+                *n -= 1;
+                Err(FetchError::Unavailable("connection refused".into()))
+            }
+            Some(Answer::Down) => Err(FetchError::Unavailable("connection refused".into())),
+            Some(Answer::NotFound) | None => Err(FetchError::Missing),
+        }
+    }
+}
+
+/// Verifier double: a job fails iff it contains [`CHEAT_TOKEN`].
+struct FakeChecker;
+
+impl JobChecker for FakeChecker {
+    async fn check(&self, t: Transcript) -> Result<CheckOutcome, AuditError> {
+        let passed = !t.output_tokens.contains(&CHEAT_TOKEN);
+        Ok(CheckOutcome {
+            passed,
+            evidence: hash_tokens(&t.output_tokens),
+            summary: format!("double: passed={passed}"),
+        })
+    }
+}
+
+fn transcript(provider: &Keypair, output: Vec<i32>, seed: u64) -> Transcript {
+    let prompt = vec![1, 2, 3];
+    let receipt = Receipt {
+        id: Hash32::digest(&seed.to_le_bytes()),
+        provider: provider.account(),
+        model: Hash32::digest(b"model"),
+        prompt_hash: hash_tokens(&prompt),
+        output_hash: hash_tokens(&output),
+        params: SamplingParams::new(16, 0.7, 1.0, vec![], seed),
+        usage: Usage {
+            prompt_tokens: 3,
+            completion_tokens: output.len() as u32,
+        },
+        price: Price::default(),
+        cost: 0,
+        timestamp_ms: 1,
+        commitments: Hash32::ZERO,
+    }
+    .sign(provider);
+    Transcript {
+        receipt,
+        input: JobInput::Chat {
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "hi".into(),
+            }],
+        },
+        prompt_tokens: prompt,
+        output_tokens: output,
+        commitments: None,
+    }
+}
+
+/// A world: one provider with one batch of `jobs` jobs (those in `cheats`
+/// carry the cheat token) committed at height 5, and `auditors` validators.
+struct World {
+    chain: Arc<Mutex<ChainState>>,
+    providers: FakeProviders,
+    provider: Keypair,
+    batch: BatchInfo,
+    jobs: Vec<JobProof>,
+    auditors: Vec<Keypair>,
+}
+
+fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed: u64) -> World {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let provider = Keypair::from_seed(rng.gen());
+    let transcripts: Vec<Transcript> = (0..jobs)
+        .map(|i| {
+            let mut out = vec![10, 11, 12];
+            if cheats.contains(&i) {
+                out.push(CHEAT_TOKEN);
+            }
+            transcript(&provider, out, i)
+        })
+        .collect();
+    let leaves: Vec<Hash32> = transcripts
+        .iter()
+        .map(|t| receipt_leaf(&t.receipt))
+        .collect();
+    let root = merkle::root(&leaves);
+    let fetched: Vec<JobProof> = transcripts
+        .into_iter()
+        .enumerate()
+        .map(|(i, transcript)| JobProof {
+            transcript,
+            proof: MerkleProof::new(&leaves, i).unwrap(),
+        })
+        .collect();
+    let batch = BatchInfo {
+        id: Hash32::digest(b"batch"),
+        provider: provider.account(),
+        root,
+        first_index: 0,
+        count: jobs,
+        height: 5,
+    };
+    let auditors: Vec<Keypair> = (0..auditors)
+        .map(|_| Keypair::from_seed(rng.gen()))
+        .collect();
+    let mut state = ChainState {
+        head: 6,
+        batches: vec![batch.clone()],
+        validators: auditors
+            .iter()
+            .map(|k| (k.account(), rng.gen_range(1..1000)))
+            .collect(),
+        rate_ppm,
+        window: 100,
+        ..ChainState::default()
+    };
+    state.randomness.insert(5, Hash32(rng.gen()));
+    state
+        .endpoints
+        .insert(provider.account(), "http://provider".into());
+    let providers = FakeProviders::default();
+    for (i, job) in fetched.iter().enumerate() {
+        providers
+            .answers
+            .lock()
+            .unwrap()
+            .insert((root, i as u64), Answer::Serve(job.clone()));
+    }
+    World {
+        chain: Arc::new(Mutex::new(state)),
+        providers,
+        provider,
+        batch,
+        jobs: fetched,
+        auditors,
+    }
+}
+
+fn auditor(w: &World, who: usize) -> Auditor<FakeChain, FakeProviders, FakeChecker> {
+    let me = w.auditors[who].account();
+    let chain = FakeChain {
+        state: w.chain.clone(),
+        signer: me.clone(),
+    };
+    Auditor::new(
+        chain,
+        w.providers.clone(),
+        FakeChecker,
+        AuditorConfig {
+            me,
+            fetch_grace_blocks: 10,
+        },
+    )
+}
+
+fn verdicts(w: &World) -> Vec<(AccountId, u64, bool)> {
+    w.chain
+        .lock()
+        .unwrap()
+        .submitted
+        .iter()
+        .filter_map(|(who, a)| match a {
+            Action::Verdict { index, passed, .. } => Some((who.clone(), *index, *passed)),
+            Action::Vote { .. } => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn selected_jobs_are_audited_exactly_once_across_validators() {
+    for seed in 0..8 {
+        let cheats: HashSet<u64> = [3, 17, 40].into();
+        let w = world(60, &cheats, 4, 250_000, seed);
+        let mut auditors: Vec<_> = (0..4).map(|i| auditor(&w, i)).collect();
+        for a in &mut auditors {
+            a.step().await.unwrap();
+        }
+        let randomness = w.chain.lock().unwrap().randomness[&5];
+        let selected: Vec<u64> = (0..60)
+            .filter(|&i| is_selected(&randomness, &w.batch.id, i, 250_000))
+            .collect();
+        let mut audited: Vec<u64> = verdicts(&w).iter().map(|(_, i, _)| *i).collect();
+        audited.sort_unstable();
+        assert_eq!(
+            audited, selected,
+            "seed {seed}: each selected job once, no other"
+        );
+        for (_, index, passed) in verdicts(&w) {
+            assert_eq!(passed, !cheats.contains(&index), "seed {seed}, job {index}");
+        }
+        // A second round repeats nothing.
+        for a in &mut auditors {
+            a.step().await.unwrap();
+        }
+        assert_eq!(verdicts(&w).len(), selected.len());
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_audited_before_the_batch_randomness_is_final() {
+    let w = world(10, &HashSet::new(), 1, 1_000_000, 1);
+    let saved = w.chain.lock().unwrap().randomness.remove(&5).unwrap();
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    assert!(verdicts(&w).is_empty());
+    assert_eq!(*w.providers.fetches.lock().unwrap(), 0);
+    w.chain.lock().unwrap().randomness.insert(5, saved);
+    a.step().await.unwrap();
+    assert_eq!(
+        verdicts(&w).len(),
+        10,
+        "rate 100%: every job, by the only validator"
+    );
+    assert!(verdicts(&w).iter().all(|(_, _, passed)| *passed));
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_retried_then_failed_after_the_grace_period() {
+    let w = world(3, &HashSet::new(), 1, 1_000_000, 2);
+    {
+        let mut answers = w.providers.answers.lock().unwrap();
+        answers.insert((w.batch.root, 0), Answer::Flaky(2, w.jobs[0].clone()));
+        answers.insert((w.batch.root, 1), Answer::Down);
+        answers.insert((w.batch.root, 2), Answer::NotFound);
+    }
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    // Job 2: the provider says it has no transcript: a failure at once.
+    assert_eq!(verdicts(&w), vec![(w.auditors[0].account(), 2, false)]);
+    a.step().await.unwrap();
+    a.step().await.unwrap();
+    // Job 0 came on the third try and passed; job 1 is still within grace.
+    assert!(verdicts(&w).contains(&(w.auditors[0].account(), 0, true)));
+    assert!(!verdicts(&w).iter().any(|(_, i, _)| *i == 1));
+    assert_eq!(a.pending(), 1);
+    w.chain.lock().unwrap().head = 5 + 11;
+    a.step().await.unwrap();
+    assert!(verdicts(&w).contains(&(w.auditors[0].account(), 1, false)));
+    assert_eq!(a.stats().missing, 2);
+    assert_eq!(a.pending(), 0);
+}
+
+#[tokio::test]
+async fn a_transcript_that_is_not_the_committed_leaf_fails() {
+    let w = world(4, &HashSet::new(), 1, 1_000_000, 3);
+    {
+        // Leaf 1 answers with leaf 2's transcript and proof; leaf 3 with a
+        // re-signed transcript whose receipt differs from the committed one.
+        let mut answers = w.providers.answers.lock().unwrap();
+        answers.insert((w.batch.root, 1), Answer::Serve(w.jobs[2].clone()));
+        let mut forged = w.jobs[3].clone();
+        forged.transcript = transcript(&w.provider, vec![10, 11, 13], 3);
+        answers.insert((w.batch.root, 3), Answer::Serve(forged));
+    }
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    let mut got = verdicts(&w);
+    got.sort_by_key(|v| v.1);
+    let me = w.auditors[0].account();
+    assert_eq!(
+        got,
+        vec![
+            (me.clone(), 0, true),
+            (me.clone(), 1, false),
+            (me.clone(), 2, true),
+            (me, 3, false)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_audit_window_closing_drops_the_job() {
+    let w = world(2, &HashSet::new(), 1, 1_000_000, 4);
+    w.chain.lock().unwrap().head = 5 + 101;
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    assert!(verdicts(&w).is_empty());
+    assert_eq!(a.stats().expired, 2);
+}
+
+#[tokio::test]
+async fn committee_members_vote_once_by_their_own_recheck() {
+    let cheats: HashSet<u64> = [1].into();
+    let w = world(3, &cheats, 4, 0, 5);
+    let committee: Vec<AccountId> = w.auditors[1..3].iter().map(|k| k.account()).collect();
+    let dispute = |index: u64, id: &[u8]| DisputeInfo {
+        id: Hash32::digest(id),
+        batch: w.batch.id,
+        root: w.batch.root,
+        index,
+        provider: w.provider.account(),
+        committee: committee.clone(),
+        voted: vec![],
+        opened_at: 6,
+    };
+    // One honest accusation (job 1 cheats) and one false one (job 0 is honest).
+    w.chain.lock().unwrap().disputes = vec![dispute(1, b"true"), dispute(0, b"false")];
+    let mut auditors: Vec<_> = (0..4).map(|i| auditor(&w, i)).collect();
+    for _ in 0..2 {
+        for a in &mut auditors {
+            a.step().await.unwrap();
+        }
+    }
+    let votes: Vec<(AccountId, Hash32, bool)> = w
+        .chain
+        .lock()
+        .unwrap()
+        .submitted
+        .iter()
+        .filter_map(|(who, a)| match a {
+            Action::Vote { dispute, agree } => Some((who.clone(), *dispute, *agree)),
+            Action::Verdict { .. } => None,
+        })
+        .collect();
+    assert_eq!(votes.len(), 4, "two members × two disputes, once each");
+    for (who, id, agree) in votes {
+        assert!(committee.contains(&who));
+        assert_eq!(agree, id == Hash32::digest(b"true"));
+    }
+    assert!(verdicts(&w).is_empty(), "rate 0: no audits of its own");
+}
