@@ -52,6 +52,38 @@ pub enum Command {
     /// Audit jobs: calibrate replay thresholds, check a transcript.
     #[command(subcommand)]
     Verify(VerifyCommand),
+    /// Audit providers as a validator: replay a random sample of their jobs,
+    /// post verdicts, and vote on disputes.
+    Validator(ValidatorArgs),
+}
+
+/// `agora validator`.
+#[derive(Args, Debug)]
+pub struct ValidatorArgs {
+    /// Chain RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub chain: String,
+    /// Where the validator key (`validator.key`) persists.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value_os_t = default_data_dir("validator"))]
+    pub data_dir: PathBuf,
+    /// GGUF jobs are replayed with (default: the default model, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Calibrated thresholds (`agora verify calibrate --out FILE`); defaults otherwise.
+    #[arg(long)]
+    pub thresholds: Option<PathBuf>,
+    /// Stake to bond if the key has none bonded yet (the account must hold it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub stake: u64,
+    /// Inference threads for replays (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Milliseconds between audit rounds.
+    #[arg(long, default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Blocks an unreachable provider is retried before its transcript counts as missing.
+    #[arg(long, default_value_t = 50)]
+    pub fetch_grace_blocks: u64,
 }
 
 /// `agora verify ...`.
@@ -207,6 +239,21 @@ pub struct DevnetArgs {
     /// Inference threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Add a second provider that cheats in MODE (see `agora provider --adversary`).
+    #[arg(long, value_name = "MODE")]
+    pub adversary: Option<String>,
+    /// Listen address of the cheating provider.
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub cheater_http: SocketAddr,
+    /// Validator identities the devnet's audit daemon runs (committees need ≥ 2).
+    #[arg(long, default_value_t = 3)]
+    pub auditors: usize,
+    /// Share of jobs audited, parts per million (only when the genesis is created).
+    #[arg(long)]
+    pub audit_rate_ppm: Option<u32>,
+    /// Seconds after which a provider commits a non-empty receipt batch.
+    #[arg(long, default_value_t = 10)]
+    pub batch_secs: u64,
     /// Ignored: devnet blocks come from its single validator (kept for old scripts).
     #[arg(long, default_value_t = 500, hide = true)]
     pub block_ms: u64,

@@ -1,11 +1,18 @@
 //! `agora devnet`: chain (a single BFT validator), one provider with the
-//! default model, and gateway in one process, persisted under one data directory.
+//! default model, the audit daemon with a few validator identities, and the
+//! gateway in one process, persisted under one data directory; with
+//! `--adversary MODE` a second provider cheats beside the honest one.
+
+use std::time::Duration;
 
 use agora_chain::{Timeouts, ValidatorSetup};
-use agora_types::Price;
+use agora_chain_client::ChainClient;
+use agora_provider::BatchConfig;
+use agora_types::{Keypair, Price, TxKind};
 use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 
+use crate::auditors::{start_auditors, AuditorsSetup};
 use crate::cli::DevnetArgs;
 use crate::roles::{self, ProviderSetup};
 use crate::shutdown::Shutdown;
@@ -18,6 +25,32 @@ pub const DEVNET_PRICE: Price = Price {
     input_per_1k: 10,
     output_per_1k: 20,
 };
+
+/// Stake each devnet audit identity bonds.
+pub const AUDITOR_STAKE: u64 = 1_000_000;
+/// What the faucet gives a devnet key that holds nothing (e.g. one added
+/// after the genesis was written).
+const TOP_UP: u64 = 1_000_000_000;
+
+/// Fund `key` from the faucet if its account is empty.
+async fn fund(client: &ChainClient, faucet: &Keypair, key: &Keypair) -> Result<()> {
+    let account = client.account(&key.account()).await?;
+    if account.balance > 0 {
+        return Ok(());
+    }
+    client
+        .send_and_wait(
+            faucet,
+            TxKind::Transfer {
+                to: key.account(),
+                amount: TOP_UP,
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .with_context(|| format!("funding {} from the faucet", key.account()))?;
+    Ok(())
+}
 
 /// Run the devnet until Ctrl-C or SIGTERM.
 pub async fn run(args: DevnetArgs) -> Result<()> {
@@ -36,10 +69,21 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     };
     let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
     let provider_key = keys::load_or_create(&dir.join("provider").join("provider.key"))?;
-    let genesis = genesis::load_or_create(
-        &dir.join("genesis.toml"),
-        &[faucet.account(), provider_key.account()],
-    )?;
+    let cheater_key = keys::load_or_create(&dir.join("cheater").join("provider.key"))?;
+    let auditor_keys = (0..args.auditors)
+        .map(|i| keys::load_or_create(&dir.join("validator").join(format!("auditor-{i}.key"))))
+        .collect::<Result<Vec<_>>>()?;
+    let mut params = agora_ledger::Params::default();
+    if let Some(rate) = args.audit_rate_ppm {
+        params.audit.audit_rate_ppm = rate.min(1_000_000);
+    }
+    let mut funded = vec![
+        faucet.account(),
+        provider_key.account(),
+        cheater_key.account(),
+    ];
+    funded.extend(auditor_keys.iter().map(|k| k.account()));
+    let genesis = genesis::load_or_create_with(&dir.join("genesis.toml"), &funded, params)?;
 
     // One validator on the BFT engine: the same code path as a localnet, so
     // devnet blocks carry finalization certificates and randomness too.
@@ -61,10 +105,14 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     )
     .await?;
     println!("chain RPC: {}", node.rpc_url);
+    let batches = BatchConfig {
+        max_age: Duration::from_secs(args.batch_secs.max(1)),
+        ..BatchConfig::default()
+    };
     let setup = ProviderSetup {
         data_dir: dir.join("provider"),
-        model_path,
-        model_entry,
+        model_path: model_path.clone(),
+        model_entry: model_entry.clone(),
         model_name: None,
         chain_url: node.rpc_url.clone(),
         listen: args.provider_http,
@@ -72,7 +120,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         price: DEVNET_PRICE,
         stake: DEVNET_STAKE,
         threads: args.threads,
-        batches: Default::default(),
+        batches,
         adversary: None,
     };
     let provider = roles::start_provider(setup, shutdown.clone()).await?;
@@ -80,6 +128,52 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         "provider: {} serving {} ({})",
         provider.endpoint, provider.model.name, provider.model.id
     );
+    let mut tasks = node.tasks;
+    tasks.push(provider.task);
+    if let Some(mode) = &args.adversary {
+        let adversary = mode.parse().context("--adversary")?;
+        let client = ChainClient::new(&node.rpc_url);
+        fund(&client, &faucet, &cheater_key).await?;
+        let setup = ProviderSetup {
+            data_dir: dir.join("cheater"),
+            model_path: model_path.clone(),
+            model_entry: model_entry.clone(),
+            model_name: None,
+            chain_url: node.rpc_url.clone(),
+            listen: args.cheater_http,
+            public_url: None,
+            price: DEVNET_PRICE,
+            stake: DEVNET_STAKE,
+            threads: args.threads,
+            batches,
+            adversary: Some(adversary),
+        };
+        let cheater = roles::start_provider(setup, shutdown.clone()).await?;
+        println!(
+            "cheater: {} (account {}, cheats with --adversary {mode})",
+            cheater.endpoint,
+            cheater_key.account()
+        );
+        tasks.push(cheater.task);
+    }
+    if args.auditors > 0 {
+        let client = ChainClient::new(&node.rpc_url);
+        for key in &auditor_keys {
+            fund(&client, &faucet, key).await?;
+        }
+        let setup = AuditorsSetup {
+            chain_url: node.rpc_url.clone(),
+            keys: auditor_keys,
+            model_path,
+            thresholds: None,
+            stake: AUDITOR_STAKE,
+            threads: args.threads,
+            poll: Duration::from_millis(300),
+            fetch_grace_blocks: 50,
+        };
+        tasks.extend(start_auditors(setup, shutdown.clone()).await?);
+        println!("validators: {} auditing", args.auditors);
+    }
     let gateway = roles::start_gateway(&node.rpc_url, args.http, shutdown.clone()).await?;
     gateway.wait_for_model(&provider.model.name).await?;
     println!("OpenAI base URL: {}/v1", gateway.url);
@@ -87,8 +181,6 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     println!("faucet key: {}", dir.join("faucet.key").display());
     println!("agora devnet ready");
 
-    let mut tasks = node.tasks;
-    tasks.push(provider.task);
     tasks.push(gateway.task);
     join(tasks).await
 }

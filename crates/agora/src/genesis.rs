@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use agora_ledger::{Genesis, GenesisAccount};
+use agora_ledger::{Genesis, GenesisAccount, Params};
 use agora_models::{DEFAULT_MODEL_BLAKE3, DEFAULT_MODEL_LICENSE, DEFAULT_MODEL_NAME};
 use agora_types::{AccountId, ModelEntry};
 use anyhow::{Context, Result};
@@ -45,6 +45,12 @@ pub fn default_model_entry() -> ModelEntry {
 /// Read `path`, or create a development genesis there funding `funded` and
 /// registering the default model.
 pub fn load_or_create(path: &Path, funded: &[AccountId]) -> Result<Genesis> {
+    load_or_create_with(path, funded, Params::default())
+}
+
+/// [`load_or_create`] with the chain parameters a new genesis gets (an
+/// existing file keeps its own).
+pub fn load_or_create_with(path: &Path, funded: &[AccountId], params: Params) -> Result<Genesis> {
     if path.exists() {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -53,7 +59,7 @@ pub fn load_or_create(path: &Path, funded: &[AccountId]) -> Result<Genesis> {
     let genesis = Genesis {
         chain_id: DEV_CHAIN_ID.into(),
         timestamp_ms: 0,
-        params: Default::default(),
+        params,
         accounts: funded
             .iter()
             .map(|id| GenesisAccount {

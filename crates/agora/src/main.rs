@@ -1,5 +1,6 @@
 //! The `agora` binary: parses the command line and starts the chosen role.
 
+mod auditors;
 mod bench;
 mod bench_chain;
 mod bench_infer;
@@ -132,6 +133,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Infer(args)) => {
             tokio::task::spawn_blocking(move || bench_infer::run(args)).await?
         }
+        Command::Validator(args) => auditors::run(args).await,
         Command::Verify(command) => {
             tokio::task::spawn_blocking(move || verify::run(command)).await?
         }

@@ -81,7 +81,9 @@ pub async fn run(rpc: &str, json: bool) -> Result<()> {
 }
 
 /// The status as `--json` prints it: the RPC's fields, with each provider's
-/// `balance` and `earned` folded into its own entry.
+/// `balance`, `earned` and audit record (`audits_passed`, `audits_failed`,
+/// `slashed`) folded into its own entry; `audits` also lists providers that
+/// are gone (slashed and deregistered ones included).
 fn status_json(status: &ChainStatus) -> Result<Value> {
     let mut value = serde_json::to_value(status)?;
     let accounts = status.provider_accounts.clone();
@@ -91,9 +93,20 @@ fn status_json(status: &ChainStatus) -> Result<Value> {
             for entry in providers.iter_mut() {
                 let id = entry.get("id").and_then(Value::as_str).map(str::to_owned);
                 let account = accounts.iter().find(|a| Some(a.id.to_hex()) == id);
-                if let (Some(a), Some(entry)) = (account, entry.as_object_mut()) {
-                    entry.insert("balance".into(), a.balance.into());
-                    entry.insert("earned".into(), serde_json::to_value(a.earned)?);
+                let audits = status
+                    .audits
+                    .iter()
+                    .find(|a| Some(a.provider.to_hex()) == id)
+                    .map(|a| a.audits)
+                    .unwrap_or_default();
+                if let Some(entry) = entry.as_object_mut() {
+                    if let Some(a) = account {
+                        entry.insert("balance".into(), a.balance.into());
+                        entry.insert("earned".into(), serde_json::to_value(a.earned)?);
+                    }
+                    entry.insert("audits_passed".into(), audits.audits_passed.into());
+                    entry.insert("audits_failed".into(), audits.audits_failed.into());
+                    entry.insert("slashed".into(), audits.slashed.into());
                 }
             }
         }

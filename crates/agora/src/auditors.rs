@@ -1,0 +1,159 @@
+//! `agora validator`: the audit daemon. Loads the model to replay jobs with,
+//! bonds each validator key's stake if it is not bonded yet, and runs one
+//! [`agora_validator::Auditor`] per key until shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_chain_client::ChainClient;
+use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_types::{Amount, Keypair, TxKind};
+use agora_validator::{Auditor, AuditorConfig, EngineChecker, HttpTranscripts, RpcChain};
+use agora_verify::{ThresholdBook, Thresholds};
+use anyhow::{bail, Context, Result};
+use tokio::task::JoinHandle;
+
+use crate::shutdown::Shutdown;
+
+/// How long a provider gets to answer one transcript request.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long bonding may take to be included.
+const BOND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What an audit daemon needs to start.
+pub struct AuditorsSetup {
+    /// Chain RPC URL.
+    pub chain_url: String,
+    /// One key per validator identity this daemon audits for.
+    pub keys: Vec<Keypair>,
+    /// The GGUF jobs are replayed with (the model the providers claim).
+    pub model_path: PathBuf,
+    /// Calibrated thresholds by model (default thresholds if `None` or absent).
+    pub thresholds: Option<PathBuf>,
+    /// Stake each key bonds when it has none.
+    pub stake: Amount,
+    /// Inference threads for replays.
+    pub threads: Option<usize>,
+    /// Time between audit rounds.
+    pub poll: Duration,
+    /// Rounds in which an unreachable provider is retried before its transcript counts as missing.
+    pub fetch_grace_blocks: u64,
+}
+
+/// Start the daemon: returns once every key is bonded and its auditor runs.
+pub async fn start_auditors(
+    setup: AuditorsSetup,
+    shutdown: Shutdown,
+) -> Result<Vec<JoinHandle<Result<()>>>> {
+    if setup.keys.is_empty() {
+        bail!("no validator keys to audit with");
+    }
+    let model = agora_models::model_id(&setup.model_path)
+        .with_context(|| format!("hashing {}", setup.model_path.display()))?;
+    let thresholds = thresholds_for(setup.thresholds.as_deref(), &model)?;
+    let mut config = LlamaEngineConfig {
+        // Replays use their own scoring contexts; generation is never asked for.
+        max_sequences: 1,
+        commitments: false,
+        ..LlamaEngineConfig::default()
+    };
+    if let Some(t) = setup.threads {
+        config.threads = t.max(1);
+    }
+    let path = setup.model_path.clone();
+    let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
+        .await?
+        .with_context(|| format!("loading {}", setup.model_path.display()))?;
+    let engine = Arc::new(engine);
+    let client = ChainClient::new(&setup.chain_url);
+    let mut tasks = Vec::new();
+    for key in setup.keys {
+        bond(&client, &key, setup.stake).await?;
+        let me = key.account();
+        tracing::info!(validator = %me, "auditing");
+        let auditor = Auditor::new(
+            RpcChain::new(ChainClient::new(&setup.chain_url), key),
+            HttpTranscripts::new(FETCH_TIMEOUT),
+            EngineChecker::new(engine.clone(), model, thresholds),
+            AuditorConfig {
+                me,
+                fetch_grace_blocks: setup.fetch_grace_blocks,
+            },
+        );
+        let stop = shutdown.clone();
+        let poll = setup.poll;
+        tasks.push(tokio::spawn(async move {
+            auditor.run(poll, stop.wait()).await;
+            Ok(())
+        }));
+    }
+    Ok(tasks)
+}
+
+/// Bond `stake` for `key` unless it already has bonded stake.
+async fn bond(client: &ChainClient, key: &Keypair, stake: Amount) -> Result<()> {
+    let me = key.account();
+    let bonded = client
+        .validators()
+        .await
+        .context("reading the validator set")?
+        .iter()
+        .any(|v| v.id == me && v.self_stake > 0);
+    if bonded {
+        return Ok(());
+    }
+    client
+        .send_and_wait(
+            key,
+            TxKind::BondValidator {
+                amount: stake,
+                take_ppm: 0,
+            },
+            BOND_TIMEOUT,
+        )
+        .await
+        .with_context(|| format!("bonding {stake} for validator {me} (is the account funded?)"))?;
+    Ok(())
+}
+
+/// The thresholds for `model`: from the book if it has them, else the defaults.
+fn thresholds_for(book: Option<&Path>, model: &agora_types::ModelId) -> Result<Thresholds> {
+    let Some(path) = book else {
+        return Ok(Thresholds::default());
+    };
+    let book = ThresholdBook::load(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(book.get(model).unwrap_or_else(|| {
+        tracing::warn!(%model, "no calibrated thresholds for this model; using the defaults");
+        Thresholds::default()
+    }))
+}
+
+/// `agora validator`: audit with this data directory's key until Ctrl-C or SIGTERM.
+pub async fn run(args: crate::cli::ValidatorArgs) -> Result<()> {
+    let shutdown = Shutdown::on_signals();
+    let key = crate::keys::load_or_create(&args.data_dir.join("validator.key"))?;
+    println!("validator account: {}", key.account());
+    let model_path = match args.model {
+        Some(path) => path,
+        None => {
+            tokio::task::spawn_blocking(|| {
+                agora_models::ensure_default_model(&mut std::io::stderr())
+            })
+            .await??
+        }
+    };
+    let setup = AuditorsSetup {
+        chain_url: args.chain,
+        keys: vec![key],
+        model_path,
+        thresholds: args.thresholds,
+        stake: args.stake,
+        threads: args.threads,
+        poll: Duration::from_millis(args.poll_ms.max(50)),
+        fetch_grace_blocks: args.fetch_grace_blocks,
+    };
+    let tasks = start_auditors(setup, shutdown).await?;
+    println!("agora validator auditing");
+    crate::devnet::join(tasks).await
+}
