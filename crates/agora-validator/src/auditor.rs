@@ -234,7 +234,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
     }
 
     async fn vote(&mut self, head: u64) -> Result<(), AuditError> {
-        let me = self.config.me.clone();
+        let me = self.config.me;
         for dispute in self.chain.disputes().await? {
             if !dispute.committee.contains(&me)
                 || dispute.voted.contains(&me)

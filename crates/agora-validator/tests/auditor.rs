@@ -79,9 +79,9 @@ impl AuditChain for FakeChain {
             if d.voted.contains(&self.signer) {
                 return Err(AuditError::Chain("already voted".into()));
             }
-            d.voted.push(self.signer.clone());
+            d.voted.push(self.signer);
         }
-        s.submitted.push((self.signer.clone(), action));
+        s.submitted.push((self.signer, action));
         Ok(())
     }
 }
@@ -255,7 +255,7 @@ fn auditor(w: &World, who: usize) -> Auditor<FakeChain, FakeProviders, FakeCheck
     let me = w.auditors[who].account();
     let chain = FakeChain {
         state: w.chain.clone(),
-        signer: me.clone(),
+        signer: me,
     };
     Auditor::new(
         chain,
@@ -275,7 +275,7 @@ fn verdicts(w: &World) -> Vec<(AccountId, u64, bool)> {
         .submitted
         .iter()
         .filter_map(|(who, a)| match a {
-            Action::Verdict { index, passed, .. } => Some((who.clone(), *index, *passed)),
+            Action::Verdict { index, passed, .. } => Some((*who, *index, *passed)),
             Action::Vote { .. } => None,
         })
         .collect()
@@ -374,12 +374,7 @@ async fn a_transcript_that_is_not_the_committed_leaf_fails() {
     let me = w.auditors[0].account();
     assert_eq!(
         got,
-        vec![
-            (me.clone(), 0, true),
-            (me.clone(), 1, false),
-            (me.clone(), 2, true),
-            (me, 3, false)
-        ]
+        vec![(me, 0, true), (me, 1, false), (me, 2, true), (me, 3, false)]
     );
 }
 
@@ -423,7 +418,7 @@ async fn committee_members_vote_once_by_their_own_recheck() {
         .submitted
         .iter()
         .filter_map(|(who, a)| match a {
-            Action::Vote { dispute, agree } => Some((who.clone(), *dispute, *agree)),
+            Action::Vote { dispute, agree } => Some((*who, *dispute, *agree)),
             Action::Verdict { .. } => None,
         })
         .collect();
