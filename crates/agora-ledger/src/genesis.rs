@@ -115,6 +115,7 @@ impl Genesis {
             emission_pool: 0,
             emitted: 0,
             earnings: BTreeMap::new(),
+            markets: Default::default(),
         })
     }
 }
