@@ -88,6 +88,8 @@ impl SubmitError {
                 TxError::ModelOwnerMismatch { .. } => "model_owner_mismatch",
                 TxError::RoyaltyTooHigh { .. } => "royalty_too_high",
                 TxError::ModelNotServed { .. } => "model_not_served",
+                TxError::NoWeightCommit { .. } => "no_weight_commit",
+                TxError::WeightsMismatch => "weights_mismatch",
                 TxError::NotAProvider(_) => "not_a_provider",
                 TxError::StakeTooLow { .. } => "stake_too_low",
                 TxError::InvalidField { .. } => "invalid_field",

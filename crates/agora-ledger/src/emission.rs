@@ -35,11 +35,13 @@ impl State {
     }
 
     /// What happens at the start of every block, before its transactions:
-    /// matured unbonding stake returns, and the block's emission is minted.
+    /// matured unbonding stake returns, the block's emission is minted, and
+    /// at an epoch's first block the pool is paid out by revealed weights.
     pub(crate) fn begin_block(&mut self, height: agora_types::Height) {
         self.release_unbonded(height);
         self.mint_emission();
         self.prune_audits(height);
+        self.distribute_rewards(height);
     }
 
     /// Mint this block's emission into the pool.

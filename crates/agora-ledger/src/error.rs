@@ -72,6 +72,17 @@ pub enum TxError {
         /// The model.
         model: ModelId,
     },
+    /// No weight commitment from the previous epoch to reveal.
+    #[error("no weights for model {model} were committed in the epoch before {epoch}")]
+    NoWeightCommit {
+        /// The model.
+        model: ModelId,
+        /// The current epoch.
+        epoch: u64,
+    },
+    /// The revealed weights and salt do not hash to the commitment.
+    #[error("revealed weights do not match the commitment")]
+    WeightsMismatch,
     /// The sender is not a registered provider.
     #[error("{0} is not a registered provider")]
     NotAProvider(AccountId),

@@ -119,6 +119,7 @@ impl Genesis {
             disputes: BTreeMap::new(),
             provider_audits: BTreeMap::new(),
             earnings: BTreeMap::new(),
+            markets: Default::default(),
         })
     }
 }

@@ -12,9 +12,11 @@ mod channels;
 mod emission;
 mod error;
 mod genesis;
+mod rewards;
 mod royalties;
 mod staking;
 mod state;
+mod weights;
 
 pub use audits::AuditParams;
 pub use block::{apply_block, build_block, BlockCandidate, BuiltBlock};
@@ -26,6 +28,7 @@ pub use royalties::SettlementSplit;
 pub use staking::{Slashed, Unbonding, Validator, PPM};
 pub use state::{
     account_key, Account, Params, State, BASE_UNITS_PER_TOKEN, DEFAULT_CHALLENGE_BLOCKS,
-    DEFAULT_EMISSION_PER_BLOCK, DEFAULT_MAX_ROYALTY_PPM, DEFAULT_SUPPLY_CAP,
+    DEFAULT_EMISSION_PER_BLOCK, DEFAULT_MAX_ROYALTY_PPM, DEFAULT_SUPPLY_CAP, DEFAULT_TEMPO_BLOCKS,
     DEFAULT_UNBONDING_BLOCKS,
 };
+pub use weights::Markets;

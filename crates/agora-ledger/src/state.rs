@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::audits::AuditParams;
 use crate::channels::Channel;
 use crate::staking::{Unbonding, Validator};
+use crate::weights::Markets;
 use crate::TxError;
 
 /// Merkle key of the chain metadata leaf.
@@ -41,6 +42,8 @@ const DISPUTE_PREFIX: u8 = 10;
 const PROVIDER_AUDITS_PREFIX: u8 = 11;
 /// Key prefix of earnings leaves.
 const EARNINGS_PREFIX: u8 = 16;
+/// Key of the (single) weights-and-bonds leaf.
+const MARKETS_PREFIX: u8 = 17;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -100,7 +103,18 @@ pub struct Params {
     /// Largest royalty share a model may ask, in parts per million.
     #[serde(default = "default_max_royalty_ppm")]
     pub max_royalty_ppm: u32,
+    /// Blocks per epoch: weights commit in one epoch and reveal in the next,
+    /// and the emission pool is paid out at each epoch's first block (0: never).
+    #[serde(default = "default_tempo_blocks")]
+    pub tempo_blocks: u64,
 }
+
+fn default_tempo_blocks() -> u64 {
+    DEFAULT_TEMPO_BLOCKS
+}
+
+/// Default tempo: 360 blocks (72 s at 200 ms), subtensor's tempo.
+pub const DEFAULT_TEMPO_BLOCKS: u64 = 360;
 
 fn default_max_royalty_ppm() -> u32 {
     DEFAULT_MAX_ROYALTY_PPM
@@ -149,6 +163,7 @@ impl Default for Params {
             emission_per_block: DEFAULT_EMISSION_PER_BLOCK,
             audit: AuditParams::default(),
             max_royalty_ppm: DEFAULT_MAX_ROYALTY_PPM,
+            tempo_blocks: DEFAULT_TEMPO_BLOCKS,
         }
     }
 }
@@ -196,6 +211,8 @@ pub struct State {
     pub provider_audits: BTreeMap<AccountId, ProviderAudits>,
     /// What each account has earned since genesis, by source.
     pub earnings: BTreeMap<AccountId, Earnings>,
+    /// Weight commitments, reveals, bonds and consensus per model.
+    pub markets: Markets,
 }
 
 impl State {
@@ -273,6 +290,10 @@ impl State {
         out.extend(self.earnings.iter().map(|(id, e)| {
             merkle::leaf_hash(&entry_key(EARNINGS_PREFIX, &id.0), &codec::encode(e))
         }));
+        out.push(merkle::leaf_hash(
+            &[MARKETS_PREFIX],
+            &codec::encode(&self.markets),
+        ));
         out
     }
 
@@ -393,6 +414,14 @@ impl State {
             TxKind::VoteDispute { dispute, agree } => {
                 self.vote_dispute(tx.from, dispute, *agree)?
             }
+            TxKind::CommitWeights { model, hash } => {
+                self.commit_weights(tx.from, *model, *hash, height)?
+            }
+            TxKind::RevealWeights {
+                model,
+                weights,
+                salt,
+            } => self.reveal_weights(tx.from, *model, weights, salt, height)?,
         }
         self.accounts.entry(tx.from).or_default().nonce += 1;
         Ok(())

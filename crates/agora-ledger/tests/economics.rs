@@ -3,16 +3,20 @@
 //! rules refuse bad terms precisely; and random sequences of every
 //! transaction type (plus slashes and empty blocks) conserve
 //! supply + burned = genesis + emitted, never pay a channel past its escrow,
-//! split every settlement exactly, and keep earnings equal to what channels paid.
+//! split every settlement exactly, keep earnings equal to what channels paid,
+//! and pay out of the emission pool exactly what reward earnings record.
 
 use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError, PPM};
 use agora_types::{
-    channel_id, AccountId, Hash32, Keypair, ModelEntry, Price, SignedTransaction, Transaction,
-    TxKind, Voucher,
+    channel_id, weights_commitment, AccountId, Hash32, Keypair, ModelEntry, Price,
+    SignedTransaction, Transaction, TxKind, Voucher,
 };
 use proptest::prelude::*;
 
 const CHAIN: &str = "economics-test";
+
+/// Weights and salt a validator committed and may reveal.
+type Committed = (Vec<(AccountId, u16)>, Hash32);
 /// Royalty of the genesis model: odd, so rounding shows.
 const GENESIS_ROYALTY: u32 = 123_457;
 
@@ -50,6 +54,7 @@ fn genesis(keys: &[Keypair], balance: u64, emission: u64) -> State {
     g.params.channel_challenge_blocks = 3;
     g.params.unbonding_blocks = 4;
     g.params.emission_per_block = emission;
+    g.params.tempo_blocks = 3;
     g.state().unwrap()
 }
 
@@ -311,6 +316,17 @@ enum Op {
         validator: usize,
         ppm: u32,
     },
+    Commit {
+        who: usize,
+        tag: u8,
+        weights: Vec<(usize, u16)>,
+        salt: u8,
+    },
+    Reveal {
+        who: usize,
+        tag: u8,
+        tamper: bool,
+    },
     Idle,
 }
 
@@ -331,7 +347,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..N, 0..N, 0..200u64).prop_map(|(who, to, amount)| Op::Delegate { who, to, amount }),
         1 => (0..N, 0..N, 0..200u64).prop_map(|(who, from, amount)| Op::Unbond { who, from, amount }),
         1 => (0..N, 0..=PPM).prop_map(|(validator, ppm)| Op::Slash { validator, ppm }),
-        2 => Just(Op::Idle),
+        3 => (0..N, 0..2u8, prop::collection::vec((0..N, any::<u16>()), 0..4), any::<u8>()).prop_map(|(who, tag, weights, salt)| Op::Commit { who, tag, weights, salt }),
+        3 => (0..N, 0..2u8, prop::bool::weighted(0.1)).prop_map(|(who, tag, tamper)| Op::Reveal { who, tag, tamper }),
+        3 => Just(Op::Idle),
     ]
 }
 
@@ -345,9 +363,12 @@ proptest! {
         let mut s = genesis(&k, 2_000, 50);
         let genesis_supply = s.total_supply();
         send(&mut s, &k[1], serve(vec![model(0, k[0].account(), 0).id], 10)).unwrap();
+        send(&mut s, &k[2], TxKind::BondValidator { amount: 100, take_ppm: 100_000 }).unwrap();
         let mut opened: Vec<Hash32> = Vec::new();
         // Everything channels have paid out (providers and owners together).
         let mut paid_out: u128 = 0;
+        // The last weights each (validator, model tag) committed, to reveal.
+        let mut committed: std::collections::BTreeMap<(usize, u8), Committed> = Default::default();
         for op in ops {
             let pick = |i: usize| opened.get(i % opened.len().max(1)).copied().unwrap_or_default();
             match op {
@@ -434,6 +455,25 @@ proptest! {
                     let cut = s.slash_validator(&k[validator].account(), ppm);
                     prop_assert_eq!(cut.unbonding, expected, "unbonding stake escaped the slash");
                 }
+                Op::Commit { who, tag, weights, salt } => {
+                    let m = model(tag, k[0].account(), 0).id;
+                    let w: Vec<(AccountId, u16)> = weights.iter().map(|(j, x)| (k[*j].account(), *x)).collect();
+                    let salt = Hash32::digest(&[salt]);
+                    let hash = weights_commitment(&k[who].account(), &m, &w, &salt);
+                    if send(&mut s, &k[who], TxKind::CommitWeights { model: m, hash }).is_ok() {
+                        committed.insert((who, tag), (w, salt));
+                    }
+                }
+                Op::Reveal { who, tag, tamper } => {
+                    let m = model(tag, k[0].account(), 0).id;
+                    if let Some((mut w, salt)) = committed.get(&(who, tag)).cloned() {
+                        if tamper {
+                            w.push((k[who].account(), 1));
+                        }
+                        let ok = send(&mut s, &k[who], TxKind::RevealWeights { model: m, weights: w, salt }).is_ok();
+                        prop_assert!(!(ok && tamper), "tampered weights were accepted");
+                    }
+                }
                 Op::Idle => idle(&mut s),
             }
             prop_assert_eq!(s.total_supply() + s.burned, genesis_supply + s.emitted);
@@ -442,6 +482,8 @@ proptest! {
             }
             let earned: u128 = s.earnings.values().map(|e| e.channels + e.royalties).sum();
             prop_assert_eq!(earned, paid_out, "earnings differ from what channels paid");
+            let rewarded: u128 = s.earnings.values().map(|e| e.emissions).sum();
+            prop_assert_eq!(rewarded, s.emitted - u128::from(s.emission_pool), "emission paid out is not what left the pool");
         }
     }
 }

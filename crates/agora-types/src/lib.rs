@@ -18,6 +18,7 @@ pub mod merkle;
 pub mod registry;
 pub mod rpc;
 pub mod tx;
+pub mod weights;
 
 pub use audit::{Dispute, JobProof, ProviderAudits, ReceiptBatch};
 pub use block::{Block, BlockHeader};
@@ -35,6 +36,7 @@ pub use registry::{
     no_owner, royalty_of, ModelEntry, ModelId, Price, ProviderInfo, ROYALTY_PPM_SCALE,
 };
 pub use tx::{SignedTransaction, Transaction, TxKind};
+pub use weights::{weights_commitment, MAX_WEIGHTS};
 
 /// Token amounts in base units. The whole supply fits comfortably in 64 bits.
 pub type Amount = u64;

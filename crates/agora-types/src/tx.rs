@@ -135,6 +135,24 @@ pub enum TxKind {
         /// True: the job failed (confirm); false: the accusation is wrong (refute).
         agree: bool,
     },
+    /// By a bonded validator: commit to this epoch's weights over `model`'s
+    /// providers; `hash` is [`crate::weights_commitment`].
+    CommitWeights {
+        /// The market (model) the weights are for.
+        model: ModelId,
+        /// The commitment.
+        hash: Hash32,
+    },
+    /// By a bonded validator, in the epoch after its commit: reveal the
+    /// weights; the next tempo boundary pays the emission pool by them.
+    RevealWeights {
+        /// The market (model).
+        model: ModelId,
+        /// Weight per provider (at most [`crate::MAX_WEIGHTS`], no repeats).
+        weights: Vec<(AccountId, u16)>,
+        /// The salt the commitment hid them with.
+        salt: Hash32,
+    },
 }
 
 /// An unsigned transaction.
