@@ -1,15 +1,17 @@
-//! The audit loop: plan audits from final randomness, fetch, check, post.
+//! The audit loop: plan audits from final randomness, fetch, check, post;
+//! vote on disputes; set weights by commit-reveal.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use agora_types::audit::{assigned_auditor, is_selected};
-use agora_types::{AccountId, Hash32};
+use agora_types::{AccountId, Hash32, ModelId};
 
 use crate::ports::{
     Action, AuditChain, AuditError, BatchInfo, CheckOutcome, FetchError, JobChecker,
     TranscriptSource,
 };
+use crate::weights::{commitment, landing_epoch, weights_from_scores, PendingReveal};
 
 /// Domain of the evidence hash of a job whose transcript never came.
 const MISSING_DOMAIN: &str = "agora 2026 audit evidence missing transcript v1";
@@ -24,6 +26,9 @@ pub struct AuditorConfig {
     /// Blocks after the batch (or dispute) during which an unreachable
     /// provider is retried before its transcript counts as missing.
     pub fetch_grace_blocks: u64,
+    /// The model (market) whose providers this validator sets weights for
+    /// by commit-reveal each epoch (`None`: audits only).
+    pub weights_model: Option<ModelId>,
 }
 
 /// What the auditor has done so far, for logs and status.
@@ -39,6 +44,10 @@ pub struct AuditorStats {
     pub missing: u64,
     /// Dispute votes posted.
     pub votes: u64,
+    /// Weight commitments posted.
+    pub weight_commits: u64,
+    /// Weight reveals posted.
+    pub weight_reveals: u64,
     /// Assigned jobs dropped because the audit window closed first.
     pub expired: u64,
 }
@@ -66,6 +75,10 @@ pub struct Auditor<C, S, K> {
     jobs: VecDeque<AuditJob>,
     /// Disputes this validator has voted on.
     voted: HashSet<Hash32>,
+    /// Weights committed and not yet revealed.
+    pending_reveal: Option<PendingReveal>,
+    /// Epoch of the last weight commitment.
+    committed_epoch: Option<u64>,
     stats: AuditorStats,
 }
 
@@ -95,6 +108,8 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             waiting: Vec::new(),
             jobs: VecDeque::new(),
             voted: HashSet::new(),
+            pending_reveal: None,
+            committed_epoch: None,
             stats: AuditorStats::default(),
         }
     }
@@ -110,13 +125,15 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
     }
 
     /// One round: load new batches, plan the audits whose randomness is
-    /// final, judge the pending jobs, and vote on disputes.
+    /// final, judge the pending jobs, vote on disputes, and commit or reveal
+    /// weights.
     pub async fn step(&mut self) -> Result<(), AuditError> {
         let head = self.chain.head().await?;
         self.load_batches().await?;
         self.plan().await?;
         self.audit(head).await?;
-        self.vote(head).await
+        self.vote(head).await?;
+        self.set_weights().await
     }
 
     /// Run rounds every `poll` until `stop` resolves; a failed round is logged
@@ -157,11 +174,14 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
         let mut randomness: HashMap<u64, Option<Hash32>> = HashMap::new();
         let mut still_waiting = Vec::new();
         for batch in std::mem::take(&mut self.waiting) {
-            let seed = match randomness.get(&batch.height) {
+            // The randomness of the block after the batch's: unknown to
+            // anyone when the batch was proposed (see docs/protocol.md).
+            let at = batch.height + 1;
+            let seed = match randomness.get(&at) {
                 Some(seed) => *seed,
                 None => {
-                    let seed = self.chain.randomness(batch.height).await?;
-                    randomness.insert(batch.height, seed);
+                    let seed = self.chain.randomness(at).await?;
+                    randomness.insert(at, seed);
                     seed
                 }
             };
@@ -268,6 +288,60 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Reveal last epoch's weights and commit this epoch's, once per epoch.
+    async fn set_weights(&mut self) -> Result<(), AuditError> {
+        let Some(model) = self.config.weights_model else {
+            return Ok(());
+        };
+        let tempo = self.chain.tempo_blocks().await?;
+        // Read the head again: audits may have taken several blocks.
+        let head = self.chain.head().await?;
+        let Some(epoch) = landing_epoch(head, tempo) else {
+            return Ok(());
+        };
+        if let Some(pending) = self.pending_reveal.take() {
+            if pending.epoch + 1 == epoch {
+                let action = Action::RevealWeights {
+                    model,
+                    weights: pending.weights,
+                    salt: pending.salt,
+                };
+                match self.chain.submit(action).await {
+                    Ok(()) => self.stats.weight_reveals += 1,
+                    Err(e) => tracing::warn!(error = %e, epoch, "weights reveal refused"),
+                }
+            } else if pending.epoch == epoch {
+                self.pending_reveal = Some(pending);
+            }
+        }
+        if self.committed_epoch == Some(epoch) {
+            return Ok(());
+        }
+        let weights = weights_from_scores(&self.chain.scores(&model).await?);
+        self.committed_epoch = Some(epoch);
+        if weights.is_empty() {
+            return Ok(());
+        }
+        let salt = Hash32(rand::random());
+        let hash = commitment(&self.config.me, &model, &weights, &salt);
+        match self
+            .chain
+            .submit(Action::CommitWeights { model, hash })
+            .await
+        {
+            Ok(()) => {
+                self.stats.weight_commits += 1;
+                self.pending_reveal = Some(PendingReveal {
+                    epoch,
+                    weights,
+                    salt,
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, epoch, "weights commitment refused"),
         }
         Ok(())
     }

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use agora_types::{AccountId, Amount, Hash32, Keypair, TxKind};
+use agora_types::{AccountId, Amount, Hash32, Keypair, ModelId, TxKind};
 
-use crate::ports::{Action, AuditChain, AuditError, BatchInfo, DisputeInfo};
+use crate::ports::{Action, AuditChain, AuditError, BatchInfo, DisputeInfo, ProviderScore};
 
 /// How long a verdict or vote may take to be included.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -130,6 +130,37 @@ impl AuditChain for RpcChain {
             .map(|p| p.endpoint))
     }
 
+    async fn tempo_blocks(&self) -> Result<u64, AuditError> {
+        Ok(self
+            .client
+            .params()
+            .await
+            .map_err(chain_error)?
+            .tempo_blocks)
+    }
+
+    async fn scores(&self, model: &ModelId) -> Result<Vec<ProviderScore>, AuditError> {
+        let status = self.client.status().await.map_err(chain_error)?;
+        Ok(status
+            .providers
+            .iter()
+            .filter(|p| p.models.contains(model))
+            .map(|p| {
+                let audits = status
+                    .audits
+                    .iter()
+                    .find(|a| a.provider == p.id)
+                    .map(|a| a.audits)
+                    .unwrap_or_default();
+                ProviderScore {
+                    provider: p.id,
+                    passed: audits.audits_passed,
+                    failed: audits.audits_failed,
+                }
+            })
+            .collect())
+    }
+
     async fn submit(&self, action: Action) -> Result<(), AuditError> {
         let kind = match action {
             Action::Verdict {
@@ -146,6 +177,16 @@ impl AuditChain for RpcChain {
                 evidence,
             },
             Action::Vote { dispute, agree } => TxKind::VoteDispute { dispute, agree },
+            Action::CommitWeights { model, hash } => TxKind::CommitWeights { model, hash },
+            Action::RevealWeights {
+                model,
+                weights,
+                salt,
+            } => TxKind::RevealWeights {
+                model,
+                weights,
+                salt,
+            },
         };
         self.client
             .send_and_wait(&self.key, kind, SUBMIT_TIMEOUT)

@@ -8,7 +8,8 @@
 //! checks it against the on-chain root, replays it with the claimed model and
 //! posts a verdict; a missing transcript past the grace period is a failure.
 //! When another validator's verdict opens a dispute and this validator sits on
-//! its committee, it re-checks the job and votes.
+//! its committee, it re-checks the job and votes. Each epoch it also sets
+//! weights over its model's providers by commit-reveal, from their audit records.
 //!
 //! The daemon talks to the world through three narrow ports
 //! ([`AuditChain`], [`TranscriptSource`], [`JobChecker`]) so its logic runs
@@ -19,12 +20,14 @@ mod chain;
 mod http;
 mod ports;
 mod replay;
+mod weights;
 
 pub use auditor::{Auditor, AuditorConfig, AuditorStats};
 pub use chain::RpcChain;
 pub use http::HttpTranscripts;
 pub use ports::{
     Action, AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker,
-    TranscriptSource,
+    ProviderScore, TranscriptSource,
 };
 pub use replay::EngineChecker;
+pub use weights::weights_from_scores;

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use agora_types::audit::JobProof;
-use agora_types::{AccountId, Amount, Hash32, Transcript};
+use agora_types::{AccountId, Amount, Hash32, ModelId, Transcript};
 
 /// A committed batch of receipts, as the auditor needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +66,33 @@ pub enum Action {
         /// True when the re-check also failed the job.
         agree: bool,
     },
+    /// Commit to this epoch's weights over a model's providers.
+    CommitWeights {
+        /// The model (market).
+        model: ModelId,
+        /// `weights_commitment(me, model, weights, salt)`.
+        hash: Hash32,
+    },
+    /// Reveal the weights committed in the previous epoch.
+    RevealWeights {
+        /// The model (market).
+        model: ModelId,
+        /// Weight per provider.
+        weights: Vec<(AccountId, u16)>,
+        /// The salt the commitment hid them with.
+        salt: Hash32,
+    },
+}
+
+/// What the chain records about one provider of a model, the basis of weights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderScore {
+    /// The provider.
+    pub provider: AccountId,
+    /// Audits it passed.
+    pub passed: u64,
+    /// Audits it failed (confirmed by a committee).
+    pub failed: u64,
 }
 
 /// The verifier's judgement of one transcript.
@@ -133,6 +160,13 @@ pub trait AuditChain: Send + Sync {
         &self,
         provider: &AccountId,
     ) -> impl Future<Output = Result<Option<String>, AuditError>> + Send;
+    /// Blocks per epoch of the reward distribution (0: no rewards, no weights).
+    fn tempo_blocks(&self) -> impl Future<Output = Result<u64, AuditError>> + Send;
+    /// Registered providers of `model` with their audit records.
+    fn scores(
+        &self,
+        model: &ModelId,
+    ) -> impl Future<Output = Result<Vec<ProviderScore>, AuditError>> + Send;
     /// Sign and submit a transaction, waiting until it is included.
     fn submit(&self, action: Action) -> impl Future<Output = Result<(), AuditError>> + Send;
 }

@@ -8,15 +8,18 @@ use std::sync::{Arc, Mutex};
 use agora_types::audit::{is_selected, receipt_leaf, JobProof};
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
-    hash_tokens, AccountId, Amount, ChatMessage, Hash32, JobInput, Keypair, Price, Receipt,
-    SamplingParams, Transcript, Usage,
+    hash_tokens, weights_commitment, AccountId, Amount, ChatMessage, Hash32, JobInput, Keypair,
+    ModelId, Price, Receipt, SamplingParams, Transcript, Usage,
 };
 use agora_validator::{
     Action, AuditChain, AuditError, Auditor, AuditorConfig, BatchInfo, CheckOutcome, DisputeInfo,
-    FetchError, JobChecker, TranscriptSource,
+    FetchError, JobChecker, ProviderScore, TranscriptSource,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// The model the auditors set weights for.
+const MODEL: ModelId = Hash32([7; 32]);
 
 /// Output token that the double verifier treats as proof of cheating.
 const CHEAT_TOKEN: i32 = 666;
@@ -32,6 +35,8 @@ struct ChainState {
     disputes: Vec<DisputeInfo>,
     endpoints: HashMap<AccountId, String>,
     submitted: Vec<(AccountId, Action)>,
+    tempo: u64,
+    scores: Vec<ProviderScore>,
 }
 
 /// The chain double: shared state, and the account each auditor signs as.
@@ -70,6 +75,12 @@ impl AuditChain for FakeChain {
     }
     async fn endpoint(&self, provider: &AccountId) -> Result<Option<String>, AuditError> {
         Ok(self.state.lock().unwrap().endpoints.get(provider).cloned())
+    }
+    async fn tempo_blocks(&self) -> Result<u64, AuditError> {
+        Ok(self.state.lock().unwrap().tempo)
+    }
+    async fn scores(&self, _model: &ModelId) -> Result<Vec<ProviderScore>, AuditError> {
+        Ok(self.state.lock().unwrap().scores.clone())
     }
     async fn submit(&self, action: Action) -> Result<(), AuditError> {
         let mut s = self.state.lock().unwrap();
@@ -219,7 +230,7 @@ fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed:
         .map(|_| Keypair::from_seed(rng.gen()))
         .collect();
     let mut state = ChainState {
-        head: 6,
+        head: 7,
         batches: vec![batch.clone()],
         validators: auditors
             .iter()
@@ -229,7 +240,7 @@ fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed:
         window: 100,
         ..ChainState::default()
     };
-    state.randomness.insert(5, Hash32(rng.gen()));
+    state.randomness.insert(6, Hash32(rng.gen()));
     state
         .endpoints
         .insert(provider.account(), "http://provider".into());
@@ -264,6 +275,7 @@ fn auditor(w: &World, who: usize) -> Auditor<FakeChain, FakeProviders, FakeCheck
         AuditorConfig {
             me,
             fetch_grace_blocks: 10,
+            weights_model: Some(MODEL),
         },
     )
 }
@@ -276,7 +288,7 @@ fn verdicts(w: &World) -> Vec<(AccountId, u64, bool)> {
         .iter()
         .filter_map(|(who, a)| match a {
             Action::Verdict { index, passed, .. } => Some((*who, *index, *passed)),
-            Action::Vote { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -290,7 +302,7 @@ async fn selected_jobs_are_audited_exactly_once_across_validators() {
         for a in &mut auditors {
             a.step().await.unwrap();
         }
-        let randomness = w.chain.lock().unwrap().randomness[&5];
+        let randomness = w.chain.lock().unwrap().randomness[&6];
         let selected: Vec<u64> = (0..60)
             .filter(|&i| is_selected(&randomness, &w.batch.id, i, 250_000))
             .collect();
@@ -314,12 +326,12 @@ async fn selected_jobs_are_audited_exactly_once_across_validators() {
 #[tokio::test]
 async fn nothing_is_audited_before_the_batch_randomness_is_final() {
     let w = world(10, &HashSet::new(), 1, 1_000_000, 1);
-    let saved = w.chain.lock().unwrap().randomness.remove(&5).unwrap();
+    let saved = w.chain.lock().unwrap().randomness.remove(&6).unwrap();
     let mut a = auditor(&w, 0);
     a.step().await.unwrap();
     assert!(verdicts(&w).is_empty());
     assert_eq!(*w.providers.fetches.lock().unwrap(), 0);
-    w.chain.lock().unwrap().randomness.insert(5, saved);
+    w.chain.lock().unwrap().randomness.insert(6, saved);
     a.step().await.unwrap();
     assert_eq!(
         verdicts(&w).len(),
@@ -419,7 +431,7 @@ async fn committee_members_vote_once_by_their_own_recheck() {
         .iter()
         .filter_map(|(who, a)| match a {
             Action::Vote { dispute, agree } => Some((*who, *dispute, *agree)),
-            Action::Verdict { .. } => None,
+            _ => None,
         })
         .collect();
     assert_eq!(votes.len(), 4, "two members × two disputes, once each");
@@ -428,4 +440,75 @@ async fn committee_members_vote_once_by_their_own_recheck() {
         assert_eq!(agree, id == Hash32::digest(b"true"));
     }
     assert!(verdicts(&w).is_empty(), "rate 0: no audits of its own");
+}
+
+#[tokio::test]
+async fn weights_are_committed_then_revealed_in_the_next_epoch() {
+    let w = world(1, &HashSet::new(), 1, 0, 6);
+    let (good, bad) = (AccountId([1; 32]), AccountId([2; 32]));
+    {
+        let mut s = w.chain.lock().unwrap();
+        s.tempo = 20;
+        s.head = 21;
+        s.scores = vec![
+            ProviderScore {
+                provider: good,
+                passed: 4,
+                failed: 0,
+            },
+            ProviderScore {
+                provider: bad,
+                passed: 9,
+                failed: 1,
+            },
+        ];
+    }
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    a.step().await.unwrap();
+    let me = w.auditors[0].account();
+    let actions: Vec<Action> = w
+        .chain
+        .lock()
+        .unwrap()
+        .submitted
+        .iter()
+        .map(|(_, a)| a.clone())
+        .collect();
+    let [Action::CommitWeights { model, hash }] = actions.as_slice() else {
+        panic!("one commitment in epoch 1, nothing else: {actions:?}");
+    };
+    assert_eq!(*model, MODEL);
+    // Near the boundary nothing is sent; in epoch 2 the weights are revealed
+    // (matching the commitment) and a new commitment is made.
+    w.chain.lock().unwrap().head = 38;
+    a.step().await.unwrap();
+    assert_eq!(w.chain.lock().unwrap().submitted.len(), 1);
+    w.chain.lock().unwrap().head = 41;
+    a.step().await.unwrap();
+    let actions: Vec<Action> = w
+        .chain
+        .lock()
+        .unwrap()
+        .submitted
+        .iter()
+        .map(|(_, a)| a.clone())
+        .collect();
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    let Action::RevealWeights {
+        model,
+        weights,
+        salt,
+    } = &actions[1]
+    else {
+        panic!("reveal expected: {actions:?}");
+    };
+    assert_eq!(
+        weights,
+        &vec![(good, u16::MAX)],
+        "a provider with a failure gets nothing"
+    );
+    assert_eq!(weights_commitment(&me, model, weights, salt), *hash);
+    assert!(matches!(actions[2], Action::CommitWeights { .. }));
+    assert_eq!((a.stats().weight_commits, a.stats().weight_reveals), (2, 1));
 }

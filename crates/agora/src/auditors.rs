@@ -79,6 +79,7 @@ pub async fn start_auditors(
             AuditorConfig {
                 me,
                 fetch_grace_blocks: setup.fetch_grace_blocks,
+                weights_model: Some(model),
             },
         );
         let stop = shutdown.clone();

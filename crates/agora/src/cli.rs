@@ -254,6 +254,9 @@ pub struct DevnetArgs {
     /// Seconds after which a provider commits a non-empty receipt batch.
     #[arg(long, default_value_t = 10)]
     pub batch_secs: u64,
+    /// Blocks per reward epoch (only when the genesis is created; default 360).
+    #[arg(long)]
+    pub tempo_blocks: Option<u64>,
     /// Ignored: devnet blocks come from its single validator (kept for old scripts).
     #[arg(long, default_value_t = 500, hide = true)]
     pub block_ms: u64,

@@ -77,6 +77,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     if let Some(rate) = args.audit_rate_ppm {
         params.audit.audit_rate_ppm = rate.min(1_000_000);
     }
+    if let Some(tempo) = args.tempo_blocks {
+        params.tempo_blocks = tempo;
+    }
     let mut funded = vec![
         faucet.account(),
         provider_key.account(),

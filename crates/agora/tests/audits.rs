@@ -2,7 +2,8 @@
 //! honest provider and one that tampers with its outputs (`--adversary
 //! tamper`), every job audited (`--audit-rate-ppm 1000000`). The cheater must
 //! end slashed and deregistered, the honest provider untouched with passing
-//! audits, all read from `agora status --json`.
+//! audits and paid emission through the validators' commit-reveal weights
+//! (a 10-block tempo), all read from `agora status --json`.
 
 mod common;
 
@@ -79,6 +80,8 @@ async fn a_tampering_provider_is_caught_slashed_and_deregistered() {
         "1000000",
         "--batch-secs",
         "1",
+        "--tempo-blocks",
+        "10",
     ]);
     let base = devnet.value("OpenAI base URL");
     let rpc = devnet.value("chain RPC");
@@ -104,7 +107,8 @@ async fn a_tampering_provider_is_caught_slashed_and_deregistered() {
         chat(&http, &base, &cheater_url, seed).await;
     }
 
-    // Wait for the outcome: the cheater slashed, the honest provider audited.
+    // Wait for the outcome: the cheater slashed, the honest provider audited
+    // and paid emission by the validators' revealed weights (Yuma, per tempo).
     let started = Instant::now();
     let status = loop {
         let status = common::status(&rpc);
@@ -112,7 +116,9 @@ async fn a_tampering_provider_is_caught_slashed_and_deregistered() {
             record(&status, &cheater).is_some_and(|r| r["audits"]["slashed"] == true);
         let honest_audited = provider(&status, &honest)
             .is_some_and(|p| p["audits_passed"].as_u64().unwrap_or(0) >= 2);
-        if cheater_slashed && honest_audited {
+        let honest_rewarded = provider(&status, &honest)
+            .is_some_and(|p| p["earned"]["emissions"].as_u64().unwrap_or(0) > 0);
+        if cheater_slashed && honest_audited && honest_rewarded {
             break status;
         }
         assert!(

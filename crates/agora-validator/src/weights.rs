@@ -1,0 +1,107 @@
+//! Weights by commit-reveal: each epoch a validator commits a hash of its
+//! weights over a model's providers and reveals them in the next epoch, so
+//! a copier can only copy stale consensus. Weights follow the audit record:
+//! a provider with a confirmed failure gets nothing, the others get a share
+//! proportional to the audits they passed.
+
+use agora_types::{weights_commitment, AccountId, Hash32, ModelId, MAX_WEIGHTS};
+
+use crate::ports::ProviderScore;
+
+/// Weights committed in `epoch`, to reveal in `epoch + 1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingReveal {
+    /// Epoch of the commit.
+    pub epoch: u64,
+    /// The weights committed.
+    pub weights: Vec<(AccountId, u16)>,
+    /// The salt that hid them.
+    pub salt: Hash32,
+}
+
+/// The weights a validator sets from the chain's audit records: zero for a
+/// provider with a confirmed failure, else `passed` scaled so the best gets
+/// `u16::MAX`. Providers nobody audited yet get zero and are left out.
+pub fn weights_from_scores(scores: &[ProviderScore]) -> Vec<(AccountId, u16)> {
+    let eligible = |s: &&ProviderScore| s.failed == 0 && s.passed > 0;
+    let best = scores.iter().filter(eligible).map(|s| s.passed).max();
+    let Some(best) = best else {
+        return Vec::new();
+    };
+    let mut weights: Vec<(AccountId, u16)> = scores
+        .iter()
+        .filter(eligible)
+        .map(|s| {
+            let w = u128::from(s.passed) * u128::from(u16::MAX) / u128::from(best);
+            (s.provider, u16::try_from(w).unwrap_or(u16::MAX))
+        })
+        .filter(|(_, w)| *w > 0)
+        .collect();
+    weights.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    weights.truncate(MAX_WEIGHTS);
+    weights
+}
+
+/// The commitment for `weights` by `me` on `model` under `salt`.
+pub(crate) fn commitment(
+    me: &AccountId,
+    model: &ModelId,
+    weights: &[(AccountId, u16)],
+    salt: &Hash32,
+) -> Hash32 {
+    weights_commitment(me, model, weights, salt)
+}
+
+/// The epoch a transaction submitted after final height `head` will land in,
+/// or `None` when `head` is so close to an epoch boundary that it might land
+/// in either (then wait a round).
+pub(crate) fn landing_epoch(head: u64, tempo: u64) -> Option<u64> {
+    if tempo == 0 {
+        return None;
+    }
+    // Leave a few blocks of slack: the transaction waits in the mempool.
+    let first = (head + 1) / tempo;
+    let last = (head + 1 + LANDING_SLACK_BLOCKS) / tempo;
+    (first == last).then_some(first)
+}
+
+/// Blocks a submitted transaction may take to be included.
+const LANDING_SLACK_BLOCKS: u64 = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(id: u8, passed: u64, failed: u64) -> ProviderScore {
+        ProviderScore {
+            provider: AccountId([id; 32]),
+            passed,
+            failed,
+        }
+    }
+
+    #[test]
+    fn weights_follow_passed_audits_and_exclude_failures() {
+        let w = weights_from_scores(&[
+            score(1, 10, 0),
+            score(2, 5, 0),
+            score(3, 40, 1),
+            score(4, 0, 0),
+        ]);
+        assert_eq!(
+            w,
+            vec![(AccountId([1; 32]), u16::MAX), (AccountId([2; 32]), 32_767)]
+        );
+        assert!(weights_from_scores(&[score(1, 0, 0), score(2, 3, 2)]).is_empty());
+    }
+
+    #[test]
+    fn transactions_near_an_epoch_boundary_wait() {
+        assert_eq!(landing_epoch(0, 20), Some(0));
+        assert_eq!(landing_epoch(15, 20), Some(0));
+        assert_eq!(landing_epoch(16, 20), None);
+        assert_eq!(landing_epoch(18, 20), None);
+        assert_eq!(landing_epoch(19, 20), Some(1));
+        assert_eq!(landing_epoch(5, 0), None);
+    }
+}
