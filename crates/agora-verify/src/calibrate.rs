@@ -7,6 +7,7 @@
 //! runs show on this model and build, and calibration measures exactly that.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use agora_engine::{
     Commitments, EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine,
@@ -66,6 +67,12 @@ pub struct Sample {
     pub tokens: TokenStats,
     /// Commitment figures.
     pub commitments: Option<CommitmentStats>,
+    /// Bytes of its output-chunk commitments (2 per coefficient; the prompt's excluded).
+    pub chunk_bytes: usize,
+    /// Wall time of the job, submission to `Finished` (batched jobs overlap).
+    pub generate_seconds: f64,
+    /// Wall time of its audit ([`check_job`]: prefill, commitment check, replay).
+    pub check_seconds: f64,
 }
 
 /// Calibration result.
@@ -261,6 +268,7 @@ pub fn calibrate(config: &CalibrationConfig) -> Result<Calibration, CalibrationE
                 let group: Vec<usize> = (next..config.jobs.min(next + concurrency)).collect();
                 next += group.len();
                 let mut running = Vec::new();
+                let started = Instant::now();
                 for &i in &group {
                     let (input, params) = honest_job(i, config.max_tokens);
                     running.push((start_job(&engine, &input, &params)?, input, params));
@@ -268,7 +276,10 @@ pub fn calibrate(config: &CalibrationConfig) -> Result<Calibration, CalibrationE
                 for (rx, input, params) in running {
                     let temperature = params.temperature;
                     let t = finish_job(rx, &key, model, input, params)?;
+                    let generate_seconds = started.elapsed().as_secs_f64();
+                    let checking = Instant::now();
                     let v = check_job(&scorer, &t, &lenient)?;
+                    let check_seconds = checking.elapsed().as_secs_f64();
                     if !v.passed {
                         return Err(CalibrationError::Job(v.reasons.join("; ")));
                     }
@@ -279,6 +290,11 @@ pub fn calibrate(config: &CalibrationConfig) -> Result<Calibration, CalibrationE
                         output_tokens: t.output_tokens.len(),
                         tokens: v.tokens,
                         commitments: v.commitments,
+                        chunk_bytes: t.commitments.as_ref().map_or(0, |c| {
+                            c.chunks.iter().map(|k| 2 * k.coefficients.len()).sum()
+                        }),
+                        generate_seconds,
+                        check_seconds,
                     });
                 }
             }
@@ -333,6 +349,9 @@ mod tests {
                 max_mean_mantissa_diff: 3.0,
                 max_mantissa_diff: 9,
             }),
+            chunk_bytes: 256,
+            generate_seconds: 1.0,
+            check_seconds: 0.1,
         }
     }
 

@@ -75,6 +75,31 @@ fn run_calibrate(args: VerifyCalibrateArgs) -> Result<()> {
             mant
         );
     }
+    // Audit cost against generation, over jobs that ran alone (no batch overlap).
+    let alone: Vec<_> = result
+        .samples
+        .iter()
+        .filter(|s| s.concurrency == 1)
+        .collect();
+    let tokens: usize = alone.iter().map(|s| s.output_tokens).sum();
+    let generate: f64 = alone.iter().map(|s| s.generate_seconds).sum();
+    let check: f64 = alone.iter().map(|s| s.check_seconds).sum();
+    if generate > 0.0 && check > 0.0 {
+        println!(
+            "jobs run alone: generation {:.1} tok/s, audit {:.1} tok/s (audit time / generation time {:.2})",
+            tokens as f64 / generate,
+            tokens as f64 / check,
+            check / generate
+        );
+    }
+    let bytes: usize = result.samples.iter().map(|s| s.chunk_bytes).sum();
+    let all_tokens: usize = result.samples.iter().map(|s| s.output_tokens).sum();
+    if all_tokens > 0 {
+        println!(
+            "chunk commitment bytes per generated token: {:.2}",
+            bytes as f64 / all_tokens as f64
+        );
+    }
     println!(
         "thresholds: {}",
         serde_json::to_string_pretty(&result.thresholds)?
