@@ -208,6 +208,7 @@ async fn run_to_end<D: Directory>(
                         break why;
                     }
                     timing.record(gw, &provider, usage.completion_tokens);
+                    gw.job_done(&provider, &receipt);
                     let (job_id, cost) = (events.job_id, receipt.receipt.cost);
                     return Ok(Finished {
                         text,
@@ -390,6 +391,7 @@ async fn pump<D: Directory>(
                     break why;
                 }
                 timing.record(gw, &provider, usage.completion_tokens);
+                gw.job_done(&provider, &receipt);
                 let text = (meta.endpoint == Endpoint::Completions).then_some("");
                 // Tokens whose text a stop string cut still get their logprobs.
                 let lp = (want && !logprobs.is_empty()).then_some(&logprobs[..]);

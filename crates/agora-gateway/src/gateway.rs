@@ -8,6 +8,7 @@ use agora_types::{ModelEntry, ProviderInfo};
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::payments::JobPayer;
 use crate::routing::HealthBook;
 use crate::{handlers, ApiError, Directory, DirectoryError, Snapshot};
 
@@ -62,11 +63,21 @@ pub struct Gateway<D> {
     cache: RwLock<Option<Snapshot>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     pub(crate) health: Mutex<HealthBook>,
+    payer: Option<Arc<dyn JobPayer>>,
 }
 
 impl<D: Directory> Gateway<D> {
     /// A gateway reading the network from `directory`.
     pub fn new(directory: D, config: GatewayConfig) -> Arc<Self> {
+        Self::with_payer(directory, config, None)
+    }
+
+    /// A gateway that pays providers for every finished job through `payer`.
+    pub fn with_payer(
+        directory: D,
+        config: GatewayConfig,
+        payer: Option<Arc<dyn JobPayer>>,
+    ) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .build()
@@ -78,6 +89,7 @@ impl<D: Directory> Gateway<D> {
             cache: RwLock::new(None),
             last_refresh: tokio::sync::Mutex::new(None),
             health: Mutex::new(HealthBook::default()),
+            payer,
         })
     }
 
@@ -141,6 +153,13 @@ impl<D: Directory> Gateway<D> {
                     waited: started.elapsed(),
                 });
             }
+        }
+    }
+
+    /// Hand a job whose receipt checked out to the payer, if there is one.
+    pub(crate) fn job_done(&self, provider: &ProviderInfo, receipt: &agora_types::SignedReceipt) {
+        if let Some(payer) = &self.payer {
+            payer.clone().job_done(provider.clone(), receipt.clone());
         }
     }
 

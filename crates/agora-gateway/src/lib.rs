@@ -4,7 +4,8 @@
 //!
 //! The gateway holds no state of its own beyond a cached [`Snapshot`] of the
 //! network and short-lived provider health; it learns the network through
-//! the narrow [`Directory`] trait.
+//! the narrow [`Directory`] trait. With a [`Payer`] it pays providers for
+//! every finished job through payment channels.
 
 mod completion;
 mod directory;
@@ -12,6 +13,7 @@ mod error;
 mod gateway;
 mod handlers;
 mod openai;
+mod payments;
 mod routing;
 mod sse;
 mod upstream;
@@ -19,4 +21,5 @@ mod upstream;
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
+pub use payments::{ChainFunding, ChannelBook, Funding, JobPayer, PayError, Payer, PayerConfig};
 pub use routing::Routing;

@@ -52,6 +52,8 @@ pub struct BatchConfig {
     pub max_jobs: usize,
     /// Seal whatever is pending once the oldest has waited this long.
     pub max_age: Duration,
+    /// How often the latest payment channel vouchers are settled on chain.
+    pub settle_every: Duration,
 }
 
 impl Default for BatchConfig {
@@ -59,6 +61,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_jobs: 32,
             max_age: Duration::from_secs(10),
+            settle_every: Duration::from_secs(30),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The provider: runs jobs on an [`agora_engine::InferenceEngine`], streams
 //! the output, signs a receipt for every job and keeps its transcript so an
 //! auditor can replay it later, and commits the receipts in Merkle batches on
-//! chain. It registers itself on the chain at start. [`adversary`] holds the
+//! chain. It takes payment channel vouchers and settles them on chain. It
+//! registers itself on the chain at start. [`adversary`] holds the
 //! built-in cheating modes that test verification.
 
 pub mod adversary;
@@ -10,6 +11,7 @@ mod error;
 mod register;
 mod service;
 mod transcripts;
+mod vouchers;
 
 pub use adversary::{AdversarialEngine, Adversary, AdversaryError};
 pub use batches::{BatchCommitter, BatchConfig, SealedBatch};
@@ -17,3 +19,6 @@ pub use error::ProviderError;
 pub use register::register_on_chain;
 pub use service::{Provider, JOB_ID_HEADER};
 pub use transcripts::TranscriptStore;
+pub use vouchers::{
+    check_voucher, ChannelLookup, HeldVoucher, LookupFuture, VoucherError, VoucherSettler,
+};

@@ -1,7 +1,8 @@
 //! The provider's HTTP service: `POST /v1/jobs` streams a job as SSE events
 //! ending in a signed receipt; `GET /v1/transcripts/{id}` returns a stored
 //! transcript for audit; `GET /v1/batches/{root}/{index}` a batch job's
-//! transcript with its Merkle proof; `GET /health` says what is served.
+//! transcript with its Merkle proof; `POST /v1/vouchers` takes payment
+//! channel vouchers; `GET /health` says what is served.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use futures::stream::{self, Stream};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::vouchers::ChannelLookup;
 use crate::TranscriptStore;
 
 /// Response header carrying the job id (which is also the receipt id).
@@ -36,6 +38,7 @@ pub struct Provider<E> {
     model: ModelId,
     price: Price,
     pub(crate) transcripts: Arc<TranscriptStore>,
+    pub(crate) channels: Option<Arc<dyn ChannelLookup>>,
 }
 
 /// An error in OpenAI's JSON shape, so the gateway can pass it through.
@@ -59,7 +62,19 @@ impl<E: InferenceEngine> Provider<E> {
             model,
             price,
             transcripts: Arc::new(transcripts),
+            channels: None,
         }
+    }
+
+    /// Take payment channel vouchers, checking their channels in `lookup` (the chain).
+    pub fn with_channels(mut self, lookup: Arc<dyn ChannelLookup>) -> Self {
+        self.channels = Some(lookup);
+        self
+    }
+
+    /// The provider's account.
+    pub fn account(&self) -> agora_types::AccountId {
+        self.key.account()
     }
 
     /// The transcript store (shared with a [`crate::BatchCommitter`]).
@@ -76,6 +91,7 @@ impl<E: InferenceEngine> Provider<E> {
                 "/v1/batches/{root}/{index}",
                 get(crate::batches::job_proof::<E>),
             )
+            .route("/v1/vouchers", post(crate::vouchers::post_voucher::<E>))
             .route("/health", get(health::<E>))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::new(self))

@@ -22,6 +22,7 @@ impl TranscriptStore {
         let w = db.begin_write()?;
         w.open_table(TRANSCRIPTS)?;
         crate::batches::create_tables(&w)?;
+        crate::vouchers::create_tables(&w)?;
         w.commit()?;
         Ok(TranscriptStore { db })
     }

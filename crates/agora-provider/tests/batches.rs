@@ -190,6 +190,7 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
     let by_count = BatchConfig {
         max_jobs: 2,
         max_age: Duration::from_secs(3600),
+        ..BatchConfig::default()
     };
     let mut committer = BatchCommitter::new(
         store.clone(),
@@ -236,6 +237,7 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
     let by_age = BatchConfig {
         max_jobs: 2,
         max_age: Duration::ZERO,
+        ..BatchConfig::default()
     };
     let mut aged = BatchCommitter::new(
         store.clone(),

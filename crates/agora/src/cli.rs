@@ -251,12 +251,16 @@ pub struct DevnetArgs {
     /// Share of jobs audited, parts per million (only when the genesis is created).
     #[arg(long)]
     pub audit_rate_ppm: Option<u32>,
-    /// Seconds after which a provider commits a non-empty receipt batch.
+    /// Seconds after which a provider commits a non-empty receipt batch
+    /// (and settles its payment channels' latest vouchers).
     #[arg(long, default_value_t = 10)]
     pub batch_secs: u64,
     /// Blocks per reward epoch (only when the genesis is created; default 360).
     #[arg(long)]
     pub tempo_blocks: Option<u64>,
+    /// Escrow of each payment channel the gateway opens (and least top-up).
+    #[arg(long, default_value_t = 10_000)]
+    pub channel_deposit: u64,
     /// Ignored: devnet blocks come from its single validator (kept for old scripts).
     #[arg(long, default_value_t = 500, hide = true)]
     pub block_ms: u64,
@@ -357,6 +361,9 @@ pub struct ProviderArgs {
     /// Commit pending receipts at the latest this many seconds after the first.
     #[arg(long, default_value_t = 10)]
     pub batch_secs: u64,
+    /// Settle the latest payment channel vouchers every this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub settle_secs: u64,
     /// Forward jobs to this OpenAI-compatible server (vLLM, llama-server, SGLang),
     /// e.g. http://127.0.0.1:8000/v1, instead of running the model here; `--model`
     /// still names the GGUF (its id on chain, its tokenizer for receipts). Such
@@ -386,6 +393,12 @@ pub struct GatewayArgs {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
+    /// Pay providers for every job through payment channels funded from this key file.
+    #[arg(long, value_name = "FILE")]
+    pub payer_key: Option<PathBuf>,
+    /// Escrow of each new channel, and the least a top-up adds.
+    #[arg(long, default_value_t = 10_000, requires = "payer_key")]
+    pub channel_deposit: u64,
 }
 
 /// `agora status`.

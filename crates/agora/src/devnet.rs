@@ -110,6 +110,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     println!("chain RPC: {}", node.rpc_url);
     let batches = BatchConfig {
         max_age: Duration::from_secs(args.batch_secs.max(1)),
+        settle_every: Duration::from_secs(args.batch_secs.max(1)),
         ..BatchConfig::default()
     };
     let setup = ProviderSetup {
@@ -177,7 +178,14 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         tasks.extend(start_auditors(setup, shutdown.clone()).await?);
         println!("validators: {} auditing", args.auditors);
     }
-    let gateway = roles::start_gateway(&node.rpc_url, args.http, shutdown.clone()).await?;
+    // The gateway pays the providers through channels funded by the faucet.
+    let payer = roles::PayerSetup {
+        key: faucet.clone(),
+        deposit: args.channel_deposit,
+    };
+    let gateway =
+        roles::start_gateway_paying(&node.rpc_url, args.http, Some(payer), shutdown.clone())
+            .await?;
     gateway.wait_for_model(&provider.model.name).await?;
     println!("OpenAI base URL: {}/v1", gateway.url);
     println!("model: {}", provider.model.name);

@@ -69,6 +69,7 @@ async fn run(cli: Cli) -> Result<()> {
                 batches: agora_provider::BatchConfig {
                     max_jobs: args.batch_jobs.max(1),
                     max_age: std::time::Duration::from_secs(args.batch_secs),
+                    settle_every: std::time::Duration::from_secs(args.settle_secs.max(1)),
                 },
                 adversary: args
                     .adversary
@@ -91,7 +92,15 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Gateway(args) => {
             let shutdown = Shutdown::on_signals();
-            let gateway = roles::start_gateway(&args.chain, args.http, shutdown).await?;
+            let payer = match &args.payer_key {
+                Some(path) => Some(roles::PayerSetup {
+                    key: keys::load(path)?,
+                    deposit: args.channel_deposit,
+                }),
+                None => None,
+            };
+            let gateway =
+                roles::start_gateway_paying(&args.chain, args.http, payer, shutdown).await?;
             println!("OpenAI base URL: {}/v1", gateway.url);
             println!("agora gateway ready");
             devnet::join(vec![gateway.task]).await

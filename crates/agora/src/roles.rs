@@ -9,13 +9,13 @@ use std::time::Duration;
 use agora_chain::{spawn_validator, ChainConfig, Node, ValidatorSetup};
 use agora_chain_client::ChainClient;
 use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
-use agora_gateway::{Gateway, GatewayConfig};
+use agora_gateway::{ChainFunding, Gateway, GatewayConfig, JobPayer, Payer, PayerConfig};
 use agora_ledger::Genesis;
 use agora_provider::{
     register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, Provider,
-    TranscriptStore,
+    TranscriptStore, VoucherSettler,
 };
-use agora_types::{Amount, ModelEntry, Price};
+use agora_types::{Amount, Keypair, ModelEntry, Price};
 use agora_upstream::{UpstreamConfig, UpstreamEngine};
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
@@ -194,7 +194,8 @@ pub async fn start_provider_with(
         model.id,
         setup.price,
         transcripts,
-    );
+    )
+    .with_channels(Arc::new(chain.clone()));
     let batch_store = provider.transcripts();
     let router = provider.router();
     let stop = shutdown.clone();
@@ -224,6 +225,13 @@ pub async fn start_provider_with(
         );
     }
     register_on_chain(&chain, &key, &endpoint, &model, setup.price, setup.stake).await?;
+    let settler = VoucherSettler::new(
+        batch_store.clone(),
+        chain.clone(),
+        key.clone(),
+        setup.batches.settle_every,
+    );
+    tokio::spawn(settler.run(shutdown.clone().wait()));
     let committer = BatchCommitter::new(batch_store, chain, key, model.id, setup.batches);
     tokio::spawn(committer.run(shutdown.clone().wait()));
     Ok(ProviderHandle {
@@ -376,8 +384,37 @@ pub async fn start_gateway(
     addr: SocketAddr,
     shutdown: Shutdown,
 ) -> Result<GatewayHandle> {
-    let directory = ChainDirectory(ChainClient::new(chain_url));
-    let gateway = Gateway::new(directory, GatewayConfig::default());
+    start_gateway_paying(chain_url, addr, None, shutdown).await
+}
+
+/// How a gateway pays providers: through channels funded from `key`.
+pub struct PayerSetup {
+    /// The funded key that opens channels and signs vouchers.
+    pub key: Keypair,
+    /// Escrow of each new channel, and the least a top-up adds.
+    pub deposit: Amount,
+}
+
+/// [`start_gateway`], paying providers for every job when `payer` is given.
+pub async fn start_gateway_paying(
+    chain_url: &str,
+    addr: SocketAddr,
+    payer: Option<PayerSetup>,
+    shutdown: Shutdown,
+) -> Result<GatewayHandle> {
+    let chain = ChainClient::new(chain_url);
+    let payer: Option<Arc<dyn JobPayer>> = payer.map(|p| {
+        tracing::info!(account = %p.key.account(), deposit = p.deposit, "the gateway pays providers through channels");
+        let config = PayerConfig {
+            deposit: p.deposit.max(1),
+            ..PayerConfig::default()
+        };
+        let payer = Payer::new(ChainFunding::new(chain.clone(), p.key.clone()), p.key, config);
+        tokio::spawn(payer.clone().run_retries(shutdown.clone().wait()));
+        payer as Arc<dyn JobPayer>
+    });
+    let directory = ChainDirectory(chain);
+    let gateway = Gateway::with_payer(directory, GatewayConfig::default(), payer);
     let listener = bind(addr, "gateway").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let router = gateway.router();

@@ -1,0 +1,351 @@
+//! Paying providers through payment channels. For each (provider, model) the
+//! payer keeps a [`ChannelBook`]: what it owes in total and the receipt leaves
+//! of every job paid so far. After each finished job it adds the receipt's
+//! cost, opens the channel on first use (or tops it up when the escrow runs
+//! low) through a [`Funding`] port, signs a cumulative [`Voucher`] over the
+//! Merkle root of all leaves, and posts it to the provider's
+//! `POST /v1/vouchers`. Each channel's book is locked for the whole step, so
+//! vouchers are cumulative and strictly monotone even when jobs finish at
+//! once. Failures are logged and retried by [`Payer::run_retries`]; they
+//! never touch the client's response. Channel state lives in memory: a
+//! restarted gateway opens fresh channels.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agora_chain_client::{ChainClient, ClientError};
+use agora_types::audit::receipt_leaf;
+use agora_types::{
+    channel_id, merkle, AccountId, Amount, Hash32, Keypair, ModelId, ProviderInfo, SignedReceipt,
+    SignedVoucher, TxKind, Voucher,
+};
+
+/// How long a channel transaction may take to land.
+const TX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a payment step failed (it is retried later).
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// Opening or topping up the channel on chain failed.
+    #[error("channel funding failed: {0}")]
+    Funding(String),
+    /// The provider did not take the voucher.
+    #[error("voucher delivery to {endpoint} failed: {why}")]
+    Delivery {
+        /// The provider's endpoint.
+        endpoint: String,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+/// Escrow operations on chain; the real implementation is [`ChainFunding`].
+pub trait Funding: Send + Sync + 'static {
+    /// The paying account (the channels' client).
+    fn client(&self) -> AccountId;
+    /// Open a channel to `provider` for `model` escrowing `deposit`; its id once included.
+    fn open(
+        &self,
+        provider: AccountId,
+        model: ModelId,
+        deposit: Amount,
+    ) -> impl Future<Output = Result<Hash32, PayError>> + Send;
+    /// Add `amount` to `channel`'s escrow and wait for inclusion.
+    fn top_up(
+        &self,
+        channel: Hash32,
+        amount: Amount,
+    ) -> impl Future<Output = Result<(), PayError>> + Send;
+}
+
+/// [`Funding`] by transactions signed with a funded key, through a chain node's RPC.
+pub struct ChainFunding {
+    chain: ChainClient,
+    key: Keypair,
+    /// One channel transaction at a time: each takes the key's next nonce.
+    nonce: tokio::sync::Mutex<()>,
+}
+
+impl ChainFunding {
+    /// Funding from `key`'s account through `chain`.
+    pub fn new(chain: ChainClient, key: Keypair) -> Self {
+        ChainFunding {
+            chain,
+            key,
+            nonce: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+fn funding_error(e: ClientError) -> PayError {
+    PayError::Funding(e.to_string())
+}
+
+impl Funding for ChainFunding {
+    fn client(&self) -> AccountId {
+        self.key.account()
+    }
+
+    async fn open(
+        &self,
+        provider: AccountId,
+        model: ModelId,
+        deposit: Amount,
+    ) -> Result<Hash32, PayError> {
+        let _turn = self.nonce.lock().await;
+        let kind = TxKind::OpenChannel {
+            provider,
+            model,
+            deposit,
+        };
+        let done = self
+            .chain
+            .send_and_confirm(&self.key, kind, TX_TIMEOUT)
+            .await
+            .map_err(funding_error)?;
+        Ok(channel_id(&self.key.account(), done.nonce))
+    }
+
+    async fn top_up(&self, channel: Hash32, amount: Amount) -> Result<(), PayError> {
+        let _turn = self.nonce.lock().await;
+        let kind = TxKind::TopUpChannel { channel, amount };
+        self.chain
+            .send_and_confirm(&self.key, kind, TX_TIMEOUT)
+            .await
+            .map_err(funding_error)?;
+        Ok(())
+    }
+}
+
+/// What the payer owes one provider for one model, and the channel that pays it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelBook {
+    /// The open channel, once the chain included it.
+    pub channel: Option<Hash32>,
+    /// Escrowed in it so far.
+    pub deposit: Amount,
+    /// Owed in total for every job recorded (the next voucher's amount).
+    pub cumulative: Amount,
+    /// Receipt leaves of those jobs, in the order they were paid.
+    pub leaves: Vec<Hash32>,
+    /// Cumulative amount of the last voucher the provider accepted.
+    pub delivered: Amount,
+}
+
+impl ChannelBook {
+    /// Record one finished job.
+    pub fn record(&mut self, receipt: &SignedReceipt) {
+        self.cumulative = self.cumulative.saturating_add(receipt.receipt.cost);
+        self.leaves.push(receipt_leaf(receipt));
+    }
+
+    /// The voucher covering everything recorded, signed by `key` (`None` before the channel opens).
+    pub fn voucher(&self, key: &Keypair) -> Option<SignedVoucher> {
+        let channel = self.channel?;
+        Some(
+            Voucher {
+                channel,
+                cumulative: self.cumulative,
+                receipts_root: merkle::root(&self.leaves),
+                jobs: self.leaves.len() as u64,
+            }
+            .sign(key),
+        )
+    }
+
+    /// Whether the provider lacks a voucher for something recorded.
+    pub fn behind(&self) -> bool {
+        self.cumulative > self.delivered
+    }
+}
+
+/// How the payer funds channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayerConfig {
+    /// Escrow of a new channel, and the least a top-up adds.
+    pub deposit: Amount,
+    /// How often undelivered vouchers are retried.
+    pub retry_every: Duration,
+}
+
+impl Default for PayerConfig {
+    fn default() -> Self {
+        PayerConfig {
+            deposit: 1_000_000,
+            retry_every: Duration::from_secs(2),
+        }
+    }
+}
+
+type Key = (AccountId, ModelId);
+
+/// One channel's book with where to deliver its vouchers.
+struct Entry {
+    endpoint: String,
+    book: ChannelBook,
+}
+
+/// Pays providers for finished jobs through payment channels.
+pub struct Payer<F> {
+    funding: F,
+    key: Keypair,
+    config: PayerConfig,
+    http: reqwest::Client,
+    books: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Entry>>>>,
+}
+
+impl<F: Funding> Payer<F> {
+    /// A payer signing vouchers with `key` (the account `funding` spends from).
+    pub fn new(funding: F, key: Keypair, config: PayerConfig) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Arc::new(Payer {
+            funding,
+            key,
+            config,
+            http,
+            books: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn entry(&self, provider: &ProviderInfo, model: ModelId) -> Arc<tokio::sync::Mutex<Entry>> {
+        let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+        books
+            .entry((provider.id, model))
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Entry {
+                    endpoint: provider.endpoint.clone(),
+                    book: ChannelBook::default(),
+                }))
+            })
+            .clone()
+    }
+
+    /// Record a finished job and pay for it: returns the voucher the provider took.
+    pub async fn pay(
+        &self,
+        provider: &ProviderInfo,
+        receipt: &SignedReceipt,
+    ) -> Result<SignedVoucher, PayError> {
+        let entry = self.entry(provider, receipt.receipt.model);
+        let mut entry = entry.lock().await;
+        entry.endpoint.clone_from(&provider.endpoint);
+        entry.book.record(receipt);
+        self.sync(provider.id, receipt.receipt.model, &mut entry)
+            .await
+    }
+
+    /// Bring one channel up to date: open or top up as needed, then deliver the latest voucher.
+    async fn sync(
+        &self,
+        provider: AccountId,
+        model: ModelId,
+        entry: &mut Entry,
+    ) -> Result<SignedVoucher, PayError> {
+        let book = &mut entry.book;
+        match book.channel {
+            None => {
+                let deposit = self.config.deposit.max(book.cumulative);
+                let id = self.funding.open(provider, model, deposit).await?;
+                tracing::info!(channel = %id, %provider, deposit, "opened a payment channel");
+                book.channel = Some(id);
+                book.deposit = deposit;
+            }
+            Some(id) if book.cumulative > book.deposit => {
+                let amount = self.config.deposit.max(book.cumulative - book.deposit);
+                self.funding.top_up(id, amount).await?;
+                tracing::info!(channel = %id, amount, "topped up a payment channel");
+                book.deposit += amount;
+            }
+            Some(_) => {}
+        }
+        let voucher = book
+            .voucher(&self.key)
+            .ok_or_else(|| PayError::Funding("the channel is not open".into()))?;
+        let url = format!("{}/v1/vouchers", entry.endpoint.trim_end_matches('/'));
+        let delivery = |why: String| PayError::Delivery {
+            endpoint: entry.endpoint.clone(),
+            why,
+        };
+        let resp = self
+            .http
+            .post(&url)
+            .json(&voucher)
+            .send()
+            .await
+            .map_err(|e| delivery(e.to_string()))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(delivery(format!("{status}: {body}")));
+        }
+        book.delivered = voucher.voucher.cumulative;
+        Ok(voucher)
+    }
+
+    /// Every channel's book as it stands.
+    pub async fn books(&self) -> Vec<ChannelBook> {
+        let entries: Vec<_> = {
+            let books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+            books.values().cloned().collect()
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(e.lock().await.book.clone());
+        }
+        out
+    }
+
+    /// Retry every channel whose provider lacks its latest voucher.
+    pub async fn retry_once(&self) {
+        let entries: Vec<_> = {
+            let books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+            books.iter().map(|(k, v)| (*k, v.clone())).collect()
+        };
+        for ((provider, model), entry) in entries {
+            let mut entry = entry.lock().await;
+            if entry.book.behind() {
+                if let Err(e) = self.sync(provider, model, &mut entry).await {
+                    tracing::warn!(%provider, error = %e, "paying a provider failed again");
+                }
+            }
+        }
+    }
+
+    /// Retry undelivered vouchers every `retry_every` until `shutdown` resolves.
+    pub async fn run_retries(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
+        let mut tick = tokio::time::interval(self.config.retry_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => self.retry_once().await,
+            }
+        }
+    }
+}
+
+/// What the gateway calls after each job whose receipt checked out.
+pub trait JobPayer: Send + Sync + 'static {
+    /// Pay `provider` for the job of `receipt`, in the background.
+    fn job_done(self: Arc<Self>, provider: ProviderInfo, receipt: SignedReceipt);
+}
+
+impl<F: Funding> JobPayer for Payer<F> {
+    fn job_done(self: Arc<Self>, provider: ProviderInfo, receipt: SignedReceipt) {
+        tokio::spawn(async move {
+            if let Err(e) = self.pay(&provider, &receipt).await {
+                tracing::warn!(provider = %provider.id, error = %e, "paying a provider failed; will retry");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! Payer tests: a recording [`Funding`] double and a real HTTP voucher receiver.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use agora_types::{hash_tokens, Price, Receipt, SamplingParams, Usage};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+
+use super::*;
+
+/// Records opens and top-ups; channel ids count up.
+#[derive(Default)]
+struct Recorder {
+    client: Option<AccountId>,
+    opens: Mutex<Vec<Amount>>,
+    top_ups: Mutex<Vec<Amount>>,
+}
+
+impl Funding for Arc<Recorder> {
+    fn client(&self) -> AccountId {
+        self.client.expect("set")
+    }
+
+    async fn open(&self, _: AccountId, _: ModelId, deposit: Amount) -> Result<Hash32, PayError> {
+        let mut opens = self.opens.lock().unwrap();
+        opens.push(deposit);
+        Ok(Hash32([opens.len() as u8; 32]))
+    }
+
+    async fn top_up(&self, _: Hash32, amount: Amount) -> Result<(), PayError> {
+        self.top_ups.lock().unwrap().push(amount);
+        Ok(())
+    }
+}
+
+/// A provider's voucher endpoint: keeps what arrives, refusing the first `refuse` posts.
+struct Receiver {
+    got: Arc<Mutex<Vec<SignedVoucher>>>,
+    endpoint: String,
+}
+
+async fn receiver(refuse: usize) -> Receiver {
+    let got: Arc<Mutex<Vec<SignedVoucher>>> = Arc::default();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let sink = got.clone();
+    let app = Router::new().route(
+        "/v1/vouchers",
+        post(move |Json(v): Json<SignedVoucher>| {
+            let (sink, seen) = (sink.clone(), seen.clone());
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < refuse {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                sink.lock().unwrap().push(v);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { got, endpoint }
+}
+
+fn provider(key: &Keypair, endpoint: &str) -> ProviderInfo {
+    ProviderInfo {
+        id: key.account(),
+        endpoint: endpoint.into(),
+        models: vec![Hash32([9; 32])],
+        price: Price {
+            input_per_1k: 1000,
+            output_per_1k: 1000,
+        },
+        stake: 1,
+        registered_at: 1,
+    }
+}
+
+fn receipt(key: &Keypair, tokens: u32) -> SignedReceipt {
+    let usage = Usage {
+        prompt_tokens: tokens,
+        completion_tokens: 1,
+    };
+    Receipt {
+        id: Hash32(rand::random()),
+        provider: key.account(),
+        model: Hash32([9; 32]),
+        prompt_hash: hash_tokens(&[1]),
+        output_hash: hash_tokens(&[2]),
+        params: SamplingParams::new(8, 0.0, 1.0, vec![], 1),
+        usage,
+        price: Price {
+            input_per_1k: 1000,
+            output_per_1k: 1000,
+        },
+        cost: u64::from(tokens) + 1,
+        timestamp_ms: 1,
+        commitments: Hash32::ZERO,
+    }
+    .sign(key)
+}
+
+fn payer(deposit: Amount) -> (Arc<Payer<Arc<Recorder>>>, Arc<Recorder>, Keypair) {
+    let key = Keypair::generate();
+    let funding = Arc::new(Recorder {
+        client: Some(key.account()),
+        ..Recorder::default()
+    });
+    let config = PayerConfig {
+        deposit,
+        retry_every: Duration::from_secs(3600),
+    };
+    (
+        Payer::new(funding.clone(), key.clone(), config),
+        funding,
+        key,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_jobs_get_cumulative_monotone_vouchers_and_top_ups() {
+    let (payer, funding, client) = payer(50);
+    let rx = receiver(0).await;
+    let pkey = Keypair::generate();
+    let prov = provider(&pkey, &rx.endpoint);
+    let receipts: Vec<SignedReceipt> = (0..24).map(|i| receipt(&pkey, i)).collect();
+    let total: Amount = receipts.iter().map(|r| r.receipt.cost).sum();
+    let runs = receipts.iter().map(|r| payer.pay(&prov, r));
+    let vouchers = futures::future::join_all(runs).await;
+    assert!(vouchers.iter().all(Result::is_ok), "{vouchers:?}");
+
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 24);
+    for pair in got.windows(2) {
+        assert!(pair[1].voucher.cumulative > pair[0].voucher.cumulative);
+        assert_eq!(pair[1].voucher.jobs, pair[0].voucher.jobs + 1);
+    }
+    let last = got.last().unwrap();
+    assert_eq!(last.voucher.cumulative, total);
+    assert_eq!(last.voucher.jobs, 24);
+    last.verify(&client.account()).unwrap();
+    // The root covers every receipt, in the order the jobs were paid.
+    let books = payer.books().await;
+    assert_eq!(books.len(), 1);
+    let mut leaves: Vec<Hash32> = receipts.iter().map(receipt_leaf).collect();
+    let mut paid = books[0].leaves.clone();
+    assert_eq!(last.voucher.receipts_root, merkle::root(&paid));
+    leaves.sort();
+    paid.sort();
+    assert_eq!(leaves, paid);
+    // One channel, topped up whenever a job would have overdrawn it.
+    assert_eq!(*funding.opens.lock().unwrap(), vec![50]);
+    let escrow: Amount = 50 + funding.top_ups.lock().unwrap().iter().sum::<Amount>();
+    assert!(escrow >= total, "escrow {escrow} < owed {total}");
+    assert!(!funding.top_ups.lock().unwrap().is_empty());
+    for v in &got {
+        assert!(v.voucher.cumulative <= escrow);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_delivery_is_retried_with_the_latest_voucher() {
+    let (payer, _, _) = payer(1_000);
+    let rx = receiver(2).await;
+    let pkey = Keypair::generate();
+    let prov = provider(&pkey, &rx.endpoint);
+    let (a, b) = (receipt(&pkey, 3), receipt(&pkey, 5));
+    let err = payer.pay(&prov, &a).await.unwrap_err();
+    assert!(matches!(err, PayError::Delivery { .. }), "{err}");
+    assert!(payer.pay(&prov, &b).await.is_err());
+    assert!(payer.books().await[0].behind());
+    assert!(rx.got.lock().unwrap().is_empty());
+
+    payer.retry_once().await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "one voucher covers both jobs");
+    assert_eq!(got[0].voucher.cumulative, 4 + 6);
+    assert_eq!(got[0].voucher.jobs, 2);
+    assert!(!payer.books().await[0].behind());
+    // Nothing left to send: a second retry posts nothing.
+    payer.retry_once().await;
+    assert_eq!(rx.got.lock().unwrap().len(), 1);
+}
