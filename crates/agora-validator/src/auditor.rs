@@ -158,6 +158,12 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             self.scanned_to = self.scanned_to.max(last.height.saturating_sub(1));
         }
         for batch in fresh {
+            // Channel settlements commit the payer's receipts root, whose
+            // leaves the provider cannot serve; the same jobs are audited
+            // through the provider's own CommitReceipts batches.
+            if batch.from_channel {
+                continue;
+            }
             if self.loaded.insert(batch.id) {
                 self.waiting.push(batch);
             }

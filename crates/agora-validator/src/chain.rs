@@ -51,6 +51,7 @@ impl AuditChain for RpcChain {
                 first_index: b.first_index,
                 count: b.count,
                 height: b.height,
+                from_channel: b.channel.is_some(),
             })
             .collect())
     }

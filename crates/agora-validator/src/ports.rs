@@ -20,6 +20,8 @@ pub struct BatchInfo {
     pub count: u64,
     /// Height of the block that committed it.
     pub height: u64,
+    /// Opened by a channel settlement (its root is the payer's, not the provider's).
+    pub from_channel: bool,
 }
 
 /// An open dispute, as a committee member needs it.

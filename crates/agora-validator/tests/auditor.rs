@@ -225,6 +225,7 @@ fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed:
         first_index: 0,
         count: jobs,
         height: 5,
+        from_channel: false,
     };
     let auditors: Vec<Keypair> = (0..auditors)
         .map(|_| Keypair::from_seed(rng.gen()))
@@ -321,6 +322,17 @@ async fn selected_jobs_are_audited_exactly_once_across_validators() {
         }
         assert_eq!(verdicts(&w).len(), selected.len());
     }
+}
+
+#[tokio::test]
+async fn channel_settlement_batches_are_not_audited() {
+    let w = world(5, &HashSet::new(), 1, 1_000_000, 7);
+    w.chain.lock().unwrap().batches[0].from_channel = true;
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    assert!(verdicts(&w).is_empty());
+    assert_eq!(*w.providers.fetches.lock().unwrap(), 0);
+    assert_eq!(a.pending(), 0);
 }
 
 #[tokio::test]

@@ -58,6 +58,9 @@ async fn devnet_gateway_pays_the_provider_through_a_channel() {
         "1",
         "--channel-deposit",
         "3",
+        // No reward epochs: emission payouts would move the balances compared here.
+        "--tempo-blocks",
+        "0",
     ]);
     let rpc = devnet.value("chain RPC");
     let base = devnet.value("OpenAI base URL");
