@@ -144,6 +144,39 @@ pub enum BenchCommand {
     Infer(BenchInferArgs),
     /// Transaction commit (finality) latency and burst throughput of a chain node.
     Chain(BenchChainArgs),
+    /// Audit detection per adversary, honest false positives, audit cost,
+    /// commitment size and the cheater's expected profit.
+    Verify(BenchVerifyArgs),
+}
+
+/// `agora bench verify`.
+#[derive(Args, Debug)]
+pub struct BenchVerifyArgs {
+    /// GGUF file claimed and audited (default: the default model, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Jobs per adversary.
+    #[arg(long, default_value_t = 50)]
+    pub jobs: usize,
+    /// Honest jobs, spread over threads {1, 2} × concurrency {1, 4}.
+    #[arg(long, default_value_t = 1000)]
+    pub honest: usize,
+    /// Tokens per job at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: u32,
+    /// Adversary modes to run (`agora provider --adversary` syntax).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "substitute,requantize,tamper,random,ignore-seed,drop-system,prefill-attack"
+    )]
+    pub modes: Vec<String>,
+    /// Threads of the auditing engine and of the adversaries (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `agora bench chain`.

@@ -4,6 +4,8 @@ mod auditors;
 mod bench;
 mod bench_chain;
 mod bench_infer;
+mod bench_verify;
+mod economics;
 mod channel;
 mod cli;
 mod devnet;
@@ -141,6 +143,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Chain(args)) => bench_chain::run(args).await,
         Command::Bench(BenchCommand::Infer(args)) => {
             tokio::task::spawn_blocking(move || bench_infer::run(args)).await?
+        }
+        Command::Bench(BenchCommand::Verify(args)) => {
+            tokio::task::spawn_blocking(move || bench_verify::run(args)).await?
         }
         Command::Validator(args) => auditors::run(args).await,
         Command::Verify(command) => {
