@@ -407,9 +407,9 @@ fn print_tables(r: &Value) {
     println!("| figure | value |");
     println!("|---|---|");
     println!(
-        "| false positives | {} / {} ({:.3}%) |",
-        h["false_positives"],
-        h["jobs"],
+        "| false positives | {:.0} / {:.0} ({:.3}%) |",
+        f(&h["false_positives"]),
+        f(&h["jobs"]),
         100.0 * f(&h["false_positive_rate"])
     );
     println!(
