@@ -5,11 +5,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use agora_types::audit::{assigned_auditor, is_selected};
-use agora_types::{AccountId, Hash32, ModelId};
+use agora_types::{AccountId, Hash32, ModelId, TxKind};
 
 use crate::ports::{
-    Action, AuditChain, AuditError, BatchInfo, CheckOutcome, FetchError, JobChecker,
-    TranscriptSource,
+    AuditChain, AuditError, BatchInfo, CheckOutcome, FetchError, JobChecker, TranscriptSource,
 };
 use crate::weights::{commitment, landing_epoch, weights_from_scores, PendingReveal};
 
@@ -232,7 +231,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                     evidence,
                     missing,
                 } => {
-                    let action = Action::Verdict {
+                    let action = TxKind::SubmitVerdict {
                         batch: job.batch.id,
                         index: job.index,
                         leaf,
@@ -280,7 +279,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             {
                 Judgement::Retry => {}
                 Judgement::Done { passed, .. } => {
-                    let action = Action::Vote {
+                    let action = TxKind::VoteDispute {
                         dispute: dispute.id,
                         agree: !passed,
                     };
@@ -311,7 +310,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
         };
         if let Some(pending) = self.pending_reveal.take() {
             if pending.epoch + 1 == epoch {
-                let action = Action::RevealWeights {
+                let action = TxKind::RevealWeights {
                     model,
                     weights: pending.weights,
                     salt: pending.salt,
@@ -336,7 +335,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
         let hash = commitment(&self.config.me, &model, &weights, &salt);
         match self
             .chain
-            .submit(Action::CommitWeights { model, hash })
+            .submit(TxKind::CommitWeights { model, hash })
             .await
         {
             Ok(()) => {

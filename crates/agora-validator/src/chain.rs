@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use tokio::sync::OnceCell;
+
 use agora_chain_client::ChainClient;
+use agora_ledger::Params;
 use agora_types::{AccountId, Amount, Hash32, Keypair, ModelId, TxKind};
 
-use crate::ports::{Action, AuditChain, AuditError, BatchInfo, DisputeInfo, ProviderScore};
+use crate::ports::{AuditChain, AuditError, BatchInfo, DisputeInfo, ProviderScore};
 
 /// How long a verdict or vote may take to be included.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -17,12 +20,25 @@ const RANDOMNESS_LOOKAHEAD: u64 = 8;
 pub struct RpcChain {
     client: ChainClient,
     key: Keypair,
+    /// The genesis parameters, read once: they never change.
+    params: OnceCell<Params>,
 }
 
 impl RpcChain {
     /// Read from and submit to the node at `client`, signing as `key`.
     pub fn new(client: ChainClient, key: Keypair) -> Self {
-        RpcChain { client, key }
+        RpcChain {
+            client,
+            key,
+            params: OnceCell::new(),
+        }
+    }
+
+    /// The chain's parameters, fetched on first use.
+    async fn params(&self) -> Result<&Params, AuditError> {
+        self.params
+            .get_or_try_init(|| async { self.client.params().await.map_err(chain_error) })
+            .await
     }
 }
 
@@ -82,23 +98,11 @@ impl AuditChain for RpcChain {
     }
 
     async fn audit_rate_ppm(&self) -> Result<u32, AuditError> {
-        Ok(self
-            .client
-            .params()
-            .await
-            .map_err(chain_error)?
-            .audit
-            .audit_rate_ppm)
+        Ok(self.params().await?.audit.audit_rate_ppm)
     }
 
     async fn audit_window(&self) -> Result<u64, AuditError> {
-        Ok(self
-            .client
-            .params()
-            .await
-            .map_err(chain_error)?
-            .audit
-            .audit_window_blocks)
+        Ok(self.params().await?.audit.audit_window_blocks)
     }
 
     async fn disputes(&self) -> Result<Vec<DisputeInfo>, AuditError> {
@@ -132,12 +136,7 @@ impl AuditChain for RpcChain {
     }
 
     async fn tempo_blocks(&self) -> Result<u64, AuditError> {
-        Ok(self
-            .client
-            .params()
-            .await
-            .map_err(chain_error)?
-            .tempo_blocks)
+        Ok(self.params().await?.tempo_blocks)
     }
 
     async fn scores(&self, model: &ModelId) -> Result<Vec<ProviderScore>, AuditError> {
@@ -162,33 +161,7 @@ impl AuditChain for RpcChain {
             .collect())
     }
 
-    async fn submit(&self, action: Action) -> Result<(), AuditError> {
-        let kind = match action {
-            Action::Verdict {
-                batch,
-                index,
-                leaf,
-                passed,
-                evidence,
-            } => TxKind::SubmitVerdict {
-                batch,
-                index,
-                leaf,
-                passed,
-                evidence,
-            },
-            Action::Vote { dispute, agree } => TxKind::VoteDispute { dispute, agree },
-            Action::CommitWeights { model, hash } => TxKind::CommitWeights { model, hash },
-            Action::RevealWeights {
-                model,
-                weights,
-                salt,
-            } => TxKind::RevealWeights {
-                model,
-                weights,
-                salt,
-            },
-        };
+    async fn submit(&self, kind: TxKind) -> Result<(), AuditError> {
         self.client
             .send_and_wait(&self.key, kind, SUBMIT_TIMEOUT)
             .await

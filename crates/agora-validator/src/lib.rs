@@ -26,7 +26,7 @@ pub use auditor::{Auditor, AuditorConfig, AuditorStats};
 pub use chain::RpcChain;
 pub use http::HttpTranscripts;
 pub use ports::{
-    Action, AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker,
+    AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker,
     ProviderScore, TranscriptSource,
 };
 pub use replay::EngineChecker;

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use agora_types::audit::JobProof;
-use agora_types::{AccountId, Amount, Hash32, ModelId, Transcript};
+use agora_types::{AccountId, Amount, Hash32, ModelId, Transcript, TxKind};
 
 /// A committed batch of receipts, as the auditor needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,47 +43,6 @@ pub struct DisputeInfo {
     pub voted: Vec<AccountId>,
     /// Height of the block that opened it.
     pub opened_at: u64,
-}
-
-/// A transaction the auditor wants on chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// The outcome of auditing one job.
-    Verdict {
-        /// The batch.
-        batch: Hash32,
-        /// The leaf index.
-        index: u64,
-        /// The receipt leaf audited (zero when the transcript never came).
-        leaf: Hash32,
-        /// Whether the job passed.
-        passed: bool,
-        /// Hash of what the verdict rests on.
-        evidence: Hash32,
-    },
-    /// A committee vote on a dispute.
-    Vote {
-        /// The dispute.
-        dispute: Hash32,
-        /// True when the re-check also failed the job.
-        agree: bool,
-    },
-    /// Commit to this epoch's weights over a model's providers.
-    CommitWeights {
-        /// The model (market).
-        model: ModelId,
-        /// `weights_commitment(me, model, weights, salt)`.
-        hash: Hash32,
-    },
-    /// Reveal the weights committed in the previous epoch.
-    RevealWeights {
-        /// The model (market).
-        model: ModelId,
-        /// Weight per provider.
-        weights: Vec<(AccountId, u16)>,
-        /// The salt the commitment hid them with.
-        salt: Hash32,
-    },
 }
 
 /// What the chain records about one provider of a model, the basis of weights.
@@ -169,8 +128,8 @@ pub trait AuditChain: Send + Sync {
         &self,
         model: &ModelId,
     ) -> impl Future<Output = Result<Vec<ProviderScore>, AuditError>> + Send;
-    /// Sign and submit a transaction, waiting until it is included.
-    fn submit(&self, action: Action) -> impl Future<Output = Result<(), AuditError>> + Send;
+    /// Sign and submit a verdict, vote or weights transaction, waiting until it is included.
+    fn submit(&self, kind: TxKind) -> impl Future<Output = Result<(), AuditError>> + Send;
 }
 
 /// Where transcripts come from: the provider that ran the job.

@@ -9,10 +9,10 @@ use agora_types::audit::{is_selected, receipt_leaf, JobProof};
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
     hash_tokens, weights_commitment, AccountId, Amount, ChatMessage, Hash32, JobInput, Keypair,
-    ModelId, Price, Receipt, SamplingParams, Transcript, Usage,
+    ModelId, Price, Receipt, SamplingParams, Transcript, TxKind, Usage,
 };
 use agora_validator::{
-    Action, AuditChain, AuditError, Auditor, AuditorConfig, BatchInfo, CheckOutcome, DisputeInfo,
+    AuditChain, AuditError, Auditor, AuditorConfig, BatchInfo, CheckOutcome, DisputeInfo,
     FetchError, JobChecker, ProviderScore, TranscriptSource,
 };
 use rand::{Rng, SeedableRng};
@@ -34,7 +34,7 @@ struct ChainState {
     window: u64,
     disputes: Vec<DisputeInfo>,
     endpoints: HashMap<AccountId, String>,
-    submitted: Vec<(AccountId, Action)>,
+    submitted: Vec<(AccountId, TxKind)>,
     tempo: u64,
     scores: Vec<ProviderScore>,
 }
@@ -82,9 +82,9 @@ impl AuditChain for FakeChain {
     async fn scores(&self, _model: &ModelId) -> Result<Vec<ProviderScore>, AuditError> {
         Ok(self.state.lock().unwrap().scores.clone())
     }
-    async fn submit(&self, action: Action) -> Result<(), AuditError> {
+    async fn submit(&self, action: TxKind) -> Result<(), AuditError> {
         let mut s = self.state.lock().unwrap();
-        if let Action::Vote { dispute, .. } = &action {
+        if let TxKind::VoteDispute { dispute, .. } = &action {
             let d = s.disputes.iter_mut().find(|d| &d.id == dispute);
             let d = d.ok_or_else(|| AuditError::Chain("no such dispute".into()))?;
             if d.voted.contains(&self.signer) {
@@ -288,7 +288,7 @@ fn verdicts(w: &World) -> Vec<(AccountId, u64, bool)> {
         .submitted
         .iter()
         .filter_map(|(who, a)| match a {
-            Action::Verdict { index, passed, .. } => Some((*who, *index, *passed)),
+            TxKind::SubmitVerdict { index, passed, .. } => Some((*who, *index, *passed)),
             _ => None,
         })
         .collect()
@@ -442,7 +442,7 @@ async fn committee_members_vote_once_by_their_own_recheck() {
         .submitted
         .iter()
         .filter_map(|(who, a)| match a {
-            Action::Vote { dispute, agree } => Some((*who, *dispute, *agree)),
+            TxKind::VoteDispute { dispute, agree } => Some((*who, *dispute, *agree)),
             _ => None,
         })
         .collect();
@@ -479,7 +479,7 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
     a.step().await.unwrap();
     a.step().await.unwrap();
     let me = w.auditors[0].account();
-    let actions: Vec<Action> = w
+    let actions: Vec<TxKind> = w
         .chain
         .lock()
         .unwrap()
@@ -487,7 +487,7 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
         .iter()
         .map(|(_, a)| a.clone())
         .collect();
-    let [Action::CommitWeights { model, hash }] = actions.as_slice() else {
+    let [TxKind::CommitWeights { model, hash }] = actions.as_slice() else {
         panic!("one commitment in epoch 1, nothing else: {actions:?}");
     };
     assert_eq!(*model, MODEL);
@@ -498,7 +498,7 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
     assert_eq!(w.chain.lock().unwrap().submitted.len(), 1);
     w.chain.lock().unwrap().head = 41;
     a.step().await.unwrap();
-    let actions: Vec<Action> = w
+    let actions: Vec<TxKind> = w
         .chain
         .lock()
         .unwrap()
@@ -507,7 +507,7 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
         .map(|(_, a)| a.clone())
         .collect();
     assert_eq!(actions.len(), 3, "{actions:?}");
-    let Action::RevealWeights {
+    let TxKind::RevealWeights {
         model,
         weights,
         salt,
@@ -521,6 +521,6 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
         "a provider with a failure gets nothing"
     );
     assert_eq!(weights_commitment(&me, model, weights, salt), *hash);
-    assert!(matches!(actions[2], Action::CommitWeights { .. }));
+    assert!(matches!(actions[2], TxKind::CommitWeights { .. }));
     assert_eq!((a.stats().weight_commits, a.stats().weight_reveals), (2, 1));
 }
