@@ -57,32 +57,23 @@ fn provider<'a>(status: &'a Value, account: &str) -> Option<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampering_provider_is_caught_slashed_and_deregistered() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let devnet = common::Agora::start(&[
-        "devnet",
-        "--data-dir",
-        data,
-        "--http",
-        "127.0.0.1:0",
-        "--rpc",
-        "127.0.0.1:0",
-        "--provider-http",
-        "127.0.0.1:0",
-        "--cheater-http",
-        "127.0.0.1:0",
-        "--p2p",
-        "127.0.0.1:0",
-        "--threads",
-        "1",
-        "--adversary",
-        "tamper",
-        "--audit-rate-ppm",
-        "1000000",
-        "--batch-secs",
-        "1",
-        "--tempo-blocks",
-        "10",
-    ]);
+    let devnet = common::devnet_with(
+        dir.path(),
+        &[
+            "--cheater-http",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--adversary",
+            "tamper",
+            "--audit-rate-ppm",
+            "1000000",
+            "--batch-secs",
+            "1",
+            "--tempo-blocks",
+            "10",
+        ],
+    );
     let base = devnet.value("OpenAI base URL");
     let rpc = devnet.value("chain RPC");
     let honest_url = devnet.value("provider");

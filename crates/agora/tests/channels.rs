@@ -36,32 +36,23 @@ async fn channels_of(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_gateway_pays_the_provider_through_a_channel() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
     // A tiny deposit, so the gateway must top the channel up as jobs add up.
-    let devnet = common::Agora::start(&[
-        "devnet",
-        "--data-dir",
-        data,
-        "--http",
-        "127.0.0.1:0",
-        "--rpc",
-        "127.0.0.1:0",
-        "--provider-http",
-        "127.0.0.1:0",
-        "--p2p",
-        "127.0.0.1:0",
-        "--threads",
-        "2",
-        "--auditors",
-        "0",
-        "--batch-secs",
-        "1",
-        "--channel-deposit",
-        "3",
-        // No reward epochs: emission payouts would move the balances compared here.
-        "--tempo-blocks",
-        "0",
-    ]);
+    let devnet = common::devnet_with(
+        dir.path(),
+        &[
+            "--threads",
+            "2",
+            "--auditors",
+            "0",
+            "--batch-secs",
+            "1",
+            "--channel-deposit",
+            "3",
+            // No reward epochs: emission payouts would move the balances compared here.
+            "--tempo-blocks",
+            "0",
+        ],
+    );
     let rpc = devnet.value("chain RPC");
     let base = devnet.value("OpenAI base URL");
     let provider_url = devnet.value("provider");

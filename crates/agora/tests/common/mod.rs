@@ -98,8 +98,13 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
 
 /// Start a devnet on free ports under `dir`.
 pub fn devnet(dir: &Path) -> Agora {
+    devnet_with(dir, &["--threads", "2"])
+}
+
+/// Start a devnet on free ports under `dir` with `extra` flags (including `--threads`).
+pub fn devnet_with(dir: &Path, extra: &[&str]) -> Agora {
     let dir = dir.to_str().expect("utf-8 temp dir");
-    Agora::start(&[
+    let mut args = vec![
         "devnet",
         "--data-dir",
         dir,
@@ -111,9 +116,9 @@ pub fn devnet(dir: &Path) -> Agora {
         "127.0.0.1:0",
         "--p2p",
         "127.0.0.1:0",
-        "--threads",
-        "2",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Agora::start(&args)
 }
 
 /// `agora status --json` against `rpc`.
