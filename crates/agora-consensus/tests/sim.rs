@@ -7,22 +7,12 @@ use std::time::Duration;
 
 use commonware_runtime::{deterministic, Clock, Runner, Supervisor};
 
-use common::{accounts_and_genesis, good_link, seeds, transfers, Cluster, FUNDING};
+use common::{
+    accounts_and_genesis, expected_balances, good_link, seeds, transfers, Cluster, FUNDING,
+};
 
 const ACCOUNTS: usize = 6;
 const LIMIT: Duration = Duration::from_secs(600);
-
-/// Expected balances after all `transfers(keys, rounds)` apply.
-fn expected_balances(n: usize, rounds: u64) -> Vec<u64> {
-    (0..n)
-        .map(|i| {
-            let sent = rounds * (10 + i as u64);
-            let prev = (i + n - 1) % n;
-            let received = rounds * (10 + prev as u64);
-            FUNDING - sent + received
-        })
-        .collect()
-}
 
 fn run_safety(seed: u64) -> String {
     let runner = deterministic::Runner::new(

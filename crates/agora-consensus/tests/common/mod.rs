@@ -17,6 +17,14 @@ use agora_consensus::{
 };
 use agora_ledger::{Genesis, GenesisAccount, State};
 use agora_types::{Hash32, Keypair, SignedTransaction, Transaction, TxKind};
+use commonware_consensus::{
+    simplex::{
+        elector::RoundRobin,
+        mocks::{conflicter, equivocator, relay::Relay},
+    },
+    types::Epoch,
+};
+use commonware_cryptography::Sha256;
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_runtime::{deterministic, Clock, Handle, Quota, Spawner, Supervisor};
 use commonware_utils::{channel::mpsc, probability, NZUsize, NZU32};
@@ -26,13 +34,60 @@ pub const CHAIN_ID: &str = "agora-sim";
 /// Initial balance of every funded account.
 pub const FUNDING: u64 = 1_000_000;
 
-/// Seeds to run the multi-seed tests over: `AGORA_SIM_SEEDS` (count), default `default`.
+/// Seeds to run the multi-seed tests over: `AGORA_SIM_SEED` (one seed, to replay a
+/// failure), else `AGORA_SIM_SEEDS` (count, from 1000), else `default` of them.
 pub fn seeds(default: u64) -> Vec<u64> {
-    let n = std::env::var("AGORA_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(default);
+    let env = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    if let Some(seed) = env("AGORA_SIM_SEED") {
+        return vec![seed];
+    }
+    let n = env("AGORA_SIM_SEEDS").unwrap_or(default);
     (0..n).map(|i| 1000 + i).collect()
+}
+
+/// Run `scenario` once per seed, keep going past failures, then fail listing every
+/// failing seed with the command that replays it.
+pub fn run_seeds(test: &str, seeds: &[u64], scenario: impl Fn(u64) + std::panic::RefUnwindSafe) {
+    let mut failed = Vec::new();
+    for &seed in seeds {
+        if let Err(panic) = std::panic::catch_unwind(|| scenario(seed)) {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!("{test}: seed {seed} FAILED: {why}");
+            failed.push(seed);
+        }
+    }
+    eprintln!("{test}: {} seeds, {} failed", seeds.len(), failed.len());
+    assert!(
+        failed.is_empty(),
+        "{test} failed for seeds {failed:?}; replay one with AGORA_SIM_SEED=<seed> cargo test -p agora-consensus --test faults {test}"
+    );
+}
+
+/// Expected balances after all `transfers(keys, rounds)` over `n` accounts apply.
+pub fn expected_balances(n: usize, rounds: u64) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let sent = rounds * (10 + i as u64);
+            let prev = (i + n - 1) % n;
+            let received = rounds * (10 + prev as u64);
+            FUNDING - sent + received
+        })
+        .collect()
+}
+
+/// What a simulated validator runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The real agora validator.
+    Honest,
+    /// Byzantine: answers every notarize/finalize vote with a conflicting one too.
+    Conflicter,
+    /// Byzantine: as leader, sends one proposal to a victim and another to the rest.
+    Equivocator,
 }
 
 /// What one validator's sink recorded; shared with the test (it survives crashes,
@@ -162,8 +217,18 @@ pub fn good_link() -> Link {
 }
 
 impl Cluster {
-    /// Build the network (all pairs linked) and start `n` validators.
+    /// Build the network (all pairs linked) and start `n` honest validators.
     pub async fn start(context: deterministic::Context, n: usize, genesis: Genesis) -> Self {
+        Self::start_roles(context, &vec![Role::Honest; n], genesis).await
+    }
+
+    /// Build the network (all pairs linked) and start one validator per role.
+    pub async fn start_roles(
+        context: deterministic::Context,
+        roles: &[Role],
+        genesis: Genesis,
+    ) -> Self {
+        let n = roles.len();
         let keys = agora_consensus::devnet_keys(7, n).expect("devnet keys");
         let (network, oracle) = simulated::Network::new_with_peers(
             context.child("network"),
@@ -194,8 +259,11 @@ impl Cluster {
             },
         };
         cluster.link_all(good_link()).await;
-        for i in 0..n {
-            cluster.spawn(i);
+        for (i, role) in roles.iter().enumerate() {
+            match role {
+                Role::Honest => cluster.spawn(i),
+                byzantine => cluster.spawn_byzantine(i, *byzantine),
+            }
         }
         cluster
     }
@@ -260,31 +328,46 @@ impl Cluster {
             .child("validator")
             .with_attribute("index", i)
             .spawn(move |context| async move {
-                let quota = Quota::per_second(NZU32!(10_000));
-                let mut reg = Vec::new();
-                for ch in [
-                    CHANNEL_VOTE,
-                    CHANNEL_CERTIFICATE,
-                    CHANNEL_RESOLVER,
-                    CHANNEL_BROADCAST,
-                    CHANNEL_BACKFILL,
-                ] {
-                    reg.push(control.register(ch, quota).await.expect("register"));
-                }
-                let mut reg = reg.into_iter();
-                let mut next = || reg.next().expect("five channels");
-                let channels = Channels {
-                    vote: next(),
-                    certificate: next(),
-                    resolver: next(),
-                    broadcast: next(),
-                    backfill: next(),
-                };
+                let channels = register(&control).await;
                 let _handles =
                     start_validator(context, config, sink, manager, control.clone(), channels)
                         .await
                         .expect("start validator");
                 futures::future::pending::<()>().await;
+            });
+        self.handles[i] = Some(handle);
+    }
+
+    /// Start validator `i` as a Byzantine `role` signing with its real keys.
+    pub fn spawn_byzantine(&mut self, i: usize, role: Role) {
+        assert!(self.handles[i].is_none(), "validator {i} already running");
+        let control = self.oracle.control(self.pk(i));
+        let scheme = self.keys.validators[i].scheme.clone();
+        let handle = self
+            .context
+            .child("byzantine")
+            .with_attribute("index", i)
+            .spawn(move |context| async move {
+                let channels = register(&control).await;
+                let actor = match role {
+                    Role::Conflicter => conflicter::Conflicter::<_, _, Sha256>::new(
+                        context.child("conflicter"),
+                        conflicter::Config { scheme },
+                    )
+                    .start(channels.vote),
+                    Role::Equivocator => equivocator::Equivocator::<_, _, _, Sha256>::new(
+                        context.child("equivocator"),
+                        equivocator::Config {
+                            scheme,
+                            elector: RoundRobin::<Sha256>::default(),
+                            epoch: Epoch::zero(),
+                            relay: Arc::new(Relay::default()),
+                        },
+                    )
+                    .start(channels.vote, channels.certificate),
+                    Role::Honest => unreachable!("honest validators use spawn"),
+                };
+                let _ = actor.await;
             });
         self.handles[i] = Some(handle);
     }
@@ -350,12 +433,25 @@ impl Cluster {
     /// delivered contiguously and once each, and supply is conserved. Returns the
     /// common height.
     pub fn assert_consistent(&self, expected_supply: u128) -> u64 {
-        let logs: Vec<_> = self.logs.iter().map(|l| l.lock().unwrap()).collect();
+        let all: Vec<usize> = (0..self.n()).collect();
+        self.assert_consistent_among(&all, expected_supply)
+    }
+
+    /// [`Cluster::assert_consistent`] over the validators in `which` only.
+    pub fn assert_consistent_among(&self, which: &[usize], expected_supply: u128) -> u64 {
+        let logs: Vec<_> = which
+            .iter()
+            .map(|&i| self.logs[i].lock().unwrap())
+            .collect();
         for (i, log) in logs.iter().enumerate() {
             let expected: Vec<u64> = (1..=log.height()).collect();
-            assert_eq!(log.order, expected, "validator {i} delivery order");
+            assert_eq!(log.order, expected, "validator {} delivery order", which[i]);
             for (h, s) in &log.supply {
-                assert_eq!(*s, expected_supply, "validator {i} supply at height {h}");
+                assert_eq!(
+                    *s, expected_supply,
+                    "validator {} supply at height {h}",
+                    which[i]
+                );
             }
         }
         let common = logs.iter().map(|l| l.height()).min().unwrap_or(0);
@@ -380,5 +476,32 @@ impl Cluster {
     pub async fn assert_no_blocks(&self) {
         let blocked = self.oracle.blocked().await.expect("oracle");
         assert!(blocked.is_empty(), "peers blocked: {blocked:?}");
+    }
+}
+
+/// Register the five validator channels on `control`.
+async fn register(
+    control: &simulated::Control<PublicKey, deterministic::Context>,
+) -> Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>>
+{
+    let quota = Quota::per_second(NZU32!(10_000));
+    let mut reg = Vec::new();
+    for ch in [
+        CHANNEL_VOTE,
+        CHANNEL_CERTIFICATE,
+        CHANNEL_RESOLVER,
+        CHANNEL_BROADCAST,
+        CHANNEL_BACKFILL,
+    ] {
+        reg.push(control.register(ch, quota).await.expect("register"));
+    }
+    let mut reg = reg.into_iter();
+    let mut next = || reg.next().expect("five channels");
+    Channels {
+        vote: next(),
+        certificate: next(),
+        resolver: next(),
+        broadcast: next(),
+        backfill: next(),
     }
 }
