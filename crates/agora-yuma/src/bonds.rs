@@ -75,8 +75,11 @@ pub(crate) fn ema_bonds(
         };
         let old_norm = |y: usize| prev_div[old[y].0 as usize].apply(old[y].1 as u128);
         let mut push = |c: u16, d: u64, b: u64| {
-            // d, b <= 1.0 = 2^32 and alpha + keep = 1e6 < 2^20: fits u64.
-            let v = (alpha * d + keep * b) / PPM as u64;
+            // d, b <= 1.0 = 2^32 and alpha + keep = 1e6 < 2^20: fits u64. Kept
+            // at 1e6 times the EMA: the column normalisation below removes the
+            // scale, and dividing first would lose precision when α ≈ 1 leaves
+            // only a few hundred ppm of tiny old bonds.
+            let v = alpha * d + keep * b;
             if v > 0 {
                 out.push((c, v));
             }
