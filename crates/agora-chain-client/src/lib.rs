@@ -210,6 +210,22 @@ impl ChainClient {
         self.read::<Submitted>(url, resp).await.map(|s| s.id)
     }
 
+    /// Submit several signed transactions in one request (`POST /txs`, at most
+    /// 1,000), applied in order; each gets its own outcome.
+    pub async fn submit_batch(
+        &self,
+        txs: &[agora_types::SignedTransaction],
+    ) -> Result<Vec<agora_types::rpc::BatchItem>, ClientError> {
+        let url = format!("{}/txs", self.base);
+        let body = agora_types::rpc::SubmitTxs {
+            txs: txs.iter().map(|t| hex::encode(codec::encode(t))).collect(),
+        };
+        let resp = self.http.post(&url).json(&body).send().await;
+        self.read::<agora_types::rpc::SubmittedBatch>(url, resp)
+            .await
+            .map(|b| b.results)
+    }
+
     /// Sign `kind` with `key` at the account's next nonce, submit it, and wait
     /// until it is committed (or `timeout` passes).
     pub async fn send_and_wait(

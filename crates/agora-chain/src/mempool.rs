@@ -76,7 +76,12 @@ impl Mempool {
         self.pending = state.clone();
         for tx in remaining {
             let height = self.pending.height + 1;
-            if self.pending.apply_tx(&tx, height).is_ok() {
+            // Its signature was verified on admission.
+            if self
+                .pending
+                .apply_tx_signature_verified(&tx, height)
+                .is_ok()
+            {
                 self.ids.insert(tx.id());
                 self.txs.push_back(tx);
             }

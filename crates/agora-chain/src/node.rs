@@ -164,6 +164,11 @@ impl Node {
         *lock(&self.inner.relay) = Some(relay);
     }
 
+    /// Whether transaction `id` waits in the mempool (its signature was verified on admission).
+    pub fn in_mempool(&self, id: &Hash32) -> bool {
+        lock(&self.inner.mempool).contains(id)
+    }
+
     /// Up to `max` waiting transactions, oldest first (a proposer's candidates).
     pub fn pending_txs(&self, max: usize) -> Vec<SignedTransaction> {
         lock(&self.inner.mempool).peek(max)

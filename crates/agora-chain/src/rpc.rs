@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use agora_types::rpc::{
-    AccountInfo, AccountProof, BatchPage, BlockFinality, ChainStatus, ChannelInfo, Head,
-    ProviderAccount, ProviderAuditStatus, RpcErrorBody, RpcErrorDetail, SubmitTx, Submitted,
-    SupplyInfo, TxStatus, ValidatorStake,
+    AccountInfo, AccountProof, BatchItem, BatchPage, BlockFinality, ChainStatus, ChannelInfo, Head,
+    ProviderAccount, ProviderAuditStatus, RpcErrorBody, RpcErrorDetail, SubmitTx, SubmitTxs,
+    Submitted, SubmittedBatch, SupplyInfo, TxStatus, ValidatorStake,
 };
 use agora_types::{codec, AccountId, Dispute, Hash32, ReceiptBatch, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
@@ -21,6 +21,8 @@ use crate::{ChainError, Node, SubmitError};
 
 /// Largest accepted request body.
 const MAX_BODY_BYTES: usize = 1 << 20;
+/// Most transactions in one `POST /txs`.
+const MAX_BATCH_TXS: usize = 1_000;
 /// Longest a `GET /tx/{id}?wait_ms=` call may wait.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Batches per `GET /batches` page (a page may exceed it to finish a height).
@@ -71,6 +73,7 @@ impl Node {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/tx", post(submit))
+            .route("/txs", post(submit_batch))
             .route("/tx/{id}", get(tx_status))
             .route("/head", get(head))
             .route("/status", get(status))
@@ -97,18 +100,60 @@ async fn submit(
     State(node): State<Node>,
     body: Result<Json<SubmitTx>, JsonRejection>,
 ) -> Result<Json<Submitted>, ApiError> {
-    let Json(body) = body.map_err(|e| match e.status() {
+    let Json(body) = body.map_err(json_rejection)?;
+    Ok(Json(Submitted {
+        id: submit_one(&node, &body.tx)?,
+    }))
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
+    match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
         }
         _ => bad_request("malformed", e.body_text()),
-    })?;
-    let bytes = hex::decode(body.tx.trim())
+    }
+}
+
+/// Decode one hex transaction and hand it to the mempool.
+fn submit_one(node: &Node, hex_tx: &str) -> Result<Hash32, ApiError> {
+    let bytes = hex::decode(hex_tx.trim())
         .map_err(|e| bad_request("malformed", format!("tx is not hex: {e}")))?;
     let tx: SignedTransaction =
         codec::decode(&bytes).map_err(|e| ApiError::from(SubmitError::Malformed(e.to_string())))?;
-    let id = node.submit(tx)?;
-    Ok(Json(Submitted { id }))
+    Ok(node.submit(tx)?)
+}
+
+/// Submit up to [`MAX_BATCH_TXS`] transactions in order; each gets its own
+/// outcome, so one refusal does not stop the rest.
+async fn submit_batch(
+    State(node): State<Node>,
+    body: Result<Json<SubmitTxs>, JsonRejection>,
+) -> Result<Json<SubmittedBatch>, ApiError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    if body.txs.len() > MAX_BATCH_TXS {
+        return Err(bad_request(
+            "too_many",
+            format!(
+                "{} transactions in one batch; at most {MAX_BATCH_TXS}",
+                body.txs.len()
+            ),
+        ));
+    }
+    let results = body
+        .txs
+        .iter()
+        .map(|hex_tx| match submit_one(&node, hex_tx) {
+            Ok(id) => BatchItem::Accepted { id },
+            Err(ApiError(_, code, message)) => BatchItem::Refused {
+                error: RpcErrorDetail {
+                    code: code.into(),
+                    message,
+                },
+            },
+        })
+        .collect();
+    Ok(Json(SubmittedBatch { results }))
 }
 
 #[derive(Deserialize)]

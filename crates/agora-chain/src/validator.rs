@@ -51,6 +51,11 @@ impl TxSource for MempoolSource {
             tracing::debug!(error = %e, "gossiped transaction not admitted");
         }
     }
+
+    fn signature_verified(&self, tx: &SignedTransaction) -> bool {
+        // The mempool admits only verified transactions, keyed by an id that covers the signature.
+        self.0.in_mempool(&tx.id())
+    }
 }
 
 /// Finalized blocks land in the node's store.

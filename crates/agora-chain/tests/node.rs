@@ -5,7 +5,7 @@ use std::time::Duration;
 use agora_chain::{ChainConfig, ChainError, Node};
 use agora_chain_client::{ChainClient, ClientError};
 use agora_ledger::{Genesis, GenesisAccount};
-use agora_types::rpc::TxStatus;
+use agora_types::rpc::{BatchItem, TxStatus};
 use agora_types::{Hash32, Keypair, Transaction, TxKind};
 
 fn genesis(keys: &[&Keypair]) -> Genesis {
@@ -187,6 +187,59 @@ async fn full_mempool_pushes_back() {
     rpc.submit(&transfer("node-test", &a, &b, 2, 1))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn batches_apply_in_order_with_an_outcome_per_transaction() {
+    let (a, b) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(
+        dir.path(),
+        &genesis(&[&a, &b]),
+        Keypair::generate(),
+        ChainConfig::default(),
+    )
+    .unwrap();
+    let rpc = serve(&node).await;
+    let batch = vec![
+        transfer("node-test", &a, &b, 0, 10),
+        transfer("node-test", &a, &b, 1, 20),
+        // Refused (nonce 1 is taken by the line above) without stopping the rest.
+        transfer("node-test", &a, &b, 1, 30),
+        transfer("node-test", &a, &b, 2, 40),
+        transfer("node-test", &b, &a, 0, 5_000),
+    ];
+    let results = rpc.submit_batch(&batch).await.unwrap();
+    let outcome: Vec<Result<Hash32, String>> = results
+        .into_iter()
+        .map(|r| match r {
+            BatchItem::Accepted { id } => Ok(id),
+            BatchItem::Refused { error } => Err(error.code),
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        vec![
+            Ok(batch[0].id()),
+            Ok(batch[1].id()),
+            Err("bad_nonce".into()),
+            Ok(batch[3].id()),
+            Err("insufficient_balance".into()),
+        ]
+    );
+    let block = node.produce_block(1).unwrap();
+    assert_eq!(
+        block.txs,
+        vec![batch[0].clone(), batch[1].clone(), batch[3].clone()]
+    );
+    assert_eq!(rpc.account(&a.account()).await.unwrap().balance, 930);
+
+    // Over the batch limit: refused as a whole.
+    let too_many = vec![transfer("node-test", &a, &b, 3, 1); 1_001];
+    assert_eq!(
+        rejected_code(rpc.submit_batch(&too_many).await),
+        (400, "too_many".into())
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use agora_ledger::{apply_block, State};
+use agora_ledger::{apply_block_with, State};
 use agora_types::{Block, Hash32};
 use commonware_actor::Feedback;
 use commonware_codec::Encode;
@@ -147,7 +147,7 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
         let id = to_hash(&commonware_cryptography::Digestible::digest(block.inner()));
         let state = match self.ledger.state_after(&id) {
             Some(s) if s.height == agora.header.height => s,
-            _ => match apply_block(parent, agora) {
+            _ => match apply_block_with(parent, agora, |tx| self.txs.signature_verified(tx)) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
                     // Only possible if more than f validators are faulty, or local state is corrupt.

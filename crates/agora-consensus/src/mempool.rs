@@ -14,6 +14,11 @@ pub trait TxSource: Clone + Send + Sync + 'static {
     fn on_finalized(&self, block: &Block, state: &State);
     /// A transaction gossiped by a peer; duplicates and invalid ones are dropped.
     fn admit(&self, tx: SignedTransaction);
+    /// Whether this exact signed transaction's signature was already verified
+    /// here (so block checks can skip it). `false` is always safe.
+    fn signature_verified(&self, _tx: &SignedTransaction) -> bool {
+        false
+    }
 }
 
 /// A FIFO pool in memory; finalized and stale (nonce already used) transactions are evicted.

@@ -29,13 +29,23 @@ pub struct BuiltBlock {
 /// Build the next block on `state`: apply each candidate transaction in order,
 /// keep the ones that succeed, and seal the header with the resulting roots.
 pub fn build_block(state: &State, candidate: BlockCandidate) -> BuiltBlock {
+    build_block_with(state, candidate, |_| false)
+}
+
+/// [`build_block`], skipping the signature check of the candidates for which
+/// `verified` holds (the caller verified those exact signed bytes already).
+pub fn build_block_with(
+    state: &State,
+    candidate: BlockCandidate,
+    verified: impl Fn(&SignedTransaction) -> bool,
+) -> BuiltBlock {
     let height = state.height + 1;
     let mut next = state.clone();
     next.begin_block(height);
     let mut txs = Vec::with_capacity(candidate.txs.len());
     let mut rejected = Vec::new();
     for tx in candidate.txs {
-        match next.apply_tx(&tx, height) {
+        match apply_checked(&mut next, &tx, height, &verified) {
             Ok(()) => txs.push(tx),
             Err(e) => rejected.push((tx.id(), e)),
         }
@@ -64,6 +74,19 @@ pub fn build_block(state: &State, candidate: BlockCandidate) -> BuiltBlock {
 /// Apply a block to `state`, checking every header field and transaction.
 /// Returns the new state; on error `state` is untouched.
 pub fn apply_block(state: &State, block: &Block) -> Result<State, BlockError> {
+    apply_block_with(state, block, |_| false)
+}
+
+/// [`apply_block`], skipping the signature check of the transactions for which
+/// `verified` holds (the caller verified those exact signed bytes already,
+/// e.g. its mempool admitted them). The result is the same as
+/// [`apply_block`]'s whenever `verified` only names correctly signed
+/// transactions; signature checks are most of the cost of a block of transfers.
+pub fn apply_block_with(
+    state: &State,
+    block: &Block,
+    verified: impl Fn(&SignedTransaction) -> bool,
+) -> Result<State, BlockError> {
     let h = &block.header;
     if h.chain_id != state.chain_id {
         return Err(BlockError::WrongChain {
@@ -95,12 +118,13 @@ pub fn apply_block(state: &State, block: &Block) -> Result<State, BlockError> {
     let mut next = state.clone();
     next.begin_block(h.height);
     for (index, tx) in block.txs.iter().enumerate() {
-        next.apply_tx(tx, h.height)
-            .map_err(|error| BlockError::InvalidTx {
+        apply_checked(&mut next, tx, h.height, &verified).map_err(|error| {
+            BlockError::InvalidTx {
                 index,
                 id: tx.id(),
                 error,
-            })?;
+            }
+        })?;
     }
     next.height = h.height;
     next.last_timestamp_ms = h.timestamp_ms;
@@ -113,4 +137,18 @@ pub fn apply_block(state: &State, block: &Block) -> Result<State, BlockError> {
     }
     next.last_block_id = h.id();
     Ok(next)
+}
+
+/// Apply `tx`, verifying its signature unless `verified` vouches for it.
+fn apply_checked(
+    state: &mut State,
+    tx: &SignedTransaction,
+    height: u64,
+    verified: &impl Fn(&SignedTransaction) -> bool,
+) -> Result<(), TxError> {
+    if verified(tx) {
+        state.apply_tx_signature_verified(tx, height)
+    } else {
+        state.apply_tx(tx, height)
+    }
 }

@@ -19,7 +19,9 @@ mod state;
 mod weights;
 
 pub use audits::AuditParams;
-pub use block::{apply_block, build_block, BlockCandidate, BuiltBlock};
+pub use block::{
+    apply_block, apply_block_with, build_block, build_block_with, BlockCandidate, BuiltBlock,
+};
 pub use channels::Channel;
 pub use emission::block_emission;
 pub use error::{BlockError, GenesisError, TxError};

@@ -21,6 +21,37 @@ pub struct Submitted {
     pub id: Hash32,
 }
 
+/// `POST /txs` body: several transactions, applied to the mempool in order
+/// (consecutive nonces of one sender may share a batch).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitTxs {
+    /// Hex of each canonical encoding.
+    pub txs: Vec<String>,
+}
+
+/// One transaction's outcome in a `POST /txs` answer: its id, or why it was refused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchItem {
+    /// Admitted to the mempool.
+    Accepted {
+        /// Transaction id.
+        id: Hash32,
+    },
+    /// Refused; the same error a lone `POST /tx` would give.
+    Refused {
+        /// The error.
+        error: RpcErrorDetail,
+    },
+}
+
+/// `POST /txs` answer: one item per submitted transaction, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmittedBatch {
+    /// Outcomes in submission order.
+    pub results: Vec<BatchItem>,
+}
+
 /// Where a transaction stands (`GET /tx/{id}`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

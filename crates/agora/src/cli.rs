@@ -182,18 +182,25 @@ pub struct BenchVerifyArgs {
 /// `agora bench chain`.
 #[derive(Args, Debug)]
 pub struct BenchChainArgs {
-    /// Chain RPC URL.
-    #[arg(long, default_value = "http://127.0.0.1:26657")]
-    pub rpc: String,
+    /// Chain RPC URLs, comma-separated; the load is spread over them (the
+    /// first one also serves the idle latency run and block observation).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:26657")]
+    pub rpc: Vec<String>,
     /// Key file of a funded account (e.g. DIR/faucet.key).
     #[arg(long)]
     pub key: PathBuf,
-    /// Transactions timed one at a time.
+    /// Transactions timed one at a time on an idle chain.
     #[arg(long, default_value_t = 30)]
     pub txs: usize,
-    /// Transactions in the throughput burst.
-    #[arg(long, default_value_t = 500)]
-    pub burst: usize,
+    /// Offered load of the steady run, in transfers per second (0 skips it).
+    #[arg(long, default_value_t = 6_000)]
+    pub rate: u64,
+    /// Length of the steady run in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Sending accounts of the steady run (funded from `--key` first).
+    #[arg(long, default_value_t = 64)]
+    pub senders: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
