@@ -95,6 +95,7 @@ impl SubmitError {
                 TxError::InvalidField { .. } => "invalid_field",
                 TxError::Overflow => "overflow",
                 TxError::NotAValidator(_) => "not_a_validator",
+                TxError::ConsensusKeyTaken(_) => "consensus_key_taken",
                 TxError::InsufficientStake { .. } => "insufficient_stake",
                 TxError::UnknownChannel(_) => "unknown_channel",
                 TxError::NotChannelParty { .. } => "not_channel_party",

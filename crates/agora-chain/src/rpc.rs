@@ -84,6 +84,7 @@ impl Node {
             .route("/finality/{height}", get(finality))
             .route("/proof/account/{id}", get(account_proof))
             .route("/validators", get(validators))
+            .route("/committee", get(committee))
             .route("/params", get(params))
             .route("/channel/{id}", get(channel))
             .route("/batches", get(batches))
@@ -327,6 +328,17 @@ async fn account_proof(
 
 async fn params(State(node): State<Node>) -> Json<agora_ledger::Params> {
     Json(node.state().params.clone())
+}
+
+/// The consensus committee elected from stake at the last committee epoch
+/// boundary, with what the current stake would elect now.
+async fn committee(State(node): State<Node>) -> Json<serde_json::Value> {
+    let state = node.state();
+    Json(serde_json::json!({
+        "epoch_blocks": state.params.committee.epoch_blocks,
+        "current": state.committee,
+        "candidates": state.elect_committee(),
+    }))
 }
 
 async fn validators(State(node): State<Node>) -> Json<Vec<ValidatorStake>> {

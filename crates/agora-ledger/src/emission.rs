@@ -42,6 +42,7 @@ impl State {
         self.mint_emission();
         self.prune_audits(height);
         self.distribute_rewards(height);
+        self.maybe_elect_committee(height);
     }
 
     /// Mint this block's emission into the pool.

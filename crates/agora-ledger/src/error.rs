@@ -105,6 +105,9 @@ pub enum TxError {
     /// A balance would overflow.
     #[error("amount overflow")]
     Overflow,
+    /// Another validator already announced this consensus key.
+    #[error("consensus key {0} is already announced by another validator")]
+    ConsensusKeyTaken(AccountId),
     /// The account has no bonded stake as a validator.
     #[error("{0} is not a validator")]
     NotAValidator(AccountId),

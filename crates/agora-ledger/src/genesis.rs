@@ -120,6 +120,8 @@ impl Genesis {
             provider_audits: BTreeMap::new(),
             earnings: BTreeMap::new(),
             markets: Default::default(),
+            validator_endpoints: BTreeMap::new(),
+            committee: Default::default(),
         })
     }
 }

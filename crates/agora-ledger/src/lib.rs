@@ -9,6 +9,7 @@
 mod audits;
 mod block;
 mod channels;
+mod committee;
 mod emission;
 mod error;
 mod genesis;
@@ -23,6 +24,10 @@ pub use block::{
     apply_block, apply_block_with, build_block, build_block_with, BlockCandidate, BuiltBlock,
 };
 pub use channels::Channel;
+pub use committee::{
+    Committee, CommitteeMember, CommitteeParams, ValidatorEndpoint, DEFAULT_COMMITTEE_EPOCH_BLOCKS,
+    DEFAULT_MAX_COMMITTEE, MAX_P2P_ADDR_LEN,
+};
 pub use emission::block_emission;
 pub use error::{BlockError, GenesisError, TxError};
 pub use genesis::{Genesis, GenesisAccount};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audits::AuditParams;
 use crate::channels::Channel;
+use crate::committee::{Committee, CommitteeParams, ValidatorEndpoint};
 use crate::staking::{Unbonding, Validator};
 use crate::weights::Markets;
 use crate::TxError;
@@ -44,6 +45,10 @@ const PROVIDER_AUDITS_PREFIX: u8 = 11;
 const EARNINGS_PREFIX: u8 = 16;
 /// Key of the (single) weights-and-bonds leaf.
 const MARKETS_PREFIX: u8 = 17;
+/// Key prefix of validator endpoint leaves.
+const ENDPOINT_PREFIX: u8 = 18;
+/// Key of the (single) committee leaf.
+const COMMITTEE_PREFIX: u8 = 19;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -107,6 +112,9 @@ pub struct Params {
     /// and the emission pool is paid out at each epoch's first block (0: never).
     #[serde(default = "default_tempo_blocks")]
     pub tempo_blocks: u64,
+    /// Consensus committee election: the `[params.committee]` table.
+    #[serde(default)]
+    pub committee: CommitteeParams,
 }
 
 fn default_tempo_blocks() -> u64 {
@@ -164,6 +172,7 @@ impl Default for Params {
             audit: AuditParams::default(),
             max_royalty_ppm: DEFAULT_MAX_ROYALTY_PPM,
             tempo_blocks: DEFAULT_TEMPO_BLOCKS,
+            committee: CommitteeParams::default(),
         }
     }
 }
@@ -213,6 +222,10 @@ pub struct State {
     pub earnings: BTreeMap<AccountId, Earnings>,
     /// Weight commitments, reveals, bonds and consensus per model.
     pub markets: Markets,
+    /// Consensus endpoints announced by validators, by staking account.
+    pub validator_endpoints: BTreeMap<AccountId, ValidatorEndpoint>,
+    /// The consensus committee elected at the last committee epoch boundary.
+    pub committee: Committee,
 }
 
 impl State {
@@ -293,6 +306,13 @@ impl State {
         out.push(merkle::leaf_hash(
             &[MARKETS_PREFIX],
             &codec::encode(&self.markets),
+        ));
+        out.extend(self.validator_endpoints.iter().map(|(id, e)| {
+            merkle::leaf_hash(&entry_key(ENDPOINT_PREFIX, &id.0), &codec::encode(e))
+        }));
+        out.push(merkle::leaf_hash(
+            &[COMMITTEE_PREFIX],
+            &codec::encode(&self.committee),
         ));
         out
     }
@@ -402,6 +422,10 @@ impl State {
             TxKind::BondValidator { amount, take_ppm } => {
                 self.bond_validator(tx.from, *amount, *take_ppm)?
             }
+            TxKind::AnnounceValidator {
+                consensus_key,
+                p2p_addr,
+            } => self.announce_validator(tx.from, *consensus_key, p2p_addr)?,
             TxKind::Delegate { validator, amount } => {
                 self.delegate(tx.from, *validator, *amount)?
             }

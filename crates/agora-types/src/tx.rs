@@ -87,6 +87,15 @@ pub enum TxKind {
         /// Take rate on delegators' rewards, parts per million.
         take_ppm: u32,
     },
+    /// A bonded validator announces (or replaces) the consensus key its node
+    /// signs with and the `host:port` peers reach it at; only validators with
+    /// an endpoint can be elected to the consensus committee.
+    AnnounceValidator {
+        /// The node's ed25519 consensus public key.
+        consensus_key: AccountId,
+        /// `host:port` of its p2p listener.
+        p2p_addr: String,
+    },
     /// Bond stake to a validator on the sender's behalf.
     Delegate {
         /// The validator.

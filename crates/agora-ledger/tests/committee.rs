@@ -1,0 +1,216 @@
+//! The consensus committee: only bonded validators announce endpoints, keys
+//! are unique, and at each committee epoch boundary (and only there) the
+//! validators with the most bonded stake among those with endpoints are
+//! elected, identically however the stake got there.
+
+use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError};
+use agora_types::{AccountId, Keypair, SignedTransaction, Transaction, TxKind};
+use proptest::prelude::*;
+
+const CHAIN: &str = "committee-test";
+const EPOCH: u64 = 4;
+const MAX: u32 = 3;
+
+fn keys(n: u8) -> Vec<Keypair> {
+    (0..n).map(|i| Keypair::from_seed([i + 90; 32])).collect()
+}
+
+fn genesis(keys: &[Keypair]) -> State {
+    let mut g = Genesis {
+        chain_id: CHAIN.into(),
+        timestamp_ms: 0,
+        params: Default::default(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                id: k.account(),
+                balance: 1_000_000,
+            })
+            .collect(),
+        models: vec![],
+    };
+    g.params.emission_per_block = 0;
+    g.params.committee.epoch_blocks = EPOCH;
+    g.params.committee.max_members = MAX;
+    g.state().unwrap()
+}
+
+fn signed(s: &State, key: &Keypair, kind: TxKind) -> SignedTransaction {
+    Transaction {
+        chain_id: CHAIN.into(),
+        from: key.account(),
+        nonce: s.account(&key.account()).nonce,
+        kind,
+    }
+    .sign(key)
+}
+
+/// One block with at most one transaction; returns its rejection, if any.
+fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
+    let built = build_block(
+        s,
+        BlockCandidate {
+            proposer: AccountId([0; 32]),
+            timestamp_ms: s.last_timestamp_ms + 1,
+            txs: tx.into_iter().collect(),
+        },
+    );
+    *s = built.state;
+    built.rejected.into_iter().next().map(|(_, e)| e)
+}
+
+fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
+    let tx = signed(s, key, kind);
+    block(s, Some(tx))
+}
+
+fn announce(i: usize) -> TxKind {
+    TxKind::AnnounceValidator {
+        consensus_key: AccountId([i as u8 + 1; 32]),
+        p2p_addr: format!("127.0.0.1:{}", 27_000 + i),
+    }
+}
+
+fn bond(amount: u64) -> TxKind {
+    TxKind::BondValidator {
+        amount,
+        take_ppm: 0,
+    }
+}
+
+fn members(s: &State) -> Vec<AccountId> {
+    s.committee.members.iter().map(|m| m.validator).collect()
+}
+
+#[test]
+fn announcements_need_a_bond_a_valid_address_and_a_fresh_key() {
+    let k = keys(3);
+    let mut s = genesis(&k);
+    assert_eq!(
+        send(&mut s, &k[0], announce(0)),
+        Some(TxError::NotAValidator(k[0].account()))
+    );
+    assert_eq!(send(&mut s, &k[0], bond(100)), None);
+    let bad_addr = TxKind::AnnounceValidator {
+        consensus_key: AccountId([1; 32]),
+        p2p_addr: "no-port".into(),
+    };
+    assert!(matches!(
+        send(&mut s, &k[0], bad_addr),
+        Some(TxError::InvalidField {
+            field: "p2p_addr",
+            ..
+        })
+    ));
+    assert_eq!(send(&mut s, &k[0], announce(0)), None);
+    assert_eq!(send(&mut s, &k[1], bond(100)), None);
+    // Validator 1 may not claim validator 0's consensus key.
+    assert_eq!(
+        send(&mut s, &k[1], announce(0)),
+        Some(TxError::ConsensusKeyTaken(AccountId([1; 32])))
+    );
+    // Validator 0 may re-announce (a new address) with its own key.
+    let moved = TxKind::AnnounceValidator {
+        consensus_key: AccountId([1; 32]),
+        p2p_addr: "10.0.0.5:9000".into(),
+    };
+    assert_eq!(send(&mut s, &k[0], moved), None);
+    assert_eq!(
+        s.validator_endpoints[&k[0].account()].p2p_addr,
+        "10.0.0.5:9000"
+    );
+}
+
+#[test]
+fn the_committee_changes_only_at_epoch_boundaries() {
+    let k = keys(5);
+    let mut s = genesis(&k);
+    // Stakes 100, 200, 300, 400 for validators 0..4 with endpoints; 4 bonds most but never announces.
+    for (i, key) in k.iter().enumerate().take(4) {
+        assert_eq!(send(&mut s, key, bond(100 * (i as u64 + 1))), None);
+        assert_eq!(send(&mut s, key, announce(i)), None);
+    }
+    assert_eq!(send(&mut s, &k[4], bond(10_000)), None);
+    // Advance to the next boundary: the top 3 by stake among announced
+    // validators, largest first, are elected there.
+    block(&mut s, None);
+    while !s.height.is_multiple_of(EPOCH) {
+        block(&mut s, None);
+    }
+    assert_eq!(s.committee.epoch, s.height / EPOCH);
+    assert_eq!(
+        members(&s),
+        vec![k[3].account(), k[2].account(), k[1].account()]
+    );
+    let elected = s.committee.clone();
+
+    // Validator 0 gains stake mid-epoch: no change until the next boundary.
+    assert_eq!(send(&mut s, &k[0], bond(1_000)), None);
+    assert!(!s.height.is_multiple_of(EPOCH));
+    assert_eq!(s.committee, elected);
+    while !s.height.is_multiple_of(EPOCH) {
+        block(&mut s, None);
+    }
+    assert_eq!(
+        members(&s),
+        vec![k[0].account(), k[3].account(), k[2].account()]
+    );
+    assert_eq!(s.committee.members[0].stake, 1_100);
+    assert_eq!(s.committee.epoch, elected.epoch + 1);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Bond { who: usize, amount: u64 },
+    Announce { who: usize },
+    Unbond { who: usize, amount: u64 },
+    Empty,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..6usize, 1..500u64).prop_map(|(who, amount)| Op::Bond { who, amount }),
+        2 => (0..6usize).prop_map(|who| Op::Announce { who }),
+        1 => (0..6usize, 1..300u64).prop_map(|(who, amount)| Op::Unbond { who, amount }),
+        2 => Just(Op::Empty),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After any sequence, the committee is exactly the top `MAX` announced
+    /// validators by stake as of its election block, it changed only at
+    /// boundaries, and it is never emptied once elected.
+    #[test]
+    fn committee_is_the_stake_top_at_each_boundary(ops in prop::collection::vec(op(), 1..40)) {
+        let k = keys(6);
+        let mut s = genesis(&k);
+        let mut last = s.committee.clone();
+        for op in ops {
+            let before = s.clone();
+            match op {
+                Op::Bond { who, amount } => { send(&mut s, &k[who], bond(amount)); }
+                Op::Announce { who } => { send(&mut s, &k[who], announce(who)); }
+                Op::Unbond { who, amount } => {
+                    send(&mut s, &k[who], TxKind::Unbond { validator: k[who].account(), amount });
+                }
+                Op::Empty => { block(&mut s, None); }
+            }
+            if s.committee != last {
+                prop_assert_eq!(s.height % EPOCH, 0, "committee changed off a boundary");
+                prop_assert!(!s.committee.members.is_empty());
+                // Elected from the stake as of the previous block.
+                prop_assert_eq!(&s.committee.members, &before.elect_committee());
+                last = s.committee.clone();
+            } else if s.height.is_multiple_of(EPOCH) {
+                // A boundary without change: nobody to elect, or the same set again.
+                let fresh = before.elect_committee();
+                prop_assert!(fresh.is_empty() || fresh == s.committee.members);
+            }
+            let m = &s.committee.members;
+            prop_assert!(m.len() <= MAX as usize);
+            prop_assert!(m.windows(2).all(|w| w[0].stake >= w[1].stake));
+        }
+    }
+}
