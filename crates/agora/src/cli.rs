@@ -40,6 +40,8 @@ pub enum Command {
     Unstake(crate::stake::UnstakeArgs),
     /// Delegate stake to a validator.
     Delegate(crate::stake::DelegateArgs),
+    /// Announce a bonded validator's consensus key and p2p address (committee candidacy).
+    Announce(crate::stake::AnnounceArgs),
     /// A client's payment channels: open, top up, close, finish.
     #[command(subcommand)]
     Channel(crate::channel::ChannelCommand),

@@ -129,6 +129,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Stake(args) => stake::stake(args).await,
         Command::Unstake(args) => stake::unstake(args).await,
         Command::Delegate(args) => stake::delegate(args).await,
+        Command::Announce(args) => stake::announce(args).await,
         Command::Channel(command) => channel::run(command).await,
         Command::Model(ModelCommand::Fetch { substitute }) => {
             let path = if substitute {

@@ -65,6 +65,47 @@ pub struct DelegateArgs {
     pub chain: ChainOpts,
 }
 
+/// `agora announce`.
+#[derive(Args, Debug)]
+pub struct AnnounceArgs {
+    /// Key file of the bonded validator (its staking account).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Hex ed25519 public key the validator's node signs consensus with.
+    #[arg(long)]
+    pub consensus_key: String,
+    /// `host:port` the node's p2p listener is reachable at.
+    #[arg(long)]
+    pub p2p: String,
+    /// RPC and output flags.
+    #[command(flatten)]
+    pub chain: ChainOpts,
+}
+
+/// Announce a bonded validator's consensus key and p2p address, making it
+/// eligible for the committee elected at the next committee epoch boundary.
+pub async fn announce(args: AnnounceArgs) -> Result<()> {
+    let key = keys::load(&args.key)?;
+    let consensus_key = parse_account("--consensus-key", &args.consensus_key)?;
+    let chain = ChainClient::new(&args.chain.rpc);
+    let kind = TxKind::AnnounceValidator {
+        consensus_key,
+        p2p_addr: args.p2p.clone(),
+    };
+    let done = send(&chain, &key, kind, "announce").await?;
+    print(
+        args.chain.json,
+        json!({"tx": done.id, "height": done.height, "validator": key.account(),
+            "consensus_key": consensus_key, "p2p_addr": args.p2p}),
+        format!(
+            "announced validator {} at {} (consensus key {consensus_key}) in block {}",
+            key.account(),
+            args.p2p,
+            done.height
+        ),
+    )
+}
+
 /// Bond the key's stake as a validator.
 pub async fn stake(args: StakeArgs) -> Result<()> {
     let key = keys::load(&args.key)?;

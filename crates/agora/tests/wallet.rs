@@ -140,6 +140,46 @@ async fn wallet_stake_and_channel_commands() {
     );
     assert_eq!(u(&own["validator"]["self_stake"]), 999_999);
 
+    // Committee candidacy: the bonded validator announces its endpoint; a
+    // non-validator cannot.
+    let consensus_key = "11".repeat(32);
+    let announced = ok_json(
+        &rpc,
+        &[
+            "announce",
+            "--key",
+            &path("alice.key"),
+            "--consensus-key",
+            &consensus_key,
+            "--p2p",
+            "127.0.0.1:27999",
+        ],
+    );
+    assert_eq!(announced["validator"], alice.as_str());
+    let (ok, _, err) = common::run(&[
+        "announce",
+        "--key",
+        &path("prov.key"),
+        "--consensus-key",
+        &"22".repeat(32),
+        "--p2p",
+        "127.0.0.1:27998",
+        "--rpc",
+        &rpc,
+    ]);
+    assert!(!ok && err.contains("not a validator"), "{err}");
+    let committee: Value = reqwest::get(format!("{rpc}/committee"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let candidates = committee["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 1, "{committee}");
+    assert_eq!(candidates[0]["validator"], alice.as_str());
+    assert_eq!(candidates[0]["endpoint"]["p2p_addr"], "127.0.0.1:27999");
+    assert_eq!(u(&candidates[0]["stake"]), 999_999 + 200);
+
     // Alice owns a model with a 10% royalty; the provider serves it.
     let chain = ChainClient::new(&rpc);
     let alice_key: Keypair = std::fs::read_to_string(path("alice.key"))
