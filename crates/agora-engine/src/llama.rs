@@ -30,9 +30,13 @@ pub struct LlamaEngineConfig {
     pub queue_capacity: usize,
     /// Tokens decoded per llama.cpp call (decode steps plus prompt chunks).
     pub batch_size: u32,
-    /// Jobs decoded together in one batch (continuous batching); each gets
-    /// its own `context_length` of KV cache.
+    /// Jobs decoded together in one batch (continuous batching).
     pub max_sequences: usize,
+    /// KV-cache cells (token positions) shared by all running jobs. A job
+    /// reserves its prompt plus `max_tokens` (at most `context_length`) and
+    /// waits in the queue until that many cells are free; at least
+    /// `context_length` cells are always allocated.
+    pub kv_cells: u32,
     /// Compute TOPLOC activation commitments while generating (needs the
     /// final hidden state of every decoded token; see `agora-toploc`).
     pub commitments: bool,
@@ -46,6 +50,7 @@ impl Default for LlamaEngineConfig {
             queue_capacity: 64,
             batch_size: 512,
             max_sequences: 8,
+            kv_cells: 8192,
             commitments: true,
         }
     }
@@ -58,6 +63,8 @@ pub struct LlamaEngine {
     template: Option<LlamaChatTemplate>,
     config: LlamaEngineConfig,
     jobs: SyncSender<Job>,
+    /// The worker thread, joined by [`LlamaEngine::shutdown`].
+    worker: std::thread::JoinHandle<()>,
     /// One scoring pass at a time, so at most one scoring context is alive.
     scoring: Mutex<()>,
 }
@@ -96,7 +103,7 @@ impl LlamaEngine {
         let (ready_tx, ready_rx) = sync_channel(1);
         let worker_model = model.clone();
         let worker_config = config.clone();
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("agora-llama".into())
             .spawn(move || batch::worker(backend, &worker_model, &worker_config, &queue, &ready_tx))
             .map_err(|e| load_error(format!("cannot start worker thread: {e}")))?;
@@ -115,8 +122,17 @@ impl LlamaEngine {
             template,
             config,
             jobs,
+            worker,
             scoring: Mutex::new(()),
         })
+    }
+
+    /// Stop taking jobs, let queued and running ones finish, and wait until the
+    /// worker has freed its llama.cpp context (dropping the engine does not wait).
+    pub fn shutdown(self) {
+        let LlamaEngine { jobs, worker, .. } = self;
+        drop(jobs);
+        let _ = worker.join();
     }
 
     /// Render and tokenize a job's prompt.
