@@ -3,13 +3,6 @@
 //! each generating job plus a chunk of any waiting prompt; jobs join between
 //! steps and leave as soon as they finish. A job's tokens depend only on its
 //! own logits and (seed, position), never on what else is in the batch.
-//!
-//! The sequences share one unified pool of `kv_cells` cells: a job is admitted
-//! when its worst case (prompt plus `max_tokens`, capped at the window) fits
-//! beside the running jobs' reservations, so decoding never runs out of cells.
-//! (llama.cpp's alternative, one fixed stream of `context_length` cells per
-//! sequence, costs `max_sequences` × `context_length` cells of memory, and
-//! splits a batch into one micro-batch per run of consecutive sequence ids.)
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -44,8 +37,6 @@ pub(crate) struct Job {
 struct Slot {
     seq: i32,
     job: Job,
-    /// KV cells reserved for this job (see [`Job::cells`]).
-    cells: usize,
     /// Prompt tokens already decoded.
     prefilled: usize,
     /// Next position to write in this sequence.
@@ -67,21 +58,12 @@ struct Slot {
     prompt_rows: Vec<(i32, usize)>,
 }
 
-impl Job {
-    /// KV cells the job can fill: its prompt plus every generated token but
-    /// the last (never decoded), within the window.
-    fn cells(&self, window: usize) -> usize {
-        (self.prompt.len() + self.params.max_tokens as usize).min(window)
-    }
-}
-
 impl Slot {
-    fn new(seq: i32, job: Job, cells: usize, commitments: bool) -> Self {
+    fn new(seq: i32, job: Job, commitments: bool) -> Self {
         let stops = StopMatcher::new(&job.params.stop);
         Slot {
             seq,
             job,
-            cells,
             prefilled: 0,
             pos: 0,
             pending: None,
@@ -158,12 +140,11 @@ pub(crate) fn worker(
     let threads = i32::try_from(config.threads.max(1)).unwrap_or(i32::MAX);
     let max_seqs = config.max_sequences.clamp(1, 256);
     let window = config.context_length.max(16);
-    let pool = config.kv_cells.max(window);
     let batch_size = config.batch_size.max(max_seqs as u32);
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(pool))
+        .with_n_ctx(NonZeroU32::new(window.saturating_mul(max_seqs as u32)))
         .with_n_seq_max(max_seqs as u32)
-        .with_kv_unified(true)
+        .with_kv_unified(false)
         .with_n_batch(batch_size)
         .with_n_ubatch(batch_size)
         .with_n_threads(threads)
@@ -190,22 +171,9 @@ pub(crate) fn worker(
     let mut batch = LlamaBatch::new(batch_size as usize, max_seqs as i32);
     let mut slots: Vec<Slot> = Vec::with_capacity(max_seqs);
     let mut free: Vec<i32> = (0..max_seqs as i32).rev().collect();
-    let mut cells = Cells {
-        pool: pool as usize,
-        window: window as usize,
-        reserved: 0,
-        waiting: None,
-    };
     let mut open = true;
     loop {
-        open &= admit(
-            queue,
-            &mut slots,
-            &mut free,
-            &mut cells,
-            &mut ctx,
-            config.commitments,
-        );
+        open &= admit(queue, &mut slots, &mut free, &mut ctx, config.commitments);
         if slots.is_empty() {
             if !open {
                 return;
@@ -216,14 +184,14 @@ pub(crate) fn worker(
             tracing::warn!(%message, "batch decode failed; failing its jobs");
             for slot in slots.drain(..) {
                 let _ = slot.send(EngineEvent::Failed(message.clone()));
-                release(&mut ctx, &mut free, &mut cells, &slot);
+                release(&mut ctx, &mut free, slot.seq);
             }
         }
         let mut i = 0;
         while i < slots.len() {
             if slots[i].done || slots[i].job.events.is_closed() {
                 let slot = slots.swap_remove(i);
-                release(&mut ctx, &mut free, &mut cells, &slot);
+                release(&mut ctx, &mut free, slot.seq);
             } else {
                 i += 1;
             }
@@ -231,50 +199,30 @@ pub(crate) fn worker(
     }
 }
 
-/// The KV-cell pool's bookkeeping.
-struct Cells {
-    /// Cells in the context.
-    pool: usize,
-    /// Context window of one job.
-    window: usize,
-    /// Cells reserved by running jobs.
-    reserved: usize,
-    /// The next job in line, taken from the queue but not yet fitting.
-    waiting: Option<Job>,
-}
-
-/// Move queued jobs into free sequences, in arrival order, while their cells
-/// fit. Blocks only when nothing is running. Returns false once the queue is
-/// closed.
+/// Move queued jobs into free sequences. Blocks only when nothing is running.
+/// Returns false once the queue is closed.
 fn admit(
     queue: &Receiver<Job>,
     slots: &mut Vec<Slot>,
     free: &mut Vec<i32>,
-    cells: &mut Cells,
     ctx: &mut LlamaContext<'_>,
     commitments: bool,
 ) -> bool {
     while let Some(&seq) = free.last() {
-        let job = match cells.waiting.take() {
-            Some(job) => job,
-            None if slots.is_empty() => match queue.recv() {
+        let job = if slots.is_empty() {
+            match queue.recv() {
                 Ok(job) => job,
                 Err(_) => return false,
-            },
-            None => match queue.try_recv() {
+            }
+        } else {
+            match queue.try_recv() {
                 Ok(job) => job,
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
-            },
+            }
         };
         if job.events.is_closed() {
             continue;
-        }
-        // A job needs at most `window` <= `pool` cells, so it fits an empty pool.
-        let need = job.cells(cells.window);
-        if cells.reserved + need > cells.pool {
-            cells.waiting = Some(job);
-            return true;
         }
         let prompt_tokens = job.prompt.iter().map(|t| t.0).collect();
         if job
@@ -286,17 +234,15 @@ fn admit(
         }
         free.pop();
         let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-        cells.reserved += need;
-        slots.push(Slot::new(seq, job, need, commitments));
+        slots.push(Slot::new(seq, job, commitments));
     }
     true
 }
 
-/// Return a slot's sequence and cells to the pool, its cache cleared.
-fn release(ctx: &mut LlamaContext<'_>, free: &mut Vec<i32>, cells: &mut Cells, slot: &Slot) {
-    let _ = ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
-    cells.reserved -= slot.cells;
-    free.push(slot.seq);
+/// Return a sequence to the pool with its cache cleared.
+fn release(ctx: &mut LlamaContext<'_>, free: &mut Vec<i32>, seq: i32) {
+    let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+    free.push(seq);
 }
 
 /// One decode step: a token for every generating slot, then prompt chunks in

@@ -30,13 +30,9 @@ pub struct LlamaEngineConfig {
     pub queue_capacity: usize,
     /// Tokens decoded per llama.cpp call (decode steps plus prompt chunks).
     pub batch_size: u32,
-    /// Jobs decoded together in one batch (continuous batching).
+    /// Jobs decoded together in one batch (continuous batching); each gets
+    /// its own `context_length` of KV cache.
     pub max_sequences: usize,
-    /// KV-cache cells (token positions) shared by all running jobs. A job
-    /// reserves its prompt plus `max_tokens` (at most `context_length`) and
-    /// waits in the queue until that many cells are free; at least
-    /// `context_length` cells are always allocated.
-    pub kv_cells: u32,
     /// Compute TOPLOC activation commitments while generating (needs the
     /// final hidden state of every decoded token; see `agora-toploc`).
     pub commitments: bool,
@@ -50,7 +46,6 @@ impl Default for LlamaEngineConfig {
             queue_capacity: 64,
             batch_size: 512,
             max_sequences: 8,
-            kv_cells: 8192,
             commitments: true,
         }
     }

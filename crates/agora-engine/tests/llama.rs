@@ -290,29 +290,6 @@ fn output_does_not_depend_on_what_else_is_in_the_batch() {
 }
 
 #[test]
-fn jobs_wait_for_kv_cells_and_then_run_unchanged() {
-    // A pool of one window: the second job's reservation does not fit beside
-    // the first's, so it waits for the first to finish instead of failing.
-    let config = LlamaEngineConfig {
-        threads: 2,
-        context_length: 256,
-        queue_capacity: 4,
-        max_sequences: 2,
-        kv_cells: 256,
-        ..Default::default()
-    };
-    let e = LlamaEngine::load(&model_path(), config).unwrap();
-    let job = |seed: u64| (chat("Tell me a story."), params(120, 0.8, seed));
-    let alone: Vec<Vec<i32>> = (0..2)
-        .map(|s| run(&e, job(s).0, job(s).1).output_tokens)
-        .collect();
-    let together: Vec<_> = (0..2).map(|s| submit(&e, job(s).0, job(s).1)).collect();
-    for (rx, alone) in together.into_iter().zip(alone) {
-        assert_eq!(drain(rx), alone);
-    }
-}
-
-#[test]
 fn a_full_queue_pushes_back_at_once() {
     let config = LlamaEngineConfig {
         threads: 2,
