@@ -58,6 +58,8 @@ pub struct LlamaEngine {
     template: Option<LlamaChatTemplate>,
     config: LlamaEngineConfig,
     jobs: SyncSender<Job>,
+    /// The worker thread, joined by [`LlamaEngine::shutdown`].
+    worker: std::thread::JoinHandle<()>,
     /// One scoring pass at a time, so at most one scoring context is alive.
     scoring: Mutex<()>,
 }
@@ -96,7 +98,7 @@ impl LlamaEngine {
         let (ready_tx, ready_rx) = sync_channel(1);
         let worker_model = model.clone();
         let worker_config = config.clone();
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("agora-llama".into())
             .spawn(move || batch::worker(backend, &worker_model, &worker_config, &queue, &ready_tx))
             .map_err(|e| load_error(format!("cannot start worker thread: {e}")))?;
@@ -115,8 +117,17 @@ impl LlamaEngine {
             template,
             config,
             jobs,
+            worker,
             scoring: Mutex::new(()),
         })
+    }
+
+    /// Stop taking jobs, let queued and running ones finish, and wait until the
+    /// worker has freed its llama.cpp context (dropping the engine does not wait).
+    pub fn shutdown(self) {
+        let LlamaEngine { jobs, worker, .. } = self;
+        drop(jobs);
+        let _ = worker.join();
     }
 
     /// Render and tokenize a job's prompt.

@@ -139,7 +139,8 @@ fn scoring(engine: &LlamaEngine) -> Result<ScoringFigures> {
     })
 }
 
-/// Peak resident set size of this process, in MiB (Linux).
+/// Peak resident set size of this process since start or since the last
+/// [`reset_peak_rss`], in MiB (Linux `VmHWM`).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -147,7 +148,24 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Reset the peak RSS to the current RSS (Linux: `5` into `clear_refs`), so
+/// the next phase's peak is its own. Returns false where that is not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak RSS of each phase of the run, in MiB.
+struct RssFigures {
+    /// The engine (what a provider process holds) through every stream count.
+    engine: Option<f64>,
+    /// The reference loop alone, after the engine was shut down.
+    reference: Option<f64>,
+}
+
 /// Run the benchmark and print a table (or JSON).
+///
+/// The engine runs first and is shut down (its context freed) before the
+/// reference loop starts, so only one llama.cpp context computes at a time.
 pub fn run(args: BenchInferArgs) -> Result<()> {
     let path = match args.model.clone() {
         Some(p) => p,
@@ -176,14 +194,26 @@ pub fn run(args: BenchInferArgs) -> Result<()> {
     let engine_decode = single.tokens.saturating_sub(1) as f64 / single.first_to_last.as_secs_f64();
     let engine_prefill = prompt_tokens as f64 / single.ttft.as_secs_f64();
 
-    let mut rows = Vec::new();
+    let mut ours = Vec::new();
     for &streams in &args.streams {
-        let ours = engine_aggregate(&engine, args.tokens, streams)?;
+        ours.push(engine_aggregate(&engine, args.tokens, streams)?);
+    }
+    let engine_rss = peak_rss_mib();
+    let scored = scoring(&engine)?;
+    Arc::try_unwrap(engine)
+        .map_err(|_| anyhow::anyhow!("engine still shared after its jobs"))?
+        .shutdown();
+
+    let reset = reset_peak_rss();
+    let mut rows = Vec::new();
+    for (&streams, ours) in args.streams.iter().zip(ours) {
         let reference = reference_loop(&path, threads, PROMPT, args.tokens, streams)?;
         rows.push((streams, ours, reference));
     }
-    let scored = scoring(&engine)?;
-    let rss = peak_rss_mib();
+    let rss = RssFigures {
+        engine: engine_rss,
+        reference: peak_rss_mib().filter(|_| reset),
+    };
     print(
         &args,
         &path,
@@ -194,7 +224,7 @@ pub fn run(args: BenchInferArgs) -> Result<()> {
         single.ttft,
         &rows,
         &scored,
-        rss,
+        &rss,
     );
     Ok(())
 }
@@ -210,7 +240,7 @@ fn print(
     ttft: Duration,
     rows: &[(usize, f64, agora_engine::ReferenceFigures)],
     scored: &ScoringFigures,
-    rss: Option<f64>,
+    rss: &RssFigures,
 ) {
     let one = rows.iter().find(|r| r.0 == 1).map(|r| &r.2);
     if args.json {
@@ -222,7 +252,8 @@ fn print(
             "model": path, "threads": threads, "prompt_tokens": prompt_tokens, "tokens_per_stream": args.tokens,
             "engine": {"prefill_tokens_per_s": prefill, "decode_tokens_per_s": decode, "ttft_ms": ttft.as_secs_f64() * 1e3},
             "reference_single": one.map(|r| json!({"prefill_tokens_per_s": r.prefill_tokens_per_s, "decode_tokens_per_s": r.decode_tokens_per_s})),
-            "aggregate": streams, "peak_rss_mib": rss,
+            "aggregate": streams,
+            "engine_peak_rss_mib": rss.engine, "reference_peak_rss_mib": rss.reference,
             "scoring": {"prompt_tokens": scored.prompt_tokens, "output_tokens": scored.output_tokens,
                 "generation_tokens_per_s": scored.generation_tokens_per_s,
                 "prefill_scoring_tokens_per_s": scored.scoring_tokens_per_s,
@@ -280,7 +311,11 @@ fn print(
         "| prefill scoring / generation | {:.1} | | |",
         scored.scoring_tokens_per_s / scored.generation_tokens_per_s
     );
-    if let Some(rss) = rss {
-        println!("| peak RSS of the process (MiB) | {rss:.0} | | |");
-    }
+    let mib = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.0}"));
+    println!(
+        "| peak RSS (MiB), up to {} streams | {} | {} | |",
+        args.streams.iter().copied().max().unwrap_or(1),
+        mib(rss.engine),
+        mib(rss.reference)
+    );
 }
