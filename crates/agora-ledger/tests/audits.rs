@@ -4,12 +4,14 @@
 //! sequences keep supply + burned = genesis + emitted, slash only on a
 //! confirmed majority, and slash a provider at most once.
 
-use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError};
+mod common;
+
+use agora_ledger::{State, TxError};
 use agora_types::audit::{batch_id, dispute_id};
-use agora_types::{
-    AccountId, Hash32, Keypair, ModelEntry, Price, SignedTransaction, Transaction, TxKind, Voucher,
-};
+use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind, Voucher};
 use proptest::prelude::*;
+
+use common::{block, send};
 
 const CHAIN: &str = "audits-test";
 const AUDIT_WINDOW: u64 = 20;
@@ -37,55 +39,14 @@ fn model() -> ModelEntry {
 }
 
 fn keys(n: u8) -> Vec<Keypair> {
-    (0..n).map(|i| Keypair::from_seed([i + 70; 32])).collect()
+    common::keys(n, 70)
 }
 
 fn genesis(keys: &[Keypair]) -> State {
-    let mut g = Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance: 10_000,
-            })
-            .collect(),
-        models: vec![model()],
-    };
+    let mut g = common::genesis(CHAIN, keys, 10_000, vec![model()]);
     g.params.audit.audit_window_blocks = AUDIT_WINDOW;
     g.params.audit.dispute_window_blocks = DISPUTE_WINDOW;
     g.state().unwrap()
-}
-
-fn signed(s: &State, key: &Keypair, kind: TxKind) -> SignedTransaction {
-    Transaction {
-        chain_id: CHAIN.into(),
-        from: key.account(),
-        nonce: s.account(&key.account()).nonce,
-        kind,
-    }
-    .sign(key)
-}
-
-/// One block through the real builder; returns the transaction's rejection.
-fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
-    let built = build_block(
-        s,
-        BlockCandidate {
-            proposer: AccountId([0; 32]),
-            timestamp_ms: s.last_timestamp_ms + 1,
-            txs: tx.into_iter().collect(),
-        },
-    );
-    *s = built.state;
-    built.rejected.into_iter().next().map(|(_, e)| e)
-}
-
-fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
-    let tx = signed(s, key, kind);
-    block(s, Some(tx))
 }
 
 fn ok(s: &mut State, key: &Keypair, kind: TxKind) {

@@ -3,8 +3,12 @@
 //! validators with the most bonded stake among those with endpoints are
 //! elected, identically however the stake got there.
 
-use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError};
-use agora_types::{AccountId, Keypair, SignedTransaction, Transaction, TxKind};
+mod common;
+
+use agora_ledger::{State, TxError};
+use agora_types::{AccountId, Keypair, TxKind};
+
+use common::{block, send};
 use proptest::prelude::*;
 
 const CHAIN: &str = "committee-test";
@@ -12,56 +16,15 @@ const EPOCH: u64 = 4;
 const MAX: u32 = 3;
 
 fn keys(n: u8) -> Vec<Keypair> {
-    (0..n).map(|i| Keypair::from_seed([i + 90; 32])).collect()
+    common::keys(n, 90)
 }
 
 fn genesis(keys: &[Keypair]) -> State {
-    let mut g = Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance: 1_000_000,
-            })
-            .collect(),
-        models: vec![],
-    };
+    let mut g = common::genesis(CHAIN, keys, 1_000_000, vec![]);
     g.params.emission_per_block = 0;
     g.params.committee.epoch_blocks = EPOCH;
     g.params.committee.max_members = MAX;
     g.state().unwrap()
-}
-
-fn signed(s: &State, key: &Keypair, kind: TxKind) -> SignedTransaction {
-    Transaction {
-        chain_id: CHAIN.into(),
-        from: key.account(),
-        nonce: s.account(&key.account()).nonce,
-        kind,
-    }
-    .sign(key)
-}
-
-/// One block with at most one transaction; returns its rejection, if any.
-fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
-    let built = build_block(
-        s,
-        BlockCandidate {
-            proposer: AccountId([0; 32]),
-            timestamp_ms: s.last_timestamp_ms + 1,
-            txs: tx.into_iter().collect(),
-        },
-    );
-    *s = built.state;
-    built.rejected.into_iter().next().map(|(_, e)| e)
-}
-
-fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
-    let tx = signed(s, key, kind);
-    block(s, Some(tx))
 }
 
 fn announce(i: usize) -> TxKind {

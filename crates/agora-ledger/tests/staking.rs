@@ -2,65 +2,27 @@
 //! stake is still slashable; random sequences conserve supply plus burned
 //! stake and keep each validator's delegated total equal to its delegations.
 
-use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError, PPM};
-use agora_types::{AccountId, Keypair, SignedTransaction, Transaction, TxKind};
+mod common;
+
+use agora_ledger::{State, TxError, PPM};
+use agora_types::{Keypair, TxKind};
+
+use common::{block, send};
 use proptest::prelude::*;
 
 const CHAIN: &str = "staking-test";
 const UNBONDING: u64 = 5;
 
 fn keys(n: u8) -> Vec<Keypair> {
-    (0..n).map(|i| Keypair::from_seed([i + 40; 32])).collect()
+    common::keys(n, 40)
 }
 
 fn genesis(keys: &[Keypair], balance: u64) -> State {
-    let mut g = Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance,
-            })
-            .collect(),
-        models: vec![],
-    };
+    let mut g = common::genesis(CHAIN, keys, balance, vec![]);
     g.params.unbonding_blocks = UNBONDING;
     // Emission is tested on its own (tests/emission.rs); here it would only blur balances.
     g.params.emission_per_block = 0;
     g.state().unwrap()
-}
-
-fn signed(s: &State, key: &Keypair, kind: TxKind) -> SignedTransaction {
-    Transaction {
-        chain_id: CHAIN.into(),
-        from: key.account(),
-        nonce: s.account(&key.account()).nonce,
-        kind,
-    }
-    .sign(key)
-}
-
-/// Put one transaction in the next block (through the real block builder);
-/// returns its rejection, if any.
-fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
-    let built = build_block(
-        s,
-        BlockCandidate {
-            proposer: AccountId([0; 32]),
-            timestamp_ms: s.last_timestamp_ms + 1,
-            txs: tx.into_iter().collect(),
-        },
-    );
-    *s = built.state;
-    built.rejected.into_iter().next().map(|(_, e)| e)
-}
-
-fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
-    let tx = signed(s, key, kind);
-    block(s, Some(tx))
 }
 
 #[test]

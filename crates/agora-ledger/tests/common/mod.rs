@@ -1,0 +1,64 @@
+//! Helpers the ledger's integration tests share: deterministic keys, a
+//! genesis funding them, and transactions sent through the real block builder.
+
+#![allow(dead_code)]
+
+use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError};
+use agora_types::{AccountId, Keypair, ModelEntry, SignedTransaction, Transaction, TxKind};
+
+/// `n` keys from the seeds `first`, `first + 1`, ….
+pub fn keys(n: u8, first: u8) -> Vec<Keypair> {
+    (0..n)
+        .map(|i| Keypair::from_seed([i + first; 32]))
+        .collect()
+}
+
+/// A genesis of `chain` giving every key `balance` and registering `models`;
+/// callers adjust its params before calling `state()`.
+pub fn genesis(chain: &str, keys: &[Keypair], balance: u64, models: Vec<ModelEntry>) -> Genesis {
+    Genesis {
+        chain_id: chain.into(),
+        timestamp_ms: 0,
+        params: Default::default(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                id: k.account(),
+                balance,
+            })
+            .collect(),
+        models,
+    }
+}
+
+/// `kind` signed by `key` at its next nonce on `s`'s chain.
+pub fn signed(s: &State, key: &Keypair, kind: TxKind) -> SignedTransaction {
+    Transaction {
+        chain_id: s.chain_id.clone(),
+        from: key.account(),
+        nonce: s.account(&key.account()).nonce,
+        kind,
+    }
+    .sign(key)
+}
+
+/// One block with at most one transaction, through the real block builder;
+/// returns the transaction's rejection, if any.
+pub fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
+    let built = build_block(
+        s,
+        BlockCandidate {
+            proposer: AccountId([0; 32]),
+            timestamp_ms: s.last_timestamp_ms + 1,
+            txs: tx.into_iter().collect(),
+        },
+    );
+    *s = built.state;
+    built.rejected.into_iter().next().map(|(_, e)| e)
+}
+
+/// Sign `kind` and put it in the next block; returns its rejection, if any.
+pub fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
+    let tx = signed(s, key, kind);
+    block(s, Some(tx))
+}
