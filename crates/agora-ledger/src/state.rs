@@ -364,7 +364,7 @@ impl State {
         self.check_chain(stx)?;
         stx.verify_signature()
             .map_err(|_| TxError::BadSignature(stx.tx.from))?;
-        self.apply_tx_signature_verified(stx, height)
+        self.apply_authenticated(stx, height)
     }
 
     /// [`State::apply_tx`] for a transaction whose signature the caller has
@@ -376,6 +376,15 @@ impl State {
         height: Height,
     ) -> Result<(), TxError> {
         self.check_chain(stx)?;
+        self.apply_authenticated(stx, height)
+    }
+
+    /// The rest of applying a transaction once its chain and signature are checked.
+    fn apply_authenticated(
+        &mut self,
+        stx: &SignedTransaction,
+        height: Height,
+    ) -> Result<(), TxError> {
         let tx = &stx.tx;
         let sender = self.account(&tx.from);
         if tx.nonce != sender.nonce {
