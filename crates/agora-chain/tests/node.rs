@@ -32,6 +32,13 @@ async fn serve(node: &Node) -> ChainClient {
     ChainClient::new(&url)
 }
 
+/// A fresh node in `dir` with default settings, served over HTTP.
+async fn serve_new(dir: &std::path::Path, genesis: &Genesis) -> (Node, ChainClient) {
+    let node = Node::open(dir, genesis, Keypair::generate(), ChainConfig::default()).unwrap();
+    let rpc = serve(&node).await;
+    (node, rpc)
+}
+
 fn transfer(
     chain: &str,
     from: &Keypair,
@@ -62,14 +69,7 @@ fn rejected_code(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) 
 async fn transactions_commit_and_bad_ones_get_precise_errors() {
     let (a, b) = (Keypair::generate(), Keypair::generate());
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(
-        dir.path(),
-        &genesis(&[&a, &b]),
-        Keypair::generate(),
-        ChainConfig::default(),
-    )
-    .unwrap();
-    let rpc = serve(&node).await;
+    let (node, rpc) = serve_new(dir.path(), &genesis(&[&a, &b])).await;
 
     let tx = transfer("node-test", &a, &b, 0, 100);
     let id = rpc.submit(&tx).await.unwrap();
@@ -135,14 +135,7 @@ async fn transactions_commit_and_bad_ones_get_precise_errors() {
 async fn malformed_and_oversized_bodies_are_refused() {
     let a = Keypair::generate();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(
-        dir.path(),
-        &genesis(&[&a]),
-        Keypair::generate(),
-        ChainConfig::default(),
-    )
-    .unwrap();
-    let rpc = serve(&node).await;
+    let (_node, rpc) = serve_new(dir.path(), &genesis(&[&a])).await;
     let http = reqwest::Client::new();
     let post = |body: String| {
         http.post(format!("{}/tx", rpc.url()))
@@ -193,14 +186,7 @@ async fn full_mempool_pushes_back() {
 async fn batches_apply_in_order_with_an_outcome_per_transaction() {
     let (a, b) = (Keypair::generate(), Keypair::generate());
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(
-        dir.path(),
-        &genesis(&[&a, &b]),
-        Keypair::generate(),
-        ChainConfig::default(),
-    )
-    .unwrap();
-    let rpc = serve(&node).await;
+    let (node, rpc) = serve_new(dir.path(), &genesis(&[&a, &b])).await;
     let batch = vec![
         transfer("node-test", &a, &b, 0, 10),
         transfer("node-test", &a, &b, 1, 20),
