@@ -281,14 +281,16 @@ fn auditor(w: &World, who: usize) -> Auditor<FakeChain, FakeProviders, FakeCheck
     )
 }
 
+/// Everything submitted to the fake chain so far, with its sender, in order.
+fn submitted(w: &World) -> Vec<(AccountId, TxKind)> {
+    w.chain.lock().unwrap().submitted.clone()
+}
+
 fn verdicts(w: &World) -> Vec<(AccountId, u64, bool)> {
-    w.chain
-        .lock()
-        .unwrap()
-        .submitted
-        .iter()
+    submitted(w)
+        .into_iter()
         .filter_map(|(who, a)| match a {
-            TxKind::SubmitVerdict { index, passed, .. } => Some((*who, *index, *passed)),
+            TxKind::SubmitVerdict { index, passed, .. } => Some((who, index, passed)),
             _ => None,
         })
         .collect()
@@ -435,14 +437,10 @@ async fn committee_members_vote_once_by_their_own_recheck() {
             a.step().await.unwrap();
         }
     }
-    let votes: Vec<(AccountId, Hash32, bool)> = w
-        .chain
-        .lock()
-        .unwrap()
-        .submitted
-        .iter()
+    let votes: Vec<(AccountId, Hash32, bool)> = submitted(&w)
+        .into_iter()
         .filter_map(|(who, a)| match a {
-            TxKind::VoteDispute { dispute, agree } => Some((*who, *dispute, *agree)),
+            TxKind::VoteDispute { dispute, agree } => Some((who, dispute, agree)),
             _ => None,
         })
         .collect();
@@ -479,14 +477,7 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
     a.step().await.unwrap();
     a.step().await.unwrap();
     let me = w.auditors[0].account();
-    let actions: Vec<TxKind> = w
-        .chain
-        .lock()
-        .unwrap()
-        .submitted
-        .iter()
-        .map(|(_, a)| a.clone())
-        .collect();
+    let actions: Vec<TxKind> = submitted(&w).into_iter().map(|(_, a)| a).collect();
     let [TxKind::CommitWeights { model, hash }] = actions.as_slice() else {
         panic!("one commitment in epoch 1, nothing else: {actions:?}");
     };
@@ -498,14 +489,7 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
     assert_eq!(w.chain.lock().unwrap().submitted.len(), 1);
     w.chain.lock().unwrap().head = 41;
     a.step().await.unwrap();
-    let actions: Vec<TxKind> = w
-        .chain
-        .lock()
-        .unwrap()
-        .submitted
-        .iter()
-        .map(|(_, a)| a.clone())
-        .collect();
+    let actions: Vec<TxKind> = submitted(&w).into_iter().map(|(_, a)| a).collect();
     assert_eq!(actions.len(), 3, "{actions:?}");
     let TxKind::RevealWeights {
         model,
