@@ -13,6 +13,7 @@ mod common;
 
 use std::time::Duration;
 
+use agora_types::Keypair;
 use commonware_runtime::{deterministic, Clock, Runner, Supervisor};
 use commonware_utils::probability;
 use rand010::{rngs::StdRng, RngExt, SeedableRng};
@@ -48,7 +49,8 @@ fn random_link(rng: &mut StdRng) -> commonware_p2p::simulated::Link {
 
 /// Wait until every transfer is included and all of `which` share the top height
 /// plus a few more blocks, then check the invariants over them.
-async fn settle_and_check(cluster: &mut Cluster, which: &[usize], keys_count: usize) {
+async fn settle_and_check(cluster: &mut Cluster, which: &[usize], keys: &[Keypair]) {
+    let keys_count = keys.len();
     let which_pools = which.to_vec();
     cluster
         .wait_until(LIMIT, "all transfers included", |c| {
@@ -74,17 +76,12 @@ async fn settle_and_check(cluster: &mut Cluster, which: &[usize], keys_count: us
             keys_count * ROUNDS as usize,
             "validator {i}: every transfer exactly once"
         );
-        let balances = cluster_keys_balances(state, keys_count);
+        let balances: Vec<u64> = keys
+            .iter()
+            .map(|k| state.account(&k.account()).balance)
+            .collect();
         assert_eq!(balances, expected, "validator {i} balances");
     }
-}
-
-/// Balances of the simulation's funded accounts, in key order.
-fn cluster_keys_balances(state: &agora_ledger::State, count: usize) -> Vec<u64> {
-    let (keys, _) = accounts_and_genesis(count);
-    keys.iter()
-        .map(|k| state.account(&k.account()).balance)
-        .collect()
 }
 
 /// One seed of crashes, restarts, partitions and bad links among 4 honest
@@ -144,7 +141,7 @@ fn run_faults(seed: u64) -> String {
             cluster.spawn(i);
         }
         cluster.link_all(good_link()).await;
-        settle_and_check(&mut cluster, &all, ACCOUNTS).await;
+        settle_and_check(&mut cluster, &all, &keys).await;
         cluster.assert_no_blocks().await;
         context.auditor().state()
     })
@@ -177,7 +174,7 @@ fn run_byzantine(seed: u64) {
         }
         cluster.submit_all(&transfers(&keys, ROUNDS));
         cluster.wait_height(&honest, 10, LIMIT).await;
-        settle_and_check(&mut cluster, &honest, ACCOUNTS).await;
+        settle_and_check(&mut cluster, &honest, &keys).await;
 
         // Only the Byzantine validator may be blocked; a conflicting voter always is.
         let byzantine_key = cluster.pk(byzantine);
