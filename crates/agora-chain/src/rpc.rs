@@ -31,15 +31,23 @@ const BATCH_PAGE: usize = 256;
 /// An RPC error with its HTTP status.
 struct ApiError(StatusCode, &'static str, String);
 
+impl ApiError {
+    /// The error's JSON form, without its HTTP status.
+    fn detail(self) -> RpcErrorDetail {
+        RpcErrorDetail {
+            code: self.1.into(),
+            message: self.2,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.0;
         let body = RpcErrorBody {
-            error: RpcErrorDetail {
-                code: self.1.into(),
-                message: self.2,
-            },
+            error: self.detail(),
         };
-        (self.0, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }
 
@@ -146,12 +154,7 @@ async fn submit_batch(
         .iter()
         .map(|hex_tx| match submit_one(&node, hex_tx) {
             Ok(id) => BatchItem::Accepted { id },
-            Err(ApiError(_, code, message)) => BatchItem::Refused {
-                error: RpcErrorDetail {
-                    code: code.into(),
-                    message,
-                },
-            },
+            Err(e) => BatchItem::Refused { error: e.detail() },
         })
         .collect();
     Ok(Json(SubmittedBatch { results }))
