@@ -9,13 +9,13 @@ use agora_types::{codec, AccountId, Block, SignedTransaction};
 use commonware_consensus::{
     marshal::ancestry::Ancestry, simplex::types::Context, Application, Heightable,
 };
-use commonware_cryptography::{Digested, Digestible};
+use commonware_cryptography::{bls12381::primitives::variant::MinSig, Digested, Digestible};
 use commonware_runtime::Clock;
 use futures::StreamExt;
 use tracing::{debug, warn};
 
-use crate::block::{to_hash, ConsensusBlock, Digest};
-use crate::keys::{PublicKey, Scheme};
+use crate::block::{consensus_commitment, to_hash, ConsensusBlock, Digest, RoundContext};
+use crate::keys::{PrivateKey, PublicKey, Scheme};
 use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
 
@@ -70,7 +70,14 @@ pub enum VerifyError {
     /// The ledger rejects the block (chain id, height, parent, time, roots, a tx).
     #[error(transparent)]
     Ledger(#[from] BlockError),
+    /// The block names another round than the one it was proposed in.
+    #[error("block was built for another round")]
+    WrongRound,
 }
+
+/// What the resharing wrapper hands a proposal: the payload to include.
+pub type ProposalInput =
+    commonware_glue::dkg::reshare::Input<(), MinSig, PrivateKey, commonware_utils::sequence::Unit>;
 
 /// The agora account that a consensus identity proposes as (same ed25519 key bytes).
 pub fn proposer_account(key: &PublicKey) -> AccountId {
@@ -113,6 +120,14 @@ pub fn verify_block(
         return Err(VerifyError::TooLarge(size));
     }
     Ok(apply_block_with(parent, block, verified)?)
+}
+
+/// The round context a block says it was proposed in (`None` for genesis).
+fn block_context(block: &ConsensusBlock) -> Option<&RoundContext> {
+    match block {
+        ConsensusBlock::Agora { context, .. } => Some(context),
+        ConsensusBlock::Genesis { .. } => None,
+    }
 }
 
 /// The marshal application for agora blocks.
@@ -158,7 +173,7 @@ impl<T: TxSource> AgoraApp<T> {
         };
         let mut state = base;
         for block in unknown.into_iter().rev() {
-            let agora = block.inner().agora()?;
+            let agora = block.inner().agora_block()?;
             match apply_block_with(&state, agora, |tx| self.txs.signature_verified(tx)) {
                 Ok(next) => {
                     state = Arc::new(next);
@@ -173,8 +188,15 @@ impl<T: TxSource> AgoraApp<T> {
         Some(state)
     }
 
-    /// Build the block `leader` proposes on `parent` at `timestamp_ms`, within limits.
-    pub fn build(&self, parent: &State, leader: AccountId, timestamp_ms: u64) -> (Block, State) {
+    /// Build the block `leader` proposes on `parent` at `timestamp_ms`, within
+    /// limits, committing to `consensus` (see [`consensus_commitment`]).
+    pub fn build(
+        &self,
+        parent: &State,
+        leader: AccountId,
+        timestamp_ms: u64,
+        consensus: agora_types::Hash32,
+    ) -> (Block, State) {
         let mut candidates = self.txs.candidates(self.limits.max_txs);
         loop {
             let built = build_block_with(
@@ -185,7 +207,8 @@ impl<T: TxSource> AgoraApp<T> {
                     txs: candidates.clone(),
                 },
                 |tx| self.txs.signature_verified(tx),
-            );
+            )
+            .with_consensus(consensus);
             let size = codec::encode(&built.block).len();
             if size <= self.limits.max_block_bytes || candidates.is_empty() {
                 return (built.block, built.state);
@@ -204,13 +227,13 @@ where
     type SigningScheme = Scheme;
     type Context = Context<Digest, PublicKey>;
     type Block = ConsensusBlock;
-    type Input = ();
+    type Input = ProposalInput;
 
     async fn propose(
         &mut self,
         (runtime, context): (E, Self::Context),
         mut ancestry: impl Ancestry<ConsensusBlock>,
-        _input: (),
+        input: ProposalInput,
     ) -> Option<Digested<ConsensusBlock>> {
         let parent = ancestry.next().await?;
         let parent_state = self.state_after(parent, &mut ancestry).await?;
@@ -222,15 +245,20 @@ where
                 .sleep_until(UNIX_EPOCH + Duration::from_millis(earliest))
                 .await;
         }
-        let (block, state) = self.build(&parent_state, leader, now_ms(&runtime));
+        let payload = input.payload;
+        let commitment = consensus_commitment(&context, payload.as_ref());
+        let (block, state) = self.build(&parent_state, leader, now_ms(&runtime), commitment);
         debug!(
             height = block.header.height,
             txs = block.txs.len(),
+            resharing = payload.is_some(),
             "proposing"
         );
         let digest = crate::block::to_digest(block.header.id());
         self.ledger.insert(Arc::new(state));
-        Some(Digested::precomputed(ConsensusBlock::Agora(block), digest))
+        let block = ConsensusBlock::agora(block, context, payload);
+        debug_assert_eq!(block.digest(), digest);
+        Some(Digested::precomputed(block, digest))
     }
 
     async fn verify(
@@ -242,10 +270,14 @@ where
         let Some(block) = ancestry.next().await else {
             return futures::future::pending().await;
         };
-        let Some(agora) = block.inner().agora().cloned() else {
+        let Some(agora) = block.inner().agora_block().cloned() else {
             warn!("genesis anchor proposed");
             return false;
         };
+        if block_context(block.inner()) != Some(&context) {
+            warn!(height = agora.header.height, error = %VerifyError::WrongRound, "rejecting block");
+            return false;
+        }
         // A block from the future: abstain until our clock catches up (never a final "no").
         let ts = agora.header.timestamp_ms;
         let drift = u64::try_from(self.limits.max_future_drift.as_millis()).unwrap_or(u64::MAX);

@@ -6,20 +6,49 @@
 //! genesis anchor is the genesis hash, so consensus parent links and agora
 //! `header.parent` links are the same thing.
 
+use std::num::NonZeroU32;
+
 use agora_types::{codec, Block, Hash32};
 use bytes::{BufMut, Bytes};
-use commonware_codec::{Buf, EncodeSize, Error as CodecError, RangeCfg, Read, ReadExt, Write};
-use commonware_consensus::{types::Height, BoundedBlock, Heightable};
-use commonware_cryptography::{sha256, Digestible};
+use commonware_codec::{
+    Buf, Encode, EncodeSize, Error as CodecError, MaxEncodeSize, RangeCfg, Read, ReadExt, Write,
+};
+use commonware_consensus::{
+    simplex::types::Context,
+    types::{Epoch, Height, Round, View},
+    BoundedBlock, CertifiableBlock, Heightable,
+};
+use commonware_cryptography::{
+    bls12381::primitives::{sharing::ModeVersion, variant::MinSig},
+    sha256, Digestible,
+};
+use commonware_glue::dkg::{types, ReshareBlock};
+use commonware_utils::sequence::Unit;
+
+use crate::keys::PublicKey;
 
 /// Consensus digest type (32 bytes; holds an agora BLAKE3 block id).
 pub type Digest = sha256::Digest;
+/// The round a block was proposed in: epoch, view, leader and parent.
+pub type RoundContext = Context<Digest, PublicKey>;
+/// A key-resharing artifact a block carries: a dealer log, or the next epoch's description.
+pub type Payload = types::Payload<MinSig, PublicKey, Unit>;
+/// The public description of an epoch: its threshold key, dealers and players.
+pub type EpochInfo = types::EpochInfo<MinSig, PublicKey, Unit>;
 
 /// Default bound on an encoded agora block accepted from the network.
 pub const DEFAULT_MAX_BLOCK_BYTES: usize = 1 << 20;
+/// Most validators in one epoch's committee.
+pub const MAX_PARTICIPANTS: NonZeroU32 = match NonZeroU32::new(128) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+/// Newest threshold sharing mode accepted from the network.
+pub const MAX_SHARING_MODE: ModeVersion = ModeVersion::v0();
 
 const TAG_GENESIS: u8 = 0;
 const TAG_AGORA: u8 = 1;
+const CONSENSUS_DOMAIN: &str = "agora 2026 consensus extension v1";
 
 /// Converts an agora hash into a consensus digest.
 pub fn to_digest(hash: Hash32) -> Digest {
@@ -31,56 +60,127 @@ pub fn to_hash(digest: &Digest) -> Hash32 {
     Hash32(digest.0)
 }
 
-/// Decoding parameters: the block size bound and the only acceptable genesis hash.
+/// The commitment a header carries to the consensus data beside it.
+pub fn consensus_commitment(context: &RoundContext, payload: Option<&Payload>) -> Hash32 {
+    let mut hasher = blake3::Hasher::new_derive_key(CONSENSUS_DOMAIN);
+    hasher.update(&context.encode());
+    hasher.update(&payload.cloned().encode());
+    Hash32(*hasher.finalize().as_bytes())
+}
+
+/// The hash that names a genesis epoch description.
+pub fn epoch_info_hash(info: &EpochInfo) -> Hash32 {
+    Hash32::digest_in(CONSENSUS_DOMAIN, &info.encode())
+}
+
+/// Decoding parameters: the block size bound and the only acceptable genesis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockCfg {
     /// Largest encoded agora block (borsh bytes) accepted.
     pub max_block_bytes: usize,
     /// The genesis hash of this chain; a genesis anchor naming any other hash is rejected.
     pub genesis: Hash32,
+    /// Hash of the genesis epoch description ([`epoch_info_hash`]).
+    pub genesis_info: Hash32,
 }
 
 /// A block as ordered by consensus.
-#[derive(Clone, Debug, PartialEq, Eq)]
+// Nearly every block is `Agora`; boxing it would cost an allocation per block
+// to shrink the one genesis anchor.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ConsensusBlock {
-    /// Height 0: the chain's genesis, identified by its genesis hash.
-    Genesis(Hash32),
-    /// Height ≥ 1: an agora block.
-    Agora(Block),
+    /// Height 0: the chain's genesis with the description of epoch 0.
+    Genesis {
+        /// The genesis hash.
+        hash: Hash32,
+        /// Epoch 0's threshold key and committee.
+        info: Box<EpochInfo>,
+    },
+    /// Height ≥ 1: an agora block with the consensus data its header commits to.
+    Agora {
+        /// The agora block.
+        block: Block,
+        /// The round it was proposed in.
+        context: RoundContext,
+        /// The resharing artifact it carries, if any.
+        payload: Option<Box<Payload>>,
+    },
 }
 
 impl ConsensusBlock {
+    /// An agora block proposed in `context` carrying `payload`; sets the header commitment.
+    pub fn agora(mut block: Block, context: RoundContext, payload: Option<Payload>) -> Self {
+        block.header.consensus = consensus_commitment(&context, payload.as_ref());
+        ConsensusBlock::Agora {
+            block,
+            context,
+            payload: payload.map(Box::new),
+        }
+    }
+
     /// The agora block, or `None` for the genesis anchor.
-    pub fn agora(&self) -> Option<&Block> {
+    pub fn agora_block(&self) -> Option<&Block> {
         match self {
-            ConsensusBlock::Genesis(_) => None,
-            ConsensusBlock::Agora(b) => Some(b),
+            ConsensusBlock::Genesis { .. } => None,
+            ConsensusBlock::Agora { block, .. } => Some(block),
         }
     }
 
     /// The block id (agora block id, or the genesis hash at height 0).
     pub fn id(&self) -> Hash32 {
         match self {
-            ConsensusBlock::Genesis(h) => *h,
-            ConsensusBlock::Agora(b) => b.header.id(),
+            ConsensusBlock::Genesis { hash, .. } => *hash,
+            ConsensusBlock::Agora { block, .. } => block.header.id(),
         }
     }
+}
 
-    fn body(&self) -> Option<Vec<u8>> {
-        self.agora().map(codec::encode)
+impl std::fmt::Debug for ConsensusBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConsensusBlock::Genesis { hash, info } => f
+                .debug_struct("Genesis")
+                .field("hash", hash)
+                .field("epoch", &info.epoch)
+                .finish(),
+            ConsensusBlock::Agora {
+                block,
+                context,
+                payload,
+            } => f
+                .debug_struct("Agora")
+                .field("block", block)
+                .field("context", context)
+                .field(
+                    "payload",
+                    &payload.as_deref().map(|p| match p {
+                        types::Payload::DealerLog(_) => "dealer log",
+                        types::Payload::EpochInfo(_) => "epoch info",
+                    }),
+                )
+                .finish(),
+        }
     }
 }
 
 impl Write for ConsensusBlock {
     fn write(&self, w: &mut impl BufMut) {
         match self {
-            ConsensusBlock::Genesis(h) => {
+            ConsensusBlock::Genesis { hash, info } => {
                 TAG_GENESIS.write(w);
-                h.0.write(w);
+                hash.0.write(w);
+                info.write(w);
             }
-            ConsensusBlock::Agora(b) => {
+            ConsensusBlock::Agora {
+                block,
+                context,
+                payload,
+            } => {
                 TAG_AGORA.write(w);
-                Bytes::from(codec::encode(b)).write(w);
+                Bytes::from(codec::encode(block)).write(w);
+                context.write(w);
+                payload.as_deref().cloned().write(w);
             }
         }
     }
@@ -88,9 +188,17 @@ impl Write for ConsensusBlock {
 
 impl EncodeSize for ConsensusBlock {
     fn encode_size(&self) -> usize {
-        match self.body() {
-            None => 1 + 32,
-            Some(body) => 1 + Bytes::from(body).encode_size(),
+        match self {
+            ConsensusBlock::Genesis { info, .. } => 1 + 32 + info.encode_size(),
+            ConsensusBlock::Agora {
+                block,
+                context,
+                payload,
+            } => {
+                1 + Bytes::from(codec::encode(block)).encode_size()
+                    + context.encode_size()
+                    + payload.as_deref().cloned().encode_size()
+            }
         }
     }
 }
@@ -99,13 +207,24 @@ impl Read for ConsensusBlock {
     type Cfg = BlockCfg;
 
     fn read_cfg(r: &mut impl Buf, cfg: &BlockCfg) -> Result<Self, CodecError> {
+        let payload_cfg = (MAX_PARTICIPANTS, MAX_SHARING_MODE);
         match u8::read(r)? {
             TAG_GENESIS => {
                 let hash = Hash32(<[u8; 32]>::read(r)?);
                 if hash != cfg.genesis {
                     return Err(CodecError::Invalid("ConsensusBlock", "unknown genesis"));
                 }
-                Ok(ConsensusBlock::Genesis(hash))
+                let info = EpochInfo::read_cfg(r, &payload_cfg)?;
+                if epoch_info_hash(&info) != cfg.genesis_info {
+                    return Err(CodecError::Invalid(
+                        "ConsensusBlock",
+                        "unknown genesis epoch",
+                    ));
+                }
+                Ok(ConsensusBlock::Genesis {
+                    hash,
+                    info: Box::new(info),
+                })
             }
             TAG_AGORA => {
                 let bytes = Bytes::read_cfg(r, &RangeCfg::new(..=cfg.max_block_bytes))?;
@@ -124,7 +243,19 @@ impl Read for ConsensusBlock {
                         "agora block at height 0",
                     ));
                 }
-                Ok(ConsensusBlock::Agora(block))
+                let context = RoundContext::read(r)?;
+                let payload = Option::<Payload>::read_cfg(r, &payload_cfg)?;
+                if block.header.consensus != consensus_commitment(&context, payload.as_ref()) {
+                    return Err(CodecError::Invalid(
+                        "ConsensusBlock",
+                        "header does not commit to its consensus data",
+                    ));
+                }
+                Ok(ConsensusBlock::Agora {
+                    block,
+                    context,
+                    payload: payload.map(Box::new),
+                })
             }
             tag => Err(CodecError::InvalidEnum(tag)),
         }
@@ -142,8 +273,8 @@ impl Digestible for ConsensusBlock {
 impl Heightable for ConsensusBlock {
     fn height(&self) -> Height {
         match self {
-            ConsensusBlock::Genesis(_) => Height::zero(),
-            ConsensusBlock::Agora(b) => Height::new(b.header.height),
+            ConsensusBlock::Genesis { .. } => Height::zero(),
+            ConsensusBlock::Agora { block, .. } => Height::new(block.header.height),
         }
     }
 }
@@ -152,16 +283,58 @@ impl commonware_consensus::Block for ConsensusBlock {
     fn parent(&self) -> Digest {
         match self {
             // The genesis anchor has no parent; the all-zero digest names "none".
-            ConsensusBlock::Genesis(_) => to_digest(Hash32::ZERO),
-            ConsensusBlock::Agora(b) => to_digest(b.header.parent),
+            ConsensusBlock::Genesis { .. } => to_digest(Hash32::ZERO),
+            ConsensusBlock::Agora { block, .. } => to_digest(block.header.parent),
+        }
+    }
+}
+
+impl CertifiableBlock for ConsensusBlock {
+    type Context = RoundContext;
+
+    fn context(&self) -> RoundContext {
+        match self {
+            ConsensusBlock::Agora { context, .. } => context.clone(),
+            // Genesis is never proposed: a fixed context led by epoch 0's first dealer.
+            ConsensusBlock::Genesis { info, .. } => RoundContext {
+                round: Round::new(Epoch::zero(), View::zero()),
+                leader: info
+                    .output
+                    .players()
+                    .iter()
+                    .next()
+                    .cloned()
+                    .expect("an epoch has at least one dealer"),
+                parent: (View::zero(), to_digest(Hash32::ZERO)),
+            },
+        }
+    }
+}
+
+impl ReshareBlock for ConsensusBlock {
+    type Variant = MinSig;
+    type PublicKey = PublicKey;
+    type Directory = Unit;
+
+    fn payload(&self) -> Option<Payload> {
+        match self {
+            ConsensusBlock::Genesis { info, .. } => {
+                Some(types::Payload::EpochInfo(info.as_ref().clone()))
+            }
+            ConsensusBlock::Agora { payload, .. } => payload.as_deref().cloned(),
         }
     }
 }
 
 impl BoundedBlock for ConsensusBlock {
     fn max_encode_size(cfg: &BlockCfg) -> usize {
-        // tag + varint length (≤ 10 bytes) + body; the genesis anchor is smaller.
-        1 + 10 + cfg.max_block_bytes.max(32)
+        // tag + varint length (≤ 10 bytes) + body + context + optional payload;
+        // the genesis anchor is smaller.
+        1 + 10
+            + cfg.max_block_bytes.max(32)
+            + RoundContext::MAX_ENCODE_SIZE
+            + 1
+            + Payload::max_encode_size(MAX_PARTICIPANTS)
     }
 }
 
@@ -170,16 +343,30 @@ mod tests {
     use super::*;
     use agora_types::{AccountId, BlockHeader};
     use commonware_codec::{Decode, Encode};
+    use commonware_cryptography::Signer as _;
+
+    fn genesis_info() -> EpochInfo {
+        crate::keys::devnet_keys(3, 4).unwrap().genesis_epoch()
+    }
 
     fn cfg() -> BlockCfg {
         BlockCfg {
             max_block_bytes: 4096,
             genesis: Hash32::digest(b"g"),
+            genesis_info: epoch_info_hash(&genesis_info()),
+        }
+    }
+
+    fn context() -> RoundContext {
+        RoundContext {
+            round: Round::new(Epoch::new(2), View::new(9)),
+            leader: crate::keys::devnet_identity(3, 1).public_key(),
+            parent: (View::new(8), to_digest(Hash32::digest(b"p"))),
         }
     }
 
     fn sample() -> ConsensusBlock {
-        ConsensusBlock::Agora(Block {
+        let block = Block {
             header: BlockHeader {
                 chain_id: "test".into(),
                 height: 3,
@@ -188,9 +375,15 @@ mod tests {
                 proposer: AccountId([5; 32]),
                 tx_root: Hash32::digest(b"t"),
                 state_root: Hash32::digest(b"s"),
+                consensus: Hash32::ZERO,
             },
             txs: vec![],
-        })
+        };
+        ConsensusBlock::agora(
+            block,
+            context(),
+            Some(types::Payload::EpochInfo(genesis_info())),
+        )
     }
 
     #[test]
@@ -200,12 +393,43 @@ mod tests {
         assert_eq!(bytes.len(), b.encode_size());
         let back = ConsensusBlock::decode_cfg(bytes, &cfg()).unwrap();
         assert_eq!(back, b);
-        assert_eq!(to_hash(&b.digest()), b.agora().unwrap().header.id());
+        assert_eq!(to_hash(&b.digest()), b.agora_block().unwrap().header.id());
         assert_eq!(b.height().get(), 3);
-        let g = ConsensusBlock::Genesis(cfg().genesis);
+        assert_eq!(b.context(), context());
+        assert!(matches!(b.payload(), Some(types::Payload::EpochInfo(_))));
+        let g = ConsensusBlock::Genesis {
+            hash: cfg().genesis,
+            info: Box::new(genesis_info()),
+        };
         let back = ConsensusBlock::decode_cfg(g.encode(), &cfg()).unwrap();
         assert_eq!(back, g);
         assert_eq!(to_hash(&g.digest()), cfg().genesis);
+        assert!(g.payload() == Some(types::Payload::EpochInfo(genesis_info())));
+    }
+
+    #[test]
+    fn header_must_commit_to_context_and_payload() {
+        let ConsensusBlock::Agora { block, .. } = sample() else {
+            unreachable!()
+        };
+        // Same block and header commitment, but carried with another round or payload.
+        for (context, payload) in [
+            (
+                RoundContext {
+                    round: Round::new(Epoch::new(2), View::new(10)),
+                    ..context()
+                },
+                Some(Box::new(types::Payload::EpochInfo(genesis_info()))),
+            ),
+            (context(), None),
+        ] {
+            let forged = ConsensusBlock::Agora {
+                block: block.clone(),
+                context,
+                payload,
+            };
+            assert!(ConsensusBlock::decode_cfg(forged.encode(), &cfg()).is_err());
+        }
     }
 
     #[test]
@@ -220,8 +444,16 @@ mod tests {
         };
         assert!(ConsensusBlock::decode_cfg(sample().encode(), &small).is_err());
 
-        let foreign = ConsensusBlock::Genesis(Hash32::digest(b"other"));
+        let foreign = ConsensusBlock::Genesis {
+            hash: Hash32::digest(b"other"),
+            info: Box::new(genesis_info()),
+        };
         assert!(ConsensusBlock::decode_cfg(foreign.encode(), &cfg()).is_err());
+        let other_epoch = ConsensusBlock::Genesis {
+            hash: cfg().genesis,
+            info: Box::new(crate::keys::devnet_keys(4, 4).unwrap().genesis_epoch()),
+        };
+        assert!(ConsensusBlock::decode_cfg(other_epoch.encode(), &cfg()).is_err());
 
         assert!(ConsensusBlock::decode_cfg(Bytes::from_static(&[9u8]), &cfg()).is_err());
     }
@@ -229,11 +461,13 @@ mod tests {
     #[test]
     fn rejects_garbage_inside_frame() {
         // A well-formed frame whose body has trailing bytes after the borsh block.
-        let mut body = codec::encode(sample().agora().unwrap());
+        let mut body = codec::encode(sample().agora_block().unwrap());
         body.push(1);
         let mut buf = Vec::new();
         TAG_AGORA.write(&mut buf);
         Bytes::from(body).write(&mut buf);
+        context().write(&mut buf);
+        None::<Payload>.write(&mut buf);
         assert!(ConsensusBlock::decode_cfg(Bytes::from(buf), &cfg()).is_err());
     }
 

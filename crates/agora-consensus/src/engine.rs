@@ -1,7 +1,8 @@
 //! Wiring of one validator: block buffer, marshal (with its archives and
-//! backfill resolver) and simplex, over any p2p network and runtime.
+//! backfill resolver), the key-resharing actor and one simplex instance per
+//! epoch (commonware-glue's orchestrator), over any p2p network and runtime.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
 use agora_ledger::Genesis;
@@ -11,25 +12,41 @@ use commonware_consensus::{
         self, core::Actor as MarshalActor, resolver::p2p as marshal_resolver, standard::Inline,
         standard::Standard,
     },
-    simplex::{self, elector::RoundRobin, Floor, ForwardPolicy, SkipBudget, SkipPolicy},
+    simplex::{self, elector::RoundRobin, ForwardPolicy, SkipBudget, SkipPolicy},
     types::{Epoch, FixedEpocher, ViewDelta},
+    Reporters,
 };
-use commonware_cryptography::{certificate::ConstantProvider, Digested, Sha256};
+use commonware_cryptography::{
+    bls12381::{dkg::feldman_desmedt::Reveal, primitives::sharing::Mode},
+    certificate::ConstantProvider,
+    Digested, Sha256,
+};
+use commonware_glue::dkg::{
+    fence::Fence,
+    network::Manager,
+    orchestrator, reshare,
+    state_sync::{Config as StateSyncConfig, Plan as StateSyncPlan},
+    ParticipantsProvider, SecretStore as _,
+};
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{
-    buffer::paged::CacheRef, Clock, Handle, Metrics, Spawner, Storage, Supervisor,
+    buffer::paged::CacheRef, Clock, Handle, Metrics, Network, Spawner, Storage, Supervisor,
 };
 use commonware_storage::archive::immutable;
 use commonware_utils::{
-    channel::mpsc, ordered::Set, NZDuration, NZUsize, NonZeroDuration, NZU16, NZU64,
+    channel::mpsc, sequence::Unit, NZDuration, NZUsize, NonZeroDuration, NZU16, NZU64,
 };
 use rand_core010::CryptoRng;
 
 use crate::application::{AgoraApp, BlockLimits};
-use crate::block::{to_digest, BlockCfg, ConsensusBlock};
+use crate::block::{
+    epoch_info_hash, to_digest, BlockCfg, ConsensusBlock, EpochInfo, MAX_PARTICIPANTS,
+    MAX_SHARING_MODE,
+};
+use crate::epochs::{DurableSecretStore, SchemeRegistrar, SchemeRegistry};
 use crate::finalized::{BlockForwarder, Delivery, FinalizedSink};
-use crate::keys::{PublicKey, Scheme, ValidatorKeys};
+use crate::keys::{PublicKey, Scheme, ValidatorKeys, NAMESPACE};
 use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
 
@@ -43,6 +60,8 @@ pub const CHANNEL_RESOLVER: u64 = 2;
 pub const CHANNEL_BROADCAST: u64 = 3;
 /// p2p channel of marshal backfill (finalized blocks and certificates).
 pub const CHANNEL_BACKFILL: u64 = 4;
+/// p2p channel of key-resharing dealings and acknowledgements.
+pub const CHANNEL_DKG: u64 = 6;
 
 /// Why a validator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +75,9 @@ pub enum EngineError {
     /// This validator is not in the participant set.
     #[error("validator is not a participant")]
     NotParticipant,
+    /// The private resharing store could not open.
+    #[error(transparent)]
+    Secrets(#[from] crate::epochs::SecretStoreError),
 }
 
 /// Consensus timing; defaults follow commonware's bridge example scaled for a LAN.
@@ -85,7 +107,7 @@ impl Default for Timeouts {
     }
 }
 
-/// The five p2p channels a validator uses (a sender/receiver pair each).
+/// The six p2p channels a validator uses (a sender/receiver pair each).
 pub struct Channels<S, R> {
     /// [`CHANNEL_VOTE`].
     pub vote: (S, R),
@@ -97,14 +119,20 @@ pub struct Channels<S, R> {
     pub broadcast: (S, R),
     /// [`CHANNEL_BACKFILL`].
     pub backfill: (S, R),
+    /// [`CHANNEL_DKG`].
+    pub dkg: (S, R),
 }
 
 /// Everything one validator needs besides the runtime and the network.
-pub struct ValidatorConfig<T: TxSource> {
+pub struct ValidatorConfig<T: TxSource, C> {
     /// This validator's keys.
     pub keys: ValidatorKeys,
-    /// All validators.
-    pub participants: Set<PublicKey>,
+    /// Epoch 0: the genesis threshold key and committee.
+    pub genesis_epoch: EpochInfo,
+    /// Who the committees of future epochs are.
+    pub committee: C,
+    /// Blocks per epoch; the committee and the key shares change at epoch ends.
+    pub blocks_per_epoch: NonZeroU64,
     /// The chain's genesis.
     pub genesis: Genesis,
     /// Prefix of every storage partition; unique per validator sharing a storage backend.
@@ -117,20 +145,26 @@ pub struct ValidatorConfig<T: TxSource> {
     pub timeouts: Timeouts,
 }
 
-/// Largest p2p message any channel carries for `participants` validators.
-pub fn max_message_size(participants: usize, block_cfg: &BlockCfg) -> u32 {
-    let n = u32::try_from(participants).unwrap_or(u32::MAX);
+/// Largest p2p message any channel carries for up to [`MAX_PARTICIPANTS`] validators.
+pub fn max_message_size(block_cfg: &BlockCfg) -> u32 {
+    let n = MAX_PARTICIPANTS.get();
+    let dkg = commonware_glue::dkg::types::Message::<
+        commonware_cryptography::bls12381::primitives::variant::MinSig,
+        PublicKey,
+    >::max_encode_size(MAX_PARTICIPANTS);
     commonware_p2p::max_message_size(&[
         simplex::max_payload_size::<Scheme, crate::block::Digest>(n),
         marshal::max_payload_size::<Standard<ConsensusBlock>, Scheme>(n, block_cfg),
     ])
+    .max(u32::try_from(dkg + 16).unwrap_or(u32::MAX))
 }
 
-/// The block codec configuration for `genesis` under `limits`.
-pub fn block_cfg(genesis: &Genesis, limits: &BlockLimits) -> BlockCfg {
+/// The block codec configuration for `genesis` (with epoch 0 `genesis_epoch`) under `limits`.
+pub fn block_cfg(genesis: &Genesis, genesis_epoch: &EpochInfo, limits: &BlockLimits) -> BlockCfg {
     BlockCfg {
         max_block_bytes: limits.max_block_bytes,
         genesis: genesis.hash(),
+        genesis_info: epoch_info_hash(genesis_epoch),
     }
 }
 
@@ -162,39 +196,68 @@ fn immutable_cfg<C>(
     }
 }
 
-/// Start a validator: block buffer, marshal, archives, simplex and finalized delivery,
-/// all spawned as children of `context` (aborting its task stops everything).
+/// Start a validator: block buffer, marshal, archives, key resharing, one
+/// simplex per epoch and finalized delivery, all spawned as children of
+/// `context` (aborting its task stops everything).
+///
+/// `manager` activates each epoch's peers; `peer_provider` tells the block
+/// buffer and backfill whom to talk to.
 ///
 /// Returns the handles of the long-running tasks.
 #[allow(clippy::too_many_arguments)]
-pub async fn start_validator<E, T, K, S, R, P, B>(
+pub async fn start_validator<E, T, C, K, S, R, P, M, B>(
     context: E,
-    config: ValidatorConfig<T>,
+    config: ValidatorConfig<T, C>,
     sink: K,
     peer_provider: P,
+    manager: M,
     blocker: B,
     channels: Channels<S, R>,
 ) -> Result<Vec<Handle<()>>, EngineError>
 where
-    E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor,
+    E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor + Network,
     T: TxSource,
+    C: ParticipantsProvider<PublicKey = PublicKey, Directory = Unit>,
     K: FinalizedSink,
     S: Sender<PublicKey = PublicKey>,
     R: Receiver<PublicKey = PublicKey>,
     P: Provider<PublicKey = PublicKey>,
+    M: Manager<PublicKey = PublicKey, Directory = Unit> + Clone,
     B: Blocker<PublicKey = PublicKey>,
 {
     let me = config.keys.public_key();
-    if config.participants.position(&me).is_none() {
-        return Err(EngineError::NotParticipant);
-    }
     let genesis_state = config.genesis.state()?;
-    let block_cfg = block_cfg(&config.genesis, &config.limits);
+    let block_cfg = block_cfg(&config.genesis, &config.genesis_epoch, &config.limits);
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(16_384), NZUsize!(1_024));
     let buffer: NonZeroUsize = NZUsize!(1 << 16);
     let mailbox = NZUsize!(1024);
     let t = config.timeouts;
+    let per_epoch = config.blocks_per_epoch;
+    let epocher = FixedEpocher::new(per_epoch);
+
+    // Epoch 0's scheme, and the genesis share kept where resharing reads it.
+    let registry = SchemeRegistry::default();
+    let genesis_players = config.genesis_epoch.output.players().clone();
+    let mut secrets =
+        DurableSecretStore::open(context.child("secrets"), format!("{prefix}-secrets")).await?;
+    if genesis_players.position(&me).is_some() {
+        if secrets.get_share(Epoch::zero()).await.is_none() {
+            secrets
+                .put_share(Epoch::zero(), config.keys.share.clone())
+                .await;
+        }
+        registry.insert(Epoch::zero(), config.keys.scheme.clone());
+    } else {
+        registry.insert(
+            Epoch::zero(),
+            Scheme::verifier(
+                NAMESPACE,
+                genesis_players.clone(),
+                config.genesis_epoch.output.public().clone(),
+            ),
+        );
+    }
 
     // Marshal backfill resolver (finalized blocks and certificates on request).
     let resolver = marshal_resolver::init(
@@ -248,16 +311,22 @@ where
     .await
     .map_err(|e| EngineError::Storage(e.to_string()))?;
 
-    // Marshal: orders finalized blocks, backfills gaps, persists.
-    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
-    let genesis_block = ConsensusBlock::Genesis(config.genesis.hash());
+    // Marshal: orders finalized blocks, backfills gaps, persists. Resharing
+    // keeps the group key, so one verifier checks every epoch's certificates.
+    let group_key = *config.genesis_epoch.output.public().public();
+    let genesis_block = ConsensusBlock::Genesis {
+        hash: config.genesis.hash(),
+        info: Box::new(config.genesis_epoch.clone()),
+    };
     let genesis_digest = to_digest(config.genesis.hash());
     let (marshal_actor, marshal_mailbox, _floor) = MarshalActor::init(
         context.child("marshal"),
         finalizations,
         blocks,
         marshal::Config {
-            provider: ConstantProvider::<Scheme, Epoch>::new(config.keys.scheme.clone()),
+            provider: ConstantProvider::<Scheme, Epoch>::new(Scheme::certificate_verifier(
+                NAMESPACE, group_key,
+            )),
             epocher: epocher.clone(),
             start: marshal::Start::Genesis(Digested::precomputed(genesis_block, genesis_digest)),
             partition_prefix: format!("{prefix}-marshal"),
@@ -276,53 +345,103 @@ where
     )
     .await;
 
-    // The application, wrapped so simplex sees Automaton + Relay + Reporter.
+    // Key resharing: dealings over p2p in each epoch's first half, dealer logs
+    // in blocks from the midpoint, the next epoch's key in its final block.
+    let state_sync = StateSyncPlan::init(
+        context.child("dkg_state_sync_plan"),
+        StateSyncConfig {
+            partition_prefix: prefix.clone(),
+            max_participants: MAX_PARTICIPANTS,
+            max_supported_mode: MAX_SHARING_MODE,
+        },
+        None,
+    )
+    .await;
+    let (fence, gate) = Fence::new();
+    let (reshare_actor, reshare_mailbox) = reshare::Actor::new(
+        context.child("reshare"),
+        reshare::Config {
+            signer: config.keys.identity.clone(),
+            manager: manager.clone(),
+            blocker: blocker.clone(),
+            participants_provider: config.committee,
+            secret_store: secrets,
+            strategy: Sequential,
+            registrar: SchemeRegistrar::new(registry.clone()),
+            marshal: marshal_mailbox.clone(),
+            state_sync: state_sync.clone(),
+            fence,
+            namespace: NAMESPACE,
+            sharing_mode: Mode::NonZeroCounter,
+            reveal: Reveal::V1,
+            mailbox_size: mailbox,
+            partition_prefix: format!("{prefix}-reshare"),
+            page_cache: page_cache.clone(),
+            write_buffer: buffer,
+            replay_buffer: buffer,
+            max_participants: MAX_PARTICIPANTS,
+            blocks_per_epoch: per_epoch,
+        },
+    );
+    let h_reshare = reshare_actor.start(channels.dkg);
+
+    // The application, wrapped for resharing payloads and for simplex.
     let ledger = LedgerView::new(genesis_state);
     let app = AgoraApp::new(ledger.clone(), config.txs.clone(), config.limits);
     let inline = Inline::new(
         context.child("inline"),
-        app,
+        reshare::Application::new(app, reshare_mailbox.clone(), per_epoch),
         marshal_mailbox.clone(),
         epocher,
     );
 
-    let engine = simplex::Engine::new(
-        context.child("engine"),
-        simplex::Config {
-            scheme: config.keys.scheme.clone(),
-            elector: RoundRobin::<Sha256>::default(),
-            blocker,
-            automaton: inline.clone(),
-            relay: inline.clone(),
-            reporter: inline,
-            partition: format!("{prefix}-simplex"),
-            mailbox_size: mailbox,
-            epoch: Epoch::zero(),
-            floor: Floor::Genesis(genesis_digest),
-            replay_buffer: buffer,
-            write_buffer: buffer,
-            leader_timeout: t.leader,
-            certification_timeout: t.certification,
-            timeout_retry: t.retry,
-            fetch_timeout: NonZeroDuration::new(t.fetch)
-                .unwrap_or(NZDuration!(Duration::from_secs(1))),
-            fetch_retry_delay: Duration::from_millis(100),
-            view_retention: ViewDelta::new(10),
-            skip: SkipPolicy::Enabled {
-                timeout: t.skip,
-                budget: SkipBudget::Participants,
-            },
-            page_cache,
+    let (orchestrator_actor, orchestrator_mailbox) = orchestrator::Actor::new(
+        context.child("orchestrator"),
+        orchestrator::Config {
+            oracle: blocker,
+            manager,
+            provider: registry,
+            marshal: marshal_mailbox.clone(),
+            application: inline,
             strategy: Sequential,
-            forward: ForwardPolicy::Disabled,
-            track_historical_votes: false,
+            simplex: orchestrator::SimplexConfig {
+                elector: RoundRobin::<Sha256>::default(),
+                mailbox_size: mailbox,
+                replay_buffer: buffer,
+                write_buffer: buffer,
+                page_cache,
+                leader_timeout: t.leader,
+                certification_timeout: t.certification,
+                timeout_retry: t.retry,
+                fetch_timeout: NonZeroDuration::new(t.fetch)
+                    .unwrap_or(NZDuration!(Duration::from_secs(1))),
+                fetch_retry_delay: Duration::from_millis(100),
+                view_retention: ViewDelta::new(10),
+                skip: SkipPolicy::Enabled {
+                    timeout: t.skip,
+                    budget: SkipBudget::Participants,
+                },
+                forward: ForwardPolicy::Disabled,
+                track_historical_votes: false,
+            },
+            gate,
+            state_sync,
+            blocks_per_epoch: per_epoch,
+            mailbox_size: mailbox,
+            partition_prefix: format!("{prefix}-orchestrator"),
         },
     );
+    let h_orchestrator =
+        orchestrator_actor.start(channels.vote, channels.certificate, channels.resolver);
 
-    // Finalized delivery.
+    // Finalized delivery: the chain node, the orchestrator and the reshare actor
+    // each acknowledge every finalized block.
     let (block_tx, block_rx) = mpsc::unbounded_channel();
-    let h_marshal = marshal_actor.start(BlockForwarder { tx: block_tx }, block_buffer, resolver);
-    let h_engine = engine.start(channels.vote, channels.certificate, channels.resolver);
+    let reporters = Reporters::from((
+        BlockForwarder { tx: block_tx },
+        Reporters::from((orchestrator_mailbox, reshare_mailbox)),
+    ));
+    let h_marshal = marshal_actor.start(reporters, block_buffer, resolver);
     let delivery = Delivery {
         sink,
         ledger,
@@ -332,5 +451,11 @@ where
     let h_delivery = context
         .child("delivery")
         .spawn(move |_| async move { delivery.run(block_rx).await });
-    Ok(vec![h_broadcast, h_marshal, h_engine, h_delivery])
+    Ok(vec![
+        h_broadcast,
+        h_marshal,
+        h_reshare,
+        h_orchestrator,
+        h_delivery,
+    ])
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use agora_ledger::{apply_block_with, State};
-use agora_types::{Block, Hash32};
+use agora_types::{AccountId, Block, Hash32};
 use commonware_actor::Feedback;
 use commonware_codec::Encode;
 use commonware_consensus::{
@@ -15,6 +15,7 @@ use commonware_consensus::{
     Heightable, Reporter,
 };
 use commonware_cryptography::Digested;
+use commonware_glue::dkg::types;
 use commonware_utils::{acknowledgement::Exact, channel::mpsc, Acknowledgement};
 use tracing::{debug, error, info};
 
@@ -47,6 +48,41 @@ pub struct Finalized {
     pub randomness: Option<[u8; 32]>,
     /// The encoded finalization certificate, when known (see [`Self::randomness`]).
     pub certificate: Option<Vec<u8>>,
+    /// Set on an epoch's final block: who signs from the next block on.
+    pub epoch_change: Option<EpochChange>,
+}
+
+/// A committee handover, carried by the final block of an epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochChange {
+    /// The epoch that starts after this block.
+    pub epoch: u64,
+    /// Whether the key resharing succeeded (if not, the previous shares carry over).
+    pub reshared: bool,
+    /// The validators holding key shares in that epoch, as agora accounts.
+    pub signers: Vec<AccountId>,
+}
+
+impl EpochChange {
+    /// The handover `block` announces, if it is an epoch's final block.
+    pub fn of(block: &ConsensusBlock) -> Option<Self> {
+        let ConsensusBlock::Agora { payload, .. } = block else {
+            return None;
+        };
+        let types::Payload::EpochInfo(info) = payload.as_deref()? else {
+            return None;
+        };
+        Some(EpochChange {
+            epoch: info.epoch.get(),
+            reshared: info.outcome == types::EpochOutcome::Success,
+            signers: info
+                .output
+                .players()
+                .iter()
+                .map(crate::application::proposer_account)
+                .collect(),
+        })
+    }
 }
 
 /// The consumer of finalized blocks (the chain node's store).
@@ -140,7 +176,7 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
         parent: &Arc<State>,
         block: &Digested<ConsensusBlock>,
     ) -> Option<Arc<State>> {
-        let Some(agora) = block.inner().agora() else {
+        let Some(agora) = block.inner().agora_block() else {
             error!("genesis anchor delivered as a finalized block");
             return None;
         };
@@ -169,6 +205,16 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
         } else {
             info!(height = height.get(), txs = agora.txs.len(), "finalized");
         }
+        let epoch_change = EpochChange::of(block.inner());
+        if let Some(change) = &epoch_change {
+            info!(
+                height = height.get(),
+                next_epoch = change.epoch,
+                reshared = change.reshared,
+                signers = change.signers.len(),
+                "epoch ends"
+            );
+        }
         let delivered = self.sink.deliver(Finalized {
             height: height.get(),
             block: agora.clone(),
@@ -176,6 +222,7 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
             state: state.clone(),
             randomness,
             certificate,
+            epoch_change,
         });
         if let Err(e) = delivered {
             error!(height = height.get(), error = %e, "finalized block could not be stored; stopping");

@@ -5,14 +5,16 @@
 //! devnets and tests only. A real network replaces it with a DKG.
 
 use commonware_consensus::simplex::scheme::bls12381_threshold::vrf;
+use commonware_consensus::types::Epoch;
 use commonware_cryptography::{
     bls12381::{
-        dkg::feldman_desmedt::deal,
-        primitives::{sharing::Mode, variant::MinSig},
+        dkg::feldman_desmedt::{deal, Output},
+        primitives::{group::Share, sharing::Mode, variant::MinSig},
     },
     ed25519, Signer as _,
 };
-use commonware_utils::{ordered::Set, N3f1, TryCollect};
+use commonware_glue::dkg::types::{EpochInfo, EpochOutcome};
+use commonware_utils::{ordered::Set, sequence::Unit, N3f1, TryCollect};
 use rand010::{rngs::StdRng, SeedableRng};
 
 /// Validator identity key type (ed25519).
@@ -44,8 +46,10 @@ pub enum KeysError {
 pub struct ValidatorKeys {
     /// The p2p identity (also the proposer account in agora headers).
     pub identity: PrivateKey,
-    /// The consensus signer holding this validator's threshold share.
+    /// Epoch 0's consensus signer, holding this validator's genesis share.
     pub scheme: Scheme,
+    /// The genesis threshold share (later epochs' shares come from resharing).
+    pub share: Share,
 }
 
 impl ValidatorKeys {
@@ -62,6 +66,23 @@ pub struct DevnetKeys {
     pub participants: Set<PublicKey>,
     /// Secret material of validator `i`, in dealing order (not sorted order).
     pub validators: Vec<ValidatorKeys>,
+    /// The public threshold output of the dealing (group key and its players).
+    pub output: Output<MinSig, PublicKey>,
+}
+
+impl DevnetKeys {
+    /// The description of epoch 0 that genesis carries: the dealt key, with
+    /// the same validators as players of the first reshares.
+    pub fn genesis_epoch(&self) -> EpochInfo<MinSig, PublicKey, Unit> {
+        EpochInfo {
+            outcome: EpochOutcome::Success,
+            epoch: Epoch::zero(),
+            output: self.output.clone(),
+            players: self.participants.clone(),
+            next_players: self.participants.clone(),
+            directory: Unit,
+        }
+    }
 }
 
 /// The identity key of devnet validator `index` under `seed`.
@@ -96,14 +117,24 @@ pub fn devnet_keys(seed: u64, n: usize) -> Result<DevnetKeys, KeysError> {
                 .get_value(&identity.public_key())
                 .ok_or(KeysError::NoSigner(i))?
                 .clone();
-            let scheme = Scheme::signer(NAMESPACE, participants.clone(), polynomial.clone(), share)
-                .ok_or(KeysError::NoSigner(i))?;
-            Ok(ValidatorKeys { identity, scheme })
+            let scheme = Scheme::signer(
+                NAMESPACE,
+                participants.clone(),
+                polynomial.clone(),
+                share.clone(),
+            )
+            .ok_or(KeysError::NoSigner(i))?;
+            Ok(ValidatorKeys {
+                identity,
+                scheme,
+                share,
+            })
         })
         .collect::<Result<Vec<_>, KeysError>>()?;
     Ok(DevnetKeys {
         participants,
         validators,
+        output,
     })
 }
 

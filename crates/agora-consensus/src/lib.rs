@@ -13,6 +13,7 @@
 pub mod application;
 pub mod block;
 pub mod engine;
+pub mod epochs;
 pub mod finalized;
 pub mod gossip;
 pub mod keys;
@@ -24,7 +25,7 @@ pub mod production;
 pub use application::{verify_block, AgoraApp, BlockLimits, VerifyError};
 pub use block::{BlockCfg, ConsensusBlock};
 pub use engine::{start_validator, Channels, EngineError, Timeouts, ValidatorConfig};
-pub use finalized::{Finalized, FinalizedSink};
+pub use finalized::{EpochChange, Finalized, FinalizedSink};
 pub use gossip::{gossip_channel, GossipReceiver, GossipSender};
 pub use keys::{devnet_keys, DevnetKeys, ValidatorKeys};
 pub use ledger::LedgerView;

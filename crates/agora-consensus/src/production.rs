@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agora_ledger::Genesis;
+use commonware_actor::Feedback;
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
 use commonware_p2p::{
     authenticated::{self, lookup},
-    Address, AddressableManager as _,
+    Address, AddressableManager, AddressableTrackedPeers, PeerSetSubscription, TrackedPeers,
 };
 use commonware_runtime::{tokio, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
 use commonware_stream::{
@@ -22,10 +23,13 @@ use commonware_utils::{ordered::Map, NZUsize, TryCollect, NZU32};
 use crate::application::BlockLimits;
 use crate::engine::{
     block_cfg, max_message_size, start_validator, Channels, EngineError, Timeouts, ValidatorConfig,
-    CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_RESOLVER, CHANNEL_VOTE,
+    CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
+    CHANNEL_VOTE,
 };
+use crate::epochs::FixedCommittee;
 use crate::finalized::FinalizedSink;
 use crate::gossip::GossipReceiver;
+use crate::keys::PublicKey;
 use crate::keys::{devnet_identity, devnet_keys, NAMESPACE};
 use crate::mempool::TxSource;
 
@@ -48,6 +52,65 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     /// Tokio worker threads.
     pub worker_threads: usize,
+}
+
+/// Consensus epochs are the ledger's committee epochs (`params.committee.epoch_blocks`;
+/// 0, "never elect", becomes one endless epoch).
+pub fn blocks_per_epoch(genesis: &Genesis) -> std::num::NonZeroU64 {
+    std::num::NonZeroU64::new(genesis.params.committee.epoch_blocks)
+        .unwrap_or(std::num::NonZeroU64::MAX)
+}
+
+/// Activates each epoch's peers on the `lookup` network, dialing them at the
+/// addresses this validator knows them by.
+#[derive(Clone, Debug)]
+pub struct AddressBook<M> {
+    oracle: M,
+    addresses: Map<PublicKey, Address>,
+}
+
+impl<M> AddressBook<M> {
+    /// Peers in `addresses` are dialed there; others are skipped (unreachable).
+    pub fn new(oracle: M, addresses: Map<PublicKey, Address>) -> Self {
+        Self { oracle, addresses }
+    }
+
+    fn resolve(
+        &self,
+        peers: &commonware_utils::ordered::Set<PublicKey>,
+    ) -> Map<PublicKey, Address> {
+        Map::from_iter_dedup(peers.iter().filter_map(|peer| {
+            self.addresses
+                .get_value(peer)
+                .map(|address| (peer.clone(), address.clone()))
+        }))
+    }
+}
+
+impl<M: AddressableManager<PublicKey = PublicKey>> commonware_p2p::Provider for AddressBook<M> {
+    type PublicKey = PublicKey;
+
+    async fn peer_set(&mut self, id: u64) -> Option<TrackedPeers<PublicKey>> {
+        self.oracle.peer_set(id).await
+    }
+
+    async fn subscribe(&mut self) -> PeerSetSubscription<PublicKey> {
+        self.oracle.subscribe().await
+    }
+}
+
+impl<M: AddressableManager<PublicKey = PublicKey>> commonware_p2p::Manager for AddressBook<M> {
+    fn track<R>(&mut self, id: u64, peers: R) -> Feedback
+    where
+        R: Into<TrackedPeers<PublicKey>> + Send,
+    {
+        let peers = peers.into();
+        let tracked = AddressableTrackedPeers::new(
+            self.resolve(&peers.primary),
+            self.resolve(&peers.secondary),
+        );
+        self.oracle.track(id, tracked)
+    }
 }
 
 /// p2p channel of transaction gossip.
@@ -87,7 +150,8 @@ where
         })
         .try_collect()
         .map_err(|_| EngineError::NotParticipant)?;
-    let max_message = max_message_size(n, &block_cfg(&config.genesis, &config.limits));
+    let genesis_epoch = keys.genesis_epoch();
+    let max_message = max_message_size(&block_cfg(&config.genesis, &genesis_epoch, &config.limits));
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
         Sake {
             signer: me_keys.identity.clone(),
@@ -112,7 +176,8 @@ where
     );
     runner.start(|context| async move {
         let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p);
-        let _ = oracle.track(0, peers);
+        let _ = oracle.track(0, peers.clone());
+        let book = AddressBook::new(oracle.clone(), peers);
         let quota = Quota::per_second(NZU32!(256));
         let channels = Channels {
             vote: network.register(CHANNEL_VOTE, quota),
@@ -120,12 +185,15 @@ where
             resolver: network.register(CHANNEL_RESOLVER, quota),
             broadcast: network.register(CHANNEL_BROADCAST, quota),
             backfill: network.register(CHANNEL_BACKFILL, quota),
+            dkg: network.register(CHANNEL_DKG, quota),
         };
         let (gossip_out, gossip_in) = network.register(CHANNEL_TXS, quota);
         let h_network = network.start();
         let validator = ValidatorConfig {
             keys: me_keys,
-            participants: keys.participants,
+            genesis_epoch,
+            committee: FixedCommittee::new(keys.participants),
+            blocks_per_epoch: blocks_per_epoch(&config.genesis),
             genesis: config.genesis,
             partition_prefix: "agora".into(),
             txs: txs.clone(),
@@ -137,6 +205,7 @@ where
             validator,
             sink,
             oracle.clone(),
+            book,
             oracle,
             channels,
         )

@@ -149,6 +149,20 @@ fn context(
     }
 }
 
+fn genesis_anchor(genesis: &agora_ledger::Genesis) -> Digested<ConsensusBlock> {
+    digested(ConsensusBlock::Genesis {
+        hash: genesis.hash(),
+        info: Box::new(agora_consensus::devnet_keys(1, 1).unwrap().genesis_epoch()),
+    })
+}
+
+fn no_payload() -> agora_consensus::application::ProposalInput {
+    agora_consensus::application::ProposalInput {
+        upstream: (),
+        payload: None,
+    }
+}
+
 fn digested(block: ConsensusBlock) -> Digested<ConsensusBlock> {
     let d = commonware_cryptography::Digestible::digest(&block);
     Digested::precomputed(block, d)
@@ -168,17 +182,17 @@ fn application_proposes_and_verifies() {
         let leader_key = devnet_identity(1, 0).public_key();
         let ledger = LedgerView::new(state.clone());
         let mut app = AgoraApp::new(ledger.clone(), pool.clone(), BlockLimits::default());
-        let genesis_block = digested(ConsensusBlock::Genesis(genesis.hash()));
+        let genesis_block = genesis_anchor(&genesis);
 
         let proposed = Application::<deterministic::Context>::propose(
             &mut app,
             (runtime.child("app"), context(&leader_key, genesis.hash())),
             ancestry::from_iter([genesis_block.clone()]),
-            (),
+            no_payload(),
         )
         .await
         .expect("proposal");
-        let block = proposed.inner().agora().unwrap().clone();
+        let block = proposed.inner().agora_block().unwrap().clone();
         assert_eq!(block.txs.len(), 3);
         assert_eq!(block.header.proposer, proposer_account(&leader_key));
         assert_eq!(ledger.pending_len(), 1);
@@ -205,7 +219,25 @@ fn application_proposes_and_verifies() {
         let ok = Application::<deterministic::Context>::verify(
             &mut verifier,
             (runtime.child("app"), context(&leader_key, genesis.hash())),
-            ancestry::from_iter([digested(ConsensusBlock::Agora(bad)), genesis_block.clone()]),
+            ancestry::from_iter([
+                digested(ConsensusBlock::agora(
+                    bad,
+                    context(&leader_key, genesis.hash()),
+                    None,
+                )),
+                genesis_block.clone(),
+            ]),
+        )
+        .await;
+        assert!(!ok);
+
+        // The same block presented in another round: rejected.
+        let mut later = context(&leader_key, genesis.hash());
+        later.round = Round::new(Epoch::zero(), View::new(2));
+        let ok = Application::<deterministic::Context>::verify(
+            &mut verifier,
+            (runtime.child("app"), later),
+            ancestry::from_iter([proposed.clone(), genesis_block.clone()]),
         )
         .await;
         assert!(!ok);
@@ -234,7 +266,11 @@ fn application_proposes_and_verifies() {
             &mut verifier,
             (runtime.child("app"), context(&leader_key, genesis.hash())),
             ancestry::from_iter([
-                digested(ConsensusBlock::Agora(future)),
+                digested(ConsensusBlock::agora(
+                    future,
+                    context(&leader_key, genesis.hash()),
+                    None,
+                )),
                 genesis_block.clone(),
             ]),
         );

@@ -26,6 +26,17 @@ pub struct BuiltBlock {
     pub rejected: Vec<(Hash32, TxError)>,
 }
 
+impl BuiltBlock {
+    /// Set the header's consensus commitment (see
+    /// [`BlockHeader::consensus`]); the post-state's last block id follows the
+    /// new header id. The state root does not depend on it.
+    pub fn with_consensus(mut self, consensus: Hash32) -> Self {
+        self.block.header.consensus = consensus;
+        self.state.last_block_id = self.block.header.id();
+        self
+    }
+}
+
 /// Build the next block on `state`: apply each candidate transaction in order,
 /// keep the ones that succeed, and seal the header with the resulting roots.
 pub fn build_block(state: &State, candidate: BlockCandidate) -> BuiltBlock {
@@ -58,6 +69,7 @@ pub fn build_block_with(
         proposer: candidate.proposer,
         tx_root: tx_root(&txs),
         state_root: Hash32::ZERO,
+        consensus: Hash32::ZERO,
     };
     next.height = height;
     next.last_timestamp_ms = header.timestamp_ms;

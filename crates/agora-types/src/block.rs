@@ -26,6 +26,11 @@ pub struct BlockHeader {
     pub tx_root: Hash32,
     /// State root after applying the block.
     pub state_root: Hash32,
+    /// Commitment to what the consensus engine carries beside the block (its
+    /// round context and key-resharing payload), so the block id covers it;
+    /// zero where a block has none.
+    #[serde(default)]
+    pub consensus: Hash32,
 }
 
 /// A header with its transactions.

@@ -4,16 +4,19 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agora_consensus::{
     engine::{
-        CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_RESOLVER, CHANNEL_VOTE,
+        CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
+        CHANNEL_VOTE,
     },
+    epochs::FixedCommittee,
     keys::PublicKey,
-    start_validator, BlockLimits, Channels, DevnetKeys, Finalized, FinalizedSink, InMemoryTxSource,
-    Timeouts, ValidatorConfig,
+    start_validator, BlockLimits, Channels, DevnetKeys, EpochChange, Finalized, FinalizedSink,
+    InMemoryTxSource, Timeouts, ValidatorConfig,
 };
 use agora_ledger::{Genesis, GenesisAccount, State};
 use agora_types::{Hash32, Keypair, SignedTransaction, Transaction, TxKind};
@@ -26,6 +29,7 @@ use commonware_consensus::{
 };
 use commonware_cryptography::Sha256;
 use commonware_p2p::simulated::{self, Link, Oracle};
+use commonware_p2p::utils::mux;
 use commonware_runtime::{deterministic, Clock, Handle, Quota, Spawner, Supervisor};
 use commonware_utils::{channel::mpsc, probability, NZUsize, NZU32};
 
@@ -104,6 +108,12 @@ pub struct NodeLog {
     pub txs: BTreeMap<u64, usize>,
     /// Last state delivered.
     pub last: Option<State>,
+    /// Proposer of each height.
+    pub proposers: BTreeMap<u64, agora_types::AccountId>,
+    /// Epoch handovers by the height of the final block announcing them.
+    pub epochs: BTreeMap<u64, EpochChange>,
+    /// Encoded finalization certificates by height (when delivered with one).
+    pub certificates: BTreeMap<u64, Vec<u8>>,
 }
 
 impl NodeLog {
@@ -137,6 +147,13 @@ impl FinalizedSink for RecordingSink {
                 f.state.total_supply() + f.state.burned - f.state.emitted,
             );
             log.txs.insert(f.height, f.block.txs.len());
+            log.proposers.insert(f.height, f.block.header.proposer);
+            if let Some(change) = f.epoch_change.clone() {
+                log.epochs.insert(f.height, change);
+            }
+            if let Some(certificate) = f.certificate.clone() {
+                log.certificates.insert(f.height, certificate);
+            }
             log.last = Some((*f.state).clone());
         }
         let _ = self.notify.send((self.index, f.height));
@@ -205,7 +222,16 @@ pub struct Cluster {
     pub notify_tx: mpsc::UnboundedSender<(usize, u64)>,
     pub notify_rx: mpsc::UnboundedReceiver<(usize, u64)>,
     pub limits: BlockLimits,
+    /// Blocks per epoch (resharing runs in every epoch).
+    pub blocks_per_epoch: NonZeroU64,
 }
+
+/// Blocks per epoch in simulations: short, so runs cross several epochs and
+/// their key reshares.
+pub const DEFAULT_SIM_EPOCH: NonZeroU64 = match NonZeroU64::new(20) {
+    Some(n) => n,
+    None => unreachable!(),
+};
 
 /// The default link: 50 ms ± 10 ms, lossless.
 pub fn good_link() -> Link {
@@ -257,6 +283,7 @@ impl Cluster {
                 max_txs: 8,
                 ..BlockLimits::default()
             },
+            blocks_per_epoch: DEFAULT_SIM_EPOCH,
         };
         cluster.link_all(good_link()).await;
         for (i, role) in roles.iter().enumerate() {
@@ -311,7 +338,9 @@ impl Cluster {
         let manager = self.oracle.manager();
         let config = ValidatorConfig {
             keys: self.keys.validators[i].clone(),
-            participants: self.keys.participants.clone(),
+            genesis_epoch: self.keys.genesis_epoch(),
+            committee: FixedCommittee::new(self.keys.participants.clone()),
+            blocks_per_epoch: self.blocks_per_epoch,
             genesis: self.genesis.clone(),
             partition_prefix: format!("v{i}"),
             txs: self.pools[i].clone(),
@@ -329,10 +358,17 @@ impl Cluster {
             .with_attribute("index", i)
             .spawn(move |context| async move {
                 let channels = register(&control).await;
-                let _handles =
-                    start_validator(context, config, sink, manager, control.clone(), channels)
-                        .await
-                        .expect("start validator");
+                let _handles = start_validator(
+                    context,
+                    config,
+                    sink,
+                    manager.clone(),
+                    manager,
+                    control.clone(),
+                    channels,
+                )
+                .await
+                .expect("start validator");
                 futures::future::pending::<()>().await;
             });
         self.handles[i] = Some(handle);
@@ -349,12 +385,17 @@ impl Cluster {
             .with_attribute("index", i)
             .spawn(move |context| async move {
                 let channels = register(&control).await;
+                // Honest validators run simplex per epoch on subchannels of the
+                // vote and certificate channels; the test doubles speak epoch 0's.
+                let vote = epoch_zero(&context, "vote_mux", channels.vote).await;
+                let certificate =
+                    epoch_zero(&context, "certificate_mux", channels.certificate).await;
                 let actor = match role {
                     Role::Conflicter => conflicter::Conflicter::<_, _, Sha256>::new(
                         context.child("conflicter"),
                         conflicter::Config { scheme },
                     )
-                    .start(channels.vote),
+                    .start(vote),
                     Role::Equivocator => equivocator::Equivocator::<_, _, _, Sha256>::new(
                         context.child("equivocator"),
                         equivocator::Config {
@@ -364,7 +405,7 @@ impl Cluster {
                             relay: Arc::new(Relay::default()),
                         },
                     )
-                    .start(channels.vote, channels.certificate),
+                    .start(vote, certificate),
                     Role::Honest => unreachable!("honest validators use spawn"),
                 };
                 let _ = actor.await;
@@ -480,6 +521,20 @@ impl Cluster {
 }
 
 /// Register the five validator channels on `control`.
+type SimSender = simulated::Sender<PublicKey, deterministic::Context>;
+type SimReceiver = simulated::Receiver<PublicKey>;
+
+/// Epoch 0's subchannel of a simulated channel.
+async fn epoch_zero(
+    context: &deterministic::Context,
+    label: &'static str,
+    (sender, receiver): (SimSender, SimReceiver),
+) -> (mux::SubSender<SimSender>, mux::SubReceiver<PublicKey>) {
+    let (muxer, mut handle) = mux::Muxer::new(context.child(label), sender, receiver);
+    muxer.start();
+    handle.register(0).await.expect("epoch 0 subchannel")
+}
+
 async fn register(
     control: &simulated::Control<PublicKey, deterministic::Context>,
 ) -> Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>>
@@ -492,16 +547,18 @@ async fn register(
         CHANNEL_RESOLVER,
         CHANNEL_BROADCAST,
         CHANNEL_BACKFILL,
+        CHANNEL_DKG,
     ] {
         reg.push(control.register(ch, quota).await.expect("register"));
     }
     let mut reg = reg.into_iter();
-    let mut next = || reg.next().expect("five channels");
+    let mut next = || reg.next().expect("six channels");
     Channels {
         vote: next(),
         certificate: next(),
         resolver: next(),
         broadcast: next(),
         backfill: next(),
+        dkg: next(),
     }
 }

@@ -1,0 +1,257 @@
+//! Epochs: which threshold scheme signs each epoch, who takes part in the
+//! next ones, and where a validator keeps its private resharing material.
+//!
+//! commonware-glue's reshare actor rotates the BLS threshold shares every
+//! epoch (the group key, and so light clients, stay the same) and its
+//! orchestrator runs one simplex instance per epoch. This module supplies the
+//! three things it asks of the application: a [`Registrar`] that installs each
+//! epoch's scheme into a [`SchemeRegistry`], a [`ParticipantsProvider`]
+//! naming future committees, and a durable [`SecretStore`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use commonware_codec::{Decode, Encode};
+use commonware_consensus::types::Epoch;
+use commonware_cryptography::{
+    bls12381::{
+        dkg::feldman_desmedt::DealerPrivMsg,
+        primitives::{group::Share, variant::MinSig},
+    },
+    certificate::{Provider, Scoped},
+    transcript::Summary,
+    PublicKey as PublicKeyTrait,
+};
+use commonware_glue::dkg::{types::SchemeInfo, ParticipantsProvider, Registrar, SecretStore};
+use commonware_runtime::{Clock, Metrics, Storage};
+use commonware_storage::metadata::{self, Metadata};
+use commonware_utils::{ordered::Set, sequence::FixedBytes, sequence::Unit};
+use tracing::error;
+
+use crate::keys::{PublicKey, Scheme, NAMESPACE};
+
+/// The consensus scheme of every epoch this node knows, by epoch.
+#[derive(Clone, Default)]
+pub struct SchemeRegistry {
+    schemes: Arc<Mutex<HashMap<Epoch, Arc<Scheme>>>>,
+}
+
+impl SchemeRegistry {
+    /// Install `scheme` for `epoch` (replacing any earlier one).
+    pub fn insert(&self, epoch: Epoch, scheme: Scheme) {
+        self.lock().insert(epoch, Arc::new(scheme));
+    }
+
+    /// Forget the schemes of epochs before `min`.
+    pub fn prune(&self, min: Epoch) {
+        self.lock().retain(|epoch, _| *epoch >= min);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Epoch, Arc<Scheme>>> {
+        // A poisoned map is still a valid map: take it.
+        self.schemes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Provider for SchemeRegistry {
+    type Scope = Epoch;
+    type Scheme = Scheme;
+
+    fn scoped(&self, scope: Epoch) -> Option<Scoped<Scheme>> {
+        self.lock().get(&scope).cloned().map(Scoped::scheme)
+    }
+
+    fn scheme(&self, scope: Epoch) -> Option<Arc<Scheme>> {
+        self.lock().get(&scope).cloned()
+    }
+}
+
+/// The scheme `info` describes: a signer with a share, a member or a verifier.
+pub fn scheme_from_info(info: SchemeInfo<MinSig, PublicKey>) -> Option<Scheme> {
+    match info {
+        SchemeInfo::Verifier {
+            participants,
+            sharing,
+        } => Some(Scheme::verifier(NAMESPACE, participants, sharing)),
+        SchemeInfo::Member {
+            participants,
+            sharing,
+            public_key,
+        } => Scheme::member(NAMESPACE, participants, sharing, &public_key),
+        SchemeInfo::Signer {
+            participants,
+            sharing,
+            share,
+        } => Scheme::signer(NAMESPACE, participants, sharing, share),
+    }
+}
+
+/// Installs the schemes the reshare actor derives into a [`SchemeRegistry`].
+#[derive(Clone)]
+pub struct SchemeRegistrar {
+    registry: SchemeRegistry,
+}
+
+impl SchemeRegistrar {
+    /// A registrar filling `registry`.
+    pub fn new(registry: SchemeRegistry) -> Self {
+        Self { registry }
+    }
+}
+
+impl Registrar for SchemeRegistrar {
+    type Variant = MinSig;
+    type PublicKey = PublicKey;
+
+    async fn register(&self, epoch: Epoch, info: SchemeInfo<MinSig, PublicKey>) {
+        match scheme_from_info(info) {
+            Some(scheme) => self.registry.insert(epoch, scheme),
+            // The actor derived material that does not fit its own participant set:
+            // a bug, not an input error. Without a scheme the orchestrator stops.
+            None => error!(
+                epoch = epoch.get(),
+                "derived scheme does not match its committee"
+            ),
+        }
+    }
+}
+
+/// A committee that never changes (devnets, and tests of resharing alone).
+#[derive(Clone)]
+pub struct FixedCommittee {
+    members: Set<PublicKey>,
+}
+
+impl FixedCommittee {
+    /// Every epoch's committee is `members`.
+    pub fn new(members: Set<PublicKey>) -> Self {
+        Self { members }
+    }
+}
+
+impl ParticipantsProvider for FixedCommittee {
+    type PublicKey = PublicKey;
+    type Directory = Unit;
+
+    async fn participants(&mut self, _epoch: Epoch) -> Set<PublicKey> {
+        self.members.clone()
+    }
+
+    async fn directory(&mut self, _epoch: Epoch, _peers: Set<PublicKey>) -> Unit {
+        Unit
+    }
+}
+
+const KEY_SHARE: u8 = 0;
+const KEY_SEED: u8 = 1;
+const KEY_DEALING: u8 = 2;
+/// Tag, epoch, then the dealer's key (zero for shares and seeds).
+type SecretKey = FixedBytes<41>;
+
+fn secret_key(tag: u8, epoch: Epoch, dealer: &[u8]) -> SecretKey {
+    let mut key = [0u8; 41];
+    key[0] = tag;
+    key[1..9].copy_from_slice(&epoch.get().to_be_bytes());
+    let n = dealer.len().min(32);
+    key[9..9 + n].copy_from_slice(&dealer[..n]);
+    FixedBytes::new(key)
+}
+
+/// Why the secret store could not open.
+#[derive(Debug, thiserror::Error)]
+#[error("secret store: {0}")]
+pub struct SecretStoreError(String);
+
+/// Durable private resharing material (shares, dealer seeds, received
+/// dealings) in a commonware metadata partition of the node's storage.
+pub struct DurableSecretStore<E: Clock + Metrics + Storage> {
+    metadata: Option<Metadata<E, SecretKey, Vec<u8>>>,
+}
+
+impl<E: Clock + Metrics + Storage> DurableSecretStore<E> {
+    /// Open (or create) the store in `partition`.
+    pub async fn open(context: E, partition: String) -> Result<Self, SecretStoreError> {
+        let metadata = Metadata::init(
+            context,
+            metadata::Config {
+                partition,
+                codec_config: ((..=1 << 20).into(), ()),
+            },
+        )
+        .await
+        .map_err(|e| SecretStoreError(e.to_string()))?;
+        Ok(Self {
+            metadata: Some(metadata),
+        })
+    }
+
+    /// Store `value` under `key` and wait until it is durable.
+    async fn put(&mut self, key: SecretKey, value: Vec<u8>) {
+        let Some(metadata) = self.metadata.take() else {
+            return;
+        };
+        match metadata.put_sync(key, value).await {
+            Ok(metadata) => self.metadata = Some(metadata),
+            // Losing an acknowledged secret could make this dealer equivocate
+            // after a restart; stop using the store instead of pretending.
+            Err(e) => panic!("secret store write failed: {e}"),
+        }
+    }
+
+    fn get<T: Decode<Cfg = ()>>(&self, key: &SecretKey) -> Option<T> {
+        let bytes = self.metadata.as_ref()?.get(key)?;
+        T::decode_cfg(bytes::Bytes::copy_from_slice(bytes), &()).ok()
+    }
+}
+
+impl<E: Clock + Metrics + Storage> SecretStore for DurableSecretStore<E> {
+    async fn put_share(&mut self, epoch: Epoch, share: Share) {
+        self.put(secret_key(KEY_SHARE, epoch, &[]), share.encode().to_vec())
+            .await;
+    }
+
+    async fn get_share(&mut self, epoch: Epoch) -> Option<Share> {
+        self.get(&secret_key(KEY_SHARE, epoch, &[]))
+    }
+
+    async fn put_seed(&mut self, epoch: Epoch, seed: Summary) {
+        self.put(secret_key(KEY_SEED, epoch, &[]), seed.encode().to_vec())
+            .await;
+    }
+
+    async fn get_seed(&mut self, epoch: Epoch) -> Option<Summary> {
+        self.get(&secret_key(KEY_SEED, epoch, &[]))
+    }
+
+    async fn put_dealing<P: PublicKeyTrait>(
+        &mut self,
+        epoch: Epoch,
+        dealer: P,
+        private: DealerPrivMsg,
+    ) {
+        let key = secret_key(KEY_DEALING, epoch, dealer.as_ref());
+        self.put(key, private.encode().to_vec()).await;
+    }
+
+    async fn get_dealing<P: PublicKeyTrait>(
+        &mut self,
+        epoch: Epoch,
+        dealer: &P,
+    ) -> Option<DealerPrivMsg> {
+        self.get(&secret_key(KEY_DEALING, epoch, dealer.as_ref()))
+    }
+
+    async fn prune(&mut self, min: Epoch) {
+        let Some(mut metadata) = self.metadata.take() else {
+            return;
+        };
+        metadata.retain(|key, _| {
+            let epoch = u64::from_be_bytes(key.as_ref()[1..9].try_into().unwrap_or([0; 8]));
+            epoch >= min.get()
+        });
+        match metadata.sync().await {
+            Ok(metadata) => self.metadata = Some(metadata),
+            Err(e) => panic!("secret store prune failed: {e}"),
+        }
+    }
+}
