@@ -26,7 +26,7 @@ use commonware_glue::dkg::{
     network::Manager,
     orchestrator, reshare,
     state_sync::{Config as StateSyncConfig, Plan as StateSyncPlan},
-    ParticipantsProvider, SecretStore as _,
+    SecretStore as _,
 };
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
@@ -44,7 +44,7 @@ use crate::block::{
     epoch_info_hash, to_digest, BlockCfg, ConsensusBlock, EpochInfo, MAX_PARTICIPANTS,
     MAX_SHARING_MODE,
 };
-use crate::epochs::{DurableSecretStore, SchemeRegistrar, SchemeRegistry};
+use crate::epochs::{DurableSecretStore, LedgerCommittee, SchemeRegistrar, SchemeRegistry};
 use crate::finalized::{BlockForwarder, Delivery, FinalizedSink};
 use crate::keys::{PublicKey, Scheme, ValidatorKeys, NAMESPACE};
 use crate::ledger::LedgerView;
@@ -75,6 +75,9 @@ pub enum EngineError {
     /// This validator is not in the participant set.
     #[error("validator is not a participant")]
     NotParticipant,
+    /// The ledger view does not start at this genesis.
+    #[error("ledger view starts at another genesis")]
+    LedgerMismatch,
     /// The private resharing store could not open.
     #[error(transparent)]
     Secrets(#[from] crate::epochs::SecretStoreError),
@@ -124,13 +127,14 @@ pub struct Channels<S, R> {
 }
 
 /// Everything one validator needs besides the runtime and the network.
-pub struct ValidatorConfig<T: TxSource, C> {
+pub struct ValidatorConfig<T: TxSource> {
     /// This validator's keys.
     pub keys: ValidatorKeys,
     /// Epoch 0: the genesis threshold key and committee.
     pub genesis_epoch: EpochInfo,
-    /// Who the committees of future epochs are.
-    pub committee: C,
+    /// Post-states of blocks, starting at this genesis; shared with whoever
+    /// else reads the ledger's elected committees (the address book).
+    pub ledger: LedgerView,
     /// Blocks per epoch; the committee and the key shares change at epoch ends.
     pub blocks_per_epoch: NonZeroU64,
     /// The chain's genesis.
@@ -205,9 +209,9 @@ fn immutable_cfg<C>(
 ///
 /// Returns the handles of the long-running tasks.
 #[allow(clippy::too_many_arguments)]
-pub async fn start_validator<E, T, C, K, S, R, P, M, B>(
+pub async fn start_validator<E, T, K, S, R, P, M, B>(
     context: E,
-    config: ValidatorConfig<T, C>,
+    config: ValidatorConfig<T>,
     sink: K,
     peer_provider: P,
     manager: M,
@@ -217,7 +221,6 @@ pub async fn start_validator<E, T, C, K, S, R, P, M, B>(
 where
     E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor + Network,
     T: TxSource,
-    C: ParticipantsProvider<PublicKey = PublicKey, Directory = Unit>,
     K: FinalizedSink,
     S: Sender<PublicKey = PublicKey>,
     R: Receiver<PublicKey = PublicKey>,
@@ -226,7 +229,9 @@ where
     B: Blocker<PublicKey = PublicKey>,
 {
     let me = config.keys.public_key();
-    let genesis_state = config.genesis.state()?;
+    if config.genesis.state()?.root() != config.ledger.genesis().root() {
+        return Err(EngineError::LedgerMismatch);
+    }
     let block_cfg = block_cfg(&config.genesis, &config.genesis_epoch, &config.limits);
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(16_384), NZUsize!(1_024));
@@ -241,13 +246,16 @@ where
     let genesis_players = config.genesis_epoch.output.players().clone();
     let mut secrets =
         DurableSecretStore::open(context.child("secrets"), format!("{prefix}-secrets")).await?;
-    if genesis_players.position(&me).is_some() {
+    let genesis_signer = config
+        .keys
+        .genesis
+        .as_ref()
+        .filter(|_| genesis_players.position(&me).is_some());
+    if let Some(signer) = genesis_signer {
         if secrets.get_share(Epoch::zero()).await.is_none() {
-            secrets
-                .put_share(Epoch::zero(), config.keys.share.clone())
-                .await;
+            secrets.put_share(Epoch::zero(), signer.share.clone()).await;
         }
-        registry.insert(Epoch::zero(), config.keys.scheme.clone());
+        registry.insert(Epoch::zero(), signer.scheme.clone());
     } else {
         registry.insert(
             Epoch::zero(),
@@ -364,7 +372,11 @@ where
             signer: config.keys.identity.clone(),
             manager: manager.clone(),
             blocker: blocker.clone(),
-            participants_provider: config.committee,
+            participants_provider: LedgerCommittee::new(
+                config.ledger.clone(),
+                per_epoch,
+                genesis_players.clone(),
+            ),
             secret_store: secrets,
             strategy: Sequential,
             registrar: SchemeRegistrar::new(registry.clone()),
@@ -386,7 +398,7 @@ where
     let h_reshare = reshare_actor.start(channels.dkg);
 
     // The application, wrapped for resharing payloads and for simplex.
-    let ledger = LedgerView::new(genesis_state);
+    let ledger = config.ledger;
     let app = AgoraApp::new(ledger.clone(), config.txs.clone(), config.limits);
     let inline = Inline::new(
         context.child("inline"),

@@ -6,11 +6,14 @@
 //! orchestrator runs one simplex instance per epoch. This module supplies the
 //! three things it asks of the application: a [`Registrar`] that installs each
 //! epoch's scheme into a [`SchemeRegistry`], a [`ParticipantsProvider`]
-//! naming future committees, and a durable [`SecretStore`].
+//! naming future committees from the ledger's stake election
+//! ([`LedgerCommittee`]), and a durable [`SecretStore`].
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
+use agora_ledger::CommitteeMember;
 use commonware_codec::{Decode, Encode};
 use commonware_consensus::types::Epoch;
 use commonware_cryptography::{
@@ -26,9 +29,10 @@ use commonware_glue::dkg::{types::SchemeInfo, ParticipantsProvider, Registrar, S
 use commonware_runtime::{Clock, Metrics, Storage};
 use commonware_storage::metadata::{self, Metadata};
 use commonware_utils::{ordered::Set, sequence::FixedBytes, sequence::Unit};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::keys::{PublicKey, Scheme, NAMESPACE};
+use crate::ledger::LedgerView;
 
 /// The consensus scheme of every epoch this node knows, by epoch.
 #[derive(Clone, Default)]
@@ -116,28 +120,73 @@ impl Registrar for SchemeRegistrar {
     }
 }
 
-/// A committee that never changes (devnets, and tests of resharing alone).
+/// Future committees from the ledger: the validators elected by stake (see
+/// `agora_ledger::committee`), two epochs ahead.
+///
+/// Epoch `e`'s players are fixed in the final block of epoch `e - 2`, so they
+/// are the committee the ledger elected at the first block of epoch `e - 2`:
+/// finalized on every node long before that final block is built. An
+/// election with no valid member keeps the genesis committee.
 #[derive(Clone)]
-pub struct FixedCommittee {
-    members: Set<PublicKey>,
+pub struct LedgerCommittee {
+    ledger: LedgerView,
+    blocks_per_epoch: NonZeroU64,
+    genesis: Set<PublicKey>,
 }
 
-impl FixedCommittee {
-    /// Every epoch's committee is `members`.
-    pub fn new(members: Set<PublicKey>) -> Self {
-        Self { members }
+impl LedgerCommittee {
+    /// Committees read from `ledger`'s finalized elections; `genesis` until one exists.
+    pub fn new(ledger: LedgerView, blocks_per_epoch: NonZeroU64, genesis: Set<PublicKey>) -> Self {
+        Self {
+            ledger,
+            blocks_per_epoch,
+            genesis,
+        }
+    }
+
+    /// The consensus keys of `members` that are valid ed25519 keys.
+    fn keys(members: &[CommitteeMember]) -> Set<PublicKey> {
+        Set::from_iter_dedup(members.iter().filter_map(|member| {
+            let key = PublicKey::decode_cfg(bytes::Bytes::copy_from_slice(&member.endpoint.consensus_key.0), &()).ok();
+            if key.is_none() {
+                warn!(validator = %member.validator, "committee member's consensus key is not an ed25519 key; skipped");
+            }
+            key
+        }))
     }
 }
 
-impl ParticipantsProvider for FixedCommittee {
+impl ParticipantsProvider for LedgerCommittee {
     type PublicKey = PublicKey;
     type Directory = Unit;
 
-    async fn participants(&mut self, _epoch: Epoch) -> Set<PublicKey> {
-        self.members.clone()
+    async fn participants(&mut self, epoch: Epoch) -> Set<PublicKey> {
+        let Some(source) = epoch.get().checked_sub(2) else {
+            return self.genesis.clone();
+        };
+        let at = source.saturating_mul(self.blocks_per_epoch.get());
+        self.ledger.finalized_at_least(at).await;
+        let members = match self.ledger.committee_at(at) {
+            Some(members) => members,
+            None => {
+                // Only after a restart far past the election: the newest one is the best guess.
+                warn!(
+                    epoch = epoch.get(),
+                    "election for this epoch not remembered"
+                );
+                self.ledger.finalized().committee.members.clone()
+            }
+        };
+        let keys = Self::keys(&members);
+        if keys.is_empty() {
+            self.genesis.clone()
+        } else {
+            keys
+        }
     }
 
     async fn directory(&mut self, _epoch: Epoch, _peers: Set<PublicKey>) -> Unit {
+        // Addresses come from the ledger's announced endpoints, not the block.
         Unit
     }
 }

@@ -46,13 +46,29 @@ pub enum KeysError {
 pub struct ValidatorKeys {
     /// The p2p identity (also the proposer account in agora headers).
     pub identity: PrivateKey,
-    /// Epoch 0's consensus signer, holding this validator's genesis share.
+    /// The genesis share, for validators of the genesis committee.
+    pub genesis: Option<GenesisSigner>,
+}
+
+/// A genesis validator's epoch 0 signing material.
+#[derive(Clone)]
+pub struct GenesisSigner {
+    /// Epoch 0's consensus signer.
     pub scheme: Scheme,
-    /// The genesis threshold share (later epochs' shares come from resharing).
+    /// The threshold share it holds (later epochs' shares come from resharing).
     pub share: Share,
 }
 
 impl ValidatorKeys {
+    /// A validator outside the genesis committee: it follows the chain until
+    /// the ledger elects it and a reshare deals it a share.
+    pub fn joiner(identity: PrivateKey) -> Self {
+        Self {
+            identity,
+            genesis: None,
+        }
+    }
+
     /// The public identity.
     pub fn public_key(&self) -> PublicKey {
         self.identity.public_key()
@@ -126,8 +142,7 @@ pub fn devnet_keys(seed: u64, n: usize) -> Result<DevnetKeys, KeysError> {
             .ok_or(KeysError::NoSigner(i))?;
             Ok(ValidatorKeys {
                 identity,
-                scheme,
-                share,
+                genesis: Some(GenesisSigner { scheme, share }),
             })
         })
         .collect::<Result<Vec<_>, KeysError>>()?;

@@ -1,11 +1,16 @@
 //! In-memory post-states of blocks: the last finalized state plus the states of
-//! proposed or verified blocks that are not finalized yet (pruned on finalization).
+//! proposed or verified blocks that are not finalized yet (pruned on finalization),
+//! and the recent committees the ledger elected, for the consensus epochs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use agora_ledger::State;
-use agora_types::Hash32;
+use agora_ledger::{CommitteeMember, State};
+use agora_types::{Hash32, Height};
+use commonware_utils::channel::oneshot;
+
+/// Elections remembered (by election height); older ones are never asked for.
+const COMMITTEES_KEPT: usize = 8;
 
 /// Post-states shared by the application (propose/verify) and finalized delivery.
 #[derive(Clone, Debug)]
@@ -18,17 +23,24 @@ struct Inner {
     genesis: Arc<State>,
     finalized: Arc<State>,
     pending: HashMap<Hash32, Arc<State>>,
+    /// Finalized elections by height; an election below the first key is unknown.
+    committees: BTreeMap<Height, Vec<CommitteeMember>>,
+    /// Tasks waiting for the finalized height to reach a value.
+    waiters: Vec<(Height, oneshot::Sender<()>)>,
 }
 
 impl LedgerView {
     /// A view whose only known state is `genesis` (height 0).
     pub fn new(genesis: State) -> Self {
+        let committees = BTreeMap::from([(0, genesis.committee.members.clone())]);
         let genesis = Arc::new(genesis);
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 finalized: genesis.clone(),
                 genesis,
                 pending: HashMap::new(),
+                committees,
+                waiters: Vec::new(),
             })),
         }
     }
@@ -74,7 +86,58 @@ impl LedgerView {
         let mut inner = self.lock();
         let height = state.height;
         inner.pending.retain(|_, s| s.height > height);
+        let elected_at = state.committee.elected_at;
+        if !inner.committees.contains_key(&elected_at) {
+            if height > inner.finalized.height + 1 {
+                // A jump (restart from a stored state): elections in between are unknown.
+                inner.committees.clear();
+            }
+            inner
+                .committees
+                .insert(elected_at, state.committee.members.clone());
+            while inner.committees.len() > COMMITTEES_KEPT {
+                inner.committees.pop_first();
+            }
+        }
         inner.finalized = state;
+        let waiters = std::mem::take(&mut inner.waiters);
+        for (at, tx) in waiters {
+            if at <= height {
+                let _ = tx.send(());
+            } else if !tx.is_closed() {
+                inner.waiters.push((at, tx));
+            }
+        }
+    }
+
+    /// The committee in force after finalized height `height`: the latest
+    /// election at or below it, or `None` if that election is not remembered.
+    pub fn committee_at(&self, height: Height) -> Option<Vec<CommitteeMember>> {
+        let inner = self.lock();
+        let (first, _) = inner.committees.first_key_value()?;
+        if *first > height {
+            return None;
+        }
+        inner
+            .committees
+            .range(..=height)
+            .next_back()
+            .map(|(_, members)| members.clone())
+    }
+
+    /// Resolves once the finalized height is at least `height`.
+    pub async fn finalized_at_least(&self, height: Height) {
+        let rx = {
+            let mut inner = self.lock();
+            if inner.finalized.height >= height {
+                return;
+            }
+            let (tx, rx) = oneshot::channel();
+            inner.waiters.push((height, tx));
+            rx
+        };
+        // A dropped view (shutdown) also ends the wait.
+        let _ = rx.await;
     }
 
     /// Number of unfinalized post-states held (for tests and metrics).

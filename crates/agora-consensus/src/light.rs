@@ -108,9 +108,5 @@ impl FinalityVerifier {
 /// `seed` for `n` validators: what a light client trusts.
 pub fn devnet_identity(seed: u64, n: usize) -> Result<Vec<u8>, crate::keys::KeysError> {
     let keys = crate::keys::devnet_keys(seed, n)?;
-    let first = keys
-        .validators
-        .first()
-        .ok_or(crate::keys::KeysError::InvalidSet(n))?;
-    Ok(first.scheme.identity().encode().to_vec())
+    Ok(keys.output.public().public().encode().to_vec())
 }

@@ -19,6 +19,7 @@ use commonware_stream::{
     sake::{self, Sake},
 };
 use commonware_utils::{ordered::Map, NZUsize, TryCollect, NZU32};
+use tracing::warn;
 
 use crate::application::BlockLimits;
 use crate::engine::{
@@ -26,11 +27,11 @@ use crate::engine::{
     CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
     CHANNEL_VOTE,
 };
-use crate::epochs::FixedCommittee;
 use crate::finalized::FinalizedSink;
 use crate::gossip::GossipReceiver;
 use crate::keys::PublicKey;
 use crate::keys::{devnet_identity, devnet_keys, NAMESPACE};
+use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
 
 /// Configuration of a devnet validator process.
@@ -62,28 +63,62 @@ pub fn blocks_per_epoch(genesis: &Genesis) -> std::num::NonZeroU64 {
 }
 
 /// Activates each epoch's peers on the `lookup` network, dialing them at the
-/// addresses this validator knows them by.
-#[derive(Clone, Debug)]
+/// addresses this validator knows them by: the configured genesis peers, and
+/// the endpoints validators announced on the ledger.
+#[derive(Clone)]
 pub struct AddressBook<M> {
     oracle: M,
     addresses: Map<PublicKey, Address>,
+    ledger: LedgerView,
+}
+
+impl<M> std::fmt::Debug for AddressBook<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressBook")
+            .field("configured", &self.addresses.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<M> AddressBook<M> {
-    /// Peers in `addresses` are dialed there; others are skipped (unreachable).
-    pub fn new(oracle: M, addresses: Map<PublicKey, Address>) -> Self {
-        Self { oracle, addresses }
+    /// Peers in `addresses` are dialed there, others at their announced
+    /// endpoint in `ledger`'s finalized state; the rest are skipped (unreachable).
+    pub fn new(oracle: M, addresses: Map<PublicKey, Address>, ledger: LedgerView) -> Self {
+        Self {
+            oracle,
+            addresses,
+            ledger,
+        }
+    }
+
+    /// Where `peer` is reached, if known.
+    pub fn address(&self, peer: &PublicKey) -> Option<Address> {
+        if let Some(address) = self.addresses.get_value(peer) {
+            return Some(address.clone());
+        }
+        let state = self.ledger.finalized();
+        let endpoint = state
+            .validator_endpoints
+            .values()
+            .find(|e| e.consensus_key.0.as_slice() == peer.as_ref())?;
+        match endpoint.p2p_addr.parse::<SocketAddr>() {
+            Ok(addr) => Some(Address::from(addr)),
+            Err(_) => {
+                warn!(addr = %endpoint.p2p_addr, "announced endpoint is not an IP:port; peer skipped");
+                None
+            }
+        }
     }
 
     fn resolve(
         &self,
         peers: &commonware_utils::ordered::Set<PublicKey>,
     ) -> Map<PublicKey, Address> {
-        Map::from_iter_dedup(peers.iter().filter_map(|peer| {
-            self.addresses
-                .get_value(peer)
-                .map(|address| (peer.clone(), address.clone()))
-        }))
+        Map::from_iter_dedup(
+            peers
+                .iter()
+                .filter_map(|peer| self.address(peer).map(|address| (peer.clone(), address))),
+        )
     }
 }
 
@@ -174,10 +209,11 @@ where
             .with_storage_directory(config.storage_dir.clone())
             .with_worker_threads(config.worker_threads.max(1)),
     );
+    let ledger = LedgerView::new(config.genesis.state()?);
     runner.start(|context| async move {
         let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p);
         let _ = oracle.track(0, peers.clone());
-        let book = AddressBook::new(oracle.clone(), peers);
+        let book = AddressBook::new(oracle.clone(), peers, ledger.clone());
         let quota = Quota::per_second(NZU32!(256));
         let channels = Channels {
             vote: network.register(CHANNEL_VOTE, quota),
@@ -192,7 +228,7 @@ where
         let validator = ValidatorConfig {
             keys: me_keys,
             genesis_epoch,
-            committee: FixedCommittee::new(keys.participants),
+            ledger: ledger.clone(),
             blocks_per_epoch: blocks_per_epoch(&config.genesis),
             genesis: config.genesis,
             partition_prefix: "agora".into(),

@@ -8,9 +8,12 @@ mod common;
 use std::time::Duration;
 
 use agora_consensus::{application::proposer_account, FinalityVerifier};
+use agora_types::{Transaction, TxKind};
 use commonware_runtime::{deterministic, Runner, Supervisor};
 
-use common::{accounts_and_genesis, transfers, Cluster, DEFAULT_SIM_EPOCH, FUNDING};
+use common::{
+    accounts_and_genesis, transfers, Cluster, Role, CHAIN_ID, DEFAULT_SIM_EPOCH, FUNDING,
+};
 
 const ACCOUNTS: usize = 4;
 const LIMIT: Duration = Duration::from_secs(1_800);
@@ -118,5 +121,82 @@ fn validator_offline_across_epoch_changes_rejoins() {
         let proposed_late = (final_heights(4)[3] + 1..=last)
             .any(|h| cluster.logs[0].lock().unwrap().proposers.get(&h) == Some(&me));
         assert!(proposed_late, "validator 3 never proposed after rejoining");
+    });
+}
+
+#[test]
+fn a_validator_elected_by_stake_joins_the_committee() {
+    runner(13).start(|context| async move {
+        let (keys, mut genesis) = accounts_and_genesis(5);
+        let per = DEFAULT_SIM_EPOCH.get();
+        genesis.params.committee.epoch_blocks = per;
+        let supply = 5 * u128::from(FUNDING);
+        let mut cluster =
+            Cluster::start_with_joiners(context.child("cluster"), &[Role::Honest; 4], 1, genesis)
+                .await;
+        let joiner = 4;
+
+        // Every validator, the joiner included, bonds stake from an account
+        // and announces the consensus key its node signs with.
+        let mut txs = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let tx = |nonce, kind| {
+                Transaction {
+                    chain_id: CHAIN_ID.into(),
+                    from: key.account(),
+                    nonce,
+                    kind,
+                }
+                .sign(key)
+            };
+            txs.push(tx(
+                0,
+                TxKind::BondValidator {
+                    amount: FUNDING / 2,
+                    take_ppm: 0,
+                },
+            ));
+            txs.push(tx(
+                1,
+                TxKind::AnnounceValidator {
+                    consensus_key: proposer_account(&cluster.pk(i)),
+                    p2p_addr: format!("127.0.0.1:{}", 30_000 + i),
+                },
+            ));
+        }
+        cluster.submit_all(&txs);
+
+        // Elected at the first block of epoch 1, the five are epoch 3's players
+        // (the reshare in epoch 3 deals them shares) and sign from epoch 4.
+        let all = [0, 1, 2, 3, joiner];
+        cluster.wait_height(&all, 4 * per + 10, LIMIT).await;
+        cluster.assert_consistent(supply);
+
+        let log = cluster.logs[0].lock().unwrap();
+        let state = log.last.as_ref().expect("state");
+        assert_eq!(state.committee.members.len(), 5, "ledger elected all five");
+        let joiner_account = proposer_account(&cluster.pk(joiner));
+        let epochs = &log.epochs;
+        for (height, change) in epochs {
+            assert!(change.reshared, "resharing failed at {height}");
+        }
+        let signers_of = |epoch: u64| {
+            epochs
+                .values()
+                .find(|c| c.epoch == epoch)
+                .map(|c| c.signers.clone())
+                .unwrap_or_else(|| panic!("no handover to epoch {epoch}"))
+        };
+        assert_eq!(signers_of(3).len(), 4);
+        assert!(!signers_of(3).contains(&joiner_account));
+        assert_eq!(signers_of(4).len(), 5);
+        assert!(signers_of(4).contains(&joiner_account));
+        let led = (4 * per..=state.height).any(|h| log.proposers.get(&h) == Some(&joiner_account));
+        assert!(led, "the joiner never led a block in epoch 4");
+        drop(log);
+        assert_eq!(
+            cluster.logs[joiner].lock().unwrap().epochs,
+            cluster.logs[0].lock().unwrap().epochs
+        );
     });
 }

@@ -13,10 +13,9 @@ use agora_consensus::{
         CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
         CHANNEL_VOTE,
     },
-    epochs::FixedCommittee,
     keys::PublicKey,
     start_validator, BlockLimits, Channels, DevnetKeys, EpochChange, Finalized, FinalizedSink,
-    InMemoryTxSource, Timeouts, ValidatorConfig,
+    InMemoryTxSource, LedgerView, Timeouts, ValidatorConfig, ValidatorKeys,
 };
 use agora_ledger::{Genesis, GenesisAccount, State};
 use agora_types::{Hash32, Keypair, SignedTransaction, Transaction, TxKind};
@@ -215,6 +214,8 @@ pub struct Cluster {
     pub context: deterministic::Context,
     pub oracle: Oracle<PublicKey, deterministic::Context>,
     pub keys: DevnetKeys,
+    /// Every validator's keys: the genesis committee's, then the joiners'.
+    pub members: Vec<ValidatorKeys>,
     pub genesis: Genesis,
     pub pools: Vec<InMemoryTxSource>,
     pub logs: Vec<Arc<Mutex<NodeLog>>>,
@@ -254,17 +255,34 @@ impl Cluster {
         roles: &[Role],
         genesis: Genesis,
     ) -> Self {
-        let n = roles.len();
-        let keys = agora_consensus::devnet_keys(7, n).expect("devnet keys");
+        Self::start_with_joiners(context, roles, 0, genesis).await
+    }
+
+    /// [`Self::start_roles`] plus `joiners` honest validators outside the
+    /// genesis committee (indices after the genesis ones), following the chain.
+    pub async fn start_with_joiners(
+        context: deterministic::Context,
+        roles: &[Role],
+        joiners: usize,
+        genesis: Genesis,
+    ) -> Self {
+        let genesis_n = roles.len();
+        let n = genesis_n + joiners;
+        let keys = agora_consensus::devnet_keys(7, genesis_n).expect("devnet keys");
+        let mut members = keys.validators.clone();
+        members.extend(
+            (genesis_n..n)
+                .map(|i| ValidatorKeys::joiner(agora_consensus::keys::devnet_identity(7, i))),
+        );
         let (network, oracle) = simulated::Network::new_with_peers(
             context.child("network"),
             simulated::Config {
                 max_size: 1 << 20,
                 max_peers_per_set: NZUsize!(n),
                 disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
+                tracked_peer_sets: NZUsize!(3),
             },
-            keys.participants.iter().cloned(),
+            members.iter().map(|m| m.public_key()),
         )
         .await;
         network.start();
@@ -273,6 +291,7 @@ impl Cluster {
             context,
             oracle,
             keys,
+            members,
             genesis,
             pools: (0..n).map(|_| InMemoryTxSource::new()).collect(),
             logs: (0..n).map(|_| Arc::default()).collect(),
@@ -292,6 +311,9 @@ impl Cluster {
                 byzantine => cluster.spawn_byzantine(i, *byzantine),
             }
         }
+        for i in genesis_n..n {
+            cluster.spawn(i);
+        }
         cluster
     }
 
@@ -302,7 +324,7 @@ impl Cluster {
 
     /// Public key of validator `i`.
     pub fn pk(&self, i: usize) -> PublicKey {
-        self.keys.validators[i].public_key()
+        self.members[i].public_key()
     }
 
     /// Link every ordered pair with `link` (replacing existing links).
@@ -337,9 +359,9 @@ impl Cluster {
         let control = self.oracle.control(self.pk(i));
         let manager = self.oracle.manager();
         let config = ValidatorConfig {
-            keys: self.keys.validators[i].clone(),
+            keys: self.members[i].clone(),
             genesis_epoch: self.keys.genesis_epoch(),
-            committee: FixedCommittee::new(self.keys.participants.clone()),
+            ledger: LedgerView::new(self.genesis.state().expect("genesis state")),
             blocks_per_epoch: self.blocks_per_epoch,
             genesis: self.genesis.clone(),
             partition_prefix: format!("v{i}"),
@@ -378,7 +400,12 @@ impl Cluster {
     pub fn spawn_byzantine(&mut self, i: usize, role: Role) {
         assert!(self.handles[i].is_none(), "validator {i} already running");
         let control = self.oracle.control(self.pk(i));
-        let scheme = self.keys.validators[i].scheme.clone();
+        let scheme = self.keys.validators[i]
+            .genesis
+            .as_ref()
+            .expect("genesis validator")
+            .scheme
+            .clone();
         let handle = self
             .context
             .child("byzantine")
