@@ -43,9 +43,13 @@ impl Mempool {
         &self.pending
     }
 
-    /// Admit a transaction if it applies on top of everything waiting.
-    pub fn insert(&mut self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
-        let id = tx.id();
+    /// Admit transaction `id` if it applies on top of everything waiting; the
+    /// caller has verified its signature (the node does, before taking the lock).
+    pub fn insert_signature_verified(
+        &mut self,
+        tx: SignedTransaction,
+        id: Hash32,
+    ) -> Result<Hash32, SubmitError> {
         if self.ids.contains(&id) {
             return Err(SubmitError::Duplicate(id.to_hex()));
         }
@@ -53,7 +57,7 @@ impl Mempool {
             return Err(SubmitError::MempoolFull(self.capacity));
         }
         let height = self.pending.height + 1;
-        self.pending.apply_tx(&tx, height)?;
+        self.pending.apply_tx_signature_verified(&tx, height)?;
         self.ids.insert(id);
         self.txs.push_back(tx);
         Ok(id)
