@@ -210,11 +210,19 @@ impl Node {
         keep: bool,
     ) -> (Vec<Result<Hash32, SubmitError>>, Vec<SignedTransaction>) {
         // Everything slow (store lookups, signatures) happens before the mempool lock.
+        let ids: Vec<Hash32> = txs.iter().map(|tx| tx.id()).collect();
+        // A store error only means committed duplicates are caught later (by nonce).
+        let committed = self
+            .inner
+            .store
+            .tx_heights(&ids)
+            .unwrap_or_else(|_| vec![None; ids.len()]);
         let checked: Vec<_> = txs
             .into_iter()
-            .map(|tx| {
-                let id = tx.id();
-                if self.inner.store.tx_height(&id).ok().flatten().is_some() {
+            .zip(ids)
+            .zip(committed)
+            .map(|((tx, id), committed)| {
+                if committed.is_some() {
                     return Err(SubmitError::Duplicate(id.to_hex()));
                 }
                 // A transaction for another chain is refused as such by the mempool,
