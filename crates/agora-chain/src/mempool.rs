@@ -11,7 +11,8 @@ use crate::SubmitError;
 
 /// Pending transactions in arrival order, with the state they lead to.
 pub struct Mempool {
-    txs: VecDeque<SignedTransaction>,
+    /// Waiting transactions with their ids (kept so rebasing never rehashes them).
+    txs: VecDeque<(Hash32, SignedTransaction)>,
     ids: HashSet<Hash32>,
     pending: State,
     capacity: usize,
@@ -43,9 +44,13 @@ impl Mempool {
         &self.pending
     }
 
-    /// Admit a transaction if it applies on top of everything waiting.
-    pub fn insert(&mut self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
-        let id = tx.id();
+    /// Admit transaction `id` if it applies on top of everything waiting; the
+    /// caller has verified its signature (the node does, before taking the lock).
+    pub fn insert_signature_verified(
+        &mut self,
+        tx: SignedTransaction,
+        id: Hash32,
+    ) -> Result<Hash32, SubmitError> {
         if self.ids.contains(&id) {
             return Err(SubmitError::Duplicate(id.to_hex()));
         }
@@ -53,15 +58,19 @@ impl Mempool {
             return Err(SubmitError::MempoolFull(self.capacity));
         }
         let height = self.pending.height + 1;
-        self.pending.apply_tx(&tx, height)?;
+        self.pending.apply_tx_signature_verified(&tx, height)?;
         self.ids.insert(id);
-        self.txs.push_back(tx);
+        self.txs.push_back((id, tx));
         Ok(id)
     }
 
     /// Up to `max` transactions for the next block, oldest first.
     pub fn peek(&self, max: usize) -> Vec<SignedTransaction> {
-        self.txs.iter().take(max).cloned().collect()
+        self.txs
+            .iter()
+            .take(max)
+            .map(|(_, tx)| tx.clone())
+            .collect()
     }
 
     /// After a block: forget what it settled (included or rejected) and
@@ -70,11 +79,11 @@ impl Mempool {
         let remaining: Vec<_> = self
             .txs
             .drain(..)
-            .filter(|t| !settled.contains(&t.id()))
+            .filter(|(id, _)| !settled.contains(id))
             .collect();
         self.ids.clear();
         self.pending = state.clone();
-        for tx in remaining {
+        for (id, tx) in remaining {
             let height = self.pending.height + 1;
             // Its signature was verified on admission.
             if self
@@ -82,8 +91,8 @@ impl Mempool {
                 .apply_tx_signature_verified(&tx, height)
                 .is_ok()
             {
-                self.ids.insert(tx.id());
-                self.txs.push_back(tx);
+                self.ids.insert(id);
+                self.txs.push_back((id, tx));
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use agora_ledger::{build_block, BlockCandidate, Genesis, State};
+use agora_ledger::{build_block, BlockCandidate, Genesis, State, TxError};
 use agora_types::rpc::TxStatus;
 use agora_types::{Block, Hash32, Keypair, SignedTransaction};
 use tokio::sync::watch;
@@ -14,6 +14,33 @@ use crate::mempool::Mempool;
 use crate::{ChainError, Store, SubmitError};
 
 const MAX_REMEMBERED_REJECTIONS: usize = 10_000;
+/// Transaction ids per generation of [`VerifiedIds`] (two generations are kept).
+const VERIFIED_IDS_PER_GENERATION: usize = 65_536;
+
+/// Ids of transactions whose signature this node has verified, so each
+/// transaction is verified once however it arrives (RPC, gossip, a block).
+/// An id hashes the whole signed transaction, signature included, so a
+/// forged variant has another id and is verified on its own. Bounded: when
+/// the current generation fills, it becomes the previous one and the one
+/// before is forgotten (a forgotten id is merely verified again).
+#[derive(Default)]
+struct VerifiedIds {
+    current: HashSet<Hash32>,
+    previous: HashSet<Hash32>,
+}
+
+impl VerifiedIds {
+    fn contains(&self, id: &Hash32) -> bool {
+        self.current.contains(id) || self.previous.contains(id)
+    }
+
+    fn insert(&mut self, id: Hash32) {
+        if self.current.len() >= VERIFIED_IDS_PER_GENERATION {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(id);
+    }
+}
 
 /// Block production settings.
 #[derive(Clone, Debug)]
@@ -46,6 +73,8 @@ struct Inner {
     store: Store,
     key: Keypair,
     config: ChainConfig,
+    chain_id: String,
+    verified: Mutex<VerifiedIds>,
     state: Mutex<Arc<State>>,
     mempool: Mutex<Mempool>,
     rejected: Mutex<HashMap<Hash32, String>>,
@@ -56,8 +85,8 @@ struct Inner {
     relay: Mutex<Option<Relay>>,
 }
 
-/// A hook that sends a locally submitted transaction to other validators.
-pub type Relay = Arc<dyn Fn(&SignedTransaction) + Send + Sync>;
+/// A hook that sends locally submitted transactions to other validators.
+pub type Relay = Arc<dyn Fn(&[SignedTransaction]) + Send + Sync>;
 
 /// What consensus proved about a finalized block, kept beside it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -108,6 +137,8 @@ impl Node {
                 store,
                 key,
                 config,
+                chain_id: state.chain_id.clone(),
+                verified: Mutex::new(VerifiedIds::default()),
                 state: Mutex::new(Arc::new(state)),
                 mempool: Mutex::new(mempool),
                 rejected: Mutex::new(HashMap::new()),
@@ -143,20 +174,95 @@ impl Node {
 
     /// Admit a transaction to the mempool and relay it to other validators.
     pub fn submit(&self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
-        let id = self.admit(tx.clone())?;
-        if let Some(relay) = lock(&self.inner.relay).clone() {
-            relay(&tx);
+        self.submit_batch(vec![tx])
+            .pop()
+            .expect("one outcome per transaction")
+    }
+
+    /// Admit transactions in order (each gets its own outcome, so one refusal
+    /// does not stop the rest) and relay the admitted ones to other validators.
+    /// Signatures are verified before the mempool lock is taken.
+    pub fn submit_batch(&self, txs: Vec<SignedTransaction>) -> Vec<Result<Hash32, SubmitError>> {
+        let relay = lock(&self.inner.relay).clone();
+        let (outcomes, admitted) = self.admit_all(txs, relay.is_some());
+        if let (Some(relay), false) = (relay, admitted.is_empty()) {
+            relay(&admitted);
         }
-        Ok(id)
+        outcomes
     }
 
     /// Admit a transaction to the mempool without relaying it (it came from a peer).
     pub fn admit(&self, tx: SignedTransaction) -> Result<Hash32, SubmitError> {
-        let id = tx.id();
-        if self.inner.store.tx_height(&id).ok().flatten().is_some() {
-            return Err(SubmitError::Duplicate(id.to_hex()));
+        self.admit_batch(vec![tx])
+            .pop()
+            .expect("one outcome per transaction")
+    }
+
+    /// [`Node::admit`] for several transactions, in order, under one mempool lock.
+    pub fn admit_batch(&self, txs: Vec<SignedTransaction>) -> Vec<Result<Hash32, SubmitError>> {
+        self.admit_all(txs, false).0
+    }
+
+    /// Admit `txs`; with `keep`, also return clones of the admitted ones.
+    fn admit_all(
+        &self,
+        txs: Vec<SignedTransaction>,
+        keep: bool,
+    ) -> (Vec<Result<Hash32, SubmitError>>, Vec<SignedTransaction>) {
+        // Everything slow (store lookups, signatures) happens before the mempool lock.
+        let ids: Vec<Hash32> = txs.iter().map(|tx| tx.id()).collect();
+        // A store error only means committed duplicates are caught later (by nonce).
+        let committed = self
+            .inner
+            .store
+            .tx_heights(&ids)
+            .unwrap_or_else(|_| vec![None; ids.len()]);
+        let checked: Vec<_> = txs
+            .into_iter()
+            .zip(ids)
+            .zip(committed)
+            .map(|((tx, id), committed)| {
+                if committed.is_some() {
+                    return Err(SubmitError::Duplicate(id.to_hex()));
+                }
+                // A transaction for another chain is refused as such by the mempool,
+                // whatever its signature.
+                if tx.tx.chain_id == self.inner.chain_id && !self.signature_ok_with_id(&tx, id) {
+                    return Err(SubmitError::Invalid(TxError::BadSignature(tx.tx.from)));
+                }
+                Ok((tx, id))
+            })
+            .collect();
+        let mut admitted = Vec::new();
+        let mut mempool = lock(&self.inner.mempool);
+        let outcomes = checked
+            .into_iter()
+            .map(|checked| {
+                let (tx, id) = checked?;
+                let kept = keep.then(|| tx.clone());
+                mempool.insert_signature_verified(tx, id)?;
+                admitted.extend(kept);
+                Ok(id)
+            })
+            .collect();
+        (outcomes, admitted)
+    }
+
+    /// Whether `tx`'s signature verifies. Each transaction is verified once:
+    /// the answer for a valid one is remembered by id (which covers the signature).
+    pub fn signature_ok(&self, tx: &SignedTransaction) -> bool {
+        self.signature_ok_with_id(tx, tx.id())
+    }
+
+    fn signature_ok_with_id(&self, tx: &SignedTransaction, id: Hash32) -> bool {
+        if lock(&self.inner.verified).contains(&id) {
+            return true;
         }
-        lock(&self.inner.mempool).insert(tx)
+        let ok = tx.verify_signature().is_ok();
+        if ok {
+            lock(&self.inner.verified).insert(id);
+        }
+        ok
     }
 
     /// Relay every later locally submitted transaction through `relay`.

@@ -110,9 +110,12 @@ async fn submit(
     body: Result<Json<SubmitTx>, JsonRejection>,
 ) -> Result<Json<Submitted>, ApiError> {
     let Json(body) = body.map_err(json_rejection)?;
-    Ok(Json(Submitted {
-        id: submit_one(&node, &body.tx)?,
-    }))
+    let tx = decode_tx(&body.tx)?;
+    let id = submit_off_runtime(node, vec![tx])
+        .await?
+        .pop()
+        .expect("one outcome per transaction")?;
+    Ok(Json(Submitted { id }))
 }
 
 fn json_rejection(e: JsonRejection) -> ApiError {
@@ -124,13 +127,28 @@ fn json_rejection(e: JsonRejection) -> ApiError {
     }
 }
 
-/// Decode one hex transaction and hand it to the mempool.
-fn submit_one(node: &Node, hex_tx: &str) -> Result<Hash32, ApiError> {
+/// Decode one hex transaction.
+fn decode_tx(hex_tx: &str) -> Result<SignedTransaction, ApiError> {
     let bytes = hex::decode(hex_tx.trim())
         .map_err(|e| bad_request("malformed", format!("tx is not hex: {e}")))?;
-    let tx: SignedTransaction =
-        codec::decode(&bytes).map_err(|e| ApiError::from(SubmitError::Malformed(e.to_string())))?;
-    Ok(node.submit(tx)?)
+    codec::decode(&bytes).map_err(|e| ApiError::from(SubmitError::Malformed(e.to_string())))
+}
+
+/// Hand transactions to the mempool on a blocking worker: signature checks
+/// must not hold up the RPC's async threads.
+async fn submit_off_runtime(
+    node: Node,
+    txs: Vec<SignedTransaction>,
+) -> Result<Vec<Result<Hash32, SubmitError>>, ApiError> {
+    tokio::task::spawn_blocking(move || node.submit_batch(txs))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("submission task failed: {e}"),
+            )
+        })
 }
 
 /// Submit up to [`MAX_BATCH_TXS`] transactions in order; each gets its own
@@ -149,12 +167,27 @@ async fn submit_batch(
             ),
         ));
     }
-    let results = body
-        .txs
+    let decoded: Vec<Result<SignedTransaction, ApiError>> =
+        body.txs.iter().map(|hex_tx| decode_tx(hex_tx)).collect();
+    let valid: Vec<SignedTransaction> = decoded
         .iter()
-        .map(|hex_tx| match submit_one(&node, hex_tx) {
-            Ok(id) => BatchItem::Accepted { id },
-            Err(e) => BatchItem::Refused { error: e.detail() },
+        .filter_map(|d| d.as_ref().ok().cloned())
+        .collect();
+    let mut outcomes = submit_off_runtime(node, valid).await?.into_iter();
+    let results = decoded
+        .into_iter()
+        .map(|d| {
+            match d.map(|_| {
+                outcomes
+                    .next()
+                    .expect("one outcome per decoded transaction")
+            }) {
+                Ok(Ok(id)) => BatchItem::Accepted { id },
+                Ok(Err(e)) => BatchItem::Refused {
+                    error: ApiError::from(e).detail(),
+                },
+                Err(e) => BatchItem::Refused { error: e.detail() },
+            }
         })
         .collect();
     Ok(Json(SubmittedBatch { results }))

@@ -140,4 +140,13 @@ impl Store {
         let index = r.open_table(TX_INDEX)?;
         Ok(index.get(id.0.as_slice())?.map(|v| v.value()))
     }
+
+    /// [`Store::tx_height`] for several transactions, in one read transaction.
+    pub fn tx_heights(&self, ids: &[Hash32]) -> Result<Vec<Option<Height>>, ChainError> {
+        let r = self.db.begin_read()?;
+        let index = r.open_table(TX_INDEX)?;
+        ids.iter()
+            .map(|id| Ok(index.get(id.0.as_slice())?.map(|v| v.value())))
+            .collect()
+    }
 }

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -33,13 +34,46 @@ pub struct ValidatorSetup {
     pub timeouts: Timeouts,
 }
 
+/// Gossip batches waiting for the admission thread; beyond it batches are
+/// dropped (gossip is best effort: a dropped transaction still arrives in a block).
+const ADMISSION_QUEUE_BATCHES: usize = 256;
+
 /// Proposals come from the node's mempool; peers' transactions go into it.
 #[derive(Clone)]
-struct MempoolSource(Node);
+struct MempoolSource {
+    node: Node,
+    /// Gossip batches for the admission thread, so their signature checks
+    /// never run on (and stall) the consensus runtime's threads.
+    admission: SyncSender<Vec<SignedTransaction>>,
+}
+
+impl MempoolSource {
+    /// A source over `node` with its admission thread (which ends once every
+    /// clone of the source is dropped).
+    fn start(node: Node) -> Result<Self, ChainError> {
+        let (admission, batches) = sync_channel::<Vec<SignedTransaction>>(ADMISSION_QUEUE_BATCHES);
+        let admitting = node.clone();
+        std::thread::Builder::new()
+            .name("gossip-admission".into())
+            .spawn(move || {
+                for batch in batches {
+                    for outcome in admitting.admit_batch(batch) {
+                        if let Err(e) = outcome {
+                            tracing::debug!(error = %e, "gossiped transaction not admitted");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| {
+                ChainError::Consensus(format!("cannot start the gossip admission thread: {e}"))
+            })?;
+        Ok(MempoolSource { node, admission })
+    }
+}
 
 impl TxSource for MempoolSource {
     fn candidates(&self, max: usize) -> Vec<SignedTransaction> {
-        self.0.pending_txs(max)
+        self.node.pending_txs(max)
     }
 
     fn on_finalized(&self, _block: &Block, _state: &State) {
@@ -47,14 +81,23 @@ impl TxSource for MempoolSource {
     }
 
     fn admit(&self, tx: SignedTransaction) {
-        if let Err(e) = self.0.admit(tx) {
-            tracing::debug!(error = %e, "gossiped transaction not admitted");
+        self.admit_batch(vec![tx]);
+    }
+
+    fn admit_batch(&self, txs: Vec<SignedTransaction>) {
+        if let Err(TrySendError::Full(batch)) = self.admission.try_send(txs) {
+            tracing::debug!(
+                txs = batch.len(),
+                "gossip admission queue full; batch dropped"
+            );
         }
     }
 
     fn signature_verified(&self, tx: &SignedTransaction) -> bool {
-        // The mempool admits only verified transactions, keyed by an id that covers the signature.
-        self.0.in_mempool(&tx.id())
+        // Verified here now if it was not already (the node remembers valid
+        // signatures by an id that covers the signature), so a transaction
+        // whose block came before its gossip is still verified only once.
+        self.node.signature_ok(tx)
     }
 }
 
@@ -105,9 +148,11 @@ pub fn spawn_validator(
     std::fs::create_dir_all(&setup.consensus_dir)
         .map_err(|e| ChainError::Store(format!("{}: {e}", setup.consensus_dir.display())))?;
     let (relay, gossip) = gossip_channel();
-    node.set_relay(Arc::new(move |tx: &SignedTransaction| {
+    node.set_relay(Arc::new(move |txs: &[SignedTransaction]| {
         // The receiver lives as long as the engine; once it stops, nothing is relayed.
-        let _ = relay.send(tx.clone());
+        for tx in txs {
+            let _ = relay.send(tx.clone());
+        }
     }));
     let config = NodeConfig {
         devnet_seed: setup.devnet_seed,
@@ -120,7 +165,7 @@ pub fn spawn_validator(
         timeouts: setup.timeouts,
         worker_threads: 2,
     };
-    let txs = MempoolSource(node.clone());
+    let txs = MempoolSource::start(node.clone())?;
     let sink = StoreSink(node);
     std::thread::Builder::new()
         .name(format!("validator-{}", config.index))

@@ -575,3 +575,55 @@ async fn batches_disputes_and_audit_records_are_served() {
     assert_eq!((record.stake, record.audits.slashed_amount), (0, 500));
     assert!(rpc.disputes().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn remembered_signatures_never_vouch_for_forged_variants() {
+    let (a, b) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let (node, rpc) = serve_new(dir.path(), &genesis(&[&a, &b])).await;
+    let good = transfer("node-test", &a, &b, 0, 10);
+    assert!(node.signature_ok(&good));
+    // Same transaction, one signature bit flipped: another id, verified on its own.
+    let mut forged = good.clone();
+    forged.signature.0[10] ^= 1;
+    for _ in 0..2 {
+        assert!(
+            !node.signature_ok(&forged),
+            "a forgery is never remembered as valid"
+        );
+    }
+    // The admission path refuses the forgery as a bad signature (not as a
+    // duplicate of the remembered transaction) and still admits the original.
+    let outcomes: Vec<_> = node
+        .admit_batch(vec![forged.clone(), good.clone()])
+        .into_iter()
+        .map(|r| r.map_err(|e| e.code()))
+        .collect();
+    assert_eq!(outcomes, vec![Err("bad_signature"), Ok(good.id())]);
+    // Through the RPC: a wrong-chain transaction is refused as such whatever
+    // its signature, and each refusal keeps its place in the batch.
+    let mut other_chain = transfer("elsewhere", &b, &a, 0, 1);
+    other_chain.signature.0[0] ^= 1;
+    let next = transfer("node-test", &b, &a, 0, 1);
+    let results = rpc
+        .submit_batch(&[other_chain, forged.clone(), next.clone()])
+        .await
+        .unwrap();
+    let codes: Vec<Result<Hash32, String>> = results
+        .into_iter()
+        .map(|r| match r {
+            BatchItem::Accepted { id } => Ok(id),
+            BatchItem::Refused { error } => Err(error.code),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            Err("wrong_chain".into()),
+            Err("bad_signature".into()),
+            Ok(next.id())
+        ]
+    );
+    let block = node.produce_block(1).unwrap();
+    assert_eq!(block.txs, vec![good, next]);
+}

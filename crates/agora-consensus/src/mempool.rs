@@ -14,6 +14,12 @@ pub trait TxSource: Clone + Send + Sync + 'static {
     fn on_finalized(&self, block: &Block, state: &State);
     /// A transaction gossiped by a peer; duplicates and invalid ones are dropped.
     fn admit(&self, tx: SignedTransaction);
+    /// Transactions gossiped by a peer in one message, in order.
+    fn admit_batch(&self, txs: Vec<SignedTransaction>) {
+        for tx in txs {
+            self.admit(tx);
+        }
+    }
     /// Whether this exact signed transaction's signature was already verified
     /// here (so block checks can skip it). `false` is always safe.
     fn signature_verified(&self, _tx: &SignedTransaction) -> bool {

@@ -1,7 +1,9 @@
 //! ed25519 account keys and signatures (ed25519-dalek), with hex text forms.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Mutex, OnceLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -69,7 +71,7 @@ impl AccountId {
     /// Check that `sig` is this account's signature over `msg` (strict ed25519
     /// verification: rejects malleable and small-order forms).
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::InvalidPublicKey)?;
+        let key = verifying_key(&self.0)?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
         key.verify_strict(msg, &sig)
             .map_err(|_| KeyError::BadSignature)
@@ -79,6 +81,37 @@ impl AccountId {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+}
+
+/// Most decompressed keys [`verifying_key`] keeps; past it the cache starts over.
+const KEY_CACHE_CAPACITY: usize = 65_536;
+
+/// Decompressed public keys by their 32 bytes. Decompression is a pure
+/// function of the bytes, so the cache never changes a verification's result;
+/// it saves the point decompression (about a tenth of a strict verification)
+/// for accounts that sign again. Invalid keys are not cached.
+fn key_cache() -> &'static Mutex<HashMap<[u8; 32], VerifyingKey>> {
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], VerifyingKey>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
+    // A poisoned lock only means another thread panicked between a lookup and
+    // an insert of whole values: the map is still consistent.
+    if let Some(key) = key_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(bytes)
+    {
+        return Ok(*key);
+    }
+    let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPublicKey)?;
+    let mut cache = key_cache().lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= KEY_CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(*bytes, key);
+    Ok(key)
 }
 
 fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], KeyError> {
@@ -167,11 +200,85 @@ mod tests {
     }
 
     #[test]
+    fn cached_key_still_rejects_forgeries() {
+        let k = Keypair::generate();
+        let sig = k.sign(b"msg");
+        // First use decompresses and caches the key; every later check hits the cache.
+        assert_eq!(k.account().verify(b"msg", &sig), Ok(()));
+        assert!(key_cache().lock().unwrap().contains_key(&k.account().0));
+        let mut forged = sig;
+        forged.0[40] ^= 0x10;
+        assert_eq!(
+            k.account().verify(b"msg", &forged),
+            Err(KeyError::BadSignature)
+        );
+        assert_eq!(
+            k.account().verify(b"other", &sig),
+            Err(KeyError::BadSignature)
+        );
+        // A signature by another key, presented under the cached key.
+        let other = Keypair::generate().sign(b"msg");
+        assert_eq!(
+            k.account().verify(b"msg", &other),
+            Err(KeyError::BadSignature)
+        );
+        assert_eq!(k.account().verify(b"msg", &sig), Ok(()));
+    }
+
+    #[test]
+    fn invalid_keys_are_refused_and_not_cached() {
+        // y = 2 is not the y-coordinate of a curve point.
+        let mut bytes = [0u8; 32];
+        bytes[0] = 2;
+        let bad = AccountId(bytes);
+        let sig = Keypair::generate().sign(b"msg");
+        assert_eq!(bad.verify(b"msg", &sig), Err(KeyError::InvalidPublicKey));
+        assert_eq!(bad.verify(b"msg", &sig), Err(KeyError::InvalidPublicKey));
+        assert!(!key_cache().lock().unwrap().contains_key(&bytes));
+    }
+
+    #[test]
     fn seed_round_trip() {
         let k = Keypair::generate();
         let back: Keypair = hex::encode(k.seed()).parse().unwrap();
         assert_eq!(back.account(), k.account());
         let acc: AccountId = k.account().to_string().parse().unwrap();
         assert_eq!(acc, k.account());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    /// Not a check: prints the cost of one strict verification with and
+    /// without a pre-decompressed key (`cargo test --release -p agora-types
+    /// -- --ignored verify_timing --nocapture`).
+    #[test]
+    #[ignore]
+    fn verify_timing() {
+        let k = Keypair::generate();
+        let msg = [7u8; 120];
+        let sig = k.sign(&msg);
+        let dsig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        let n = 20_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            let key = VerifyingKey::from_bytes(&k.account().0).unwrap();
+            key.verify_strict(&msg, &dsig).unwrap();
+        }
+        let from_bytes = t.elapsed() / n;
+        let t = Instant::now();
+        for _ in 0..n {
+            k.account().verify(&msg, &sig).unwrap();
+        }
+        let cached = t.elapsed() / n;
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(VerifyingKey::from_bytes(&k.account().0).unwrap());
+        }
+        let decompress = t.elapsed() / n;
+        println!("verify_strict from bytes {from_bytes:?}, through the key cache {cached:?}, decompression alone {decompress:?}");
     }
 }
