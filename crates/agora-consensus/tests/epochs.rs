@@ -2,6 +2,7 @@
 //! reshared at every epoch end, finality keeps going across the handovers,
 //! certificates of every epoch verify against the genesis group key, and a
 //! validator that slept through epoch changes catches up and signs again.
+//! `AGORA_SIM_SEEDS=N` runs the rejoin scenario over N seeds.
 
 mod common;
 
@@ -12,7 +13,8 @@ use agora_types::{Transaction, TxKind};
 use commonware_runtime::{deterministic, Runner, Supervisor};
 
 use common::{
-    accounts_and_genesis, transfers, Cluster, Role, CHAIN_ID, DEFAULT_SIM_EPOCH, FUNDING,
+    accounts_and_genesis, run_seeds, seeds, transfers, Cluster, Role, CHAIN_ID, DEFAULT_SIM_EPOCH,
+    FUNDING,
 };
 
 const ACCOUNTS: usize = 4;
@@ -85,7 +87,16 @@ fn keys_reshare_every_epoch_and_certificates_still_verify() {
 
 #[test]
 fn validator_offline_across_epoch_changes_rejoins() {
-    runner(12).start(|context| async move {
+    run_seeds(
+        "validator_offline_across_epoch_changes_rejoins",
+        &seeds(1),
+        offline_across_epoch_changes,
+    );
+}
+
+/// One seed: validator 3 sleeps through two handovers, then rejoins.
+fn offline_across_epoch_changes(seed: u64) {
+    runner(seed).start(|context| async move {
         let (keys, genesis) = accounts_and_genesis(ACCOUNTS);
         let supply = (ACCOUNTS as u128) * u128::from(FUNDING);
         let mut cluster = Cluster::start(context.child("cluster"), 4, genesis).await;

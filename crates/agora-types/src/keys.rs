@@ -246,39 +246,3 @@ mod tests {
         assert_eq!(acc, k.account());
     }
 }
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    use std::time::Instant;
-
-    /// Not a check: prints the cost of one strict verification with and
-    /// without a pre-decompressed key (`cargo test --release -p agora-types
-    /// -- --ignored verify_timing --nocapture`).
-    #[test]
-    #[ignore]
-    fn verify_timing() {
-        let k = Keypair::generate();
-        let msg = [7u8; 120];
-        let sig = k.sign(&msg);
-        let dsig = ed25519_dalek::Signature::from_bytes(&sig.0);
-        let n = 20_000;
-        let t = Instant::now();
-        for _ in 0..n {
-            let key = VerifyingKey::from_bytes(&k.account().0).unwrap();
-            key.verify_strict(&msg, &dsig).unwrap();
-        }
-        let from_bytes = t.elapsed() / n;
-        let t = Instant::now();
-        for _ in 0..n {
-            k.account().verify(&msg, &sig).unwrap();
-        }
-        let cached = t.elapsed() / n;
-        let t = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(VerifyingKey::from_bytes(&k.account().0).unwrap());
-        }
-        let decompress = t.elapsed() / n;
-        println!("verify_strict from bytes {from_bytes:?}, through the key cache {cached:?}, decompression alone {decompress:?}");
-    }
-}
