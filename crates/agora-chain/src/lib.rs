@@ -11,7 +11,7 @@ mod rpc;
 mod store;
 mod validator;
 
-pub use agora_consensus::Timeouts;
+pub use agora_consensus::{Seat, Timeouts};
 pub use error::{ChainError, SubmitError};
 pub use node::{ChainConfig, Finality, Node, Relay};
 pub use store::Store;

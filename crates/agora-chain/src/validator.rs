@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use agora_consensus::{
-    gossip_channel, run_validator, BlockLimits, Finalized, FinalizedSink, NodeConfig, Timeouts,
-    TxSource,
+    gossip_channel, run_validator, BlockLimits, Finalized, FinalizedSink, NodeConfig, Seat,
+    Timeouts, TxSource,
 };
 use agora_ledger::{Genesis, State};
 use agora_types::{Block, SignedTransaction};
@@ -24,9 +24,9 @@ use crate::{ChainError, Finality, Node};
 pub struct ValidatorSetup {
     /// Seed every validator's keys are dealt from (identical on all of them).
     pub devnet_seed: u64,
-    /// This validator's index in `peers`.
-    pub index: usize,
-    /// p2p listen address of every validator, by index.
+    /// Which validator this is: one of the genesis set, or a joiner.
+    pub seat: Seat,
+    /// p2p listen address of every genesis validator, by index.
     pub peers: Vec<SocketAddr>,
     /// Directory of the engine's own storage (consensus journal, block archives).
     pub consensus_dir: PathBuf,
@@ -121,7 +121,7 @@ impl FinalizedSink for StoreSink {
     }
 }
 
-/// Run `node` as validator `setup.index` on its own thread (the engine brings
+/// Run `node` as validator `setup.seat` on its own thread (the engine brings
 /// its own runtime) until `shutdown` resolves or the engine stops.
 pub fn spawn_validator(
     node: Node,
@@ -129,12 +129,13 @@ pub fn spawn_validator(
     setup: ValidatorSetup,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<Result<(), ChainError>>, ChainError> {
-    if setup.index >= setup.peers.len() {
-        return Err(ChainError::Consensus(format!(
-            "validator index {} is outside the {} peers",
-            setup.index,
-            setup.peers.len()
-        )));
+    if let Seat::Genesis(index) = setup.seat {
+        if index >= setup.peers.len() {
+            return Err(ChainError::Consensus(format!(
+                "validator index {index} is outside the {} peers",
+                setup.peers.len()
+            )));
+        }
     }
     let fresh_engine = !setup.consensus_dir.exists();
     if fresh_engine && node.state().height > 0 {
@@ -156,7 +157,7 @@ pub fn spawn_validator(
     }));
     let config = NodeConfig {
         devnet_seed: setup.devnet_seed,
-        index: setup.index,
+        seat: setup.seat.clone(),
         peers: setup.peers,
         storage_dir: setup.consensus_dir,
         genesis,
@@ -168,7 +169,7 @@ pub fn spawn_validator(
     let txs = MempoolSource::start(node.clone())?;
     let sink = StoreSink(node);
     std::thread::Builder::new()
-        .name(format!("validator-{}", config.index))
+        .name("validator".into())
         .spawn(move || {
             run_validator(config, txs, sink, gossip, shutdown)
                 .map_err(|e| ChainError::Consensus(e.to_string()))

@@ -31,4 +31,4 @@ pub use keys::{devnet_keys, DevnetKeys, ValidatorKeys};
 pub use ledger::LedgerView;
 pub use light::{devnet_identity, FinalityVerifier, LightError};
 pub use mempool::{InMemoryTxSource, NoTxs, TxSource};
-pub use production::{run_validator, NodeConfig, CHANNEL_TXS};
+pub use production::{joiner_identity, run_validator, NodeConfig, Seat, CHANNEL_TXS};

@@ -29,19 +29,55 @@ use crate::engine::{
 };
 use crate::finalized::FinalizedSink;
 use crate::gossip::GossipReceiver;
-use crate::keys::PublicKey;
-use crate::keys::{devnet_identity, devnet_keys, NAMESPACE};
+use crate::keys::{devnet_identity, devnet_keys, PrivateKey, PublicKey, ValidatorKeys, NAMESPACE};
 use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
+
+/// Which validator a process is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seat {
+    /// Validator `i` of the genesis set: dealt its keys, listening at `peers[i]`.
+    Genesis(usize),
+    /// A validator outside the genesis set, following the chain until the
+    /// ledger elects it: its own consensus key and p2p listen address.
+    Joiner {
+        /// Seed of its ed25519 consensus key.
+        key_seed: [u8; 32],
+        /// Where it listens for peers (what it announces on the ledger).
+        listen: SocketAddr,
+    },
+}
+
+impl Seat {
+    /// The ed25519 public key this validator signs consensus with (what
+    /// `AnnounceValidator.consensus_key` names), given the devnet dealing seed.
+    pub fn consensus_key(&self, devnet_seed: u64) -> [u8; 32] {
+        let key = match self {
+            Seat::Genesis(index) => devnet_identity(devnet_seed, *index),
+            Seat::Joiner { key_seed, .. } => joiner_identity(key_seed),
+        };
+        let mut out = [0u8; 32];
+        out.copy_from_slice(key.public_key().as_ref());
+        out
+    }
+}
+
+/// The consensus identity a joiner with `key_seed` signs with (what it announces).
+pub fn joiner_identity(key_seed: &[u8; 32]) -> PrivateKey {
+    use commonware_codec::DecodeExt as _;
+    // Every 32-byte string is a valid ed25519 seed.
+    PrivateKey::decode(bytes::Bytes::copy_from_slice(key_seed))
+        .expect("a 32-byte seed decodes as an ed25519 private key")
+}
 
 /// Configuration of a devnet validator process.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// Seed the devnet keys are dealt from (identical on every validator).
     pub devnet_seed: u64,
-    /// This validator's index in `peers`.
-    pub index: usize,
-    /// Listen address of every validator, by index.
+    /// Which validator this process is.
+    pub seat: Seat,
+    /// Listen address of every genesis validator, by index.
     pub peers: Vec<SocketAddr>,
     /// Directory of consensus storage.
     pub storage_dir: PathBuf,
@@ -166,13 +202,19 @@ where
 {
     let n = config.peers.len();
     let keys = devnet_keys(config.devnet_seed, n).map_err(|_| EngineError::NotParticipant)?;
-    let me_keys = keys
-        .validators
-        .get(config.index)
-        .cloned()
-        .ok_or(EngineError::NotParticipant)?;
+    let (me_keys, listen) = match &config.seat {
+        Seat::Genesis(index) => (
+            keys.validators
+                .get(*index)
+                .cloned()
+                .ok_or(EngineError::NotParticipant)?,
+            config.peers[*index],
+        ),
+        Seat::Joiner { key_seed, listen } => {
+            (ValidatorKeys::joiner(joiner_identity(key_seed)), *listen)
+        }
+    };
     let me = me_keys.public_key();
-    let listen = config.peers[config.index];
     let peers: Map<_, Address> = config
         .peers
         .iter()
@@ -200,7 +242,8 @@ where
         handshake,
         &[NAMESPACE, b"_P2P"].concat(),
         listen,
-        authenticated::peer_set_limit(keys.participants.iter(), &me),
+        // An epoch tracks its dealers, players and next players: up to three committees.
+        NZUsize!(3 * crate::block::MAX_PARTICIPANTS.get() as usize),
         max_message,
         NZUsize!(1024),
     );

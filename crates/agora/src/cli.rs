@@ -330,6 +330,15 @@ pub struct NodeArgs {
     /// This node's position in `--validators`.
     #[arg(long, default_value_t = 0)]
     pub validator_index: usize,
+    /// Run as a validator outside the genesis set, signing consensus with the
+    /// key in this file (created if missing); `--validators` then lists the
+    /// genesis validators to reach. It follows the chain and starts signing
+    /// two epochs after the ledger elects it (see `agora announce`).
+    #[arg(long, requires = "p2p_listen")]
+    pub join_key: Option<PathBuf>,
+    /// p2p listen address of a joining validator (what it announces).
+    #[arg(long)]
+    pub p2p_listen: Option<SocketAddr>,
     /// Key file of the (trusted, devnet-only) dealer of the validators' threshold keys.
     #[arg(long)]
     pub dealer_key: Option<PathBuf>,
@@ -362,6 +371,10 @@ pub struct LocalnetArgs {
     /// Run the validators only (no provider, no gateway).
     #[arg(long)]
     pub no_serve: bool,
+    /// Blocks per consensus epoch in a new genesis (committee election and
+    /// key resharing; default 3,600).
+    #[arg(long)]
+    pub epoch_blocks: Option<u64>,
 }
 
 /// `agora provider`.

@@ -93,7 +93,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     keys::load_or_create(&dir.join("dealer.key"))?;
     let validator = ValidatorSetup {
         devnet_seed: crate::node::dealer_seed(&dir.join("dealer.key"))?,
-        index: 0,
+        seat: agora_chain::Seat::Genesis(0),
         peers: vec![args.p2p],
         consensus_dir: dir.join("node").join("consensus"),
         timeouts: Timeouts::default(),

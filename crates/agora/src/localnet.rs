@@ -26,6 +26,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// One validator process.
 struct Validator {
     rpc: String,
+    p2p: String,
+    consensus_key: String,
     cmd: Vec<String>,
     log: PathBuf,
     child: Child,
@@ -48,7 +50,15 @@ pub async fn run(args: LocalnetArgs) -> Result<()> {
         .with_context(|| format!("writing {}", dir.join("identity.hex").display()))?;
     println!("consensus identity: {identity}");
     let genesis_path = dir.join("genesis.toml");
-    genesis::load_or_create(&genesis_path, &[faucet.account(), provider_key.account()])?;
+    let mut params = agora_ledger::Params::default();
+    if let Some(blocks) = args.epoch_blocks {
+        params.committee.epoch_blocks = blocks;
+    }
+    genesis::load_or_create_with(
+        &genesis_path,
+        &[faucet.account(), provider_key.account()],
+        params,
+    )?;
 
     let mut validators = start_validators(&args, &dir)?;
     write_nodes_json(&dir, &validators)?;
@@ -154,8 +164,11 @@ fn start_validators(args: &LocalnetArgs, dir: &Path) -> Result<Vec<Validator>> {
         ];
         let log = data.join("node.log");
         let child = spawn_logged(&cmd, &log)?;
+        let seed = crate::node::dealer_seed(&dir.join("dealer.key"))?;
         out.push(Validator {
             rpc: format!("http://{rpc}"),
+            p2p: p2p[i].clone(),
+            consensus_key: hex::encode(agora_chain::Seat::Genesis(i).consensus_key(seed)),
             cmd,
             log,
             child,
@@ -231,6 +244,8 @@ fn write_nodes_json(dir: &Path, validators: &[Validator]) -> Result<()> {
                 "index": i,
                 "pid": v.child.id(),
                 "rpc": v.rpc,
+                "p2p": v.p2p,
+                "consensus_key": v.consensus_key,
                 "cmd": shell_line(&v.cmd),
                 "log": v.log.display().to_string(),
             })

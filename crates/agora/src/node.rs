@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use agora_chain::{Timeouts, ValidatorSetup};
+use agora_chain::{Seat, Timeouts, ValidatorSetup};
 use anyhow::{bail, Context, Result};
 
 use crate::cli::NodeArgs;
@@ -21,6 +21,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
             "consensus identity: {}",
             identity_hex(v.devnet_seed, v.peers.len())?
         );
+        println!("consensus key: {}", consensus_key_hex(v));
     }
     let genesis = match (&args.genesis, &validator) {
         (Some(path), _) => genesis::load_or_create(path, &[])?,
@@ -50,24 +51,38 @@ fn validator_setup(args: &NodeArgs) -> Result<Option<ValidatorSetup>> {
     if args.validators.is_empty() {
         return Ok(None);
     }
-    if args.validator_index >= args.validators.len() {
+    let dealer = args
+        .dealer_key
+        .as_deref()
+        .context("a validator needs --dealer-key (the key its threshold share is dealt from)")?;
+    let seat = match (&args.join_key, args.p2p_listen) {
+        (Some(path), Some(listen)) => Seat::Joiner {
+            key_seed: keys::load_or_create(path)?.seed(),
+            listen,
+        },
+        (Some(_), None) => bail!("--join-key needs --p2p-listen (the address peers dial)"),
+        (None, _) => Seat::Genesis(args.validator_index),
+    };
+    if matches!(seat, Seat::Genesis(i) if i >= args.validators.len()) {
         bail!(
             "--validator-index {} is outside the {} addresses of --validators",
             args.validator_index,
             args.validators.len()
         );
     }
-    let dealer = args
-        .dealer_key
-        .as_deref()
-        .context("a validator needs --dealer-key (the key its threshold share is dealt from)")?;
     Ok(Some(ValidatorSetup {
         devnet_seed: dealer_seed(dealer)?,
-        index: args.validator_index,
+        seat,
         peers: args.validators.clone(),
         consensus_dir: args.data_dir.join("consensus"),
         timeouts: Timeouts::default(),
     }))
+}
+
+/// The ed25519 key a validator signs consensus with (hex): what `agora
+/// announce --consensus-key` takes.
+fn consensus_key_hex(setup: &ValidatorSetup) -> String {
+    hex::encode(setup.seat.consensus_key(setup.devnet_seed))
 }
 
 /// The dealing seed: the first 8 bytes of the dealer key's seed.

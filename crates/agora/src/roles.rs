@@ -71,12 +71,12 @@ pub async fn start_node(
             tokio::spawn(async move { node.run(shutdown.wait()).await.context("block production") })
         }
         Some(setup) => {
-            let index = setup.index;
+            let seat = setup.seat.clone();
             let thread = spawn_validator(node, genesis.clone(), setup, shutdown.wait())?;
             tokio::task::spawn_blocking(move || {
                 thread
                     .join()
-                    .map_err(|_| anyhow::anyhow!("validator {index} panicked"))?
+                    .map_err(|_| anyhow::anyhow!("validator {seat:?} panicked"))?
                     .context("consensus")
             })
         }

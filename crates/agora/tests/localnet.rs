@@ -273,3 +273,164 @@ async fn four_validators_finalize_survive_a_crash_and_catch_up() {
     }
     cleanup.pids.clear();
 }
+
+/// Fund `key` from the faucet, bond it as a validator and announce `consensus_key` at `p2p`.
+async fn stake_and_announce(
+    rpc: &ChainClient,
+    faucet: &Keypair,
+    key: &Keypair,
+    consensus_key: AccountId,
+    p2p: &str,
+) {
+    let to = key.account();
+    rpc.send_and_wait(
+        faucet,
+        TxKind::Transfer {
+            to,
+            amount: 2_000_000,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let bond = TxKind::BondValidator {
+        amount: 1_000_000,
+        take_ppm: 0,
+    };
+    rpc.send_and_wait(key, bond, WAIT).await.unwrap();
+    let announce = TxKind::AnnounceValidator {
+        consensus_key,
+        p2p_addr: p2p.to_string(),
+    };
+    rpc.send_and_wait(key, announce, WAIT).await.unwrap();
+}
+
+/// A validator process outside the genesis set follows the chain, bonds and
+/// announces itself, is elected by stake, receives a key share in a reshare
+/// and leads blocks: the validator set changed at epoch boundaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_elected_by_stake_joins_consensus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let base = free_base_port();
+    let epoch_blocks = 20u64;
+    let mut net = Agora::start(&[
+        "localnet",
+        "--validators",
+        "4",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--base-port",
+        &base.to_string(),
+        "--no-serve",
+        "--epoch-blocks",
+        &epoch_blocks.to_string(),
+    ]);
+    let list = nodes(dir);
+    let mut cleanup = Cleanup {
+        pids: list
+            .iter()
+            .map(|n| n["pid"].as_u64().unwrap() as u32)
+            .collect(),
+        restarted: None,
+    };
+    let rpc = ChainClient::new(list[0]["rpc"].as_str().unwrap());
+    let faucet: Keypair = std::fs::read_to_string(dir.join("faucet.key"))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // The joiner: its own key (consensus and stake), its own ports.
+    let join_dir = dir.join("joiner");
+    std::fs::create_dir_all(&join_dir).unwrap();
+    let join_key = Keypair::generate();
+    std::fs::write(join_dir.join("join.key"), hex::encode(join_key.seed())).unwrap();
+    let join_p2p = format!("127.0.0.1:{}", base + 8);
+    let join_rpc = format!("127.0.0.1:{}", base + 9);
+    let peers: Vec<&str> = list.iter().map(|n| n["p2p"].as_str().unwrap()).collect();
+    let joiner = Agora::start(&[
+        "node",
+        "--data-dir",
+        join_dir.to_str().unwrap(),
+        "--rpc",
+        &join_rpc,
+        "--genesis",
+        dir.join("genesis.toml").to_str().unwrap(),
+        "--dealer-key",
+        dir.join("dealer.key").to_str().unwrap(),
+        "--validators",
+        &peers.join(","),
+        "--join-key",
+        join_dir.join("join.key").to_str().unwrap(),
+        "--p2p-listen",
+        &join_p2p,
+    ]);
+    cleanup.restarted = Some(joiner.child);
+    let consensus_key = join_key.account().to_string();
+    assert!(
+        joiner
+            .printed
+            .iter()
+            .any(|l| l == &format!("consensus key: {consensus_key}")),
+        "joiner prints its consensus key: {:?}",
+        joiner.printed
+    );
+
+    // The four genesis validators and the joiner stake and announce.
+    for node in &list {
+        let key = Keypair::generate();
+        let consensus: AccountId = node["consensus_key"].as_str().unwrap().parse().unwrap();
+        stake_and_announce(
+            &rpc,
+            &faucet,
+            &key,
+            consensus,
+            node["p2p"].as_str().unwrap(),
+        )
+        .await;
+    }
+    stake_and_announce(&rpc, &faucet, &join_key, join_key.account(), &join_p2p).await;
+    let announced = height(&rpc).await;
+
+    // Elected at the next epoch start E, the joiner receives a share in
+    // epoch E/20 + 2's reshare and leads blocks from the epoch after.
+    let elected = announced.div_ceil(epoch_blocks) * epoch_blocks;
+    let signing_from = elected + 3 * epoch_blocks;
+    let join_client = ChainClient::new(&format!("http://{join_rpc}"));
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    let mut checked = 0;
+    let led = loop {
+        let top = height(&rpc).await;
+        let mut found = None;
+        while checked < top && found.is_none() {
+            checked += 1;
+            let block = rpc.block(checked).await.unwrap();
+            if block.header.proposer == join_key.account() {
+                found = Some(checked);
+            }
+        }
+        if let Some(h) = found {
+            break h;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the joiner led no block up to height {top}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eventually("the joiner stores the block it led", || async {
+        height(&join_client).await >= led
+    })
+    .await;
+    assert!(
+        led >= signing_from,
+        "led {led} before it could hold a share ({signing_from})"
+    );
+    // The joiner's own store agrees with the genesis validators'.
+    let theirs = rpc.finality(led).await.unwrap();
+    let mine = join_client.finality(led).await.unwrap();
+    assert_eq!(mine.block_id, theirs.block_id);
+    assert_eq!(mine.state_root, theirs.state_root);
+    drop(cleanup);
+    let _ = net.child.kill();
+}
