@@ -10,6 +10,7 @@ pub mod logits;
 mod quantize;
 mod reference;
 pub mod sampling;
+mod seqs;
 mod score;
 pub mod stop;
 mod tokenizer;
