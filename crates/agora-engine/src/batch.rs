@@ -147,6 +147,8 @@ pub(crate) fn worker(
         .with_n_ctx(NonZeroU32::new(window.saturating_mul(max_seqs as u32)))
         .with_n_seq_max(max_seqs as u32)
         .with_kv_unified(false)
+        .with_type_k(config.kv_cache.llama_type())
+        .with_type_v(config.kv_cache.llama_type())
         .with_n_batch(batch_size)
         .with_n_ubatch(batch_size)
         .with_n_threads(threads)
