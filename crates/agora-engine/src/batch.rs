@@ -3,6 +3,7 @@
 //! each generating job plus a chunk of any waiting prompt; jobs join between
 //! steps and leave as soon as they finish. A job's tokens depend only on its
 //! own logits and (seed, position), never on what else is in the batch.
+//! Held sequence ids are kept contiguous (see [`crate::seqs`]).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::logits::{logprobs, penalised};
 use crate::sampling::sample;
+use crate::seqs::{next_move, FreeSeqs, Move};
 use crate::stop::{StopMatcher, Utf8Stream};
 use crate::{EngineEvent, LlamaEngineConfig};
 
@@ -145,6 +147,8 @@ pub(crate) fn worker(
         .with_n_ctx(NonZeroU32::new(window.saturating_mul(max_seqs as u32)))
         .with_n_seq_max(max_seqs as u32)
         .with_kv_unified(false)
+        .with_type_k(config.kv_cache.llama_type())
+        .with_type_v(config.kv_cache.llama_type())
         .with_n_batch(batch_size)
         .with_n_ubatch(batch_size)
         .with_n_threads(threads)
@@ -169,8 +173,9 @@ pub(crate) fn worker(
         }
     };
     let mut batch = LlamaBatch::new(batch_size as usize, max_seqs as i32);
+    // In arrival order (prompt chunks are served in it); the batch is built in seq order.
     let mut slots: Vec<Slot> = Vec::with_capacity(max_seqs);
-    let mut free: Vec<i32> = (0..max_seqs as i32).rev().collect();
+    let mut free = FreeSeqs::new(max_seqs);
     let mut open = true;
     loop {
         open &= admit(queue, &mut slots, &mut free, &mut ctx, config.commitments);
@@ -180,6 +185,7 @@ pub(crate) fn worker(
             }
             continue;
         }
+        compact(&mut ctx, &mut slots, &mut free);
         if let Err(message) = step(model, &mut ctx, &mut batch, &mut slots, window as usize) {
             tracing::warn!(%message, "batch decode failed; failing its jobs");
             for slot in slots.drain(..) {
@@ -190,7 +196,7 @@ pub(crate) fn worker(
         let mut i = 0;
         while i < slots.len() {
             if slots[i].done || slots[i].job.events.is_closed() {
-                let slot = slots.swap_remove(i);
+                let slot = slots.remove(i);
                 release(&mut ctx, &mut free, slot.seq);
             } else {
                 i += 1;
@@ -199,16 +205,16 @@ pub(crate) fn worker(
     }
 }
 
-/// Move queued jobs into free sequences. Blocks only when nothing is running.
-/// Returns false once the queue is closed.
+/// Move queued jobs into free sequences (lowest id first). Blocks only when
+/// nothing is running. Returns false once the queue is closed.
 fn admit(
     queue: &Receiver<Job>,
     slots: &mut Vec<Slot>,
-    free: &mut Vec<i32>,
+    free: &mut FreeSeqs,
     ctx: &mut LlamaContext<'_>,
     commitments: bool,
 ) -> bool {
-    while let Some(&seq) = free.last() {
+    while let Some(seq) = free.lowest() {
         let job = if slots.is_empty() {
             match queue.recv() {
                 Ok(job) => job,
@@ -232,17 +238,37 @@ fn admit(
         {
             continue;
         }
-        free.pop();
+        free.take();
         let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
         slots.push(Slot::new(seq, job, commitments));
     }
     true
 }
 
+/// Close the holes jobs left below the highest held sequence id by moving the
+/// highest-id jobs down (see [`crate::seqs`]), so one step is one graph compute.
+fn compact(ctx: &mut LlamaContext<'_>, slots: &mut [Slot], free: &mut FreeSeqs) {
+    loop {
+        let held: Vec<i32> = slots.iter().map(|s| s.seq).collect();
+        let Some(Move { from, to }) = next_move(&held, free) else {
+            return;
+        };
+        let Some(slot) = slots.iter_mut().find(|s| s.seq == from) else {
+            return;
+        };
+        if slot.pos > 0 {
+            // Queued by llama.cpp, done at the start of the next decode.
+            let _ = ctx.copy_kv_cache_seq(from, to, None, None);
+        }
+        let _ = ctx.clear_kv_cache_seq(Some(from as u32), None, None);
+        slot.seq = to;
+    }
+}
+
 /// Return a sequence to the pool with its cache cleared.
-fn release(ctx: &mut LlamaContext<'_>, free: &mut Vec<i32>, seq: i32) {
+fn release(ctx: &mut LlamaContext<'_>, free: &mut FreeSeqs, seq: i32) {
     let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-    free.push(seq);
+    free.give(seq);
 }
 
 /// One decode step: a token for every generating slot, then prompt chunks in
@@ -258,8 +284,20 @@ fn step(
     let capacity = ctx.n_batch() as usize;
     // With commitments on llama.cpp outputs every token; mark them so it need not override.
     let all_out = slots.first().is_some_and(|s| s.commit.is_some());
+    // Decode tokens first, then prompt chunks in arrival order while the batch has room...
+    let mut room = capacity - slots.iter().filter(|s| s.pending.is_some()).count();
+    let mut takes = vec![0usize; slots.len()];
+    for (take, slot) in takes.iter_mut().zip(slots.iter()) {
+        *take = (slot.job.prompt.len() - slot.prefilled).min(room);
+        room -= *take;
+    }
+    // ...but laid out in sequence-id order, each slot's tokens together, so
+    // llama.cpp can take consecutive sequences in one micro-batch.
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_unstable_by_key(|&i| slots[i].seq);
     let mut used = 0usize;
-    for slot in slots.iter_mut() {
+    for k in order {
+        let slot = &mut slots[k];
         slot.logits_at = None;
         if let Some(token) = slot.pending.take() {
             batch
@@ -268,16 +306,10 @@ fn step(
             slot.logits_at = Some(used as i32);
             slot.pos += 1;
             used += 1;
-        }
-    }
-    for slot in slots.iter_mut() {
-        let remaining = slot.job.prompt.len() - slot.prefilled;
-        if remaining == 0 || used >= capacity {
             continue;
         }
-        let take = remaining.min(capacity - used);
         let prompt_len = slot.job.prompt.len();
-        for i in slot.prefilled..slot.prefilled + take {
+        for i in slot.prefilled..slot.prefilled + takes[k] {
             let last = i + 1 == prompt_len;
             batch
                 .add(slot.job.prompt[i], i as i32, &[slot.seq], last || all_out)
@@ -290,7 +322,7 @@ fn step(
             }
             used += 1;
         }
-        slot.prefilled += take;
+        slot.prefilled += takes[k];
         slot.pos = slot.prefilled;
     }
     if used == 0 {

@@ -11,12 +11,13 @@ mod quantize;
 mod reference;
 pub mod sampling;
 mod score;
+mod seqs;
 pub mod stop;
 mod tokenizer;
 
 pub use llama::{
-    backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, LlamaEngine,
-    LlamaEngineConfig,
+    backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, KvCache,
+    LlamaEngine, LlamaEngineConfig,
 };
 pub use quantize::{quantize, QuantType, QuantizeError};
 pub use reference::{reference_loop, ReferenceFigures};

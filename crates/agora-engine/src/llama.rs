@@ -9,6 +9,7 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use agora_types::JobInput;
+use llama_cpp_2::context::params::KvCacheType;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -36,6 +37,31 @@ pub struct LlamaEngineConfig {
     /// Compute TOPLOC activation commitments while generating (needs the
     /// final hidden state of every decoded token; see `agora-toploc`).
     pub commitments: bool,
+    /// Element type of the KV cache, for generation and scoring alike.
+    pub kv_cache: KvCache,
+}
+
+/// Element type of the KV cache (keys and values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvCache {
+    /// 16-bit floats: 2 bytes per element.
+    F16,
+    /// 8-bit blocks (llama.cpp `q8_0`): about 1.06 bytes per element; needs
+    /// flash attention, which llama.cpp then switches on. The default: half
+    /// the memory of f16, and on this llama.cpp build prefill scoring then
+    /// reproduces generation's logprobs exactly (`tests/score.rs`).
+    #[default]
+    Q8_0,
+}
+
+impl KvCache {
+    /// The llama.cpp cache type.
+    pub(crate) fn llama_type(self) -> KvCacheType {
+        match self {
+            KvCache::F16 => KvCacheType::F16,
+            KvCache::Q8_0 => KvCacheType::Q8_0,
+        }
+    }
 }
 
 impl Default for LlamaEngineConfig {
@@ -44,9 +70,10 @@ impl Default for LlamaEngineConfig {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             context_length: 2048,
             queue_capacity: 64,
-            batch_size: 512,
+            batch_size: 128,
             max_sequences: 8,
             commitments: true,
+            kv_cache: KvCache::default(),
         }
     }
 }

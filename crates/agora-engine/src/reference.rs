@@ -24,6 +24,8 @@ pub struct ReferenceFigures {
     pub prefill_tokens_per_s: f64,
     /// Generated tokens per second, summed over sequences.
     pub decode_tokens_per_s: f64,
+    /// Generated tokens over prefill plus decode time, summed over sequences.
+    pub wall_tokens_per_s: f64,
 }
 
 fn fail(e: impl std::fmt::Display) -> EngineError {
@@ -109,5 +111,6 @@ pub fn reference_loop(
         sequences,
         prefill_tokens_per_s: (prompt_tokens.len() * sequences) as f64 / prefill_s,
         decode_tokens_per_s: f64::from(tokens) * sequences as f64 / decode_s,
+        wall_tokens_per_s: f64::from(tokens) * sequences as f64 / (prefill_s + decode_s),
     })
 }

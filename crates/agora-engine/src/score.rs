@@ -116,6 +116,8 @@ pub(crate) fn score(
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(window))
         .with_n_seq_max(1)
+        .with_type_k(config.kv_cache.llama_type())
+        .with_type_v(config.kv_cache.llama_type())
         .with_n_batch(n_batch)
         .with_n_ubatch(n_batch)
         .with_n_threads(threads)

@@ -290,6 +290,30 @@ fn output_does_not_depend_on_what_else_is_in_the_batch() {
 }
 
 #[test]
+fn a_job_moved_to_a_lower_sequence_keeps_its_tokens() {
+    // Three sequences: two short jobs take ids 0 and 1 and leave first, so the
+    // long job on id 2 is moved down (its KV stream copied) while generating.
+    let config = LlamaEngineConfig {
+        threads: 2,
+        context_length: 256,
+        queue_capacity: 4,
+        max_sequences: 3,
+        ..Default::default()
+    };
+    let e = LlamaEngine::load(&model_path(), config).unwrap();
+    let long = (chat("Tell me about rivers."), params(40, 0.9, 77));
+    let short = |i: u64| (chat("Say hi."), params(3, 0.5, i));
+    let alone = run(&e, long.0.clone(), long.1.clone());
+    assert!(alone.output_tokens.len() > 8, "the long job runs long");
+    let first = submit(&e, short(1).0, short(1).1);
+    let second = submit(&e, short(2).0, short(2).1);
+    let together = run(&e, long.0.clone(), long.1.clone());
+    assert_eq!(together, alone);
+    assert_eq!(drain(first), run(&e, short(1).0, short(1).1).output_tokens);
+    assert_eq!(drain(second), run(&e, short(2).0, short(2).1).output_tokens);
+}
+
+#[test]
 fn a_full_queue_pushes_back_at_once() {
     let config = LlamaEngineConfig {
         threads: 2,

@@ -226,6 +226,15 @@ pub struct BenchInferArgs {
     /// Switch off activation commitments (to measure their cost).
     #[arg(long)]
     pub no_commitments: bool,
+    /// The engine's context window per sequence (default: the engine's default).
+    #[arg(long)]
+    pub context_length: Option<u32>,
+    /// The engine's tokens per llama.cpp call (default: the engine's default).
+    #[arg(long)]
+    pub batch_size: Option<u32>,
+    /// Keep the engine's KV cache in f16 instead of its default q8_0.
+    #[arg(long)]
+    pub kv_f16: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
