@@ -244,8 +244,12 @@ where
     // Epoch 0's scheme, and the genesis share kept where resharing reads it.
     let registry = SchemeRegistry::default();
     let genesis_players = config.genesis_epoch.output.players().clone();
-    let mut secrets =
-        DurableSecretStore::open(context.child("secrets"), format!("{prefix}-secrets")).await?;
+    let mut secrets = DurableSecretStore::open(
+        context.child("secrets"),
+        format!("{prefix}-secrets"),
+        &commonware_codec::Encode::encode(&config.keys.identity),
+    )
+    .await?;
     let genesis_signer = config
         .keys
         .genesis

@@ -213,13 +213,26 @@ pub struct SecretStoreError(String);
 
 /// Durable private resharing material (shares, dealer seeds, received
 /// dealings) in a commonware metadata partition of the node's storage.
+///
+/// A dealer's seed for an epoch is derived from its private identity key
+/// when none is stored, so a validator whose storage was lost deals exactly
+/// what it dealt before instead of equivocating (a fresh random seed would
+/// make its second dealing conflict with the acknowledged first one).
 pub struct DurableSecretStore<E: Clock + Metrics + Storage> {
     metadata: Option<Metadata<E, SecretKey, Vec<u8>>>,
+    dealer_key: [u8; 32],
 }
 
+const DEALER_SEED_DOMAIN: &str = "agora 2026 dealer seed v1";
+
 impl<E: Clock + Metrics + Storage> DurableSecretStore<E> {
-    /// Open (or create) the store in `partition`.
-    pub async fn open(context: E, partition: String) -> Result<Self, SecretStoreError> {
+    /// Open (or create) the store in `partition`; `identity_secret` (the
+    /// validator's private identity key bytes) keys the derived dealer seeds.
+    pub async fn open(
+        context: E,
+        partition: String,
+        identity_secret: &[u8],
+    ) -> Result<Self, SecretStoreError> {
         let metadata = Metadata::init(
             context,
             metadata::Config {
@@ -229,9 +242,23 @@ impl<E: Clock + Metrics + Storage> DurableSecretStore<E> {
         )
         .await
         .map_err(|e| SecretStoreError(e.to_string()))?;
+        let mut hasher = blake3::Hasher::new_derive_key(DEALER_SEED_DOMAIN);
+        hasher.update(identity_secret);
         Ok(Self {
             metadata: Some(metadata),
+            dealer_key: *hasher.finalize().as_bytes(),
         })
+    }
+
+    /// The dealer seed of `epoch` derived from the identity key.
+    fn derived_seed(&self, epoch: Epoch) -> Option<Summary> {
+        let mut hasher = blake3::Hasher::new_keyed(&self.dealer_key);
+        hasher.update(&epoch.get().to_be_bytes());
+        Summary::decode_cfg(
+            bytes::Bytes::copy_from_slice(hasher.finalize().as_bytes()),
+            &(),
+        )
+        .ok()
     }
 
     /// Store `value` under `key` and wait until it is durable.
@@ -270,6 +297,7 @@ impl<E: Clock + Metrics + Storage> SecretStore for DurableSecretStore<E> {
 
     async fn get_seed(&mut self, epoch: Epoch) -> Option<Summary> {
         self.get(&secret_key(KEY_SEED, epoch, &[]))
+            .or_else(|| self.derived_seed(epoch))
     }
 
     async fn put_dealing<P: PublicKeyTrait>(
@@ -302,5 +330,36 @@ impl<E: Clock + Metrics + Storage> SecretStore for DurableSecretStore<E> {
             Ok(metadata) => self.metadata = Some(metadata),
             Err(e) => panic!("secret store prune failed: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_runtime::{deterministic, Runner as _, Supervisor as _};
+
+    #[test]
+    fn dealer_seeds_survive_a_lost_store_and_differ_by_epoch_and_key() {
+        deterministic::Runner::default().start(|context| async move {
+            let open = |partition: &str, key: &'static [u8]| {
+                DurableSecretStore::open(context.child("store"), partition.to_string(), key)
+            };
+            let mut first = open("a", b"key one").await.unwrap();
+            let e1 = first.get_seed(Epoch::new(1)).await.unwrap();
+            // A lost store (another partition) with the same key derives the same seed.
+            let mut wiped = open("b", b"key one").await.unwrap();
+            assert_eq!(wiped.get_seed(Epoch::new(1)).await, Some(e1));
+            assert_ne!(wiped.get_seed(Epoch::new(2)).await, Some(e1));
+            let mut other = open("c", b"key two").await.unwrap();
+            assert_ne!(other.get_seed(Epoch::new(1)).await, Some(e1));
+            // A stored seed wins, and survives reopening.
+            let stored = other.get_seed(Epoch::new(7)).await.unwrap();
+            first.put_seed(Epoch::new(1), stored).await;
+            drop(first);
+            let mut reopened = open("a", b"key one").await.unwrap();
+            assert_eq!(reopened.get_seed(Epoch::new(1)).await, Some(stored));
+            // Shares are only what was stored.
+            assert!(reopened.get_share(Epoch::new(1)).await.is_none());
+        });
     }
 }

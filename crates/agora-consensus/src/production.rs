@@ -10,8 +10,8 @@ use agora_ledger::Genesis;
 use commonware_actor::Feedback;
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
 use commonware_p2p::{
-    authenticated::{self, lookup},
-    Address, AddressableManager, AddressableTrackedPeers, PeerSetSubscription, TrackedPeers,
+    authenticated::lookup, Address, AddressableManager, AddressableTrackedPeers,
+    PeerSetSubscription, TrackedPeers,
 };
 use commonware_runtime::{tokio, Handle, Quota, Runner as _, Spawner as _, Supervisor as _};
 use commonware_stream::{
@@ -214,7 +214,6 @@ where
             (ValidatorKeys::joiner(joiner_identity(key_seed)), *listen)
         }
     };
-    let me = me_keys.public_key();
     let peers: Map<_, Address> = config
         .peers
         .iter()
