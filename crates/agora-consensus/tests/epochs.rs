@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use agora_consensus::{application::proposer_account, FinalityVerifier};
 use agora_types::{Transaction, TxKind};
-use commonware_runtime::{deterministic, Runner, Supervisor};
+use commonware_runtime::{Runner, Supervisor};
 
 use common::{
     accounts_and_genesis, run_seeds, seeds, transfers, Cluster, Role, CHAIN_ID, DEFAULT_SIM_EPOCH,
@@ -20,14 +20,6 @@ use common::{
 const ACCOUNTS: usize = 4;
 const LIMIT: Duration = Duration::from_secs(1_800);
 
-fn runner(seed: u64) -> deterministic::Runner {
-    deterministic::Runner::new(
-        deterministic::Config::new()
-            .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(7_200))),
-    )
-}
-
 /// Heights of the final blocks of epochs `0..epochs`.
 fn final_heights(epochs: u64) -> Vec<u64> {
     let per = DEFAULT_SIM_EPOCH.get();
@@ -36,7 +28,7 @@ fn final_heights(epochs: u64) -> Vec<u64> {
 
 #[test]
 fn keys_reshare_every_epoch_and_certificates_still_verify() {
-    runner(11).start(|context| async move {
+    common::runner(11).start(|context| async move {
         let (keys, genesis) = accounts_and_genesis(ACCOUNTS);
         let supply = (ACCOUNTS as u128) * u128::from(FUNDING);
         let mut cluster = Cluster::start(context.child("cluster"), 4, genesis).await;
@@ -96,7 +88,7 @@ fn validator_offline_across_epoch_changes_rejoins() {
 
 /// One seed: validator 3 sleeps through two handovers, then rejoins.
 fn offline_across_epoch_changes(seed: u64) {
-    runner(seed).start(|context| async move {
+    common::runner(seed).start(|context| async move {
         let (keys, genesis) = accounts_and_genesis(ACCOUNTS);
         let supply = (ACCOUNTS as u128) * u128::from(FUNDING);
         let mut cluster = Cluster::start(context.child("cluster"), 4, genesis).await;
@@ -137,7 +129,7 @@ fn offline_across_epoch_changes(seed: u64) {
 
 #[test]
 fn a_validator_elected_by_stake_joins_the_committee() {
-    runner(13).start(|context| async move {
+    common::runner(13).start(|context| async move {
         let (keys, mut genesis) = accounts_and_genesis(5);
         let per = DEFAULT_SIM_EPOCH.get();
         genesis.params.committee.epoch_blocks = per;

@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use agora_types::Keypair;
-use commonware_runtime::{deterministic, Clock, Runner, Supervisor};
+use commonware_runtime::{Clock, Runner, Supervisor};
 use commonware_utils::probability;
 use rand010::{rngs::StdRng, RngExt, SeedableRng};
 
@@ -28,14 +28,6 @@ const ACCOUNTS: usize = 6;
 /// Transfer rounds per scenario (each round is one transfer per account).
 const ROUNDS: u64 = 8;
 const LIMIT: Duration = Duration::from_secs(1_200);
-
-fn runner(seed: u64) -> deterministic::Runner {
-    deterministic::Runner::new(
-        deterministic::Config::new()
-            .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(7_200))),
-    )
-}
 
 /// A random link: 5–400 ms latency, jitter up to half of it, 70–100% delivery.
 fn random_link(rng: &mut StdRng) -> commonware_p2p::simulated::Link {
@@ -87,7 +79,7 @@ async fn settle_and_check(cluster: &mut Cluster, which: &[usize], keys: &[Keypai
 /// One seed of crashes, restarts, partitions and bad links among 4 honest
 /// validators; returns the runtime's audit digest of the whole execution.
 fn run_faults(seed: u64) -> String {
-    runner(seed).start(|context| async move {
+    common::runner(seed).start(|context| async move {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xFA17);
         let (keys, genesis) = accounts_and_genesis(ACCOUNTS);
         let mut cluster = Cluster::start(context.child("cluster"), VALIDATORS, genesis).await;
@@ -150,7 +142,7 @@ fn run_faults(seed: u64) -> String {
 /// One seed with a Byzantine validator (conflicting voter or equivocating leader,
 /// at a seeded position) among 3 honest ones, over seeded links.
 fn run_byzantine(seed: u64) {
-    runner(seed).start(|context| async move {
+    common::runner(seed).start(|context| async move {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xB12A);
         let byzantine = rng.random_range(0..VALIDATORS);
         let role = if rng.random_bool(0.5) {

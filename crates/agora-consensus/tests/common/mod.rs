@@ -48,6 +48,16 @@ pub fn seeds(default: u64) -> Vec<u64> {
     (0..n).map(|i| 1000 + i).collect()
 }
 
+/// A deterministic runtime seeded with `seed`, stopping a run after two
+/// simulated hours (a hung scenario fails instead of spinning).
+pub fn runner(seed: u64) -> deterministic::Runner {
+    deterministic::Runner::new(
+        deterministic::Config::new()
+            .with_seed(seed)
+            .with_timeout(Some(Duration::from_secs(7_200))),
+    )
+}
+
 /// Run `scenario` once per seed, keep going past failures, then fail listing every
 /// failing seed with the command that replays it.
 pub fn run_seeds(test: &str, seeds: &[u64], scenario: impl Fn(u64) + std::panic::RefUnwindSafe) {
