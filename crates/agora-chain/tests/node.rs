@@ -8,6 +8,17 @@ use agora_ledger::{Genesis, GenesisAccount};
 use agora_types::rpc::{BatchItem, TxStatus};
 use agora_types::{Hash32, Keypair, Transaction, TxKind};
 
+/// Each item of a `POST /txs` answer as the id, or the refusal's error code.
+fn codes(results: Vec<BatchItem>) -> Vec<Result<Hash32, String>> {
+    results
+        .into_iter()
+        .map(|r| match r {
+            BatchItem::Accepted { id } => Ok(id),
+            BatchItem::Refused { error } => Err(error.code),
+        })
+        .collect()
+}
+
 fn genesis(keys: &[&Keypair]) -> Genesis {
     Genesis {
         chain_id: "node-test".into(),
@@ -195,14 +206,7 @@ async fn batches_apply_in_order_with_an_outcome_per_transaction() {
         transfer("node-test", &a, &b, 2, 40),
         transfer("node-test", &b, &a, 0, 5_000),
     ];
-    let results = rpc.submit_batch(&batch).await.unwrap();
-    let outcome: Vec<Result<Hash32, String>> = results
-        .into_iter()
-        .map(|r| match r {
-            BatchItem::Accepted { id } => Ok(id),
-            BatchItem::Refused { error } => Err(error.code),
-        })
-        .collect();
+    let outcome = codes(rpc.submit_batch(&batch).await.unwrap());
     assert_eq!(
         outcome,
         vec![
@@ -609,15 +613,8 @@ async fn remembered_signatures_never_vouch_for_forged_variants() {
         .submit_batch(&[other_chain, forged.clone(), next.clone()])
         .await
         .unwrap();
-    let codes: Vec<Result<Hash32, String>> = results
-        .into_iter()
-        .map(|r| match r {
-            BatchItem::Accepted { id } => Ok(id),
-            BatchItem::Refused { error } => Err(error.code),
-        })
-        .collect();
     assert_eq!(
-        codes,
+        codes(results),
         vec![
             Err("wrong_chain".into()),
             Err("bad_signature".into()),

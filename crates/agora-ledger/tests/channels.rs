@@ -2,7 +2,9 @@
 //! sequences of every channel action that never pay out more than the
 //! escrow, never change the supply, and change nothing when rejected.
 
-use agora_ledger::{Genesis, GenesisAccount, State, TxError};
+mod common;
+
+use agora_ledger::{State, TxError};
 use agora_types::{
     channel_id, Hash32, Keypair, ModelEntry, ModelId, Price, ProviderInfo, SignedTransaction,
     Transaction, TxKind, Voucher,
@@ -17,18 +19,11 @@ fn keys(n: u8) -> Vec<Keypair> {
 }
 
 fn genesis(keys: &[Keypair], balance: u64) -> State {
-    let mut g = Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance,
-            })
-            .collect(),
-        models: vec![ModelEntry {
+    let mut g = common::genesis(
+        CHAIN,
+        keys,
+        balance,
+        vec![ModelEntry {
             id: MODEL,
             name: "channel-model".into(),
             architecture: "llama".into(),
@@ -38,7 +33,7 @@ fn genesis(keys: &[Keypair], balance: u64) -> State {
             owner: agora_types::no_owner(),
             royalty_ppm: 0,
         }],
-    };
+    );
     g.params.channel_challenge_blocks = WINDOW;
     let mut s = g.state().unwrap();
     // Every key serves the model (with no stake, so balances stay round);

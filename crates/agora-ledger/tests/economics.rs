@@ -6,7 +6,9 @@
 //! split every settlement exactly, keep earnings equal to what channels paid,
 //! and pay out of the emission pool exactly what reward earnings record.
 
-use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError, PPM};
+mod common;
+
+use agora_ledger::{build_block, BlockCandidate, Genesis, State, TxError, PPM};
 use agora_types::{
     channel_id, weights_commitment, AccountId, Hash32, Keypair, ModelEntry, Price,
     SignedTransaction, Transaction, TxKind, Voucher,
@@ -38,19 +40,12 @@ fn model(tag: u8, owner: AccountId, royalty_ppm: u32) -> ModelEntry {
 }
 
 fn genesis(keys: &[Keypair], balance: u64, emission: u64) -> State {
-    let mut g = Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance,
-            })
-            .collect(),
-        models: vec![model(0, keys[keys.len() - 1].account(), GENESIS_ROYALTY)],
-    };
+    let mut g = common::genesis(
+        CHAIN,
+        keys,
+        balance,
+        vec![model(0, keys[keys.len() - 1].account(), GENESIS_ROYALTY)],
+    );
     g.params.channel_challenge_blocks = 3;
     g.params.unbonding_blocks = 4;
     g.params.emission_per_block = emission;

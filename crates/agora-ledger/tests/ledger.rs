@@ -1,6 +1,8 @@
 //! Ledger rules: precise rejections that change nothing, supply conservation
 //! over random transaction sequences, and block build/apply agreement.
 
+mod common;
+
 use agora_ledger::{
     apply_block, build_block, BlockCandidate, BlockError, Genesis, GenesisAccount, State, TxError,
 };
@@ -27,21 +29,9 @@ fn keys(n: u8) -> Vec<Keypair> {
 }
 
 fn genesis(keys: &[Keypair], balance: u64) -> State {
-    Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance,
-            })
-            .collect(),
-        models: vec![model(1)],
-    }
-    .state()
-    .unwrap()
+    common::genesis(CHAIN, keys, balance, vec![model(1)])
+        .state()
+        .unwrap()
 }
 
 fn tx(key: &Keypair, nonce: u64, kind: TxKind) -> SignedTransaction {
