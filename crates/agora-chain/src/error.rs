@@ -116,6 +116,11 @@ impl SubmitError {
                 TxError::UnknownDispute(_) => "unknown_dispute",
                 TxError::NotOnCommittee { .. } => "not_on_committee",
                 TxError::AlreadyVoted { .. } => "already_voted",
+                TxError::BondTooLow { .. } => "bond_too_low",
+                TxError::NotAssigned { .. } => "not_assigned",
+                TxError::AuditsNotDrawn(_) => "audits_not_drawn",
+                TxError::BatchTooLarge { .. } => "batch_too_large",
+                TxError::BlockBatchesFull(_) => "block_batches_full",
             },
         }
     }

@@ -511,6 +511,8 @@ mod tests {
             count: 1,
             height,
             channel: None,
+            seed: None,
+            audits: Vec::new(),
         }
     }
 

@@ -352,7 +352,8 @@ async fn validators_and_channels_are_served() {
         Keypair::generate(),
     );
     let dir = tempfile::tempdir().unwrap();
-    let g = genesis(&[&a, &b, &owner]);
+    let mut g = genesis(&[&a, &b, &owner]);
+    g.params.min_validator_bond = 1;
     let node = Node::open(dir.path(), &g, Keypair::generate(), ChainConfig::default()).unwrap();
     let sign = |key: &Keypair, nonce: u64, kind: TxKind| {
         Transaction {
@@ -480,6 +481,9 @@ async fn batches_disputes_and_audit_records_are_served() {
     };
     let mut g = genesis(&[&provider, &auditor, &other]);
     g.models.push(model.clone());
+    // RPC serving, not the bond rule, is under test here (ledger tests cover it).
+    g.params.min_validator_bond = 1;
+    g.params.audit.audit_rate_ppm = 1_000_000;
     let dir = tempfile::tempdir().unwrap();
     let node = Node::open(dir.path(), &g, Keypair::generate(), ChainConfig::default()).unwrap();
     let sign = |key: &Keypair, nonce: u64, kind: TxKind| {
@@ -531,6 +535,21 @@ async fn batches_disputes_and_audit_records_are_served() {
     assert_eq!(later.batches[0].id, second);
     assert!(rpc.batches(Some(3)).await.unwrap().batches.is_empty());
 
+    // The first batch's audits were drawn in block 3; the second's are not yet.
+    let drawn = page.batches[0].audits.clone();
+    assert_eq!(
+        drawn.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert!(page.batches[1].seed.is_none() && page.batches[1].audits.is_empty());
+    let key_of = |index: u64| {
+        let id = drawn[index as usize].1;
+        [&auditor, &other]
+            .into_iter()
+            .find(|k| k.account() == id)
+            .unwrap()
+    };
+    let (accuser, passer) = (key_of(1), key_of(0));
     let fail = TxKind::SubmitVerdict {
         batch: first,
         index: 1,
@@ -538,20 +557,33 @@ async fn batches_disputes_and_audit_records_are_served() {
         passed: false,
         evidence: Hash32::digest(b"evidence"),
     };
-    node.submit(sign(&auditor, 1, fail)).unwrap();
+    node.submit(sign(accuser, 1, fail)).unwrap();
     let pass = TxKind::SubmitVerdict {
-        batch: second,
+        batch: first,
         index: 0,
         leaf: Hash32::digest(b"leaf"),
         passed: true,
         evidence: Hash32::ZERO,
     };
-    node.submit(sign(&other, 1, pass)).unwrap();
+    let passer_nonce = if passer.account() == accuser.account() {
+        2
+    } else {
+        1
+    };
+    node.submit(sign(passer, passer_nonce, pass)).unwrap();
     node.produce_block(4).unwrap();
     let disputes = rpc.disputes().await.unwrap();
     assert_eq!(disputes.len(), 1);
     assert_eq!(disputes[0].id, dispute_id(&first, 1));
-    assert_eq!(disputes[0].committee, vec![other.account()]);
+    assert!(disputes[0].committee.is_empty(), "drawn in the next block");
+    node.produce_block(5).unwrap();
+    let member = if accuser.account() == auditor.account() {
+        &other
+    } else {
+        &auditor
+    };
+    let disputes = rpc.disputes().await.unwrap();
+    assert_eq!(disputes[0].committee, vec![member.account()]);
 
     let record = rpc.audits(&provider.account()).await.unwrap();
     assert!(record.registered);
@@ -572,8 +604,9 @@ async fn batches_disputes_and_audit_records_are_served() {
         dispute: dispute_id(&first, 1),
         agree: true,
     };
-    node.submit(sign(&other, 2, vote)).unwrap();
-    node.produce_block(5).unwrap();
+    let member_nonce = node.state().account(&member.account()).nonce;
+    node.submit(sign(member, member_nonce, vote)).unwrap();
+    node.produce_block(6).unwrap();
     let record = rpc.audits(&provider.account()).await.unwrap();
     assert!(!record.registered && record.audits.slashed);
     assert_eq!((record.stake, record.audits.slashed_amount), (0, 500));

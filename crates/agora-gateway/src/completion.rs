@@ -7,7 +7,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use agora_types::{JobEvent, JobRequest, ProviderInfo, SignedReceipt, TokenLogprob, Usage};
+use agora_types::{
+    JobEvent, JobInput, JobRequest, ProviderInfo, SignedReceipt, TokenLogprob, Usage,
+};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
@@ -134,10 +136,40 @@ impl Timing {
     }
 }
 
-/// A receipt must be signed by the provider we called and name the job it streamed.
+/// Chat-template tokens a prompt may add per message, beyond its own bytes.
+const TEMPLATE_TOKENS_PER_MESSAGE: u64 = 32;
+/// Template tokens a prompt may add once (e.g. a default system prompt).
+const TEMPLATE_TOKENS_BASE: u64 = 256;
+
+/// Most prompt tokens an honest tokenizer can make of `input`: every token
+/// covers at least one byte, plus the chat template's own tokens.
+fn max_prompt_tokens(input: &JobInput) -> u64 {
+    let (bytes, messages) = match input {
+        JobInput::Chat { messages } => (
+            messages
+                .iter()
+                .map(|m| m.content.len() + m.role.len())
+                .sum::<usize>(),
+            messages.len(),
+        ),
+        JobInput::Text { prompt } => (prompt.len(), 1),
+    };
+    (bytes as u64)
+        .saturating_add(TEMPLATE_TOKENS_PER_MESSAGE.saturating_mul(messages as u64))
+        .saturating_add(TEMPLATE_TOKENS_BASE)
+}
+
+/// A receipt must be signed by the provider we called, name the job it
+/// streamed and the model and seed we asked for, agree with the usage the
+/// stream reported, stay within `max_tokens` and what the prompt can
+/// tokenize to, and charge exactly the provider's on-chain price for those
+/// tokens: the payer pays what the chain's terms justify, never what a
+/// provider claims.
 fn check_receipt(
     receipt: &SignedReceipt,
     provider: &ProviderInfo,
+    job: &JobRequest,
+    usage: &Usage,
     job_id: &str,
 ) -> Result<(), String> {
     if receipt.receipt.provider != provider.id || receipt.verify().is_err() {
@@ -150,6 +182,30 @@ fn check_receipt(
         return Err(format!(
             "{}: the receipt names another job",
             provider.endpoint
+        ));
+    }
+    let r = &receipt.receipt;
+    let refuse = |why: &str| Err(format!("{}: {why}", provider.endpoint));
+    if r.model != job.model || r.params.seed != job.params.seed {
+        return refuse("the receipt names another model or seed than the job");
+    }
+    if r.usage != *usage {
+        return refuse("the receipt's token counts differ from the stream's");
+    }
+    if r.usage.completion_tokens > job.params.max_tokens {
+        return refuse("the receipt counts more completion tokens than max_tokens");
+    }
+    if u64::from(r.usage.prompt_tokens) > max_prompt_tokens(&job.input) {
+        return refuse("the receipt counts more prompt tokens than the prompt can hold");
+    }
+    let due = provider.price.cost(
+        u64::from(r.usage.prompt_tokens),
+        u64::from(r.usage.completion_tokens),
+    );
+    if r.price != provider.price || r.cost != due {
+        return refuse(&format!(
+            "the receipt charges {} at {:?}; the on-chain price makes it {due}",
+            r.cost, r.price
         ));
     }
     Ok(())
@@ -204,7 +260,9 @@ async fn run_to_end<D: Directory>(
                     usage,
                     receipt,
                 }) => {
-                    if let Err(why) = check_receipt(&receipt, &provider, &events.job_id) {
+                    if let Err(why) =
+                        check_receipt(&receipt, &provider, job, &usage, &events.job_id)
+                    {
                         break why;
                     }
                     timing.record(gw, &provider, usage.completion_tokens);
@@ -304,7 +362,7 @@ async fn stream<D: Directory>(
     let receipts: Vec<String> = started.iter().map(|(_, s)| s.job_id.clone()).collect();
     let provider = started[0].0.clone();
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(coordinate(gw, meta, req.include_usage, started, tx));
+    tokio::spawn(coordinate(gw, meta, req.include_usage, started, jobs, tx));
     let receipts: Vec<&str> = receipts.iter().map(String::as_str).collect();
     Ok(with_headers(
         Sse::new(ReceiverStream::new(rx)).into_response(),
@@ -327,12 +385,14 @@ async fn coordinate<D: Directory>(
     meta: ResponseMeta,
     include_usage: bool,
     started: Vec<(ProviderInfo, JobStream)>,
+    jobs: Vec<JobRequest>,
     tx: Tx,
 ) {
     let pumps = started
         .into_iter()
+        .zip(&jobs)
         .enumerate()
-        .map(|(i, (p, s))| pump(&gw, &meta, i, p, s, &tx));
+        .map(|(i, ((p, s), job))| pump(&gw, &meta, i, p, s, job, &tx));
     match try_join_all(pumps).await {
         Ok(parts) => {
             if include_usage {
@@ -358,6 +418,7 @@ async fn pump<D: Directory>(
     index: usize,
     provider: ProviderInfo,
     mut events: JobStream,
+    job: &JobRequest,
     tx: &Tx,
 ) -> Result<(Usage, u64), Stopped> {
     let send = |v: Value| async move { tx.send(data(&v)).await.map_err(|_| Stopped::ClientGone) };
@@ -387,7 +448,7 @@ async fn pump<D: Directory>(
                 usage,
                 receipt,
             }) => {
-                if let Err(why) = check_receipt(&receipt, &provider, &events.job_id) {
+                if let Err(why) = check_receipt(&receipt, &provider, job, &usage, &events.job_id) {
                     break why;
                 }
                 timing.record(gw, &provider, usage.completion_tokens);

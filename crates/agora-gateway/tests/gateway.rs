@@ -703,3 +703,107 @@ async fn n_choices_are_separate_jobs_on_separate_rng_streams() {
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 2 * 2);
 }
+
+/// A payer double that records what the gateway hands it.
+#[derive(Default)]
+struct RecordingPayer(std::sync::Mutex<Vec<agora_types::SignedReceipt>>);
+
+impl agora_gateway::JobPayer for RecordingPayer {
+    fn job_done(
+        self: std::sync::Arc<Self>,
+        _provider: agora_types::ProviderInfo,
+        receipt: agora_types::SignedReceipt,
+    ) {
+        self.0.lock().unwrap().push(receipt);
+    }
+}
+
+/// Attack: a provider (registered at a low price, pinned with
+/// `provider.only`) signs receipts that charge more than its on-chain price
+/// and the token counts justify. The gateway refuses every such receipt, pays
+/// nothing for it, and answers the client with an error; an honest receipt
+/// from the same setup is paid exactly its price.
+#[tokio::test]
+async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
+    use common::Greed;
+    for greed in [
+        Greed::Cost,
+        Greed::Price,
+        Greed::PromptTokens,
+        Greed::CompletionTokens,
+        Greed::Mismatch,
+    ] {
+        let thief = stub(Script::Greedy(vec!["a", "b"], greed), CHEAP).await;
+        let m = model("tiny");
+        let snap = Snapshot {
+            models: vec![m.clone()],
+            providers: vec![thief.info(&[m.id])],
+        };
+        let payer = std::sync::Arc::new(RecordingPayer::default());
+        let directory = common::TestDirectory::default();
+        directory.set(Some(snap));
+        let gateway = agora_gateway::Gateway::with_payer(
+            directory,
+            agora_gateway::GatewayConfig::default(),
+            Some(payer.clone()),
+        );
+        gateway.refresh().await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, gateway.router()).await.unwrap() });
+        let http = reqwest::Client::new();
+        for stream in [false, true] {
+            let mut body = chat_body("tiny");
+            body["stream"] = json!(stream);
+            body["max_tokens"] = json!(8);
+            body["provider"] = json!({"only": [thief.key.account().to_hex()]});
+            let resp = http
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let text = text(resp).await;
+            assert!(text.contains("error"), "{greed:?} stream={stream}: {text}");
+        }
+        assert!(
+            payer.0.lock().unwrap().is_empty(),
+            "{greed:?}: a dishonest receipt reached the payer"
+        );
+    }
+    // The honest control: the same route pays exactly price × tokens.
+    let honest = stub(Script::Deltas(vec!["a", "b"]), CHEAP).await;
+    let m = model("tiny");
+    let payer = std::sync::Arc::new(RecordingPayer::default());
+    let directory = common::TestDirectory::default();
+    directory.set(Some(Snapshot {
+        models: vec![m.clone()],
+        providers: vec![honest.info(&[m.id])],
+    }));
+    let gateway = agora_gateway::Gateway::with_payer(
+        directory,
+        agora_gateway::GatewayConfig::default(),
+        Some(payer.clone()),
+    );
+    gateway.refresh().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, gateway.router()).await.unwrap() });
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&chat_body("tiny"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let paid = payer.0.lock().unwrap().clone();
+    assert_eq!(paid.len(), 1);
+    let r = &paid[0].receipt;
+    assert_eq!(
+        r.cost,
+        CHEAP.cost(
+            r.usage.prompt_tokens.into(),
+            r.usage.completion_tokens.into()
+        )
+    );
+}

@@ -1,10 +1,13 @@
-//! Proof of Sampling on chain: providers commit receipt batches, bonded
-//! validators post verdicts on sampled jobs, a failed verdict opens a dispute
-//! that a committee of other validators confirms (slashing the provider's
-//! whole collateral, part of it rewarding the accuser and the agreeing
-//! members) or refutes (slashing the accuser's bond).
+//! Proof of Sampling on chain: providers commit receipt batches; in the
+//! block after a commit the chain draws which jobs are audited and by whom
+//! (stake-weighted, from the commit block's id, which the provider could not
+//! know); only the drawn validator's verdict on a drawn job counts; a failed
+//! verdict opens a dispute whose committee is drawn stake-weighted in the
+//! next block, and which confirms (slashing the provider's whole collateral,
+//! part of it rewarding the accuser and the agreeing members) or refutes
+//! (slashing the accuser's bond).
 
-use agora_types::audit::{batch_id, committee, dispute_id};
+use agora_types::audit::{batch_id, dispute_id, draw_audits, draw_seed, weighted_committee};
 use agora_types::{
     AccountId, Amount, Dispute, Hash32, Height, ModelId, ProviderInfo, ReceiptBatch,
 };
@@ -36,6 +39,12 @@ pub struct AuditParams {
     pub collateral_multiple: u64,
     /// Prompt and completion tokens of the reference job (a full context).
     pub reference_job_tokens: u64,
+    /// Most receipts one `CommitReceipts` may cover: bounds the audit draw
+    /// the chain makes for it and the work of every auditor scanning it.
+    pub max_batch_jobs: u64,
+    /// Most receipt batches (commits and channel settlements) one block may
+    /// create: keeps a block's batches inside one RPC page.
+    pub max_batches_per_block: u32,
 }
 
 impl Default for AuditParams {
@@ -49,6 +58,8 @@ impl Default for AuditParams {
             false_accusation_slash_ppm: 100_000,
             collateral_multiple: 20,
             reference_job_tokens: 2_048,
+            max_batch_jobs: 4_096,
+            max_batches_per_block: 128,
         }
     }
 }
@@ -150,6 +161,12 @@ impl State {
                 reason: "a batch holds at least one receipt".into(),
             });
         }
+        let max = self.params.audit.max_batch_jobs;
+        if count > max {
+            return Err(TxError::BatchTooLarge { max, got: count });
+        }
+        self.check_batch_room(height)?;
+        self.count_batch(height);
         let id = batch_id(&sender, nonce);
         self.batches.insert(
             id,
@@ -162,9 +179,84 @@ impl State {
                 count,
                 height,
                 channel: None,
+                seed: None,
+                audits: Vec::new(),
             },
         );
         Ok(())
+    }
+
+    /// Batches already created in the block at `height`.
+    fn batches_at(&self, height: Height) -> u32 {
+        let (at, n) = self.batches_in_block;
+        if at == height {
+            n
+        } else {
+            0
+        }
+    }
+
+    /// Refuse one more batch at `height` past `max_batches_per_block`.
+    pub(crate) fn check_batch_room(&self, height: Height) -> Result<(), TxError> {
+        let max = self.params.audit.max_batches_per_block;
+        if self.batches_at(height) >= max {
+            return Err(TxError::BlockBatchesFull(max));
+        }
+        Ok(())
+    }
+
+    /// Count a batch created at `height` (after [`Self::check_batch_room`]).
+    pub(crate) fn count_batch(&mut self, height: Height) {
+        self.batches_in_block = (height, self.batches_at(height) + 1);
+    }
+
+    /// Draw, in the block after their creation, the audits of new batches and
+    /// the committees of new disputes, from the parent block's id (run at the
+    /// start of every block, when `last_block_id` is the parent's).
+    pub(crate) fn draw_pending(&mut self, height: Height) {
+        let parent = self.last_block_id;
+        let rate = self.params.audit.audit_rate_ppm;
+        let candidates = self.audit_candidates();
+        for batch in self.batches.values_mut() {
+            if batch.seed.is_some() || batch.height >= height {
+                continue;
+            }
+            let seed = draw_seed(&parent, &batch.id);
+            batch.seed = Some(seed);
+            // A channel settlement commits the payer's receipts root, whose
+            // leaves the provider was never required to keep: its jobs are
+            // audited through the provider's own CommitReceipts batches, so a
+            // provider is never judged on proofs it could not serve.
+            if batch.channel.is_none() {
+                let pool: Vec<(AccountId, Amount)> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|(who, _)| *who != batch.provider)
+                    .collect();
+                batch.audits = draw_audits(
+                    &seed,
+                    &batch.id,
+                    batch.first_index,
+                    batch.count,
+                    rate,
+                    &pool,
+                );
+            }
+        }
+        let size = self.params.audit.committee_size as usize;
+        for dispute in self.disputes.values_mut() {
+            if dispute.seed.is_some() || dispute.opened_at >= height {
+                continue;
+            }
+            let seed = draw_seed(&parent, &dispute.id);
+            let pool: Vec<(AccountId, Amount)> = candidates
+                .iter()
+                .copied()
+                .filter(|(who, _)| *who != dispute.accuser && *who != dispute.provider)
+                .collect();
+            dispute.seed = Some(seed);
+            dispute.committee = weighted_committee(&seed, &dispute.id, &pool, size);
+        }
     }
 
     fn bonded(&self, who: &AccountId) -> bool {
@@ -196,6 +288,16 @@ impl State {
         if provider == auditor {
             return Err(TxError::SelfAudit);
         }
+        if batch.seed.is_none() {
+            return Err(TxError::AuditsNotDrawn(v.batch));
+        }
+        if !batch.audits.contains(&(v.index, auditor)) {
+            return Err(TxError::NotAssigned {
+                batch: v.batch,
+                index: v.index,
+                auditor,
+            });
+        }
         if self
             .provider_audits
             .get(&provider)
@@ -218,13 +320,6 @@ impl State {
             if self.disputes.contains_key(&id) {
                 return Err(TxError::DisputeExists(id));
             }
-            let candidates: Vec<AccountId> = self
-                .validators
-                .iter()
-                .filter(|(who, val)| **who != auditor && **who != provider && val.total() > 0)
-                .map(|(who, _)| *who)
-                .collect();
-            let size = self.params.audit.committee_size as usize;
             self.disputes.insert(
                 id,
                 Dispute {
@@ -236,7 +331,9 @@ impl State {
                     leaf: v.leaf,
                     evidence: v.evidence,
                     opened_at: height,
-                    committee: committee(&id, &candidates, size),
+                    // Drawn in the next block (see `draw_pending`).
+                    committee: Vec::new(),
+                    seed: None,
                     votes: Vec::new(),
                 },
             );

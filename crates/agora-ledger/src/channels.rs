@@ -166,6 +166,9 @@ impl State {
         }
         let new_jobs = v.jobs - channel.jobs;
         let first_index = channel.jobs;
+        if new_jobs > 0 {
+            self.check_batch_room(height)?;
+        }
         let split = self.settlement_split(sender, channel.model, v.cumulative - channel.paid)?;
         self.pay_settlement(split);
         if let Some(c) = self.channels.get_mut(&v.channel) {
@@ -174,7 +177,9 @@ impl State {
             c.jobs = v.jobs;
         }
         if new_jobs > 0 {
-            // The jobs this voucher adds become auditable like a committed batch.
+            // The jobs this voucher adds are recorded as a batch (see
+            // `draw_pending` for why nobody audits them through it).
+            self.count_batch(height);
             let id = batch_id(&sender, nonce);
             self.batches.insert(
                 id,
@@ -187,6 +192,8 @@ impl State {
                     count: new_jobs,
                     height,
                     channel: Some(v.channel),
+                    seed: None,
+                    audits: Vec::new(),
                 },
             );
         }

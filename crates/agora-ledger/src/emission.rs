@@ -41,6 +41,7 @@ impl State {
         self.release_unbonded(height);
         self.mint_emission();
         self.prune_audits(height);
+        self.draw_pending(height);
         self.distribute_rewards(height);
         self.maybe_elect_committee(height);
     }

@@ -111,6 +111,41 @@ pub enum TxError {
     /// The account has no bonded stake as a validator.
     #[error("{0} is not a validator")]
     NotAValidator(AccountId),
+    /// A validator's own bond would stay below the chain's minimum.
+    #[error("a validator's own bond must be at least {minimum}; this leaves {got}")]
+    BondTooLow {
+        /// `params.min_validator_bond`.
+        minimum: Amount,
+        /// The own stake after this transaction.
+        got: Amount,
+    },
+    /// The job was not drawn for audit, or drawn for another validator:
+    /// only the assigned auditor's verdict counts.
+    #[error("job {index} of batch {batch} is not assigned to {auditor} for audit")]
+    NotAssigned {
+        /// The batch.
+        batch: Hash32,
+        /// The job.
+        index: u64,
+        /// Who sent the verdict.
+        auditor: AccountId,
+    },
+    /// A batch's audits are drawn in the block after its commit; verdicts wait for that.
+    #[error("the audits of batch {0} are not drawn yet (next block)")]
+    AuditsNotDrawn(Hash32),
+    /// More receipts in one batch than `max_batch_jobs`.
+    #[error("a batch holds at most {max} receipts, got {got}")]
+    BatchTooLarge {
+        /// `params.audit.max_batch_jobs`.
+        max: u64,
+        /// The batch's count.
+        got: u64,
+    },
+    /// This block already holds `max_batches_per_block` new batches.
+    #[error(
+        "this block already holds the most receipt batches a block may ({0}); retry in the next"
+    )]
+    BlockBatchesFull(u32),
     /// Less is bonded than the unbond asks for.
     #[error("cannot unbond {needed}: only {bonded} is bonded")]
     InsufficientStake {

@@ -122,6 +122,7 @@ impl Genesis {
             markets: Default::default(),
             validator_endpoints: BTreeMap::new(),
             committee: Default::default(),
+            batches_in_block: (0, 0),
         })
     }
 }

@@ -59,6 +59,18 @@ pub(crate) fn fraction(amount: Amount, ppm: u32) -> Amount {
 }
 
 impl State {
+    /// Validators that may audit and sit on dispute committees, with the
+    /// stake their draws are weighted by: own stake at least
+    /// `min_validator_bond` (delegations add weight, never eligibility).
+    pub fn audit_candidates(&self) -> Vec<(AccountId, Amount)> {
+        let min = self.params.min_validator_bond.max(1);
+        self.validators
+            .iter()
+            .filter(|(_, v)| v.self_stake >= min)
+            .map(|(id, v)| (*id, v.total()))
+            .collect()
+    }
+
     /// Bonded stake of every validator, by account.
     pub fn validator_stakes(&self) -> BTreeMap<AccountId, Amount> {
         self.validators
@@ -100,6 +112,12 @@ impl State {
             .map_or(0, |v| v.self_stake)
             .checked_add(amount)
             .ok_or(TxError::Overflow)?;
+        if self_stake < self.params.min_validator_bond {
+            return Err(TxError::BondTooLow {
+                minimum: self.params.min_validator_bond,
+                got: self_stake,
+            });
+        }
         self.debit(from, amount)?;
         let entry = self.validators.entry(from).or_insert(Validator {
             self_stake: 0,

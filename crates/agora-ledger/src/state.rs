@@ -90,6 +90,10 @@ pub struct Account {
 pub struct Params {
     /// Smallest collateral a provider may lock.
     pub min_provider_stake: Amount,
+    /// Smallest own stake a validator may bond: what makes every audit
+    /// verdict, dispute vote and false accusation cost its author something.
+    #[serde(default = "default_min_validator_bond")]
+    pub min_validator_bond: Amount,
     /// Blocks a provider has to settle after a client starts closing a channel.
     #[serde(default = "default_challenge_blocks")]
     pub channel_challenge_blocks: u64,
@@ -116,6 +120,14 @@ pub struct Params {
     #[serde(default)]
     pub committee: CommitteeParams,
 }
+
+fn default_min_validator_bond() -> Amount {
+    DEFAULT_MIN_VALIDATOR_BOND
+}
+
+/// Default minimum validator bond: 0.001 token, the CLI's default bond; a
+/// refuted accusation burns `false_accusation_slash_ppm` of at least this.
+pub const DEFAULT_MIN_VALIDATOR_BOND: Amount = 1_000_000;
 
 fn default_tempo_blocks() -> u64 {
     DEFAULT_TEMPO_BLOCKS
@@ -165,6 +177,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             min_provider_stake: 1,
+            min_validator_bond: DEFAULT_MIN_VALIDATOR_BOND,
             channel_challenge_blocks: DEFAULT_CHALLENGE_BLOCKS,
             unbonding_blocks: DEFAULT_UNBONDING_BLOCKS,
             supply_cap: DEFAULT_SUPPLY_CAP,
@@ -226,6 +239,9 @@ pub struct State {
     pub validator_endpoints: BTreeMap<AccountId, ValidatorEndpoint>,
     /// The consensus committee elected at the last committee epoch boundary.
     pub committee: Committee,
+    /// Receipt batches created in the block being applied (height, count):
+    /// what `max_batches_per_block` counts.
+    pub batches_in_block: (Height, u32),
 }
 
 impl State {
@@ -539,8 +555,12 @@ impl State {
             });
         }
         self.check_collateral(&info)?;
-        // Re-registration first releases the old stake, then locks the new one.
+        // Re-registration first releases the old stake, then locks the new one;
+        // while audits or disputes are open the stake may not shrink.
         let old_stake = self.providers.get(&info.id).map_or(0, |p| p.stake);
+        if info.stake < old_stake {
+            self.check_collateral_released(&info.id)?;
+        }
         let available = self
             .account(&info.id)
             .balance

@@ -1,12 +1,14 @@
-//! Audits through real blocks: receipt batches, verdicts, disputes decided by
-//! a committee (slash with exact rewards, or the accuser's penalty), expiry,
-//! the collateral rule and lock, channel settlements as batches; random
-//! sequences keep supply + burned = genesis + emitted, slash only on a
-//! confirmed majority, and slash a provider at most once.
+//! Audits through real blocks: receipt batches whose audits the chain draws
+//! in the next block, verdicts (only the drawn auditor's count), disputes
+//! decided by a committee drawn in the block after they open (slash with
+//! exact rewards, or the accuser's penalty), expiry, the collateral rule and
+//! lock, channel settlements recorded but never audited; random sequences
+//! keep supply + burned = genesis + emitted, accept only drawn verdicts,
+//! slash only on a confirmed majority, and slash a provider at most once.
 
 mod common;
 
-use agora_ledger::{State, TxError};
+use agora_ledger::{build_block, BlockCandidate, State, TxError};
 use agora_types::audit::{batch_id, dispute_id};
 use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind, Voucher};
 use proptest::prelude::*;
@@ -46,7 +48,28 @@ fn genesis(keys: &[Keypair]) -> State {
     let mut g = common::genesis(CHAIN, keys, 10_000, vec![model()]);
     g.params.audit.audit_window_blocks = AUDIT_WINDOW;
     g.params.audit.dispute_window_blocks = DISPUTE_WINDOW;
+    // Every job is drawn, so every index has exactly one auditor.
+    g.params.audit.audit_rate_ppm = 1_000_000;
     g.state().unwrap()
+}
+
+/// The key the chain drew to audit job `index` of `batch`.
+fn auditor_of<'a>(s: &State, k: &'a [Keypair], batch: Hash32, index: u64) -> &'a Keypair {
+    let b = &s.batches[&batch];
+    let (_, id) = b
+        .audits
+        .iter()
+        .find(|(i, _)| *i == index)
+        .unwrap_or_else(|| panic!("job {index} was not drawn: {:?}", b.audits));
+    k.iter().find(|x| x.account() == *id).unwrap()
+}
+
+/// A bonded validator other than the one drawn for job `index`.
+fn not_auditor_of<'a>(s: &State, k: &'a [Keypair], batch: Hash32, index: u64) -> &'a Keypair {
+    let drawn = auditor_of(s, k, batch, index).account();
+    k.iter()
+        .find(|x| x.account() != drawn && s.validators.contains_key(&x.account()))
+        .unwrap()
 }
 
 fn ok(s: &mut State, key: &Keypair, kind: TxKind) {
@@ -117,6 +140,8 @@ fn world() -> (State, Vec<Keypair>, Hash32, u128) {
         );
     }
     let batch = commit(&mut s, &k[0], 4);
+    // The next block draws the batch's audits.
+    block(&mut s, None);
     (s, k, batch, supply)
 }
 
@@ -129,20 +154,34 @@ fn committee_keys<'a>(s: &State, k: &'a [Keypair], dispute: &Hash32) -> Vec<&'a 
 }
 
 #[test]
-fn passing_verdicts_count_once_per_auditor_and_job() {
+fn only_the_drawn_auditor_gives_a_verdict_once_per_job() {
     let (mut s, k, batch, supply) = world();
     let p = k[0].account();
     assert_eq!(s.batches[&batch].count, 4);
     assert_eq!(s.batches[&batch].model, Some(model().id));
-    ok(&mut s, &k[1], verdict(batch, 0, true));
+    let drawn: Vec<u64> = s.batches[&batch].audits.iter().map(|(i, _)| *i).collect();
+    assert_eq!(drawn, vec![0, 1, 2, 3], "rate 100%: every job, in order");
+    let a = auditor_of(&s, &k, batch, 0);
+    ok(&mut s, a, verdict(batch, 0, true));
     assert_eq!(s.provider_audits[&p].audits_passed, 1);
+    let a = auditor_of(&s, &k, batch, 0);
     assert!(matches!(
-        send(&mut s, &k[1], verdict(batch, 0, true)),
+        send(&mut s, a, verdict(batch, 0, true)),
         Some(TxError::DuplicateVerdict { index: 0, .. })
     ));
-    ok(&mut s, &k[2], verdict(batch, 0, true));
-    ok(&mut s, &k[1], verdict(batch, 3, true));
-    assert_eq!(s.provider_audits[&p].audits_passed, 3);
+    // Attack: another bonded validator's verdict (a sybil's pass, or a
+    // failure meant to open a dispute) is refused and counts for nothing.
+    for passed in [true, false] {
+        let a = not_auditor_of(&s, &k, batch, 1);
+        assert!(matches!(
+            send(&mut s, a, verdict(batch, 1, passed)),
+            Some(TxError::NotAssigned { index: 1, .. })
+        ));
+    }
+    assert!(s.disputes.is_empty());
+    let a = auditor_of(&s, &k, batch, 3);
+    ok(&mut s, a, verdict(batch, 3, true));
+    assert_eq!(s.provider_audits[&p].audits_passed, 2);
     assert!(matches!(
         send(&mut s, &k[1], verdict(batch, 4, true)),
         Some(TxError::IndexOutsideBatch {
@@ -177,30 +216,91 @@ fn passing_verdicts_count_once_per_auditor_and_job() {
         send(&mut s, &k[0], verdict(batch, 1, true)),
         Some(TxError::SelfAudit)
     );
-    assert_eq!(s.provider_audits[&p].audits_passed, 3);
+    assert_eq!(s.provider_audits[&p].audits_passed, 2);
     assert!(!s.provider_audits[&p].slashed);
     assert_conserved(&s, supply);
+}
+
+/// Verdicts wait for the draw: in the commit's own block nobody knows who
+/// audits, and a dispute's committee is not seated in the block that opens it.
+#[test]
+fn verdicts_and_votes_before_the_draw_are_refused() {
+    let (mut s, k, old, _) = world();
+    let id = batch_id(&k[0].account(), s.account(&k[0].account()).nonce);
+    let commit = common::signed(
+        &s,
+        &k[0],
+        TxKind::CommitReceipts {
+            model: model().id,
+            root: Hash32::digest(b"r"),
+            count: 2,
+        },
+    );
+    let early = common::signed(&s, &k[1], verdict(id, 0, false));
+    let built = build_block(
+        &s,
+        BlockCandidate {
+            proposer: AccountId([0; 32]),
+            timestamp_ms: s.last_timestamp_ms + 1,
+            txs: vec![commit, early],
+        },
+    );
+    assert_eq!(built.rejected.len(), 1);
+    assert_eq!(built.rejected[0].1, TxError::AuditsNotDrawn(id));
+    s = built.state;
+    assert!(s.batches[&id].seed.is_none() && s.batches[&id].audits.is_empty());
+    block(&mut s, None);
+    assert!(s.batches[&id].seed.is_some());
+    assert_eq!(s.batches[&id].audits.len(), 2);
+
+    // A failing verdict and a vote in one block: the vote finds no committee.
+    let accuser = auditor_of(&s, &k, old, 0);
+    let other = not_auditor_of(&s, &k, old, 0);
+    let fail = common::signed(&s, accuser, verdict(old, 0, false));
+    let vote_now = common::signed(&s, other, vote(dispute_id(&old, 0), true));
+    let built = build_block(
+        &s,
+        BlockCandidate {
+            proposer: AccountId([0; 32]),
+            timestamp_ms: s.last_timestamp_ms + 1,
+            txs: vec![fail, vote_now],
+        },
+    );
+    assert!(matches!(
+        built.rejected.as_slice(),
+        [(_, TxError::NotOnCommittee { .. })]
+    ));
+    s = built.state;
+    assert!(s.disputes[&dispute_id(&old, 0)].committee.is_empty());
+    block(&mut s, None);
+    assert_eq!(s.disputes[&dispute_id(&old, 0)].committee.len(), 3);
 }
 
 #[test]
 fn confirmed_failure_slashes_collateral_rewards_exactly_and_deregisters() {
     let (mut s, k, batch, supply) = world();
     let p = k[0].account();
-    ok(&mut s, &k[1], verdict(batch, 2, false));
+    let accuser = auditor_of(&s, &k, batch, 2);
+    ok(&mut s, accuser, verdict(batch, 2, false));
     let id = dispute_id(&batch, 2);
     let d = s.disputes[&id].clone();
-    assert_eq!((d.provider, d.accuser, d.index), (p, k[1].account(), 2));
-    let mut expected: Vec<AccountId> = k[2..=4].iter().map(|x| x.account()).collect();
-    let mut got = d.committee.clone();
+    assert_eq!((d.provider, d.accuser, d.index), (p, accuser.account(), 2));
+    assert!(
+        d.committee.is_empty(),
+        "drawn in the next block, not by the accuser's"
+    );
+    let others: Vec<&Keypair> = k[1..=4]
+        .iter()
+        .filter(|x| x.account() != accuser.account())
+        .collect();
+    block(&mut s, None);
+    let mut expected: Vec<AccountId> = others.iter().map(|x| x.account()).collect();
+    let mut got = s.disputes[&id].committee.clone();
     expected.sort();
     got.sort();
     assert_eq!(got, expected, "committee: the other bonded validators");
-    assert_eq!(
-        send(&mut s, &k[2], verdict(batch, 2, false)),
-        Some(TxError::DisputeExists(id))
-    );
     assert!(matches!(
-        send(&mut s, &k[1], vote(id, true)),
+        send(&mut s, accuser, vote(id, true)),
         Some(TxError::NotOnCommittee { .. })
     ));
     let members = committee_keys(&s, &k, &id);
@@ -229,7 +329,7 @@ fn confirmed_failure_slashes_collateral_rewards_exactly_and_deregisters() {
         let i = k.iter().position(|y| y.account() == x.account()).unwrap();
         s.account(&x.account()).balance - before[i]
     };
-    assert_eq!(gain(&k[1]), 166);
+    assert_eq!(gain(accuser), 166);
     assert_eq!(gain(members[0]), 166);
     assert_eq!(gain(members[1]), 166);
     assert_eq!(gain(members[2]), 0);
@@ -239,8 +339,9 @@ fn confirmed_failure_slashes_collateral_rewards_exactly_and_deregisters() {
         send(&mut s, &k[0], register(COLLATERAL)),
         Some(TxError::ProviderSlashed(p))
     );
+    let a = auditor_of(&s, &k, batch, 1);
     assert_eq!(
-        send(&mut s, &k[2], verdict(batch, 1, false)),
+        send(&mut s, a, verdict(batch, 1, false)),
         Some(TxError::ProviderSlashed(p))
     );
     assert_conserved(&s, supply);
@@ -250,8 +351,10 @@ fn confirmed_failure_slashes_collateral_rewards_exactly_and_deregisters() {
 fn refuted_accusation_slashes_the_accuser_only() {
     let (mut s, k, batch, supply) = world();
     let p = k[0].account();
-    ok(&mut s, &k[3], verdict(batch, 1, false));
+    let accuser = auditor_of(&s, &k, batch, 1);
+    ok(&mut s, accuser, verdict(batch, 1, false));
     let id = dispute_id(&batch, 1);
+    block(&mut s, None);
     let members = committee_keys(&s, &k, &id);
     ok(&mut s, members[0], vote(id, false));
     ok(&mut s, members[1], vote(id, true));
@@ -260,7 +363,7 @@ fn refuted_accusation_slashes_the_accuser_only() {
     ok(&mut s, members[2], vote(id, false));
     assert!(s.disputes.is_empty());
     // 10% of the accuser's 100 bonded is burned; the provider is untouched.
-    assert_eq!(s.validators[&k[3].account()].self_stake, 90);
+    assert_eq!(s.validators[&accuser.account()].self_stake, 90);
     assert_eq!(s.burned - burned, 10);
     assert_eq!(s.providers[&p].stake, COLLATERAL);
     assert!(!s.provider_audits.get(&p).is_some_and(|a| a.slashed));
@@ -270,10 +373,13 @@ fn refuted_accusation_slashes_the_accuser_only() {
 #[test]
 fn undecided_disputes_expire_and_old_batches_are_pruned() {
     let (mut s, k, batch, supply) = world();
-    ok(&mut s, &k[1], verdict(batch, 0, true));
-    ok(&mut s, &k[1], verdict(batch, 1, false));
+    let a = auditor_of(&s, &k, batch, 0);
+    ok(&mut s, a, verdict(batch, 0, true));
+    let a = auditor_of(&s, &k, batch, 1);
+    ok(&mut s, a, verdict(batch, 1, false));
     let id = dispute_id(&batch, 1);
     let opened = s.height;
+    block(&mut s, None);
     let member = committee_keys(&s, &k, &id)[0];
     ok(&mut s, member, vote(id, true));
     while s.height < opened + DISPUTE_WINDOW {
@@ -292,8 +398,9 @@ fn undecided_disputes_expire_and_old_batches_are_pruned() {
         block(&mut s, None);
     }
     assert!(s.batches.contains_key(&batch));
+    let late = auditor_of(&s, &k, batch, 2);
     assert_eq!(
-        send(&mut s, &k[2], verdict(batch, 2, true)),
+        send(&mut s, late, verdict(batch, 2, true)),
         Some(TxError::UnknownBatch(batch))
     );
     assert!(s.batches.is_empty() && s.verdicts.is_empty());
@@ -314,9 +421,11 @@ fn without_other_validators_a_dispute_cannot_confirm() {
         },
     );
     let batch = commit(&mut s, &k[0], 1);
+    block(&mut s, None);
     ok(&mut s, &k[1], verdict(batch, 0, false));
     let id = dispute_id(&batch, 0);
-    assert!(s.disputes[&id].committee.is_empty());
+    block(&mut s, None);
+    assert!(s.disputes[&id].seed.is_some() && s.disputes[&id].committee.is_empty());
     assert!(matches!(
         send(&mut s, &k[1], vote(id, true)),
         Some(TxError::NotOnCommittee { .. })
@@ -401,7 +510,7 @@ fn collateral_must_cover_twenty_reference_jobs_and_stays_locked_while_audited() 
 }
 
 #[test]
-fn channel_settlements_make_the_new_jobs_auditable() {
+fn channel_settlements_are_recorded_but_never_audited() {
     let (mut s, k, _, supply) = world();
     let (provider, client) = (&k[0], &k[5]);
     let channel = agora_types::channel_id(&client.account(), s.account(&client.account()).nonce);
@@ -453,7 +562,18 @@ fn channel_settlements_make_the_new_jobs_auditable() {
             ..
         })
     ));
-    ok(&mut s, &k[1], verdict(second, 4, true));
+    // Attack (issue 13, #1): the payer's root is one the provider was never
+    // required to serve proofs for, so the chain draws no audits on it and
+    // a failing verdict from any validator is refused.
+    let drawn = &s.batches[&second];
+    assert!(drawn.seed.is_some() && drawn.audits.is_empty());
+    for v in &k[1..=4] {
+        assert!(matches!(
+            send(&mut s, v, verdict(second, 4, false)),
+            Some(TxError::NotAssigned { index: 4, .. })
+        ));
+    }
+    assert!(s.disputes.is_empty());
     assert_conserved(&s, supply);
 }
 
@@ -461,11 +581,14 @@ fn channel_settlements_make_the_new_jobs_auditable() {
 fn a_confirmed_slash_closes_other_disputes_without_a_second_slash() {
     let (mut s, k, batch, supply) = world();
     let p = k[0].account();
-    ok(&mut s, &k[1], verdict(batch, 0, false));
-    ok(&mut s, &k[2], verdict(batch, 1, false));
+    let a = auditor_of(&s, &k, batch, 0);
+    ok(&mut s, a, verdict(batch, 0, false));
+    let a = auditor_of(&s, &k, batch, 1);
+    ok(&mut s, a, verdict(batch, 1, false));
     assert_eq!(s.disputes.len(), 2);
     let first = dispute_id(&batch, 0);
     let second = dispute_id(&batch, 1);
+    block(&mut s, None);
     let members = committee_keys(&s, &k, &first);
     ok(&mut s, members[0], vote(first, true));
     ok(&mut s, members[1], vote(first, true));
@@ -492,6 +615,8 @@ enum Op {
         batch: prop::sample::Index,
         index: u64,
         passed: bool,
+        /// Send it as the drawn auditor of job `index`, when there is one.
+        drawn: bool,
     },
     Vote {
         /// Used when `member` is `None` (any key, usually refused).
@@ -530,8 +655,8 @@ const PLAYERS: usize = 7;
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..2usize, 1..5u64).prop_map(|(p, count)| Op::Commit { p, count }),
-        6 => (2..PLAYERS, any::<prop::sample::Index>(), 0..5u64, any::<bool>())
-            .prop_map(|(who, batch, index, passed)| Op::Verdict { who, batch, index, passed }),
+        6 => (2..PLAYERS, any::<prop::sample::Index>(), 0..5u64, any::<bool>(), prop::bool::weighted(0.7))
+            .prop_map(|(who, batch, index, passed, drawn)| Op::Verdict { who, batch, index, passed, drawn }),
         8 => (0..PLAYERS, prop::option::weighted(0.8, any::<prop::sample::Index>()),
               any::<prop::sample::Index>(), prop::bool::weighted(0.7))
             .prop_map(|(who, member, dispute, agree)| Op::Vote { who, member, dispute, agree }),
@@ -576,9 +701,16 @@ proptest! {
                         model: model().id, root: Hash32::digest(b"root"), count: *count,
                     });
                 }
-                Op::Verdict { who, batch, index, passed } => {
+                Op::Verdict { who, batch, index, passed, drawn } => {
                     let b = pick(s.batches.keys().copied().collect(), batch);
-                    send(&mut s, &k[*who], verdict(b, *index, *passed));
+                    let assigned = s.batches.get(&b).and_then(|x| {
+                        x.audits.iter().find(|(i, _)| i == index).map(|(_, id)| *id)
+                    });
+                    let sender = match assigned {
+                        Some(id) if *drawn => k.iter().find(|x| x.account() == id).unwrap(),
+                        _ => &k[*who],
+                    };
+                    send(&mut s, sender, verdict(b, *index, *passed));
                 }
                 Op::Vote { who, member, dispute, agree } => {
                     let d = pick(s.disputes.keys().copied().collect(), dispute);
@@ -633,6 +765,12 @@ proptest! {
                     let stake = before.providers.get(&id).map_or(0, |p| p.stake);
                     prop_assert_eq!(now.slashed_amount, stake);
                     prop_assert_eq!(now.audits_failed, was.audits_failed + 1);
+                }
+            }
+            // Only the drawn auditor's verdict on a drawn job is ever recorded.
+            for (batch, index, auditor) in s.verdicts.keys() {
+                if !before.verdicts.contains_key(&(*batch, *index, *auditor)) {
+                    prop_assert!(s.batches[batch].audits.contains(&(*index, *auditor)));
                 }
             }
             if s.burned != before.burned {

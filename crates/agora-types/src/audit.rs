@@ -19,8 +19,10 @@ const DISPUTE_ID_DOMAIN: &str = "agora 2026 audit dispute id v1";
 const SELECTION_DOMAIN: &str = "agora 2026 audit selection v1";
 /// Domain of the auditor draw.
 const AUDITOR_DOMAIN: &str = "agora 2026 audit auditor v1";
-/// Domain of the committee ordering.
-const COMMITTEE_DOMAIN: &str = "agora 2026 audit committee v1";
+/// Domain of the seed a batch's or dispute's draws use, from the chain's block id.
+const DRAW_SEED_DOMAIN: &str = "agora 2026 audit draw seed v1";
+/// Domain of each seat of a stake-weighted dispute committee.
+const SEAT_DOMAIN: &str = "agora 2026 audit committee seat v1";
 
 /// Parts per million, the unit of the audit rate.
 const PPM: u128 = 1_000_000;
@@ -72,45 +74,104 @@ pub fn assigned_auditor(
     index: u64,
     validators: &[(AccountId, Amount)],
 ) -> Option<AccountId> {
-    let mut staked: Vec<(AccountId, Amount)> = validators
-        .iter()
-        .copied()
-        .filter(|(_, stake)| *stake > 0)
-        .collect();
-    staked.sort();
-    let total: u128 = staked.iter().map(|(_, s)| u128::from(*s)).sum();
-    if total == 0 {
-        return None;
-    }
-    let bytes = draw(AUDITOR_DOMAIN, randomness, batch, index);
-    // 128 random bits modulo a total below 2^72: the bias is under 2^-56.
-    let mut point = u128::from_le_bytes(bytes[..16].try_into().expect("16 bytes")) % total;
-    for (id, stake) in staked {
-        let stake = u128::from(stake);
-        if point < stake {
-            return Some(id);
-        }
-        point -= stake;
-    }
-    None
+    StakeTable::new(validators).pick(&draw(AUDITOR_DOMAIN, randomness, batch, index))
 }
 
-/// The committee that re-checks dispute `dispute`: the first `size`
-/// candidates ordered by a hash of (dispute, candidate), duplicates ignored.
-/// Nobody can choose the order, and every node computes the same committee.
-pub fn committee(dispute: &Hash32, candidates: &[AccountId], size: usize) -> Vec<AccountId> {
-    let mut ranked: Vec<(Hash32, AccountId)> = candidates
-        .iter()
-        .map(|c| {
-            (
-                Hash32::digest_in(COMMITTEE_DOMAIN, &codec::encode(&(dispute, c))),
-                *c,
-            )
+/// The seed of the draws about `subject` (a batch or a dispute id) made in the
+/// block after the one that created it: `parent` is that creating block's id,
+/// which nobody knew when they sent the transaction.
+pub fn draw_seed(parent: &Hash32, subject: &Hash32) -> Hash32 {
+    Hash32::digest_in(DRAW_SEED_DOMAIN, &codec::encode(&(parent, subject)))
+}
+
+/// The audits of a batch's jobs `first..first + count`: every job
+/// [`is_selected`] at `rate_ppm` under `seed`, with its [`assigned_auditor`]
+/// among `validators`, in index order. Selected jobs with no auditor (nobody
+/// staked) are left out.
+pub fn draw_audits(
+    seed: &Hash32,
+    batch: &Hash32,
+    first: u64,
+    count: u64,
+    rate_ppm: u32,
+    validators: &[(AccountId, Amount)],
+) -> Vec<(u64, AccountId)> {
+    let table = StakeTable::new(validators);
+    (first..first.saturating_add(count))
+        .filter(|i| is_selected(seed, batch, *i, rate_ppm))
+        .filter_map(|i| {
+            table
+                .pick(&draw(AUDITOR_DOMAIN, seed, batch, i))
+                .map(|who| (i, who))
         })
-        .collect();
-    ranked.sort();
-    ranked.dedup_by(|a, b| a.1 == b.1);
-    ranked.into_iter().take(size).map(|(_, c)| c).collect()
+        .collect()
+}
+
+/// The committee that re-checks `dispute`: `size` distinct members drawn
+/// one seat at a time with probability proportional to stake among those
+/// not yet drawn, under `seed` (a [`draw_seed`] of a block after the
+/// dispute opened). Input order does not matter; zero stake is never drawn.
+pub fn weighted_committee(
+    seed: &Hash32,
+    dispute: &Hash32,
+    candidates: &[(AccountId, Amount)],
+    size: usize,
+) -> Vec<AccountId> {
+    let mut table = StakeTable::new(candidates);
+    let mut members = Vec::with_capacity(size.min(table.staked.len()));
+    for seat in 0..size as u64 {
+        let bytes = Hash32::digest_in(SEAT_DOMAIN, &codec::encode(&(seed, dispute, seat))).0;
+        let Some(who) = table.pick(&bytes) else {
+            break;
+        };
+        table.remove(&who);
+        members.push(who);
+    }
+    members
+}
+
+/// Accounts with positive stake, sorted and deduplicated, for stake-weighted draws.
+struct StakeTable {
+    staked: Vec<(AccountId, Amount)>,
+    total: u128,
+}
+
+impl StakeTable {
+    fn new(entries: &[(AccountId, Amount)]) -> Self {
+        let mut staked: Vec<(AccountId, Amount)> = entries
+            .iter()
+            .copied()
+            .filter(|(_, stake)| *stake > 0)
+            .collect();
+        staked.sort();
+        staked.dedup_by(|a, b| a.0 == b.0);
+        let total = staked.iter().map(|(_, s)| u128::from(*s)).sum();
+        StakeTable { staked, total }
+    }
+
+    /// The account under a uniform point in `[0, total)` taken from `bytes`.
+    fn pick(&self, bytes: &[u8; 32]) -> Option<AccountId> {
+        if self.total == 0 {
+            return None;
+        }
+        // 128 random bits modulo a total below 2^72: the bias is under 2^-56.
+        let mut point = u128::from_le_bytes(bytes[..16].try_into().expect("16 bytes")) % self.total;
+        for (id, stake) in &self.staked {
+            let stake = u128::from(*stake);
+            if point < stake {
+                return Some(*id);
+            }
+            point -= stake;
+        }
+        None
+    }
+
+    fn remove(&mut self, who: &AccountId) {
+        if let Some(at) = self.staked.iter().position(|(id, _)| id == who) {
+            let (_, stake) = self.staked.remove(at);
+            self.total -= u128::from(stake);
+        }
+    }
 }
 
 /// A committed range of receipt leaves that validators may audit.
@@ -132,6 +193,12 @@ pub struct ReceiptBatch {
     pub height: Height,
     /// The channel whose settlement created it, if any.
     pub channel: Option<Hash32>,
+    /// The [`draw_seed`] its audits were drawn from, set in the block after
+    /// the commit (`None` until then).
+    pub seed: Option<Hash32>,
+    /// The jobs drawn for audit and the one validator whose verdict on each
+    /// counts ([`draw_audits`]); empty until drawn.
+    pub audits: Vec<(u64, AccountId)>,
 }
 
 impl ReceiptBatch {
@@ -160,8 +227,11 @@ pub struct Dispute {
     pub evidence: Hash32,
     /// Height it was opened; it expires `dispute_window_blocks` later.
     pub opened_at: Height,
-    /// Validators who re-check it.
+    /// Validators who re-check it, drawn stake-weighted in the block after it
+    /// opened (empty until then).
     pub committee: Vec<AccountId>,
+    /// The [`draw_seed`] the committee was drawn from (`None` until drawn).
+    pub seed: Option<Hash32>,
     /// Votes cast so far: (member, agrees the job failed).
     pub votes: Vec<(AccountId, bool)>,
 }
@@ -341,24 +411,65 @@ mod tests {
     }
 
     #[test]
-    fn committee_is_deterministic_bounded_and_distinct() {
+    fn weighted_committee_is_distinct_stake_weighted_and_order_free() {
         let ids = accounts(6);
+        let seed = Hash32::digest(b"seed");
         let d = dispute_id(&Hash32::digest(b"b"), 3);
-        let c = committee(&d, &ids, 3);
+        let stakes: Vec<(AccountId, Amount)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i as Amount))
+            .collect();
+        let c = weighted_committee(&seed, &d, &stakes, 3);
         assert_eq!(c.len(), 3);
-        let mut shuffled = ids.clone();
+        let mut shuffled = stakes.clone();
         shuffled.rotate_left(2);
-        shuffled.push(ids[0]);
-        assert_eq!(committee(&d, &shuffled, 3), c);
+        shuffled.push(stakes[3]);
+        assert_eq!(weighted_committee(&seed, &d, &shuffled, 3), c);
         let mut sorted = c.clone();
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), 3);
-        assert_eq!(committee(&d, &ids[..2], 3).len(), 2);
-        assert!(committee(&d, &[], 3).is_empty());
-        // Another dispute draws another order (for six candidates, almost surely).
-        let other = committee(&dispute_id(&Hash32::digest(b"b"), 4), &ids, 6);
-        assert_ne!(other, committee(&d, &ids, 6));
+        assert!(!c.contains(&ids[0]), "zero stake is never drawn");
+        assert_eq!(weighted_committee(&seed, &d, &stakes, 10).len(), 5);
+        assert!(weighted_committee(&seed, &d, &[], 3).is_empty());
+        // A 1-unit sybil beside a 1,000,000-unit validator almost never sits.
+        let (sybil, whale) = (ids[0], ids[1]);
+        let sat = (0..2_000u64)
+            .filter(|i| {
+                let seed = Hash32::digest(&i.to_le_bytes());
+                weighted_committee(&seed, &d, &[(sybil, 1), (whale, 1_000_000)], 1) == [sybil]
+            })
+            .count();
+        assert!(sat <= 2, "sybil drawn {sat} times in 2,000");
+    }
+
+    #[test]
+    fn drawn_audits_are_the_selected_jobs_with_their_auditors() {
+        let ids = accounts(3);
+        let vals = vec![(ids[0], 5u64), (ids[1], 7), (ids[2], 0)];
+        let seed = draw_seed(&Hash32::digest(b"parent"), &Hash32::digest(b"batch"));
+        let b = Hash32::digest(b"batch");
+        let drawn = draw_audits(&seed, &b, 10, 500, 200_000, &vals);
+        let expected: Vec<(u64, AccountId)> = (10..510)
+            .filter(|i| is_selected(&seed, &b, *i, 200_000))
+            .map(|i| (i, assigned_auditor(&seed, &b, i, &vals).unwrap()))
+            .collect();
+        assert_eq!(drawn, expected);
+        assert!(drawn.len() > 50 && drawn.len() < 150, "{}", drawn.len());
+        assert!(draw_audits(&seed, &b, 0, 100, 1_000_000, &[]).is_empty());
+    }
+
+    const DRAW_SEED_VECTOR: &str =
+        "f1c81ba35a013ffd360d827729c293350b4b7b0aaf4fc9e5d4776407b4a5eb36";
+
+    /// Pinned vector, computed independently with Python's `blake3`
+    /// (`blake3(derive_key_context=DOMAIN)` over the two 32-byte ids).
+    #[test]
+    fn draw_seed_matches_the_pinned_vector() {
+        let parent = Hash32([1; 32]);
+        let subject = Hash32([2; 32]);
+        assert_eq!(draw_seed(&parent, &subject).to_hex(), DRAW_SEED_VECTOR);
     }
 
     #[test]
@@ -372,6 +483,8 @@ mod tests {
             count: 3,
             height: 1,
             channel: None,
+            seed: None,
+            audits: Vec::new(),
         };
         assert!(!b.contains(4));
         assert!(b.contains(5) && b.contains(7));

@@ -1,10 +1,9 @@
-//! The audit loop: plan audits from final randomness, fetch, check, post;
-//! vote on disputes; set weights by commit-reveal.
+//! The audit loop: take the audits the chain drew for this validator, fetch,
+//! check, post; vote on disputes; set weights by commit-reveal.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use agora_types::audit::{assigned_auditor, is_selected};
 use agora_types::{AccountId, Hash32, ModelId, TxKind};
 
 use crate::ports::{
@@ -68,7 +67,7 @@ pub struct Auditor<C, S, K> {
     scanned_to: u64,
     /// Ids of loaded batches, so a re-read page is not planned twice.
     loaded: HashSet<Hash32>,
-    /// Batches whose block randomness is not known yet.
+    /// Batches whose audits the chain has not drawn yet.
     waiting: Vec<BatchInfo>,
     /// Jobs assigned to this validator and not yet judged.
     jobs: VecDeque<AuditJob>,
@@ -157,10 +156,9 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             self.scanned_to = self.scanned_to.max(last.height.saturating_sub(1));
         }
         for batch in fresh {
-            // Channel settlements commit the payer's receipts root, whose
-            // leaves the provider cannot serve; the same jobs are audited
-            // through the provider's own CommitReceipts batches.
-            if batch.from_channel {
+            if batch.audits.is_none() {
+                // Not drawn yet: read it again next round.
+                self.scanned_to = self.scanned_to.min(batch.height.saturating_sub(1));
                 continue;
             }
             if self.loaded.insert(batch.id) {
@@ -171,34 +169,13 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
     }
 
     async fn plan(&mut self) -> Result<(), AuditError> {
-        if self.waiting.is_empty() {
-            return Ok(());
-        }
-        let rate = self.chain.audit_rate_ppm().await?;
-        let validators = self.chain.validators().await?;
-        let mut randomness: HashMap<u64, Option<Hash32>> = HashMap::new();
-        let mut still_waiting = Vec::new();
         for batch in std::mem::take(&mut self.waiting) {
-            // The randomness of the block after the batch's: unknown to
-            // anyone when the batch was proposed (see docs/protocol.md).
-            let at = batch.height + 1;
-            let seed = match randomness.get(&at) {
-                Some(seed) => *seed,
-                None => {
-                    let seed = self.chain.randomness(at).await?;
-                    randomness.insert(at, seed);
-                    seed
-                }
-            };
-            let Some(seed) = seed else {
-                still_waiting.push(batch);
+            let Some(audits) = batch.audits.clone() else {
+                self.waiting.push(batch);
                 continue;
             };
-            for index in batch.first_index..batch.first_index.saturating_add(batch.count) {
-                if is_selected(&seed, &batch.id, index, rate)
-                    && assigned_auditor(&seed, &batch.id, index, &validators).as_ref()
-                        == Some(&self.config.me)
-                {
+            for (index, auditor) in audits {
+                if auditor == self.config.me {
                     self.stats.assigned += 1;
                     self.jobs.push_back(AuditJob {
                         batch: batch.clone(),
@@ -207,7 +184,6 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                 }
             }
         }
-        self.waiting = still_waiting;
         Ok(())
     }
 
@@ -220,17 +196,23 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                 continue;
             }
             let since = job.batch.height;
-            match self
+            let judged = self
                 .judge(&job.batch.provider, &job.batch.root, job.index, since, head)
-                .await?
-            {
-                Judgement::Retry => self.jobs.push_back(job),
-                Judgement::Done {
+                .await;
+            match judged {
+                // This validator could not judge (its verifier or the chain
+                // failed): keep the job, and every job after it, for the next round.
+                Err(e) => {
+                    tracing::warn!(error = %e, batch = %job.batch.id, index = job.index, "cannot judge the job this round; kept");
+                    self.jobs.push_back(job);
+                }
+                Ok(Judgement::Retry) => self.jobs.push_back(job),
+                Ok(Judgement::Done {
                     leaf,
                     passed,
                     evidence,
                     missing,
-                } => {
+                }) => {
                     let action = TxKind::SubmitVerdict {
                         batch: job.batch.id,
                         index: job.index,
@@ -267,7 +249,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             {
                 continue;
             }
-            match self
+            let judged = self
                 .judge(
                     &dispute.provider,
                     &dispute.root,
@@ -275,10 +257,13 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                     dispute.opened_at,
                     head,
                 )
-                .await?
-            {
-                Judgement::Retry => {}
-                Judgement::Done { passed, .. } => {
+                .await;
+            match judged {
+                Err(e) => {
+                    tracing::warn!(error = %e, dispute = %dispute.id, "cannot re-check the dispute this round")
+                }
+                Ok(Judgement::Retry) => {}
+                Ok(Judgement::Done { passed, .. }) => {
                     let action = TxKind::VoteDispute {
                         dispute: dispute.id,
                         agree: !passed,

@@ -6,15 +6,12 @@ use tokio::sync::OnceCell;
 
 use agora_chain_client::ChainClient;
 use agora_ledger::Params;
-use agora_types::{AccountId, Amount, Hash32, Keypair, ModelId, TxKind};
+use agora_types::{AccountId, Hash32, Keypair, ModelId, TxKind};
 
 use crate::ports::{AuditChain, AuditError, BatchInfo, DisputeInfo, ProviderScore};
 
 /// How long a verdict or vote may take to be included.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Later blocks tried when a block's own randomness is unknown to the node
-/// (it learned the block through a descendant's certificate).
-const RANDOMNESS_LOOKAHEAD: u64 = 8;
 
 /// The chain as an auditor sees it, through one node's RPC.
 pub struct RpcChain {
@@ -67,38 +64,9 @@ impl AuditChain for RpcChain {
                 first_index: b.first_index,
                 count: b.count,
                 height: b.height,
-                from_channel: b.channel.is_some(),
+                audits: b.seed.map(|_| b.audits),
             })
             .collect())
-    }
-
-    async fn randomness(&self, height: u64) -> Result<Option<Hash32>, AuditError> {
-        let head = self.head().await?;
-        // The block's own seed; if this node only learned the block through a
-        // descendant's certificate, the first later block's that it knows.
-        for h in height..=height.saturating_add(RANDOMNESS_LOOKAHEAD).min(head) {
-            let finality = self.client.finality(h).await.map_err(chain_error)?;
-            if let Some(seed) = finality.randomness {
-                return Ok(Some(seed));
-            }
-        }
-        Ok(None)
-    }
-
-    async fn validators(&self) -> Result<Vec<(AccountId, Amount)>, AuditError> {
-        Ok(self
-            .client
-            .validators()
-            .await
-            .map_err(chain_error)?
-            .into_iter()
-            .map(|v| (v.id, v.self_stake.saturating_add(v.delegated)))
-            .filter(|(_, stake)| *stake > 0)
-            .collect())
-    }
-
-    async fn audit_rate_ppm(&self) -> Result<u32, AuditError> {
-        Ok(self.params().await?.audit.audit_rate_ppm)
     }
 
     async fn audit_window(&self) -> Result<u64, AuditError> {

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use agora_types::audit::JobProof;
-use agora_types::{AccountId, Amount, Hash32, ModelId, Transcript, TxKind};
+use agora_types::{AccountId, Hash32, ModelId, Transcript, TxKind};
 
 /// A committed batch of receipts, as the auditor needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,8 +20,10 @@ pub struct BatchInfo {
     pub count: u64,
     /// Height of the block that committed it.
     pub height: u64,
-    /// Opened by a channel settlement (its root is the payer's, not the provider's).
-    pub from_channel: bool,
+    /// The jobs the chain drew for audit and each one's auditor, in the
+    /// block after the commit (`None` until then). Only the drawn auditor's
+    /// verdict counts; channel settlements draw none.
+    pub audits: Option<Vec<(u64, AccountId)>>,
 }
 
 /// An open dispute, as a committee member needs it.
@@ -101,17 +103,6 @@ pub trait AuditChain: Send + Sync {
         &self,
         height: u64,
     ) -> impl Future<Output = Result<Vec<BatchInfo>, AuditError>> + Send;
-    /// The certified randomness of a final block (`None` while not final).
-    fn randomness(
-        &self,
-        height: u64,
-    ) -> impl Future<Output = Result<Option<Hash32>, AuditError>> + Send;
-    /// Bonded validators and their stake, the auditor pool.
-    fn validators(
-        &self,
-    ) -> impl Future<Output = Result<Vec<(AccountId, Amount)>, AuditError>> + Send;
-    /// Fraction of jobs audited, parts per million (a chain parameter).
-    fn audit_rate_ppm(&self) -> impl Future<Output = Result<u32, AuditError>> + Send;
     /// Blocks after a batch within which verdicts are accepted.
     fn audit_window(&self) -> impl Future<Output = Result<u64, AuditError>> + Send;
     /// Open disputes.

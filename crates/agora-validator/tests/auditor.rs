@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use agora_types::audit::{is_selected, receipt_leaf, JobProof};
+use agora_types::audit::{draw_audits, is_selected, receipt_leaf, JobProof};
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
     hash_tokens, weights_commitment, AccountId, Amount, ChatMessage, Hash32, JobInput, Keypair,
@@ -23,14 +23,13 @@ const MODEL: ModelId = Hash32([7; 32]);
 
 /// Output token that the double verifier treats as proof of cheating.
 const CHEAT_TOKEN: i32 = 666;
+/// Output token on which the double verifier itself fails (cannot judge).
+const BROKEN_TOKEN: i32 = 999;
 
 #[derive(Default)]
 struct ChainState {
     head: u64,
     batches: Vec<BatchInfo>,
-    randomness: HashMap<u64, Hash32>,
-    validators: Vec<(AccountId, Amount)>,
-    rate_ppm: u32,
     window: u64,
     disputes: Vec<DisputeInfo>,
     endpoints: HashMap<AccountId, String>,
@@ -57,15 +56,6 @@ impl AuditChain for FakeChain {
             .filter(|b| b.height > height)
             .cloned()
             .collect())
-    }
-    async fn randomness(&self, height: u64) -> Result<Option<Hash32>, AuditError> {
-        Ok(self.state.lock().unwrap().randomness.get(&height).copied())
-    }
-    async fn validators(&self) -> Result<Vec<(AccountId, Amount)>, AuditError> {
-        Ok(self.state.lock().unwrap().validators.clone())
-    }
-    async fn audit_rate_ppm(&self) -> Result<u32, AuditError> {
-        Ok(self.state.lock().unwrap().rate_ppm)
     }
     async fn audit_window(&self) -> Result<u64, AuditError> {
         Ok(self.state.lock().unwrap().window)
@@ -140,6 +130,9 @@ struct FakeChecker;
 
 impl JobChecker for FakeChecker {
     async fn check(&self, t: Transcript) -> Result<CheckOutcome, AuditError> {
+        if t.output_tokens.contains(&BROKEN_TOKEN) {
+            return Err(AuditError::Checker("verifier down".into()));
+        }
         let passed = !t.output_tokens.contains(&CHEAT_TOKEN);
         Ok(CheckOutcome {
             passed,
@@ -183,8 +176,11 @@ fn transcript(provider: &Keypair, output: Vec<i32>, seed: u64) -> Transcript {
 }
 
 /// A world: one provider with one batch of `jobs` jobs (those in `cheats`
-/// carry the cheat token) committed at height 5, and `auditors` validators.
+/// carry the cheat token) committed at height 5, its audits drawn as the
+/// chain draws them (under `seed`, at `rate_ppm`), and `auditors` validators.
 struct World {
+    seed: Hash32,
+    rate_ppm: u32,
     chain: Arc<Mutex<ChainState>>,
     providers: FakeProviders,
     provider: Keypair,
@@ -218,30 +214,30 @@ fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed:
             proof: MerkleProof::new(&leaves, i).unwrap(),
         })
         .collect();
+    let auditors: Vec<Keypair> = (0..auditors)
+        .map(|_| Keypair::from_seed(rng.gen()))
+        .collect();
+    let validators: Vec<(AccountId, Amount)> = auditors
+        .iter()
+        .map(|k| (k.account(), rng.gen_range(1..1000)))
+        .collect();
+    let id = Hash32::digest(b"batch");
+    let draw = Hash32(rng.gen());
     let batch = BatchInfo {
-        id: Hash32::digest(b"batch"),
+        id,
         provider: provider.account(),
         root,
         first_index: 0,
         count: jobs,
         height: 5,
-        from_channel: false,
+        audits: Some(draw_audits(&draw, &id, 0, jobs, rate_ppm, &validators)),
     };
-    let auditors: Vec<Keypair> = (0..auditors)
-        .map(|_| Keypair::from_seed(rng.gen()))
-        .collect();
     let mut state = ChainState {
         head: 7,
         batches: vec![batch.clone()],
-        validators: auditors
-            .iter()
-            .map(|k| (k.account(), rng.gen_range(1..1000)))
-            .collect(),
-        rate_ppm,
         window: 100,
         ..ChainState::default()
     };
-    state.randomness.insert(6, Hash32(rng.gen()));
     state
         .endpoints
         .insert(provider.account(), "http://provider".into());
@@ -254,6 +250,8 @@ fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed:
             .insert((root, i as u64), Answer::Serve(job.clone()));
     }
     World {
+        seed: draw,
+        rate_ppm,
         chain: Arc::new(Mutex::new(state)),
         providers,
         provider,
@@ -305,9 +303,8 @@ async fn selected_jobs_are_audited_exactly_once_across_validators() {
         for a in &mut auditors {
             a.step().await.unwrap();
         }
-        let randomness = w.chain.lock().unwrap().randomness[&6];
         let selected: Vec<u64> = (0..60)
-            .filter(|&i| is_selected(&randomness, &w.batch.id, i, 250_000))
+            .filter(|&i| is_selected(&w.seed, &w.batch.id, i, w.rate_ppm))
             .collect();
         let mut audited: Vec<u64> = verdicts(&w).iter().map(|(_, i, _)| *i).collect();
         audited.sort_unstable();
@@ -315,8 +312,13 @@ async fn selected_jobs_are_audited_exactly_once_across_validators() {
             audited, selected,
             "seed {seed}: each selected job once, no other"
         );
-        for (_, index, passed) in verdicts(&w) {
+        let drawn = w.batch.audits.clone().unwrap();
+        for (who, index, passed) in verdicts(&w) {
             assert_eq!(passed, !cheats.contains(&index), "seed {seed}, job {index}");
+            assert!(
+                drawn.contains(&(index, who)),
+                "only the drawn auditor judges"
+            );
         }
         // A second round repeats nothing.
         for a in &mut auditors {
@@ -327,9 +329,10 @@ async fn selected_jobs_are_audited_exactly_once_across_validators() {
 }
 
 #[tokio::test]
-async fn channel_settlement_batches_are_not_audited() {
+async fn batches_with_no_drawn_audits_are_not_fetched() {
+    // What the chain records for a channel settlement: drawn, with no audits.
     let w = world(5, &HashSet::new(), 1, 1_000_000, 7);
-    w.chain.lock().unwrap().batches[0].from_channel = true;
+    w.chain.lock().unwrap().batches[0].audits = Some(Vec::new());
     let mut a = auditor(&w, 0);
     a.step().await.unwrap();
     assert!(verdicts(&w).is_empty());
@@ -338,14 +341,14 @@ async fn channel_settlement_batches_are_not_audited() {
 }
 
 #[tokio::test]
-async fn nothing_is_audited_before_the_batch_randomness_is_final() {
+async fn nothing_is_audited_before_the_chain_draws_the_batch_audits() {
     let w = world(10, &HashSet::new(), 1, 1_000_000, 1);
-    let saved = w.chain.lock().unwrap().randomness.remove(&6).unwrap();
+    let drawn = w.chain.lock().unwrap().batches[0].audits.take();
     let mut a = auditor(&w, 0);
     a.step().await.unwrap();
     assert!(verdicts(&w).is_empty());
     assert_eq!(*w.providers.fetches.lock().unwrap(), 0);
-    w.chain.lock().unwrap().randomness.insert(6, saved);
+    w.chain.lock().unwrap().batches[0].audits = drawn;
     a.step().await.unwrap();
     assert_eq!(
         verdicts(&w).len(),
@@ -401,6 +404,30 @@ async fn a_transcript_that_is_not_the_committed_leaf_fails() {
     assert_eq!(
         got,
         vec![(me, 0, true), (me, 1, false), (me, 2, true), (me, 3, false)]
+    );
+}
+
+/// Attack: a transcript the verifier chokes on must not make the auditor
+/// discard its whole queue (the other jobs, cheats among them, go unjudged).
+#[tokio::test]
+async fn a_job_the_verifier_cannot_judge_keeps_the_rest_of_the_queue() {
+    let cheats: HashSet<u64> = [2].into();
+    let w = world(4, &cheats, 1, 1_000_000, 8);
+    {
+        let mut answers = w.providers.answers.lock().unwrap();
+        let mut broken = w.jobs[0].clone();
+        broken.transcript.output_tokens.push(BROKEN_TOKEN);
+        answers.insert((w.batch.root, 0), Answer::Serve(broken));
+    }
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    let mut got: Vec<(u64, bool)> = verdicts(&w).iter().map(|(_, i, p)| (*i, *p)).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![(1, true), (2, false), (3, true)]);
+    assert_eq!(
+        a.pending(),
+        1,
+        "the unjudged job is kept for the next round"
     );
 }
 

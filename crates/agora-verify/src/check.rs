@@ -106,13 +106,24 @@ pub fn check_job(
     let (tokens, commitments) = if transcript.output_tokens.is_empty() {
         (TokenStats::default(), None)
     } else {
-        let scored = scorer.score(&ScoreRequest {
+        let scored = match scorer.score(&ScoreRequest {
             prompt_tokens: transcript.prompt_tokens.clone(),
             output_tokens: transcript.output_tokens.clone(),
             top_k: 0,
             want_hidden: transcript.commitments.is_some(),
             want_logits: true,
-        })?;
+        }) {
+            Ok(scored) => scored,
+            // Tokens outside the vocabulary, or more than the context holds:
+            // no honest run of the claimed model produces that transcript,
+            // so it fails (on evidence anyone can re-check) instead of
+            // leaving the job unjudged.
+            Err(EngineError::InvalidRequest(m)) => {
+                reasons.push(format!("the transcript cannot be replayed: {m}"));
+                return Ok(finish(reasons, TokenStats::default(), None, transcript));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let logits: Vec<&[f32]> = scored
             .positions
             .iter()
@@ -145,17 +156,27 @@ pub fn check_job(
         transcript,
         thresholds,
     );
+    Ok(finish(reasons, tokens, commitments, transcript))
+}
+
+/// The verdict from the reasons found and the statistics measured.
+fn finish(
+    reasons: Vec<String>,
+    tokens: TokenStats,
+    commitments: Option<CommitmentStats>,
+    transcript: &Transcript,
+) -> Verdict {
     let evidence = serde_json::to_vec(&(&tokens, &commitments, &reasons))
         .expect("statistics always serialize");
     let mut bytes = transcript.receipt.receipt.signing_bytes();
     bytes.extend_from_slice(&evidence);
-    Ok(Verdict {
+    Verdict {
         passed: reasons.is_empty(),
         reasons,
         tokens,
         commitments,
         evidence_hash: Hash32::digest_in(EVIDENCE_DOMAIN, &bytes),
-    })
+    }
 }
 
 /// Check (a): everything that needs no model pass but the tokenizer.

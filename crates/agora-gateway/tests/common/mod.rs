@@ -37,6 +37,24 @@ pub enum Script {
     Refuse,
     /// Answer 503 busy with `retry-after`.
     Busy,
+    /// Stream these deltas, then `done` with a receipt that lies in the
+    /// provider's favour as [`Greed`] says (an attacker's provider).
+    Greedy(Vec<&'static str>, Greed),
+}
+
+/// How a greedy provider's receipt lies.
+#[derive(Clone, Copy, Debug)]
+pub enum Greed {
+    /// Charges far more than its price makes the tokens cost.
+    Cost,
+    /// Claims another price than the registered one (and charges by it).
+    Price,
+    /// Counts more prompt tokens than the prompt holds.
+    PromptTokens,
+    /// Counts more completion tokens than `max_tokens` (stream and receipt agree).
+    CompletionTokens,
+    /// Receipt counts differ from what the stream reported.
+    Mismatch,
 }
 
 /// A provider double.
@@ -187,12 +205,42 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
             )
                 .into_response();
         }
-        Script::Deltas(deltas) => {
+        Script::Deltas(deltas) | Script::Greedy(deltas, _) => {
+            let greed = match &s.script {
+                Script::Greedy(_, g) => Some(*g),
+                _ => None,
+            };
             let mut out: Vec<_> = deltas.iter().map(|d| delta(d)).collect();
-            let usage = Usage {
+            let mut usage = Usage {
                 prompt_tokens: 11,
                 completion_tokens: deltas.len() as u32,
             };
+            match greed {
+                Some(Greed::PromptTokens) => usage.prompt_tokens = 1_000_000,
+                Some(Greed::CompletionTokens) => {
+                    usage.completion_tokens = req.params.max_tokens + 1_000
+                }
+                _ => {}
+            }
+            let price = match greed {
+                Some(Greed::Price) => Price {
+                    input_per_1k: s.price.input_per_1k * 1_000,
+                    output_per_1k: s.price.output_per_1k * 1_000,
+                },
+                _ => s.price,
+            };
+            let mut cost = price.cost(usage.prompt_tokens.into(), usage.completion_tokens.into());
+            if let Some(Greed::Cost) = greed {
+                cost = u64::MAX / 2;
+            }
+            let mut receipt_usage = usage;
+            if let Some(Greed::Mismatch) = greed {
+                receipt_usage.completion_tokens += 1;
+                cost = price.cost(
+                    receipt_usage.prompt_tokens.into(),
+                    receipt_usage.completion_tokens.into(),
+                );
+            }
             let receipt = Receipt {
                 id,
                 provider: s.key.account(),
@@ -200,11 +248,9 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                 prompt_hash: hash_tokens(&[1, 2, 3]),
                 output_hash: hash_tokens(&[4, 5]),
                 params: req.params.clone(),
-                usage,
-                price: s.price,
-                cost: s
-                    .price
-                    .cost(usage.prompt_tokens.into(), usage.completion_tokens.into()),
+                usage: receipt_usage,
+                price,
+                cost,
                 timestamp_ms: 1,
                 commitments: Hash32::ZERO,
             }

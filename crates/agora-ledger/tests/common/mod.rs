@@ -14,12 +14,17 @@ pub fn keys(n: u8, first: u8) -> Vec<Keypair> {
 }
 
 /// A genesis of `chain` giving every key `balance` and registering `models`;
-/// callers adjust its params before calling `state()`.
+/// callers adjust its params before calling `state()`. Its minimum validator
+/// bond is 1 base unit so that tests can use small numbers; the default
+/// minimum has its own tests (`staking.rs`, `attacks.rs`).
 pub fn genesis(chain: &str, keys: &[Keypair], balance: u64, models: Vec<ModelEntry>) -> Genesis {
     Genesis {
         chain_id: chain.into(),
         timestamp_ms: 0,
-        params: Default::default(),
+        params: agora_ledger::Params {
+            min_validator_bond: 1,
+            ..Default::default()
+        },
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {

@@ -1,0 +1,269 @@
+//! The attack suite of the ledger (issue 13, docs/threat-model.md): each
+//! test runs an attack through real blocks under the default protocol
+//! parameters and shows that it fails and that nothing honest is lost.
+
+mod common;
+
+use agora_ledger::{build_block, BlockCandidate, Params, State, TxError};
+use agora_types::audit::{batch_id, dispute_id};
+use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind};
+
+use common::{block, send, signed};
+
+const CHAIN: &str = "attacks-test";
+const PRICE: Price = Price {
+    input_per_1k: 1,
+    output_per_1k: 2,
+};
+const COLLATERAL: u64 = 1_000;
+
+fn model() -> ModelEntry {
+    ModelEntry {
+        id: Hash32::digest(b"attacked model"),
+        name: "attacked".into(),
+        architecture: "llama".into(),
+        quantization: "Q4_1".into(),
+        size_bytes: 1,
+        license: "MIT".into(),
+        owner: AccountId([0; 32]),
+        royalty_ppm: 0,
+    }
+}
+
+/// A chain with the default parameters (the real minimum bond), every key
+/// funded with 1,000 tokens.
+fn chain(keys: &[Keypair], adjust: impl FnOnce(&mut Params)) -> State {
+    let mut g = common::genesis(CHAIN, keys, 1_000_000_000_000, vec![model()]);
+    g.params = Params::default();
+    adjust(&mut g.params);
+    g.state().unwrap()
+}
+
+fn ok(s: &mut State, key: &Keypair, kind: TxKind) {
+    if let Some(e) = send(s, key, kind) {
+        panic!("rejected: {e}");
+    }
+}
+
+fn register(stake: u64) -> TxKind {
+    TxKind::RegisterProvider {
+        endpoint: "http://127.0.0.1:9000".into(),
+        models: vec![model().id],
+        price: PRICE,
+        stake,
+    }
+}
+
+fn bond(amount: u64) -> TxKind {
+    TxKind::BondValidator {
+        amount,
+        take_ppm: 0,
+    }
+}
+
+fn commit(count: u64) -> TxKind {
+    TxKind::CommitReceipts {
+        model: model().id,
+        root: Hash32::digest(&count.to_le_bytes()),
+        count,
+    }
+}
+
+/// Issue 13, #2 and #11: a 1-unit sybil cannot become a validator at all;
+/// the minimum bond is what a refuted accusation or a drawn seat costs.
+#[test]
+fn a_bond_below_the_minimum_is_refused() {
+    let k = common::keys(1, 140);
+    let mut s = chain(&k, |_| {});
+    let min = s.params.min_validator_bond;
+    assert!(min >= 1_000_000, "default minimum bond {min}");
+    assert_eq!(
+        send(&mut s, &k[0], bond(1)),
+        Some(TxError::BondTooLow {
+            minimum: min,
+            got: 1
+        })
+    );
+    assert!(!s.validators.contains_key(&k[0].account()));
+    ok(&mut s, &k[0], bond(min));
+    // Topping up by 1 is fine once the minimum is met.
+    ok(&mut s, &k[0], bond(1));
+    assert_eq!(s.validators[&k[0].account()].self_stake, min + 1);
+}
+
+/// Issue 13, #5: re-registering with a smaller stake while audits or
+/// disputes are open would take collateral out of reach of slashing.
+#[test]
+fn reregistering_with_less_stake_while_audited_is_refused() {
+    let k = common::keys(1, 141);
+    let mut s = chain(&k, |p| p.min_provider_stake = 1);
+    let p = k[0].account();
+    ok(&mut s, &k[0], register(COLLATERAL));
+    ok(&mut s, &k[0], commit(2));
+    let until = s.collateral_locked_until(&p).unwrap();
+    let required = s.required_collateral(&s.providers[&p]);
+    assert_eq!(
+        send(&mut s, &k[0], register(required)),
+        Some(TxError::CollateralLocked { provider: p, until })
+    );
+    assert_eq!(s.providers[&p].stake, COLLATERAL);
+    // Raising it, or keeping it, is allowed while locked.
+    ok(&mut s, &k[0], register(COLLATERAL + 10));
+    assert_eq!(s.providers[&p].stake, COLLATERAL + 10);
+    // Once the lock is over, lowering it is allowed again.
+    while s.height + 1 < until {
+        block(&mut s, None);
+    }
+    ok(&mut s, &k[0], register(required));
+    assert_eq!(s.providers[&p].stake, required);
+}
+
+/// Issue 13, #6: `CommitReceipts{count: u64::MAX}` would make every auditor
+/// iterate over 2^64 indices; more batches in one block than an RPC page
+/// holds would stall every scanner. Both are refused by the ledger.
+#[test]
+fn oversized_batches_and_batch_floods_are_refused() {
+    let k = common::keys(3, 142);
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.audit.max_batches_per_block = 2;
+    });
+    for key in &k {
+        ok(&mut s, key, register(COLLATERAL));
+    }
+    let max = s.params.audit.max_batch_jobs;
+    assert_eq!(
+        send(&mut s, &k[0], commit(u64::MAX)),
+        Some(TxError::BatchTooLarge { max, got: u64::MAX })
+    );
+    assert_eq!(send(&mut s, &k[0], commit(max)), None);
+    // Three commits in one block: the third is refused, the first two land.
+    let txs = k.iter().map(|key| signed(&s, key, commit(1))).collect();
+    let built = build_block(
+        &s,
+        BlockCandidate {
+            proposer: AccountId([0; 32]),
+            timestamp_ms: s.last_timestamp_ms + 1,
+            txs,
+        },
+    );
+    assert_eq!(built.block.txs.len(), 2);
+    assert_eq!(built.rejected.len(), 1);
+    assert_eq!(built.rejected[0].1, TxError::BlockBatchesFull(2));
+    s = built.state;
+    // The next block has room again.
+    assert_eq!(send(&mut s, &k[2], commit(1)), None);
+}
+
+/// Issue 13, #2 and #11: audits go to validators in proportion to stake, so
+/// two sybils at the minimum bond beside three honest validators with 100
+/// times more are drawn for about 0.7% of jobs, and they can neither pass
+/// nor fail the jobs drawn for others.
+#[test]
+fn sybils_at_the_minimum_bond_are_drawn_in_proportion_to_stake_only() {
+    let k = common::keys(6, 143);
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.audit.audit_rate_ppm = 1_000_000;
+    });
+    let min = s.params.min_validator_bond;
+    ok(&mut s, &k[0], register(COLLATERAL));
+    for honest in &k[1..=3] {
+        ok(&mut s, honest, bond(100 * min));
+    }
+    for sybil in &k[4..=5] {
+        ok(&mut s, sybil, bond(min));
+    }
+    let sybils = [k[4].account(), k[5].account()];
+    let (mut drawn, mut to_sybils) = (0usize, 0usize);
+    for _ in 0..16 {
+        let id = batch_id(&k[0].account(), s.account(&k[0].account()).nonce);
+        ok(&mut s, &k[0], commit(64));
+        block(&mut s, None);
+        let audits = &s.batches[&id].audits;
+        drawn += audits.len();
+        to_sybils += audits.iter().filter(|(_, a)| sybils.contains(a)).count();
+        // A sybil's failing verdict on a job drawn for someone else is refused.
+        let (index, auditor) = audits[0];
+        let sybil = if sybils.contains(&auditor) {
+            &k[5]
+        } else {
+            &k[4]
+        };
+        if sybil.account() != auditor {
+            let fail = TxKind::SubmitVerdict {
+                batch: id,
+                index,
+                leaf: Hash32::ZERO,
+                passed: false,
+                evidence: Hash32::ZERO,
+            };
+            assert!(matches!(
+                send(&mut s, sybil, fail),
+                Some(TxError::NotAssigned { .. })
+            ));
+            assert!(!s.disputes.contains_key(&dispute_id(&id, index)));
+        }
+    }
+    assert_eq!(drawn, 16 * 64);
+    // Expected 1024 × 2/302 ≈ 6.8 (sd ≈ 2.6).
+    assert!(
+        to_sybils <= 25,
+        "sybils drawn for {to_sybils} of {drawn} jobs"
+    );
+}
+
+/// Issue 13, #2: a refuted accusation burns a tenth of the accuser's bond,
+/// which is at least the minimum bond: a false accusation is never free.
+#[test]
+fn a_refuted_false_accusation_costs_the_accuser_its_slash() {
+    let k = common::keys(5, 144);
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.audit.audit_rate_ppm = 1_000_000;
+    });
+    let min = s.params.min_validator_bond;
+    ok(&mut s, &k[0], register(COLLATERAL));
+    for v in &k[1..=4] {
+        ok(&mut s, v, bond(min));
+    }
+    let id = batch_id(&k[0].account(), s.account(&k[0].account()).nonce);
+    ok(&mut s, &k[0], commit(1));
+    block(&mut s, None);
+    let (index, accuser) = s.batches[&id].audits[0];
+    let accuser_key = k.iter().find(|x| x.account() == accuser).unwrap();
+    let fail = TxKind::SubmitVerdict {
+        batch: id,
+        index,
+        leaf: Hash32::ZERO,
+        passed: false,
+        evidence: Hash32::ZERO,
+    };
+    ok(&mut s, accuser_key, fail);
+    let dispute = dispute_id(&id, index);
+    block(&mut s, None);
+    let burned = s.burned;
+    for member in s.disputes[&dispute].committee.clone() {
+        if !s.disputes.contains_key(&dispute) {
+            break;
+        }
+        let key = k.iter().find(|x| x.account() == member).unwrap();
+        ok(
+            &mut s,
+            key,
+            TxKind::VoteDispute {
+                dispute,
+                agree: false,
+            },
+        );
+    }
+    assert!(!s.disputes.contains_key(&dispute));
+    let cost = s.burned - burned;
+    assert_eq!(cost, u128::from(min / 10), "10% of the minimum bond");
+    assert_eq!(s.validators[&accuser].self_stake, min - min / 10);
+    assert_eq!(s.providers[&k[0].account()].stake, COLLATERAL);
+    assert!(!s
+        .provider_audits
+        .get(&k[0].account())
+        .is_some_and(|a| a.slashed));
+}
