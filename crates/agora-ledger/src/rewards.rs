@@ -1,6 +1,8 @@
 //! The per-tempo reward distribution: at the first block of every epoch,
-//! the emission pool is shared equally among the models with revealed
-//! weights, and each model's share is split by Yuma consensus
+//! the emission pool is shared among the models with revealed weights in
+//! proportion to the stake that revealed for each (a validator revealing for
+//! k models counts 1/k of its stake in each, so registering junk models
+//! gains nothing), and each model's share is split by Yuma consensus
 //! (`agora_yuma::epoch`) into provider incentive, validator dividends (with
 //! delegators, minus the validator's take) and the model owner's cut.
 //! Everything paid leaves the pool, so supply is conserved exactly.
@@ -34,13 +36,47 @@ impl State {
                 .or_default()
                 .insert(validator, weights);
         }
-        if by_model.is_empty() {
+        let market_stake = self.market_stakes(&by_model);
+        let total: u128 = market_stake.values().sum();
+        if total == 0 {
             return;
         }
-        let share = self.emission_pool / by_model.len() as Amount;
+        let pool = u128::from(self.emission_pool);
         for (model, weights) in by_model {
+            let stake = market_stake.get(&model).copied().unwrap_or(0);
+            // pool · stake / total ≤ pool, so it fits an Amount.
+            let share = (pool * stake / total) as Amount;
             self.run_market(model, &weights, share);
         }
+    }
+
+    /// The stake behind each market: every revealing validator's stake (own
+    /// bond at least `min_validator_bond`) divided equally among the models
+    /// it revealed for.
+    fn market_stakes(
+        &self,
+        by_model: &BTreeMap<ModelId, BTreeMap<AccountId, Vec<(AccountId, u16)>>>,
+    ) -> BTreeMap<ModelId, u128> {
+        let mut markets_of: BTreeMap<AccountId, u128> = BTreeMap::new();
+        for revealed in by_model.values() {
+            for v in revealed.keys() {
+                *markets_of.entry(*v).or_default() += 1;
+            }
+        }
+        let eligible: BTreeMap<AccountId, Amount> = self.audit_candidates().into_iter().collect();
+        by_model
+            .iter()
+            .map(|(model, revealed)| {
+                let stake = revealed
+                    .keys()
+                    .map(|v| {
+                        let stake = u128::from(eligible.get(v).copied().unwrap_or(0));
+                        stake * u128::from(PPM) / markets_of[v]
+                    })
+                    .sum();
+                (*model, stake)
+            })
+            .collect()
     }
 
     /// One model's Yuma epoch over `emission`; pays and records the result.

@@ -267,3 +267,90 @@ fn a_refuted_false_accusation_costs_the_accuser_its_slash() {
         .get(&k[0].account())
         .is_some_and(|a| a.slashed));
 }
+
+/// Issue 13, #4: registering models is cheap, so an attacker registers junk
+/// models, serves them itself and reveals weights for each. The pool is
+/// split by the stake that revealed for each market (a validator's stake
+/// divided among the markets it reveals for), so however many junk markets
+/// it opens, the attacker takes about its share of stake, not N/(N+1).
+#[test]
+fn junk_models_earn_no_more_than_the_stake_behind_them() {
+    use agora_types::weights_commitment;
+    const TEMPO: u64 = 40;
+    let k = common::keys(6, 150);
+    let (honest_v, attacker_v, honest_p) = (&k[0], &k[1], &k[2]);
+    let junk_p = &k[3..6];
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.tempo_blocks = TEMPO;
+    });
+    let min = s.params.min_validator_bond;
+    ok(&mut s, honest_v, bond(9 * min));
+    ok(&mut s, attacker_v, bond(min));
+    ok(&mut s, honest_p, register(COLLATERAL));
+    let mut junk = Vec::new();
+    for (i, p) in junk_p.iter().enumerate() {
+        let m = ModelEntry {
+            id: Hash32::digest(&[b'j', i as u8]),
+            name: format!("junk-{i}"),
+            owner: attacker_v.account(),
+            ..model()
+        };
+        ok(
+            &mut s,
+            attacker_v,
+            TxKind::RegisterModel { model: m.clone() },
+        );
+        let serve = TxKind::RegisterProvider {
+            endpoint: "http://127.0.0.1:9001".into(),
+            models: vec![m.id],
+            price: Price::default(),
+            stake: 1,
+        };
+        ok(&mut s, p, serve);
+        junk.push((m.id, p.account()));
+    }
+    let mut markets = vec![(honest_v, model().id, honest_p.account())];
+    markets.extend(junk.iter().map(|(m, p)| (attacker_v, *m, *p)));
+    let salt = Hash32::digest(b"salt");
+    let weights = |p: AccountId| vec![(p, u16::MAX)];
+    while !(s.height + 1).is_multiple_of(TEMPO) {
+        block(&mut s, None);
+    }
+    for (v, m, p) in &markets {
+        let hash = weights_commitment(&v.account(), m, &weights(*p), &salt);
+        ok(&mut s, v, TxKind::CommitWeights { model: *m, hash });
+    }
+    while !(s.height + 1).is_multiple_of(TEMPO) {
+        block(&mut s, None);
+    }
+    for (v, m, p) in &markets {
+        let reveal = TxKind::RevealWeights {
+            model: *m,
+            weights: weights(*p),
+            salt,
+        };
+        ok(&mut s, v, reveal);
+    }
+    let earned = |s: &State, who: &[AccountId]| -> u128 {
+        who.iter()
+            .map(|a| s.earnings.get(a).map_or(0, |e| e.emissions))
+            .sum()
+    };
+    let attacker: Vec<AccountId> = std::iter::once(attacker_v.account())
+        .chain(junk_p.iter().map(|p| p.account()))
+        .collect();
+    let honest = [honest_v.account(), honest_p.account()];
+    let (a0, h0) = (earned(&s, &attacker), earned(&s, &honest));
+    while !(s.height + 1).is_multiple_of(TEMPO) {
+        block(&mut s, None);
+    }
+    block(&mut s, None);
+    let (a, h) = (earned(&s, &attacker) - a0, earned(&s, &honest) - h0);
+    assert!(h > 0, "the honest market is paid");
+    // Stake share 1/10; an equal split per market would have given 3/4. The
+    // honest model has no owner, so its owner's cut (Yuma's default 18%)
+    // stays in the pool: 0.1 / (0.1 + 0.9 × 0.82) ≈ 0.119 is the fair share.
+    let share = a as f64 / (a + h) as f64;
+    assert!(share <= 0.125, "attacker took {share:.3} of the emission");
+}
