@@ -15,6 +15,9 @@ use agora_yuma::{epoch, YumaInput, YumaParams};
 use crate::staking::PPM;
 use crate::State;
 
+/// The weights revealed for one model, by validator.
+type Reveals = BTreeMap<AccountId, Vec<(AccountId, u16)>>;
+
 impl State {
     /// Pay the emission pool out if `height` starts a new epoch.
     pub(crate) fn distribute_rewards(&mut self, height: Height) {
@@ -28,8 +31,7 @@ impl State {
         self.markets
             .commits
             .retain(|(_, _, e), _| e.saturating_add(1) >= epoch_now);
-        let mut by_model: BTreeMap<ModelId, BTreeMap<AccountId, Vec<(AccountId, u16)>>> =
-            BTreeMap::new();
+        let mut by_model: BTreeMap<ModelId, Reveals> = BTreeMap::new();
         for ((model, validator), weights) in reveals {
             by_model
                 .entry(model)
@@ -53,10 +55,7 @@ impl State {
     /// The stake behind each market: every revealing validator's stake (own
     /// bond at least `min_validator_bond`) divided equally among the models
     /// it revealed for.
-    fn market_stakes(
-        &self,
-        by_model: &BTreeMap<ModelId, BTreeMap<AccountId, Vec<(AccountId, u16)>>>,
-    ) -> BTreeMap<ModelId, u128> {
+    fn market_stakes(&self, by_model: &BTreeMap<ModelId, Reveals>) -> BTreeMap<ModelId, u128> {
         let mut markets_of: BTreeMap<AccountId, u128> = BTreeMap::new();
         for revealed in by_model.values() {
             for v in revealed.keys() {
