@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The second command: set up a fresh machine, fetch and verify the default
-# model (real-model tests need it), and run every test in the workspace.
+# model (real-model tests need it), check formatting, lints and docs, and run
+# every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# House gates: each fails the run on its own, before the long test phase.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
 cargo build -p agora
 "$CARGO_TARGET_DIR/debug/agora" model fetch
 if cargo nextest --version >/dev/null 2>&1; then

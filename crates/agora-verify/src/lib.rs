@@ -4,7 +4,7 @@
 //! the job's hidden states and logits with one teacher-forced prefill of the
 //! claimed model ([`Scorer`]), compares the provider's TOPLOC commitments
 //! (`agora-toploc`) and replays the seeded Gumbel-max sampling token by token
-//! (Token-DiFR style, [`replay`]). [`Thresholds`] come from [`calibrate`] runs
+//! (Token-DiFR style, [`replay`]). [`Thresholds`] come from [`calibrate()`] runs
 //! over honest jobs and are kept per model in a [`ThresholdBook`].
 
 pub mod calibrate;

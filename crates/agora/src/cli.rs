@@ -441,8 +441,8 @@ pub struct ProviderArgs {
     #[arg(long, env = "AGORA_UPSTREAM_API_KEY", hide_env_values = true)]
     pub upstream_api_key: Option<String>,
     /// TESTING ONLY: cheat on purpose while claiming to be honest, to test
-    /// verification: substitute[:PATH], requantize[:TYPE], tamper, random,
-    /// ignore-seed, drop-system, prefill-attack[:PATH]. Refused unless the
+    /// verification: `substitute[:PATH]`, `requantize[:TYPE]`, tamper, random,
+    /// ignore-seed, drop-system, `prefill-attack[:PATH]`. Refused unless the
     /// chain is a development chain (devnet, localnet, test).
     #[arg(long, value_name = "MODE", conflicts_with = "upstream")]
     pub adversary: Option<String>,
