@@ -64,6 +64,9 @@ pub enum SubmitError {
     /// The mempool is full; retry later.
     #[error("mempool is full ({0} transactions); retry later")]
     MempoolFull(usize),
+    /// This sender already has the most transactions one account may have waiting.
+    #[error("this account already has {0} transactions waiting; retry after the next block")]
+    SenderLimit(usize),
     /// The transaction does not apply on top of the committed state and the mempool.
     #[error(transparent)]
     Invalid(#[from] TxError),
@@ -76,6 +79,7 @@ impl SubmitError {
             SubmitError::Malformed(_) => "malformed",
             SubmitError::Duplicate(_) => "duplicate",
             SubmitError::MempoolFull(_) => "mempool_full",
+            SubmitError::SenderLimit(_) => "sender_limit",
             SubmitError::Invalid(e) => match e {
                 TxError::WrongChain { .. } => "wrong_chain",
                 TxError::BadSignature(_) => "bad_signature",
@@ -117,6 +121,8 @@ impl SubmitError {
                 TxError::NotOnCommittee { .. } => "not_on_committee",
                 TxError::AlreadyVoted { .. } => "already_voted",
                 TxError::BondTooLow { .. } => "bond_too_low",
+                TxError::CannotPayFee { .. } => "cannot_pay_fee",
+                TxError::NewAccountTooSmall { .. } => "new_account_too_small",
                 TxError::NotAssigned { .. } => "not_assigned",
                 TxError::AuditsNotDrawn(_) => "audits_not_drawn",
                 TxError::BatchTooLarge { .. } => "batch_too_large",

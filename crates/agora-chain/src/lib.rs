@@ -13,6 +13,7 @@ mod validator;
 
 pub use agora_consensus::{Seat, Timeouts};
 pub use error::{ChainError, SubmitError};
+pub use mempool::MAX_PENDING_PER_SENDER;
 pub use node::{ChainConfig, Finality, Node, Relay};
 pub use store::Store;
 pub use validator::{spawn_validator, ValidatorSetup};

@@ -1,11 +1,16 @@
 //! Transactions waiting for a block. Each one is checked on arrival against
 //! the committed state plus everything already waiting, so a client learns at
-//! once (and precisely) why a transaction cannot apply.
+//! once (and precisely) why a transaction cannot apply. One sender may hold
+//! at most [`MAX_PENDING_PER_SENDER`] of them, so a flood from one account
+//! cannot crowd out everybody else's verdicts, votes and settlements.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use agora_ledger::State;
-use agora_types::{Hash32, SignedTransaction};
+use agora_types::{AccountId, Hash32, SignedTransaction};
+
+/// Most transactions one account may have waiting at once.
+pub const MAX_PENDING_PER_SENDER: usize = 1_024;
 
 use crate::SubmitError;
 
@@ -14,6 +19,8 @@ pub struct Mempool {
     /// Waiting transactions with their ids (kept so rebasing never rehashes them).
     txs: VecDeque<(Hash32, SignedTransaction)>,
     ids: HashSet<Hash32>,
+    /// Waiting transactions per sender.
+    per_sender: HashMap<AccountId, usize>,
     pending: State,
     capacity: usize,
 }
@@ -24,6 +31,7 @@ impl Mempool {
         Mempool {
             txs: VecDeque::new(),
             ids: HashSet::new(),
+            per_sender: HashMap::new(),
             pending: state,
             capacity,
         }
@@ -57,9 +65,14 @@ impl Mempool {
         if self.txs.len() >= self.capacity {
             return Err(SubmitError::MempoolFull(self.capacity));
         }
+        let sender = tx.tx.from;
+        if self.per_sender.get(&sender).copied().unwrap_or(0) >= MAX_PENDING_PER_SENDER {
+            return Err(SubmitError::SenderLimit(MAX_PENDING_PER_SENDER));
+        }
         let height = self.pending.height + 1;
         self.pending.apply_tx_signature_verified(&tx, height)?;
         self.ids.insert(id);
+        *self.per_sender.entry(sender).or_default() += 1;
         self.txs.push_back((id, tx));
         Ok(id)
     }
@@ -82,6 +95,7 @@ impl Mempool {
             .filter(|(id, _)| !settled.contains(id))
             .collect();
         self.ids.clear();
+        self.per_sender.clear();
         self.pending = state.clone();
         for (id, tx) in remaining {
             let height = self.pending.height + 1;
@@ -92,6 +106,7 @@ impl Mempool {
                 .is_ok()
             {
                 self.ids.insert(id);
+                *self.per_sender.entry(tx.tx.from).or_default() += 1;
                 self.txs.push_back((id, tx));
             }
         }

@@ -61,6 +61,7 @@ impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         let status = match e {
             SubmitError::MempoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::SenderLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             SubmitError::Duplicate(_) => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         };

@@ -19,11 +19,17 @@ fn codes(results: Vec<BatchItem>) -> Vec<Result<Hash32, String>> {
         .collect()
 }
 
+/// A genesis funding `keys`, without fees (the node is under test here; the
+/// ledger's own tests cover fees).
 fn genesis(keys: &[&Keypair]) -> Genesis {
     Genesis {
         chain_id: "node-test".into(),
         timestamp_ms: 0,
-        params: Default::default(),
+        params: agora_ledger::Params {
+            tx_fee: 0,
+            min_new_account_balance: 0,
+            ..Default::default()
+        },
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {
@@ -189,6 +195,36 @@ async fn full_mempool_pushes_back() {
     );
     node.produce_block(1).unwrap();
     rpc.submit(&transfer("node-test", &a, &b, 2, 1))
+        .await
+        .unwrap();
+}
+
+/// Attack (issue 13, #12): one account floods the mempool. It is held to
+/// `MAX_PENDING_PER_SENDER` waiting transactions (429 `sender_limit`), and
+/// another account's transaction is still admitted behind the flood.
+#[tokio::test]
+async fn one_sender_cannot_fill_the_mempool() {
+    let (a, b) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = genesis(&[&a, &b]);
+    g.accounts[0].balance = 1_000_000;
+    let node = Node::open(dir.path(), &g, Keypair::generate(), ChainConfig::default()).unwrap();
+    let limit = agora_chain::MAX_PENDING_PER_SENDER as u64;
+    for nonce in 0..limit {
+        node.submit(transfer("node-test", &a, &b, nonce, 1))
+            .unwrap();
+    }
+    let rpc = serve(&node).await;
+    assert_eq!(
+        rejected_code(rpc.submit(&transfer("node-test", &a, &b, limit, 1)).await),
+        (429, "sender_limit".into())
+    );
+    rpc.submit(&transfer("node-test", &b, &a, 0, 1))
+        .await
+        .unwrap();
+    // After a block takes some of them, the sender may queue again.
+    node.produce_block(1).unwrap();
+    rpc.submit(&transfer("node-test", &a, &b, limit, 1))
         .await
         .unwrap();
 }

@@ -111,6 +111,22 @@ pub enum TxError {
     /// The account has no bonded stake as a validator.
     #[error("{0} is not a validator")]
     NotAValidator(AccountId),
+    /// The sender cannot pay the transaction fee.
+    #[error("the transaction fee is {fee}; the account holds {available}")]
+    CannotPayFee {
+        /// `params.tx_fee`.
+        fee: Amount,
+        /// The sender's balance.
+        available: Amount,
+    },
+    /// A transfer that would create an account carries less than the minimum.
+    #[error("a transfer to a new account must carry at least {minimum}, got {got}")]
+    NewAccountTooSmall {
+        /// `params.min_new_account_balance`.
+        minimum: Amount,
+        /// The transfer's amount.
+        got: Amount,
+    },
     /// A validator's own bond would stay below the chain's minimum.
     #[error("a validator's own bond must be at least {minimum}; this leaves {got}")]
     BondTooLow {

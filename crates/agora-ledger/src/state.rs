@@ -94,6 +94,14 @@ pub struct Params {
     /// verdict, dispute vote and false accusation cost its author something.
     #[serde(default = "default_min_validator_bond")]
     pub min_validator_bond: Amount,
+    /// Fee every applied transaction pays, burned: what makes flooding the
+    /// mempool, the state and the audit path cost the flooder.
+    #[serde(default = "default_tx_fee")]
+    pub tx_fee: Amount,
+    /// Smallest transfer that may create an account, so the state cannot be
+    /// filled with dust accounts.
+    #[serde(default = "default_min_new_account_balance")]
+    pub min_new_account_balance: Amount,
     /// Blocks a provider has to settle after a client starts closing a channel.
     #[serde(default = "default_challenge_blocks")]
     pub channel_challenge_blocks: u64,
@@ -128,6 +136,20 @@ fn default_min_validator_bond() -> Amount {
 /// Default minimum validator bond: 0.001 token, the CLI's default bond; a
 /// refuted accusation burns `false_accusation_slash_ppm` of at least this.
 pub const DEFAULT_MIN_VALIDATOR_BOND: Amount = 1_000_000;
+
+fn default_tx_fee() -> Amount {
+    DEFAULT_TX_FEE
+}
+
+/// Default transaction fee: 100 base units (10^-7 token).
+pub const DEFAULT_TX_FEE: Amount = 100;
+
+fn default_min_new_account_balance() -> Amount {
+    DEFAULT_MIN_NEW_ACCOUNT_BALANCE
+}
+
+/// Default smallest transfer to a new account: 1,000 base units.
+pub const DEFAULT_MIN_NEW_ACCOUNT_BALANCE: Amount = 1_000;
 
 fn default_tempo_blocks() -> u64 {
     DEFAULT_TEMPO_BLOCKS
@@ -178,6 +200,8 @@ impl Default for Params {
         Params {
             min_provider_stake: 1,
             min_validator_bond: DEFAULT_MIN_VALIDATOR_BOND,
+            tx_fee: DEFAULT_TX_FEE,
+            min_new_account_balance: DEFAULT_MIN_NEW_ACCOUNT_BALANCE,
             channel_challenge_blocks: DEFAULT_CHALLENGE_BLOCKS,
             unbonding_blocks: DEFAULT_UNBONDING_BLOCKS,
             supply_cap: DEFAULT_SUPPLY_CAP,
@@ -410,7 +434,29 @@ impl State {
                 got: tx.nonce,
             });
         }
-        // Every branch validates fully before its first write, so an error leaves no trace.
+        // The fee is taken first, so the transaction must afford it on top of
+        // what it moves; if the transaction fails, the fee is given back.
+        let fee = self.params.tx_fee;
+        if sender.balance < fee {
+            return Err(TxError::CannotPayFee {
+                fee,
+                available: sender.balance,
+            });
+        }
+        self.accounts.entry(tx.from).or_default().balance -= fee;
+        if let Err(e) = self.dispatch(stx, height) {
+            self.accounts.entry(tx.from).or_default().balance += fee;
+            return Err(e);
+        }
+        self.burned = self.burned.saturating_add(u128::from(fee));
+        self.accounts.entry(tx.from).or_default().nonce += 1;
+        Ok(())
+    }
+
+    /// Apply the transaction's own effect. Every branch validates fully
+    /// before its first write, so an error leaves no trace.
+    fn dispatch(&mut self, stx: &SignedTransaction, height: Height) -> Result<(), TxError> {
+        let tx = &stx.tx;
         match &tx.kind {
             TxKind::Transfer { to, amount } => self.transfer(tx.from, *to, *amount)?,
             TxKind::RegisterModel { model } => self.register_model(tx.from, model)?,
@@ -489,7 +535,6 @@ impl State {
                 salt,
             } => self.reveal_weights(tx.from, *model, weights, salt, height)?,
         }
-        self.accounts.entry(tx.from).or_default().nonce += 1;
         Ok(())
     }
 
@@ -510,6 +555,13 @@ impl State {
             return Err(TxError::ZeroAmount);
         }
         self.debit_check(from, amount)?;
+        let minimum = self.params.min_new_account_balance;
+        if from != to && !self.accounts.contains_key(&to) && amount < minimum {
+            return Err(TxError::NewAccountTooSmall {
+                minimum,
+                got: amount,
+            });
+        }
         if from != to {
             self.account(&to)
                 .balance

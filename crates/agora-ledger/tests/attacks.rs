@@ -243,10 +243,12 @@ fn a_refuted_false_accusation_costs_the_accuser_its_slash() {
     let dispute = dispute_id(&id, index);
     block(&mut s, None);
     let burned = s.burned;
+    let mut votes = 0u128;
     for member in s.disputes[&dispute].committee.clone() {
         if !s.disputes.contains_key(&dispute) {
             break;
         }
+        votes += 1;
         let key = k.iter().find(|x| x.account() == member).unwrap();
         ok(
             &mut s,
@@ -258,7 +260,8 @@ fn a_refuted_false_accusation_costs_the_accuser_its_slash() {
         );
     }
     assert!(!s.disputes.contains_key(&dispute));
-    let cost = s.burned - burned;
+    let fees = votes * u128::from(s.params.tx_fee);
+    let cost = s.burned - burned - fees;
     assert_eq!(cost, u128::from(min / 10), "10% of the minimum bond");
     assert_eq!(s.validators[&accuser].self_stake, min - min / 10);
     assert_eq!(s.providers[&k[0].account()].stake, COLLATERAL);
@@ -353,4 +356,85 @@ fn junk_models_earn_no_more_than_the_stake_behind_them() {
     // stays in the pool: 0.1 / (0.1 + 0.9 × 0.82) ≈ 0.119 is the fair share.
     let share = a as f64 / (a + h) as f64;
     assert!(share <= 0.125, "attacker took {share:.3} of the emission");
+}
+
+/// Issue 13, #12: every applied transaction pays `tx_fee` (burned), so a
+/// flood costs the flooder; a refused transaction pays nothing and changes
+/// nothing; an account that cannot pay the fee cannot send.
+#[test]
+fn every_transaction_pays_the_fee_and_a_refused_one_pays_nothing() {
+    let k = common::keys(2, 160);
+    let mut s = chain(&k, |_| {});
+    let fee = s.params.tx_fee;
+    assert!(fee > 0, "the default genesis charges a fee");
+    let (a, b) = (k[0].account(), k[1].account());
+    let (before_a, before_b, burned) = (s.account(&a).balance, s.account(&b).balance, s.burned);
+    let transfer = |to: AccountId, amount: u64| TxKind::Transfer { to, amount };
+    ok(&mut s, &k[0], transfer(b, 5_000));
+    assert_eq!(s.account(&a).balance, before_a - 5_000 - fee);
+    assert_eq!(s.account(&b).balance, before_b + 5_000);
+    assert_eq!(s.burned - burned, u128::from(fee));
+    // Refused: more than the balance once the fee is counted. Nothing moves.
+    let all = s.account(&a).balance;
+    let snapshot = (s.account(&a), s.burned);
+    assert!(matches!(
+        send(&mut s, &k[0], transfer(b, all)),
+        Some(TxError::InsufficientBalance { .. })
+    ));
+    assert_eq!((s.account(&a), s.burned), snapshot);
+    // Drain `a` to below the fee: it can no longer send anything.
+    ok(&mut s, &k[0], transfer(b, all - fee - fee / 2));
+    assert!(s.account(&a).balance < fee);
+    assert_eq!(
+        send(&mut s, &k[0], transfer(b, 1)),
+        Some(TxError::CannotPayFee {
+            fee,
+            available: s.account(&a).balance
+        })
+    );
+    let supply = s.total_supply() + s.burned;
+    assert_eq!(supply, 2 * 1_000_000_000_000 + s.emitted);
+}
+
+/// Issue 13, #12: 1-unit transfers to fresh accounts would grow the state
+/// for free; a transfer that creates an account must carry the minimum.
+#[test]
+fn dust_transfers_cannot_create_accounts() {
+    let k = common::keys(1, 161);
+    let mut s = chain(&k, |_| {});
+    let min = s.params.min_new_account_balance;
+    let fresh = Keypair::from_seed([200; 32]).account();
+    assert_eq!(
+        send(
+            &mut s,
+            &k[0],
+            TxKind::Transfer {
+                to: fresh,
+                amount: 1
+            }
+        ),
+        Some(TxError::NewAccountTooSmall {
+            minimum: min,
+            got: 1
+        })
+    );
+    assert!(!s.accounts.contains_key(&fresh));
+    ok(
+        &mut s,
+        &k[0],
+        TxKind::Transfer {
+            to: fresh,
+            amount: min,
+        },
+    );
+    // Once it exists, any amount may follow.
+    ok(
+        &mut s,
+        &k[0],
+        TxKind::Transfer {
+            to: fresh,
+            amount: 1,
+        },
+    );
+    assert_eq!(s.account(&fresh).balance, min + 1);
 }

@@ -19,6 +19,7 @@ fn chain(balance: u64, cap: u64, per_block: u64) -> State {
     g.params.supply_cap = cap;
     g.params.emission_per_block = per_block;
     g.params.min_validator_bond = 1;
+    g.params.tx_fee = 0;
     g.state().unwrap()
 }
 

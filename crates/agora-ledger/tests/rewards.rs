@@ -51,6 +51,7 @@ fn genesis(keys: &[Keypair], owner: AccountId) -> State {
     g.params.tempo_blocks = TEMPO;
     g.params.emission_per_block = 10_000;
     g.params.min_validator_bond = 1;
+    g.params.tx_fee = 0;
     g.state().unwrap()
 }
 

@@ -352,8 +352,11 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
         };
         let fetched = match self.source.fetch(&endpoint, root, index).await {
             Ok(fetched) => fetched,
-            Err(FetchError::Unavailable(why)) if !grace_over => {
-                tracing::debug!(%provider, %why, "transcript not available yet");
+            // A provider restarting, or one that has not stored the job yet,
+            // answers nothing or 404: both are retried until the grace period
+            // ends, so an honest provider is never failed for a restart.
+            Err(e @ (FetchError::Unavailable(_) | FetchError::Missing)) if !grace_over => {
+                tracing::debug!(%provider, error = %e, "transcript not available yet");
                 return Ok(Judgement::Retry);
             }
             Err(e) => {

@@ -83,8 +83,10 @@ pub struct ValidatorArgs {
     /// Milliseconds between audit rounds.
     #[arg(long, default_value_t = 500)]
     pub poll_ms: u64,
-    /// Blocks an unreachable provider is retried before its transcript counts as missing.
-    #[arg(long, default_value_t = 50)]
+    /// Blocks an unreachable provider (or one answering 404) is retried
+    /// before its transcript counts as missing: 1,500 blocks are 5 minutes at
+    /// 200 ms, long enough for an honest provider to restart.
+    #[arg(long, default_value_t = 1_500)]
     pub fetch_grace_blocks: u64,
 }
 

@@ -26,6 +26,9 @@ fn ok_json(rpc: &str, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("agora {args:?} printed {out:?}: {e}"))
 }
 
+/// What every transaction pays on a devnet genesis (burned).
+const FEE: u64 = agora_ledger::DEFAULT_TX_FEE;
+
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("{v} is not a number"))
 }
@@ -65,7 +68,7 @@ async fn wallet_stake_and_channel_commands() {
         ],
     );
     assert_eq!(sent["to"], alice.as_str());
-    assert_eq!(u(&sent["balance"]), DEV_BALANCE - 5_000_000);
+    assert_eq!(u(&sent["balance"]), DEV_BALANCE - 5_000_000 - FEE);
     assert_eq!(sent["tx"].as_str().map(str::len), Some(64));
     // The old spelling still works.
     let (ok, out, err) = common::run(&[
@@ -107,7 +110,7 @@ async fn wallet_stake_and_channel_commands() {
     assert_eq!(staked["validator"]["id"], alice.as_str());
     assert_eq!(u(&staked["validator"]["self_stake"]), 1_000_000);
     assert_eq!(u(&staked["validator"]["take_ppm"]), 100_000);
-    assert_eq!(u(&staked["balance"]), 4_000_000);
+    assert_eq!(u(&staked["balance"]), 4_000_000 - FEE);
     let delegated = ok_json(
         &rpc,
         &[
@@ -251,7 +254,7 @@ async fn wallet_stake_and_channel_commands() {
         ],
     );
     assert_eq!(opened["model"], model.id.to_hex().as_str());
-    assert_eq!(u(&opened["balance"]), before - 10_000);
+    assert_eq!(u(&opened["balance"]), before - 10_000 - FEE);
     let channel = opened["channel"].as_str().unwrap().to_string();
     let topped = ok_json(
         &rpc,
@@ -281,7 +284,7 @@ async fn wallet_stake_and_channel_commands() {
         .await
         .unwrap();
     let mine = ok_json(&rpc, &["wallet", "balance", "--key", &path("alice.key")]);
-    assert_eq!(u(&mine["balance"]), before - 15_000 + 1_234);
+    assert_eq!(u(&mine["balance"]), before - 15_000 + 1_234 - 2 * FEE);
     assert_eq!(u(&mine["earned"]["royalties"]), 1_234);
 
     // The client starts closing; finishing early fails clearly; the provider closes at once.
@@ -327,8 +330,8 @@ async fn wallet_stake_and_channel_commands() {
     let mine = ok_json(&rpc, &["wallet", "balance", "--key", &path("alice.key")]);
     assert_eq!(
         u(&mine["balance"]),
-        before - 12_345 + 1_234,
-        "the unpaid 2,655 came back"
+        before - 12_345 + 1_234 - 3 * FEE,
+        "the unpaid 2,655 came back; open, top-up and close paid the fee"
     );
 
     // Status: supply accounts for everything; the provider's balance and earnings.
@@ -346,5 +349,6 @@ async fn wallet_stake_and_channel_commands() {
         .expect("provider listed");
     assert_eq!(u(&p["earned"]["channels"]), 11_111);
     assert_eq!(u(&p["earned"]["royalties"]), 0);
-    assert_eq!(u(&p["balance"]), 1_000 - 1 + 11_111);
+    // Registering, settling and closing paid the fee.
+    assert_eq!(u(&p["balance"]), 1_000 - 1 + 11_111 - 3 * FEE);
 }

@@ -183,7 +183,13 @@ pub fn accounts_and_genesis(count: usize) -> (Vec<Keypair>, Genesis) {
     let genesis = Genesis {
         chain_id: CHAIN_ID.into(),
         timestamp_ms: 0,
-        params: Default::default(),
+        // No fees: the expected balances below are exact sums of transfers;
+        // validators bond half of their funding, below the default minimum.
+        params: agora_ledger::Params {
+            tx_fee: 0,
+            min_validator_bond: 1,
+            ..Default::default()
+        },
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {

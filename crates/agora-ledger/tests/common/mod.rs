@@ -15,14 +15,17 @@ pub fn keys(n: u8, first: u8) -> Vec<Keypair> {
 
 /// A genesis of `chain` giving every key `balance` and registering `models`;
 /// callers adjust its params before calling `state()`. Its minimum validator
-/// bond is 1 base unit so that tests can use small numbers; the default
-/// minimum has its own tests (`staking.rs`, `attacks.rs`).
+/// bond is 1 base unit and it charges no fees, so that tests of other rules
+/// can use small, exact numbers; the defaults have their own tests
+/// (`attacks.rs`).
 pub fn genesis(chain: &str, keys: &[Keypair], balance: u64, models: Vec<ModelEntry>) -> Genesis {
     Genesis {
         chain_id: chain.into(),
         timestamp_ms: 0,
         params: agora_ledger::Params {
             min_validator_bond: 1,
+            tx_fee: 0,
+            min_new_account_balance: 0,
             ..Default::default()
         },
         accounts: keys
