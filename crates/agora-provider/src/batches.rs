@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agora_chain_client::ChainClient;
 use agora_engine::InferenceEngine;
@@ -14,12 +14,13 @@ use agora_types::audit::{receipt_leaf, JobProof};
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{codec, Hash32, Height, Keypair, ModelId, TxKind};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use borsh::{BorshDeserialize, BorshSerialize};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
+use crate::access::authorize;
 use crate::service::{error, Provider};
 use crate::{ProviderError, TranscriptStore};
 
@@ -315,9 +316,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /v1/batches/{root}/{index}`: a job's transcript with its Merkle proof.
+/// Only the validators the chain drew for the job may read it (see `access.rs`).
 pub(crate) async fn job_proof<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
     Path((root, index)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     let (Ok(root), Ok(index)) = (root.parse::<Hash32>(), index.parse::<u64>()) else {
         return error(
@@ -327,6 +330,20 @@ pub(crate) async fn job_proof<E: InferenceEngine>(
             format!("{root:?}/{index:?} is not a batch root and a leaf index"),
         );
     };
+    let Some(gate) = p.gate.as_deref() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "no_audit_gate",
+            "this provider has no chain to check the audit draw against".into(),
+        );
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if let Err(r) = authorize(gate, &headers, p.account(), root, index, now_ms).await {
+        return error(r.status, "invalid_request_error", r.code, r.message);
+    }
     let store = p.transcripts.clone();
     match blocking(move || store.job_proof(&root, index)).await {
         Ok(Some(proof)) => Json(proof).into_response(),

@@ -5,6 +5,7 @@
 //! registers itself on the chain at start. [`adversary`] holds the
 //! built-in cheating modes that test verification.
 
+mod access;
 pub mod adversary;
 mod batches;
 mod error;
@@ -13,6 +14,7 @@ mod service;
 mod transcripts;
 mod vouchers;
 
+pub use access::{AuditGate, ChainAuditGate, GateFuture};
 pub use adversary::{AdversarialEngine, Adversary, AdversaryError};
 pub use batches::{BatchCommitter, BatchConfig, SealedBatch};
 pub use error::ProviderError;

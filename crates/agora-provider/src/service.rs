@@ -24,6 +24,7 @@ use futures::stream::{self, Stream};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::access::AuditGate;
 use crate::vouchers::ChannelLookup;
 use crate::TranscriptStore;
 
@@ -39,6 +40,7 @@ pub struct Provider<E> {
     price: Price,
     pub(crate) transcripts: Arc<TranscriptStore>,
     pub(crate) channels: Option<Arc<dyn ChannelLookup>>,
+    pub(crate) gate: Option<Arc<dyn AuditGate>>,
 }
 
 /// An error in OpenAI's JSON shape, so the gateway can pass it through.
@@ -63,7 +65,15 @@ impl<E: InferenceEngine> Provider<E> {
             price,
             transcripts: Arc::new(transcripts),
             channels: None,
+            gate: None,
         }
+    }
+
+    /// Serve batch transcripts to the validators `gate` says were drawn for
+    /// them (without a gate, `GET /v1/batches/...` serves nobody).
+    pub fn with_audit_gate(mut self, gate: Arc<dyn AuditGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Take payment channel vouchers, checking their channels in `lookup` (the chain).

@@ -2,7 +2,9 @@
 //! jobs queue durably, the committer seals them by count or age and commits
 //! the roots on chain (retrying a refused commit), and the provider serves
 //! each job's transcript with a Merkle proof that checks against the root
-//! the chain recorded. The engine is a scripted double (the real engine's
+//! the chain recorded, only to the validator the chain drew for the job
+//! (signed requests, checked against the chain by the real
+//! `ChainAuditGate`). The engine is a scripted double (the real engine's
 //! receipts are covered by tests/service.rs); batching does not look at
 //! what the engine generated.
 
@@ -13,10 +15,13 @@ use agora_chain::{ChainConfig, Node};
 use agora_chain_client::{ChainClient, ClientError};
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 use agora_ledger::{Genesis, GenesisAccount};
-use agora_provider::{register_on_chain, BatchCommitter, BatchConfig, Provider, TranscriptStore};
+use agora_provider::{
+    register_on_chain, BatchCommitter, BatchConfig, ChainAuditGate, Provider, TranscriptStore,
+};
+use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
 use agora_types::{
     FinishReason, Hash32, JobEvent, JobInput, JobProof, JobRequest, Keypair, ModelEntry, Price,
-    SamplingParams,
+    SamplingParams, TxKind,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,18 +70,32 @@ fn model() -> ModelEntry {
     }
 }
 
-/// A chain producing a block every 20 ms, serving RPC; stops when the sender drops.
-async fn chain(provider: &Keypair, dir: &std::path::Path) -> (ChainClient, oneshot::Sender<()>) {
-    let genesis = Genesis {
-        chain_id: "batches-test".into(),
+const CHAIN_ID: &str = "batches-test";
+
+/// A chain producing a block every 20 ms, serving RPC, where every job is
+/// drawn for audit and `auditor` is the only validator; stops when the sender drops.
+async fn chain(
+    provider: &Keypair,
+    auditor: &Keypair,
+    dir: &std::path::Path,
+) -> (ChainClient, oneshot::Sender<()>) {
+    let mut genesis = Genesis {
+        chain_id: CHAIN_ID.into(),
         timestamp_ms: 0,
         params: Default::default(),
-        accounts: vec![GenesisAccount {
-            id: provider.account(),
-            balance: 1_000_000,
-        }],
+        accounts: vec![
+            GenesisAccount {
+                id: provider.account(),
+                balance: 1_000_000,
+            },
+            GenesisAccount {
+                id: auditor.account(),
+                balance: 10_000_000,
+            },
+        ],
         models: vec![model()],
     };
+    genesis.params.audit.audit_rate_ppm = 1_000_000;
     let config = ChainConfig {
         block_interval: Duration::from_millis(20),
         ..ChainConfig::default()
@@ -101,8 +120,9 @@ struct Served {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Serve the provider until `stop` fires.
-async fn serve(key: &Keypair, dir: &std::path::Path) -> Served {
+/// Serve the provider until `stop` fires, checking transcript requests
+/// against `chain` when given.
+async fn serve(key: &Keypair, dir: &std::path::Path, chain: Option<&ChainClient>) -> Served {
     let store = TranscriptStore::open(&dir.join("transcripts.redb")).unwrap();
     let info = ModelInfo {
         name: "scripted".into(),
@@ -110,13 +130,17 @@ async fn serve(key: &Keypair, dir: &std::path::Path) -> Served {
         quantization: "none".into(),
         context_length: 64,
     };
-    let provider = Provider::new(
+    let mut provider = Provider::new(
         Arc::new(Scripted(info)),
         key.clone(),
         model().id,
         PRICE,
         store,
     );
+    if let Some(chain) = chain {
+        let gate = ChainAuditGate::connect(chain.clone()).await.unwrap();
+        provider = provider.with_audit_gate(Arc::new(gate));
+    }
     let store = provider.transcripts();
     let router = provider.router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -168,25 +192,53 @@ async fn run_job(url: &str, seed: u64) -> Hash32 {
     }
 }
 
-async fn fetch_proof(url: &str, root: &str, index: &str) -> (reqwest::StatusCode, String) {
-    let r = reqwest::get(format!("{url}/v1/batches/{root}/{index}"))
-        .await
-        .unwrap();
+/// `GET /v1/batches/{root}/{index}`, signed as `who` at `at_ms` when given.
+async fn fetch_as(
+    url: &str,
+    root: &str,
+    index: &str,
+    who: Option<(&Keypair, u64)>,
+) -> (reqwest::StatusCode, String) {
+    let mut request = reqwest::Client::new().get(format!("{url}/v1/batches/{root}/{index}"));
+    if let (Some((key, at_ms)), Ok(r), Ok(i)) = (who, root.parse::<Hash32>(), index.parse()) {
+        let auth = TranscriptAuth::sign(key, CHAIN_ID, &r, i, at_ms);
+        request = request.header(TRANSCRIPT_AUTH_HEADER, auth.to_header());
+    }
+    let r = request.send().await.unwrap();
     (r.status(), r.text().await.unwrap())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 #[tokio::test]
 async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let key = Keypair::generate();
-    let (chain, _stop) = chain(&key, &dir.path().join("chain")).await;
+    let (key, auditor) = (Keypair::generate(), Keypair::generate());
+    let (chain, _stop) = chain(&key, &auditor, &dir.path().join("chain")).await;
+    let bond = TxKind::BondValidator {
+        amount: agora_ledger::DEFAULT_MIN_VALIDATOR_BOND,
+        take_ppm: 0,
+    };
+    chain
+        .send_and_wait(&auditor, bond, Duration::from_secs(10))
+        .await
+        .unwrap();
     // `_stop` keeps the server up until the test ends.
     let Served {
         url,
         store,
         stop: _stop,
         ..
-    } = serve(&key, dir.path()).await;
+    } = serve(&key, dir.path(), Some(&chain)).await;
+    let fetch_proof = |root: String, index: String| {
+        let (url, auditor) = (url.clone(), auditor.clone());
+        async move { fetch_as(&url, &root, &index, Some((&auditor, now_ms()))).await }
+    };
     let by_count = BatchConfig {
         max_jobs: 2,
         max_age: Duration::from_secs(3600),
@@ -273,7 +325,15 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
         (first_root, 1, jobs[1]),
         (second_root, 0, jobs[2]),
     ] {
-        let (status, body) = fetch_proof(&url, &root.to_hex(), &index.to_string()).await;
+        // The chain draws a batch's audits in the block after its commit.
+        let (mut status, mut body) = fetch_proof(root.to_hex(), index.to_string()).await;
+        for _ in 0..100 {
+            if status != 403 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            (status, body) = fetch_proof(root.to_hex(), index.to_string()).await;
+        }
         assert_eq!(status, 200, "{body}");
         let proof: JobProof = serde_json::from_str(&body).unwrap();
         assert_eq!(proof.transcript.receipt.receipt.id, job);
@@ -287,22 +347,43 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
         };
         assert!(proof.verify(&other, index).is_err());
     }
-    assert_eq!(fetch_proof(&url, &first_root.to_hex(), "2").await.0, 404);
+    // Attack (issue 13, #10): roots are public on chain and indices easy to
+    // guess; nobody but the drawn validator reads the prompts and outputs.
+    let root = first_root.to_hex();
+    let stranger = Keypair::generate();
+    let (status, body) = fetch_as(&url, &root, "0", None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = fetch_as(&url, &root, "0", Some((&stranger, now_ms()))).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not_drawn"), "{body}");
+    // The drawn auditor's signature replayed an hour later, or for another job, is refused.
+    let (status, _) = fetch_as(&url, &root, "0", Some((&auditor, now_ms() - 3_600_000))).await;
+    assert_eq!(status, 401);
+    let forged = TranscriptAuth::sign(&auditor, CHAIN_ID, &first_root, 1, now_ms());
+    let r = reqwest::Client::new()
+        .get(format!("{url}/v1/batches/{root}/0"))
+        .header(TRANSCRIPT_AUTH_HEADER, forged.to_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Not drawn (no such leaf, no such batch) is 403: nothing is revealed.
+    assert_eq!(fetch_proof(root.clone(), "2".into()).await.0, 403);
     assert_eq!(
-        fetch_proof(&url, &Hash32::digest(b"none").to_hex(), "0")
+        fetch_proof(Hash32::digest(b"none").to_hex(), "0".into())
             .await
             .0,
-        404
+        403
     );
-    assert_eq!(fetch_proof(&url, "zz", "0").await.0, 400);
-    assert_eq!(fetch_proof(&url, &first_root.to_hex(), "-1").await.0, 400);
+    assert_eq!(fetch_proof("zz".into(), "0".into()).await.0, 400);
+    assert_eq!(fetch_proof(root, "-1".into()).await.0, 400);
 }
 
 #[tokio::test]
 async fn pending_jobs_and_queued_batches_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let key = Keypair::generate();
-    let served = serve(&key, dir.path()).await;
+    let served = serve(&key, dir.path(), None).await;
     let mut jobs = Vec::new();
     for seed in 0..3 {
         jobs.push(run_job(&served.url, seed).await);

@@ -6,6 +6,7 @@
 //! encoding is canonical: one value has exactly one byte string. JSON forms
 //! (via `serde`) exist for the RPC and CLI only and are never signed.
 
+pub mod access;
 pub mod audit;
 pub mod block;
 pub mod channel;

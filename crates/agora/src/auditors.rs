@@ -68,13 +68,19 @@ pub async fn start_auditors(
     let engine = Arc::new(engine);
     let client = ChainClient::new(&setup.chain_url);
     let mut tasks = Vec::new();
+    let chain_id = client
+        .status()
+        .await
+        .with_context(|| format!("reading the chain at {}", setup.chain_url))?
+        .chain_id;
     for key in setup.keys {
         bond(&client, &key, setup.stake).await?;
         let me = key.account();
         tracing::info!(validator = %me, "auditing");
+        let transcripts = HttpTranscripts::new(FETCH_TIMEOUT, key.clone(), chain_id.clone());
         let auditor = Auditor::new(
             RpcChain::new(ChainClient::new(&setup.chain_url), key),
-            HttpTranscripts::new(FETCH_TIMEOUT),
+            transcripts,
             EngineChecker::new(engine.clone(), model, thresholds),
             AuditorConfig {
                 me,

@@ -12,8 +12,8 @@ use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
 use agora_gateway::{ChainFunding, Gateway, GatewayConfig, JobPayer, Payer, PayerConfig};
 use agora_ledger::Genesis;
 use agora_provider::{
-    register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, Provider,
-    TranscriptStore, VoucherSettler,
+    register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, ChainAuditGate,
+    Provider, TranscriptStore, VoucherSettler,
 };
 use agora_types::{Amount, Keypair, ModelEntry, Price};
 use agora_upstream::{UpstreamConfig, UpstreamEngine};
@@ -195,7 +195,12 @@ pub async fn start_provider_with(
         setup.price,
         transcripts,
     )
-    .with_channels(Arc::new(chain.clone()));
+    .with_channels(Arc::new(chain.clone()))
+    .with_audit_gate(Arc::new(
+        ChainAuditGate::connect(chain.clone())
+            .await
+            .with_context(|| format!("reading the chain at {}", setup.chain_url))?,
+    ));
     let batch_store = provider.transcripts();
     let router = provider.router();
     let stop = shutdown.clone();
