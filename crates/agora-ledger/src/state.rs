@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use agora_types::merkle::{self, MerkleProof};
+use agora_types::network::{check_public_host, is_development_chain};
 use agora_types::{
     codec, AccountId, Amount, Dispute, Earnings, Hash32, Height, ModelEntry, ModelId,
     ProviderAudits, ProviderInfo, ReceiptBatch, SignedTransaction, TxKind,
@@ -591,6 +592,14 @@ impl State {
 
     fn register_provider(&mut self, info: ProviderInfo) -> Result<(), TxError> {
         check_endpoint(&info.endpoint)?;
+        // Every gateway and validator dials this endpoint: outside development
+        // chains it must name a public host, never the dialler's own network.
+        if !is_development_chain(&self.chain_id) {
+            check_public_host(&info.endpoint).map_err(|e| TxError::InvalidField {
+                field: "endpoint",
+                reason: format!("must be a public host: {e}"),
+            })?;
+        }
         if info.models.is_empty() || info.models.len() > MAX_MODELS_PER_PROVIDER {
             return Err(TxError::InvalidField {
                 field: "models",

@@ -11,6 +11,8 @@ use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind};
 use common::{block, send, signed};
 
 const CHAIN: &str = "attacks-test";
+/// A chain that is not a development chain (the endpoint rule applies).
+const PUBLIC_CHAIN: &str = "agora-attacks";
 const PRICE: Price = Price {
     input_per_1k: 1,
     output_per_1k: 2,
@@ -437,4 +439,44 @@ fn dust_transfers_cannot_create_accounts() {
         },
     );
     assert_eq!(s.account(&fresh).balance, min + 1);
+}
+
+/// Issue 13, #14: a provider endpoint naming loopback, private or
+/// link-local addresses (a cloud metadata service, the gateway's own admin
+/// port) would make every gateway and validator dial into its own network.
+/// Outside development chains the ledger refuses it.
+#[test]
+fn provider_endpoints_must_be_public_outside_development_chains() {
+    let k = common::keys(1, 170);
+    let mut g = common::genesis(PUBLIC_CHAIN, &k, 1_000_000_000_000, vec![model()]);
+    g.params = Params::default();
+    g.params.min_provider_stake = 1;
+    let mut s = g.state().unwrap();
+    let at = |endpoint: &str| TxKind::RegisterProvider {
+        endpoint: endpoint.into(),
+        models: vec![model().id],
+        price: PRICE,
+        stake: COLLATERAL,
+    };
+    for bad in [
+        "http://127.0.0.1:9000",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.5:8081",
+        "http://[::1]:80",
+        "http://localhost:8080",
+        "http://admin@provider.example.com",
+    ] {
+        assert!(
+            matches!(
+                send(&mut s, &k[0], at(bad)),
+                Some(TxError::InvalidField { field: "endpoint", .. })
+            ),
+            "{bad} accepted"
+        );
+    }
+    assert!(!s.providers.contains_key(&k[0].account()));
+    ok(&mut s, &k[0], at("https://provider.example.com:8081"));
+    // A development chain (ids ending in -test here) may use loopback.
+    let mut dev = chain(&k, |p| p.min_provider_stake = 1);
+    ok(&mut dev, &k[0], at("http://127.0.0.1:9000"));
 }

@@ -16,6 +16,7 @@ pub mod hash;
 pub mod job;
 pub mod keys;
 pub mod merkle;
+pub mod network;
 pub mod registry;
 pub mod rpc;
 pub mod tx;

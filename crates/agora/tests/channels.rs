@@ -118,25 +118,30 @@ async fn devnet_gateway_pays_the_provider_through_a_channel() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
 
-    // The provider got exactly the receipts' costs (royalty is 0 on the devnet,
-    // transactions carry no fees); emissions, if a tempo paid any, are counted apart.
+    // The provider got exactly the receipts' costs (royalty is 0 on the
+    // devnet) and paid the fee of each of its transactions (commits,
+    // settlements); emissions, if a tempo paid any, are counted apart.
+    let fee = u128::from(agora_ledger::DEFAULT_TX_FEE);
     assert_eq!(channel.provider, provider);
     assert_eq!(channel.client, faucet);
     assert_eq!(channel.jobs, JOBS as u64);
     assert_eq!(p1.earned.channels - p0.earned.channels, u128::from(costs));
     let emitted = p1.earned.emissions - p0.earned.emissions;
+    let provider_fees = fee * u128::from(p1.nonce - p0.nonce);
     assert_eq!(
-        u128::from(p1.balance) - u128::from(p0.balance),
+        u128::from(p1.balance) + provider_fees - u128::from(p0.balance),
         u128::from(costs) + emitted
     );
-    // The payer's balance fell by exactly what it escrowed; the escrow holds
-    // what was escrowed minus what was paid.
+    // The payer's balance fell by exactly what it escrowed and the fees of
+    // its transactions (open, top-ups); the escrow holds what was escrowed
+    // minus what was paid.
     assert!(channel.deposit > 3, "the channel was topped up");
     assert!(channel.deposit >= costs);
     let f_emitted = f1.earned.emissions - f0.earned.emissions;
+    let payer_fees = fee * u128::from(f1.nonce - f0.nonce);
     assert_eq!(
         u128::from(f0.balance) + f_emitted - u128::from(f1.balance),
-        u128::from(channel.deposit)
+        u128::from(channel.deposit) + payer_fees
     );
     // The agora status view reports the same channel earnings.
     let status = common::status(&rpc);
