@@ -10,6 +10,8 @@ use std::time::Instant;
 use agora_types::{
     JobEvent, JobInput, JobRequest, ProviderInfo, SignedReceipt, TokenLogprob, Usage,
 };
+use agora_wire::headers::{JOB_ID_HEADER, PROVIDER_HEADER, RECEIPT_HEADER};
+use agora_wire::openai::{self, Endpoint, ResponseMeta};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
@@ -20,9 +22,9 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::handlers::{read_body, JOB_ID_HEADER, PROVIDER_HEADER, RECEIPT_HEADER};
-use crate::openai::{self, CompletionRequest, Endpoint, ResponseMeta};
-use crate::upstream::{self, JobStream, StartError};
+use crate::handlers::read_body;
+use crate::provider_client::{self, JobStream, StartError};
+use crate::request::{self, CompletionRequest};
 use crate::{ApiError, Directory, Gateway};
 
 type Tx = mpsc::Sender<Result<Event, Infallible>>;
@@ -35,7 +37,7 @@ pub(crate) async fn complete<D: Directory>(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, gw.config.max_body_bytes).await?;
-    let req = openai::parse(endpoint, &bytes)?;
+    let req = request::parse(endpoint, &bytes)?;
     let (entry, candidates) = gw.resolve(&req.model).await?;
     let plan = {
         let health = gw.health.lock().unwrap_or_else(|e| e.into_inner());
@@ -74,7 +76,9 @@ async fn start_first<D: Directory>(
     tried: &mut Vec<String>,
 ) -> Result<Option<(ProviderInfo, JobStream)>, ApiError> {
     for provider in plan.by_ref() {
-        match upstream::start(&gw.http, &provider, job, gw.config.provider_idle_timeout).await {
+        match provider_client::start(&gw.http, &provider, job, gw.config.provider_idle_timeout)
+            .await
+        {
             Ok(s) => return Ok(Some((provider, s))),
             Err(StartError::Refused(e)) => return Err(e),
             Err(StartError::Unavailable(why)) => {

@@ -1,10 +1,11 @@
 //! Errors in OpenAI's JSON shape: `{"error": {"message", "type", "param", "code"}}`
 //! with the HTTP status real clients expect.
 
+use agora_wire::openai::error_json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// An API error as the client sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,7 +142,7 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> Value {
-        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+        error_json(&self.message, self.kind, self.param.as_deref(), self.code)
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use agora_types::{ModelEntry, ProviderInfo};
+use agora_wire::openai::{self, Endpoint};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -96,10 +97,13 @@ impl<D: Directory> Gateway<D> {
     /// All routes of the API.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
-            .route("/v1/models", get(handlers::models::<D>))
-            .route("/v1/models/{*id}", get(handlers::model::<D>))
-            .route("/v1/chat/completions", post(handlers::chat::<D>))
-            .route("/v1/completions", post(handlers::completions::<D>))
+            .route(openai::MODELS_ROUTE, get(handlers::models::<D>))
+            .route(openai::MODEL_ROUTE, get(handlers::model::<D>))
+            .route(Endpoint::Chat.route(), post(handlers::chat::<D>))
+            .route(
+                Endpoint::Completions.route(),
+                post(handlers::completions::<D>),
+            )
             .route("/health", get(handlers::health::<D>))
             .fallback(handlers::unknown_route)
             .method_not_allowed_fallback(handlers::wrong_method)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use agora_types::ProviderInfo;
+use agora_wire::openai::{self, Endpoint};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -13,15 +14,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::completion;
-use crate::openai::Endpoint;
 use crate::{ApiError, Directory, Gateway};
-
-/// Response header with the receipt id (the provider's job id).
-pub const RECEIPT_HEADER: &str = "x-agora-receipt";
-/// Response header with the provider's job id (equal to the receipt id).
-pub const JOB_ID_HEADER: &str = "x-agora-job-id";
-/// Response header with the serving provider's account.
-pub const PROVIDER_HEADER: &str = "x-agora-provider";
 
 type Gw<D> = State<Arc<Gateway<D>>>;
 
@@ -37,14 +30,13 @@ fn model_object(snap: &crate::Snapshot, m: &agora_types::ModelEntry) -> Value {
         .iter()
         .map(|p| p.price)
         .min_by_key(|p| p.input_per_1k.saturating_add(p.output_per_1k));
-    json!({
-        "id": m.name, "object": "model", "created": 0, "owned_by": "agora",
-        "agora": {
-            "model_id": m.id, "architecture": m.architecture, "quantization": m.quantization,
-            "size_bytes": m.size_bytes, "license": m.license, "providers": providers.len(),
-            "cheapest_price_per_1k": cheapest,
-        },
-    })
+    let mut object = openai::model_object(&m.name, 0, "agora");
+    object["agora"] = json!({
+        "model_id": m.id, "architecture": m.architecture, "quantization": m.quantization,
+        "size_bytes": m.size_bytes, "license": m.license, "providers": providers.len(),
+        "cheapest_price_per_1k": cheapest,
+    });
+    object
 }
 
 async fn current<D: Directory>(gw: &Gateway<D>) -> Result<crate::Snapshot, ApiError> {
@@ -68,7 +60,7 @@ pub async fn models<D: Directory>(State(gw): Gw<D>) -> Response {
                 .filter(|m| snap.providers_of(m).next().is_some())
                 .map(|m| model_object(&snap, m))
                 .collect();
-            Json(json!({"object": "list", "data": data})).into_response()
+            Json(openai::model_list(data)).into_response()
         }
         Err(e) => e.into_response(),
     }

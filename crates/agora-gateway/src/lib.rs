@@ -12,11 +12,10 @@ mod directory;
 mod error;
 mod gateway;
 mod handlers;
-mod openai;
 mod payments;
+mod provider_client;
+mod request;
 mod routing;
-mod sse;
-mod upstream;
 
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use error::ApiError;

@@ -21,6 +21,7 @@ use agora_types::{
     channel_id, merkle, AccountId, Amount, Hash32, Keypair, ModelId, ProviderInfo, SignedReceipt,
     SignedVoucher, TxKind, Voucher,
 };
+use agora_wire::provider::ProviderEndpoint;
 
 /// How long a channel transaction may take to land.
 const TX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -267,7 +268,7 @@ impl<F: Funding> Payer<F> {
         let voucher = book
             .voucher(&self.key)
             .ok_or_else(|| PayError::Funding("the channel is not open".into()))?;
-        let url = format!("{}/v1/vouchers", entry.endpoint.trim_end_matches('/'));
+        let url = ProviderEndpoint::Vouchers.url(&entry.endpoint);
         let delivery = |why: String| PayError::Delivery {
             endpoint: entry.endpoint.clone(),
             why,

@@ -19,7 +19,7 @@ pub use adversary::{AdversarialEngine, Adversary, AdversaryError};
 pub use batches::{BatchCommitter, BatchConfig, SealedBatch};
 pub use error::ProviderError;
 pub use register::register_on_chain;
-pub use service::{Provider, JOB_ID_HEADER};
+pub use service::Provider;
 pub use transcripts::TranscriptStore;
 pub use vouchers::{
     check_voucher, ChannelLookup, HeldVoucher, LookupFuture, VoucherError, VoucherSettler,

@@ -13,6 +13,9 @@ use agora_types::{
     commitments_hash, hash_tokens, Commitments, Hash32, JobEvent, JobInput, JobRequest, Keypair,
     ModelId, Price, Receipt, Transcript, Usage,
 };
+use agora_wire::headers::JOB_ID_HEADER;
+use agora_wire::openai::error_json;
+use agora_wire::provider::ProviderEndpoint;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -28,8 +31,6 @@ use crate::access::AuditGate;
 use crate::vouchers::ChannelLookup;
 use crate::TranscriptStore;
 
-/// Response header carrying the job id (which is also the receipt id).
-pub const JOB_ID_HEADER: &str = "x-agora-job-id";
 const MAX_BODY_BYTES: usize = 4 << 20;
 
 /// A provider serving one model.
@@ -45,8 +46,7 @@ pub struct Provider<E> {
 
 /// An error in OpenAI's JSON shape, so the gateway can pass it through.
 pub(crate) fn error(status: StatusCode, kind: &str, code: &str, message: String) -> Response {
-    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
-    (status, Json(body)).into_response()
+    (status, Json(error_json(&message, kind, None, code))).into_response()
 }
 
 impl<E: InferenceEngine> Provider<E> {
@@ -95,14 +95,17 @@ impl<E: InferenceEngine> Provider<E> {
     /// The HTTP routes.
     pub fn router(self) -> Router {
         Router::new()
-            .route("/v1/jobs", post(run_job::<E>))
-            .route("/v1/transcripts/{id}", get(transcript::<E>))
+            .route(ProviderEndpoint::Jobs.route(), post(run_job::<E>))
+            .route(ProviderEndpoint::Transcript.route(), get(transcript::<E>))
             .route(
-                "/v1/batches/{root}/{index}",
+                ProviderEndpoint::Batch.route(),
                 get(crate::batches::job_proof::<E>),
             )
-            .route("/v1/vouchers", post(crate::vouchers::post_voucher::<E>))
-            .route("/health", get(health::<E>))
+            .route(
+                ProviderEndpoint::Vouchers.route(),
+                post(crate::vouchers::post_voucher::<E>),
+            )
+            .route(ProviderEndpoint::Health.route(), get(health::<E>))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::new(self))
     }

@@ -8,11 +8,12 @@ use agora_engine::{
     EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
     ModelInfo,
 };
-use agora_provider::{Provider, TranscriptStore, JOB_ID_HEADER};
+use agora_provider::{Provider, TranscriptStore};
 use agora_types::{
     hash_tokens, ChatMessage, FinishReason, Hash32, JobEvent, JobInput, JobRequest, Keypair, Price,
     SamplingParams, Transcript,
 };
+use agora_wire::headers::JOB_ID_HEADER;
 use serde_json::Value;
 use tokio::sync::mpsc;
 

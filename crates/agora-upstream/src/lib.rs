@@ -21,8 +21,7 @@
 //! are not returned), and the prompt tokens are agora's rendering of the input,
 //! which may differ slightly from the upstream's own template.
 
-mod openai;
-mod sse;
+mod seed;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,11 +31,12 @@ use agora_engine::{
     EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo, Tokenizer,
 };
 use agora_types::{FinishReason, SamplingParams, TokenLogprob, TopLogprob};
+use agora_wire::openai::{self, Ending, Endpoint, RawAlternative, StreamItem};
+use agora_wire::sse::SseDecoder;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::openai::{Ending, Endpoint, RawAlternative, StreamItem};
-use crate::sse::SseParser;
+use crate::seed::upstream_seed;
 
 /// Events buffered per job before the upstream read waits for the consumer.
 const EVENT_ROOM: usize = 64;
@@ -265,7 +265,9 @@ impl InferenceEngine for UpstreamEngine {
         let capacity = config.max_concurrent.max(1) + config.queue_capacity;
         let slot =
             Slot::take(&self.load, capacity).ok_or(EngineError::Busy(config.queue_capacity))?;
-        let (endpoint, body) = openai::request_body(&config.model, &request.input, &request.params);
+        let seed = upstream_seed(&request.params);
+        let (endpoint, body) =
+            openai::request_body(&config.model, &request.input, &request.params, seed);
         let job = Job {
             shared: self.shared.clone(),
             url: format!("{}/{}", config.base_url, endpoint.path()),
@@ -336,7 +338,7 @@ pub async fn list_models(
     api_key: Option<&str>,
 ) -> Result<Vec<String>, UpstreamError> {
     let base = normalize_base_url(base_url)?;
-    let url = format!("{base}/models");
+    let url = format!("{base}/{}", openai::MODELS_PATH);
     let mut request = reqwest::Client::new()
         .get(&url)
         .timeout(Duration::from_secs(30));
@@ -362,24 +364,7 @@ pub async fn list_models(
             url,
         });
     }
-    let malformed = |reason: String| UpstreamError::Malformed {
-        url: url.clone(),
-        reason,
-    };
-    let value: serde_json::Value = serde_json::from_str(&body)
-        .map_err(|e| malformed(format!("not JSON ({e}): {}", openai::excerpt(&body))))?;
-    let data = value
-        .get("data")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| malformed(format!("no `data` array: {}", openai::excerpt(&body))))?;
-    data.iter()
-        .map(|m| {
-            m.get("id")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| malformed(format!("a model has no string `id`: {m}")))
-        })
-        .collect()
+    openai::model_ids(&body).map_err(|reason| UpstreamError::Malformed { url, reason })
 }
 
 /// A transport error with its causes, which hold the useful part
@@ -505,7 +490,7 @@ impl Job {
         }
 
         let mut body = response.bytes_stream();
-        let mut parser = SseParser::new(MAX_EVENT_BYTES);
+        let mut parser = SseDecoder::new(MAX_EVENT_BYTES);
         let mut text = String::new();
         let mut finish_reason = None;
         loop {

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
 use agora_types::audit::JobProof;
 use agora_types::{Hash32, Keypair};
+use agora_wire::provider::batch_url;
 
 use crate::ports::{FetchError, TranscriptSource};
 
@@ -45,11 +46,7 @@ impl TranscriptSource for HttpTranscripts {
         root: &Hash32,
         index: u64,
     ) -> Result<JobProof, FetchError> {
-        let url = format!(
-            "{}/v1/batches/{}/{index}",
-            endpoint.trim_end_matches('/'),
-            root.to_hex()
-        );
+        let url = batch_url(endpoint, root, index);
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

@@ -1,16 +1,19 @@
-//! Talking to a provider: start a job, then read its event stream.
+//! The gateway's client of the provider job protocol: start a job
+//! (`POST /v1/jobs`), then read its event stream.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use agora_types::{JobEvent, JobRequest, ProviderInfo};
+use agora_wire::headers::JOB_ID_HEADER;
+use agora_wire::provider::ProviderEndpoint;
+use agora_wire::sse::SseDecoder;
 use serde_json::Value;
 
-use crate::sse::SseDecoder;
 use crate::ApiError;
 
-/// Header in which a provider names the job (and its receipt).
-pub const JOB_ID_HEADER: &str = "x-agora-job-id";
+/// Largest SSE line or event accepted from a provider.
+const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Why a provider did not take a job.
 #[derive(Debug)]
@@ -40,7 +43,7 @@ pub async fn start(
     job: &JobRequest,
     idle_timeout: Duration,
 ) -> Result<JobStream, StartError> {
-    let url = format!("{}/v1/jobs", provider.endpoint.trim_end_matches('/'));
+    let url = ProviderEndpoint::Jobs.url(&provider.endpoint);
     let send = http.post(&url).json(job).send();
     let response = match tokio::time::timeout(idle_timeout, send).await {
         Ok(Ok(r)) => r,
@@ -65,7 +68,7 @@ pub async fn start(
             job_id,
             wants_logprobs: job.params.logprobs.is_some(),
             response,
-            decoder: SseDecoder::default(),
+            decoder: SseDecoder::new(MAX_EVENT_BYTES),
             ready: VecDeque::new(),
             idle_timeout,
         });
@@ -87,7 +90,8 @@ pub async fn start(
 
 impl JobStream {
     /// The next event. An error means the provider broke the stream: it ended
-    /// early, went silent for longer than the idle timeout, or sent garbage.
+    /// early, went silent for longer than the idle timeout, or sent garbage
+    /// (an event larger than [`MAX_EVENT_BYTES`] included).
     pub async fn next(&mut self) -> Result<JobEvent, String> {
         loop {
             if let Some(data) = self.ready.pop_front() {
@@ -95,7 +99,10 @@ impl JobStream {
                     .map_err(|e| format!("provider sent an invalid event ({e}): {data}"));
             }
             match tokio::time::timeout(self.idle_timeout, self.response.chunk()).await {
-                Ok(Ok(Some(bytes))) => self.ready.extend(self.decoder.push(&bytes)),
+                Ok(Ok(Some(bytes))) => match self.decoder.push(&bytes) {
+                    Ok(events) => self.ready.extend(events),
+                    Err(e) => return Err(format!("the provider's stream is unusable: {e}")),
+                },
                 Ok(Ok(None)) => {
                     return Err("the provider closed the stream before the job finished".into())
                 }

@@ -1,109 +1,15 @@
-//! The OpenAI wire format as the upstream speaks it: request bodies for
-//! `/chat/completions` and `/completions`, and the streamed chunks and error
-//! bodies that come back.
+//! Stream chunks as a client reads them: the `data` of one server-sent event
+//! of a streamed completion, turned into text, logprobs and how the choice ended.
 
-use agora_types::{FinishReason, JobInput, SamplingParams};
-use serde_json::{json, Map, Value};
+use agora_types::FinishReason;
+use serde_json::Value;
 
-/// Which OpenAI endpoint a job goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    /// `POST {base}/chat/completions`: the upstream applies its chat template.
-    Chat,
-    /// `POST {base}/completions`: a raw text prompt.
-    Completions,
-}
-
-impl Endpoint {
-    /// The path below the base URL.
-    pub(crate) fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chat/completions",
-            Endpoint::Completions => "completions",
-        }
-    }
-}
-
-/// The seed sent upstream for a job: the job's seed for choice 0, a distinct
-/// one for every further choice of an `n > 1` request (each choice is its own
-/// job with the same seed; an upstream given equal seeds would repeat itself).
-///
-/// Sent as a signed 64-bit integer: vLLM refuses seeds outside `i64`, and
-/// agora's own gateway reads a negative seed back as the same `u64`.
-pub(crate) fn upstream_seed(params: &SamplingParams) -> i64 {
-    let seed = match params.choice {
-        0 => params.seed,
-        c => params
-            .seed
-            .wrapping_add(u64::from(c).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-    };
-    seed as i64
-}
-
-/// The streaming request body for a job.
-pub(crate) fn request_body(
-    model: &str,
-    input: &JobInput,
-    params: &SamplingParams,
-) -> (Endpoint, Value) {
-    let mut body = Map::new();
-    body.insert("model".into(), json!(model));
-    let endpoint = match input {
-        JobInput::Chat { messages } => {
-            let messages: Vec<Value> = messages
-                .iter()
-                .map(|m| json!({"role": m.role, "content": m.content}))
-                .collect();
-            body.insert("messages".into(), Value::Array(messages));
-            Endpoint::Chat
-        }
-        JobInput::Text { prompt } => {
-            body.insert("prompt".into(), json!(prompt));
-            Endpoint::Completions
-        }
-    };
-    body.insert("stream".into(), json!(true));
-    body.insert("max_tokens".into(), json!(params.max_tokens));
-    body.insert("temperature".into(), decimal(params.temperature));
-    body.insert("top_p".into(), decimal(params.top_p));
-    body.insert("seed".into(), json!(upstream_seed(params)));
-    if !params.stop.is_empty() {
-        body.insert("stop".into(), json!(params.stop));
-    }
-    if params.presence_penalty != 0.0 {
-        body.insert("presence_penalty".into(), decimal(params.presence_penalty));
-    }
-    if params.frequency_penalty != 0.0 {
-        body.insert(
-            "frequency_penalty".into(),
-            decimal(params.frequency_penalty),
-        );
-    }
-    if let Some(k) = params.logprobs {
-        match endpoint {
-            Endpoint::Chat => {
-                body.insert("logprobs".into(), json!(true));
-                body.insert("top_logprobs".into(), json!(k));
-            }
-            Endpoint::Completions => {
-                body.insert("logprobs".into(), json!(k));
-            }
-        }
-    }
-    (endpoint, Value::Object(body))
-}
-
-/// `x` as the shortest decimal that reads back as the same `f32` (0.9, not
-/// 0.8999999761581421), so the upstream sees the number the client sent.
-fn decimal(x: f32) -> Value {
-    x.to_string()
-        .parse::<f64>()
-        .map_or_else(|_| json!(x), |d| json!(d))
-}
+use super::error::error_message;
+use super::{excerpt, Endpoint};
 
 /// One alternative at a position, as the upstream reported it (no token id).
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct RawAlternative {
+pub struct RawAlternative {
     /// The token's text.
     pub token: String,
     /// Its bytes when the upstream sent them, else the text's UTF-8.
@@ -114,7 +20,7 @@ pub(crate) struct RawAlternative {
 
 /// The log-probabilities of one generated token.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct RawLogprob {
+pub struct RawLogprob {
     /// The generated token.
     pub chosen: RawAlternative,
     /// The strongest alternatives, best first.
@@ -123,7 +29,7 @@ pub(crate) struct RawLogprob {
 
 /// How a streamed choice ended.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Ending {
+pub enum Ending {
     /// Normally, for this reason.
     Finished(FinishReason),
     /// The upstream gave up on the request (vLLM's `abort`, an `error` reason).
@@ -132,7 +38,7 @@ pub(crate) enum Ending {
 
 /// What one `data:` payload of the stream says.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Chunk {
+pub struct Chunk {
     /// New text of choice 0.
     pub text: String,
     /// Log-probabilities of the tokens behind `text`.
@@ -143,7 +49,7 @@ pub(crate) struct Chunk {
 
 /// What one event of the stream is.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum StreamItem {
+pub enum StreamItem {
     /// `data: [DONE]`.
     Done,
     /// A completion chunk (possibly empty: a usage-only chunk, a role announcement).
@@ -153,7 +59,7 @@ pub(crate) enum StreamItem {
 }
 
 /// Interpret one event's `data`; `Err` says why it is not an OpenAI chunk.
-pub(crate) fn parse_event(endpoint: Endpoint, data: &str) -> Result<StreamItem, String> {
+pub fn parse_event(endpoint: Endpoint, data: &str) -> Result<StreamItem, String> {
     if data.trim() == "[DONE]" {
         return Ok(StreamItem::Done);
     }
@@ -310,96 +216,18 @@ fn completion_logprobs(lp: &Value) -> Result<Vec<RawLogprob>, String> {
         .collect()
 }
 
-/// The message of an error body: OpenAI's `{"error": {"message"}}`, a bare
-/// `{"error": "..."}`, vLLM's older `{"object": "error", "message"}`, or the
-/// text itself.
-pub(crate) fn error_body_message(body: &str) -> String {
-    match serde_json::from_str::<Value>(body) {
-        Ok(v) => match (v.get("error"), v.get("message")) {
-            (Some(e), _) if !e.is_null() => error_message(e),
-            (_, Some(Value::String(m))) => m.clone(),
-            _ => excerpt(body),
-        },
-        Err(_) => excerpt(body),
-    }
-}
-
-/// The text of an `error` value: an object with `message`, or a string.
-fn error_message(err: &Value) -> String {
-    match err {
-        Value::String(s) => s.clone(),
-        Value::Object(o) => match o.get("message") {
-            Some(Value::String(m)) => m.clone(),
-            _ => err.to_string(),
-        },
-        other => other.to_string(),
-    }
-}
-
-/// At most 200 characters of `text`, for error messages.
-pub(crate) fn excerpt(text: &str) -> String {
-    const MAX: usize = 200;
-    let text = text.trim();
-    match text.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agora_types::ChatMessage;
+    use crate::openai::{Endpoint, ResponseMeta};
+    use agora_types::{TokenLogprob, TopLogprob};
+    use serde_json::json;
 
     fn chunk(endpoint: Endpoint, data: &str) -> Chunk {
         match parse_event(endpoint, data).unwrap() {
             StreamItem::Chunk(c) => c,
             other => panic!("expected a chunk, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn bodies_carry_every_parameter() {
-        let mut params = SamplingParams::new(7, 0.5, 0.9, vec!["x".into()], u64::MAX);
-        params.presence_penalty = 0.25;
-        params.frequency_penalty = -1.0;
-        params.logprobs = Some(3);
-        let chat = JobInput::Chat {
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: "hi".into(),
-            }],
-        };
-        let (endpoint, body) = request_body("m", &chat, &params);
-        assert_eq!(endpoint, Endpoint::Chat);
-        assert_eq!(
-            body,
-            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
-                   "max_tokens": 7, "temperature": 0.5, "top_p": 0.9, "seed": -1,
-                   "stop": ["x"], "presence_penalty": 0.25, "frequency_penalty": -1.0,
-                   "logprobs": true, "top_logprobs": 3})
-        );
-        let text = JobInput::Text { prompt: "p".into() };
-        let (endpoint, body) =
-            request_body("m", &text, &SamplingParams::new(1, 0.0, 1.0, vec![], 5));
-        assert_eq!(endpoint, Endpoint::Completions);
-        assert_eq!(
-            body,
-            json!({"model": "m", "prompt": "p", "stream": true, "max_tokens": 1,
-                   "temperature": 0.0, "top_p": 1.0, "seed": 5})
-        );
-        params.logprobs = Some(2);
-        let (_, body) = request_body("m", &text, &params);
-        assert_eq!(body["logprobs"], json!(2));
-    }
-
-    #[test]
-    fn every_choice_gets_its_own_seed() {
-        let mut params = SamplingParams::new(1, 1.0, 1.0, vec![], 42);
-        let first = upstream_seed(&params);
-        assert_eq!(first, 42);
-        params.choice = 1;
-        assert_ne!(upstream_seed(&params), first);
     }
 
     #[test]
@@ -484,14 +312,34 @@ mod tests {
     }
 
     #[test]
-    fn error_bodies_of_known_servers_yield_their_message() {
-        let openai = r#"{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#;
-        assert_eq!(error_body_message(openai), "The model `x` does not exist");
-        assert_eq!(error_body_message(r#"{"error":"bad"}"#), "bad");
-        let vllm = r#"{"object":"error","message":"max_tokens too large","type":"BadRequestError","code":400}"#;
-        assert_eq!(error_body_message(vllm), "max_tokens too large");
-        assert_eq!(error_body_message("Not Found"), "Not Found");
-        let long = "x".repeat(500);
-        assert_eq!(error_body_message(&long).chars().count(), 201);
+    fn chunks_a_server_builds_read_back_the_same() {
+        let alt = |token: &str, logprob: f32| TopLogprob {
+            token_id: 0,
+            token: token.into(),
+            bytes: token.as_bytes().to_vec(),
+            logprob,
+        };
+        let lp = vec![TokenLogprob {
+            chosen: alt("Hi", -0.5),
+            top: vec![alt("Hi", -0.5), alt("Yo", -1.5)],
+        }];
+        for endpoint in [Endpoint::Chat, Endpoint::Completions] {
+            let meta = ResponseMeta::new(endpoint, "ab", "m");
+            let built = meta.chunk(0, Some("Hi"), true, Some(FinishReason::Length), Some(&lp));
+            let read = chunk(endpoint, &built.to_string());
+            assert_eq!(read.text, "Hi", "{endpoint:?}");
+            assert_eq!(read.ending, Some(Ending::Finished(FinishReason::Length)));
+            assert_eq!(read.logprobs.len(), 1);
+            assert_eq!(read.logprobs[0].chosen.token, "Hi");
+            assert_eq!(read.logprobs[0].chosen.logprob, -0.5);
+            let top: Vec<&str> = read.logprobs[0]
+                .top
+                .iter()
+                .map(|a| a.token.as_str())
+                .collect();
+            assert_eq!(top, ["Hi", "Yo"], "{endpoint:?}");
+            let usage = meta.usage_chunk(json!({}));
+            assert_eq!(chunk(endpoint, &usage.to_string()), Chunk::default());
+        }
     }
 }

@@ -1,9 +1,11 @@
-//! An incremental parser for `text/event-stream` bodies (the WHATWG server-sent
-//! events format), reduced to what OpenAI-compatible servers use: `data:`
-//! lines, joined per event, dispatched on a blank line.
+//! A bounded codec for `text/event-stream` bodies (the WHATWG server-sent
+//! events format), reduced to what agora and OpenAI-compatible servers use:
+//! `data:` lines, joined per event, dispatched on a blank line.
 //!
 //! Bytes arrive in arbitrary chunks (a line, or even a `\r\n`, may be split
-//! between two), so the parser keeps the unfinished line between calls.
+//! between two), so the decoder keeps the unfinished line between calls. It
+//! holds at most `limit` bytes of a line or an event: a peer that sends more
+//! gets [`SseError::TooLarge`], not an ever-growing buffer.
 
 /// Why a stream is not a usable event stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,9 +18,23 @@ pub enum SseError {
     TooLarge(usize),
 }
 
+/// One event carrying `data`, encoded: a `data:` line per line of `data`,
+/// then the blank line that dispatches it. `data` must not contain `\r`
+/// (a carriage return ends a line in this format).
+pub fn encode(data: &str) -> String {
+    let mut out = String::with_capacity(data.len() + 8);
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
 /// Turns body chunks into the `data` of complete events.
 #[derive(Debug)]
-pub struct SseParser {
+pub struct SseDecoder {
     /// The current, unfinished line.
     line: Vec<u8>,
     /// The `data` of the event being read; `None` until a `data` field arrives.
@@ -29,10 +45,10 @@ pub struct SseParser {
     limit: usize,
 }
 
-impl SseParser {
-    /// A parser refusing lines and events longer than `limit` bytes.
+impl SseDecoder {
+    /// A decoder refusing lines and events longer than `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        SseParser {
+        SseDecoder {
             line: Vec::new(),
             data: None,
             after_cr: false,
@@ -92,15 +108,21 @@ impl SseParser {
         if field != "data" {
             return Ok(None); // event, id, retry: nothing an OpenAI stream needs
         }
-        let data = self.data.get_or_insert_with(String::new);
-        if data.len() + value.len() + 1 > self.limit {
-            return Err(SseError::TooLarge(self.limit));
-        }
-        if !data.is_empty() || !value.is_empty() {
-            if !data.is_empty() {
+        match &mut self.data {
+            Some(data) => {
+                if data.len() + value.len() + 1 > self.limit {
+                    return Err(SseError::TooLarge(self.limit));
+                }
+                // Every `data` line after the first starts a new line of the event.
                 data.push('\n');
+                data.push_str(value);
             }
-            data.push_str(value);
+            None => {
+                if value.len() + 1 > self.limit {
+                    return Err(SseError::TooLarge(self.limit));
+                }
+                self.data = Some(value.to_string());
+            }
         }
         Ok(None)
     }
@@ -111,7 +133,7 @@ mod tests {
     use super::*;
 
     fn all(chunks: &[&[u8]]) -> Result<Vec<String>, SseError> {
-        let mut p = SseParser::new(64);
+        let mut p = SseDecoder::new(64);
         let mut out = Vec::new();
         for c in chunks {
             out.extend(p.push(c)?);
@@ -135,9 +157,24 @@ mod tests {
     }
 
     #[test]
+    fn events_split_anywhere_are_reassembled() {
+        let stream =
+            b"data: {\"a\":1}\n\n: comment\n\ndata:x\r\ndata: y\r\n\r\nevent: e\ndata: last\n\n";
+        for cut in 0..stream.len() {
+            let mut d = SseDecoder::new(1 << 20);
+            let mut got = d.push(&stream[..cut]).unwrap();
+            got.extend(d.push(&stream[cut..]).unwrap());
+            assert_eq!(got, vec!["{\"a\":1}", "x\ny", "last"], "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn multi_line_data_is_joined_and_bare_cr_ends_lines() {
         assert_eq!(all(&[b"data: a\ndata: b\n\n"]).unwrap(), vec!["a\nb"]);
         assert_eq!(all(&[b"data: x\r\rdata: y\r\r"]).unwrap(), vec!["x", "y"]);
+        // Empty data lines are lines of the event too.
+        assert_eq!(all(&[b"data:\ndata: a\n\n"]).unwrap(), vec!["\na"]);
+        assert_eq!(all(&[b"data\n\n"]).unwrap(), vec![""]);
     }
 
     #[test]
@@ -158,5 +195,33 @@ mod tests {
         assert_eq!(all(&[&many]), Err(SseError::TooLarge(64)));
         // Lines that are not fields at all are ignored, not fatal.
         assert_eq!(all(&[b"garbage\n\ndata: ok\n\n"]).unwrap(), vec!["ok"]);
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_without_buffering_it() {
+        let mut d = SseDecoder::new(1024);
+        let chunk = [b'x'; 4096];
+        let mut refused = None;
+        for i in 0..1024 {
+            match d.push(&chunk) {
+                Ok(events) => assert!(events.is_empty()),
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
+            }
+            assert!(d.line.len() <= 1024);
+        }
+        assert_eq!(refused, Some((0, SseError::TooLarge(1024))));
+        assert!(d.line.len() <= 1024, "held {} bytes", d.line.len());
+    }
+
+    #[test]
+    fn encoded_events_decode_to_their_data() {
+        for data in ["", "x", "{\"a\":1}", "a\nb", "\n", " lead", "a\n\nb\n"] {
+            let mut d = SseDecoder::new(64);
+            assert_eq!(d.push(encode(data).as_bytes()).unwrap(), vec![data]);
+            assert_eq!(d.finish().unwrap(), None);
+        }
     }
 }

@@ -1,0 +1,156 @@
+//! Responses as a server sends them: complete responses, stream chunks, the
+//! trailing usage chunk, usage and logprobs objects.
+
+use agora_types::{FinishReason, TokenLogprob, Usage};
+use serde_json::{json, Map, Value};
+
+use super::{finish_reason, Endpoint};
+
+/// Log-probabilities in the shape of `endpoint`'s choice objects.
+pub fn logprobs_json(endpoint: Endpoint, tokens: &[TokenLogprob]) -> Value {
+    let alt = |t: &agora_types::TopLogprob| json!({"token": t.token, "logprob": t.logprob, "bytes": t.bytes});
+    match endpoint {
+        Endpoint::Chat => {
+            let content: Vec<Value> = tokens
+                .iter()
+                .map(|lp| {
+                    let mut v = alt(&lp.chosen);
+                    v["top_logprobs"] = lp.top.iter().map(alt).collect();
+                    v
+                })
+                .collect();
+            json!({"content": content, "refusal": null})
+        }
+        Endpoint::Completions => {
+            let mut offset = 0;
+            let mut offsets = Vec::with_capacity(tokens.len());
+            for lp in tokens {
+                offsets.push(offset);
+                offset += lp.chosen.token.chars().count();
+            }
+            json!({
+                "tokens": tokens.iter().map(|lp| lp.chosen.token.clone()).collect::<Vec<_>>(),
+                "token_logprobs": tokens.iter().map(|lp| lp.chosen.logprob).collect::<Vec<_>>(),
+                "top_logprobs": tokens.iter().map(|lp| {
+                    lp.top.iter().map(|t| (t.token.clone(), json!(t.logprob))).collect::<Map<String, Value>>()
+                }).collect::<Vec<_>>(),
+                "text_offset": offsets,
+            })
+        }
+    }
+}
+
+/// The `usage` object, with agora's `cost` (base units) added as OpenRouter does.
+pub fn usage_json(usage: Usage, cost: u64) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens),
+        "cost": cost,
+    })
+}
+
+/// Identity shared by every object of one response.
+#[derive(Clone, Debug)]
+pub struct ResponseMeta {
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// `chatcmpl-…` or `cmpl-…`.
+    pub id: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model string the client sent.
+    pub model: String,
+}
+
+impl ResponseMeta {
+    /// Metadata for a job with provider job id `job` (hex).
+    pub fn new(endpoint: Endpoint, job: &str, model: &str) -> Self {
+        let prefix = match endpoint {
+            Endpoint::Chat => "chatcmpl",
+            Endpoint::Completions => "cmpl",
+        };
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        ResponseMeta {
+            endpoint,
+            id: format!("{prefix}-{job}"),
+            created,
+            model: model.to_string(),
+        }
+    }
+
+    /// One choice object of a complete (non-streaming) response.
+    pub fn choice(
+        &self,
+        index: usize,
+        text: String,
+        reason: FinishReason,
+        logprobs: Option<&[TokenLogprob]>,
+    ) -> Value {
+        let logprobs = logprobs.map_or(Value::Null, |lp| logprobs_json(self.endpoint, lp));
+        match self.endpoint {
+            Endpoint::Chat => json!({
+                "index": index, "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason(reason), "logprobs": logprobs,
+            }),
+            Endpoint::Completions => json!({
+                "index": index, "text": text, "finish_reason": finish_reason(reason), "logprobs": logprobs,
+            }),
+        }
+    }
+
+    /// The complete (non-streaming) response.
+    pub fn complete(&self, choices: Vec<Value>, usage: Value) -> Value {
+        json!({
+            "id": self.id, "object": self.object(false), "created": self.created, "model": self.model,
+            "choices": choices, "usage": usage,
+        })
+    }
+
+    /// A streaming chunk carrying `text` (and, for the first chat chunk, the role).
+    pub fn chunk(
+        &self,
+        index: usize,
+        text: Option<&str>,
+        role: bool,
+        reason: Option<FinishReason>,
+        logprobs: Option<&[TokenLogprob]>,
+    ) -> Value {
+        let reason = reason.map(finish_reason);
+        let logprobs = logprobs.map_or(Value::Null, |lp| logprobs_json(self.endpoint, lp));
+        let choice = match self.endpoint {
+            Endpoint::Chat => {
+                let mut delta = Map::new();
+                if role {
+                    delta.insert("role".into(), json!("assistant"));
+                }
+                if let Some(t) = text {
+                    delta.insert("content".into(), json!(t));
+                }
+                json!({"index": index, "delta": delta, "finish_reason": reason, "logprobs": logprobs})
+            }
+            Endpoint::Completions => {
+                json!({"index": index, "text": text.unwrap_or(""), "finish_reason": reason, "logprobs": logprobs})
+            }
+        };
+        json!({"id": self.id, "object": self.object(true), "created": self.created, "model": self.model, "choices": [choice]})
+    }
+
+    /// The trailing usage chunk of `stream_options.include_usage`: no choices.
+    pub fn usage_chunk(&self, usage: Value) -> Value {
+        json!({
+            "id": self.id, "object": self.object(true), "created": self.created, "model": self.model,
+            "choices": [], "usage": usage,
+        })
+    }
+
+    fn object(&self, chunk: bool) -> &'static str {
+        match (self.endpoint, chunk) {
+            (Endpoint::Chat, false) => "chat.completion",
+            (Endpoint::Chat, true) => "chat.completion.chunk",
+            (Endpoint::Completions, _) => "text_completion",
+        }
+    }
+}
