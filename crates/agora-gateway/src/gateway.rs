@@ -81,6 +81,8 @@ impl<D: Directory> Gateway<D> {
     ) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
+            // A provider's endpoint never redirects the gateway elsewhere (SSRF).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Arc::new(Gateway {

@@ -203,6 +203,8 @@ impl<F: Funding> Payer<F> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
+            // A provider's endpoint never redirects the gateway elsewhere (SSRF).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Arc::new(Payer {

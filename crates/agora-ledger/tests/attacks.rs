@@ -469,7 +469,10 @@ fn provider_endpoints_must_be_public_outside_development_chains() {
         assert!(
             matches!(
                 send(&mut s, &k[0], at(bad)),
-                Some(TxError::InvalidField { field: "endpoint", .. })
+                Some(TxError::InvalidField {
+                    field: "endpoint",
+                    ..
+                })
             ),
             "{bad} accepted"
         );

@@ -9,7 +9,7 @@ use agora_ledger::{
 use agora_types::{Hash32, Keypair, ModelEntry, Price, SignedTransaction, Transaction, TxKind};
 use proptest::prelude::*;
 
-const CHAIN: &str = "test-chain";
+const CHAIN: &str = "ledger-test";
 
 fn model(tag: u8) -> ModelEntry {
     ModelEntry {
