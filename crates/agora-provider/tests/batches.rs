@@ -337,15 +337,17 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
         assert_eq!(status, 200, "{body}");
         let proof: JobProof = serde_json::from_str(&body).unwrap();
         assert_eq!(proof.transcript.receipt.receipt.id, job);
-        proof.verify(&root, index).unwrap();
-        // The same proof does not pass for another index or another root.
-        assert!(proof.verify(&root, index + 1).is_err());
+        let leaves = if root == first_root { 2 } else { 1 };
+        proof.verify(&root, index, leaves).unwrap();
+        // The same proof does not pass for another index, tree size or root.
+        assert!(proof.verify(&root, index + 1, leaves).is_err());
+        assert!(proof.verify(&root, index, leaves + 1).is_err());
         let other = if root == first_root {
             second_root
         } else {
             first_root
         };
-        assert!(proof.verify(&other, index).is_err());
+        assert!(proof.verify(&other, index, leaves).is_err());
     }
     // Attack (issue 13, #10): roots are public on chain and indices easy to
     // guess; nobody but the drawn validator reads the prompts and outputs.

@@ -316,16 +316,39 @@ pub enum JobProofError {
     /// The receipt's signature does not verify under its provider.
     #[error("receipt signature does not verify")]
     BadSignature,
+    /// The proof is for a tree of another size than the batch committed: a
+    /// prover choosing the size could present one job's receipt at another
+    /// job's index (trees with an odd node carried up share roots).
+    #[error("proof is for a tree of {got} leaves, the batch has {wanted}")]
+    WrongLeafCount {
+        /// Leaves under the committed root.
+        wanted: u64,
+        /// Leaves the proof claims.
+        got: u64,
+    },
 }
 
 impl JobProof {
-    /// Check that this is job `index` under the committed `root`, signed by
-    /// the provider the receipt names; returns the receipt's leaf.
-    pub fn verify(&self, root: &Hash32, index: u64) -> Result<Hash32, JobProofError> {
+    /// Check that this is job `index` under the committed `root` of a tree
+    /// of `leaf_count` leaves (what the chain recorded, never what the
+    /// prover says), signed by the provider the receipt names; returns the
+    /// receipt's leaf.
+    pub fn verify(
+        &self,
+        root: &Hash32,
+        index: u64,
+        leaf_count: u64,
+    ) -> Result<Hash32, JobProofError> {
         if self.proof.index != index {
             return Err(JobProofError::WrongIndex {
                 wanted: index,
                 got: self.proof.index,
+            });
+        }
+        if self.proof.leaf_count != leaf_count {
+            return Err(JobProofError::WrongLeafCount {
+                wanted: leaf_count,
+                got: self.proof.leaf_count,
             });
         }
         self.transcript
@@ -490,6 +513,65 @@ mod tests {
         assert!(b.contains(5) && b.contains(7));
         assert!(!b.contains(8));
         assert!(!b.contains(u64::MAX));
+    }
+
+    /// Attack (issue 13, #14): in a 3-leaf tree the root is H(H(l0, l1), l2),
+    /// which is also the root of a "2-leaf tree" (H(l0, l1), l2). A provider
+    /// asked for job 1 could answer with job 2's receipt and a proof
+    /// claiming 2 leaves. The auditor checks the size the chain recorded.
+    #[test]
+    fn a_proof_claiming_another_tree_size_is_refused() {
+        let key = Keypair::from_seed([9; 32]);
+        let receipts: Vec<SignedReceipt> = (0..3u8)
+            .map(|i| {
+                crate::Receipt {
+                    id: Hash32::digest(&[i]),
+                    provider: key.account(),
+                    model: Hash32::digest(b"m"),
+                    prompt_hash: Hash32::ZERO,
+                    output_hash: Hash32::ZERO,
+                    params: crate::SamplingParams::new(1, 0.0, 1.0, vec![], 0),
+                    usage: crate::Usage::default(),
+                    price: crate::Price::default(),
+                    cost: 0,
+                    timestamp_ms: 0,
+                    commitments: Hash32::ZERO,
+                }
+                .sign(&key)
+            })
+            .collect();
+        let leaves: Vec<Hash32> = receipts.iter().map(receipt_leaf).collect();
+        let root = crate::merkle::root(&leaves);
+        let pair = crate::merkle::root(&leaves[..2]);
+        let forged = MerkleProof {
+            index: 1,
+            leaf_count: 2,
+            siblings: vec![pair],
+        };
+        assert!(
+            forged.verify(leaves[2], root),
+            "the odd-carry ambiguity exists"
+        );
+        let transcript = |r: &SignedReceipt| Transcript {
+            receipt: r.clone(),
+            input: crate::JobInput::Text { prompt: "x".into() },
+            prompt_tokens: vec![],
+            output_tokens: vec![],
+            commitments: None,
+        };
+        let dodge = JobProof {
+            transcript: transcript(&receipts[2]),
+            proof: forged,
+        };
+        assert_eq!(
+            dodge.verify(&root, 1, 3),
+            Err(JobProofError::WrongLeafCount { wanted: 3, got: 2 })
+        );
+        let honest = JobProof {
+            transcript: transcript(&receipts[1]),
+            proof: MerkleProof::new(&leaves, 1).unwrap(),
+        };
+        assert_eq!(honest.verify(&root, 1, 3), Ok(leaves[1]));
     }
 
     #[test]

@@ -197,7 +197,14 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             }
             let since = job.batch.height;
             let judged = self
-                .judge(&job.batch.provider, &job.batch.root, job.index, since, head)
+                .judge(
+                    &job.batch.provider,
+                    &job.batch.root,
+                    job.index,
+                    job.batch.first_index.saturating_add(job.batch.count),
+                    since,
+                    head,
+                )
                 .await;
             match judged {
                 // This validator could not judge (its verifier or the chain
@@ -254,6 +261,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                     &dispute.provider,
                     &dispute.root,
                     dispute.index,
+                    dispute.leaf_count,
                     dispute.opened_at,
                     head,
                 )
@@ -342,6 +350,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
         provider: &AccountId,
         root: &Hash32,
         index: u64,
+        leaf_count: u64,
         since: u64,
         head: u64,
     ) -> Result<Judgement, AuditError> {
@@ -364,7 +373,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                 return Ok(missing(MISSING_DOMAIN, root, index));
             }
         };
-        let leaf = match fetched.verify(root, index) {
+        let leaf = match fetched.verify(root, index, leaf_count) {
             Ok(leaf) if &fetched.transcript.receipt.receipt.provider == provider => leaf,
             Ok(_) => {
                 tracing::warn!(%provider, index, "receipt names another provider: counted as a failure");

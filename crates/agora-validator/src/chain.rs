@@ -78,7 +78,7 @@ impl AuditChain for RpcChain {
         let mut out = Vec::with_capacity(disputes.len());
         for d in disputes {
             // The root is the batch's; a pruned batch can no longer be re-checked.
-            let Some(root) = self.batch_root(&d.batch).await? else {
+            let Some((root, leaf_count)) = self.batch_root(&d.batch).await? else {
                 continue;
             };
             out.push(DisputeInfo {
@@ -86,6 +86,7 @@ impl AuditChain for RpcChain {
                 batch: d.batch,
                 root,
                 index: d.index,
+                leaf_count,
                 provider: d.provider,
                 committee: d.committee,
                 voted: d.votes.into_iter().map(|(who, _)| who).collect(),
@@ -139,13 +140,13 @@ impl AuditChain for RpcChain {
 }
 
 impl RpcChain {
-    /// The root of a live batch, by id.
-    async fn batch_root(&self, id: &Hash32) -> Result<Option<Hash32>, AuditError> {
+    /// The root of a live batch and the number of leaves under it, by id.
+    async fn batch_root(&self, id: &Hash32) -> Result<Option<(Hash32, u64)>, AuditError> {
         let mut since = None;
         loop {
             let page = self.client.batches(since).await.map_err(chain_error)?;
             if let Some(b) = page.batches.iter().find(|b| &b.id == id) {
-                return Ok(Some(b.root));
+                return Ok(Some((b.root, b.first_index.saturating_add(b.count))));
             }
             match page.batches.last() {
                 Some(last) if page.more => since = Some(last.height),

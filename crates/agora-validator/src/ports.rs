@@ -37,6 +37,8 @@ pub struct DisputeInfo {
     pub root: Hash32,
     /// Leaf index inside the batch's tree.
     pub index: u64,
+    /// Leaves under the batch's root (as the chain recorded it).
+    pub leaf_count: u64,
     /// Accused provider.
     pub provider: AccountId,
     /// Validators asked to re-check.

@@ -452,6 +452,7 @@ async fn committee_members_vote_once_by_their_own_recheck() {
         batch: w.batch.id,
         root: w.batch.root,
         index,
+        leaf_count: 3,
         provider: w.provider.account(),
         committee: committee.clone(),
         voted: vec![],
