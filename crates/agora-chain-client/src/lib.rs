@@ -47,7 +47,7 @@ pub enum ClientError {
 }
 
 /// A transaction the chain committed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
     /// Its id.
     pub id: Hash32,
@@ -55,6 +55,8 @@ pub struct Committed {
     pub nonce: u64,
     /// Height of the block that holds it.
     pub height: u64,
+    /// The chain it was signed for.
+    pub chain_id: String,
 }
 
 /// A handle on one chain node's RPC.
@@ -248,7 +250,7 @@ impl ChainClient {
         let chain_id = self.head().await?.chain_id;
         let nonce = self.account(&key.account()).await?.next_nonce;
         let tx = Transaction {
-            chain_id,
+            chain_id: chain_id.clone(),
             from: key.account(),
             nonce,
             kind,
@@ -262,7 +264,14 @@ impl ChainClient {
                 .tx_status(&id, left.min(Duration::from_secs(10)))
                 .await?
             {
-                TxStatus::Committed { height } => return Ok(Committed { id, nonce, height }),
+                TxStatus::Committed { height } => {
+                    return Ok(Committed {
+                        id,
+                        nonce,
+                        height,
+                        chain_id,
+                    })
+                }
                 TxStatus::Rejected { error } => return Err(ClientError::TxRejected { id, error }),
                 TxStatus::Pending if left.is_zero() => {
                     return Err(ClientError::Timeout(id, timeout))

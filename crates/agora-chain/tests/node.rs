@@ -446,7 +446,7 @@ async fn validators_and_channels_are_served() {
         (validators[0].self_stake, validators[0].take_ppm),
         (300, 90_000)
     );
-    let id = agora_types::channel_id(&b.account(), 0);
+    let id = agora_types::channel_id("node-test", &b.account(), 0);
     let channel = rpc.channel(&id).await.unwrap();
     assert_eq!(
         (channel.client, channel.provider, channel.model),

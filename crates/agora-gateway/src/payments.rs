@@ -106,7 +106,7 @@ impl Funding for ChainFunding {
             .send_and_confirm(&self.key, kind, TX_TIMEOUT)
             .await
             .map_err(funding_error)?;
-        Ok(channel_id(&self.key.account(), done.nonce))
+        Ok(channel_id(&done.chain_id, &self.key.account(), done.nonce))
     }
 
     async fn top_up(&self, channel: Hash32, amount: Amount) -> Result<(), PayError> {

@@ -92,7 +92,8 @@ impl State {
             jobs: 0,
             closable_at: None,
         };
-        self.channels.insert(channel_id(&client, nonce), channel);
+        self.channels
+            .insert(channel_id(&self.chain_id, &client, nonce), channel);
         Ok(())
     }
 

@@ -483,3 +483,46 @@ fn provider_endpoints_must_be_public_outside_development_chains() {
     let mut dev = chain(&k, |p| p.min_provider_stake = 1);
     ok(&mut dev, &k[0], at("http://127.0.0.1:9000"));
 }
+
+/// Issue 13, #14: a client using one key on two chains opens a channel to the
+/// same provider with the same nonce on both. A voucher it signed on one
+/// chain must not settle on the other: the chain is part of the channel id,
+/// so the voucher names a channel the other chain does not have.
+#[test]
+fn a_voucher_signed_on_one_chain_does_not_pay_on_another() {
+    let k = common::keys(2, 180);
+    let (client, provider) = (&k[0], &k[1]);
+    let on = |chain: &str| {
+        let mut g = common::genesis(chain, &k, 1_000_000_000, vec![model()]);
+        g.params.min_provider_stake = 1;
+        let mut s = g.state().unwrap();
+        ok(&mut s, provider, register(COLLATERAL));
+        let open = TxKind::OpenChannel {
+            provider: provider.account(),
+            model: model().id,
+            deposit: 10_000,
+        };
+        ok(&mut s, client, open);
+        s
+    };
+    let (mut a, mut b) = (on("alpha-test"), on("beta-test"));
+    let id_a = agora_types::channel_id("alpha-test", &client.account(), 0);
+    let id_b = agora_types::channel_id("beta-test", &client.account(), 0);
+    assert_ne!(id_a, id_b);
+    assert!(a.channels.contains_key(&id_a) && b.channels.contains_key(&id_b));
+    let voucher = agora_types::Voucher {
+        channel: id_a,
+        cumulative: 9_000,
+        receipts_root: Hash32::ZERO,
+        jobs: 1,
+    }
+    .sign(client);
+    let settle = TxKind::SettleChannel { voucher };
+    assert_eq!(
+        send(&mut b, provider, settle.clone()),
+        Some(TxError::UnknownChannel(id_a))
+    );
+    assert_eq!(b.channels[&id_b].paid, 0);
+    ok(&mut a, provider, settle);
+    assert_eq!(a.channels[&id_a].paid, 9_000);
+}

@@ -513,7 +513,8 @@ fn collateral_must_cover_twenty_reference_jobs_and_stays_locked_while_audited() 
 fn channel_settlements_are_recorded_but_never_audited() {
     let (mut s, k, _, supply) = world();
     let (provider, client) = (&k[0], &k[5]);
-    let channel = agora_types::channel_id(&client.account(), s.account(&client.account()).nonce);
+    let channel =
+        agora_types::channel_id(CHAIN, &client.account(), s.account(&client.account()).nonce);
     ok(
         &mut s,
         client,

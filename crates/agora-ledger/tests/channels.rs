@@ -89,7 +89,7 @@ fn lifecycle_pays_exactly_what_vouchers_owe() {
     let (client, provider, stranger) = (&k[0], &k[1], &k[2]);
     let mut s = genesis(&k, 10_000);
     let supply = s.total_supply();
-    let id = channel_id(&client.account(), 0);
+    let id = channel_id(CHAIN, &client.account(), 0);
     let open = TxKind::OpenChannel {
         provider: provider.account(),
         model: MODEL,
@@ -164,7 +164,7 @@ fn lifecycle_pays_exactly_what_vouchers_owe() {
 fn provider_close_refunds_at_once() {
     let k = keys(2);
     let mut s = genesis(&k, 1_000);
-    let id = channel_id(&k[0].account(), 0);
+    let id = channel_id(CHAIN, &k[0].account(), 0);
     let open = TxKind::OpenChannel {
         provider: k[1].account(),
         model: MODEL,
@@ -236,7 +236,7 @@ proptest! {
                     let nonce = s.account(&k[client].account()).nonce;
                     let kind = TxKind::OpenChannel { provider: k[provider].account(), model: MODEL, deposit };
                     if send(&mut s, &k[client], kind, height).is_ok() {
-                        opened.push(channel_id(&k[client].account(), nonce));
+                        opened.push(channel_id(CHAIN, &k[client].account(), nonce));
                     }
                 }
                 Op::TopUp { client, channel, amount } => {

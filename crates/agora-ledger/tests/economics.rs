@@ -118,7 +118,7 @@ fn settlement_pays_owner_royalty_and_provider_the_rest() {
     let m = model(1, owner.account(), 200_000);
     send(&mut s, owner, TxKind::RegisterModel { model: m.clone() }).unwrap();
     send(&mut s, provider, serve(vec![m.id], 100)).unwrap();
-    let id = channel_id(&client.account(), 0);
+    let id = channel_id(CHAIN, &client.account(), 0);
     let open = TxKind::OpenChannel {
         provider: provider.account(),
         model: m.id,
@@ -159,7 +159,7 @@ fn an_owner_serving_its_own_model_keeps_everything() {
     send(
         &mut s,
         &k[1],
-        settle(&k[0], channel_id(&k[0].account(), 0), 500),
+        settle(&k[0], channel_id(CHAIN, &k[0].account(), 0), 500),
     )
     .unwrap();
     assert_eq!(s.account(&k[1].account()).balance, 10_000 - 1 + 500);
@@ -389,7 +389,7 @@ proptest! {
                     if send(&mut s, &k[client], kind).is_ok() {
                         let served = s.providers.get(&k[provider].account()).is_some_and(|p| p.models.contains(&m));
                         prop_assert!(served, "a channel opened for a model its provider does not serve");
-                        opened.push(channel_id(&k[client].account(), nonce));
+                        opened.push(channel_id(CHAIN, &k[client].account(), nonce));
                     }
                 }
                 Op::TopUp { client, channel, amount } => {

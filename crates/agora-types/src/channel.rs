@@ -11,11 +11,17 @@ use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, Signature};
 /// Domain of the bytes a voucher signature covers.
 const VOUCHER_SIGNING_DOMAIN: &str = "agora 2026 channel voucher v1";
 /// Domain of channel ids.
-const CHANNEL_ID_DOMAIN: &str = "agora 2026 channel id v1";
+const CHANNEL_ID_DOMAIN: &str = "agora 2026 channel id v2";
 
-/// The id of the channel opened by `client`'s transaction with `nonce`.
-pub fn channel_id(client: &AccountId, nonce: u64) -> Hash32 {
-    Hash32::digest_in(CHANNEL_ID_DOMAIN, &codec::encode(&(client, nonce)))
+/// The id of the channel opened on chain `chain_id` by `client`'s
+/// transaction with `nonce`. The chain is part of the id, so a voucher (which
+/// names its channel) pays only on the chain it was signed for, even when a
+/// client uses one key on several chains.
+pub fn channel_id(chain_id: &str, client: &AccountId, nonce: u64) -> Hash32 {
+    Hash32::digest_in(
+        CHANNEL_ID_DOMAIN,
+        &codec::encode(&(chain_id, client, nonce)),
+    )
 }
 
 /// The client's promise: the provider may take `cumulative` in total from the channel.

@@ -20,6 +20,15 @@ pub enum KeyError {
         /// What was given.
         got: String,
     },
+    /// Text that is not a secret key. Unlike [`KeyError::BadHex`] it never
+    /// repeats the text: a malformed key file must not end up in a log.
+    #[error("expected a secret key of {expected} hex characters, got {got_len} characters")]
+    BadSecretKey {
+        /// How many hex characters were expected.
+        expected: usize,
+        /// How many characters were given.
+        got_len: usize,
+    },
     /// 32 bytes that are not a valid ed25519 public key.
     #[error("not a valid ed25519 public key")]
     InvalidPublicKey,
@@ -118,7 +127,8 @@ fn parse_hex<const N: usize>(s: &str) -> Result<[u8; N], KeyError> {
     let mut out = [0u8; N];
     hex::decode_to_slice(s, &mut out).map_err(|_| KeyError::BadHex {
         expected: 2 * N,
-        got: s.to_string(),
+        // Public text only (ids, signatures); long input is cut.
+        got: s.chars().take(2 * N + 8).collect(),
     })?;
     Ok(out)
 }
@@ -140,7 +150,13 @@ impl FromStr for Signature {
 impl FromStr for Keypair {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        parse_hex(s.trim()).map(Keypair::from_seed)
+        let s = s.trim();
+        parse_hex(s)
+            .map(Keypair::from_seed)
+            .map_err(|_| KeyError::BadSecretKey {
+                expected: 64,
+                got_len: s.chars().count(),
+            })
     }
 }
 
@@ -244,5 +260,31 @@ mod tests {
         assert_eq!(back.account(), k.account());
         let acc: AccountId = k.account().to_string().parse().unwrap();
         assert_eq!(acc, k.account());
+    }
+
+    /// Attack (issue 13, #14): a key file with one stray character must not
+    /// have its secret echoed into an error message (and so into logs).
+    #[test]
+    fn a_malformed_secret_key_is_never_echoed() {
+        let secret = hex::encode(Keypair::generate().seed());
+        for bad in [
+            format!("{secret}x"),
+            secret[..63].to_string(),
+            format!("{secret}{secret}"),
+        ] {
+            let Err(e) = bad.parse::<Keypair>() else {
+                panic!("{} characters parsed as a key", bad.len());
+            };
+            let e = e.to_string();
+            assert!(!e.contains(&secret[..16]), "secret echoed: {e}");
+            assert!(e.contains("secret key"), "{e}");
+        }
+        // Public ids are echoed, but cut.
+        let e = "ab"
+            .repeat(10_000)
+            .parse::<AccountId>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 200, "{} bytes", e.len());
     }
 }

@@ -97,7 +97,7 @@ async fn open(args: OpenArgs) -> Result<()> {
         deposit: args.deposit,
     };
     let done = send(&chain, &key, kind, "channel open").await?;
-    let id = channel_id(&key.account(), done.nonce);
+    let id = channel_id(&done.chain_id, &key.account(), done.nonce);
     let balance = balance_of(&chain, &key.account()).await?;
     print(
         args.chain.json,

@@ -26,7 +26,7 @@ async fn channels_of(
 ) -> Vec<ChannelInfo> {
     let mut out = Vec::new();
     for n in nonces {
-        if let Ok(c) = chain.channel(&channel_id(faucet, n)).await {
+        if let Ok(c) = chain.channel(&channel_id("agora-devnet", faucet, n)).await {
             out.push(c);
         }
     }
