@@ -53,6 +53,16 @@ impl ApiError {
         e
     }
 
+    /// 401: no API key, or one the gateway did not issue.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            message,
+        )
+    }
+
     /// 400: the body is not JSON.
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(

@@ -9,6 +9,7 @@ use agora_wire::openai::{self, Endpoint};
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::api_keys::ApiKeys;
 use crate::payments::JobPayer;
 use crate::routing::HealthBook;
 use crate::{handlers, ApiError, Directory, DirectoryError, Snapshot};
@@ -24,6 +25,9 @@ pub struct GatewayConfig {
     pub provider_idle_timeout: Duration,
     /// TCP connect timeout towards providers.
     pub connect_timeout: Duration,
+    /// Client keys the completion endpoints require (`None`: open). A
+    /// gateway that pays providers must have them.
+    pub api_keys: Option<ApiKeys>,
 }
 
 impl Default for GatewayConfig {
@@ -33,6 +37,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 4 << 20,
             provider_idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
+            api_keys: None,
         }
     }
 }
@@ -51,6 +56,10 @@ pub enum GatewayError {
         /// How long we waited.
         waited: Duration,
     },
+    /// A gateway that pays providers needs client API keys, or anyone who
+    /// reaches its port spends its money.
+    #[error("a gateway that pays providers needs client API keys (GatewayConfig::api_keys)")]
+    PaysWithoutKeys,
 }
 
 /// Minimum time between on-demand directory reads (requests for unknown models).
@@ -70,15 +79,23 @@ pub struct Gateway<D> {
 impl<D: Directory> Gateway<D> {
     /// A gateway reading the network from `directory`.
     pub fn new(directory: D, config: GatewayConfig) -> Arc<Self> {
-        Self::with_payer(directory, config, None)
+        Self::build(directory, config, None)
     }
 
-    /// A gateway that pays providers for every finished job through `payer`.
+    /// A gateway that pays providers for every finished job through `payer`;
+    /// refused unless `config.api_keys` says who may spend.
     pub fn with_payer(
         directory: D,
         config: GatewayConfig,
-        payer: Option<Arc<dyn JobPayer>>,
-    ) -> Arc<Self> {
+        payer: Arc<dyn JobPayer>,
+    ) -> Result<Arc<Self>, GatewayError> {
+        if config.api_keys.is_none() {
+            return Err(GatewayError::PaysWithoutKeys);
+        }
+        Ok(Self::build(directory, config, Some(payer)))
+    }
+
+    fn build(directory: D, config: GatewayConfig, payer: Option<Arc<dyn JobPayer>>) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             // A provider's endpoint never redirects the gateway elsewhere (SSRF).
@@ -159,6 +176,15 @@ impl<D: Directory> Gateway<D> {
                     waited: started.elapsed(),
                 });
             }
+        }
+    }
+
+    /// Let a completion request through if no keys are configured or it
+    /// carries one of them.
+    pub(crate) fn authorize(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+        match &self.config.api_keys {
+            Some(keys) => keys.check(headers),
+            None => Ok(()),
         }
     }
 

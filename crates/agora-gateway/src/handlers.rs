@@ -89,6 +89,9 @@ pub async fn wrong_method() -> Response {
 
 /// `POST /v1/chat/completions`.
 pub async fn chat<D: Directory>(State(gw): Gw<D>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(e) = gw.authorize(&headers) {
+        return e.into_response();
+    }
     completion::complete(gw, Endpoint::Chat, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
@@ -100,6 +103,9 @@ pub async fn completions<D: Directory>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(e) = gw.authorize(&headers) {
+        return e.into_response();
+    }
     completion::complete(gw, Endpoint::Completions, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)

@@ -7,6 +7,7 @@
 //! the narrow [`Directory`] trait. With a [`Payer`] it pays providers for
 //! every finished job through payment channels.
 
+mod api_keys;
 mod completion;
 mod directory;
 mod error;
@@ -17,6 +18,7 @@ mod provider_client;
 mod request;
 mod routing;
 
+pub use api_keys::{ApiKeyError, ApiKeys, KEY_PREFIX};
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};

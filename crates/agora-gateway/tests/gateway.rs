@@ -704,6 +704,32 @@ async fn n_choices_are_separate_jobs_on_separate_rng_streams() {
     assert_eq!(usage["usage"]["completion_tokens"], 2 * 2);
 }
 
+/// The one client key of the paying gateways below.
+const TEST_KEY: &str = "sk-agora-test-key";
+
+/// A configuration whose completion endpoints need [`TEST_KEY`].
+fn keyed() -> agora_gateway::GatewayConfig {
+    agora_gateway::GatewayConfig {
+        api_keys: Some(agora_gateway::ApiKeys::new([TEST_KEY])),
+        ..Default::default()
+    }
+}
+
+/// A payer may not be attached without keys: the gateway refuses to start.
+#[test]
+fn a_paying_gateway_without_keys_is_refused() {
+    let payer = std::sync::Arc::new(RecordingPayer::default());
+    let refused = agora_gateway::Gateway::with_payer(
+        common::TestDirectory::default(),
+        agora_gateway::GatewayConfig::default(),
+        payer,
+    );
+    assert!(matches!(
+        refused,
+        Err(agora_gateway::GatewayError::PaysWithoutKeys)
+    ));
+}
+
 /// A payer double that records what the gateway hands it.
 #[derive(Default)]
 struct RecordingPayer(std::sync::Mutex<Vec<agora_types::SignedReceipt>>);
@@ -742,11 +768,8 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
         let payer = std::sync::Arc::new(RecordingPayer::default());
         let directory = common::TestDirectory::default();
         directory.set(Some(snap));
-        let gateway = agora_gateway::Gateway::with_payer(
-            directory,
-            agora_gateway::GatewayConfig::default(),
-            Some(payer.clone()),
-        );
+        let gateway =
+            agora_gateway::Gateway::with_payer(directory, keyed(), payer.clone()).unwrap();
         gateway.refresh().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -759,6 +782,7 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
             body["provider"] = json!({"only": [thief.key.account().to_hex()]});
             let resp = http
                 .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(TEST_KEY)
                 .json(&body)
                 .send()
                 .await
@@ -780,17 +804,31 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
         models: vec![m.clone()],
         providers: vec![honest.info(&[m.id])],
     }));
-    let gateway = agora_gateway::Gateway::with_payer(
-        directory,
-        agora_gateway::GatewayConfig::default(),
-        Some(payer.clone()),
-    );
+    let gateway = agora_gateway::Gateway::with_payer(directory, keyed(), payer.clone()).unwrap();
     gateway.refresh().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, gateway.router()).await.unwrap() });
-    let resp = reqwest::Client::new()
+    let http = reqwest::Client::new();
+    // Attack (issue 13, #3): without a key, or with a wrong one, nothing is
+    // spent: 401 in OpenAI's shape before any provider is called.
+    for key in [None, Some("sk-agora-guess")] {
+        let mut request = http.post(format!("{base}/v1/chat/completions"));
+        if let Some(k) = key {
+            request = request.bearer_auth(k);
+        }
+        let resp = request.json(&chat_body("tiny")).send().await.unwrap();
+        let e = openai_error(resp, 401).await;
+        assert_eq!(e["code"], "invalid_api_key");
+    }
+    assert!(
+        honest.jobs().is_empty(),
+        "no job ran for an unauthorized request"
+    );
+    assert!(payer.0.lock().unwrap().is_empty());
+    let resp = http
         .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(TEST_KEY)
         .json(&chat_body("tiny"))
         .send()
         .await

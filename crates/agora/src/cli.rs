@@ -460,8 +460,12 @@ pub struct GatewayArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
     /// Pay providers for every job through payment channels funded from this key file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "api_keys")]
     pub payer_key: Option<PathBuf>,
+    /// Client API keys, one per line: with `--payer-key`, only requests with
+    /// `Authorization: Bearer KEY` for one of them are served.
+    #[arg(long, value_name = "FILE")]
+    pub api_keys: Option<PathBuf>,
     /// Escrow of each new channel, and the least a top-up adds.
     #[arg(long, default_value_t = 10_000, requires = "payer_key")]
     pub channel_deposit: u64,

@@ -3,6 +3,7 @@
 //! gateway in one process, persisted under one data directory; with
 //! `--adversary MODE` a second provider cheats beside the honest one.
 
+use std::path::Path;
 use std::time::Duration;
 
 use agora_chain::{Timeouts, ValidatorSetup};
@@ -178,10 +179,13 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         tasks.extend(start_auditors(setup, shutdown.clone()).await?);
         println!("validators: {} auditing", args.auditors);
     }
-    // The gateway pays the providers through channels funded by the faucet.
+    // The gateway pays the providers through channels funded by the faucet,
+    // so only holders of a client key (DIR/api-keys, made on first start) may spend.
+    let (api_keys, client_key) = devnet_api_key(&dir.join("api-keys"))?;
     let payer = roles::PayerSetup {
         key: faucet.clone(),
         deposit: args.channel_deposit,
+        api_keys,
     };
     let gateway =
         roles::start_gateway_paying(&node.rpc_url, args.http, Some(payer), shutdown.clone())
@@ -190,10 +194,33 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     println!("OpenAI base URL: {}/v1", gateway.url);
     println!("model: {}", provider.model.name);
     println!("faucet key: {}", dir.join("faucet.key").display());
+    println!("api key: {client_key}");
     println!("agora devnet ready");
 
     tasks.push(gateway.task);
     join(tasks).await
+}
+
+/// The devnet's client keys at `path` (one generated on first start) and
+/// the first of them, which the devnet prints.
+fn devnet_api_key(path: &Path) -> Result<(agora_gateway::ApiKeys, String)> {
+    if !path.exists() {
+        let key = agora_gateway::ApiKeys::generate();
+        std::fs::write(
+            path,
+            format!("# client API keys of this devnet's gateway, one per line\n{key}\n"),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .with_context(|| format!("{} holds no key", path.display()))?
+        .to_string();
+    Ok((agora_gateway::ApiKeys::load(path)?, first))
 }
 
 /// Wait for every task to end; the first failure ends the wait (and the

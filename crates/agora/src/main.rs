@@ -98,6 +98,10 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(path) => Some(roles::PayerSetup {
                     key: keys::load(path)?,
                     deposit: args.channel_deposit,
+                    api_keys: match &args.api_keys {
+                        Some(file) => agora_gateway::ApiKeys::load(file)?,
+                        None => anyhow::bail!("--payer-key needs --api-keys FILE"),
+                    },
                 }),
                 None => None,
             };

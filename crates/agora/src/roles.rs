@@ -9,7 +9,7 @@ use std::time::Duration;
 use agora_chain::{spawn_validator, ChainConfig, Node, ValidatorSetup};
 use agora_chain_client::ChainClient;
 use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
-use agora_gateway::{ChainFunding, Gateway, GatewayConfig, JobPayer, Payer, PayerConfig};
+use agora_gateway::{ApiKeys, ChainFunding, Gateway, GatewayConfig, Payer, PayerConfig};
 use agora_ledger::Genesis;
 use agora_provider::{
     register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, ChainAuditGate,
@@ -398,6 +398,8 @@ pub struct PayerSetup {
     pub key: Keypair,
     /// Escrow of each new channel, and the least a top-up adds.
     pub deposit: Amount,
+    /// The client keys that may spend through this payer.
+    pub api_keys: ApiKeys,
 }
 
 /// [`start_gateway`], paying providers for every job when `payer` is given.
@@ -408,18 +410,24 @@ pub async fn start_gateway_paying(
     shutdown: Shutdown,
 ) -> Result<GatewayHandle> {
     let chain = ChainClient::new(chain_url);
-    let payer: Option<Arc<dyn JobPayer>> = payer.map(|p| {
-        tracing::info!(account = %p.key.account(), deposit = p.deposit, "the gateway pays providers through channels");
-        let config = PayerConfig {
-            deposit: p.deposit.max(1),
-            ..PayerConfig::default()
-        };
-        let payer = Payer::new(ChainFunding::new(chain.clone(), p.key.clone()), p.key, config);
-        tokio::spawn(payer.clone().run_retries(shutdown.clone().wait()));
-        payer as Arc<dyn JobPayer>
-    });
-    let directory = ChainDirectory(chain);
-    let gateway = Gateway::with_payer(directory, GatewayConfig::default(), payer);
+    let directory = ChainDirectory(chain.clone());
+    let gateway = match payer {
+        None => Gateway::new(directory, GatewayConfig::default()),
+        Some(p) => {
+            tracing::info!(account = %p.key.account(), deposit = p.deposit, "the gateway pays providers through channels");
+            let config = PayerConfig {
+                deposit: p.deposit.max(1),
+                ..PayerConfig::default()
+            };
+            let payer = Payer::new(ChainFunding::new(chain, p.key.clone()), p.key, config);
+            tokio::spawn(payer.clone().run_retries(shutdown.clone().wait()));
+            let config = GatewayConfig {
+                api_keys: Some(p.api_keys),
+                ..GatewayConfig::default()
+            };
+            Gateway::with_payer(directory, config, payer)?
+        }
+    };
     let listener = bind(addr, "gateway").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let router = gateway.router();

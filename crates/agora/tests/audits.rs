@@ -92,7 +92,7 @@ async fn a_tampering_provider_is_caught_slashed_and_deregistered() {
     };
     let (honest, cheater) = (account_of(&honest_url), account_of(&cheater_url));
 
-    let http = reqwest::Client::new();
+    let http = common::keyed_client(&devnet);
     for seed in 0..2 {
         chat(&http, &base, &honest_url, seed).await;
         chat(&http, &base, &cheater_url, seed).await;

@@ -68,7 +68,7 @@ async fn devnet_gateway_pays_the_provider_through_a_channel() {
         chain.account(&faucet).await.unwrap(),
     );
 
-    let http = reqwest::Client::new();
+    let http = common::keyed_client(&devnet);
     let mut costs = 0u64;
     for seed in 0..JOBS {
         let body = json!({

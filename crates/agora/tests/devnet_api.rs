@@ -66,9 +66,20 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = common::devnet(dir.path());
     let api = Api {
-        http: reqwest::Client::new(),
+        http: common::keyed_client(&devnet),
         base: devnet.value("OpenAI base URL"),
     };
+    // The gateway pays providers: a request without the key is refused
+    // before anything is spent.
+    let anonymous = reqwest::Client::new()
+        .post(format!("{}/chat/completions", api.base))
+        .json(&json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let error: Value = anonymous.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_api_key");
     let rpc = devnet.value("chain RPC");
     let provider_url = devnet.value("provider");
 

@@ -101,6 +101,22 @@ pub fn devnet(dir: &Path) -> Agora {
     devnet_with(dir, &["--threads", "2"])
 }
 
+/// An HTTP client that sends the devnet's printed client API key with every
+/// request (its gateway pays providers, so it serves only keyed requests).
+#[allow(dead_code)]
+pub fn keyed_client(devnet: &Agora) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", devnet.value("api key"));
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        bearer.parse().expect("a key is a valid header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client with default headers")
+}
+
 /// Start a devnet on free ports under `dir` with `extra` flags (including `--threads`).
 pub fn devnet_with(dir: &Path, extra: &[&str]) -> Agora {
     let dir = dir.to_str().expect("utf-8 temp dir");
