@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::network::{check_public_host, is_development_chain};
 use agora_types::{
-    codec, AccountId, Amount, Dispute, Earnings, Hash32, Height, ModelEntry, ModelId,
+    codec, AccountId, Amount, Dispute, Earnings, Hash32, Height, ModelEntry, ModelId, Params,
     ProviderAudits, ProviderInfo, ReceiptBatch, SignedTransaction, TxKind,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::audits::AuditParams;
 use crate::channels::Channel;
-use crate::committee::{Committee, CommitteeParams, ValidatorEndpoint};
+use crate::committee::{Committee, ValidatorEndpoint};
 use crate::staking::{Unbonding, Validator};
 use crate::weights::Markets;
 use crate::TxError;
@@ -84,135 +83,6 @@ pub struct Account {
     pub balance: Amount,
     /// Nonce the next transaction from this account must carry.
     pub nonce: u64,
-}
-
-/// Chain parameters fixed at genesis.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct Params {
-    /// Smallest collateral a provider may lock.
-    pub min_provider_stake: Amount,
-    /// Smallest own stake a validator may bond: what makes every audit
-    /// verdict, dispute vote and false accusation cost its author something.
-    #[serde(default = "default_min_validator_bond")]
-    pub min_validator_bond: Amount,
-    /// Fee every applied transaction pays, burned: what makes flooding the
-    /// mempool, the state and the audit path cost the flooder.
-    #[serde(default = "default_tx_fee")]
-    pub tx_fee: Amount,
-    /// Smallest transfer that may create an account, so the state cannot be
-    /// filled with dust accounts.
-    #[serde(default = "default_min_new_account_balance")]
-    pub min_new_account_balance: Amount,
-    /// Blocks a provider has to settle after a client starts closing a channel.
-    #[serde(default = "default_challenge_blocks")]
-    pub channel_challenge_blocks: u64,
-    /// Blocks unbonding stake waits (slashable) before it returns.
-    #[serde(default = "default_unbonding_blocks")]
-    pub unbonding_blocks: u64,
-    /// Most base units that will ever exist (genesis allocations included).
-    #[serde(default = "default_supply_cap")]
-    pub supply_cap: Amount,
-    /// Emission of a block before any halving.
-    #[serde(default = "default_emission_per_block")]
-    pub emission_per_block: Amount,
-    /// Audit parameters (Proof of Sampling): the `[params.audit]` table.
-    #[serde(default)]
-    pub audit: AuditParams,
-    /// Largest royalty share a model may ask, in parts per million.
-    #[serde(default = "default_max_royalty_ppm")]
-    pub max_royalty_ppm: u32,
-    /// Blocks per epoch: weights commit in one epoch and reveal in the next,
-    /// and the emission pool is paid out at each epoch's first block (0: never).
-    #[serde(default = "default_tempo_blocks")]
-    pub tempo_blocks: u64,
-    /// Consensus committee election: the `[params.committee]` table.
-    #[serde(default)]
-    pub committee: CommitteeParams,
-}
-
-fn default_min_validator_bond() -> Amount {
-    DEFAULT_MIN_VALIDATOR_BOND
-}
-
-/// Default minimum validator bond: 0.001 token, the CLI's default bond; a
-/// refuted accusation burns `false_accusation_slash_ppm` of at least this.
-pub const DEFAULT_MIN_VALIDATOR_BOND: Amount = 1_000_000;
-
-fn default_tx_fee() -> Amount {
-    DEFAULT_TX_FEE
-}
-
-/// Default transaction fee: 100 base units (10^-7 token).
-pub const DEFAULT_TX_FEE: Amount = 100;
-
-fn default_min_new_account_balance() -> Amount {
-    DEFAULT_MIN_NEW_ACCOUNT_BALANCE
-}
-
-/// Default smallest transfer to a new account: 1,000 base units.
-pub const DEFAULT_MIN_NEW_ACCOUNT_BALANCE: Amount = 1_000;
-
-fn default_tempo_blocks() -> u64 {
-    DEFAULT_TEMPO_BLOCKS
-}
-
-/// Default tempo: 360 blocks (72 s at 200 ms), subtensor's tempo.
-pub const DEFAULT_TEMPO_BLOCKS: u64 = 360;
-
-fn default_max_royalty_ppm() -> u32 {
-    DEFAULT_MAX_ROYALTY_PPM
-}
-
-/// Default largest royalty: 20% of every channel payment.
-pub const DEFAULT_MAX_ROYALTY_PPM: u32 = 200_000;
-
-fn default_supply_cap() -> Amount {
-    DEFAULT_SUPPLY_CAP
-}
-
-fn default_emission_per_block() -> Amount {
-    DEFAULT_EMISSION_PER_BLOCK
-}
-
-/// Base units per token.
-pub const BASE_UNITS_PER_TOKEN: Amount = 1_000_000_000;
-/// Default cap: 21 million tokens.
-pub const DEFAULT_SUPPLY_CAP: Amount = 21_000_000 * BASE_UNITS_PER_TOKEN;
-/// Default emission per block before halvings: 0.2 token (1 token per
-/// second at 200 ms blocks).
-pub const DEFAULT_EMISSION_PER_BLOCK: Amount = 200_000_000;
-
-fn default_challenge_blocks() -> u64 {
-    DEFAULT_CHALLENGE_BLOCKS
-}
-
-fn default_unbonding_blocks() -> u64 {
-    DEFAULT_UNBONDING_BLOCKS
-}
-
-/// Default unbonding period: about an hour of 200 ms blocks.
-pub const DEFAULT_UNBONDING_BLOCKS: u64 = 18_000;
-
-/// Default challenge window: about 10 minutes of 200 ms blocks.
-pub const DEFAULT_CHALLENGE_BLOCKS: u64 = 3_000;
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            min_provider_stake: 1,
-            min_validator_bond: DEFAULT_MIN_VALIDATOR_BOND,
-            tx_fee: DEFAULT_TX_FEE,
-            min_new_account_balance: DEFAULT_MIN_NEW_ACCOUNT_BALANCE,
-            channel_challenge_blocks: DEFAULT_CHALLENGE_BLOCKS,
-            unbonding_blocks: DEFAULT_UNBONDING_BLOCKS,
-            supply_cap: DEFAULT_SUPPLY_CAP,
-            emission_per_block: DEFAULT_EMISSION_PER_BLOCK,
-            audit: AuditParams::default(),
-            max_royalty_ppm: DEFAULT_MAX_ROYALTY_PPM,
-            tempo_blocks: DEFAULT_TEMPO_BLOCKS,
-            committee: CommitteeParams::default(),
-        }
-    }
 }
 
 /// The whole ledger state after some block.
