@@ -10,13 +10,16 @@ mod audits;
 mod block;
 mod channels;
 mod committee;
+mod dispatch;
 mod emission;
 mod error;
 mod genesis;
+mod registry;
 mod rewards;
 mod royalties;
 mod staking;
 mod state;
+mod transfer;
 mod weights;
 
 pub use block::{
