@@ -158,7 +158,7 @@ impl ChainClient {
     }
 
     /// The chain's parameters (fixed at genesis): audit rate, windows, collateral rule, emission.
-    pub async fn params(&self) -> Result<agora_ledger::Params, ClientError> {
+    pub async fn params(&self) -> Result<agora_types::Params, ClientError> {
         self.get("/params").await
     }
 

@@ -11,58 +11,9 @@ use agora_types::audit::{batch_id, dispute_id, draw_audits, draw_seed, weighted_
 use agora_types::{
     AccountId, Amount, Dispute, Hash32, Height, ModelId, ProviderInfo, ReceiptBatch,
 };
-use borsh::{BorshDeserialize, BorshSerialize};
-use serde::{Deserialize, Serialize};
 
 use crate::staking::{fraction, PPM};
 use crate::{State, TxError};
-
-/// Chain parameters of auditing (`[params.audit]` in genesis; every field optional).
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AuditParams {
-    /// Share of jobs validators audit, parts per million (used off chain with
-    /// [`agora_types::audit::is_selected`]; on chain so every validator agrees).
-    pub audit_rate_ppm: u32,
-    /// Blocks after a batch's commit during which verdicts on it are accepted;
-    /// the batch is pruned afterwards.
-    pub audit_window_blocks: u64,
-    /// Blocks a dispute stays open for committee votes before it expires.
-    pub dispute_window_blocks: u64,
-    /// Validators drawn to re-check a failed audit.
-    pub committee_size: u32,
-    /// Share of a slashed collateral paid to the accuser and agreeing members, ppm.
-    pub auditor_reward_ppm: u32,
-    /// Share of the accuser's bond burned when its accusation is refuted, ppm.
-    pub false_accusation_slash_ppm: u32,
-    /// Collateral must cover this many reference jobs at the provider's price.
-    pub collateral_multiple: u64,
-    /// Prompt and completion tokens of the reference job (a full context).
-    pub reference_job_tokens: u64,
-    /// Most receipts one `CommitReceipts` may cover: bounds the audit draw
-    /// the chain makes for it and the work of every auditor scanning it.
-    pub max_batch_jobs: u64,
-    /// Most receipt batches (commits and channel settlements) one block may
-    /// create: keeps a block's batches inside one RPC page.
-    pub max_batches_per_block: u32,
-}
-
-impl Default for AuditParams {
-    fn default() -> Self {
-        AuditParams {
-            audit_rate_ppm: 100_000,
-            audit_window_blocks: 3_000,
-            dispute_window_blocks: 3_000,
-            committee_size: 3,
-            auditor_reward_ppm: 500_000,
-            false_accusation_slash_ppm: 100_000,
-            collateral_multiple: 20,
-            reference_job_tokens: 2_048,
-            max_batch_jobs: 4_096,
-            max_batches_per_block: 128,
-        }
-    }
-}
 
 /// The fields of a `SubmitVerdict` transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

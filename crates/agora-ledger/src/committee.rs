@@ -14,39 +14,6 @@ use crate::{State, TxError};
 /// Longest accepted p2p address (`host:port`).
 pub const MAX_P2P_ADDR_LEN: usize = 128;
 
-/// Committee parameters: the `[params.committee]` table of the genesis.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct CommitteeParams {
-    /// Blocks per committee epoch; the election runs at each multiple (0: never).
-    #[serde(default = "default_epoch_blocks")]
-    pub epoch_blocks: u64,
-    /// Most members of one committee.
-    #[serde(default = "default_max_members")]
-    pub max_members: u32,
-}
-
-fn default_epoch_blocks() -> u64 {
-    DEFAULT_COMMITTEE_EPOCH_BLOCKS
-}
-
-fn default_max_members() -> u32 {
-    DEFAULT_MAX_COMMITTEE
-}
-
-/// Default committee epoch: 3,600 blocks (12 minutes at 200 ms).
-pub const DEFAULT_COMMITTEE_EPOCH_BLOCKS: u64 = 3_600;
-/// Default committee size limit.
-pub const DEFAULT_MAX_COMMITTEE: u32 = 100;
-
-impl Default for CommitteeParams {
-    fn default() -> Self {
-        CommitteeParams {
-            epoch_blocks: DEFAULT_COMMITTEE_EPOCH_BLOCKS,
-            max_members: DEFAULT_MAX_COMMITTEE,
-        }
-    }
-}
-
 /// Where a validator's node takes part in consensus.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ValidatorEndpoint {

@@ -1,6 +1,7 @@
 //! Core agora types shared by every crate: identifiers, amounts, keys and
-//! signatures, transactions, blocks, model and provider records, and the
-//! signed job receipts that providers hand out.
+//! signatures, transactions, blocks, model and provider records, the chain
+//! parameters fixed at genesis, and the signed job receipts that providers
+//! hand out.
 //!
 //! Everything that is hashed or signed is encoded with [`borsh`], whose
 //! encoding is canonical: one value has exactly one byte string. JSON forms
@@ -17,6 +18,7 @@ pub mod job;
 pub mod keys;
 pub mod merkle;
 pub mod network;
+pub mod params;
 pub mod registry;
 pub mod rpc;
 pub mod tx;
@@ -34,6 +36,7 @@ pub use job::{
     Usage,
 };
 pub use keys::{AccountId, KeyError, Keypair, Signature};
+pub use params::{AuditParams, CommitteeParams, Params};
 pub use registry::{
     no_owner, royalty_of, ModelEntry, ModelId, Price, ProviderInfo, ROYALTY_PPM_SCALE,
 };

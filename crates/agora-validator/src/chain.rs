@@ -5,8 +5,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use agora_chain_client::ChainClient;
-use agora_ledger::Params;
-use agora_types::{AccountId, Hash32, Keypair, ModelId, TxKind};
+use agora_types::{AccountId, Hash32, Keypair, ModelId, Params, TxKind};
 
 use crate::ports::{AuditChain, AuditError, BatchInfo, DisputeInfo, ProviderScore};
 
