@@ -7,6 +7,7 @@
 //! the narrow [`Directory`] trait. With a [`Payer`] it pays providers for
 //! every finished job through payment channels.
 
+mod chain_directory;
 mod completion;
 mod directory;
 mod error;
@@ -16,9 +17,12 @@ mod payments;
 mod provider_client;
 mod request;
 mod routing;
+mod start;
 
+pub use chain_directory::ChainDirectory;
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
 pub use payments::{ChainFunding, ChannelBook, Funding, JobPayer, PayError, Payer, PayerConfig};
 pub use routing::Routing;
+pub use start::{start, GatewayHandle, GatewaySetup, PayerSetup};
