@@ -8,6 +8,7 @@ mod error;
 mod mempool;
 mod node;
 mod rpc;
+mod start;
 mod store;
 mod validator;
 
@@ -15,5 +16,6 @@ pub use agora_consensus::{Seat, Timeouts};
 pub use error::{ChainError, SubmitError};
 pub use mempool::MAX_PENDING_PER_SENDER;
 pub use node::{ChainConfig, Finality, Node, Relay};
+pub use start::{start, NodeHandle, NodeSetup};
 pub use store::Store;
 pub use validator::{spawn_validator, ValidatorSetup};

@@ -73,6 +73,29 @@ impl ApiKeys {
         Ok(keys)
     }
 
+    /// The keys at `path`, writing a file with one fresh key first if there is
+    /// none; also returns the file's first key (what a devnet prints).
+    pub fn load_or_create(path: &Path) -> Result<(Self, String), ApiKeyError> {
+        let write_error = |e: std::io::Error| ApiKeyError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        if !path.exists() {
+            let key = Self::generate();
+            std::fs::write(path, format!("# client API keys, one per line\n{key}\n"))
+                .map_err(write_error)?;
+        }
+        let keys = Self::load(path)?;
+        let text = std::fs::read_to_string(path).map_err(write_error)?;
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .ok_or_else(|| ApiKeyError::Empty(path.display().to_string()))?
+            .to_string();
+        Ok((keys, first))
+    }
+
     /// A fresh random key (`sk-agora-` and 64 hex characters).
     pub fn generate() -> String {
         let bytes: [u8; 32] = rand::random();
@@ -140,6 +163,11 @@ mod tests {
         let keys = ApiKeys::load(&path).unwrap();
         assert!(keys.check(&bearer("Bearer sk-agora-two")).is_ok());
         assert!(keys.check(&bearer("Bearer # clients")).is_err());
+        let (made, first) = ApiKeys::load_or_create(&dir.path().join("new")).unwrap();
+        assert!(made.check(&bearer(&format!("Bearer {first}"))).is_ok());
+        let (again, same) = ApiKeys::load_or_create(&dir.path().join("new")).unwrap();
+        assert_eq!(same, first, "an existing file is kept");
+        assert!(again.check(&bearer(&format!("Bearer {first}"))).is_ok());
         std::fs::write(&path, "# nothing\n").unwrap();
         assert!(matches!(ApiKeys::load(&path), Err(ApiKeyError::Empty(_))));
         assert!(matches!(

@@ -139,17 +139,10 @@ impl<D: Directory> Gateway<D> {
 
     /// Refresh every `refresh_interval` until `shutdown` resolves.
     pub async fn run_refresh(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
-        let mut tick = tokio::time::interval(self.config.refresh_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.refresh().await {
-                        tracing::warn!(error = %e, "cannot refresh the provider directory");
-                    }
-                }
+        let mut ticks = agora_tasks::Periodic::every(self.config.refresh_interval, shutdown);
+        while ticks.tick().await {
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "cannot refresh the provider directory");
             }
         }
     }

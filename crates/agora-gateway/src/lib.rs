@@ -8,6 +8,7 @@
 //! every finished job through payment channels.
 
 mod api_keys;
+mod chain_directory;
 mod completion;
 mod directory;
 mod error;
@@ -17,10 +18,13 @@ mod payments;
 mod provider_client;
 mod request;
 mod routing;
+mod start;
 
 pub use api_keys::{ApiKeyError, ApiKeys, KEY_PREFIX};
+pub use chain_directory::ChainDirectory;
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
 pub use payments::{ChainFunding, ChannelBook, Funding, JobPayer, PayError, Payer, PayerConfig};
 pub use routing::Routing;
+pub use start::{start, GatewayHandle, GatewaySetup, PayerSetup};

@@ -20,6 +20,10 @@ use std::process::Command;
 use agora_types::Hash32;
 use sha2::{Digest, Sha256};
 
+mod entry;
+
+pub use entry::default_model_entry;
+
 /// API name of the default model.
 pub const DEFAULT_MODEL_NAME: &str = "smollm2-135m-instruct";
 /// File name of the default model inside the cache.

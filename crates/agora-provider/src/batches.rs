@@ -291,17 +291,10 @@ impl BatchCommitter {
             .max_age
             .min(Duration::from_secs(1))
             .max(Duration::from_millis(10));
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = ticker.tick() => {
-                    if let Err(e) = self.tick().await {
-                        tracing::warn!(error = %e, "receipt batch not committed; retrying");
-                    }
-                }
+        let mut ticks = agora_tasks::Periodic::every(period, shutdown);
+        while ticks.tick().await {
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "receipt batch not committed; retrying");
             }
         }
     }

@@ -353,17 +353,10 @@ impl VoucherSettler {
 
     /// Settle every `every` until `shutdown` resolves.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.settle_once().await {
-                        tracing::warn!(error = %e, "cannot settle payment channels");
-                    }
-                }
+        let mut ticks = agora_tasks::Periodic::every(self.every, shutdown);
+        while ticks.tick().await {
+            if let Err(e) = self.settle_once().await {
+                tracing::warn!(error = %e, "cannot settle payment channels");
             }
         }
     }

@@ -137,14 +137,10 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
     /// Run rounds every `poll` until `stop` resolves; a failed round is logged
     /// and retried, never fatal.
     pub async fn run(mut self, poll: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
+        let mut ticks = agora_tasks::Periodic::after_each(poll, stop);
+        while ticks.tick().await {
             if let Err(e) = self.step().await {
                 tracing::warn!(error = %e, "audit round failed; retrying");
-            }
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(poll) => {}
             }
         }
     }

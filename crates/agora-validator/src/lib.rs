@@ -13,10 +13,14 @@
 //!
 //! The daemon talks to the world through three narrow ports
 //! ([`AuditChain`], [`TranscriptSource`], [`JobChecker`]) so its logic runs
-//! unchanged against doubles in deterministic tests.
+//! unchanged against doubles in deterministic tests. [`start`] runs the
+//! daemon as a role (one auditor per validator key); [`economics`] is the
+//! cheater's expected profit under the audit parameters.
 
 mod auditor;
 mod chain;
+mod daemon;
+pub mod economics;
 mod http;
 mod ports;
 mod replay;
@@ -24,6 +28,7 @@ mod weights;
 
 pub use auditor::{Auditor, AuditorConfig, AuditorStats};
 pub use chain::RpcChain;
+pub use daemon::{start, AuditorsSetup};
 pub use http::HttpTranscripts;
 pub use ports::{
     AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker,

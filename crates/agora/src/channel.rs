@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use agora_chain_client::{ChainClient, ClientError, Committed};
+use agora_devnet::keys;
 use agora_types::{channel_id, Hash32, ModelId, TxKind};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::keys;
-use crate::wallet::{balance_of, parse_account, print, send, ChainOpts};
+use crate::send::{balance_of, parse_account, print, send, ChainOpts};
 
 /// `agora channel ...`.
 #[derive(Subcommand, Debug)]

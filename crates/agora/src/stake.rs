@@ -5,14 +5,14 @@
 use std::path::PathBuf;
 
 use agora_chain_client::ChainClient;
+use agora_devnet::keys;
 use agora_types::rpc::ValidatorStake;
 use agora_types::{AccountId, TxKind};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
-use crate::keys;
-use crate::wallet::{balance_of, parse_account, print, send, ChainOpts};
+use crate::send::{balance_of, parse_account, print, send, ChainOpts};
 
 /// `agora stake`.
 #[derive(Args, Debug)]

@@ -1,31 +1,15 @@
-//! `agora wallet`: create a key, read a balance, send tokens; plus what every
-//! transaction-sending command shares (RPC and output flags, waiting for
-//! inclusion, printing text or stable JSON).
+//! `agora wallet`: create a key, read a balance, send tokens.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use agora_chain_client::{ChainClient, Committed};
-use agora_types::{AccountId, Keypair, TxKind};
+use agora_chain_client::ChainClient;
+use agora_devnet::keys;
+use agora_types::TxKind;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::keys;
-
-/// How long a command waits for its transaction to be included.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Flags every chain command takes.
-#[derive(Args, Debug, Clone)]
-pub struct ChainOpts {
-    /// Chain RPC URL.
-    #[arg(long, default_value = "http://127.0.0.1:26657")]
-    pub rpc: String,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::send::{balance_of, parse_account, print, send, ChainOpts};
 
 /// `agora wallet ...`.
 #[derive(Subcommand, Debug)]
@@ -42,7 +26,7 @@ pub enum WalletCommand {
 #[derive(Args, Debug)]
 pub struct WalletNewArgs {
     /// Where to write the key (hex seed, owner-only permissions); never overwritten.
-    #[arg(long, default_value_os_t = crate::cli::default_data_dir("wallet").join("wallet.key"))]
+    #[arg(long, default_value_os_t = crate::data_dir::default_data_dir("wallet").join("wallet.key"))]
     pub key: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -158,43 +142,4 @@ async fn transfer(args: WalletTransferArgs) -> Result<()> {
             args.amount, done.height, done.id
         ),
     )
-}
-
-/// Parse an account id given on the command line as `flag`.
-pub fn parse_account(flag: &str, text: &str) -> Result<AccountId> {
-    text.trim()
-        .parse()
-        .with_context(|| format!("{flag} is not an account id (64 hex characters)"))
-}
-
-/// Sign, submit and wait for inclusion; a rejection names what was tried and why.
-pub async fn send(
-    chain: &ChainClient,
-    key: &Keypair,
-    kind: TxKind,
-    what: &str,
-) -> Result<Committed> {
-    chain
-        .send_and_confirm(key, kind, COMMIT_TIMEOUT)
-        .await
-        .with_context(|| format!("{what} from {} failed", key.account()))
-}
-
-/// An account's committed balance.
-pub async fn balance_of(chain: &ChainClient, account: &AccountId) -> Result<u64> {
-    Ok(chain
-        .account(account)
-        .await
-        .context("reading the account")?
-        .balance)
-}
-
-/// Print `value` as one line of JSON, or `text`.
-pub fn print(json: bool, value: Value, text: String) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(&value)?);
-    } else {
-        println!("{text}");
-    }
-    Ok(())
 }

@@ -12,11 +12,11 @@ use agora_engine::{
     reference_loop, EngineEvent, GenerateRequest, InferenceEngine, KvCache, LlamaEngine,
     LlamaEngineConfig, ScoreRequest,
 };
+use agora_tasks::{fail, Context, Failure};
 use agora_types::{JobInput, SamplingParams};
-use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::BenchInferArgs;
+use crate::{InferArgs, Result};
 
 /// Prompt of every run: plain text, so no chat template differs between loops.
 const PROMPT: &str = "The history of the lighthouse begins with the ancient harbours of the Mediterranean, where fires were lit on hills to guide ships home. Over the centuries";
@@ -90,10 +90,10 @@ fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
                     text_at,
                 });
             }
-            EngineEvent::Failed(m) => bail!("engine job failed: {m}"),
+            EngineEvent::Failed(m) => fail!("engine job failed: {m}"),
         }
     }
-    bail!("engine stopped mid-job")
+    fail!("engine stopped mid-job")
 }
 
 /// Aggregate tokens/s with `streams` jobs submitted at once.
@@ -109,7 +109,7 @@ fn engine_aggregate(engine: &Arc<LlamaEngine>, tokens: u32, streams: usize) -> R
     for h in handles {
         jobs.push(
             h.join()
-                .map_err(|_| anyhow::anyhow!("bench thread panicked"))??,
+                .map_err(|_| Failure::msg("bench thread panicked"))??,
         );
     }
     let total: usize = jobs.iter().map(|j| j.tokens).sum();
@@ -145,7 +145,7 @@ fn scoring(engine: &LlamaEngine) -> Result<ScoringFigures> {
         .take(SCORE_TOKENS)
         .collect();
     if output.is_empty() {
-        bail!("the scoring job generated no tokens");
+        fail!("the scoring job generated no tokens");
     }
     let mut request = ScoreRequest {
         prompt_tokens: generated.prompt_tokens.clone(),
@@ -198,7 +198,7 @@ struct RssFigures {
 ///
 /// The engine runs first and is shut down (its context freed) before the
 /// reference loop starts, so only one llama.cpp context computes at a time.
-pub fn run(args: BenchInferArgs) -> Result<()> {
+pub fn run(args: InferArgs) -> Result<()> {
     let path = match args.model.clone() {
         Some(p) => p,
         None => agora_models::ensure_default_model(&mut std::io::stderr())?,
@@ -241,7 +241,7 @@ pub fn run(args: BenchInferArgs) -> Result<()> {
     let engine_rss = peak_rss_mib();
     let scored = scoring(&engine)?;
     Arc::try_unwrap(engine)
-        .map_err(|_| anyhow::anyhow!("engine still shared after its jobs"))?
+        .map_err(|_| Failure::msg("engine still shared after its jobs"))?
         .shutdown();
 
     let reset = reset_peak_rss();
@@ -271,7 +271,7 @@ pub fn run(args: BenchInferArgs) -> Result<()> {
 
 #[allow(clippy::too_many_arguments)]
 fn print(
-    args: &BenchInferArgs,
+    args: &InferArgs,
     path: &Path,
     threads: usize,
     prompt_tokens: usize,

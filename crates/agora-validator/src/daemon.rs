@@ -1,6 +1,6 @@
-//! `agora validator`: the audit daemon. Loads the model to replay jobs with,
-//! bonds each validator key's stake if it is not bonded yet, and runs one
-//! [`agora_validator::Auditor`] per key until shutdown.
+//! Starting the audit daemon as a role: load the model jobs are replayed
+//! with, bond each validator key's stake if it is not bonded yet, and run one
+//! [`Auditor`] per key until shutdown.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use agora_chain_client::ChainClient;
 use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_tasks::{fail, Context, Failure, Shutdown, Task};
 use agora_types::{Amount, Keypair, TxKind};
-use agora_validator::{Auditor, AuditorConfig, EngineChecker, HttpTranscripts, RpcChain};
 use agora_verify::{ThresholdBook, Thresholds};
-use anyhow::{bail, Context, Result};
-use tokio::task::JoinHandle;
 
-use crate::shutdown::Shutdown;
+use crate::{Auditor, AuditorConfig, EngineChecker, HttpTranscripts, RpcChain};
 
 /// How long a provider gets to answer one transcript request.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,12 +40,9 @@ pub struct AuditorsSetup {
 }
 
 /// Start the daemon: returns once every key is bonded and its auditor runs.
-pub async fn start_auditors(
-    setup: AuditorsSetup,
-    shutdown: Shutdown,
-) -> Result<Vec<JoinHandle<Result<()>>>> {
+pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>, Failure> {
     if setup.keys.is_empty() {
-        bail!("no validator keys to audit with");
+        fail!("no validator keys to audit with");
     }
     let model = agora_models::model_id(&setup.model_path)
         .with_context(|| format!("hashing {}", setup.model_path.display()))?;
@@ -99,7 +94,7 @@ pub async fn start_auditors(
 }
 
 /// Bond `stake` for `key` unless it already has bonded stake.
-async fn bond(client: &ChainClient, key: &Keypair, stake: Amount) -> Result<()> {
+async fn bond(client: &ChainClient, key: &Keypair, stake: Amount) -> Result<(), Failure> {
     let me = key.account();
     let bonded = client
         .validators()
@@ -125,7 +120,10 @@ async fn bond(client: &ChainClient, key: &Keypair, stake: Amount) -> Result<()> 
 }
 
 /// The thresholds for `model`: from the book if it has them, else the defaults.
-fn thresholds_for(book: Option<&Path>, model: &agora_types::ModelId) -> Result<Thresholds> {
+fn thresholds_for(
+    book: Option<&Path>,
+    model: &agora_types::ModelId,
+) -> Result<Thresholds, Failure> {
     let Some(path) = book else {
         return Ok(Thresholds::default());
     };
@@ -134,33 +132,4 @@ fn thresholds_for(book: Option<&Path>, model: &agora_types::ModelId) -> Result<T
         tracing::warn!(%model, "no calibrated thresholds for this model; using the defaults");
         Thresholds::default()
     }))
-}
-
-/// `agora validator`: audit with this data directory's key until Ctrl-C or SIGTERM.
-pub async fn run(args: crate::cli::ValidatorArgs) -> Result<()> {
-    let shutdown = Shutdown::on_signals();
-    let key = crate::keys::load_or_create(&args.data_dir.join("validator.key"))?;
-    println!("validator account: {}", key.account());
-    let model_path = match args.model {
-        Some(path) => path,
-        None => {
-            tokio::task::spawn_blocking(|| {
-                agora_models::ensure_default_model(&mut std::io::stderr())
-            })
-            .await??
-        }
-    };
-    let setup = AuditorsSetup {
-        chain_url: args.chain,
-        keys: vec![key],
-        model_path,
-        thresholds: args.thresholds,
-        stake: args.stake,
-        threads: args.threads,
-        poll: Duration::from_millis(args.poll_ms.max(50)),
-        fetch_grace_blocks: args.fetch_grace_blocks,
-    };
-    let tasks = start_auditors(setup, shutdown).await?;
-    println!("agora validator auditing");
-    crate::devnet::join(tasks).await
 }

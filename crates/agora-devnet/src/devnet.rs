@@ -3,21 +3,19 @@
 //! gateway in one process, persisted under one data directory; with
 //! `--adversary MODE` a second provider cheats beside the honest one.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use agora_chain::{Timeouts, ValidatorSetup};
+use agora_chain::{NodeSetup, Timeouts, ValidatorSetup};
 use agora_chain_client::ChainClient;
-use agora_provider::BatchConfig;
+use agora_gateway::{GatewaySetup, PayerSetup};
+use agora_provider::{BatchConfig, ProviderSetup};
+use agora_tasks::{Context, Failure, Shutdown, Task};
 use agora_types::{Keypair, Price, TxKind};
-use anyhow::{Context, Result};
-use tokio::task::JoinHandle;
+use agora_validator::AuditorsSetup;
 
-use crate::auditors::{start_auditors, AuditorsSetup};
-use crate::cli::DevnetArgs;
-use crate::roles::{self, ProviderSetup};
-use crate::shutdown::Shutdown;
-use crate::{genesis, keys};
+use crate::{dealer, genesis, keys};
 
 /// Collateral the devnet provider locks.
 pub const DEVNET_STAKE: u64 = 1_000_000;
@@ -33,9 +31,46 @@ pub const AUDITOR_STAKE: u64 = 1_000_000;
 /// after the genesis was written).
 const TOP_UP: u64 = 1_000_000_000;
 
+/// What `agora devnet` runs (its flags).
+pub struct DevnetConfig {
+    /// Where chain, keys and transcripts persist.
+    pub data_dir: PathBuf,
+    /// Gateway listen address.
+    pub http: SocketAddr,
+    /// Chain RPC listen address.
+    pub rpc: SocketAddr,
+    /// Provider listen address.
+    pub provider_http: SocketAddr,
+    /// Consensus p2p listen address of the devnet's single validator.
+    pub p2p: SocketAddr,
+    /// GGUF model to serve (`None`: the default model, fetched if missing).
+    pub model: Option<PathBuf>,
+    /// Inference threads (`None`: all cores).
+    pub threads: Option<usize>,
+    /// Add a second provider that cheats in this mode.
+    pub adversary: Option<String>,
+    /// Listen address of the cheating provider.
+    pub cheater_http: SocketAddr,
+    /// Validator identities the audit daemon runs.
+    pub auditors: usize,
+    /// Share of jobs audited, parts per million (only when the genesis is created).
+    pub audit_rate_ppm: Option<u32>,
+    /// Seconds after which a provider commits a non-empty receipt batch.
+    pub batch_secs: u64,
+    /// Blocks per reward epoch (only when the genesis is created).
+    pub tempo_blocks: Option<u64>,
+    /// Escrow of each payment channel the gateway opens.
+    pub channel_deposit: u64,
+    /// Milliseconds between blocks (ignored by the BFT validator).
+    pub block_ms: u64,
+}
+
 /// Fund `key` from the faucet if its account is empty.
-async fn fund(client: &ChainClient, faucet: &Keypair, key: &Keypair) -> Result<()> {
-    let account = client.account(&key.account()).await?;
+async fn fund(client: &ChainClient, faucet: &Keypair, key: &Keypair) -> Result<(), Failure> {
+    let account = client
+        .account(&key.account())
+        .await
+        .map_err(Failure::other)?;
     if account.balance > 0 {
         return Ok(());
     }
@@ -53,9 +88,9 @@ async fn fund(client: &ChainClient, faucet: &Keypair, key: &Keypair) -> Result<(
     Ok(())
 }
 
-/// Run the devnet until Ctrl-C or SIGTERM.
-pub async fn run(args: DevnetArgs) -> Result<()> {
-    let shutdown = Shutdown::on_signals();
+/// Start the devnet; returns its tasks once it is ready (run them until
+/// `shutdown` with [`agora_tasks::join`]).
+pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, Failure> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let (model_path, model_entry) = match args.model {
@@ -64,8 +99,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             let path = tokio::task::spawn_blocking(|| {
                 agora_models::ensure_default_model(&mut std::io::stderr())
             })
-            .await??;
-            (path, Some(genesis::default_model_entry()))
+            .await?
+            .map_err(Failure::other)?;
+            (path, Some(agora_models::default_model_entry()))
         }
     };
     let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
@@ -73,7 +109,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     let cheater_key = keys::load_or_create(&dir.join("cheater").join("provider.key"))?;
     let auditor_keys = (0..args.auditors)
         .map(|i| keys::load_or_create(&dir.join("validator").join(format!("auditor-{i}.key"))))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let mut params = agora_ledger::Params::default();
     if let Some(rate) = args.audit_rate_ppm {
         params.audit.audit_rate_ppm = rate.min(1_000_000);
@@ -93,18 +129,21 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     // devnet blocks carry finalization certificates and randomness too.
     keys::load_or_create(&dir.join("dealer.key"))?;
     let validator = ValidatorSetup {
-        devnet_seed: crate::node::dealer_seed(&dir.join("dealer.key"))?,
+        devnet_seed: dealer::dealer_seed(&dir.join("dealer.key"))?,
         seat: agora_chain::Seat::Genesis(0),
         peers: vec![args.p2p],
         consensus_dir: dir.join("node").join("consensus"),
         timeouts: Timeouts::default(),
     };
-    let node = roles::start_node(
-        &dir.join("node"),
-        &genesis,
-        args.rpc,
-        args.block_ms,
-        Some(validator),
+    let node = agora_chain::start(
+        NodeSetup {
+            dir: dir.join("node"),
+            key: keys::load_or_create(&dir.join("node").join("node.key"))?,
+            genesis,
+            rpc: args.rpc,
+            block_ms: args.block_ms,
+            validator: Some(validator),
+        },
         shutdown.clone(),
     )
     .await?;
@@ -116,6 +155,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     };
     let setup = ProviderSetup {
         data_dir: dir.join("provider"),
+        key: provider_key,
         model_path: model_path.clone(),
         model_entry: model_entry.clone(),
         model_name: None,
@@ -127,8 +167,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         threads: args.threads,
         batches,
         adversary: None,
+        upstream: None,
     };
-    let provider = roles::start_provider(setup, shutdown.clone()).await?;
+    let provider = agora_provider::start(setup, shutdown.clone()).await?;
     println!(
         "provider: {} serving {} ({})",
         provider.endpoint, provider.model.name, provider.model.id
@@ -141,6 +182,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         fund(&client, &faucet, &cheater_key).await?;
         let setup = ProviderSetup {
             data_dir: dir.join("cheater"),
+            key: cheater_key.clone(),
             model_path: model_path.clone(),
             model_entry: model_entry.clone(),
             model_name: None,
@@ -152,8 +194,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             threads: args.threads,
             batches,
             adversary: Some(adversary),
+            upstream: None,
         };
-        let cheater = roles::start_provider(setup, shutdown.clone()).await?;
+        let cheater = agora_provider::start(setup, shutdown.clone()).await?;
         println!(
             "cheater: {} (account {}, cheats with --adversary {mode})",
             cheater.endpoint,
@@ -176,20 +219,24 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             poll: Duration::from_millis(300),
             fetch_grace_blocks: 50,
         };
-        tasks.extend(start_auditors(setup, shutdown.clone()).await?);
+        tasks.extend(agora_validator::start(setup, shutdown.clone()).await?);
         println!("validators: {} auditing", args.auditors);
     }
     // The gateway pays the providers through channels funded by the faucet,
     // so only holders of a client key (DIR/api-keys, made on first start) may spend.
-    let (api_keys, client_key) = devnet_api_key(&dir.join("api-keys"))?;
-    let payer = roles::PayerSetup {
-        key: faucet.clone(),
-        deposit: args.channel_deposit,
-        api_keys,
+    let keys_file = dir.join("api-keys");
+    let (api_keys, client_key) = agora_gateway::ApiKeys::load_or_create(&keys_file)
+        .with_context(|| format!("client API keys in {}", keys_file.display()))?;
+    let setup = GatewaySetup {
+        chain_url: node.rpc_url.clone(),
+        listen: args.http,
+        payer: Some(PayerSetup {
+            key: faucet.clone(),
+            deposit: args.channel_deposit,
+            api_keys,
+        }),
     };
-    let gateway =
-        roles::start_gateway_paying(&node.rpc_url, args.http, Some(payer), shutdown.clone())
-            .await?;
+    let gateway = agora_gateway::start(setup, shutdown.clone()).await?;
     gateway.wait_for_model(&provider.model.name).await?;
     println!("OpenAI base URL: {}/v1", gateway.url);
     println!("model: {}", provider.model.name);
@@ -198,38 +245,5 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     println!("agora devnet ready");
 
     tasks.push(gateway.task);
-    join(tasks).await
-}
-
-/// The devnet's client keys at `path` (one generated on first start) and
-/// the first of them, which the devnet prints.
-fn devnet_api_key(path: &Path) -> Result<(agora_gateway::ApiKeys, String)> {
-    if !path.exists() {
-        let key = agora_gateway::ApiKeys::generate();
-        std::fs::write(
-            path,
-            format!("# client API keys of this devnet's gateway, one per line\n{key}\n"),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let first = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .with_context(|| format!("{} holds no key", path.display()))?
-        .to_string();
-    Ok((agora_gateway::ApiKeys::load(path)?, first))
-}
-
-/// Wait for every task to end; the first failure ends the wait (and the
-/// process) at once, so a dead server never leaves the others running alone.
-pub async fn join(mut tasks: Vec<JoinHandle<Result<()>>>) -> Result<()> {
-    while !tasks.is_empty() {
-        let (outcome, _, rest) = futures::future::select_all(tasks).await;
-        outcome.context("task panicked")??;
-        tasks = rest;
-    }
-    Ok(())
+    Ok(tasks)
 }

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use agora_engine::{GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig};
 use agora_provider::{AdversarialEngine, Adversary};
+use agora_tasks::{fail, Context};
 use agora_types::{JobInput, Keypair, ModelId, SamplingParams, Transcript};
 use agora_verify::calibrate::{finish_job, honest_job};
 use agora_verify::{check_job, Thresholds};
-use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::cli::BenchVerifyArgs;
-use crate::economics::{break_even_detection, expected_profit, Setting};
+use crate::{Result, VerifyArgs};
+use agora_validator::economics::{break_even_detection, expected_profit, Setting};
 
 /// Honest runs: (generation threads, jobs decoded together).
 const HONEST_COMBOS: [(usize, usize); 4] = [(1, 1), (1, 4), (2, 1), (2, 4)];
@@ -108,7 +108,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 fn run_mode(
     mode: &Adversary,
     path: &Path,
-    args: &BenchVerifyArgs,
+    args: &VerifyArgs,
     threads: usize,
     scorer: &LlamaEngine,
     key: &Keypair,
@@ -172,7 +172,7 @@ struct HonestRow {
 
 fn run_honest(
     path: &Path,
-    args: &BenchVerifyArgs,
+    args: &VerifyArgs,
     scorer: &LlamaEngine,
     key: &Keypair,
     model: ModelId,
@@ -240,7 +240,7 @@ fn run_honest(
 }
 
 /// Run the benchmark and print tables (or JSON).
-pub fn run(args: BenchVerifyArgs) -> Result<()> {
+pub fn run(args: VerifyArgs) -> Result<()> {
     let path = match args.model.clone() {
         Some(p) => p,
         None => agora_models::ensure_default_model(&mut std::io::stderr())?,
@@ -251,7 +251,7 @@ pub fn run(args: BenchVerifyArgs) -> Result<()> {
         .map(|m| m.parse::<Adversary>())
         .collect::<Result<Vec<_>, _>>()?;
     if args.max_tokens == 0 {
-        bail!("--max-tokens must be at least 1");
+        fail!("--max-tokens must be at least 1");
     }
     let threads = args
         .threads
@@ -277,7 +277,7 @@ pub fn run(args: BenchVerifyArgs) -> Result<()> {
     let honest = run_honest(&path, &args, &scorer, &key, model)?;
     let elapsed = started.elapsed();
     let setting = Setting::new(
-        &crate::devnet::DEVNET_PRICE,
+        &agora_devnet::devnet::DEVNET_PRICE,
         &agora_ledger::Params::default().audit,
     );
     let report = report(&args, &path, threads, &results, &honest, &setting, elapsed);
@@ -290,7 +290,7 @@ pub fn run(args: BenchVerifyArgs) -> Result<()> {
 }
 
 fn report(
-    args: &BenchVerifyArgs,
+    args: &VerifyArgs,
     path: &Path,
     threads: usize,
     results: &[ModeResult],
@@ -347,7 +347,7 @@ fn report(
             "commitment_bytes_per_token_without_prompt_chunk": ratio(bytes - prompt_bytes, tokens),
         },
         "economics": {
-            "price": crate::devnet::DEVNET_PRICE, "reference_job_price": s.job_price,
+            "price": agora_devnet::devnet::DEVNET_PRICE, "reference_job_price": s.job_price,
             "collateral": s.collateral, "audit_rate": s.audit_rate,
             "cost_saving_assumed": 1.0,
             "break_even_detection": break_even_detection(s.job_price, 1.0, s.audit_rate, s.collateral),

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agora_chain_client::ChainClient;
+use agora_tasks::{fail, Context};
 use agora_types::rpc::{BatchItem, TxStatus};
 use agora_types::{AccountId, Hash32, Keypair, SignedTransaction, Transaction, TxKind};
-use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::cli::BenchChainArgs;
+use crate::{ChainArgs, Result};
 
 /// Longest one transaction may take before the benchmark gives up.
 const TX_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,9 +51,9 @@ async fn committed(chain: &ChainClient, id: &Hash32) -> Result<u64> {
     loop {
         match chain.tx_status(id, Duration::from_secs(5)).await? {
             TxStatus::Committed { height } => return Ok(height),
-            TxStatus::Rejected { error } => bail!("transaction {id} rejected: {error}"),
+            TxStatus::Rejected { error } => fail!("transaction {id} rejected: {error}"),
             TxStatus::Pending if Instant::now() < deadline => {}
-            TxStatus::Pending => bail!("transaction {id} not committed within {TX_TIMEOUT:?}"),
+            TxStatus::Pending => fail!("transaction {id} not committed within {TX_TIMEOUT:?}"),
         }
     }
 }
@@ -128,7 +128,7 @@ async fn steady_load(
     chains: &[ChainClient],
     chain_id: &str,
     key: &Keypair,
-    args: &BenchChainArgs,
+    args: &ChainArgs,
 ) -> Result<LoadFigures> {
     let senders_n = args.senders.max(1);
     let total = (args.rate * args.seconds) as usize;
@@ -291,11 +291,11 @@ async fn steady_load(
 }
 
 /// Run the benchmark and print a table (or JSON).
-pub async fn run(args: BenchChainArgs) -> Result<()> {
+pub async fn run(args: ChainArgs) -> Result<()> {
     if args.rpc.is_empty() {
-        bail!("--rpc needs at least one URL");
+        fail!("--rpc needs at least one URL");
     }
-    let key = crate::keys::load(&args.key)?;
+    let key = agora_devnet::keys::load(&args.key)?;
     let chains: Vec<ChainClient> = args.rpc.iter().map(|u| ChainClient::new(u)).collect();
     let head = chains[0].head().await.context("reading the chain head")?;
     let idle = idle_latency(&chains[0], &head.chain_id, &key, args.txs).await?;

@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use agora_tasks::{fail, Context};
 use serde_json::{json, Value};
 
-use crate::cli::BenchGatewayArgs;
+use crate::{GatewayArgs, Result};
 
 /// One streamed request's timings.
 struct Run {
@@ -17,7 +17,7 @@ struct Run {
     total_ms: f64,
 }
 
-async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Result<Run> {
+async fn one(http: &reqwest::Client, args: &GatewayArgs, seed: u64) -> Result<Run> {
     let body = json!({
         "model": args.model, "stream": true, "stream_options": {"include_usage": true},
         "max_tokens": args.max_tokens, "temperature": 0.7, "seed": seed,
@@ -33,7 +33,7 @@ async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Resu
         .send()
         .await?;
     if !resp.status().is_success() {
-        bail!(
+        fail!(
             "gateway answered {}: {}",
             resp.status(),
             resp.text().await.unwrap_or_default()
@@ -53,7 +53,7 @@ async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Resu
             }
             let v: Value = serde_json::from_str(data).context("chunk is not JSON")?;
             if let Some(e) = v.get("error") {
-                bail!("stream failed: {e}");
+                fail!("stream failed: {e}");
             }
             if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
                 tokens = n;
@@ -82,7 +82,7 @@ async fn one(http: &reqwest::Client, args: &BenchGatewayArgs, seed: u64) -> Resu
 }
 
 /// Run the benchmark and print a table (or JSON).
-pub async fn run(args: BenchGatewayArgs) -> Result<()> {
+pub async fn run(args: GatewayArgs) -> Result<()> {
     let http = reqwest::Client::new();
     one(&http, &args, 0).await.context("warm-up request")?;
     let mut runs = Vec::new();

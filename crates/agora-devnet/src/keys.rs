@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
+use agora_tasks::{Context, Failure};
 use agora_types::Keypair;
-use anyhow::{Context, Result};
 
 /// Load the key at `path`, creating a fresh one if the file does not exist.
-pub fn load_or_create(path: &Path) -> Result<Keypair> {
+pub fn load_or_create(path: &Path) -> Result<Keypair, Failure> {
     if path.exists() {
         return load(path);
     }
@@ -19,7 +19,7 @@ pub fn load_or_create(path: &Path) -> Result<Keypair> {
 }
 
 /// Load an existing key file.
-pub fn load(path: &Path) -> Result<Keypair> {
+pub fn load(path: &Path) -> Result<Keypair, Failure> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading key file {}", path.display()))?;
     text.parse()
@@ -27,7 +27,7 @@ pub fn load(path: &Path) -> Result<Keypair> {
 }
 
 #[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> Result<()> {
+fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -42,6 +42,6 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<()> {
+fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     std::fs::write(path, text).with_context(|| format!("creating key file {}", path.display()))
 }

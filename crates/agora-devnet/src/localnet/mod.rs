@@ -7,18 +7,20 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use anyhow::{bail, Context, Result};
-use serde_json::json;
+use agora_gateway::GatewaySetup;
+use agora_provider::ProviderSetup;
+use agora_tasks::{fail, join, Context, Failure, Shutdown};
 
-use crate::cli::LocalnetArgs;
 use crate::devnet::{DEVNET_PRICE, DEVNET_STAKE};
-use crate::roles::{self, ProviderSetup};
-use crate::shutdown::Shutdown;
-use crate::{genesis, keys};
+use crate::{dealer, genesis, keys};
+
+mod processes;
+
+use processes::{spawn_logged, stop, write_nodes_json};
 
 /// How long the validators get to finalize their first block.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -33,19 +35,40 @@ struct Validator {
     child: Child,
 }
 
-/// Run the local network until Ctrl-C or SIGTERM; validators are stopped on exit.
-pub async fn run(args: LocalnetArgs) -> Result<()> {
+/// What `agora localnet` runs (its flags).
+pub struct LocalnetConfig {
+    /// Number of validator processes.
+    pub validators: usize,
+    /// Directory of the whole network (a sub-directory per validator, nodes.json).
+    pub dir: PathBuf,
+    /// First port: validator i listens on BASE+2i (RPC) and BASE+2i+1 (p2p).
+    pub base_port: u16,
+    /// Gateway listen address.
+    pub http: SocketAddr,
+    /// Provider listen address.
+    pub provider_http: SocketAddr,
+    /// GGUF model to serve (`None`: the default model, fetched if missing).
+    pub model: Option<PathBuf>,
+    /// Inference threads (`None`: all cores).
+    pub threads: Option<usize>,
+    /// Run the validators only (no provider, no gateway).
+    pub no_serve: bool,
+    /// Blocks per consensus epoch in a new genesis.
+    pub epoch_blocks: Option<u64>,
+}
+
+/// Run the local network until `shutdown`; validators are stopped on exit.
+pub async fn run(args: LocalnetConfig, shutdown: Shutdown) -> Result<(), Failure> {
     if args.validators == 0 {
-        bail!("--validators must be at least 1");
+        fail!("--validators must be at least 1");
     }
-    let shutdown = Shutdown::on_signals();
     let dir = std::path::absolute(&args.dir).context("resolving --dir")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
     let provider_key = keys::load_or_create(&dir.join("provider").join("provider.key"))?;
     keys::load_or_create(&dir.join("dealer.key"))?;
-    let seed = crate::node::dealer_seed(&dir.join("dealer.key"))?;
-    let identity = crate::node::identity_hex(seed, args.validators)?;
+    let seed = dealer::dealer_seed(&dir.join("dealer.key"))?;
+    let identity = dealer::identity_hex(seed, args.validators)?;
     std::fs::write(dir.join("identity.hex"), &identity)
         .with_context(|| format!("writing {}", dir.join("identity.hex").display()))?;
     println!("consensus identity: {identity}");
@@ -72,11 +95,11 @@ pub async fn run(args: LocalnetArgs) -> Result<()> {
 
 /// Wait for the validators, start provider and gateway, and run until shutdown.
 async fn serve(
-    args: &LocalnetArgs,
+    args: &LocalnetConfig,
     dir: &Path,
     validators: &mut [Validator],
     shutdown: Shutdown,
-) -> Result<()> {
+) -> Result<(), Failure> {
     for (i, v) in validators.iter_mut().enumerate() {
         wait_for_first_block(i, v).await?;
         println!("validator {i}: {} (log {})", v.rpc, v.log.display());
@@ -90,12 +113,14 @@ async fn serve(
                 let path = tokio::task::spawn_blocking(|| {
                     agora_models::ensure_default_model(&mut std::io::stderr())
                 })
-                .await??;
-                (path, Some(genesis::default_model_entry()))
+                .await?
+                .map_err(Failure::other)?;
+                (path, Some(agora_models::default_model_entry()))
             }
         };
         let setup = ProviderSetup {
             data_dir: dir.join("provider"),
+            key: keys::load_or_create(&dir.join("provider").join("provider.key"))?,
             model_path,
             model_entry,
             model_name: None,
@@ -107,13 +132,19 @@ async fn serve(
             threads: args.threads,
             batches: Default::default(),
             adversary: None,
+            upstream: None,
         };
-        let provider = roles::start_provider(setup, shutdown.clone()).await?;
+        let provider = agora_provider::start(setup, shutdown.clone()).await?;
         println!(
             "provider: {} serving {}",
             provider.endpoint, provider.model.name
         );
-        let gateway = roles::start_gateway(&chain_url, args.http, shutdown.clone()).await?;
+        let setup = GatewaySetup {
+            chain_url: chain_url.clone(),
+            listen: args.http,
+            payer: None,
+        };
+        let gateway = agora_gateway::start(setup, shutdown.clone()).await?;
         gateway.wait_for_model(&provider.model.name).await?;
         println!("OpenAI base URL: {}/v1", gateway.url);
         tasks.push(provider.task);
@@ -125,14 +156,14 @@ async fn serve(
         shutdown.wait().await;
         Ok(())
     } else {
-        crate::devnet::join(tasks).await
+        join(tasks).await
     }
 }
 
 /// Spawn every validator process, logging to its own directory.
-fn start_validators(args: &LocalnetArgs, dir: &Path) -> Result<Vec<Validator>> {
+fn start_validators(args: &LocalnetConfig, dir: &Path) -> Result<Vec<Validator>, Failure> {
     let exe = std::env::current_exe().context("locating the agora binary")?;
-    let port = |i: usize, k: usize| -> Result<u16> {
+    let port = |i: usize, k: usize| -> Result<u16, Failure> {
         u16::try_from(usize::from(args.base_port) + 2 * i + k)
             .ok()
             .context("--base-port leaves no room for every validator's ports")
@@ -140,7 +171,7 @@ fn start_validators(args: &LocalnetArgs, dir: &Path) -> Result<Vec<Validator>> {
     let loopback = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
     let p2p: Vec<String> = (0..args.validators)
         .map(|i| Ok(loopback(port(i, 1)?).to_string()))
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, Failure>>()?;
     let mut out = Vec::with_capacity(args.validators);
     for i in 0..args.validators {
         let data = dir.join(format!("validator-{i}"));
@@ -164,7 +195,7 @@ fn start_validators(args: &LocalnetArgs, dir: &Path) -> Result<Vec<Validator>> {
         ];
         let log = data.join("node.log");
         let child = spawn_logged(&cmd, &log)?;
-        let seed = crate::node::dealer_seed(&dir.join("dealer.key"))?;
+        let seed = dealer::dealer_seed(&dir.join("dealer.key"))?;
         out.push(Validator {
             rpc: format!("http://{rpc}"),
             p2p: p2p[i].clone(),
@@ -177,31 +208,15 @@ fn start_validators(args: &LocalnetArgs, dir: &Path) -> Result<Vec<Validator>> {
     Ok(out)
 }
 
-/// Start `cmd` with stdout and stderr appended to `log`.
-fn spawn_logged(cmd: &[String], log: &Path) -> Result<Child> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("opening {}", log.display()))?;
-    Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .with_context(|| format!("starting {}", cmd.join(" ")))
-}
-
 /// Wait until validator `i` has finalized a block; fail at once if it exits.
-async fn wait_for_first_block(i: usize, v: &mut Validator) -> Result<()> {
+async fn wait_for_first_block(i: usize, v: &mut Validator) -> Result<(), Failure> {
     let client = ChainClient::new(&v.rpc);
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     let mut poll = tokio::time::interval(Duration::from_millis(200));
     loop {
         poll.tick().await;
         if let Some(status) = v.child.try_wait()? {
-            bail!(
+            fail!(
                 "validator {i} exited ({status}) while starting; see {}",
                 v.log.display()
             );
@@ -210,67 +225,10 @@ async fn wait_for_first_block(i: usize, v: &mut Validator) -> Result<()> {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            bail!(
+            fail!(
                 "validator {i} finalized no block within {START_TIMEOUT:?}; see {}",
                 v.log.display()
             );
         }
     }
-}
-
-/// A command line a POSIX shell runs as written.
-fn shell_line(cmd: &[String]) -> String {
-    cmd.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/._-,:=".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Write `DIR/nodes.json`: per validator its pid, RPC URL and restart command.
-fn write_nodes_json(dir: &Path, validators: &[Validator]) -> Result<()> {
-    let list: Vec<_> = validators
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            json!({
-                "index": i,
-                "pid": v.child.id(),
-                "rpc": v.rpc,
-                "p2p": v.p2p,
-                "consensus_key": v.consensus_key,
-                "cmd": shell_line(&v.cmd),
-                "log": v.log.display().to_string(),
-            })
-        })
-        .collect();
-    let path = dir.join("nodes.json");
-    let tmp = dir.join("nodes.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&list)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// Ask a validator to stop (SIGTERM), then wait for it.
-fn stop(child: &mut Child) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    let pid = child.id().to_string();
-    let asked = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !asked {
-        let _ = child.kill();
-    }
-    let _ = child.wait();
 }

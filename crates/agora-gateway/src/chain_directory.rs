@@ -1,7 +1,8 @@
 //! The gateway's view of the network, read from the chain RPC.
 
 use agora_chain_client::ChainClient;
-use agora_gateway::{Directory, DirectoryError, Snapshot};
+
+use crate::{Directory, DirectoryError, Snapshot};
 
 /// A [`Directory`] backed by a chain node's `/status`.
 pub struct ChainDirectory(pub ChainClient);

@@ -1,0 +1,135 @@
+//! The benchmarks' flags: each benchmark is a command-line tool, so its
+//! configuration is its `clap` arguments (`agora bench ...` embeds them).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// `agora bench ...`.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time to first token and decode tokens/s through a running gateway.
+    Gateway(GatewayArgs),
+    /// The inference engine against a minimal llama.cpp loop on the same model and threads.
+    Infer(InferArgs),
+    /// Transaction commit (finality) latency and burst throughput of a chain node.
+    Chain(ChainArgs),
+    /// Audit detection per adversary, honest false positives, audit cost,
+    /// commitment size and the cheater's expected profit.
+    Verify(VerifyArgs),
+}
+
+/// `agora bench verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// GGUF file claimed and audited (default: the default model, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Jobs per adversary.
+    #[arg(long, default_value_t = 50)]
+    pub jobs: usize,
+    /// Honest jobs, spread over threads {1, 2} × concurrency {1, 4}.
+    #[arg(long, default_value_t = 1000)]
+    pub honest: usize,
+    /// Tokens per job at most.
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: u32,
+    /// Adversary modes to run (`agora provider --adversary` syntax).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "substitute,requantize,tamper,random,ignore-seed,drop-system,prefill-attack"
+    )]
+    pub modes: Vec<String>,
+    /// Threads of the auditing engine and of the adversaries (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora bench chain`.
+#[derive(Args, Debug)]
+pub struct ChainArgs {
+    /// Chain RPC URLs, comma-separated; the load is spread over them (the
+    /// first one also serves the idle latency run and block observation).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:26657")]
+    pub rpc: Vec<String>,
+    /// Key file of a funded account (e.g. DIR/faucet.key).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Transactions timed one at a time on an idle chain.
+    #[arg(long, default_value_t = 30)]
+    pub txs: usize,
+    /// Offered load of the steady run, in transfers per second (0 skips it).
+    #[arg(long, default_value_t = 6_000)]
+    pub rate: u64,
+    /// Length of the steady run in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Sending accounts of the steady run (funded from `--key` first).
+    #[arg(long, default_value_t = 64)]
+    pub senders: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora bench infer`.
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// GGUF file (default: the default model, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Inference threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Tokens generated per stream.
+    #[arg(long, default_value_t = 128)]
+    pub tokens: u32,
+    /// Concurrency levels to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub streams: Vec<usize>,
+    /// Switch off activation commitments (to measure their cost).
+    #[arg(long)]
+    pub no_commitments: bool,
+    /// The engine's context window per sequence (default: the engine's default).
+    #[arg(long)]
+    pub context_length: Option<u32>,
+    /// The engine's tokens per llama.cpp call (default: the engine's default).
+    #[arg(long)]
+    pub batch_size: Option<u32>,
+    /// Keep the engine's KV cache in f16 instead of its default q8_0.
+    #[arg(long)]
+    pub kv_f16: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora bench gateway`.
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// OpenAI base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
+    pub url: String,
+    /// Model name.
+    #[arg(long, default_value = "smollm2-135m-instruct")]
+    pub model: String,
+    /// Requests to time (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub requests: u32,
+    /// Tokens to generate per request.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: u32,
+    /// Prompt.
+    #[arg(
+        long,
+        default_value = "Write a long story about a lighthouse keeper and the sea."
+    )]
+    pub prompt: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

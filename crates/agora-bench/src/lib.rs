@@ -1,0 +1,28 @@
+//! The benchmarks behind `agora bench`: each runs against a model file or a
+//! running network and prints a table (or JSON). [`gateway`] times streamed
+//! completions through a gateway; [`infer`] compares the engine with a
+//! minimal llama.cpp loop; [`chain`] measures finality latency and load;
+//! [`verify`] measures audit detection per adversary and the cheater's
+//! expected profit.
+
+mod args;
+pub mod chain;
+mod error;
+pub mod gateway;
+pub mod infer;
+pub mod verify;
+
+pub use args::{BenchCommand, ChainArgs, GatewayArgs, InferArgs, VerifyArgs};
+pub use error::{BenchError, Result};
+
+/// Run one `agora bench` subcommand; the blocking ones on a blocking thread.
+pub async fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Gateway(args) => gateway::run(args).await,
+        BenchCommand::Chain(args) => chain::run(args).await,
+        BenchCommand::Infer(args) => tokio::task::spawn_blocking(move || infer::run(args)).await?,
+        BenchCommand::Verify(args) => {
+            tokio::task::spawn_blocking(move || verify::run(args)).await?
+        }
+    }
+}

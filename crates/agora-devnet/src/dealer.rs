@@ -1,0 +1,24 @@
+//! The devnet's trusted dealer of the validators' threshold keys: its seed
+//! and the validator set's public identity dealt from it.
+
+use std::path::Path;
+
+use agora_tasks::{Context, Failure};
+
+use crate::keys;
+
+/// The dealing seed: the first 8 bytes of the dealer key's seed.
+pub fn dealer_seed(path: &Path) -> Result<u64, Failure> {
+    let key = keys::load(path)?;
+    let seed = key.seed();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&seed[..8]);
+    Ok(u64::from_le_bytes(first))
+}
+
+/// The validator set's public identity (BLS group key, hex): what light clients trust.
+pub fn identity_hex(seed: u64, validators: usize) -> Result<String, Failure> {
+    let identity = agora_consensus::devnet_identity(seed, validators)
+        .context("dealing the validators' threshold keys")?;
+    Ok(hex::encode(identity))
+}

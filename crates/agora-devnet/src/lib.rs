@@ -1,0 +1,15 @@
+//! Development networks, as libraries the `agora` binary calls:
+//! [`devnet`] runs chain, provider, audit daemon and gateway in one process;
+//! [`localnet`] runs N validator processes plus a provider and a gateway.
+//! Both build on what every development setup needs: the development
+//! [`genesis`], hex seed [`keys`] files, and the devnet's trusted [`dealer`]
+//! of the validators' threshold keys.
+
+pub mod dealer;
+pub mod devnet;
+pub mod genesis;
+pub mod keys;
+pub mod localnet;
+
+pub use devnet::DevnetConfig;
+pub use localnet::LocalnetConfig;

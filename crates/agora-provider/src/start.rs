@@ -1,0 +1,176 @@
+//! Starting a provider as a role: load the engine, serve jobs, check the
+//! stake, register on chain, and spawn the voucher settler and the receipt
+//! batch committer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agora_chain_client::ChainClient;
+use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_tasks::{bind, fail, Context, Failure, Shutdown, Task};
+use agora_types::{Amount, Keypair, ModelEntry, Price};
+
+use crate::guard::ensure_development_chain;
+use crate::served::{connect_upstream, derive_entry, ServedEngine, UpstreamSetup};
+use crate::{
+    register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, ChainAuditGate,
+    Provider, TranscriptStore, VoucherSettler,
+};
+
+/// What a provider needs to start.
+pub struct ProviderSetup {
+    /// Where its transcripts live.
+    pub data_dir: PathBuf,
+    /// The provider's key (its account on chain).
+    pub key: Keypair,
+    /// GGUF file.
+    pub model_path: PathBuf,
+    /// Registry entry to use if the chain does not know the model yet
+    /// (`None`: derive one from the file).
+    pub model_entry: Option<ModelEntry>,
+    /// Name for a derived entry.
+    pub model_name: Option<String>,
+    /// Chain RPC URL.
+    pub chain_url: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Advertised URL (default: from the bound address).
+    pub public_url: Option<String>,
+    /// Price.
+    pub price: Price,
+    /// Collateral.
+    pub stake: Amount,
+    /// Inference threads.
+    pub threads: Option<usize>,
+    /// When receipt batches are committed on chain.
+    pub batches: BatchConfig,
+    /// Cheat on purpose (testing verification; refused outside development chains).
+    pub adversary: Option<Adversary>,
+    /// Serve through this OpenAI-compatible server instead of a local
+    /// llama.cpp engine (the GGUF still gives the model id and the tokenizer).
+    pub upstream: Option<UpstreamSetup>,
+}
+
+/// A started provider.
+pub struct ProviderHandle {
+    /// Advertised URL.
+    pub endpoint: String,
+    /// The model's registry entry.
+    pub model: ModelEntry,
+    /// The HTTP server task.
+    pub task: Task,
+}
+
+/// Load the model, serve jobs, and register on the chain.
+pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderHandle, Failure> {
+    std::fs::create_dir_all(&setup.data_dir)
+        .with_context(|| format!("creating {}", setup.data_dir.display()))?;
+    let key = setup.key;
+    tracing::info!(account = %key.account(), "provider key");
+    let chain = ChainClient::new(&setup.chain_url);
+    let mut config = LlamaEngineConfig::default();
+    if let Some(t) = setup.threads {
+        config.threads = t.max(1);
+    }
+    let engine = match (setup.upstream, setup.adversary.clone()) {
+        (Some(_), Some(_)) => fail!("--adversary cannot be combined with --upstream"),
+        (None, Some(mode)) => {
+            ensure_development_chain(&chain, &mode).await?;
+            let path = setup.model_path.clone();
+            let engine =
+                tokio::task::spawn_blocking(move || AdversarialEngine::load(mode, &path, config))
+                    .await?
+                    .context("setting up the adversary")?;
+            ServedEngine::Adversarial(Box::new(engine))
+        }
+        (None, None) => {
+            let path = setup.model_path.clone();
+            let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
+                .await?
+                .with_context(|| format!("loading model {}", setup.model_path.display()))?;
+            ServedEngine::Local(engine)
+        }
+        (Some(upstream), None) => {
+            ServedEngine::Upstream(connect_upstream(&setup.model_path, upstream).await?)
+        }
+    };
+    let model = match setup.model_entry {
+        Some(entry) => entry,
+        None => derive_entry(&setup.model_path, setup.model_name, &engine)?,
+    };
+    let transcripts =
+        TranscriptStore::open(&setup.data_dir.join("transcripts.redb")).map_err(Failure::other)?;
+    let listener = bind(setup.listen, "provider").await?;
+    let endpoint = setup
+        .public_url
+        .unwrap_or(format!("http://{}", listener.local_addr()?));
+    let provider = Provider::new(
+        Arc::new(engine),
+        key.clone(),
+        model.id,
+        setup.price,
+        transcripts,
+    )
+    .with_channels(Arc::new(chain.clone()))
+    .with_audit_gate(Arc::new(
+        ChainAuditGate::connect(chain.clone())
+            .await
+            .with_context(|| format!("reading the chain at {}", setup.chain_url))?,
+    ));
+    let batch_store = provider.transcripts();
+    let router = provider.router();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.wait())
+            .await
+            .context("provider server")
+    });
+    ensure_stake(&chain, &key, setup.stake).await?;
+    register_on_chain(&chain, &key, &endpoint, &model, setup.price, setup.stake)
+        .await
+        .map_err(Failure::other)?;
+    let settler = VoucherSettler::new(
+        batch_store.clone(),
+        chain.clone(),
+        key.clone(),
+        setup.batches.settle_every,
+    );
+    tokio::spawn(settler.run(shutdown.clone().wait()));
+    let committer = BatchCommitter::new(batch_store, chain, key, model.id, setup.batches);
+    tokio::spawn(committer.run(shutdown.clone().wait()));
+    Ok(ProviderHandle {
+        endpoint,
+        model,
+        task,
+    })
+}
+
+/// Refuse to register unless the account holds (or already locked) `needed`.
+async fn ensure_stake(chain: &ChainClient, key: &Keypair, needed: Amount) -> Result<(), Failure> {
+    let balance = chain
+        .account(&key.account())
+        .await
+        .map_err(Failure::other)?
+        .balance;
+    let already = chain
+        .providers()
+        .await
+        .map_err(Failure::other)?
+        .into_iter()
+        .find(|p| p.id == key.account())
+        .map_or(0, |p| p.stake);
+    if balance + already < needed {
+        fail!(
+            "provider account {} holds {} but must lock {} as stake; fund it first, e.g. \
+             `agora transfer --key DEVNET_DIR/faucet.key --to {} --amount {}`",
+            key.account(),
+            balance + already,
+            needed,
+            key.account(),
+            needed
+        );
+    }
+    Ok(())
+}
