@@ -21,6 +21,9 @@ pub enum BenchError {
     /// An honest calibration job failed.
     #[error(transparent)]
     Calibration(#[from] agora_verify::calibrate::CalibrationError),
+    /// A threshold book could not be read or written.
+    #[error(transparent)]
+    Book(#[from] agora_verify::BookError),
     /// An adversary mode did not parse.
     #[error(transparent)]
     Adversary(#[from] agora_provider::AdversaryError),

@@ -3,7 +3,8 @@
 //! completions through a gateway; [`infer`] compares the engine with a
 //! minimal llama.cpp loop; [`chain`] measures finality latency and load;
 //! [`verify`] measures audit detection per adversary and the cheater's
-//! expected profit.
+//! expected profit. [`verify_command`] is `agora verify`: threshold
+//! calibration (a table too) and checking one transcript.
 
 mod args;
 pub mod chain;
@@ -11,9 +12,11 @@ mod error;
 pub mod gateway;
 pub mod infer;
 pub mod verify;
+pub mod verify_command;
 
 pub use args::{BenchCommand, ChainArgs, GatewayArgs, InferArgs, VerifyArgs};
 pub use error::{BenchError, Result};
+pub use verify_command::{run_verify, VerifyCalibrateArgs, VerifyCheckArgs, VerifyCommand};
 
 /// Run one `agora bench` subcommand; the blocking ones on a blocking thread.
 pub async fn run(command: BenchCommand) -> Result<()> {

@@ -377,21 +377,19 @@ impl Node {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ChainError> {
-        let mut ticker = tokio::time::interval(self.inner.config.block_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                _ = ticker.tick() => {
-                    let node = self.clone();
-                    let block = tokio::task::spawn_blocking(move || node.produce_block(now_ms()))
-                        .await
-                        .map_err(|e| ChainError::Store(format!("block production task failed: {e}")))??;
-                    tracing::debug!(height = block.header.height, txs = block.txs.len(), "block committed");
-                }
-            }
+        let mut ticks = agora_tasks::Periodic::every(self.inner.config.block_interval, shutdown);
+        while ticks.tick().await {
+            let node = self.clone();
+            let block = tokio::task::spawn_blocking(move || node.produce_block(now_ms()))
+                .await
+                .map_err(|e| ChainError::Store(format!("block production task failed: {e}")))??;
+            tracing::debug!(
+                height = block.header.height,
+                txs = block.txs.len(),
+                "block committed"
+            );
         }
+        Ok(())
     }
 }
 

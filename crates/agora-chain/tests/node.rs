@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use agora_chain::{ChainConfig, ChainError, Node};
 use agora_chain_client::{ChainClient, ClientError};
-use agora_ledger::{Genesis, GenesisAccount};
+use agora_ledger::Genesis;
+use agora_testkit::GenesisBuilder;
 use agora_types::rpc::{BatchItem, TxStatus};
 use agora_types::{Hash32, Keypair, Transaction, TxKind};
 
@@ -22,23 +23,10 @@ fn codes(results: Vec<BatchItem>) -> Vec<Result<Hash32, String>> {
 /// A genesis funding `keys`, without fees (the node is under test here; the
 /// ledger's own tests cover fees).
 fn genesis(keys: &[&Keypair]) -> Genesis {
-    Genesis {
-        chain_id: "node-test".into(),
-        timestamp_ms: 0,
-        params: agora_ledger::Params {
-            tx_fee: 0,
-            min_new_account_balance: 0,
-            ..Default::default()
-        },
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance: 1_000,
-            })
-            .collect(),
-        models: vec![],
-    }
+    GenesisBuilder::new("node-test")
+        .fund_keys(keys.iter().copied(), 1_000)
+        .without_fees()
+        .build()
 }
 
 async fn serve(node: &Node) -> ChainClient {

@@ -15,7 +15,7 @@ use agora_tasks::{Context, Failure, Shutdown, Task};
 use agora_types::{Keypair, Price, TxKind};
 use agora_validator::AuditorsSetup;
 
-use crate::{dealer, genesis, keys};
+use crate::{dealer, default_data_dir, genesis, keys};
 
 /// Collateral the devnet provider locks.
 pub const DEVNET_STAKE: u64 = 1_000_000;
@@ -32,36 +32,53 @@ pub const AUDITOR_STAKE: u64 = 1_000_000;
 const TOP_UP: u64 = 1_000_000_000;
 
 /// What `agora devnet` runs (its flags).
+#[derive(clap::Args, Clone, Debug)]
 pub struct DevnetConfig {
     /// Where chain, keys and transcripts persist.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value_os_t = default_data_dir("devnet"))]
     pub data_dir: PathBuf,
-    /// Gateway listen address.
+    /// Gateway listen address (the OpenAI base URL is http://ADDR/v1).
+    #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
     /// Chain RPC listen address.
+    #[arg(long, default_value = "127.0.0.1:26657")]
     pub rpc: SocketAddr,
     /// Provider listen address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
     pub provider_http: SocketAddr,
     /// Consensus p2p listen address of the devnet's single validator.
+    #[arg(long, default_value = "127.0.0.1:26656")]
     pub p2p: SocketAddr,
-    /// GGUF model to serve (`None`: the default model, fetched if missing).
+    /// GGUF model to serve (default: SmolLM2-135M-Instruct, fetched if missing).
+    #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Inference threads (`None`: all cores).
+    /// Inference threads (default: all cores).
+    #[arg(long)]
     pub threads: Option<usize>,
-    /// Add a second provider that cheats in this mode.
+    /// Add a second provider that cheats in MODE (see `agora provider --adversary`).
+    #[arg(long, value_name = "MODE")]
     pub adversary: Option<String>,
     /// Listen address of the cheating provider.
+    #[arg(long, default_value = "127.0.0.1:8082")]
     pub cheater_http: SocketAddr,
-    /// Validator identities the audit daemon runs.
+    /// Validator identities the devnet's audit daemon runs (committees need ≥ 2).
+    #[arg(long, default_value_t = 3)]
     pub auditors: usize,
     /// Share of jobs audited, parts per million (only when the genesis is created).
+    #[arg(long)]
     pub audit_rate_ppm: Option<u32>,
-    /// Seconds after which a provider commits a non-empty receipt batch.
+    /// Seconds after which a provider commits a non-empty receipt batch
+    /// (and settles its payment channels' latest vouchers).
+    #[arg(long, default_value_t = 10)]
     pub batch_secs: u64,
-    /// Blocks per reward epoch (only when the genesis is created).
+    /// Blocks per reward epoch (only when the genesis is created; default 360).
+    #[arg(long)]
     pub tempo_blocks: Option<u64>,
-    /// Escrow of each payment channel the gateway opens.
+    /// Escrow of each payment channel the gateway opens (and least top-up).
+    #[arg(long, default_value_t = 10_000)]
     pub channel_deposit: u64,
-    /// Milliseconds between blocks (ignored by the BFT validator).
+    /// Ignored: devnet blocks come from its single validator (kept for old scripts).
+    #[arg(long, default_value_t = 500, hide = true)]
     pub block_ms: u64,
 }
 

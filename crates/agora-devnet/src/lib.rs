@@ -5,11 +5,13 @@
 //! [`genesis`], hex seed [`keys`] files, and the devnet's trusted [`dealer`]
 //! of the validators' threshold keys.
 
+mod data_dir;
 pub mod dealer;
 pub mod devnet;
 pub mod genesis;
 pub mod keys;
 pub mod localnet;
 
+pub use data_dir::default_data_dir;
 pub use devnet::DevnetConfig;
 pub use localnet::LocalnetConfig;

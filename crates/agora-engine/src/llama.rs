@@ -49,7 +49,7 @@ pub enum KvCache {
     /// 8-bit blocks (llama.cpp `q8_0`): about 1.06 bytes per element; needs
     /// flash attention, which llama.cpp then switches on. The default: half
     /// the memory of f16, and on this llama.cpp build prefill scoring then
-    /// reproduces generation's logprobs exactly (`tests/score.rs`).
+    /// reproduces generation's logprobs exactly (`tests/real_model_score.rs`).
     #[default]
     Q8_0,
 }

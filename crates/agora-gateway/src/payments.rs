@@ -322,14 +322,9 @@ impl<F: Funding> Payer<F> {
 
     /// Retry undelivered vouchers every `retry_every` until `shutdown` resolves.
     pub async fn run_retries(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
-        let mut tick = tokio::time::interval(self.config.retry_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => self.retry_once().await,
-            }
+        let mut ticks = agora_tasks::Periodic::every(self.config.retry_every, shutdown);
+        while ticks.tick().await {
+            self.retry_once().await;
         }
     }
 }

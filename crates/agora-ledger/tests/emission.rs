@@ -2,25 +2,20 @@
 //! the pool, everything ever issued equals genesis plus emitted after every
 //! block, emission halves at half the cap and stops at the cap.
 
-use agora_ledger::{block_emission, build_block, BlockCandidate, Genesis, GenesisAccount, State};
+use agora_ledger::{block_emission, build_block, BlockCandidate, State};
+use agora_testkit::GenesisBuilder;
 use agora_types::{AccountId, Keypair, Transaction, TxKind};
 
 fn chain(balance: u64, cap: u64, per_block: u64) -> State {
-    let mut g = Genesis {
-        chain_id: "emission-test".into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: vec![GenesisAccount {
-            id: Keypair::from_seed([3; 32]).account(),
-            balance,
-        }],
-        models: vec![],
-    };
-    g.params.supply_cap = cap;
-    g.params.emission_per_block = per_block;
-    g.params.min_validator_bond = 1;
-    g.params.tx_fee = 0;
-    g.state().unwrap()
+    GenesisBuilder::new("emission-test")
+        .fund(Keypair::from_seed([3; 32]).account(), balance)
+        .params(|p| {
+            p.supply_cap = cap;
+            p.emission_per_block = per_block;
+            p.min_validator_bond = 1;
+            p.tx_fee = 0;
+        })
+        .state()
 }
 
 fn next(s: &State) -> State {

@@ -5,7 +5,8 @@
 //! validator that copies the last consensus instead of judging providers
 //! earns less than the honest ones.
 
-use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError};
+use agora_ledger::{build_block, BlockCandidate, State, TxError};
+use agora_testkit::GenesisBuilder;
 use agora_types::{
     weights_commitment, AccountId, Hash32, Keypair, ModelEntry, Price, SignedTransaction,
     Transaction, TxKind,
@@ -35,24 +36,16 @@ fn model(owner: AccountId) -> ModelEntry {
 }
 
 fn genesis(keys: &[Keypair], owner: AccountId) -> State {
-    let mut g = Genesis {
-        chain_id: CHAIN.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance: 1_000_000,
-            })
-            .collect(),
-        models: vec![model(owner)],
-    };
-    g.params.tempo_blocks = TEMPO;
-    g.params.emission_per_block = 10_000;
-    g.params.min_validator_bond = 1;
-    g.params.tx_fee = 0;
-    g.state().unwrap()
+    GenesisBuilder::new(CHAIN)
+        .fund_keys(keys, 1_000_000)
+        .model(model(owner))
+        .params(|p| {
+            p.tempo_blocks = TEMPO;
+            p.emission_per_block = 10_000;
+            p.min_validator_bond = 1;
+            p.tx_fee = 0;
+        })
+        .state()
 }
 
 fn signed(s: &State, key: &Keypair, nonce_offset: u64, kind: TxKind) -> SignedTransaction {

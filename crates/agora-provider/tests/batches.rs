@@ -5,7 +5,7 @@
 //! the chain recorded, only to the validator the chain drew for the job
 //! (signed requests, checked against the chain by the real
 //! `ChainAuditGate`). The engine is a scripted double (the real engine's
-//! receipts are covered by tests/service.rs); batching does not look at
+//! receipts are covered by tests/real_model_service.rs); batching does not look at
 //! what the engine generated.
 
 use std::sync::Arc;
@@ -14,10 +14,10 @@ use std::time::Duration;
 use agora_chain::{ChainConfig, Node};
 use agora_chain_client::{ChainClient, ClientError};
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
-use agora_ledger::{Genesis, GenesisAccount};
 use agora_provider::{
     register_on_chain, BatchCommitter, BatchConfig, ChainAuditGate, Provider, TranscriptStore,
 };
+use agora_testkit::GenesisBuilder;
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
 use agora_types::{
     FinishReason, Hash32, JobEvent, JobInput, JobProof, JobRequest, Keypair, ModelEntry, Price,
@@ -79,23 +79,12 @@ async fn chain(
     auditor: &Keypair,
     dir: &std::path::Path,
 ) -> (ChainClient, oneshot::Sender<()>) {
-    let mut genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: vec![
-            GenesisAccount {
-                id: provider.account(),
-                balance: 1_000_000,
-            },
-            GenesisAccount {
-                id: auditor.account(),
-                balance: 10_000_000,
-            },
-        ],
-        models: vec![model()],
-    };
-    genesis.params.audit.audit_rate_ppm = 1_000_000;
+    let genesis = GenesisBuilder::new(CHAIN_ID)
+        .fund(provider.account(), 1_000_000)
+        .fund(auditor.account(), 10_000_000)
+        .model(model())
+        .params(|p| p.audit.audit_rate_ppm = 1_000_000)
+        .build();
     let config = ChainConfig {
         block_interval: Duration::from_millis(20),
         ..ChainConfig::default()

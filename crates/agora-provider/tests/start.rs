@@ -3,20 +3,14 @@
 
 use std::path::Path;
 
-use agora_ledger::Genesis;
 use agora_provider::{start, Adversary, ProviderSetup};
 use agora_tasks::Shutdown;
+use agora_testkit::GenesisBuilder;
 use agora_types::{Keypair, Price};
 
 /// Start a single-producer chain named `chain_id`; returns its RPC URL.
 async fn chain(dir: &Path, chain_id: &str) -> String {
-    let genesis = Genesis {
-        chain_id: chain_id.into(),
-        timestamp_ms: 0,
-        params: Default::default(),
-        accounts: vec![],
-        models: vec![],
-    };
+    let genesis = GenesisBuilder::new(chain_id).build();
     let setup = agora_chain::NodeSetup {
         dir: dir.to_path_buf(),
         genesis,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::data_dir::default_data_dir;
+use agora_devnet::default_data_dir;
 
 /// agora: an open network for decentralized AI inference.
 #[derive(Parser, Debug)]
@@ -20,11 +20,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a whole local network in one process: chain, provider with the default model, gateway.
-    Devnet(DevnetArgs),
+    Devnet(agora_devnet::DevnetConfig),
     /// Run a chain node: a single block producer, or one validator of a BFT set.
     Node(NodeArgs),
     /// Run a local multi-process network: N validator processes, a provider and a gateway.
-    Localnet(LocalnetArgs),
+    Localnet(agora_devnet::LocalnetConfig),
     /// Join a network as a provider serving a GGUF model.
     Provider(ProviderArgs),
     /// Run an OpenAI-compatible gateway for a network.
@@ -32,7 +32,7 @@ pub enum Command {
     /// Print the chain head and the model and provider registries.
     Status(StatusArgs),
     /// Send tokens from a key file's account to another account (same as `wallet transfer`).
-    Transfer(TransferArgs),
+    Transfer(crate::wallet::WalletTransferArgs),
     /// Keys and balances: new key, balance, transfer.
     #[command(subcommand)]
     Wallet(crate::wallet::WalletCommand),
@@ -55,7 +55,7 @@ pub enum Command {
     Bench(agora_bench::BenchCommand),
     /// Audit jobs: calibrate replay thresholds, check a transcript.
     #[command(subcommand)]
-    Verify(VerifyCommand),
+    Verify(agora_bench::VerifyCommand),
     /// Audit providers as a validator: replay a random sample of their jobs,
     /// post verdicts, and vote on disputes.
     Validator(ValidatorArgs),
@@ -92,106 +92,6 @@ pub struct ValidatorArgs {
     pub fetch_grace_blocks: u64,
 }
 
-/// `agora verify ...`.
-#[derive(Subcommand, Debug)]
-pub enum VerifyCommand {
-    /// Run honest jobs (thread counts × batch sizes), audit them, print the score distribution and thresholds.
-    Calibrate(VerifyCalibrateArgs),
-    /// Audit one transcript (JSON, as `GET /v1/transcripts/{id}` returns it) against a model.
-    Check(VerifyCheckArgs),
-}
-
-/// `agora verify calibrate`.
-#[derive(Args, Debug)]
-pub struct VerifyCalibrateArgs {
-    /// GGUF file (default: the default model, fetched if missing).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Jobs per (thread count, concurrency) combination.
-    #[arg(long, default_value_t = 8)]
-    pub jobs: usize,
-    /// Tokens per job at most.
-    #[arg(long, default_value_t = 48)]
-    pub tokens: u32,
-    /// Generation thread counts to try.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    pub threads: Vec<usize>,
-    /// Concurrent jobs per batch to try.
-    #[arg(long, value_delimiter = ',', default_value = "1,4")]
-    pub concurrency: Vec<usize>,
-    /// Store the thresholds for this model in this threshold book (JSON).
-    #[arg(long)]
-    pub book: Option<PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `agora verify check`.
-#[derive(Args, Debug)]
-pub struct VerifyCheckArgs {
-    /// Transcript JSON file.
-    #[arg(long)]
-    pub transcript: PathBuf,
-    /// GGUF file of the receipt's model (default: the default model).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Threshold book to read the model's thresholds from (default thresholds otherwise).
-    #[arg(long)]
-    pub book: Option<PathBuf>,
-}
-
-/// `agora devnet`.
-#[derive(Args, Debug)]
-pub struct DevnetArgs {
-    /// Where chain, keys and transcripts persist.
-    #[arg(long, env = "AGORA_DATA_DIR", default_value_os_t = default_data_dir("devnet"))]
-    pub data_dir: PathBuf,
-    /// Gateway listen address (the OpenAI base URL is http://ADDR/v1).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http: SocketAddr,
-    /// Chain RPC listen address.
-    #[arg(long, default_value = "127.0.0.1:26657")]
-    pub rpc: SocketAddr,
-    /// Provider listen address.
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub provider_http: SocketAddr,
-    /// Consensus p2p listen address of the devnet's single validator.
-    #[arg(long, default_value = "127.0.0.1:26656")]
-    pub p2p: SocketAddr,
-    /// GGUF model to serve (default: SmolLM2-135M-Instruct, fetched if missing).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Inference threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Add a second provider that cheats in MODE (see `agora provider --adversary`).
-    #[arg(long, value_name = "MODE")]
-    pub adversary: Option<String>,
-    /// Listen address of the cheating provider.
-    #[arg(long, default_value = "127.0.0.1:8082")]
-    pub cheater_http: SocketAddr,
-    /// Validator identities the devnet's audit daemon runs (committees need ≥ 2).
-    #[arg(long, default_value_t = 3)]
-    pub auditors: usize,
-    /// Share of jobs audited, parts per million (only when the genesis is created).
-    #[arg(long)]
-    pub audit_rate_ppm: Option<u32>,
-    /// Seconds after which a provider commits a non-empty receipt batch
-    /// (and settles its payment channels' latest vouchers).
-    #[arg(long, default_value_t = 10)]
-    pub batch_secs: u64,
-    /// Blocks per reward epoch (only when the genesis is created; default 360).
-    #[arg(long)]
-    pub tempo_blocks: Option<u64>,
-    /// Escrow of each payment channel the gateway opens (and least top-up).
-    #[arg(long, default_value_t = 10_000)]
-    pub channel_deposit: u64,
-    /// Ignored: devnet blocks come from its single validator (kept for old scripts).
-    #[arg(long, default_value_t = 500, hide = true)]
-    pub block_ms: u64,
-}
-
 /// `agora node`.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
@@ -226,39 +126,6 @@ pub struct NodeArgs {
     /// Key file of the (trusted, devnet-only) dealer of the validators' threshold keys.
     #[arg(long)]
     pub dealer_key: Option<PathBuf>,
-}
-
-/// `agora localnet`.
-#[derive(Args, Debug)]
-pub struct LocalnetArgs {
-    /// Number of validator processes.
-    #[arg(long, default_value_t = 4)]
-    pub validators: usize,
-    /// Directory of the whole network (a sub-directory per validator, nodes.json).
-    #[arg(long, default_value_os_t = default_data_dir("localnet"))]
-    pub dir: PathBuf,
-    /// First port: validator i listens on BASE+2i (RPC) and BASE+2i+1 (p2p).
-    #[arg(long, default_value_t = 26700)]
-    pub base_port: u16,
-    /// Gateway listen address (the OpenAI base URL is http://ADDR/v1).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http: SocketAddr,
-    /// Provider listen address.
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub provider_http: SocketAddr,
-    /// GGUF model to serve (default: SmolLM2-135M-Instruct, fetched if missing).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Inference threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Run the validators only (no provider, no gateway).
-    #[arg(long)]
-    pub no_serve: bool,
-    /// Blocks per consensus epoch in a new genesis (committee election and
-    /// key resharing; default 3,600).
-    #[arg(long)]
-    pub epoch_blocks: Option<u64>,
 }
 
 /// `agora provider`.
@@ -353,23 +220,6 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `agora transfer`.
-#[derive(Args, Debug)]
-pub struct TransferArgs {
-    /// Chain RPC URL.
-    #[arg(long, default_value = "http://127.0.0.1:26657")]
-    pub rpc: String,
-    /// Key file of the sender (hex seed), e.g. DEVNET_DIR/faucet.key.
-    #[arg(long)]
-    pub key: PathBuf,
-    /// Recipient account (hex public key).
-    #[arg(long)]
-    pub to: String,
-    /// Base units to send.
-    #[arg(long)]
-    pub amount: u64,
 }
 
 /// `agora model ...`.

@@ -3,20 +3,13 @@
 
 mod channel;
 mod cli;
-mod data_dir;
 mod roles;
 mod send;
 mod stake;
 mod status;
-mod verify;
 mod wallet;
 
-use std::time::Duration;
-
-use agora_chain_client::ChainClient;
-use agora_devnet::keys;
-use agora_types::{AccountId, TxKind};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 
 use cli::{Cli, Command, ModelCommand};
@@ -46,23 +39,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway(args) => roles::gateway(args).await,
         Command::Validator(args) => roles::validator(args).await,
         Command::Status(args) => status::run(&args.rpc, args.json).await,
-        Command::Transfer(args) => {
-            let key = keys::load(&args.key)?;
-            let to: AccountId = args
-                .to
-                .parse()
-                .context("--to is not an account id (64 hex characters)")?;
-            let chain = ChainClient::new(&args.rpc);
-            let kind = TxKind::Transfer {
-                to,
-                amount: args.amount,
-            };
-            let height = chain
-                .send_and_wait(&key, kind, Duration::from_secs(60))
-                .await?;
-            println!("transferred {} to {to} in block {height}", args.amount);
-            Ok(())
-        }
+        Command::Transfer(args) => wallet::transfer(args).await,
         Command::Wallet(command) => wallet::run(command).await,
         Command::Stake(args) => stake::stake(args).await,
         Command::Unstake(args) => stake::unstake(args).await,
@@ -84,7 +61,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(command) => Ok(agora_bench::run(command).await?),
         Command::Verify(command) => {
-            tokio::task::spawn_blocking(move || verify::run(command)).await?
+            Ok(tokio::task::spawn_blocking(move || agora_bench::run_verify(command)).await??)
         }
     }
 }

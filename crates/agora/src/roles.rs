@@ -13,44 +13,16 @@ use agora_types::Price;
 use agora_validator::AuditorsSetup;
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{DevnetArgs, GatewayArgs, LocalnetArgs, NodeArgs, ProviderArgs, ValidatorArgs};
+use crate::cli::{GatewayArgs, NodeArgs, ProviderArgs, ValidatorArgs};
 
 /// `agora devnet`.
-pub async fn devnet(args: DevnetArgs) -> Result<()> {
-    let config = DevnetConfig {
-        data_dir: args.data_dir,
-        http: args.http,
-        rpc: args.rpc,
-        provider_http: args.provider_http,
-        p2p: args.p2p,
-        model: args.model,
-        threads: args.threads,
-        adversary: args.adversary,
-        cheater_http: args.cheater_http,
-        auditors: args.auditors,
-        audit_rate_ppm: args.audit_rate_ppm,
-        batch_secs: args.batch_secs,
-        tempo_blocks: args.tempo_blocks,
-        channel_deposit: args.channel_deposit,
-        block_ms: args.block_ms,
-    };
+pub async fn devnet(config: DevnetConfig) -> Result<()> {
     let tasks = agora_devnet::devnet::start(config, Shutdown::on_signals()).await?;
     Ok(join(tasks).await?)
 }
 
 /// `agora localnet`.
-pub async fn localnet(args: LocalnetArgs) -> Result<()> {
-    let config = LocalnetConfig {
-        validators: args.validators,
-        dir: args.dir,
-        base_port: args.base_port,
-        http: args.http,
-        provider_http: args.provider_http,
-        model: args.model,
-        threads: args.threads,
-        no_serve: args.no_serve,
-        epoch_blocks: args.epoch_blocks,
-    };
+pub async fn localnet(config: LocalnetConfig) -> Result<()> {
     Ok(agora_devnet::localnet::run(config, Shutdown::on_signals()).await?)
 }
 

@@ -26,7 +26,7 @@ pub enum WalletCommand {
 #[derive(Args, Debug)]
 pub struct WalletNewArgs {
     /// Where to write the key (hex seed, owner-only permissions); never overwritten.
-    #[arg(long, default_value_os_t = crate::data_dir::default_data_dir("wallet").join("wallet.key"))]
+    #[arg(long, default_value_os_t = agora_devnet::default_data_dir("wallet").join("wallet.key"))]
     pub key: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -121,7 +121,8 @@ async fn balance(args: WalletBalanceArgs) -> Result<()> {
     )
 }
 
-async fn transfer(args: WalletTransferArgs) -> Result<()> {
+/// `agora wallet transfer` (and its older spelling, `agora transfer`).
+pub async fn transfer(args: WalletTransferArgs) -> Result<()> {
     let key = keys::load(&args.key)?;
     let to = parse_account("--to", &args.to)?;
     let chain = ChainClient::new(&args.chain.rpc);

@@ -17,7 +17,8 @@ use agora_consensus::{
     start_validator, BlockLimits, Channels, DevnetKeys, EpochChange, Finalized, FinalizedSink,
     InMemoryTxSource, LedgerView, Timeouts, ValidatorConfig, ValidatorKeys,
 };
-use agora_ledger::{Genesis, GenesisAccount, State};
+use agora_ledger::{Genesis, State};
+use agora_testkit::GenesisBuilder;
 use agora_types::{Hash32, Keypair, SignedTransaction, Transaction, TxKind};
 use commonware_consensus::{
     simplex::{
@@ -180,25 +181,15 @@ pub fn accounts_and_genesis(count: usize) -> (Vec<Keypair>, Genesis) {
             Keypair::from_seed(seed)
         })
         .collect();
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        timestamp_ms: 0,
-        // No fees: the expected balances below are exact sums of transfers;
-        // validators bond half of their funding, below the default minimum.
-        params: agora_ledger::Params {
-            tx_fee: 0,
-            min_validator_bond: 1,
-            ..Default::default()
-        },
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance: FUNDING,
-            })
-            .collect(),
-        models: vec![],
-    };
+    // No fees: the expected balances below are exact sums of transfers;
+    // validators bond half of their funding, below the default minimum.
+    let genesis = GenesisBuilder::new(CHAIN_ID)
+        .fund_keys(&keys, FUNDING)
+        .params(|p| {
+            p.tx_fee = 0;
+            p.min_validator_bond = 1;
+        })
+        .build();
     (keys, genesis)
 }
 

@@ -16,7 +16,7 @@ use agora_provider::ProviderSetup;
 use agora_tasks::{fail, join, Context, Failure, Shutdown};
 
 use crate::devnet::{DEVNET_PRICE, DEVNET_STAKE};
-use crate::{dealer, genesis, keys};
+use crate::{dealer, default_data_dir, genesis, keys};
 
 mod processes;
 
@@ -36,24 +36,35 @@ struct Validator {
 }
 
 /// What `agora localnet` runs (its flags).
+#[derive(clap::Args, Clone, Debug)]
 pub struct LocalnetConfig {
     /// Number of validator processes.
+    #[arg(long, default_value_t = 4)]
     pub validators: usize,
     /// Directory of the whole network (a sub-directory per validator, nodes.json).
+    #[arg(long, default_value_os_t = default_data_dir("localnet"))]
     pub dir: PathBuf,
     /// First port: validator i listens on BASE+2i (RPC) and BASE+2i+1 (p2p).
+    #[arg(long, default_value_t = 26700)]
     pub base_port: u16,
-    /// Gateway listen address.
+    /// Gateway listen address (the OpenAI base URL is http://ADDR/v1).
+    #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
     /// Provider listen address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
     pub provider_http: SocketAddr,
-    /// GGUF model to serve (`None`: the default model, fetched if missing).
+    /// GGUF model to serve (default: SmolLM2-135M-Instruct, fetched if missing).
+    #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Inference threads (`None`: all cores).
+    /// Inference threads (default: all cores).
+    #[arg(long)]
     pub threads: Option<usize>,
     /// Run the validators only (no provider, no gateway).
+    #[arg(long)]
     pub no_serve: bool,
-    /// Blocks per consensus epoch in a new genesis.
+    /// Blocks per consensus epoch in a new genesis (committee election and
+    /// key resharing; default 3,600).
+    #[arg(long)]
     pub epoch_blocks: Option<u64>,
 }
 

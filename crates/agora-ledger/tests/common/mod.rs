@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use agora_ledger::{build_block, BlockCandidate, Genesis, GenesisAccount, State, TxError};
+use agora_ledger::{build_block, BlockCandidate, Genesis, State, TxError};
+use agora_testkit::GenesisBuilder;
 use agora_types::{AccountId, Keypair, ModelEntry, SignedTransaction, Transaction, TxKind};
 
 /// `n` keys from the seeds `first`, `first + 1`, ….
@@ -19,24 +20,13 @@ pub fn keys(n: u8, first: u8) -> Vec<Keypair> {
 /// can use small, exact numbers; the defaults have their own tests
 /// (`attacks.rs`).
 pub fn genesis(chain: &str, keys: &[Keypair], balance: u64, models: Vec<ModelEntry>) -> Genesis {
-    Genesis {
-        chain_id: chain.into(),
-        timestamp_ms: 0,
-        params: agora_ledger::Params {
-            min_validator_bond: 1,
-            tx_fee: 0,
-            min_new_account_balance: 0,
-            ..Default::default()
-        },
-        accounts: keys
-            .iter()
-            .map(|k| GenesisAccount {
-                id: k.account(),
-                balance,
-            })
-            .collect(),
-        models,
-    }
+    models
+        .into_iter()
+        .fold(GenesisBuilder::new(chain), GenesisBuilder::model)
+        .fund_keys(keys, balance)
+        .without_fees()
+        .params(|p| p.min_validator_bond = 1)
+        .build()
 }
 
 /// `kind` signed by `key` at its next nonce on `s`'s chain.

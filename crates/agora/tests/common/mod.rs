@@ -21,6 +21,10 @@ pub struct Agora {
 impl Agora {
     /// Start `agora ARGS` and wait until it prints a line containing `ready`.
     pub fn start(args: &[&str]) -> Agora {
+        if loads_the_model(args) {
+            // Checks the model is there and this binary is a `real_model_*` one.
+            agora_testkit::model::path();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
             .args(args)
             .env("RUST_LOG", "warn")
@@ -79,6 +83,15 @@ impl Agora {
 impl Drop for Agora {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Whether `agora ARGS` loads the real model (a provider or validator runs).
+fn loads_the_model(args: &[&str]) -> bool {
+    match args.first() {
+        Some(&"devnet" | &"provider" | &"validator") => true,
+        Some(&"localnet") => !args.contains(&"--no-serve"),
+        _ => false,
     }
 }
 

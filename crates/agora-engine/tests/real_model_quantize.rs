@@ -5,25 +5,15 @@ use agora_engine::{
     quantize, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
     QuantType, Tokenizer,
 };
+use agora_testkit::model;
 use agora_types::{ChatMessage, JobInput, SamplingParams};
-
-fn model_path() -> std::path::PathBuf {
-    let path = agora_models::default_model_path();
-    assert!(
-        path.is_file(),
-        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
-        path.display()
-    );
-    path
-}
 
 fn config() -> LlamaEngineConfig {
     LlamaEngineConfig {
-        threads: 2,
         context_length: 256,
         queue_capacity: 2,
         max_sequences: 1,
-        ..Default::default()
+        ..model::config()
     }
 }
 
@@ -55,7 +45,7 @@ fn greedy(engine: &LlamaEngine, input: JobInput) -> Vec<i32> {
 
 #[test]
 fn requantized_copy_loads_and_reports_its_type() {
-    let src = model_path();
+    let src = model::path();
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().join("copy.Q8_0.gguf");
     let started = std::time::Instant::now();
@@ -81,7 +71,7 @@ fn requantized_copy_loads_and_reports_its_type() {
 
 #[test]
 fn tokenizer_matches_the_engine_and_round_trips_text() {
-    let path = model_path();
+    let path = model::path();
     let engine = LlamaEngine::load(&path, config()).unwrap();
     let (tokenizer, info) = Tokenizer::load(&path, Some(256)).unwrap();
     assert_eq!(info.quantization, "Q4_1");

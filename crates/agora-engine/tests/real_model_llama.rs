@@ -1,37 +1,22 @@
 //! The real engine on the real default model (fetched by `agora model fetch`
 //! or `scripts/test.sh`; these tests fail with a clear message if it is absent).
 
-use std::sync::OnceLock;
-
 use agora_engine::{
     EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
 };
+use agora_testkit::model;
 use agora_types::{ChatMessage, FinishReason, JobInput, SamplingParams, TokenLogprob};
 
-fn model_path() -> std::path::PathBuf {
-    let path = agora_models::default_model_path();
-    assert!(
-        path.is_file(),
-        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
-        path.display()
-    );
-    path
-}
-
 fn engine(threads: usize) -> LlamaEngine {
-    let config = LlamaEngineConfig {
+    model::load(LlamaEngineConfig {
         threads,
-        context_length: 512,
-        queue_capacity: 4,
-        ..Default::default()
-    };
-    LlamaEngine::load(&model_path(), config).expect("model loads")
+        ..model::config()
+    })
 }
 
-/// One shared two-thread engine for most tests (loading costs ~0.2 s each).
+/// The test kit's shared two-thread engine, for most tests.
 fn shared() -> &'static LlamaEngine {
-    static ENGINE: OnceLock<LlamaEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| engine(2))
+    model::shared_engine()
 }
 
 fn chat(text: &str) -> JobInput {
@@ -258,7 +243,7 @@ fn output_does_not_depend_on_what_else_is_in_the_batch() {
         max_sequences: 9,
         ..Default::default()
     };
-    let e = LlamaEngine::load(&model_path(), config).unwrap();
+    let e = LlamaEngine::load(&model::path(), config).unwrap();
     let ours = (
         chat("Describe the sea in one sentence."),
         params(20, 0.8, 4242),
@@ -300,7 +285,7 @@ fn a_job_moved_to_a_lower_sequence_keeps_its_tokens() {
         max_sequences: 3,
         ..Default::default()
     };
-    let e = LlamaEngine::load(&model_path(), config).unwrap();
+    let e = LlamaEngine::load(&model::path(), config).unwrap();
     let long = (chat("Tell me about rivers."), params(40, 0.9, 77));
     let short = |i: u64| (chat("Say hi."), params(3, 0.5, i));
     let alone = run(&e, long.0.clone(), long.1.clone());
@@ -322,7 +307,7 @@ fn a_full_queue_pushes_back_at_once() {
         max_sequences: 1,
         ..Default::default()
     };
-    let e = LlamaEngine::load(&model_path(), config).unwrap();
+    let e = LlamaEngine::load(&model::path(), config).unwrap();
     let mut first = submit(
         &e,
         JobInput::Text {
@@ -440,7 +425,7 @@ fn drain_committed(
 #[test]
 fn commitments_cover_every_output_token_without_changing_it() {
     let off = LlamaEngine::load(
-        &model_path(),
+        &model::path(),
         LlamaEngineConfig {
             threads: 2,
             context_length: 256,

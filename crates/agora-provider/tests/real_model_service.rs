@@ -4,11 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use agora_engine::{
-    EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
-    ModelInfo,
-};
+use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 use agora_provider::{Provider, TranscriptStore};
+use agora_testkit::model;
 use agora_types::{
     hash_tokens, ChatMessage, FinishReason, Hash32, JobEvent, JobInput, JobRequest, Keypair, Price,
     SamplingParams, Transcript,
@@ -82,20 +80,8 @@ async fn post(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_engine_job_yields_a_signed_receipt_and_a_replayable_transcript() {
     let dir = tempfile::tempdir().unwrap();
-    let path = agora_models::default_model_path();
-    assert!(
-        path.is_file(),
-        "default model missing at {}; run scripts/test.sh first",
-        path.display()
-    );
-    let config = LlamaEngineConfig {
-        threads: 2,
-        context_length: 512,
-        ..Default::default()
-    };
-    let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
+    let engine = tokio::task::spawn_blocking(|| model::load(model::config()))
         .await
-        .unwrap()
         .unwrap();
     let key = Keypair::generate();
     let model = Hash32::digest(b"the model");

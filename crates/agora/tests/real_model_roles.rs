@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use agora_testkit::model;
 use agora_types::Keypair;
 use common::Agora;
 use serde_json::json;
@@ -41,7 +42,7 @@ async fn separate_roles_and_a_provider_dying_mid_stream() {
         "50",
     ]);
     let rpc = node.value("chain RPC");
-    let model = agora_models::default_model_path();
+    let model = model::path();
     assert!(
         model.exists(),
         "default model missing at {}: run scripts/test.sh (it fetches the model)",

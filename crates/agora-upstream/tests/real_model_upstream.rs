@@ -7,7 +7,6 @@
 //! A few failure paths a real server cannot be made to take on demand
 //! (malformed streams) use a scripted server at the end.
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use agora_engine::{
 };
 use agora_gateway::{Directory, DirectoryError, Gateway, GatewayConfig, Snapshot};
 use agora_provider::{Provider, TranscriptStore};
+use agora_testkit::model;
 use agora_types::{
     ChatMessage, FinishReason, JobInput, Keypair, ModelEntry, Price, ProviderInfo, SamplingParams,
     TokenLogprob,
@@ -47,16 +47,6 @@ impl Directory for Fixed {
     }
 }
 
-fn model_path() -> PathBuf {
-    let path = agora_models::default_model_path();
-    assert!(
-        path.is_file(),
-        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
-        path.display()
-    );
-    path
-}
-
 /// Start (once per test binary) a provider and a gateway on a runtime of their
 /// own, so they outlive each test's runtime.
 fn network() -> &'static Network {
@@ -81,16 +71,14 @@ fn network() -> &'static Network {
 }
 
 async fn start() -> Network {
-    let path = model_path();
+    let path = model::path();
     let config = LlamaEngineConfig {
-        threads: 2,
         context_length: 2048,
         queue_capacity: 16,
-        max_sequences: 4,
-        ..LlamaEngineConfig::default()
+        ..model::config()
     };
-    let local = Arc::new(LlamaEngine::load(&path, config).expect("the default model loads"));
-    let model = agora_models::model_id(&path).unwrap();
+    let local = Arc::new(model::load(config));
+    let model = model::id();
     let dir = tempfile::tempdir().unwrap().keep();
     let transcripts = TranscriptStore::open(&dir.join("transcripts.redb")).unwrap();
     let key = Keypair::generate();
@@ -142,7 +130,7 @@ fn upstream() -> UpstreamEngine {
 }
 
 fn upstream_with(config: UpstreamConfig) -> UpstreamEngine {
-    UpstreamEngine::new(&model_path(), config).expect("the tokenizer loads")
+    UpstreamEngine::new(&model::path(), config).expect("the tokenizer loads")
 }
 
 fn chat(text: &str) -> JobInput {
@@ -444,7 +432,7 @@ async fn bad_input_and_bad_configuration_are_refused_up_front() {
         missing,
         Err(UpstreamError::Engine(EngineError::Load { .. }))
     ));
-    let https = UpstreamEngine::new(&model_path(), UpstreamConfig::new("https://x/v1", "m"));
+    let https = UpstreamEngine::new(&model::path(), UpstreamConfig::new("https://x/v1", "m"));
     assert!(matches!(https, Err(UpstreamError::InvalidUrl { .. })));
 }
 

@@ -13,6 +13,7 @@ use agora_engine::{
 };
 use agora_provider::adversary::ensure_requantized;
 use agora_provider::{AdversarialEngine, Adversary, AdversaryError, Provider, TranscriptStore};
+use agora_testkit::model;
 use agora_types::{
     hash_tokens, ChatMessage, Hash32, JobEvent, JobInput, JobRequest, Keypair, Price,
     SamplingParams, Transcript,
@@ -25,39 +26,25 @@ const PRICE: Price = Price {
 };
 const MAX_TOKENS: u32 = 32;
 
-fn model_path() -> PathBuf {
-    let path = agora_models::default_model_path();
-    assert!(
-        path.is_file(),
-        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
-        path.display()
-    );
-    path
-}
-
 fn config() -> LlamaEngineConfig {
     LlamaEngineConfig {
-        threads: 2,
-        context_length: 512,
         queue_capacity: 4,
         max_sequences: 2,
-        ..Default::default()
+        ..model::config()
     }
 }
 
 fn claimed_id() -> Hash32 {
-    static ID: OnceLock<Hash32> = OnceLock::new();
-    *ID.get_or_init(|| agora_models::model_id(&model_path()).unwrap())
+    model::id()
 }
 
 fn honest() -> &'static LlamaEngine {
-    static ENGINE: OnceLock<LlamaEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| LlamaEngine::load(&model_path(), config()).unwrap())
+    model::shared_engine()
 }
 
 fn tokenizer() -> &'static Tokenizer {
     static TOKENIZER: OnceLock<Tokenizer> = OnceLock::new();
-    TOKENIZER.get_or_init(|| Tokenizer::load(&model_path(), Some(512)).unwrap().0)
+    TOKENIZER.get_or_init(|| Tokenizer::load(&model::path(), Some(512)).unwrap().0)
 }
 
 fn chat(system: Option<&str>, user: &str) -> JobInput {
@@ -111,7 +98,7 @@ struct Cheater {
 }
 
 async fn cheater(mode: Adversary) -> Cheater {
-    let path = model_path();
+    let path = model::path();
     let engine =
         tokio::task::spawn_blocking(move || AdversarialEngine::load(mode, &path, config()))
             .await
@@ -231,7 +218,7 @@ async fn assert_caught(transcript: &Transcript) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_verifier_passes_the_honest_provider() {
     // Without this baseline, "caught" below could mean "the verifier fails everything".
-    let engine = LlamaEngine::load(&model_path(), config()).unwrap();
+    let engine = LlamaEngine::load(&model::path(), config()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = TranscriptStore::open(&dir.path().join("transcripts.redb")).unwrap();
     let router = Provider::new(
@@ -356,7 +343,7 @@ async fn requantize_generates_with_the_cached_requantized_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn substitute_serves_another_model_and_retokenizes() {
-    let other = tokio::task::spawn_blocking(|| ensure_requantized(&model_path(), QuantType::Q2_K))
+    let other = tokio::task::spawn_blocking(|| ensure_requantized(&model::path(), QuantType::Q2_K))
         .await
         .unwrap()
         .unwrap();
@@ -404,7 +391,7 @@ async fn prefill_attack_commits_with_the_real_model_but_its_tokens_fail() {
 async fn missing_model_files_are_clear_errors() {
     let missing = PathBuf::from("/nonexistent/other.gguf");
     let mode = Adversary::Substitute(Some(missing.clone()));
-    let err = AdversarialEngine::load(mode, &model_path(), config())
+    let err = AdversarialEngine::load(mode, &model::path(), config())
         .err()
         .expect("refused");
     assert!(

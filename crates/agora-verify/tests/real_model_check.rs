@@ -5,34 +5,16 @@
 
 use std::sync::OnceLock;
 
-use agora_engine::{LlamaEngine, LlamaEngineConfig, ScoreRequest};
+use agora_engine::{LlamaEngine, ScoreRequest};
+use agora_testkit::model;
 use agora_types::{ChatMessage, Hash32, JobInput, Keypair, SamplingParams, Transcript};
 use agora_verify::calibrate::{finish_job, honest_job, start_job, transcript};
 use agora_verify::{check_job, Thresholds, Verdict};
 
-fn model_path() -> std::path::PathBuf {
-    let path = agora_models::default_model_path();
-    assert!(
-        path.is_file(),
-        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
-        path.display()
-    );
-    path
-}
-
-/// One engine generates (commitments on, 4 sequences) and scores (its own context).
+/// One engine generates (commitments on, 4 sequences) and scores (its own
+/// context): the test kit's shared engine.
 fn engine() -> &'static LlamaEngine {
-    static ENGINE: OnceLock<LlamaEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let config = LlamaEngineConfig {
-            threads: 2,
-            context_length: 512,
-            max_sequences: 4,
-            queue_capacity: 8,
-            ..Default::default()
-        };
-        LlamaEngine::load(&model_path(), config).expect("model loads")
-    })
+    model::shared_engine()
 }
 
 fn key() -> &'static Keypair {

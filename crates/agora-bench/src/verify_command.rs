@@ -1,16 +1,67 @@
-//! `agora verify`: calibrate replay thresholds and audit transcripts.
+//! `agora verify`: calibrate replay thresholds on honest jobs (a table of
+//! score distributions and audit cost) and check one transcript.
 
 use std::path::PathBuf;
 
 use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_tasks::{fail, Context};
 use agora_types::Transcript;
 use agora_verify::{calibrate, check_job, CalibrationConfig, ThresholdBook, Thresholds};
-use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 
-use crate::cli::{VerifyCalibrateArgs, VerifyCheckArgs, VerifyCommand};
+use crate::Result;
+
+/// `agora verify ...`.
+#[derive(Subcommand, Debug)]
+pub enum VerifyCommand {
+    /// Run honest jobs (thread counts × batch sizes), audit them, print the score distribution and thresholds.
+    Calibrate(VerifyCalibrateArgs),
+    /// Audit one transcript (JSON, as `GET /v1/transcripts/{id}` returns it) against a model.
+    Check(VerifyCheckArgs),
+}
+
+/// `agora verify calibrate`.
+#[derive(Args, Debug)]
+pub struct VerifyCalibrateArgs {
+    /// GGUF file (default: the default model, fetched if missing).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Jobs per (thread count, concurrency) combination.
+    #[arg(long, default_value_t = 8)]
+    pub jobs: usize,
+    /// Tokens per job at most.
+    #[arg(long, default_value_t = 48)]
+    pub tokens: u32,
+    /// Generation thread counts to try.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Concurrent jobs per batch to try.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    pub concurrency: Vec<usize>,
+    /// Store the thresholds for this model in this threshold book (JSON).
+    #[arg(long)]
+    pub book: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora verify check`.
+#[derive(Args, Debug)]
+pub struct VerifyCheckArgs {
+    /// Transcript JSON file.
+    #[arg(long)]
+    pub transcript: PathBuf,
+    /// GGUF file of the receipt's model (default: the default model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Threshold book to read the model's thresholds from (default thresholds otherwise).
+    #[arg(long)]
+    pub book: Option<PathBuf>,
+}
 
 /// Run an `agora verify` subcommand (blocking).
-pub fn run(command: VerifyCommand) -> Result<()> {
+pub fn run_verify(command: VerifyCommand) -> Result<()> {
     match command {
         VerifyCommand::Calibrate(args) => run_calibrate(args),
         VerifyCommand::Check(args) => run_check(args),
@@ -110,11 +161,12 @@ fn run_calibrate(args: VerifyCalibrateArgs) -> Result<()> {
 fn run_check(args: VerifyCheckArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.transcript)
         .with_context(|| format!("reading {}", args.transcript.display()))?;
-    let transcript: Transcript = serde_json::from_str(&text).context("parsing the transcript")?;
+    let transcript: Transcript = serde_json::from_str(&text)
+        .with_context(|| format!("parsing the transcript {}", args.transcript.display()))?;
     let path = model_path(args.model)?;
     let model = agora_models::model_id(&path)?;
     if model != transcript.receipt.receipt.model {
-        bail!(
+        fail!(
             "{} is model {model}, but the receipt names {}",
             path.display(),
             transcript.receipt.receipt.model
@@ -134,7 +186,7 @@ fn run_check(args: VerifyCheckArgs) -> Result<()> {
     let verdict = check_job(&engine, &transcript, &thresholds)?;
     println!("{}", serde_json::to_string_pretty(&verdict)?);
     if !verdict.passed {
-        bail!("the job failed verification");
+        fail!("the job failed verification");
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use agora_engine::{
     EngineError, EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig,
     ScoreRequest, Scored,
 };
+use agora_testkit::model;
 use agora_types::{ChatMessage, JobInput, SamplingParams, TokenLogprob};
 
 /// Largest |logprob while generating − logprob from the prefill pass| allowed
@@ -25,25 +26,11 @@ const MIN_ARGMAX_AGREEMENT: f64 = 0.9;
 /// difference 0.0 on every position; this bound allows for kernel rounding.
 const HIDDEN_MODE_TOLERANCE: f32 = 1e-3;
 
-fn model_path() -> std::path::PathBuf {
-    let path = agora_models::default_model_path();
-    assert!(
-        path.is_file(),
-        "default model missing at {}; run `scripts/test.sh` or `agora model fetch` first",
-        path.display()
-    );
-    path
-}
-
 fn engine(batch_size: u32) -> LlamaEngine {
-    let config = LlamaEngineConfig {
-        threads: 2,
-        context_length: 512,
-        queue_capacity: 4,
+    model::load(LlamaEngineConfig {
         batch_size,
-        ..Default::default()
-    };
-    LlamaEngine::load(&model_path(), config).expect("model loads")
+        ..model::config()
+    })
 }
 
 /// One shared engine for most tests.

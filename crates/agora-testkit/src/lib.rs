@@ -1,0 +1,15 @@
+//! What agora's tests share, kept in one place instead of copied into every
+//! crate's `tests/`: the real default model ([`model`]) and a funded genesis
+//! ([`GenesisBuilder`]).
+//!
+//! It is a dev-dependency only (`publish = false`). Tests that load the real
+//! model must live in a test binary whose name starts with
+//! [`model::REAL_MODEL_PREFIX`]: nextest selects those by that pattern and
+//! runs each alone (llama.cpp's spinning workers make two of them on the CI
+//! machine's 2 cores slow each other down tenfold), and [`model::path`]
+//! refuses to hand the model to any other binary, so the pattern cannot drift.
+
+mod genesis;
+pub mod model;
+
+pub use genesis::GenesisBuilder;
