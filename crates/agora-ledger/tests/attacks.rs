@@ -526,3 +526,78 @@ fn a_voucher_signed_on_one_chain_does_not_pay_on_another() {
     ok(&mut a, provider, settle);
     assert_eq!(a.channels[&id_a].paid, 9_000);
 }
+
+/// Row 14f: squatting model names (first come, first served) and filling the
+/// registry cost `model_registration_fee` each, burned; an account that
+/// cannot pay it registers nothing and the name stays free.
+#[test]
+fn registering_a_model_burns_its_fee_so_squatting_names_costs() {
+    let k = common::keys(2, 170);
+    let (squatter, poor) = (&k[0], &k[1]);
+    let mut s = chain(&k[..1], |_| {});
+    let fee = s.params.model_registration_fee;
+    assert_eq!(fee, agora_ledger::DEFAULT_MODEL_REGISTRATION_FEE);
+    let tx_fee = s.params.tx_fee;
+    let entry = |i: u8, owner: &Keypair| ModelEntry {
+        id: Hash32::digest(&[b's', i]),
+        name: format!("popular-name-{i}"),
+        owner: owner.account(),
+        ..model()
+    };
+    // A poor account (enough for the transaction fee only) registers nothing.
+    ok(
+        &mut s,
+        squatter,
+        TxKind::Transfer {
+            to: poor.account(),
+            amount: fee - 1 + tx_fee,
+        },
+    );
+    // Supply + burned = genesis + emitted, whatever the registrations do.
+    let genesis_supply = |s: &State| s.total_supply() + s.burned - s.emitted;
+    let supply = genesis_supply(&s);
+    assert_eq!(
+        send(
+            &mut s,
+            poor,
+            TxKind::RegisterModel {
+                model: entry(0, poor)
+            }
+        ),
+        Some(TxError::InsufficientBalance {
+            account: poor.account(),
+            needed: fee,
+            available: fee - 1,
+        })
+    );
+    assert!(s.model_by_name("popular-name-0").is_none());
+    assert_eq!(s.account(&poor.account()).balance, fee - 1 + tx_fee);
+    // Each squatted name costs the fee plus the transaction fee, burned.
+    let names = 5u8;
+    let before = s.account(&squatter.account()).balance;
+    let burned_before = s.burned;
+    for i in 0..names {
+        ok(
+            &mut s,
+            squatter,
+            TxKind::RegisterModel {
+                model: entry(i, squatter),
+            },
+        );
+    }
+    let cost = u64::from(names) * (fee + tx_fee);
+    assert_eq!(s.account(&squatter.account()).balance, before - cost);
+    assert_eq!(s.burned - burned_before, u128::from(cost));
+    assert_eq!(genesis_supply(&s), supply, "supply is conserved");
+    // A refused registration (a taken name) costs nothing.
+    let taken = ModelEntry {
+        id: Hash32::digest(b"another file"),
+        ..entry(0, squatter)
+    };
+    let balance = s.account(&squatter.account()).balance;
+    assert_eq!(
+        send(&mut s, squatter, TxKind::RegisterModel { model: taken }),
+        Some(TxError::ModelNameTaken("popular-name-0".into()))
+    );
+    assert_eq!(s.account(&squatter.account()).balance, balance);
+}

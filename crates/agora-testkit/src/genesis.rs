@@ -47,12 +47,13 @@ impl GenesisBuilder {
         self
     }
 
-    /// No transaction fee and no minimum balance for new accounts, so tests
-    /// of other rules can use small, exact numbers (the fee rules have their
-    /// own tests in `agora-ledger/tests/attacks.rs`).
+    /// No transaction fee, no model registration fee and no minimum balance
+    /// for new accounts, so tests of other rules can use small, exact numbers
+    /// (the fee rules have their own tests in `agora-ledger/tests/attacks.rs`).
     pub fn without_fees(self) -> Self {
         self.params(|p| {
             p.tx_fee = 0;
+            p.model_registration_fee = 0;
             p.min_new_account_balance = 0;
         })
     }
@@ -91,6 +92,7 @@ mod tests {
         assert_eq!(genesis.accounts[1].id, keys[1].account());
         assert_eq!(genesis.params.tx_fee, 0);
         assert_eq!(genesis.params.min_new_account_balance, 0);
+        assert_eq!(genesis.params.model_registration_fee, 0);
         assert_eq!(genesis.params.min_validator_bond, 1);
         let state = GenesisBuilder::new("kit-test")
             .fund(keys[0].account(), 7)

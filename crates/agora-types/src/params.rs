@@ -53,7 +53,20 @@ pub struct Params {
     /// Consensus committee election: the `[params.committee]` table.
     #[serde(default)]
     pub committee: CommitteeParams,
+    /// What registering a model burns, on top of the transaction fee: the
+    /// registry is first come, first served by name and every entry stays
+    /// in the state, so squatting names or filling the registry must cost.
+    #[serde(default = "default_model_registration_fee")]
+    pub model_registration_fee: Amount,
 }
+
+fn default_model_registration_fee() -> Amount {
+    DEFAULT_MODEL_REGISTRATION_FEE
+}
+
+/// Default model registration fee: 0.001 token, as much as the least a
+/// provider or validator stakes by default.
+pub const DEFAULT_MODEL_REGISTRATION_FEE: Amount = 1_000_000;
 
 fn default_min_validator_bond() -> Amount {
     DEFAULT_MIN_VALIDATOR_BOND
@@ -136,6 +149,7 @@ impl Default for Params {
             max_royalty_ppm: DEFAULT_MAX_ROYALTY_PPM,
             tempo_blocks: DEFAULT_TEMPO_BLOCKS,
             committee: CommitteeParams::default(),
+            model_registration_fee: DEFAULT_MODEL_REGISTRATION_FEE,
         }
     }
 }
