@@ -17,6 +17,48 @@ pub enum BenchCommand {
     /// Audit detection per adversary, honest false positives, audit cost,
     /// commitment size and the cheater's expected profit.
     Verify(VerifyArgs),
+    /// A whole network with an honest provider and one cheater per mode side
+    /// by side, every job audited: who was slashed, who earned and lost what.
+    Soak(SoakArgs),
+}
+
+/// `agora bench soak`.
+#[derive(Args, Debug)]
+pub struct SoakArgs {
+    /// Jobs sent to the honest provider (each one audited).
+    #[arg(long, default_value_t = 200)]
+    pub honest_jobs: usize,
+    /// Jobs sent to each cheating provider.
+    #[arg(long, default_value_t = 10)]
+    pub cheat_jobs: usize,
+    /// Adversary modes, one cheating provider each (`agora provider --adversary` syntax).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tamper,random,ignore-seed,drop-system,requantize,prefill-attack"
+    )]
+    pub modes: Vec<String>,
+    /// Tokens per job at most.
+    #[arg(long, default_value_t = 16)]
+    pub max_tokens: u32,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Audit identities (dispute committees need at least 2).
+    #[arg(long, default_value_t = 3)]
+    pub auditors: usize,
+    /// Seconds between a provider's receipt batches and settlements.
+    #[arg(long, default_value_t = 5)]
+    pub batch_secs: u64,
+    /// Inference threads per engine (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Longest wait for the audits to settle after the last job, in seconds.
+    #[arg(long, default_value_t = 1_800)]
+    pub wait_secs: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `agora bench verify`.

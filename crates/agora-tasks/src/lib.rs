@@ -14,5 +14,5 @@ mod tasks;
 
 pub use failure::{BoxError, Context, Failure};
 pub use periodic::Periodic;
-pub use shutdown::Shutdown;
+pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use tasks::{bind, join, Task};
