@@ -15,6 +15,7 @@ impl Directory for ChainDirectory {
             .await
             .map_err(|e| DirectoryError(e.to_string()))?;
         Ok(Snapshot {
+            chain_id: status.chain_id,
             models: status.models,
             providers: status.providers,
         })

@@ -175,6 +175,7 @@ fn check_receipt(
     job: &JobRequest,
     usage: &Usage,
     job_id: &str,
+    chain_id: &str,
 ) -> Result<(), String> {
     if receipt.receipt.provider != provider.id || receipt.verify().is_err() {
         return Err(format!(
@@ -190,6 +191,9 @@ fn check_receipt(
     }
     let r = &receipt.receipt;
     let refuse = |why: &str| Err(format!("{}: {why}", provider.endpoint));
+    if r.chain_id != chain_id {
+        return refuse("the receipt names another chain");
+    }
     if r.model != job.model || r.params.seed != job.params.seed {
         return refuse("the receipt names another model or seed than the job");
     }
@@ -264,8 +268,9 @@ async fn run_to_end<D: Directory>(
                     usage,
                     receipt,
                 }) => {
+                    let chain = gw.chain_id();
                     if let Err(why) =
-                        check_receipt(&receipt, &provider, job, &usage, &events.job_id)
+                        check_receipt(&receipt, &provider, job, &usage, &events.job_id, &chain)
                     {
                         break why;
                     }
@@ -452,7 +457,10 @@ async fn pump<D: Directory>(
                 usage,
                 receipt,
             }) => {
-                if let Err(why) = check_receipt(&receipt, &provider, job, &usage, &events.job_id) {
+                let chain = gw.chain_id();
+                if let Err(why) =
+                    check_receipt(&receipt, &provider, job, &usage, &events.job_id, &chain)
+                {
                     break why;
                 }
                 timing.record(gw, &provider, usage.completion_tokens);

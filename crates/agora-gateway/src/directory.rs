@@ -7,6 +7,8 @@ use agora_types::{ModelEntry, ProviderInfo};
 /// What the gateway knows about the network: registered models and providers.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
+    /// The chain's id: every receipt the gateway accepts must name it.
+    pub chain_id: String,
     /// Models in the chain's registry.
     pub models: Vec<ModelEntry>,
     /// Registered providers.

@@ -193,6 +193,16 @@ impl<D: Directory> Gateway<D> {
         self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The chain's id from the last snapshot (empty before the first, which
+    /// no receipt matches).
+    pub(crate) fn chain_id(&self) -> String {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache
+            .as_ref()
+            .map(|s| s.chain_id.clone())
+            .unwrap_or_default()
+    }
+
     /// Refresh unless another refresh happened very recently.
     async fn refresh_if_stale(&self) -> Result<(), DirectoryError> {
         let last = *self.last_refresh.lock().await;

@@ -26,6 +26,7 @@ fn chat_body(model: &str) -> Value {
 fn snapshot(stubs: &[&Stub]) -> Snapshot {
     let m = model("tiny");
     Snapshot {
+        chain_id: CHAIN_ID.into(),
         providers: stubs.iter().map(|s| s.info(&[m.id])).collect(),
         models: vec![m],
     }
@@ -37,6 +38,7 @@ async fn models_lists_only_served_models() {
     let served = model("tiny");
     let unserved = model("lonely");
     let snap = Snapshot {
+        chain_id: CHAIN_ID.into(),
         models: vec![served.clone(), unserved.clone()],
         providers: vec![p.info(&[served.id])],
     };
@@ -339,6 +341,7 @@ async fn oversize_bodies_get_413_in_openai_shape() {
 #[tokio::test]
 async fn no_provider_is_503_with_retry_after() {
     let snap = Snapshot {
+        chain_id: CHAIN_ID.into(),
         models: vec![model("tiny")],
         providers: vec![],
     };
@@ -395,6 +398,7 @@ async fn dead_provider_fails_over_to_the_next() {
         registered_at: 0,
     };
     let snap = Snapshot {
+        chain_id: CHAIN_ID.into(),
         models: vec![m.clone()],
         providers: vec![dead.clone(), good.info(&[m.id])],
     };
@@ -467,6 +471,7 @@ async fn every_provider_down_is_503() {
         registered_at: 0,
     };
     let gw = gateway(Snapshot {
+        chain_id: CHAIN_ID.into(),
         models: vec![m.clone()],
         providers: vec![dead(1), dead(2)],
     })
@@ -591,6 +596,7 @@ async fn wait_for_model_sees_a_provider_appear() {
     assert!(matches!(err, GatewayError::Directory(_)), "{err:?}");
 
     gw.directory.set(Some(Snapshot {
+        chain_id: CHAIN_ID.into(),
         models: vec![model("tiny")],
         providers: vec![],
     }));
@@ -758,10 +764,12 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
         Greed::PromptTokens,
         Greed::CompletionTokens,
         Greed::Mismatch,
+        Greed::OtherChain,
     ] {
         let thief = stub(Script::Greedy(vec!["a", "b"], greed), CHEAP).await;
         let m = model("tiny");
         let snap = Snapshot {
+            chain_id: CHAIN_ID.into(),
             models: vec![m.clone()],
             providers: vec![thief.info(&[m.id])],
         };
@@ -801,6 +809,7 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
     let payer = std::sync::Arc::new(RecordingPayer::default());
     let directory = common::TestDirectory::default();
     directory.set(Some(Snapshot {
+        chain_id: CHAIN_ID.into(),
         models: vec![m.clone()],
         providers: vec![honest.info(&[m.id])],
     }));

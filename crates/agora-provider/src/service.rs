@@ -35,6 +35,7 @@ const MAX_BODY_BYTES: usize = 4 << 20;
 
 /// A provider serving one model.
 pub struct Provider<E> {
+    chain_id: String,
     engine: Arc<E>,
     key: Keypair,
     model: ModelId,
@@ -50,8 +51,10 @@ pub(crate) fn error(status: StatusCode, kind: &str, code: &str, message: String)
 }
 
 impl<E: InferenceEngine> Provider<E> {
-    /// A provider that runs `model` on `engine`, signing with `key`.
+    /// A provider for the chain `chain_id` that runs `model` on `engine`,
+    /// signing receipts (which name the chain) with `key`.
     pub fn new(
+        chain_id: impl Into<String>,
         engine: Arc<E>,
         key: Keypair,
         model: ModelId,
@@ -59,6 +62,7 @@ impl<E: InferenceEngine> Provider<E> {
         transcripts: TranscriptStore,
     ) -> Self {
         Provider {
+            chain_id: chain_id.into(),
             engine,
             key,
             model,
@@ -302,6 +306,7 @@ impl<E: InferenceEngine> Job<E> {
             completion_tokens: u32::try_from(output_tokens.len()).unwrap_or(u32::MAX),
         };
         let receipt = Receipt {
+            chain_id: p.chain_id.clone(),
             id: self.id,
             provider: p.key.account(),
             model: p.model,

@@ -105,7 +105,13 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
     let endpoint = setup
         .public_url
         .unwrap_or(format!("http://{}", listener.local_addr()?));
+    let chain_id = chain
+        .status()
+        .await
+        .with_context(|| format!("reading the chain at {}", setup.chain_url))?
+        .chain_id;
     let provider = Provider::new(
+        chain_id,
         Arc::new(engine),
         key.clone(),
         model.id,

@@ -120,6 +120,7 @@ async fn serve(key: &Keypair, dir: &std::path::Path, chain: Option<&ChainClient>
         context_length: 64,
     };
     let mut provider = Provider::new(
+        CHAIN_ID,
         Arc::new(Scripted(info)),
         key.clone(),
         model().id,

@@ -108,6 +108,7 @@ async fn cheater(mode: Adversary) -> Cheater {
     let dir = tempfile::tempdir().unwrap();
     let store = TranscriptStore::open(&dir.path().join("transcripts.redb")).unwrap();
     let router = Provider::new(
+        "adversary-test",
         engine.clone(),
         Keypair::generate(),
         claimed_id(),
@@ -222,6 +223,7 @@ async fn the_verifier_passes_the_honest_provider() {
     let dir = tempfile::tempdir().unwrap();
     let store = TranscriptStore::open(&dir.path().join("transcripts.redb")).unwrap();
     let router = Provider::new(
+        "adversary-test",
         Arc::new(engine),
         Keypair::generate(),
         claimed_id(),

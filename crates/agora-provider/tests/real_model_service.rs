@@ -29,7 +29,7 @@ async fn serve<E: InferenceEngine>(
 ) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let store = TranscriptStore::open(&dir.join("transcripts.redb")).unwrap();
-    let router = Provider::new(Arc::new(engine), key, model, PRICE, store).router();
+    let router = Provider::new("service-test", Arc::new(engine), key, model, PRICE, store).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });

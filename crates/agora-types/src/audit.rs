@@ -525,6 +525,7 @@ mod tests {
         let receipts: Vec<SignedReceipt> = (0..3u8)
             .map(|i| {
                 crate::Receipt {
+                    chain_id: "agora-test".into(),
                     id: Hash32::digest(&[i]),
                     provider: key.account(),
                     model: Hash32::digest(b"m"),

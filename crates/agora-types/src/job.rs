@@ -8,7 +8,7 @@ pub use agora_toploc::Commitments;
 
 use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelId, Price, Signature};
 
-const RECEIPT_SIGNING_DOMAIN: &str = "agora 2026 receipt signature v1";
+const RECEIPT_SIGNING_DOMAIN: &str = "agora 2026 receipt signature v2";
 const TOKENS_DOMAIN: &str = "agora 2026 token sequence v1";
 
 /// One chat message, as in OpenAI's API.
@@ -187,6 +187,9 @@ pub enum JobEvent {
 /// What a provider attests to for one job.
 #[derive(Clone, Debug, PartialEq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Receipt {
+    /// Chain the job was served for, so a receipt signed for one network
+    /// can never be counted (committed, audited, paid) on another.
+    pub chain_id: String,
     /// Job id, chosen by the provider when the job starts.
     pub id: Hash32,
     /// Provider that ran the job.
@@ -292,6 +295,7 @@ mod tests {
     fn receipt_signature_binds_output() {
         let key = Keypair::generate();
         let receipt = Receipt {
+            chain_id: "agora-test".into(),
             id: Hash32::digest(b"job"),
             provider: key.account(),
             model: Hash32::digest(b"model"),
@@ -315,6 +319,10 @@ mod tests {
         let mut forged = signed.clone();
         forged.receipt.commitments = commitments_hash(None);
         assert!(forged.verify().is_err());
+        // Attack: the same signed job presented on another network.
+        let mut elsewhere = signed.clone();
+        elsewhere.receipt.chain_id = "agora-other".into();
+        assert!(elsewhere.verify().is_err());
         let json = serde_json::to_string(&signed).unwrap();
         assert_eq!(
             serde_json::from_str::<SignedReceipt>(&json).unwrap(),

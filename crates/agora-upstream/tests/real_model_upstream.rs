@@ -25,6 +25,8 @@ use tokio::sync::mpsc;
 
 /// The registry name the gateway serves the default model under.
 const MODEL_NAME: &str = "smollm2-135m-instruct";
+/// The chain the provider signs receipts for and the gateway checks them against.
+const CHAIN_ID: &str = "upstream-test";
 /// No job in these tests should take longer than this.
 const JOB_LIMIT: Duration = Duration::from_secs(120);
 
@@ -86,12 +88,21 @@ async fn start() -> Network {
         input_per_1k: 1,
         output_per_1k: 2,
     };
-    let provider = Provider::new(local.clone(), key.clone(), model, price, transcripts).router();
+    let provider = Provider::new(
+        CHAIN_ID,
+        local.clone(),
+        key.clone(),
+        model,
+        price,
+        transcripts,
+    )
+    .router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, provider).await });
 
     let snapshot = Snapshot {
+        chain_id: CHAIN_ID.into(),
         models: vec![ModelEntry {
             id: model,
             name: MODEL_NAME.into(),

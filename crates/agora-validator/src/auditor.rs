@@ -15,12 +15,16 @@ use crate::weights::{commitment, landing_epoch, weights_from_scores, PendingReve
 const MISSING_DOMAIN: &str = "agora 2026 audit evidence missing transcript v1";
 /// Domain of the evidence hash of a transcript that is not in its batch.
 const NOT_IN_BATCH_DOMAIN: &str = "agora 2026 audit evidence not in batch v1";
+/// Domain of the evidence hash of a receipt signed for another chain.
+const OTHER_CHAIN_DOMAIN: &str = "agora 2026 audit evidence other chain v1";
 
 /// How an auditor behaves.
 #[derive(Clone, Debug)]
 pub struct AuditorConfig {
     /// The validator account this daemon signs for.
     pub me: AccountId,
+    /// The chain audited: a receipt naming any other fails its audit.
+    pub chain_id: String,
     /// Blocks after the batch (or dispute) during which an unreachable
     /// provider is retried before its transcript counts as missing.
     pub fetch_grace_blocks: u64,
@@ -369,8 +373,15 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                 return Ok(missing(MISSING_DOMAIN, root, index));
             }
         };
+        let receipt = &fetched.transcript.receipt.receipt;
         let leaf = match fetched.verify(root, index, leaf_count) {
-            Ok(leaf) if &fetched.transcript.receipt.receipt.provider == provider => leaf,
+            // A job committed on two networks would be counted (and paid by
+            // emission) twice; its receipt names one chain only.
+            Ok(_) if receipt.chain_id != self.config.chain_id => {
+                tracing::warn!(%provider, index, chain = %receipt.chain_id, "receipt names another chain: counted as a failure");
+                return Ok(missing(OTHER_CHAIN_DOMAIN, root, index));
+            }
+            Ok(leaf) if &receipt.provider == provider => leaf,
             Ok(_) => {
                 tracing::warn!(%provider, index, "receipt names another provider: counted as a failure");
                 return Ok(missing(NOT_IN_BATCH_DOMAIN, root, index));

@@ -79,6 +79,7 @@ pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>
             EngineChecker::new(engine.clone(), model, thresholds),
             AuditorConfig {
                 me,
+                chain_id: chain_id.clone(),
                 fetch_grace_blocks: setup.fetch_grace_blocks,
                 weights_model: Some(model),
             },

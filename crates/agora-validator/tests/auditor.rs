@@ -20,6 +20,8 @@ use rand_chacha::ChaCha8Rng;
 
 /// The model the auditors set weights for.
 const MODEL: ModelId = Hash32([7; 32]);
+/// The chain audited; receipts name it unless a test says otherwise.
+const CHAIN: &str = "auditor-test";
 
 /// Output token that the double verifier treats as proof of cheating.
 const CHEAT_TOKEN: i32 = 666;
@@ -143,8 +145,13 @@ impl JobChecker for FakeChecker {
 }
 
 fn transcript(provider: &Keypair, output: Vec<i32>, seed: u64) -> Transcript {
+    transcript_on(CHAIN, provider, output, seed)
+}
+
+fn transcript_on(chain: &str, provider: &Keypair, output: Vec<i32>, seed: u64) -> Transcript {
     let prompt = vec![1, 2, 3];
     let receipt = Receipt {
+        chain_id: chain.into(),
         id: Hash32::digest(&seed.to_le_bytes()),
         provider: provider.account(),
         model: Hash32::digest(b"model"),
@@ -190,6 +197,19 @@ struct World {
 }
 
 fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed: u64) -> World {
+    world_with(jobs, cheats, &HashSet::new(), auditors, rate_ppm, seed)
+}
+
+/// [`world`] where the jobs in `elsewhere` are honest but their receipts
+/// were signed for another chain.
+fn world_with(
+    jobs: u64,
+    cheats: &HashSet<u64>,
+    elsewhere: &HashSet<u64>,
+    auditors: usize,
+    rate_ppm: u32,
+    seed: u64,
+) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let provider = Keypair::from_seed(rng.gen());
     let transcripts: Vec<Transcript> = (0..jobs)
@@ -198,7 +218,12 @@ fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed:
             if cheats.contains(&i) {
                 out.push(CHEAT_TOKEN);
             }
-            transcript(&provider, out, i)
+            let chain = if elsewhere.contains(&i) {
+                "another-network"
+            } else {
+                CHAIN
+            };
+            transcript_on(chain, &provider, out, i)
         })
         .collect();
     let leaves: Vec<Hash32> = transcripts
@@ -273,6 +298,7 @@ fn auditor(w: &World, who: usize) -> Auditor<FakeChain, FakeProviders, FakeCheck
         FakeChecker,
         AuditorConfig {
             me,
+            chain_id: CHAIN.into(),
             fetch_grace_blocks: 10,
             weights_model: Some(MODEL),
         },
@@ -406,6 +432,21 @@ async fn a_transcript_that_is_not_the_committed_leaf_fails() {
         got,
         vec![(me, 0, true), (me, 1, false), (me, 2, true), (me, 3, false)]
     );
+}
+
+/// Attack: a provider serving two agora networks commits the same job to
+/// both, to be counted (and rewarded) twice. Its receipt names the chain it
+/// was signed for, so on the other one the committed leaf fails its audit.
+#[tokio::test]
+async fn a_receipt_signed_for_another_chain_fails_its_audit() {
+    let elsewhere: HashSet<u64> = [1].into();
+    let w = world_with(3, &HashSet::new(), &elsewhere, 1, 1_000_000, 4);
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    let mut got = verdicts(&w);
+    got.sort_by_key(|v| v.1);
+    let me = w.auditors[0].account();
+    assert_eq!(got, vec![(me, 0, true), (me, 1, false), (me, 2, true)]);
 }
 
 /// Attack: a transcript the verifier chokes on must not make the auditor

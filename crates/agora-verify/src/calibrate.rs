@@ -205,6 +205,9 @@ pub fn transcript(
         completion_tokens: output_tokens.len() as u32,
     };
     let receipt = Receipt {
+        // Calibration jobs belong to no network; the replay check itself
+        // does not look at the chain (the validator does).
+        chain_id: "agora-calibration".into(),
         id: Hash32::digest(&hash_tokens(&output_tokens).0),
         provider: key.account(),
         model,

@@ -83,6 +83,7 @@ fn receipt(key: &Keypair, tokens: u32) -> SignedReceipt {
         completion_tokens: 1,
     };
     Receipt {
+        chain_id: "payments-test".into(),
         id: Hash32(rand::random()),
         provider: key.account(),
         model: Hash32([9; 32]),

@@ -55,7 +55,13 @@ pub enum Greed {
     CompletionTokens,
     /// Receipt counts differ from what the stream reported.
     Mismatch,
+    /// Signed for another chain, so the same job could be counted on two
+    /// networks.
+    OtherChain,
 }
+
+/// The chain every test snapshot and honest stub receipt names.
+pub const CHAIN_ID: &str = "gateway-test";
 
 /// A provider double.
 pub struct Stub {
@@ -241,7 +247,12 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                     receipt_usage.completion_tokens.into(),
                 );
             }
+            let chain_id = match greed {
+                Some(Greed::OtherChain) => "another-network",
+                _ => CHAIN_ID,
+            };
             let receipt = Receipt {
+                chain_id: chain_id.into(),
                 id,
                 provider: s.key.account(),
                 model: req.model,
