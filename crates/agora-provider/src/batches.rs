@@ -22,12 +22,12 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransacti
 
 use crate::access::authorize;
 use crate::service::{error, Provider};
-use crate::{ProviderError, TranscriptStore};
+use crate::{prunable_through, ProviderError, Pruned, TranscriptStore};
 
 /// Finished jobs not yet in a batch: sequence number -> job id.
 const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending_jobs");
 /// Sealed batches by root.
-const SEALED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sealed_batches");
+pub(crate) const SEALED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sealed_batches");
 /// Sealed batches not yet committed on chain: sequence number -> root.
 const TO_COMMIT: TableDefinition<u64, &[u8]> = TableDefinition::new("batches_to_commit");
 /// How long one commit transaction may take to land.
@@ -55,6 +55,8 @@ pub struct BatchConfig {
     pub max_age: Duration,
     /// How often the latest payment channel vouchers are settled on chain.
     pub settle_every: Duration,
+    /// How often transcripts past every audit and dispute window are deleted.
+    pub prune_every: Duration,
 }
 
 impl Default for BatchConfig {
@@ -63,6 +65,7 @@ impl Default for BatchConfig {
             max_jobs: 32,
             max_age: Duration::from_secs(10),
             settle_every: Duration::from_secs(30),
+            prune_every: Duration::from_secs(60),
         }
     }
 }
@@ -224,6 +227,8 @@ pub struct BatchCommitter {
     config: BatchConfig,
     /// When jobs were first seen pending since the last seal.
     pending_since: Option<Instant>,
+    /// When transcripts were last pruned.
+    pruned_at: Option<Instant>,
 }
 
 impl BatchCommitter {
@@ -242,6 +247,7 @@ impl BatchCommitter {
             model,
             config,
             pending_since: None,
+            pruned_at: None,
         }
     }
 
@@ -280,7 +286,35 @@ impl BatchCommitter {
             tracing::info!(root = %batch.root, jobs = batch.jobs.len(), height, "receipt batch committed");
             committed.push((batch.root, height));
         }
+        if self
+            .pruned_at
+            .is_none_or(|t| t.elapsed() >= self.config.prune_every)
+        {
+            self.prune().await?;
+            self.pruned_at = Some(Instant::now());
+        }
         Ok(committed)
+    }
+
+    /// Delete the transcripts no audit or dispute can reach any more, so
+    /// prompts and outputs are not kept (or served) past the audit window.
+    pub async fn prune(&self) -> Result<Pruned, ProviderError> {
+        let head = self.chain.head().await?.height;
+        let params = self.chain.params().await?;
+        let Some(through) = prunable_through(head, &params.audit) else {
+            return Ok(Pruned::default());
+        };
+        let store = self.store.clone();
+        let pruned = blocking(move || store.prune_committed_through(through)).await?;
+        if pruned.batches > 0 {
+            tracing::info!(
+                batches = pruned.batches,
+                transcripts = pruned.transcripts,
+                through,
+                "transcripts past the audit window deleted"
+            );
+        }
+        Ok(pruned)
     }
 
     /// Tick every second (or `max_age`, if shorter) until `shutdown` resolves,

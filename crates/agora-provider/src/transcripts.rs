@@ -8,7 +8,7 @@ use redb::{Database, TableDefinition};
 
 use crate::ProviderError;
 
-const TRANSCRIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("transcripts");
+pub(crate) const TRANSCRIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("transcripts");
 
 /// The provider's transcript database.
 pub struct TranscriptStore {

@@ -15,7 +15,8 @@ use agora_chain::{ChainConfig, Node};
 use agora_chain_client::{ChainClient, ClientError};
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 use agora_provider::{
-    register_on_chain, BatchCommitter, BatchConfig, ChainAuditGate, Provider, TranscriptStore,
+    register_on_chain, BatchCommitter, BatchConfig, ChainAuditGate, Provider, Pruned,
+    TranscriptStore,
 };
 use agora_testkit::GenesisBuilder;
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
@@ -79,11 +80,24 @@ async fn chain(
     auditor: &Keypair,
     dir: &std::path::Path,
 ) -> (ChainClient, oneshot::Sender<()>) {
+    chain_with(provider, auditor, dir, |_| {}).await
+}
+
+/// [`chain`] with other parameters.
+async fn chain_with(
+    provider: &Keypair,
+    auditor: &Keypair,
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut agora_ledger::Params),
+) -> (ChainClient, oneshot::Sender<()>) {
     let genesis = GenesisBuilder::new(CHAIN_ID)
         .fund(provider.account(), 1_000_000)
         .fund(auditor.account(), 10_000_000)
         .model(model())
-        .params(|p| p.audit.audit_rate_ppm = 1_000_000)
+        .params(|p| {
+            p.audit.audit_rate_ppm = 1_000_000;
+            adjust(p);
+        })
         .build();
     let config = ChainConfig {
         block_interval: Duration::from_millis(20),
@@ -396,4 +410,75 @@ async fn pending_jobs_and_queued_batches_survive_a_restart() {
     assert_eq!(last.jobs, vec![jobs[2]]);
     assert!(reopened.seal_pending(10).unwrap().is_none());
     assert_eq!(reopened.batches_to_commit().unwrap().len(), 2);
+}
+
+/// Privacy: a provider keeps a job's prompt and output only while the chain
+/// can still ask for them. Once its batch's audit and dispute windows have
+/// passed, the committer deletes the transcripts: `GET /v1/transcripts/{id}`
+/// answers 404 and no proof is served. Jobs not yet committed stay.
+#[tokio::test]
+async fn transcripts_are_deleted_once_no_audit_or_dispute_can_reach_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, auditor) = (Keypair::generate(), Keypair::generate());
+    let (chain, _stop) = chain_with(&key, &auditor, &dir.path().join("chain"), |p| {
+        p.audit.audit_window_blocks = 3;
+        p.audit.dispute_window_blocks = 2;
+    })
+    .await;
+    let Served {
+        url,
+        store,
+        stop: _stop,
+        ..
+    } = serve(&key, dir.path(), Some(&chain)).await;
+    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000)
+        .await
+        .unwrap();
+    let config = BatchConfig {
+        max_jobs: 1,
+        max_age: Duration::from_secs(3600),
+        prune_every: Duration::ZERO,
+        ..BatchConfig::default()
+    };
+    let mut committer = BatchCommitter::new(
+        store.clone(),
+        chain.clone(),
+        key.clone(),
+        model().id,
+        config,
+    );
+    let old = run_job(&url, 1).await;
+    let committed = committer.tick().await.unwrap();
+    let (root, height) = committed[0];
+    let transcript_status = |id: Hash32| {
+        let url = format!("{url}/v1/transcripts/{id}");
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    // Inside the windows nothing goes.
+    assert_eq!(committer.prune().await.unwrap(), Pruned::default());
+    assert_eq!(transcript_status(old).await, 200);
+    let pending = run_job(&url, 2).await;
+
+    // Wait (on the chain's height) until no verdict or vote can name the batch.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while chain.head().await.unwrap().height <= height + 3 + 2 {
+        assert!(std::time::Instant::now() < deadline, "the chain stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pruned = committer.prune().await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            batches: 1,
+            transcripts: 1
+        }
+    );
+    assert!(store.get(&old).unwrap().is_none());
+    assert!(store.sealed(&root).unwrap().is_none());
+    assert!(store.job_proof(&root, 0).unwrap().is_none());
+    assert_eq!(transcript_status(old).await, 404);
+    // The job not yet committed is still there, and a second pass deletes nothing.
+    assert!(store.get(&pending).unwrap().is_some());
+    assert_eq!(transcript_status(pending).await, 200);
+    assert_eq!(committer.prune().await.unwrap(), Pruned::default());
 }

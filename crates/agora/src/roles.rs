@@ -120,6 +120,7 @@ pub async fn provider(args: ProviderArgs) -> Result<()> {
             max_jobs: args.batch_jobs.max(1),
             max_age: Duration::from_secs(args.batch_secs),
             settle_every: Duration::from_secs(args.settle_secs.max(1)),
+            ..agora_provider::BatchConfig::default()
         },
         adversary: args
             .adversary
