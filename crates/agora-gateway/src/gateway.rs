@@ -28,6 +28,9 @@ pub struct GatewayConfig {
     /// Client keys the completion endpoints require (`None`: open). A
     /// gateway that pays providers must have them.
     pub api_keys: Option<ApiKeys>,
+    /// The chain served: unless it is a development chain (and by default,
+    /// empty), provider endpoints are dialled at public addresses only.
+    pub chain_id: String,
 }
 
 impl Default for GatewayConfig {
@@ -38,6 +41,7 @@ impl Default for GatewayConfig {
             provider_idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             api_keys: None,
+            chain_id: String::new(),
         }
     }
 }
@@ -96,10 +100,10 @@ impl<D: Directory> Gateway<D> {
     }
 
     fn build(directory: D, config: GatewayConfig, payer: Option<Arc<dyn JobPayer>>) -> Arc<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            // A provider's endpoint never redirects the gateway elsewhere (SSRF).
-            .redirect(reqwest::redirect::Policy::none())
+        // A provider's endpoint never redirects the gateway elsewhere, nor
+        // resolves into its private network (SSRF).
+        let builder = reqwest::Client::builder().connect_timeout(config.connect_timeout);
+        let http = agora_tasks::endpoint_client(builder, &config.chain_id)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Arc::new(Gateway {

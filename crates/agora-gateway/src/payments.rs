@@ -163,12 +163,15 @@ impl ChannelBook {
 }
 
 /// How the payer funds channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayerConfig {
     /// Escrow of a new channel, and the least a top-up adds.
     pub deposit: Amount,
     /// How often undelivered vouchers are retried.
     pub retry_every: Duration,
+    /// The chain paid on: unless it is a development chain (and by default,
+    /// empty), vouchers go to public provider addresses only.
+    pub chain_id: String,
 }
 
 impl Default for PayerConfig {
@@ -176,6 +179,7 @@ impl Default for PayerConfig {
         PayerConfig {
             deposit: 1_000_000,
             retry_every: Duration::from_secs(2),
+            chain_id: String::new(),
         }
     }
 }
@@ -200,11 +204,12 @@ pub struct Payer<F> {
 impl<F: Funding> Payer<F> {
     /// A payer signing vouchers with `key` (the account `funding` spends from).
     pub fn new(funding: F, key: Keypair, config: PayerConfig) -> Arc<Self> {
-        let http = reqwest::Client::builder()
+        // A provider's endpoint never redirects the gateway elsewhere, nor
+        // resolves into its private network (SSRF).
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            // A provider's endpoint never redirects the gateway elsewhere (SSRF).
-            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30));
+        let http = agora_tasks::endpoint_client(builder, &config.chain_id)
             .build()
             .unwrap_or_default();
         Arc::new(Payer {

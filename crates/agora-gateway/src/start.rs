@@ -58,20 +58,31 @@ impl GatewayHandle {
 /// paying providers for every job when `setup.payer` is given.
 pub async fn start(setup: GatewaySetup, shutdown: Shutdown) -> Result<GatewayHandle, Failure> {
     let chain = ChainClient::new(&setup.chain_url);
+    // Which chain decides whether provider endpoints may be private addresses.
+    let chain_id = chain
+        .status()
+        .await
+        .with_context(|| format!("reading the chain at {}", setup.chain_url))?
+        .chain_id;
     let directory = ChainDirectory(chain.clone());
+    let gateway_config = GatewayConfig {
+        chain_id: chain_id.clone(),
+        ..GatewayConfig::default()
+    };
     let gateway = match setup.payer {
-        None => Gateway::new(directory, GatewayConfig::default()),
+        None => Gateway::new(directory, gateway_config),
         Some(p) => {
             tracing::info!(account = %p.key.account(), deposit = p.deposit, "the gateway pays providers through channels");
             let config = PayerConfig {
                 deposit: p.deposit.max(1),
+                chain_id,
                 ..PayerConfig::default()
             };
             let payer = Payer::new(ChainFunding::new(chain, p.key.clone()), p.key, config);
             tokio::spawn(payer.clone().run_retries(shutdown.clone().wait()));
             let config = GatewayConfig {
                 api_keys: Some(p.api_keys),
-                ..GatewayConfig::default()
+                ..gateway_config
             };
             Gateway::with_payer(directory, config, payer).context("starting the gateway")?
         }

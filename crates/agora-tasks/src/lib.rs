@@ -7,11 +7,13 @@
 //! `start(setup, shutdown)` takes the same [`Shutdown`] and returns [`Task`]s
 //! the binary can join together.
 
+mod dial;
 mod failure;
 mod periodic;
 mod shutdown;
 mod tasks;
 
+pub use dial::{endpoint_client, PublicOnly};
 pub use failure::{BoxError, Context, Failure};
 pub use periodic::Periodic;
 pub use shutdown::{Shutdown, ShutdownTrigger};

@@ -24,11 +24,11 @@ pub struct HttpTranscripts {
 
 impl HttpTranscripts {
     /// A client that signs its requests as `key` for `chain_id`, never
-    /// follows redirects, and gives up on a provider after `timeout`.
+    /// follows redirects, outside development chains dials public addresses
+    /// only, and gives up on a provider after `timeout`.
     pub fn new(timeout: Duration, key: Keypair, chain_id: String) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
+        let builder = reqwest::Client::builder().timeout(timeout);
+        let http = agora_tasks::endpoint_client(builder, &chain_id)
             .build()
             .unwrap_or_default();
         HttpTranscripts {

@@ -111,6 +111,7 @@ fn payer(deposit: Amount) -> (Arc<Payer<Arc<Recorder>>>, Arc<Recorder>, Keypair)
     let config = PayerConfig {
         deposit,
         retry_every: Duration::from_secs(3600),
+        ..PayerConfig::default()
     };
     (
         Payer::new(funding.clone(), key.clone(), config),
