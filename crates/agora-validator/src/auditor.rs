@@ -15,6 +15,8 @@ use crate::weights::{commitment, landing_epoch, weights_from_scores, PendingReve
 const MISSING_DOMAIN: &str = "agora 2026 audit evidence missing transcript v1";
 /// Domain of the evidence hash of a transcript that is not in its batch.
 const NOT_IN_BATCH_DOMAIN: &str = "agora 2026 audit evidence not in batch v1";
+/// Domain of the evidence hash of a receipt naming another model than its batch.
+const OTHER_MODEL_DOMAIN: &str = "agora 2026 audit evidence other model v1";
 /// Domain of the evidence hash of a receipt signed for another chain.
 const OTHER_CHAIN_DOMAIN: &str = "agora 2026 audit evidence other chain v1";
 
@@ -198,10 +200,13 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             let since = job.batch.height;
             let judged = self
                 .judge(
-                    &job.batch.provider,
-                    &job.batch.root,
-                    job.index,
-                    job.batch.first_index.saturating_add(job.batch.count),
+                    Leaf {
+                        provider: &job.batch.provider,
+                        root: &job.batch.root,
+                        model: job.batch.model.as_ref(),
+                        index: job.index,
+                        count: job.batch.first_index.saturating_add(job.batch.count),
+                    },
                     since,
                     head,
                 )
@@ -258,10 +263,13 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             }
             let judged = self
                 .judge(
-                    &dispute.provider,
-                    &dispute.root,
-                    dispute.index,
-                    dispute.leaf_count,
+                    Leaf {
+                        provider: &dispute.provider,
+                        root: &dispute.root,
+                        model: dispute.model.as_ref(),
+                        index: dispute.index,
+                        count: dispute.leaf_count,
+                    },
                     dispute.opened_at,
                     head,
                 )
@@ -345,15 +353,14 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
     }
 
     /// Fetch a job's transcript, check it belongs to the batch, and replay it.
-    async fn judge(
-        &self,
-        provider: &AccountId,
-        root: &Hash32,
-        index: u64,
-        leaf_count: u64,
-        since: u64,
-        head: u64,
-    ) -> Result<Judgement, AuditError> {
+    async fn judge(&self, leaf: Leaf<'_>, since: u64, head: u64) -> Result<Judgement, AuditError> {
+        let Leaf {
+            provider,
+            root,
+            model,
+            index,
+            count: leaf_count,
+        } = leaf;
         let grace_over = head > since.saturating_add(self.config.fetch_grace_blocks);
         let Some(endpoint) = self.chain.endpoint(provider).await? else {
             // Deregistered: nobody serves its transcripts any more.
@@ -381,6 +388,13 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                 tracing::warn!(%provider, index, chain = %receipt.chain_id, "receipt names another chain: counted as a failure");
                 return Ok(missing(OTHER_CHAIN_DOMAIN, root, index));
             }
+            // A receipt for another model than the batch was committed for
+            // is a lie the committee can re-check at once, not a job to
+            // retry until the window closes.
+            Ok(_) if model.is_some_and(|m| &receipt.model != m) => {
+                tracing::warn!(%provider, index, model = %receipt.model, "receipt names another model than its batch: counted as a failure");
+                return Ok(missing(OTHER_MODEL_DOMAIN, root, index));
+            }
             Ok(leaf) if &receipt.provider == provider => leaf,
             Ok(_) => {
                 tracing::warn!(%provider, index, "receipt names another provider: counted as a failure");
@@ -404,6 +418,16 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             missing: false,
         })
     }
+}
+
+/// The job to judge: leaf `index` of the batch `root` (of `count` leaves,
+/// committed by `provider` for `model`).
+struct Leaf<'a> {
+    provider: &'a AccountId,
+    root: &'a Hash32,
+    model: Option<&'a ModelId>,
+    index: u64,
+    count: u64,
 }
 
 /// A failure whose evidence is the absence of a (valid) transcript.

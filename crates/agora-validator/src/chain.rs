@@ -63,6 +63,7 @@ impl AuditChain for RpcChain {
                 first_index: b.first_index,
                 count: b.count,
                 height: b.height,
+                model: b.model,
                 audits: b.seed.map(|_| b.audits),
             })
             .collect())
@@ -77,7 +78,7 @@ impl AuditChain for RpcChain {
         let mut out = Vec::with_capacity(disputes.len());
         for d in disputes {
             // The root is the batch's; a pruned batch can no longer be re-checked.
-            let Some((root, leaf_count)) = self.batch_root(&d.batch).await? else {
+            let Some((root, leaf_count, model)) = self.batch_root(&d.batch).await? else {
                 continue;
             };
             out.push(DisputeInfo {
@@ -86,6 +87,7 @@ impl AuditChain for RpcChain {
                 root,
                 index: d.index,
                 leaf_count,
+                model,
                 provider: d.provider,
                 committee: d.committee,
                 voted: d.votes.into_iter().map(|(who, _)| who).collect(),
@@ -140,12 +142,16 @@ impl AuditChain for RpcChain {
 
 impl RpcChain {
     /// The root of a live batch and the number of leaves under it, by id.
-    async fn batch_root(&self, id: &Hash32) -> Result<Option<(Hash32, u64)>, AuditError> {
+    async fn batch_root(
+        &self,
+        id: &Hash32,
+    ) -> Result<Option<(Hash32, u64, Option<ModelId>)>, AuditError> {
         let mut since = None;
         loop {
             let page = self.client.batches(since).await.map_err(chain_error)?;
             if let Some(b) = page.batches.iter().find(|b| &b.id == id) {
-                return Ok(Some((b.root, b.first_index.saturating_add(b.count))));
+                let leaf_count = b.first_index.saturating_add(b.count);
+                return Ok(Some((b.root, leaf_count, b.model)));
             }
             match page.batches.last() {
                 Some(last) if page.more => since = Some(last.height),

@@ -20,6 +20,9 @@ pub struct BatchInfo {
     pub count: u64,
     /// Height of the block that committed it.
     pub height: u64,
+    /// The model every receipt in it must name (`None`: a channel
+    /// settlement, which names none).
+    pub model: Option<ModelId>,
     /// The jobs the chain drew for audit and each one's auditor, in the
     /// block after the commit (`None` until then). Only the drawn auditor's
     /// verdict counts; channel settlements draw none.
@@ -39,6 +42,8 @@ pub struct DisputeInfo {
     pub index: u64,
     /// Leaves under the batch's root (as the chain recorded it).
     pub leaf_count: u64,
+    /// The model the batch was committed for.
+    pub model: Option<ModelId>,
     /// Accused provider.
     pub provider: AccountId,
     /// Validators asked to re-check.

@@ -148,13 +148,28 @@ fn transcript(provider: &Keypair, output: Vec<i32>, seed: u64) -> Transcript {
     transcript_on(CHAIN, provider, output, seed)
 }
 
+/// The model every test batch is committed for.
+fn batch_model() -> ModelId {
+    Hash32::digest(b"model")
+}
+
 fn transcript_on(chain: &str, provider: &Keypair, output: Vec<i32>, seed: u64) -> Transcript {
+    transcript_for(chain, batch_model(), provider, output, seed)
+}
+
+fn transcript_for(
+    chain: &str,
+    model: ModelId,
+    provider: &Keypair,
+    output: Vec<i32>,
+    seed: u64,
+) -> Transcript {
     let prompt = vec![1, 2, 3];
     let receipt = Receipt {
         chain_id: chain.into(),
         id: Hash32::digest(&seed.to_le_bytes()),
         provider: provider.account(),
-        model: Hash32::digest(b"model"),
+        model,
         prompt_hash: hash_tokens(&prompt),
         output_hash: hash_tokens(&output),
         params: SamplingParams::new(16, 0.7, 1.0, vec![], seed),
@@ -197,15 +212,24 @@ struct World {
 }
 
 fn world(jobs: u64, cheats: &HashSet<u64>, auditors: usize, rate_ppm: u32, seed: u64) -> World {
-    world_with(jobs, cheats, &HashSet::new(), auditors, rate_ppm, seed)
+    world_with(jobs, cheats, &Lies::default(), auditors, rate_ppm, seed)
 }
 
-/// [`world`] where the jobs in `elsewhere` are honest but their receipts
-/// were signed for another chain.
+/// Jobs whose committed receipts lie about where they belong.
+#[derive(Default)]
+struct Lies {
+    /// Receipts signed for another chain.
+    other_chain: HashSet<u64>,
+    /// Receipts naming another model than the batch was committed for.
+    other_model: HashSet<u64>,
+}
+
+/// [`world`] where the jobs in `lies` are honestly run but their receipts
+/// lie about their chain or model.
 fn world_with(
     jobs: u64,
     cheats: &HashSet<u64>,
-    elsewhere: &HashSet<u64>,
+    lies: &Lies,
     auditors: usize,
     rate_ppm: u32,
     seed: u64,
@@ -218,12 +242,17 @@ fn world_with(
             if cheats.contains(&i) {
                 out.push(CHEAT_TOKEN);
             }
-            let chain = if elsewhere.contains(&i) {
+            let chain = if lies.other_chain.contains(&i) {
                 "another-network"
             } else {
                 CHAIN
             };
-            transcript_on(chain, &provider, out, i)
+            let model = if lies.other_model.contains(&i) {
+                Hash32::digest(b"a cheaper model")
+            } else {
+                batch_model()
+            };
+            transcript_for(chain, model, &provider, out, i)
         })
         .collect();
     let leaves: Vec<Hash32> = transcripts
@@ -255,6 +284,7 @@ fn world_with(
         first_index: 0,
         count: jobs,
         height: 5,
+        model: Some(batch_model()),
         audits: Some(draw_audits(&draw, &id, 0, jobs, rate_ppm, &validators)),
     };
     let mut state = ChainState {
@@ -439,14 +469,35 @@ async fn a_transcript_that_is_not_the_committed_leaf_fails() {
 /// was signed for, so on the other one the committed leaf fails its audit.
 #[tokio::test]
 async fn a_receipt_signed_for_another_chain_fails_its_audit() {
-    let elsewhere: HashSet<u64> = [1].into();
-    let w = world_with(3, &HashSet::new(), &elsewhere, 1, 1_000_000, 4);
+    let lies = Lies {
+        other_chain: [1].into(),
+        ..Lies::default()
+    };
+    let w = world_with(3, &HashSet::new(), &lies, 1, 1_000_000, 4);
     let mut a = auditor(&w, 0);
     a.step().await.unwrap();
     let mut got = verdicts(&w);
     got.sort_by_key(|v| v.1);
     let me = w.auditors[0].account();
     assert_eq!(got, vec![(me, 0, true), (me, 1, false), (me, 2, true)]);
+}
+
+/// Attack (issue 13, #7): a provider commits, in a batch for its model, a
+/// receipt naming another (cheaper) model. The drawn auditor fails it at
+/// once instead of retrying a job it cannot replay until the window closes.
+#[tokio::test]
+async fn a_receipt_naming_another_model_than_its_batch_fails_at_once() {
+    let lies = Lies {
+        other_model: [2].into(),
+        ..Lies::default()
+    };
+    let w = world_with(3, &HashSet::new(), &lies, 1, 1_000_000, 6);
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    let mut got = verdicts(&w);
+    got.sort_by_key(|v| v.1);
+    let me = w.auditors[0].account();
+    assert_eq!(got, vec![(me, 0, true), (me, 1, true), (me, 2, false)]);
 }
 
 /// Attack: a transcript the verifier chokes on must not make the auditor
@@ -494,6 +545,7 @@ async fn committee_members_vote_once_by_their_own_recheck() {
         root: w.batch.root,
         index,
         leaf_count: 3,
+        model: Some(batch_model()),
         provider: w.provider.account(),
         committee: committee.clone(),
         voted: vec![],
