@@ -251,7 +251,11 @@ async fn send_jobs(
         .map(|(n, &p)| {
             let body = json!({
                 "model": model,
-                "messages": [{"role": "user", "content": format!("Write one sentence about the number {n}.")}],
+                // A system message, so `drop-system` has something to drop.
+                "messages": [
+                    {"role": "system", "content": "You are a terse assistant."},
+                    {"role": "user", "content": format!("Write one sentence about the number {n}.")},
+                ],
                 "max_tokens": args.max_tokens,
                 "temperature": 0.7,
                 "seed": n,
