@@ -67,7 +67,13 @@ fn fixture() -> &'static Fixture {
             .build()
             .unwrap();
         let node = runtime.block_on(async {
-            Node::open(dir.path(), &genesis, Keypair::generate(), ChainConfig::default()).unwrap()
+            Node::open(
+                dir.path(),
+                &genesis,
+                Keypair::generate(),
+                ChainConfig::default(),
+            )
+            .unwrap()
         });
         Fixture {
             _dir: dir,
@@ -97,7 +103,10 @@ fn check(method: &Method, status: StatusCode, body: &[u8]) -> Result<(), TestCas
         "{status}: {text}"
     );
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        prop_assert!(text.contains("mempool"), "503 not from a full mempool: {text}");
+        prop_assert!(
+            text.contains("mempool"),
+            "503 not from a full mempool: {text}"
+        );
     }
     prop_assert!(status.is_success() || status.is_client_error() || status.is_server_error());
     if !status.is_success() && method != Method::HEAD {
@@ -348,7 +357,11 @@ fn hostile_transactions_are_refused_or_accepted_never_crash() {
         }
         .sign(&key);
         let body = json!({ "tx": hex::encode(codec::encode(&tx)) }).to_string();
-        let (status, answer) = call(json_post("/tx", body.into_bytes(), Some("application/json")));
+        let (status, answer) = call(json_post(
+            "/tx",
+            body.into_bytes(),
+            Some("application/json"),
+        ));
         check(&Method::POST, status, &answer).unwrap();
     }
     let unknown = Hash32::digest(b"never submitted").to_hex();

@@ -10,7 +10,9 @@ use agora_chain_client::ChainClient;
 use agora_tasks::{bind, serve, Context, Failure, ServeLimits, Shutdown, Task};
 use agora_types::{Amount, Keypair};
 
-use crate::{ApiError, ApiKeys, ChainDirectory, ChainFunding, Gateway, GatewayConfig, Payer, PayerConfig};
+use crate::{
+    ApiError, ApiKeys, ChainDirectory, ChainFunding, Gateway, GatewayConfig, Payer, PayerConfig,
+};
 
 /// How long a starting gateway waits for a model to appear on chain.
 const MODEL_WAIT: Duration = Duration::from_secs(60);

@@ -393,7 +393,10 @@ fn models_answer_even_for_hostile_ids() {
         let (status, body) = call(&f.open, request(Method::GET, &uri, Vec::new(), None));
         check(&Method::GET, status, &body).unwrap();
     }
-    let (status, body) = call(&f.open, request(Method::GET, "/v1/models", Vec::new(), None));
+    let (status, body) = call(
+        &f.open,
+        request(Method::GET, "/v1/models", Vec::new(), None),
+    );
     assert_eq!(status, StatusCode::OK);
     let list: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(list["data"][0]["id"], MODEL);

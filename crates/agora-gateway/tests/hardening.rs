@@ -68,11 +68,21 @@ async fn requests_beyond_the_cap_get_an_openai_503_and_the_gateway_recovers() {
     let http = reqwest::Client::new();
     let url = format!("{base}/v1/completions");
     // A stream whose provider stalls after one delta holds the only permit.
-    let mut streaming = http.post(&url).json(&completion(true)).send().await.unwrap();
+    let mut streaming = http
+        .post(&url)
+        .json(&completion(true))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(streaming.status(), 200);
     let first = streaming.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("data:"));
-    let refused = http.post(&url).json(&completion(true)).send().await.unwrap();
+    let refused = http
+        .post(&url)
+        .json(&completion(true))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_openai_error(&refused.json().await.unwrap(), "overloaded");
@@ -103,17 +113,30 @@ async fn a_completion_without_a_head_in_time_gets_an_openai_504() {
     let http = reqwest::Client::new();
     let url = format!("{base}/v1/completions");
     // Not streamed: the head waits for the whole generation, which stalls.
-    let late = http.post(&url).json(&completion(false)).send().await.unwrap();
+    let late = http
+        .post(&url)
+        .json(&completion(false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(late.status(), 504);
     assert_openai_error(&late.json().await.unwrap(), "timeout");
     // Streamed: the head goes out at once and the stream is not cut by the
     // deadline; it outlives it by far and still carries the first delta.
-    let mut streaming = http.post(&url).json(&completion(true)).send().await.unwrap();
+    let mut streaming = http
+        .post(&url)
+        .json(&completion(true))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(streaming.status(), 200);
     let first = streaming.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("data:"));
     let next = tokio::time::timeout(Duration::from_secs(1), streaming.chunk()).await;
-    assert!(next.is_err(), "the stream ended instead of staying open: {next:?}");
+    assert!(
+        next.is_err(),
+        "the stream ended instead of staying open: {next:?}"
+    );
 }
 
 #[test]

@@ -42,7 +42,8 @@ fn refusal(refusal: Refusal) -> axum::response::Response {
         Refusal::Overloaded(_) => "provider_busy",
         Refusal::TimedOut(_) => refusal.code(),
     };
-    let response = crate::service::error(refusal.status(), "server_error", code, refusal.to_string());
+    let response =
+        crate::service::error(refusal.status(), "server_error", code, refusal.to_string());
     refusal.with_retry_after(response)
 }
 

@@ -110,10 +110,12 @@ impl Guarded {
         let mut router = self.router;
         let routed = tower::Service::call(&mut router, request.map(Body::new));
         match tokio::time::timeout(limits.response_head, routed).await {
-            Ok(Ok(response)) => Ok(response.map(|body| Body::new(Held {
-                body,
-                _permit: permit,
-            }))),
+            Ok(Ok(response)) => Ok(response.map(|body| {
+                Body::new(Held {
+                    body,
+                    _permit: permit,
+                })
+            })),
             Ok(Err(never)) => match never {},
             Err(_) => Ok((limits.refuse)(Refusal::TimedOut(limits.response_head))),
         }

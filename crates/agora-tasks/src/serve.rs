@@ -81,7 +81,10 @@ pub(crate) async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, Soc
 /// (out of file descriptors) get a short pause so the loop does not spin.
 async fn backoff(e: io::Error) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
         return;
     }
     tracing::warn!(error = %e, "accepting a connection failed");

@@ -70,7 +70,7 @@ impl Server {
         let router = Router::new()
             .route("/fast", get(|| async { "fast done" }))
             .route("/slow", get(slow))
-            .route("/hang", get(|| std::future::pending::<&'static str>()))
+            .route("/hang", get(std::future::pending::<&'static str>))
             .route(
                 "/stream",
                 get(move |State(gate): State<Gate>| async move { stream(gate, stream_delay) }),
@@ -171,7 +171,10 @@ async fn a_slowloris_client_is_dropped_while_others_are_served() {
     let trickled = tokio::spawn(async move {
         let started = Instant::now();
         let mut tick = tokio::time::interval(header_read / 10);
-        for byte in b"GET /fast HTTP/1.1\r\nx-pad: ".iter().chain([b'a'; 200].iter()) {
+        for byte in b"GET /fast HTTP/1.1\r\nx-pad: "
+            .iter()
+            .chain([b'a'; 200].iter())
+        {
             tick.tick().await;
             if trickler.write_all(&[*byte]).await.is_err() {
                 return started.elapsed();
@@ -184,7 +187,10 @@ async fn a_slowloris_client_is_dropped_while_others_are_served() {
     assert_eq!(reply.status, 200);
     assert!(reply.text.ends_with("fast done"));
     let waited = until_closed(&mut stalled).await;
-    assert!(waited < header_read * 10, "stalled client dropped after {waited:?}");
+    assert!(
+        waited < header_read * 10,
+        "stalled client dropped after {waited:?}"
+    );
     let trickled = trickled.await.unwrap();
     assert!(
         trickled < header_read * 10,
