@@ -5,6 +5,7 @@
 //! and serves the HTTP/JSON RPC.
 
 mod error;
+mod extract;
 mod mempool;
 mod node;
 mod rpc;
@@ -16,6 +17,6 @@ pub use agora_consensus::{Seat, Timeouts};
 pub use error::{ChainError, SubmitError};
 pub use mempool::MAX_PENDING_PER_SENDER;
 pub use node::{ChainConfig, Finality, Node, Relay};
-pub use start::{start, NodeHandle, NodeSetup};
+pub use start::{rpc_limits, start, NodeHandle, NodeSetup};
 pub use store::Store;
 pub use validator::{spawn_validator, ValidatorSetup};

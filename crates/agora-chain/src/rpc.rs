@@ -10,13 +10,14 @@ use agora_types::rpc::{
 };
 use agora_types::{codec, AccountId, Dispute, Hash32, ReceiptBatch, SignedTransaction};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use crate::extract::{RpcQuery, Segment};
 use crate::{ChainError, Node, SubmitError};
 
 /// Largest accepted request body.
@@ -24,12 +25,12 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most transactions in one `POST /txs`.
 const MAX_BATCH_TXS: usize = 1_000;
 /// Longest a `GET /tx/{id}?wait_ms=` call may wait.
-const MAX_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Batches per `GET /batches` page (a page may exceed it to finish a height).
 const BATCH_PAGE: usize = 256;
 
 /// An RPC error with its HTTP status.
-struct ApiError(StatusCode, &'static str, String);
+pub(crate) struct ApiError(StatusCode, &'static str, String);
 
 impl ApiError {
     /// The error's JSON form, without its HTTP status.
@@ -69,11 +70,18 @@ impl From<SubmitError> for ApiError {
     }
 }
 
+/// A request the hardened server refused (overloaded, or no answer in
+/// time), in the RPC's error shape.
+pub(crate) fn refusal(refusal: agora_tasks::Refusal) -> Response {
+    let error = ApiError(refusal.status(), refusal.code(), refusal.to_string());
+    refusal.with_retry_after(error.into_response())
+}
+
 fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "not_found", what)
 }
 
-fn bad_request(code: &'static str, message: String) -> ApiError {
+pub(crate) fn bad_request(code: &'static str, message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, code, message)
 }
 
@@ -101,6 +109,13 @@ impl Node {
             .route("/audits/{provider}", get(audits))
             .route("/supply", get(supply))
             .fallback(|| async { not_found("no such RPC route".into()) })
+            .method_not_allowed_fallback(|| async {
+                ApiError(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this RPC route does not take that method".into(),
+                )
+            })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
     }
@@ -202,8 +217,8 @@ struct WaitQuery {
 /// Status of a transaction; with `?wait_ms=N`, waits up to N ms for it to commit.
 async fn tx_status(
     State(node): State<Node>,
-    Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    Segment(id): Segment,
+    RpcQuery(q): RpcQuery<WaitQuery>,
 ) -> Result<Json<TxStatus>, ApiError> {
     let id: Hash32 = id
         .parse()
@@ -282,7 +297,7 @@ async fn supply(State(node): State<Node>) -> Json<SupplyInfo> {
 
 async fn account(
     State(node): State<Node>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<AccountInfo>, ApiError> {
     let id: AccountId = id
         .parse()
@@ -314,7 +329,7 @@ fn parse_height(height: &str) -> Result<u64, ApiError> {
 
 async fn block(
     State(node): State<Node>,
-    Path(height): Path<String>,
+    Segment(height): Segment,
 ) -> Result<Json<agora_types::Block>, ApiError> {
     let height = parse_height(&height)?;
     node.block(height)?
@@ -324,7 +339,7 @@ async fn block(
 
 async fn finality(
     State(node): State<Node>,
-    Path(height): Path<String>,
+    Segment(height): Segment,
 ) -> Result<Json<BlockFinality>, ApiError> {
     let height = parse_height(&height)?;
     let missing = || not_found(format!("no block at height {height}"));
@@ -341,7 +356,7 @@ async fn finality(
 
 async fn account_proof(
     State(node): State<Node>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<AccountProof>, ApiError> {
     let id: AccountId = id
         .parse()
@@ -396,7 +411,7 @@ async fn validators(State(node): State<Node>) -> Json<Vec<ValidatorStake>> {
 
 async fn channel(
     State(node): State<Node>,
-    Path(id): Path<String>,
+    Segment(id): Segment,
 ) -> Result<Json<ChannelInfo>, ApiError> {
     let id: Hash32 = id
         .parse()
@@ -451,7 +466,7 @@ struct SinceQuery {
 
 /// Receipt batches committed after `since` (default 0: all live ones), oldest
 /// first, a page at a time.
-async fn batches(State(node): State<Node>, Query(q): Query<SinceQuery>) -> Json<BatchPage> {
+async fn batches(State(node): State<Node>, RpcQuery(q): RpcQuery<SinceQuery>) -> Json<BatchPage> {
     let state = node.state();
     Json(page_batches(
         state.batches.values(),
@@ -490,7 +505,7 @@ async fn disputes(State(node): State<Node>) -> Json<Vec<Dispute>> {
 
 async fn audits(
     State(node): State<Node>,
-    Path(provider): Path<String>,
+    Segment(provider): Segment,
 ) -> Result<Json<ProviderAuditStatus>, ApiError> {
     let provider: AccountId = provider
         .parse()

@@ -7,10 +7,27 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agora_ledger::Genesis;
-use agora_tasks::{bind, Context, Failure, Shutdown, Task};
+use agora_tasks::{bind, serve, Context, Failure, ServeLimits, Shutdown, Task};
 use agora_types::Keypair;
 
+use crate::rpc::MAX_WAIT;
 use crate::{spawn_validator, ChainConfig, Node, ValidatorSetup};
+
+/// How the chain RPC protects itself. Every answer but one is a quick read
+/// or a mempool check, so the head deadline only has to cover
+/// `GET /tx/{id}?wait_ms=`, which waits for a block by design (up to
+/// `MAX_WAIT`, 30 s), with as much again for a slow request body; 30 s to
+/// send a request head (and of keep-alive idleness) is plenty on any link;
+/// 1,024 requests in flight is far above what gateways, providers and
+/// wallets send, yet bounds the memory a flood can pin.
+pub fn rpc_limits() -> ServeLimits {
+    ServeLimits {
+        header_read: Duration::from_secs(30),
+        max_in_flight: 1024,
+        response_head: MAX_WAIT * 2,
+        refuse: crate::rpc::refusal,
+    }
+}
 
 /// What a chain node needs to start.
 pub struct NodeSetup {
@@ -58,8 +75,7 @@ pub async fn start(setup: NodeSetup, shutdown: Shutdown) -> Result<NodeHandle, F
     let router = node.router();
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop.wait())
+        serve(listener, router, rpc_limits(), stop.wait())
             .await
             .context("chain RPC server")
     });

@@ -1,6 +1,7 @@
 //! Errors in OpenAI's JSON shape: `{"error": {"message", "type", "param", "code"}}`
 //! with the HTTP status real clients expect.
 
+use agora_tasks::Refusal;
 use agora_wire::openai::error_json;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -148,6 +149,26 @@ impl ApiError {
         );
         e.retry_after = Some(1);
         e
+    }
+
+    /// 503 (overloaded) or 504 (no response in time): a request the
+    /// hardened server refused before or instead of routing it.
+    pub fn refused(refusal: Refusal) -> Self {
+        let mut e = Self::new(
+            refusal.status(),
+            "server_error",
+            refusal.code(),
+            refusal.to_string(),
+        );
+        if let Refusal::Overloaded(_) = refusal {
+            e.retry_after = Some(1);
+        }
+        e
+    }
+
+    /// [`ApiError::refused`] as a response, for [`agora_tasks::ServeLimits::refuse`].
+    pub fn refusal(refusal: Refusal) -> Response {
+        Self::refused(refusal).into_response()
     }
 
     /// The JSON body.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use agora_types::ProviderInfo;
 use agora_wire::openai::{self, Endpoint};
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
@@ -67,7 +68,15 @@ pub async fn models<D: Directory>(State(gw): Gw<D>) -> Response {
 }
 
 /// `GET /v1/models/{id}`.
-pub async fn model<D: Directory>(State(gw): Gw<D>, Path(id): Path<String>) -> Response {
+pub async fn model<D: Directory>(
+    State(gw): Gw<D>,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        // Not UTF-8 once percent-decoded: no model has that name.
+        Err(e) => return ApiError::invalid("model", e.body_text()).into_response(),
+    };
     match current(&gw).await {
         Ok(snap) => match snap.model(&id) {
             Some(m) => Json(model_object(&snap, m)).into_response(),

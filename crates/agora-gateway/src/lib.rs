@@ -27,4 +27,4 @@ pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
 pub use payments::{ChainFunding, ChannelBook, Funding, JobPayer, PayError, Payer, PayerConfig};
 pub use routing::Routing;
-pub use start::{start, GatewayHandle, GatewaySetup, PayerSetup};
+pub use start::{serve_limits, start, GatewayHandle, GatewaySetup, PayerSetup};

@@ -7,13 +7,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use agora_tasks::{bind, Context, Failure, Shutdown, Task};
+use agora_tasks::{bind, serve, Context, Failure, ServeLimits, Shutdown, Task};
 use agora_types::{Amount, Keypair};
 
-use crate::{ApiKeys, ChainDirectory, ChainFunding, Gateway, GatewayConfig, Payer, PayerConfig};
+use crate::{
+    ApiError, ApiKeys, ChainDirectory, ChainFunding, Gateway, GatewayConfig, Payer, PayerConfig,
+};
 
 /// How long a starting gateway waits for a model to appear on chain.
 const MODEL_WAIT: Duration = Duration::from_secs(60);
+
+/// How the gateway protects itself. A non-streamed completion sends its
+/// head only when the whole generation is done, after the provider queued
+/// and ran it, so the head deadline is long: 15 minutes (a streamed one
+/// sends its head once a provider starts, and its body is never timed; the
+/// per-provider idle timeout watches a silent provider). 30 s to send a
+/// request head (and of keep-alive idleness); 1,024 requests in flight, each
+/// holding a connection to a provider while it runs.
+pub fn serve_limits() -> ServeLimits {
+    ServeLimits {
+        header_read: Duration::from_secs(30),
+        max_in_flight: 1024,
+        response_head: Duration::from_secs(15 * 60),
+        refuse: ApiError::refusal,
+    }
+}
 
 /// What a gateway needs to start.
 pub struct GatewaySetup {
@@ -92,8 +110,7 @@ pub async fn start(setup: GatewaySetup, shutdown: Shutdown) -> Result<GatewayHan
     let router = gateway.router();
     let refresher = tokio::spawn(gateway.clone().run_refresh(shutdown.clone().wait()));
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.wait())
+        serve(listener, router, serve_limits(), shutdown.wait())
             .await
             .context("gateway server")?;
         refresher.await.context("directory refresh task")?;

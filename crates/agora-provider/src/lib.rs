@@ -28,7 +28,7 @@ pub use prune::{prunable_through, Pruned};
 pub use register::register_on_chain;
 pub use served::UpstreamSetup;
 pub use service::Provider;
-pub use start::{start, ProviderHandle, ProviderSetup};
+pub use start::{serve_limits, start, ProviderHandle, ProviderSetup};
 pub use transcripts::TranscriptStore;
 pub use vouchers::{
     check_voucher, ChannelLookup, HeldVoucher, LookupFuture, VoucherError, VoucherSettler,

@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agora_chain_client::ChainClient;
 use agora_engine::{LlamaEngine, LlamaEngineConfig};
-use agora_tasks::{bind, fail, Context, Failure, Shutdown, Task};
+use agora_tasks::{bind, fail, serve, Context, Failure, Refusal, ServeLimits, Shutdown, Task};
 use agora_types::{Amount, Keypair, ModelEntry, Price};
 
 use crate::guard::ensure_development_chain;
@@ -17,6 +18,34 @@ use crate::{
     register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, ChainAuditGate,
     Provider, TranscriptStore, VoucherSettler,
 };
+
+/// How the provider protects itself. `POST /v1/jobs` sends its SSE head as
+/// soon as the engine queues the job (a job waiting its turn waits in the
+/// body, which is never timed), and every other route is a quick read, so
+/// the head deadline only has to cover reading a request body of up to
+/// 4 MiB from a slow gateway: 2 minutes. 30 s to send a request head (and of
+/// keep-alive idleness); 256 requests in flight (streams included) is far
+/// more than an engine runs at once, and the engine's own queue answers 503
+/// before that.
+pub fn serve_limits() -> ServeLimits {
+    ServeLimits {
+        header_read: Duration::from_secs(30),
+        max_in_flight: 256,
+        response_head: Duration::from_secs(120),
+        refuse: refusal,
+    }
+}
+
+/// A refused request in OpenAI's error shape, like the provider's others.
+fn refusal(refusal: Refusal) -> axum::response::Response {
+    let code = match refusal {
+        Refusal::Overloaded(_) => "provider_busy",
+        Refusal::TimedOut(_) => refusal.code(),
+    };
+    let response =
+        crate::service::error(refusal.status(), "server_error", code, refusal.to_string());
+    refusal.with_retry_after(response)
+}
 
 /// What a provider needs to start.
 pub struct ProviderSetup {
@@ -128,8 +157,7 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
     let router = provider.router();
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop.wait())
+        serve(listener, router, serve_limits(), stop.wait())
             .await
             .context("provider server")
     });
