@@ -326,9 +326,21 @@ impl BatchCommitter {
             .min(Duration::from_secs(1))
             .max(Duration::from_millis(10));
         let mut ticks = agora_tasks::Periodic::every(period, shutdown);
+        // A failure that repeats (a slashed, deregistered provider gets
+        // `not_a_provider` on every tick) is reported once, not every second.
+        let mut last_failure: Option<String> = None;
         while ticks.tick().await {
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %e, "receipt batch not committed; retrying");
+            match self.tick().await {
+                Ok(_) => last_failure = None,
+                Err(e) => {
+                    let failure = e.to_string();
+                    if last_failure.as_deref() == Some(failure.as_str()) {
+                        tracing::debug!(error = %failure, "receipt batch still not committed; retrying");
+                    } else {
+                        tracing::warn!(error = %failure, "receipt batch not committed; retrying");
+                    }
+                    last_failure = Some(failure);
+                }
             }
         }
     }
