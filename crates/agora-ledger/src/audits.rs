@@ -168,6 +168,7 @@ impl State {
         let parent = self.last_block_id;
         let rate = self.params.audit.audit_rate_ppm;
         let candidates = self.audit_candidates();
+        let markets = &self.markets;
         for batch in self.batches.values_mut() {
             if batch.seed.is_some() || batch.height >= height {
                 continue;
@@ -179,9 +180,9 @@ impl State {
             // audited through the provider's own CommitReceipts batches, so a
             // provider is never judged on proofs it could not serve.
             if batch.channel.is_none() {
-                let pool: Vec<(AccountId, Amount)> = candidates
-                    .iter()
-                    .copied()
+                let pool: Vec<(AccountId, Amount)> = markets
+                    .audit_pool(&candidates, batch.model.as_ref())
+                    .into_iter()
                     .filter(|(who, _)| *who != batch.provider)
                     .collect();
                 batch.audits = draw_audits(
@@ -195,14 +196,16 @@ impl State {
             }
         }
         let size = self.params.audit.committee_size as usize;
+        let batches = &self.batches;
         for dispute in self.disputes.values_mut() {
             if dispute.seed.is_some() || dispute.opened_at >= height {
                 continue;
             }
             let seed = draw_seed(&parent, &dispute.id);
-            let pool: Vec<(AccountId, Amount)> = candidates
-                .iter()
-                .copied()
+            let model = batches.get(&dispute.batch).and_then(|b| b.model.as_ref());
+            let pool: Vec<(AccountId, Amount)> = markets
+                .audit_pool(&candidates, model)
+                .into_iter()
                 .filter(|(who, _)| *who != dispute.accuser && *who != dispute.provider)
                 .collect();
             dispute.seed = Some(seed);

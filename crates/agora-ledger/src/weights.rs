@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use agora_types::{weights_commitment, AccountId, Hash32, Height, ModelId, MAX_WEIGHTS};
+use agora_types::{weights_commitment, AccountId, Amount, Hash32, Height, ModelId, MAX_WEIGHTS};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,55 @@ pub struct Markets {
     pub bonds: BTreeMap<ModelId, BTreeMap<AccountId, Vec<(AccountId, u64)>>>,
     /// Each model's consensus weights after its last epoch (Q32.32), by provider.
     pub consensus: BTreeMap<ModelId, Vec<(AccountId, u64)>>,
+}
+
+impl Markets {
+    /// The validators taking part in `model`'s market: a weight commitment
+    /// or reveal pending, or a bond from its last epoch. They are the ones
+    /// auditing its providers (replaying needs the model), so its batches'
+    /// audits and disputes are drawn among them.
+    pub fn participants(&self, model: &ModelId) -> BTreeSet<AccountId> {
+        let mut out: BTreeSet<AccountId> = self
+            .commits
+            .keys()
+            .filter(|(m, _, _)| m == model)
+            .map(|(_, v, _)| *v)
+            .collect();
+        out.extend(
+            self.reveals
+                .keys()
+                .filter(|(m, _)| m == model)
+                .map(|(_, v)| *v),
+        );
+        if let Some(bonds) = self.bonds.get(model) {
+            out.extend(bonds.keys().copied());
+        }
+        out
+    }
+
+    /// Who may be drawn for work on a batch of `model`: the candidates in
+    /// its market, or every candidate while none of them has joined it (a
+    /// new market, or a chain without rewards).
+    pub fn audit_pool(
+        &self,
+        candidates: &[(AccountId, Amount)],
+        model: Option<&ModelId>,
+    ) -> Vec<(AccountId, Amount)> {
+        let Some(model) = model else {
+            return candidates.to_vec();
+        };
+        let members = self.participants(model);
+        let pool: Vec<_> = candidates
+            .iter()
+            .copied()
+            .filter(|(who, _)| members.contains(who))
+            .collect();
+        if pool.is_empty() {
+            candidates.to_vec()
+        } else {
+            pool
+        }
+    }
 }
 
 impl State {

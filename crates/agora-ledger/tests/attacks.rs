@@ -601,3 +601,73 @@ fn registering_a_model_burns_its_fee_so_squatting_names_costs() {
     );
     assert_eq!(s.account(&squatter.account()).balance, balance);
 }
+
+/// Issue 13, #7: an audit drawn to a validator that cannot replay the
+/// batch's model (it audits another market) goes unjudged until its window
+/// closes, so a cheater drawn that way escapes. Audits are drawn among the
+/// validators of the batch's market, everyone only while nobody has joined it.
+#[test]
+fn audits_are_drawn_among_the_validators_of_the_batchs_market() {
+    let k = common::keys(3, 180);
+    let (ours, theirs, provider) = (&k[0], &k[1], &k[2]);
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.tempo_blocks = 1_000;
+        p.audit.audit_rate_ppm = 1_000_000;
+    });
+    let min = s.params.min_validator_bond;
+    ok(&mut s, ours, bond(min));
+    // The other validator has far more stake: without the rule it would be
+    // drawn for nearly every job.
+    ok(&mut s, theirs, bond(100 * min));
+    ok(&mut s, provider, register(COLLATERAL));
+    let other = ModelEntry {
+        id: Hash32::digest(b"another market"),
+        name: "another".into(),
+        owner: theirs.account(),
+        ..model()
+    };
+    ok(
+        &mut s,
+        theirs,
+        TxKind::RegisterModel {
+            model: other.clone(),
+        },
+    );
+    // Nobody has joined the market yet: everyone may be drawn.
+    ok(&mut s, provider, commit(32));
+    block(&mut s, None);
+    let drawn = |s: &State| -> Vec<AccountId> {
+        let batch = s
+            .batches
+            .values()
+            .filter(|b| b.provider == provider.account())
+            .max_by_key(|b| b.height)
+            .unwrap();
+        batch.audits.iter().map(|(_, who)| *who).collect()
+    };
+    assert!(drawn(&s).contains(&theirs.account()));
+    // Each validator joins its own market with a weight commitment.
+    let hash = Hash32::digest(b"weights");
+    ok(
+        &mut s,
+        ours,
+        TxKind::CommitWeights {
+            model: model().id,
+            hash,
+        },
+    );
+    ok(
+        &mut s,
+        theirs,
+        TxKind::CommitWeights {
+            model: other.id,
+            hash,
+        },
+    );
+    ok(&mut s, provider, commit(64));
+    block(&mut s, None);
+    let audits = drawn(&s);
+    assert_eq!(audits.len(), 64);
+    assert!(audits.iter().all(|who| *who == ours.account()));
+}
