@@ -55,12 +55,22 @@ pub(crate) fn error(status: StatusCode, kind: &str, code: &str, message: String)
 
 /// A body axum could not read (too large, cut short), as an OpenAI-shaped error.
 pub(crate) fn body_rejection(e: BytesRejection) -> Response {
-    error(e.status(), "invalid_request_error", "invalid_body", e.body_text())
+    error(
+        e.status(),
+        "invalid_request_error",
+        "invalid_body",
+        e.body_text(),
+    )
 }
 
 /// A path segment axum could not decode (not UTF-8), as an OpenAI-shaped error.
 pub(crate) fn path_rejection(e: PathRejection) -> Response {
-    error(e.status(), "invalid_request_error", "invalid_path", e.body_text())
+    error(
+        e.status(),
+        "invalid_request_error",
+        "invalid_path",
+        e.body_text(),
+    )
 }
 
 /// Fallback for paths the provider does not serve.
@@ -84,20 +94,35 @@ async fn wrong_method() -> Response {
     )
 }
 
-/// Refuse stop sequences beyond [`MAX_STOPS`] or [`MAX_STOP_BYTES`] (the
-/// gateway's bounds): every partial match is held back and rescanned per token.
-fn check_stops(params: &SamplingParams) -> Result<(), String> {
+/// Refuse what no engine should see, whichever engine runs the job: stop
+/// sequences beyond [`MAX_STOPS`] or [`MAX_STOP_BYTES`] (the gateway's
+/// bounds; every partial match is held back and rescanned per token), and
+/// non-finite floats (JSON has no infinity, so the receipt, which signs
+/// the parameters, could not be read back). Returns the parameter at fault.
+fn check_params(params: &SamplingParams) -> Result<(), (&'static str, String)> {
     if params.stop.len() > MAX_STOPS {
-        return Err(format!(
-            "at most {MAX_STOPS} stop sequences are allowed, not {}",
-            params.stop.len()
+        let n = params.stop.len();
+        return Err((
+            "stop",
+            format!("at most {MAX_STOPS} stop sequences are allowed, not {n}"),
         ));
     }
     if let Some(long) = params.stop.iter().find(|s| s.len() > MAX_STOP_BYTES) {
-        return Err(format!(
-            "a stop sequence may be at most {MAX_STOP_BYTES} bytes long, not {}",
-            long.len()
+        let n = long.len();
+        return Err((
+            "stop",
+            format!("a stop sequence may be at most {MAX_STOP_BYTES} bytes long, not {n}"),
         ));
+    }
+    for (name, value) in [
+        ("temperature", params.temperature),
+        ("top_p", params.top_p),
+        ("presence_penalty", params.presence_penalty),
+        ("frequency_penalty", params.frequency_penalty),
+    ] {
+        if !value.is_finite() {
+            return Err((name, format!("{name} must be a finite number")));
+        }
     }
     Ok(())
 }
@@ -250,8 +275,13 @@ async fn run_job<E: InferenceEngine>(
             msg,
         );
     }
-    if let Err(message) = check_stops(&req.params) {
-        let body = error_json(&message, "invalid_request_error", Some("stop"), "invalid_stop");
+    if let Err((param, message)) = check_params(&req.params) {
+        let code = if param == "stop" {
+            "invalid_stop"
+        } else {
+            "invalid_parameter"
+        };
+        let body = error_json(&message, "invalid_request_error", Some(param), code);
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     let request = GenerateRequest {
