@@ -777,8 +777,9 @@ proptest! {
     }
 }
 
-/// Regression (found by this fuzzer): a body over the 4 MiB limit got
-/// axum's plain-text 413; it is now OpenAI-shaped JSON, on both POST routes.
+/// Regression: a body over the 4 MiB limit got axum's plain-text 413 (the
+/// kind of rejection the chain and gateway fuzzers found; fixed before this
+/// fuzzer first ran); it is now OpenAI-shaped JSON, on both POST routes.
 #[test]
 fn oversized_bodies_are_refused_in_json() {
     for path in ["/v1/jobs", "/v1/vouchers"] {
@@ -789,8 +790,9 @@ fn oversized_bodies_are_refused_in_json() {
     }
 }
 
-/// Regression (found by this fuzzer): unknown routes answered an empty 404
-/// and wrong methods an empty 405; both are now OpenAI-shaped JSON.
+/// Regression: unknown routes answered axum's empty 404 and wrong methods
+/// its empty 405 (fixed before this fuzzer first ran); both are now
+/// OpenAI-shaped JSON.
 #[test]
 fn unknown_routes_and_wrong_methods_are_refused_in_json() {
     let (status, body) = call(
@@ -814,8 +816,9 @@ fn unknown_routes_and_wrong_methods_are_refused_in_json() {
     }
 }
 
-/// Regression (found by this fuzzer): a path segment that is not UTF-8 once
-/// percent-decoded got axum's plain-text 400; it is now OpenAI-shaped JSON.
+/// Regression: a path segment that is not UTF-8 once percent-decoded got
+/// axum's plain-text 400 (fixed before this fuzzer first ran); it is now
+/// OpenAI-shaped JSON.
 #[test]
 fn undecodable_path_segments_are_refused_in_json() {
     let root = fixture().root.to_hex();
