@@ -779,7 +779,8 @@ proptest! {
 
 /// Regression: a body over the 4 MiB limit got axum's plain-text 413 (the
 /// kind of rejection the chain and gateway fuzzers found; fixed before this
-/// fuzzer first ran); it is now OpenAI-shaped JSON, on both POST routes.
+/// fuzzer first ran, which finds it in the source as it was); it is now
+/// OpenAI-shaped JSON, on both POST routes.
 #[test]
 fn oversized_bodies_are_refused_in_json() {
     for path in ["/v1/jobs", "/v1/vouchers"] {
@@ -791,8 +792,8 @@ fn oversized_bodies_are_refused_in_json() {
 }
 
 /// Regression: unknown routes answered axum's empty 404 and wrong methods
-/// its empty 405 (fixed before this fuzzer first ran); both are now
-/// OpenAI-shaped JSON.
+/// its empty 405 (fixed before this fuzzer first ran, which finds them in
+/// the source as it was); both are now OpenAI-shaped JSON.
 #[test]
 fn unknown_routes_and_wrong_methods_are_refused_in_json() {
     let (status, body) = call(
@@ -817,8 +818,8 @@ fn unknown_routes_and_wrong_methods_are_refused_in_json() {
 }
 
 /// Regression: a path segment that is not UTF-8 once percent-decoded got
-/// axum's plain-text 400 (fixed before this fuzzer first ran); it is now
-/// OpenAI-shaped JSON.
+/// axum's plain-text 400 (fixed before this fuzzer first ran, which finds it
+/// in the source as it was); it is now OpenAI-shaped JSON.
 #[test]
 fn undecodable_path_segments_are_refused_in_json() {
     let root = fixture().root.to_hex();
