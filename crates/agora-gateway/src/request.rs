@@ -4,6 +4,7 @@
 
 use agora_types::{ChatMessage, JobInput, SamplingParams};
 use agora_wire::openai::Endpoint;
+use agora_wire::provider::{MAX_STOPS, MAX_STOP_BYTES};
 use serde_json::{Map, Value};
 
 use crate::{ApiError, Routing};
@@ -12,8 +13,6 @@ use crate::{ApiError, Routing};
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
 /// Most completions one request may ask for (`n`).
 pub const MAX_CHOICES: u32 = 8;
-/// OpenAI accepts at most four stop sequences.
-const MAX_STOPS: usize = 4;
 
 /// A validated completion request.
 #[derive(Clone, Debug, PartialEq)]
@@ -326,6 +325,12 @@ fn stops(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
             format!("At most {MAX_STOPS} stop sequences are allowed"),
         ));
     }
+    if stops.iter().any(|s| s.len() > MAX_STOP_BYTES) {
+        return Err(ApiError::invalid(
+            "stop",
+            format!("A stop sequence may be at most {MAX_STOP_BYTES} bytes long"),
+        ));
+    }
     Ok(stops)
 }
 
@@ -449,6 +454,10 @@ mod tests {
             ),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": ["a","b","c","d","e"]}),
+                "stop",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": "s".repeat(257)}),
                 "stop",
             ),
             (

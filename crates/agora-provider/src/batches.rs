@@ -13,6 +13,7 @@ use agora_engine::InferenceEngine;
 use agora_types::audit::{receipt_leaf, JobProof};
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{codec, Hash32, Height, Keypair, ModelId, TxKind};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +22,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use crate::access::authorize;
-use crate::service::{error, Provider};
+use crate::service::{error, path_rejection, Provider};
 use crate::{prunable_through, ProviderError, Pruned, TranscriptStore};
 
 /// Finished jobs not yet in a batch: sequence number -> job id.
@@ -358,9 +359,13 @@ async fn blocking<T: Send + 'static>(
 /// Only the validators the chain drew for the job may read it (see `access.rs`).
 pub(crate) async fn job_proof<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
-    Path((root, index)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
+    let (root, index) = match path {
+        Ok(Path(p)) => p,
+        Err(e) => return path_rejection(e),
+    };
     let (Ok(root), Ok(index)) = (root.parse::<Hash32>(), index.parse::<u64>()) else {
         return error(
             StatusCode::BAD_REQUEST,

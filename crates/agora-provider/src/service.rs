@@ -2,7 +2,9 @@
 //! ending in a signed receipt; `GET /v1/transcripts/{id}` returns a stored
 //! transcript for audit; `GET /v1/batches/{root}/{index}` a batch job's
 //! transcript with its Merkle proof; `POST /v1/vouchers` takes payment
-//! channel vouchers; `GET /health` says what is served.
+//! channel vouchers; `GET /health` says what is served. Every refusal,
+//! including unknown routes, wrong methods, undecodable paths and oversized
+//! bodies, is OpenAI's JSON error shape.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,14 +13,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine};
 use agora_types::{
     commitments_hash, hash_tokens, Commitments, Hash32, JobEvent, JobInput, JobRequest, Keypair,
-    ModelId, Price, Receipt, Transcript, Usage,
+    ModelId, Price, Receipt, SamplingParams, Transcript, Usage,
 };
 use agora_wire::headers::JOB_ID_HEADER;
 use agora_wire::openai::error_json;
-use agora_wire::provider::ProviderEndpoint;
+use agora_wire::provider::{ProviderEndpoint, MAX_STOPS, MAX_STOP_BYTES};
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,6 +51,80 @@ pub struct Provider<E> {
 /// An error in OpenAI's JSON shape, so the gateway can pass it through.
 pub(crate) fn error(status: StatusCode, kind: &str, code: &str, message: String) -> Response {
     (status, Json(error_json(&message, kind, None, code))).into_response()
+}
+
+/// A body axum could not read (too large, cut short), as an OpenAI-shaped error.
+pub(crate) fn body_rejection(e: BytesRejection) -> Response {
+    error(
+        e.status(),
+        "invalid_request_error",
+        "invalid_body",
+        e.body_text(),
+    )
+}
+
+/// A path segment axum could not decode (not UTF-8), as an OpenAI-shaped error.
+pub(crate) fn path_rejection(e: PathRejection) -> Response {
+    error(
+        e.status(),
+        "invalid_request_error",
+        "invalid_path",
+        e.body_text(),
+    )
+}
+
+/// Fallback for paths the provider does not serve.
+async fn unknown_route(uri: Uri) -> Response {
+    let path: String = uri.path().chars().take(200).collect();
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown_route",
+        format!("no route {path:?} on this provider"),
+    )
+}
+
+/// Fallback for a served path called with the wrong method.
+async fn wrong_method() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        "this route does not take that method".into(),
+    )
+}
+
+/// Refuse what no engine should see, whichever engine runs the job: stop
+/// sequences beyond [`MAX_STOPS`] or [`MAX_STOP_BYTES`] (the gateway's
+/// bounds; every partial match is held back and rescanned per token), and
+/// non-finite floats (JSON has no infinity, so the receipt, which signs
+/// the parameters, could not be read back). Returns the parameter at fault.
+fn check_params(params: &SamplingParams) -> Result<(), (&'static str, String)> {
+    if params.stop.len() > MAX_STOPS {
+        let n = params.stop.len();
+        return Err((
+            "stop",
+            format!("at most {MAX_STOPS} stop sequences are allowed, not {n}"),
+        ));
+    }
+    if let Some(long) = params.stop.iter().find(|s| s.len() > MAX_STOP_BYTES) {
+        let n = long.len();
+        return Err((
+            "stop",
+            format!("a stop sequence may be at most {MAX_STOP_BYTES} bytes long, not {n}"),
+        ));
+    }
+    for (name, value) in [
+        ("temperature", params.temperature),
+        ("top_p", params.top_p),
+        ("presence_penalty", params.presence_penalty),
+        ("frequency_penalty", params.frequency_penalty),
+    ] {
+        if !value.is_finite() {
+            return Err((name, format!("{name} must be a finite number")));
+        }
+    }
+    Ok(())
 }
 
 impl<E: InferenceEngine> Provider<E> {
@@ -111,6 +188,8 @@ impl<E: InferenceEngine> Provider<E> {
             )
             .route(ProviderEndpoint::Health.route(), get(health::<E>))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .fallback(unknown_route)
+            .method_not_allowed_fallback(wrong_method)
             .with_state(Arc::new(self))
     }
 }
@@ -127,8 +206,12 @@ async fn health<E: InferenceEngine>(State(p): State<Arc<Provider<E>>>) -> Json<s
 
 async fn transcript<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return path_rejection(e),
+    };
     let Ok(id) = id.parse::<Hash32>() else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -161,7 +244,14 @@ async fn transcript<E: InferenceEngine>(
     }
 }
 
-async fn run_job<E: InferenceEngine>(State(p): State<Arc<Provider<E>>>, body: Bytes) -> Response {
+async fn run_job<E: InferenceEngine>(
+    State(p): State<Arc<Provider<E>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_rejection(e),
+    };
     let req: JobRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -184,6 +274,15 @@ async fn run_job<E: InferenceEngine>(State(p): State<Arc<Provider<E>>>, body: By
             "model_not_found",
             msg,
         );
+    }
+    if let Err((param, message)) = check_params(&req.params) {
+        let code = if param == "stop" {
+            "invalid_stop"
+        } else {
+            "invalid_parameter"
+        };
+        let body = error_json(&message, "invalid_request_error", Some(param), code);
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     let request = GenerateRequest {
         input: req.input.clone(),

@@ -23,7 +23,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::json;
 
-use crate::service::{error, Provider};
+use crate::service::{body_rejection, error, Provider};
 use crate::{ProviderError, TranscriptStore};
 
 /// Latest voucher per channel: channel id -> [`HeldVoucher`].
@@ -241,8 +241,12 @@ impl TranscriptStore {
 /// `POST /v1/vouchers`: check and keep a voucher.
 pub(crate) async fn post_voucher<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_rejection(e),
+    };
     let v: SignedVoucher = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {

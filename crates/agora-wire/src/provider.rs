@@ -3,6 +3,12 @@
 
 use agora_types::Hash32;
 
+/// Most stop sequences one job may carry (OpenAI's limit); the gateway
+/// refuses more in a client's request and the provider in a job.
+pub const MAX_STOPS: usize = 4;
+/// Longest stop sequence one job may carry, in bytes; enforced like [`MAX_STOPS`].
+pub const MAX_STOP_BYTES: usize = 256;
+
 /// An endpoint of a provider's HTTP service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProviderEndpoint {
