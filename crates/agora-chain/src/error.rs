@@ -126,6 +126,7 @@ impl SubmitError {
                 TxError::NotAssigned { .. } => "not_assigned",
                 TxError::AuditsNotDrawn(_) => "audits_not_drawn",
                 TxError::BatchTooLarge { .. } => "batch_too_large",
+                TxError::DuplicateBatch(_) => "duplicate_batch",
                 TxError::BlockBatchesFull(_) => "block_batches_full",
             },
         }

@@ -116,6 +116,15 @@ impl State {
         if count > max {
             return Err(TxError::BatchTooLarge { max, got: count });
         }
+        // The same root twice would have the same jobs drawn, audited and
+        // counted as passes twice: weights (and emission) follow passes.
+        if self
+            .batches
+            .values()
+            .any(|b| b.provider == sender && b.channel.is_none() && b.root == root)
+        {
+            return Err(TxError::DuplicateBatch(root));
+        }
         self.check_batch_room(height)?;
         self.count_batch(height);
         let id = batch_id(&sender, nonce);

@@ -149,6 +149,10 @@ pub enum TxError {
     /// A batch's audits are drawn in the block after its commit; verdicts wait for that.
     #[error("the audits of batch {0} are not drawn yet (next block)")]
     AuditsNotDrawn(Hash32),
+    /// The provider already committed this receipts root in a live batch:
+    /// committing it again would have its jobs audited, and passed, twice.
+    #[error("receipts root {0} is already committed in a live batch")]
+    DuplicateBatch(Hash32),
     /// More receipts in one batch than `max_batch_jobs`.
     #[error("a batch holds at most {max} receipts, got {got}")]
     BatchTooLarge {

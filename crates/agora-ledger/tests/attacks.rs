@@ -178,9 +178,15 @@ fn sybils_at_the_minimum_bond_are_drawn_in_proportion_to_stake_only() {
     }
     let sybils = [k[4].account(), k[5].account()];
     let (mut drawn, mut to_sybils) = (0usize, 0usize);
-    for _ in 0..16 {
+    for round in 0..16u8 {
         let id = batch_id(&k[0].account(), s.account(&k[0].account()).nonce);
-        ok(&mut s, &k[0], commit(64));
+        // Each round commits new receipts (a root is committed once).
+        let batch = TxKind::CommitReceipts {
+            model: model().id,
+            root: Hash32::digest(&[b'r', round]),
+            count: 64,
+        };
+        ok(&mut s, &k[0], batch);
         block(&mut s, None);
         let audits = &s.batches[&id].audits;
         drawn += audits.len();
@@ -670,4 +676,27 @@ fn audits_are_drawn_among_the_validators_of_the_batchs_market() {
     let audits = drawn(&s);
     assert_eq!(audits.len(), 64);
     assert!(audits.iter().all(|who| *who == ours.account()));
+}
+
+/// Found by the soak: weights follow passed audits, so a provider that
+/// commits the same receipts root again has the same (honest) jobs drawn,
+/// audited and passed again, inflating its share of emission for the fee.
+/// A root already in one of its live batches is refused.
+#[test]
+fn recommitting_a_root_to_inflate_passed_audits_is_refused() {
+    let k = common::keys(1, 190);
+    let provider = &k[0];
+    let mut s = chain(&k, |p| p.min_provider_stake = 1);
+    ok(&mut s, provider, register(COLLATERAL));
+    ok(&mut s, provider, commit(8));
+    let live = s.batches.len();
+    let root = Hash32::digest(&8u64.to_le_bytes());
+    assert_eq!(
+        send(&mut s, provider, commit(8)),
+        Some(TxError::DuplicateBatch(root))
+    );
+    assert_eq!(s.batches.len(), live, "no second batch");
+    // Another root is a new batch.
+    ok(&mut s, provider, commit(9));
+    assert_eq!(s.batches.len(), live + 1);
 }

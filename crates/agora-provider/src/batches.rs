@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agora_chain_client::ChainClient;
+use agora_chain_client::{ChainClient, ClientError};
 use agora_engine::InferenceEngine;
 use agora_types::audit::{receipt_leaf, JobProof};
 use agora_types::merkle::{self, MerkleProof};
@@ -278,10 +278,17 @@ impl BatchCommitter {
                 root: batch.root,
                 count: batch.jobs.len() as u64,
             };
-            let height = self
+            let height = match self
                 .chain
                 .send_and_wait(&self.key, kind, COMMIT_TIMEOUT)
-                .await?;
+                .await
+            {
+                Ok(height) => height,
+                // An earlier attempt landed after its wait timed out: the
+                // root is on chain already (the chain refuses it twice).
+                Err(e) if already_committed(&e) => self.chain.head().await?.height,
+                Err(e) => return Err(e.into()),
+            };
             let (store, root) = (self.store.clone(), batch.root);
             blocking(move || store.mark_committed(&root, height)).await?;
             tracing::info!(root = %batch.root, jobs = batch.jobs.len(), height, "receipt batch committed");
@@ -344,6 +351,15 @@ impl BatchCommitter {
                 }
             }
         }
+    }
+}
+
+/// Whether the chain refused a commit because the root is already on chain.
+fn already_committed(e: &ClientError) -> bool {
+    match e {
+        ClientError::Rejected { code, .. } => code == "duplicate_batch",
+        ClientError::TxRejected { error, .. } => error.contains("already committed"),
+        _ => false,
     }
 }
 
