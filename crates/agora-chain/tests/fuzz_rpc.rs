@@ -15,26 +15,13 @@ use std::sync::OnceLock;
 
 use agora_chain::{ChainConfig, Node};
 use agora_ledger::{Genesis, GenesisAccount};
+use agora_testkit::fuzz;
 use agora_types::{codec, AccountId, Hash32, Keypair, SignedTransaction, Transaction, TxKind};
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tower::ServiceExt;
-
-/// Cases per property: `PROPTEST_CASES` when set, else a CI-sized budget.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(512);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// The funded key whose signed transactions the fuzzer sends.
 fn funded() -> Keypair {
@@ -86,12 +73,7 @@ fn fixture() -> &'static Fixture {
 /// Send one request through the router; its status and body.
 fn call(request: Request<Body>) -> (StatusCode, Vec<u8>) {
     let f = fixture();
-    f.runtime.block_on(async {
-        let response = f.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, body.to_vec())
-    })
+    fuzz::call(&f.runtime, &f.router, request)
 }
 
 /// The properties every answer keeps: no 5xx but a full mempool's 503, and
@@ -141,20 +123,12 @@ const ROUTES: &[&str] = &[
     "/supply",
 ];
 
-/// Percent-encode everything but unreserved characters, so any bytes make a valid URI.
-fn encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (*b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// A hostile path segment or query value (already URI-safe).
+/// Hostile JSON (the test kit's), with a funded account among its leaves.
+fn hostile_json() -> impl Strategy<Value = Value> {
+    fuzz::hostile_json(vec![json!(funded().account().to_hex())])
 }
 
-/// A hostile path segment or query value (already URI-safe).
 fn segment() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<[u8; 32]>().prop_map(hex::encode),
@@ -169,7 +143,7 @@ fn segment() -> impl Strategy<Value = String> {
         Just("..".to_string()),
         Just(String::new()),
         "[0-9a-f]{0,80}",
-        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| encode(&b)),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| fuzz::percent_encode(&b)),
         // Up to five of these make a URI, which `http` caps at 64 KiB.
         (0usize..12_000).prop_map(|n| "a".repeat(n)),
     ]
@@ -200,30 +174,6 @@ fn query() -> impl Strategy<Value = String> {
         }
         let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("?{}", parts.join("&"))
-    })
-}
-
-/// An arbitrary JSON value, nested, with extreme numbers and strings.
-fn hostile_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| json!(f)),
-        Just(json!(u64::MAX)),
-        Just(json!(i64::MIN)),
-        Just(json!(1e308)),
-        ".{0,40}".prop_map(Value::from),
-        any::<Vec<u8>>().prop_map(|b| Value::from(hex::encode(b))),
-        (0usize..100_000).prop_map(|n| Value::from("0".repeat(n))),
-    ];
-    leaf.prop_recursive(6, 64, 8, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::from),
-            prop::collection::btree_map("[a-z]{1,6}", inner, 0..8)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
     })
 }
 
@@ -298,7 +248,7 @@ fn json_post(path: &str, body: Vec<u8>, content_type: Option<&str>) -> Request<B
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz::config())]
 
     #[test]
     fn arbitrary_paths_and_queries_on_every_route(

@@ -16,27 +16,14 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use agora_gateway::{ApiKeys, Gateway, GatewayConfig, Snapshot};
+use agora_testkit::fuzz;
 use agora_types::Price;
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use common::{model, stub, Script, Stub, TestDirectory};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use tower::ServiceExt;
-
-/// Cases per property: `PROPTEST_CASES` when set, else a CI-sized budget.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(512);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// The served model's name.
 const MODEL: &str = "tiny";
@@ -97,12 +84,7 @@ fn fixture() -> &'static Fixture {
 
 /// Send one request through `router`; its status and body.
 fn call(router: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) {
-    fixture().runtime.block_on(async {
-        let response = router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, body.to_vec())
-    })
+    fuzz::call(&fixture().runtime, router, request)
 }
 
 /// The properties every answer keeps: no 500 (a 5xx only as a routing 502
@@ -119,34 +101,13 @@ fn check(method: &Method, status: StatusCode, body: &[u8]) -> Result<(), TestCas
     if status.is_success() || method == Method::HEAD {
         return Ok(());
     }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| TestCaseError::fail(format!("{status}: not JSON ({e}): {text}")))?;
-    let error = &v["error"];
-    prop_assert!(error["message"].is_string(), "{status}: {text}");
-    prop_assert!(error["type"].is_string(), "{status}: {text}");
-    prop_assert!(
-        error["param"].is_string() || error["param"].is_null(),
-        "{status}: {text}"
-    );
-    prop_assert!(
-        error["code"].is_string() || error["code"].is_null(),
-        "{status}: {text}"
-    );
-    prop_assert!(error.as_object().is_some_and(|o| o.contains_key("param")));
+    fuzz::openai_error(status, body)?;
     Ok(())
 }
 
-/// Percent-encode everything but unreserved characters, so any bytes make a valid URI.
-fn encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (*b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// Hostile JSON (the test kit's), with the served model's name among its leaves.
+fn hostile_json() -> impl Strategy<Value = Value> {
+    fuzz::hostile_json(vec![json!(MODEL)])
 }
 
 fn segment() -> impl Strategy<Value = String> {
@@ -156,7 +117,7 @@ fn segment() -> impl Strategy<Value = String> {
         Just("%FF%FE%00".to_string()),
         Just("..".to_string()),
         any::<[u8; 32]>().prop_map(hex::encode),
-        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| encode(&b)),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| fuzz::percent_encode(&b)),
         // Up to four of these make a URI, which `http` caps at 64 KiB.
         (0usize..15_000).prop_map(|n| "m".repeat(n)),
     ]
@@ -183,31 +144,6 @@ const ROUTES: &[&str] = &[
     "/v1/{}",
     "/{}",
 ];
-
-/// An arbitrary JSON value, nested, with extreme numbers and strings.
-fn hostile_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| json!(f)),
-        Just(json!(u64::MAX)),
-        Just(json!(i64::MIN)),
-        Just(json!(-0.0)),
-        Just(json!(1e308)),
-        Just(json!(MODEL)),
-        ".{0,40}".prop_map(Value::from),
-        (0usize..100_000).prop_map(|n| Value::from("x".repeat(n))),
-    ];
-    leaf.prop_recursive(5, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
 
 /// A plausible value for a completion field, or a hostile one.
 fn field(plausible: impl Strategy<Value = Value> + 'static) -> BoxedStrategy<Option<Value>> {
@@ -321,7 +257,7 @@ fn content_type() -> impl Strategy<Value = Option<&'static str>> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz::config())]
 
     #[test]
     fn arbitrary_requests_to_every_route(

@@ -23,6 +23,7 @@ use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, M
 use agora_provider::{
     AuditGate, ChannelLookup, GateFuture, LookupFuture, Provider, TranscriptStore,
 };
+use agora_testkit::fuzz;
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
 use agora_types::{
     AccountId, FinishReason, Hash32, JobEvent, Keypair, ModelId, Price, SignedVoucher, Voucher,
@@ -35,19 +36,6 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tower::ServiceExt;
-
-/// Cases per property: `PROPTEST_CASES` when set, else a CI-sized budget.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(512);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 const CHAIN_ID: &str = "fuzz-test";
 const PRICE: Price = Price {
@@ -213,30 +201,17 @@ fn fixture() -> &'static Fixture {
 /// Send one request to `which`; its status and body.
 fn call(which: Which, request: Request<Body>) -> (StatusCode, Vec<u8>) {
     let f = fixture();
-    f.runtime.block_on(async {
-        let response = f.router(which).clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        (status, body.to_vec())
-    })
+    fuzz::call(&f.runtime, f.router(which), request)
 }
 
 /// The error object of an OpenAI-shaped error body.
 fn error_of(status: StatusCode, body: &[u8]) -> Result<Value, TestCaseError> {
-    let text = String::from_utf8_lossy(body);
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| TestCaseError::fail(format!("{status}: not JSON ({e}): {text}")))?;
-    let error = v["error"].clone();
-    prop_assert!(error["message"].is_string(), "{status}: {text}");
-    prop_assert!(error["type"].is_string(), "{status}: {text}");
+    let error = fuzz::openai_error(status, body)?;
+    // The provider always names a code.
     prop_assert!(
-        error["param"].is_string() || error["param"].is_null(),
-        "{status}: {text}"
-    );
-    prop_assert!(error["code"].is_string(), "{status}: {text}");
-    prop_assert!(
-        error.as_object().is_some_and(|o| o.contains_key("param")),
-        "{status}: {text}"
+        error["code"].is_string(),
+        "{status}: {}",
+        String::from_utf8_lossy(body)
     );
     Ok(error)
 }
@@ -296,20 +271,12 @@ fn check_job_stream(body: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Percent-encode everything but unreserved characters, so any bytes make a valid URI.
-fn encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (*b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// A hostile path segment or query value (already URI-safe).
+/// Hostile JSON (the test kit's), with the served model's id among its leaves.
+fn hostile_json() -> impl Strategy<Value = Value> {
+    fuzz::hostile_json(vec![json!(model())])
 }
 
-/// A hostile path segment or query value (already URI-safe).
 fn segment() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<[u8; 32]>().prop_map(|b| Hash32(b).to_hex()),
@@ -324,7 +291,7 @@ fn segment() -> impl Strategy<Value = String> {
         Just("..".to_string()),
         Just(String::new()),
         "[0-9a-f]{0,80}",
-        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| encode(&b)),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| fuzz::percent_encode(&b)),
         // Up to four of these make a URI, which `http` caps at 64 KiB.
         (0usize..15_000).prop_map(|n| "a".repeat(n)),
     ]
@@ -367,31 +334,6 @@ fn query() -> impl Strategy<Value = String> {
         }
         let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("?{}", parts.join("&"))
-    })
-}
-
-/// An arbitrary JSON value, nested, with extreme numbers and strings.
-fn hostile_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| json!(f)),
-        Just(json!(u64::MAX)),
-        Just(json!(i64::MIN)),
-        Just(json!(-0.0)),
-        Just(json!(1e308)),
-        Just(json!(model())),
-        ".{0,40}".prop_map(Value::from),
-        (0usize..100_000).prop_map(|n| Value::from("x".repeat(n))),
-    ];
-    leaf.prop_recursive(5, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
     })
 }
 
@@ -641,7 +583,7 @@ fn auth() -> impl Strategy<Value = Auth> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzz::config())]
 
     #[test]
     fn arbitrary_requests_to_every_route(

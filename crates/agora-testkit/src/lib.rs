@@ -1,6 +1,6 @@
 //! What agora's tests share, kept in one place instead of copied into every
-//! crate's `tests/`: the real default model ([`model`]) and a funded genesis
-//! ([`GenesisBuilder`]).
+//! crate's `tests/`: the real default model ([`model`]), a funded genesis
+//! ([`GenesisBuilder`]) and the pieces every HTTP fuzz test uses ([`fuzz`]).
 //!
 //! It is a dev-dependency only (`publish = false`). Tests that load the real
 //! model must live in a test binary whose name starts with
@@ -9,6 +9,7 @@
 //! machine's 2 cores slow each other down tenfold), and [`model::path`]
 //! refuses to hand the model to any other binary, so the pattern cannot drift.
 
+pub mod fuzz;
 mod genesis;
 pub mod model;
 
