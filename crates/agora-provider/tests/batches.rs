@@ -13,50 +13,22 @@ use std::time::Duration;
 
 use agora_chain::{ChainConfig, Node};
 use agora_chain_client::{ChainClient, ClientError};
-use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 use agora_provider::{
     register_on_chain, BatchCommitter, BatchConfig, ChainAuditGate, Provider, Pruned,
     TranscriptStore,
 };
-use agora_testkit::GenesisBuilder;
+use agora_testkit::{GenesisBuilder, TwoTokenEngine};
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
 use agora_types::{
-    FinishReason, Hash32, JobEvent, JobInput, JobProof, JobRequest, Keypair, ModelEntry, Price,
-    SamplingParams, TxKind,
+    Hash32, JobEvent, JobInput, JobProof, JobRequest, Keypair, ModelEntry, Price, SamplingParams,
+    TxKind,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 const PRICE: Price = Price {
     input_per_1k: 10,
     output_per_1k: 20,
 };
-
-/// Test double: every job "generates" the same two tokens.
-struct Scripted(ModelInfo);
-
-impl InferenceEngine for Scripted {
-    fn model_info(&self) -> &ModelInfo {
-        &self.0
-    }
-
-    fn generate(&self, _: GenerateRequest) -> Result<mpsc::Receiver<EngineEvent>, EngineError> {
-        let (tx, rx) = mpsc::channel(4);
-        for e in [
-            EngineEvent::Started {
-                prompt_tokens: vec![1, 2, 3],
-            },
-            EngineEvent::Text("hi".into()),
-            EngineEvent::Finished {
-                finish_reason: FinishReason::Stop,
-                output_tokens: vec![7, 8],
-                commitments: None,
-            },
-        ] {
-            tx.try_send(e).expect("channel has room");
-        }
-        Ok(rx)
-    }
-}
 
 fn model() -> ModelEntry {
     ModelEntry {
@@ -127,15 +99,9 @@ struct Served {
 /// against `chain` when given.
 async fn serve(key: &Keypair, dir: &std::path::Path, chain: Option<&ChainClient>) -> Served {
     let store = TranscriptStore::open(&dir.join("transcripts.redb")).unwrap();
-    let info = ModelInfo {
-        name: "scripted".into(),
-        architecture: "none".into(),
-        quantization: "none".into(),
-        context_length: 64,
-    };
     let mut provider = Provider::new(
         CHAIN_ID,
-        Arc::new(Scripted(info)),
+        Arc::new(TwoTokenEngine::new()),
         key.clone(),
         model().id,
         PRICE,

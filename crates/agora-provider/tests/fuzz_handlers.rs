@@ -19,22 +19,18 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 use agora_provider::{
     AuditGate, ChannelLookup, GateFuture, LookupFuture, Provider, TranscriptStore,
 };
-use agora_testkit::fuzz;
+use agora_testkit::{fuzz, TwoTokenEngine};
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
-use agora_types::{
-    AccountId, FinishReason, Hash32, JobEvent, Keypair, ModelId, Price, SignedVoucher, Voucher,
-};
+use agora_types::{AccountId, Hash32, JobEvent, Keypair, ModelId, Price, SignedVoucher, Voucher};
 use agora_wire::provider::{MAX_STOPS, MAX_STOP_BYTES};
 use axum::body::{to_bytes, Body};
 use axum::http::{HeaderValue, Method, Request, StatusCode};
 use axum::Router;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 const CHAIN_ID: &str = "fuzz-test";
@@ -51,33 +47,6 @@ fn model() -> ModelId {
 /// The one account the `gated` provider lets read batch transcripts.
 fn auditor() -> Keypair {
     Keypair::from_seed([9; 32])
-}
-
-/// Test double: every job "generates" the same two tokens, whatever it asks.
-struct Scripted(ModelInfo);
-
-impl InferenceEngine for Scripted {
-    fn model_info(&self) -> &ModelInfo {
-        &self.0
-    }
-
-    fn generate(&self, _: GenerateRequest) -> Result<mpsc::Receiver<EngineEvent>, EngineError> {
-        let (tx, rx) = mpsc::channel(4);
-        for e in [
-            EngineEvent::Started {
-                prompt_tokens: vec![1, 2, 3],
-            },
-            EngineEvent::Text("hi".into()),
-            EngineEvent::Finished {
-                finish_reason: FinishReason::Stop,
-                output_tokens: vec![7, 8],
-                commitments: None,
-            },
-        ] {
-            tx.try_send(e).expect("channel has room");
-        }
-        Ok(rx)
-    }
 }
 
 /// Audit gate double: lets `reader` read every job (nobody when `None`).
@@ -140,17 +109,11 @@ impl Fixture {
     }
 }
 
-fn provider(dir: &tempfile::TempDir) -> Provider<Scripted> {
+fn provider(dir: &tempfile::TempDir) -> Provider<TwoTokenEngine> {
     let store = TranscriptStore::open(&dir.path().join("transcripts.redb")).unwrap();
-    let info = ModelInfo {
-        name: "scripted".into(),
-        architecture: "none".into(),
-        quantization: "none".into(),
-        context_length: 64,
-    };
     Provider::new(
         CHAIN_ID,
-        Arc::new(Scripted(info)),
+        Arc::new(TwoTokenEngine::new()),
         Keypair::from_seed([1; 32]),
         model(),
         PRICE,
