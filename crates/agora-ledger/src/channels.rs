@@ -73,15 +73,7 @@ impl State {
             });
         }
         self.check_serves(provider, model)?;
-        let available = self.account(&client).balance;
-        if available < deposit {
-            return Err(TxError::InsufficientBalance {
-                account: client,
-                needed: deposit,
-                available,
-            });
-        }
-        self.accounts.entry(client).or_default().balance -= deposit;
+        self.debit(client, deposit)?;
         let channel = Channel {
             client,
             provider,
@@ -117,15 +109,7 @@ impl State {
             .deposit
             .checked_add(amount)
             .ok_or(TxError::Overflow)?;
-        let available = self.account(&sender).balance;
-        if available < amount {
-            return Err(TxError::InsufficientBalance {
-                account: sender,
-                needed: amount,
-                available,
-            });
-        }
-        self.accounts.entry(sender).or_default().balance -= amount;
+        self.debit(sender, amount)?;
         if let Some(c) = self.channels.get_mut(id) {
             c.deposit = deposit;
         }

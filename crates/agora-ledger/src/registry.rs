@@ -35,15 +35,7 @@ impl State {
             return Err(TxError::ModelNameTaken(model.name.clone()));
         }
         let fee = self.params.model_registration_fee;
-        let available = self.account(&sender).balance;
-        if available < fee {
-            return Err(TxError::InsufficientBalance {
-                account: sender,
-                needed: fee,
-                available,
-            });
-        }
-        self.accounts.entry(sender).or_default().balance -= fee;
+        self.debit(sender, fee)?;
         self.burned = self.burned.saturating_add(u128::from(fee));
         self.models.insert(model.id, model.clone());
         Ok(())

@@ -79,19 +79,6 @@ impl State {
             .collect()
     }
 
-    fn debit(&mut self, from: AccountId, amount: Amount) -> Result<(), TxError> {
-        let available = self.account(&from).balance;
-        if available < amount {
-            return Err(TxError::InsufficientBalance {
-                account: from,
-                needed: amount,
-                available,
-            });
-        }
-        self.accounts.entry(from).or_default().balance -= amount;
-        Ok(())
-    }
-
     pub(crate) fn bond_validator(
         &mut self,
         from: AccountId,

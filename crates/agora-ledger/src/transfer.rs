@@ -1,11 +1,13 @@
-//! Plain transfers between accounts, and the balance check they make.
+//! Plain transfers between accounts, and the balance check and debit every
+//! rule that spends from an account uses.
 
 use agora_types::{AccountId, Amount};
 
 use crate::{State, TxError};
 
 impl State {
-    fn debit_check(&self, from: AccountId, amount: Amount) -> Result<(), TxError> {
+    /// Refuse (`InsufficientBalance`) unless `from` holds `amount`.
+    pub(crate) fn debit_check(&self, from: AccountId, amount: Amount) -> Result<(), TxError> {
         let available = self.account(&from).balance;
         if available < amount {
             return Err(TxError::InsufficientBalance {
@@ -14,6 +16,13 @@ impl State {
                 available,
             });
         }
+        Ok(())
+    }
+
+    /// Take `amount` from `from`'s balance, or refuse and change nothing.
+    pub(crate) fn debit(&mut self, from: AccountId, amount: Amount) -> Result<(), TxError> {
+        self.debit_check(from, amount)?;
+        self.accounts.entry(from).or_default().balance -= amount;
         Ok(())
     }
 
