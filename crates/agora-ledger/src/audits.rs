@@ -7,6 +7,8 @@
 //! part of it rewarding the accuser and the agreeing members) or refutes
 //! (slashing the accuser's bond).
 
+use std::collections::BTreeMap;
+
 use agora_types::audit::{batch_id, dispute_id, draw_audits, draw_seed, weighted_committee};
 use agora_types::{
     AccountId, Amount, Dispute, Hash32, Height, ModelId, ProviderInfo, ReceiptBatch,
@@ -178,6 +180,18 @@ impl State {
         let rate = self.params.audit.audit_rate_ppm;
         let candidates = self.audit_candidates();
         let markets = &self.markets;
+        // Each market's pool, worked out once per block however many of its
+        // batches and disputes are drawn.
+        let mut pools: BTreeMap<Option<ModelId>, Vec<(AccountId, Amount)>> = BTreeMap::new();
+        let mut pool_of = |model: Option<ModelId>, excluded: &[AccountId]| -> Vec<_> {
+            pools
+                .entry(model)
+                .or_insert_with(|| markets.audit_pool(&candidates, model.as_ref()))
+                .iter()
+                .copied()
+                .filter(|(who, _)| !excluded.contains(who))
+                .collect()
+        };
         for batch in self.batches.values_mut() {
             if batch.seed.is_some() || batch.height >= height {
                 continue;
@@ -189,11 +203,7 @@ impl State {
             // audited through the provider's own CommitReceipts batches, so a
             // provider is never judged on proofs it could not serve.
             if batch.channel.is_none() {
-                let pool: Vec<(AccountId, Amount)> = markets
-                    .audit_pool(&candidates, batch.model.as_ref())
-                    .into_iter()
-                    .filter(|(who, _)| *who != batch.provider)
-                    .collect();
+                let pool = pool_of(batch.model, &[batch.provider]);
                 batch.audits = draw_audits(
                     &seed,
                     &batch.id,
@@ -211,12 +221,8 @@ impl State {
                 continue;
             }
             let seed = draw_seed(&parent, &dispute.id);
-            let model = batches.get(&dispute.batch).and_then(|b| b.model.as_ref());
-            let pool: Vec<(AccountId, Amount)> = markets
-                .audit_pool(&candidates, model)
-                .into_iter()
-                .filter(|(who, _)| *who != dispute.accuser && *who != dispute.provider)
-                .collect();
+            let model = batches.get(&dispute.batch).and_then(|b| b.model);
+            let pool = pool_of(model, &[dispute.accuser, dispute.provider]);
             dispute.seed = Some(seed);
             dispute.committee = weighted_committee(&seed, &dispute.id, &pool, size);
         }
