@@ -15,8 +15,8 @@ use agora_types::{Amount, Keypair, ModelEntry, Price};
 use crate::guard::ensure_development_chain;
 use crate::served::{connect_upstream, derive_entry, ServedEngine, UpstreamSetup};
 use crate::{
-    register_on_chain, AdversarialEngine, Adversary, BatchCommitter, BatchConfig, ChainAuditGate,
-    Provider, TranscriptStore, VoucherSettler,
+    register_on_chain, AdversarialEngine, Adversary, AuditGate, BatchCommitter, BatchConfig,
+    ChainAuditGate, Provider, TranscriptStore, VoucherSettler,
 };
 
 /// How the provider protects itself. `POST /v1/jobs` sends its SSE head as
@@ -134,13 +134,12 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
     let endpoint = setup
         .public_url
         .unwrap_or(format!("http://{}", listener.local_addr()?));
-    let chain_id = chain
-        .status()
+    // The gate reads the chain's id once; receipts name the same chain.
+    let gate = ChainAuditGate::connect(chain.clone())
         .await
-        .with_context(|| format!("reading the chain at {}", setup.chain_url))?
-        .chain_id;
+        .with_context(|| format!("reading the chain at {}", setup.chain_url))?;
     let provider = Provider::new(
-        chain_id,
+        gate.chain_id(),
         Arc::new(engine),
         key.clone(),
         model.id,
@@ -148,11 +147,7 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
         transcripts,
     )
     .with_channels(Arc::new(chain.clone()))
-    .with_audit_gate(Arc::new(
-        ChainAuditGate::connect(chain.clone())
-            .await
-            .with_context(|| format!("reading the chain at {}", setup.chain_url))?,
-    ));
+    .with_audit_gate(Arc::new(gate));
     let batch_store = provider.transcripts();
     let router = provider.router();
     let stop = shutdown.clone();
