@@ -189,6 +189,7 @@ async fn soak(args: &SoakArgs, dir: &Path, shutdown: Shutdown) -> Result<(Vec<Ou
     )
     .await?;
     let chain = ChainClient::new(&node.rpc_url);
+    let tx_fee = chain.params().await?.tx_fee;
     let mut outcomes: Vec<Outcome> = modes
         .iter()
         .zip(&provider_keys)
@@ -208,7 +209,7 @@ async fn soak(args: &SoakArgs, dir: &Path, shutdown: Shutdown) -> Result<(Vec<Ou
         .collect();
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     loop {
-        read_outcomes(&chain, &mut outcomes).await?;
+        read_outcomes(&chain, tx_fee, &mut outcomes).await?;
         let settled = outcomes
             .iter()
             .all(|o| o.slashed || o.audits_passed + o.audits_failed >= o.served as u64);
@@ -222,7 +223,7 @@ async fn soak(args: &SoakArgs, dir: &Path, shutdown: Shutdown) -> Result<(Vec<Ou
     }
     // One more settlement round, so channel payments for the last jobs land.
     tokio::time::sleep(Duration::from_secs(args.batch_secs + 2)).await;
-    read_outcomes(&chain, &mut outcomes).await?;
+    read_outcomes(&chain, tx_fee, &mut outcomes).await?;
     Ok((outcomes, started.elapsed()))
 }
 
@@ -276,9 +277,9 @@ async fn send_jobs(
     Ok(served)
 }
 
-/// Refresh each provider's audit record and earnings from the chain.
-async fn read_outcomes(chain: &ChainClient, outcomes: &mut [Outcome]) -> Result<()> {
-    let tx_fee = chain.params().await?.tx_fee;
+/// Refresh each provider's audit record, earnings and fees (`tx_fee` per
+/// applied transaction) from the chain.
+async fn read_outcomes(chain: &ChainClient, tx_fee: u64, outcomes: &mut [Outcome]) -> Result<()> {
     for o in outcomes {
         let audits = chain.audits(&o.account).await?;
         o.audits_passed = audits.audits.audits_passed;
