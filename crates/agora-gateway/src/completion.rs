@@ -76,8 +76,14 @@ async fn start_first<D: Directory>(
     tried: &mut Vec<String>,
 ) -> Result<Option<(ProviderInfo, JobStream)>, ApiError> {
     for provider in plan.by_ref() {
-        match provider_client::start(&gw.http, &provider, job, gw.config.provider_idle_timeout)
-            .await
+        match provider_client::start(
+            &gw.http,
+            &provider,
+            job,
+            gw.paid_by_channel(),
+            gw.config.provider_idle_timeout,
+        )
+        .await
         {
             Ok(s) => return Ok(Some((provider, s))),
             Err(StartError::Refused(e)) => return Err(e),

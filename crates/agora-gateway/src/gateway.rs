@@ -185,6 +185,12 @@ impl<D: Directory> Gateway<D> {
         }
     }
 
+    /// Whether this gateway pays for jobs through payment channels (and so
+    /// tells providers to commit them by settlement, not in their batches).
+    pub(crate) fn paid_by_channel(&self) -> bool {
+        self.payer.is_some()
+    }
+
     /// Hand a job whose receipt checked out to the payer, if there is one.
     pub(crate) fn job_done(&self, provider: &ProviderInfo, receipt: &agora_types::SignedReceipt) {
         if let Some(payer) = &self.payer {

@@ -4,7 +4,8 @@
 //! cost, opens the channel on first use (or tops it up when the escrow runs
 //! low) through a [`Funding`] port, signs a cumulative [`Voucher`] over the
 //! Merkle root of all leaves, and posts it to the provider's
-//! `POST /v1/vouchers`. Each channel's book is locked for the whole step, so
+//! `POST /v1/vouchers` with the ids of the jobs the provider has not been
+//! sent yet (it takes a voucher only for receipts it can prove). Each channel's book is locked for the whole step, so
 //! vouchers are cumulative and strictly monotone even when jobs finish at
 //! once. Failures are logged and retried by [`Payer::run_retries`]; they
 //! never touch the client's response. Channel state lives in memory: a
@@ -19,7 +20,7 @@ use agora_chain_client::{ChainClient, ClientError};
 use agora_types::audit::receipt_leaf;
 use agora_types::{
     channel_id, merkle, AccountId, Amount, Hash32, Keypair, ModelId, ProviderInfo, SignedReceipt,
-    SignedVoucher, TxKind, Voucher,
+    SignedVoucher, TxKind, Voucher, VoucherDelivery,
 };
 use agora_wire::provider::ProviderEndpoint;
 
@@ -131,8 +132,12 @@ pub struct ChannelBook {
     pub cumulative: Amount,
     /// Receipt leaves of those jobs, in the order they were paid.
     pub leaves: Vec<Hash32>,
+    /// Their job ids, in the same order.
+    pub jobs: Vec<Hash32>,
     /// Cumulative amount of the last voucher the provider accepted.
     pub delivered: Amount,
+    /// Job ids the provider holds (sent with accepted vouchers).
+    pub delivered_jobs: u64,
 }
 
 impl ChannelBook {
@@ -140,6 +145,7 @@ impl ChannelBook {
     pub fn record(&mut self, receipt: &SignedReceipt) {
         self.cumulative = self.cumulative.saturating_add(receipt.receipt.cost);
         self.leaves.push(receipt_leaf(receipt));
+        self.jobs.push(receipt.receipt.id);
     }
 
     /// The voucher covering everything recorded, signed by `key` (`None` before the channel opens).
@@ -154,6 +160,16 @@ impl ChannelBook {
             }
             .sign(key),
         )
+    }
+
+    /// The delivery of `voucher`: it with the job ids the provider lacks.
+    pub fn delivery(&self, voucher: SignedVoucher) -> VoucherDelivery {
+        let first = self.delivered_jobs.min(self.jobs.len() as u64);
+        VoucherDelivery {
+            voucher,
+            first_job: first,
+            jobs: self.jobs[first as usize..].to_vec(),
+        }
     }
 
     /// Whether the provider lacks a voucher for something recorded.
@@ -283,16 +299,22 @@ impl<F: Funding> Payer<F> {
         let resp = self
             .http
             .post(&url)
-            .json(&voucher)
+            .json(&book.delivery(voucher.clone()))
             .send()
             .await
             .map_err(|e| delivery(e.to_string()))?;
         if !resp.status().is_success() {
             let status = resp.status();
+            if status == reqwest::StatusCode::CONFLICT {
+                // The provider's view of the channel's jobs differs (say it
+                // lost state): send every job id with the next attempt.
+                book.delivered_jobs = 0;
+            }
             let body = resp.text().await.unwrap_or_default();
             return Err(delivery(format!("{status}: {body}")));
         }
         book.delivered = voucher.voucher.cumulative;
+        book.delivered_jobs = voucher.voucher.jobs;
         Ok(voucher)
     }
 

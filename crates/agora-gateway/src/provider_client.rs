@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use agora_types::{JobEvent, JobRequest, ProviderInfo};
-use agora_wire::headers::JOB_ID_HEADER;
+use agora_wire::headers::{JOB_ID_HEADER, PAYMENT_CHANNEL, PAYMENT_HEADER};
 use agora_wire::provider::ProviderEndpoint;
 use agora_wire::sse::SseDecoder;
 use serde_json::Value;
@@ -36,15 +36,21 @@ pub struct JobStream {
     idle_timeout: Duration,
 }
 
-/// Ask `provider` to run `job`.
+/// Ask `provider` to run `job`; `paid_by_channel` when a payment channel
+/// will pay for it (the provider then commits it by settlement).
 pub async fn start(
     http: &reqwest::Client,
     provider: &ProviderInfo,
     job: &JobRequest,
+    paid_by_channel: bool,
     idle_timeout: Duration,
 ) -> Result<JobStream, StartError> {
     let url = ProviderEndpoint::Jobs.url(&provider.endpoint);
-    let send = http.post(&url).json(job).send();
+    let mut request = http.post(&url).json(job);
+    if paid_by_channel {
+        request = request.header(PAYMENT_HEADER, PAYMENT_CHANNEL);
+    }
+    let send = request.send();
     let response = match tokio::time::timeout(idle_timeout, send).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(StartError::Unavailable(format!("{url}: {e}"))),

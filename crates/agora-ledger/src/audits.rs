@@ -198,21 +198,15 @@ impl State {
             }
             let seed = draw_seed(&parent, &batch.id);
             batch.seed = Some(seed);
-            // A channel settlement commits the payer's receipts root, whose
-            // leaves the provider was never required to keep: its jobs are
-            // audited through the provider's own CommitReceipts batches, so a
-            // provider is never judged on proofs it could not serve.
-            if batch.channel.is_none() {
-                let pool = pool_of(batch.model, &[batch.provider]);
-                batch.audits = draw_audits(
-                    &seed,
-                    &batch.id,
-                    batch.first_index,
-                    batch.count,
-                    rate,
-                    &pool,
-                );
-            }
+            let pool = pool_of(batch.model, &[batch.provider]);
+            batch.audits = draw_audits(
+                &seed,
+                &batch.id,
+                batch.first_index,
+                batch.count,
+                rate,
+                &pool,
+            );
         }
         let size = self.params.audit.committee_size as usize;
         let batches = &self.batches;

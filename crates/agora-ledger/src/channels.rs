@@ -3,7 +3,9 @@
 //! the deposit, never the same amount twice; the model's owner takes its
 //! royalty share of each payment, see `royalties.rs`); the client gets back what was
 //! not paid, either at once when the provider closes, or after a challenge
-//! window during which the provider can still settle.
+//! window during which the provider can still settle. The jobs each
+//! settlement adds form a receipt batch audited like a `CommitReceipts` one,
+//! so every paid job can be drawn for audit.
 
 use agora_types::audit::batch_id;
 use agora_types::{
@@ -151,10 +153,16 @@ impl State {
         }
         let new_jobs = v.jobs - channel.jobs;
         let first_index = channel.jobs;
+        let max = self.params.audit.max_batch_jobs;
+        if new_jobs > max {
+            // Every new job is a candidate for an audit draw: bounded like a batch.
+            return Err(TxError::BatchTooLarge { max, got: new_jobs });
+        }
         if new_jobs > 0 {
             self.check_batch_room(height)?;
         }
-        let split = self.settlement_split(sender, channel.model, v.cumulative - channel.paid)?;
+        let model = channel.model;
+        let split = self.settlement_split(sender, model, v.cumulative - channel.paid)?;
         self.pay_settlement(split);
         if let Some(c) = self.channels.get_mut(&v.channel) {
             c.paid = v.cumulative;
@@ -162,8 +170,10 @@ impl State {
             c.jobs = v.jobs;
         }
         if new_jobs > 0 {
-            // The jobs this voucher adds are recorded as a batch (see
-            // `draw_pending` for why nobody audits them through it).
+            // The jobs this voucher adds are a batch, audited like any
+            // other: a provider takes a voucher only once it holds every
+            // receipt under its root (in the payer's order), so it can serve
+            // the proof of any job the draw picks. Being paid is committing.
             self.count_batch(height);
             let id = batch_id(&sender, nonce);
             self.batches.insert(
@@ -171,7 +181,7 @@ impl State {
                 ReceiptBatch {
                     id,
                     provider: sender,
-                    model: None,
+                    model: Some(model),
                     root: v.receipts_root,
                     first_index,
                     count: new_jobs,

@@ -2,7 +2,7 @@
 //! in the next block, verdicts (only the drawn auditor's count), disputes
 //! decided by a committee drawn in the block after they open (slash with
 //! exact rewards, or the accuser's penalty), expiry, the collateral rule and
-//! lock, channel settlements recorded but never audited; random sequences
+//! lock, channel settlements audited like commits; random sequences
 //! keep supply + burned = genesis + emitted, accept only drawn verdicts,
 //! slash only on a confirmed majority, and slash a provider at most once.
 
@@ -510,7 +510,7 @@ fn collateral_must_cover_twenty_reference_jobs_and_stays_locked_while_audited() 
 }
 
 #[test]
-fn channel_settlements_are_recorded_but_never_audited() {
+fn channel_settlements_are_audited_like_commits() {
     let (mut s, k, _, supply) = world();
     let (provider, client) = (&k[0], &k[5]);
     let channel =
@@ -539,6 +539,11 @@ fn channel_settlements_are_recorded_but_never_audited() {
     assert_eq!(err, None);
     let b = &s.batches[&first];
     assert_eq!((b.first_index, b.count, b.channel), (0, 3, Some(channel)));
+    assert_eq!(
+        b.model,
+        Some(model().id),
+        "a settlement names its channel's model"
+    );
     let (second, err) = settle(&mut s, 20, 5);
     assert_eq!(err, None);
     let b = &s.batches[&second];
@@ -555,26 +560,73 @@ fn channel_settlements_are_recorded_but_never_audited() {
     let count = s.batches.len();
     assert_eq!(settle(&mut s, 30, 5).1, None);
     assert_eq!(s.batches.len(), count);
+    // Every paid job is drawn from (the rate here is 100%), and only the
+    // new jobs of each settlement: the first settlement's stay in the first.
+    block(&mut s, None);
+    let drawn: Vec<u64> = s.batches[&second].audits.iter().map(|(i, _)| *i).collect();
+    assert_eq!(drawn, vec![3, 4]);
+    let drawn: Vec<u64> = s.batches[&first].audits.iter().map(|(i, _)| *i).collect();
+    assert_eq!(drawn, vec![0, 1, 2]);
+    let drawn_for_4 = auditor_of(&s, &k, second, 4);
     assert!(matches!(
-        send(&mut s, &k[1], verdict(second, 2, true)),
+        send(&mut s, drawn_for_4, verdict(second, 2, true)),
         Some(TxError::IndexOutsideBatch {
             first: 3,
             end: 5,
             ..
         })
     ));
-    // Attack (issue 13, #1): the payer's root is one the provider was never
-    // required to serve proofs for, so the chain draws no audits on it and
-    // a failing verdict from any validator is refused.
-    let drawn = &s.batches[&second];
-    assert!(drawn.seed.is_some() && drawn.audits.is_empty());
-    for v in &k[1..=4] {
-        assert!(matches!(
-            send(&mut s, v, verdict(second, 4, false)),
-            Some(TxError::NotAssigned { index: 4, .. })
-        ));
-    }
+    // Only the drawn auditor's verdict counts, as for a commit (issue 13, #1).
+    let other = not_auditor_of(&s, &k, second, 4);
+    assert!(matches!(
+        send(&mut s, other, verdict(second, 4, false)),
+        Some(TxError::NotAssigned { index: 4, .. })
+    ));
     assert!(s.disputes.is_empty());
+    let auditor = auditor_of(&s, &k, second, 4);
+    ok(&mut s, auditor, verdict(second, 4, true));
+    assert_conserved(&s, supply);
+}
+
+#[test]
+fn a_settlement_adds_at_most_a_batchs_worth_of_jobs() {
+    let (mut s, k, _, supply) = world();
+    let (provider, client) = (&k[0], &k[5]);
+    let channel =
+        agora_types::channel_id(CHAIN, &client.account(), s.account(&client.account()).nonce);
+    ok(
+        &mut s,
+        client,
+        TxKind::OpenChannel {
+            provider: provider.account(),
+            model: model().id,
+            deposit: 1_000,
+        },
+    );
+    let max = s.params.audit.max_batch_jobs;
+    let settle = |s: &mut State, cumulative: u64, jobs: u64| {
+        let voucher = Voucher {
+            channel,
+            cumulative,
+            receipts_root: Hash32::digest(&jobs.to_le_bytes()),
+            jobs,
+        }
+        .sign(client);
+        send(s, provider, TxKind::SettleChannel { voucher })
+    };
+    // Attack (issue 13, #6): a colluding client signs a voucher for u64::MAX
+    // jobs, which every node would iterate over to draw audits.
+    assert_eq!(
+        settle(&mut s, 10, u64::MAX),
+        Some(TxError::BatchTooLarge { max, got: u64::MAX })
+    );
+    assert_eq!(settle(&mut s, 10, max), None);
+    assert_eq!(
+        settle(&mut s, 20, 2 * max + 1),
+        Some(TxError::BatchTooLarge { max, got: max + 1 })
+    );
+    assert_eq!(settle(&mut s, 20, 2 * max), None);
+    assert_eq!(s.channels[&channel].jobs, 2 * max);
     assert_conserved(&s, supply);
 }
 

@@ -83,6 +83,26 @@ pub(crate) fn append_pending(w: &WriteTransaction, job: &Hash32) -> Result<(), P
     Ok(())
 }
 
+/// Take `jobs` out of the pending queue (they were paid through a channel,
+/// whose settlement commits them), inside a voucher's write transaction.
+pub(crate) fn unqueue_pending(w: &WriteTransaction, jobs: &[Hash32]) -> Result<(), ProviderError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut pending = w.open_table(PENDING)?;
+    let mut keys = Vec::new();
+    for entry in pending.iter()? {
+        let (k, v) = entry?;
+        if jobs.iter().any(|j| j.0.as_slice() == v.value()) {
+            keys.push(k.value());
+        }
+    }
+    for k in keys {
+        pending.remove(k)?;
+    }
+    Ok(())
+}
+
 /// Create the batch tables in a fresh database.
 pub(crate) fn create_tables(w: &WriteTransaction) -> Result<(), ProviderError> {
     w.open_table(PENDING)?;
@@ -198,11 +218,11 @@ impl TranscriptStore {
         Ok(())
     }
 
-    /// Job `index` of the sealed batch `root` with the proof of its leaf;
-    /// `None` if there is no such batch or job.
+    /// Job `index` of the sealed batch (or settled voucher root) `root`
+    /// with the proof of its leaf; `None` if there is no such batch or job.
     pub fn job_proof(&self, root: &Hash32, index: u64) -> Result<Option<JobProof>, ProviderError> {
         let Some(batch) = self.sealed(root)? else {
-            return Ok(None);
+            return self.paid_job_proof(root, index);
         };
         let Some(i) = usize::try_from(index)
             .ok()

@@ -11,6 +11,7 @@ pub mod adversary;
 mod batches;
 mod error;
 mod guard;
+mod paid;
 mod prune;
 mod register;
 mod served;
@@ -24,12 +25,13 @@ pub use adversary::{AdversarialEngine, Adversary, AdversaryError};
 pub use batches::{BatchCommitter, BatchConfig, SealedBatch};
 pub use error::ProviderError;
 pub use guard::ensure_development_chain;
+pub use paid::{PaidRoot, MAX_JOBS_PER_SETTLEMENT};
 pub use prune::{prunable_through, Pruned};
 pub use register::register_on_chain;
 pub use served::UpstreamSetup;
 pub use service::Provider;
 pub use start::{serve_limits, start, ProviderHandle, ProviderSetup};
-pub use transcripts::TranscriptStore;
+pub use transcripts::{CommitPath, TranscriptStore};
 pub use vouchers::{
     check_voucher, ChannelLookup, HeldVoucher, LookupFuture, VoucherError, VoucherSettler,
 };

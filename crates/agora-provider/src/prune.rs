@@ -30,8 +30,9 @@ pub fn prunable_through(head: Height, audit: &AuditParams) -> Option<Height> {
 }
 
 impl TranscriptStore {
-    /// Delete every batch committed at or before `through` with its
-    /// transcripts; batches not yet committed and jobs not yet batched stay.
+    /// Delete every batch committed (or voucher root settled) at or before
+    /// `through` with its transcripts; batches not yet committed and jobs
+    /// not yet batched or settled stay.
     pub fn prune_committed_through(&self, through: Height) -> Result<Pruned, ProviderError> {
         let w = self.db.begin_write()?;
         let mut pruned = Pruned::default();
@@ -46,16 +47,19 @@ impl TranscriptStore {
                     old.push((root.value().to_vec(), batch.jobs));
                 }
             }
-            let mut transcripts = w.open_table(TRANSCRIPTS)?;
-            for (root, jobs) in old {
-                for job in jobs {
-                    if transcripts.remove(job.0.as_slice())?.is_some() {
-                        pruned.transcripts += 1;
+            {
+                let mut transcripts = w.open_table(TRANSCRIPTS)?;
+                for (root, jobs) in old {
+                    for job in jobs {
+                        if transcripts.remove(job.0.as_slice())?.is_some() {
+                            pruned.transcripts += 1;
+                        }
                     }
+                    sealed.remove(root.as_slice())?;
+                    pruned.batches += 1;
                 }
-                sealed.remove(root.as_slice())?;
-                pruned.batches += 1;
             }
+            crate::paid::prune_paid(&w, through, &mut pruned)?;
         }
         w.commit()?;
         Ok(pruned)

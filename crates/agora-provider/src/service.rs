@@ -15,13 +15,13 @@ use agora_types::{
     commitments_hash, hash_tokens, Commitments, Hash32, JobEvent, JobInput, JobRequest, Keypair,
     ModelId, Price, Receipt, SamplingParams, Transcript, Usage,
 };
-use agora_wire::headers::JOB_ID_HEADER;
+use agora_wire::headers::{JOB_ID_HEADER, PAYMENT_CHANNEL, PAYMENT_HEADER};
 use agora_wire::openai::error_json;
 use agora_wire::provider::{ProviderEndpoint, MAX_STOPS, MAX_STOP_BYTES};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::access::AuditGate;
 use crate::vouchers::ChannelLookup;
-use crate::TranscriptStore;
+use crate::{CommitPath, TranscriptStore};
 
 const MAX_BODY_BYTES: usize = 4 << 20;
 
@@ -246,8 +246,13 @@ async fn transcript<E: InferenceEngine>(
 
 async fn run_job<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let commit = match headers.get(PAYMENT_HEADER).map(|v| v.as_bytes()) {
+        Some(v) if v == PAYMENT_CHANNEL.as_bytes() => CommitPath::Channel,
+        _ => CommitPath::Batch,
+    };
     let body = match body {
         Ok(b) => b,
         Err(e) => return body_rejection(e),
@@ -326,6 +331,7 @@ async fn run_job<E: InferenceEngine>(
         events,
         prompt_tokens: Vec::new(),
         done: false,
+        commit,
     };
     let mut response = Sse::new(job_stream(job)).into_response();
     if let Ok(v) = HeaderValue::from_str(&job_id.to_hex()) {
@@ -342,6 +348,8 @@ struct Job<E> {
     events: mpsc::Receiver<EngineEvent>,
     prompt_tokens: Vec<i32>,
     done: bool,
+    /// How its receipt will be committed.
+    commit: CommitPath,
 }
 
 fn sse(event: &JobEvent) -> Result<Event, Infallible> {
@@ -435,8 +443,8 @@ impl<E: InferenceEngine> Job<E> {
             output_tokens,
             commitments,
         };
-        let store = p.transcripts.clone();
-        tokio::task::spawn_blocking(move || store.put(&transcript))
+        let (store, commit) = (p.transcripts.clone(), self.commit);
+        tokio::task::spawn_blocking(move || store.put(&transcript, commit))
             .await
             .map_err(|e| format!("transcript task failed: {e}"))?
             .map_err(|e| format!("cannot persist transcript: {e}"))?;

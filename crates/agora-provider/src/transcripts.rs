@@ -10,6 +10,18 @@ use crate::ProviderError;
 
 pub(crate) const TRANSCRIPTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("transcripts");
 
+/// How a finished job's receipt reaches the chain, so that it is committed
+/// (and auditable) exactly once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitPath {
+    /// In the provider's own receipt batches (`CommitReceipts`).
+    Batch,
+    /// In the settlement of the payment channel that pays for it (the
+    /// caller said so with [`agora_wire::headers::PAYMENT_HEADER`]); never
+    /// committed if no voucher for it comes.
+    Channel,
+}
+
 /// The provider's transcript database.
 pub struct TranscriptStore {
     pub(crate) db: Database,
@@ -23,19 +35,22 @@ impl TranscriptStore {
         w.open_table(TRANSCRIPTS)?;
         crate::batches::create_tables(&w)?;
         crate::vouchers::create_tables(&w)?;
+        crate::paid::create_tables(&w)?;
         w.commit()?;
         Ok(TranscriptStore { db })
     }
 
-    /// Persist a finished job's transcript durably, queuing the job for the
-    /// next receipt batch in the same transaction.
-    pub fn put(&self, t: &Transcript) -> Result<(), ProviderError> {
+    /// Persist a finished job's transcript durably; a job committed by
+    /// batch joins the pending batch in the same transaction.
+    pub fn put(&self, t: &Transcript, path: CommitPath) -> Result<(), ProviderError> {
         let w = self.db.begin_write()?;
         w.open_table(TRANSCRIPTS)?.insert(
             t.receipt.receipt.id.0.as_slice(),
             codec::encode(t).as_slice(),
         )?;
-        crate::batches::append_pending(&w, &t.receipt.receipt.id)?;
+        if path == CommitPath::Batch {
+            crate::batches::append_pending(&w, &t.receipt.receipt.id)?;
+        }
         w.commit()?;
         Ok(())
     }

@@ -1,10 +1,11 @@
 //! Payment channel vouchers: `POST /v1/vouchers` takes a client's signed
-//! cumulative voucher, checks it against the channel on chain (signed by the
-//! channel's client, paying this provider, never less than the voucher held,
-//! never more than the escrow), and keeps the latest per channel durably in
-//! the transcript database; the [`VoucherSettler`] settles each channel's
-//! latest unsettled voucher on chain every interval, one transaction for
-//! however many jobs it covers.
+//! cumulative voucher with the ids of the jobs it adds, checks it against
+//! the channel on chain (signed by the channel's client, paying this
+//! provider, never less than the voucher held, never more than the escrow)
+//! and against the provider's own receipts (`paid.rs`), and keeps the latest
+//! per channel durably in the transcript database; the [`VoucherSettler`]
+//! settles each channel's latest unsettled voucher on chain every interval,
+//! one transaction for however many jobs it covers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +15,9 @@ use std::time::Duration;
 use agora_chain_client::{ChainClient, ClientError};
 use agora_engine::InferenceEngine;
 use agora_types::rpc::ChannelInfo;
-use agora_types::{codec, AccountId, Amount, Hash32, Keypair, SignedVoucher, TxKind};
+use agora_types::{
+    codec, AccountId, Amount, Hash32, Keypair, SignedVoucher, TxKind, VoucherDelivery,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -27,7 +30,7 @@ use crate::service::{body_rejection, error, Provider};
 use crate::{ProviderError, TranscriptStore};
 
 /// Latest voucher per channel: channel id -> [`HeldVoucher`].
-const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
+pub(crate) const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
 /// How long one settlement may take to land.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -73,6 +76,59 @@ pub enum VoucherError {
         /// The channel's deposit.
         deposit: Amount,
     },
+    /// Fewer jobs than the voucher covers than it claims.
+    #[error("voucher covers {jobs} jobs, fewer than the {held} of the voucher held")]
+    JobsDecreased {
+        /// The voucher's job count.
+        jobs: u64,
+        /// The held voucher's.
+        held: u64,
+    },
+    /// The delivery leaves a gap: jobs before `needed` were never delivered.
+    #[error("this provider holds {held} jobs of the channel; deliver the job ids from index {held} (needed up to {needed})")]
+    MissingJobs {
+        /// Jobs held for the channel.
+        held: u64,
+        /// Index the delivery needs held.
+        needed: u64,
+    },
+    /// A delivered job id differs from the one already held at its index.
+    #[error("job {index} of the channel differs from the one delivered before")]
+    JobsMismatch {
+        /// The leaf index.
+        index: u64,
+    },
+    /// The provider ran no such job (or no longer holds its transcript).
+    #[error("no job {0} here")]
+    UnknownJob(Hash32),
+    /// The job ran another model than the channel pays for.
+    #[error("job {job} ran another model than the channel pays for")]
+    WrongModel {
+        /// The job.
+        job: Hash32,
+    },
+    /// Another channel already paid for the job.
+    #[error("job {job} is already paid by channel {channel}")]
+    AlreadyPaid {
+        /// The job.
+        job: Hash32,
+        /// The channel that paid it.
+        channel: Hash32,
+    },
+    /// The voucher's receipts root is not the root of the receipts it names.
+    #[error("the voucher's receipts root is not the Merkle root of the first {jobs} receipts of the channel")]
+    RootMismatch {
+        /// The voucher's job count.
+        jobs: u64,
+    },
+    /// The voucher adds more jobs than one settlement may.
+    #[error("the voucher adds {got} jobs since the last settlement; at most {max} may be settled at once, so deliver vouchers more often")]
+    TooManyJobs {
+        /// The bound.
+        max: u64,
+        /// What it adds.
+        got: u64,
+    },
     /// The chain could not be asked about the channel.
     #[error("cannot read the channel from the chain: {0}")]
     Chain(String),
@@ -89,6 +145,14 @@ impl VoucherError {
             VoucherError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             VoucherError::Decreasing { .. } => (StatusCode::CONFLICT, "stale_voucher"),
             VoucherError::OverDeposit { .. } => (StatusCode::PAYMENT_REQUIRED, "over_deposit"),
+            VoucherError::JobsDecreased { .. } => (StatusCode::CONFLICT, "stale_voucher"),
+            VoucherError::MissingJobs { .. } => (StatusCode::CONFLICT, "missing_jobs"),
+            VoucherError::JobsMismatch { .. } => (StatusCode::CONFLICT, "jobs_mismatch"),
+            VoucherError::UnknownJob(_) => (StatusCode::CONFLICT, "unknown_job"),
+            VoucherError::WrongModel { .. } => (StatusCode::CONFLICT, "wrong_model"),
+            VoucherError::AlreadyPaid { .. } => (StatusCode::CONFLICT, "job_already_paid"),
+            VoucherError::RootMismatch { .. } => (StatusCode::CONFLICT, "receipts_root_mismatch"),
+            VoucherError::TooManyJobs { .. } => (StatusCode::CONFLICT, "too_many_jobs"),
             VoucherError::Chain(_) => (StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable"),
             VoucherError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
         }
@@ -172,38 +236,6 @@ impl TranscriptStore {
         decode(bytes.value()).map(Some)
     }
 
-    /// Keep `v` as its channel's latest voucher unless it is below the one
-    /// held (checked and written in one transaction, so concurrent posts cannot go back).
-    pub fn keep_voucher(&self, v: &SignedVoucher) -> Result<(), VoucherError> {
-        let w = self.db.begin_write().map_err(ProviderError::from)?;
-        {
-            let mut table = w.open_table(VOUCHERS).map_err(ProviderError::from)?;
-            let key = v.voucher.channel.0;
-            let held = match table.get(key.as_slice()).map_err(ProviderError::from)? {
-                Some(bytes) => Some(decode(bytes.value())?),
-                None => None,
-            };
-            let settled = held.as_ref().map_or(0, |h| h.settled);
-            if let Some(h) = &held {
-                if v.voucher.cumulative < h.voucher.voucher.cumulative {
-                    return Err(VoucherError::Decreasing {
-                        cumulative: v.voucher.cumulative,
-                        held: h.voucher.voucher.cumulative,
-                    });
-                }
-            }
-            let entry = HeldVoucher {
-                voucher: v.clone(),
-                settled,
-            };
-            table
-                .insert(key.as_slice(), codec::encode(&entry).as_slice())
-                .map_err(ProviderError::from)?;
-        }
-        w.commit().map_err(ProviderError::from)?;
-        Ok(())
-    }
-
     /// Latest vouchers worth more than what is settled of their channel.
     pub fn unsettled_vouchers(&self) -> Result<Vec<SignedVoucher>, ProviderError> {
         let r = self.db.begin_read()?;
@@ -238,7 +270,7 @@ impl TranscriptStore {
     }
 }
 
-/// `POST /v1/vouchers`: check and keep a voucher.
+/// `POST /v1/vouchers`: check and keep a voucher ([`VoucherDelivery`]).
 pub(crate) async fn post_voucher<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
@@ -247,7 +279,7 @@ pub(crate) async fn post_voucher<E: InferenceEngine>(
         Ok(b) => b,
         Err(e) => return body_rejection(e),
     };
-    let v: SignedVoucher = match serde_json::from_slice(&body) {
+    let d: VoucherDelivery = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
             return error(
@@ -258,11 +290,12 @@ pub(crate) async fn post_voucher<E: InferenceEngine>(
             )
         }
     };
-    match accept(&p, v.clone()).await {
+    let v = d.voucher.voucher.clone();
+    match accept(&p, d).await {
         Ok(()) => Json(json!({
-            "channel": v.voucher.channel,
-            "cumulative": v.voucher.cumulative,
-            "jobs": v.voucher.jobs,
+            "channel": v.channel,
+            "cumulative": v.cumulative,
+            "jobs": v.jobs,
         }))
         .into_response(),
         Err(e) => {
@@ -272,13 +305,16 @@ pub(crate) async fn post_voucher<E: InferenceEngine>(
     }
 }
 
-async fn accept<E: InferenceEngine>(p: &Provider<E>, v: SignedVoucher) -> Result<(), VoucherError> {
+async fn accept<E: InferenceEngine>(
+    p: &Provider<E>,
+    d: VoucherDelivery,
+) -> Result<(), VoucherError> {
     let Some(lookup) = &p.channels else {
         return Err(VoucherError::Chain(
             "this provider reads no chain, so it takes no vouchers".into(),
         ));
     };
-    let id = v.voucher.channel;
+    let id = d.voucher.voucher.channel;
     let channel = lookup
         .channel(id)
         .await
@@ -290,8 +326,8 @@ async fn accept<E: InferenceEngine>(p: &Provider<E>, v: SignedVoucher) -> Result
         let held = store
             .voucher(&id)?
             .map_or(0, |h| h.voucher.voucher.cumulative);
-        check_voucher(&v, &channel, &me, held)?;
-        store.keep_voucher(&v)
+        check_voucher(&d.voucher, &channel, &me, held)?;
+        store.take_voucher(&d, &channel)
     })
     .await
     .map_err(|e| VoucherError::Chain(format!("voucher task failed: {e}")))?
@@ -324,29 +360,44 @@ impl VoucherSettler {
     /// Settle every channel whose latest voucher is not settled yet; returns how many settled.
     pub async fn settle_once(&self) -> Result<usize, ProviderError> {
         let store = self.store.clone();
-        let due = tokio::task::spawn_blocking(move || store.unsettled_vouchers())
+        let due = tokio::task::spawn_blocking(move || store.due_settlements())
             .await
             .map_err(|e| ProviderError::Store(e.to_string()))??;
         let mut settled = 0;
+        // A channel whose step failed settles nothing later this round: steps go in order.
+        let mut stuck = Vec::new();
         for voucher in due {
             let (id, cumulative) = (voucher.voucher.channel, voucher.voucher.cumulative);
-            let kind = TxKind::SettleChannel { voucher };
+            if stuck.contains(&id) {
+                continue;
+            }
+            // Recorded first: a settlement that lands after its wait times
+            // out is still audited, so its proofs must be served.
+            self.store.settling(&voucher)?;
+            let kind = TxKind::SettleChannel {
+                voucher: voucher.clone(),
+            };
             match self
                 .chain
                 .send_and_confirm(&self.key, kind, SETTLE_TIMEOUT)
                 .await
             {
                 Ok(done) => {
-                    tracing::info!(channel = %id, cumulative, height = done.height, "settled a payment channel");
-                    self.store.mark_settled(&id, cumulative)?;
+                    tracing::info!(channel = %id, cumulative, jobs = voucher.voucher.jobs, height = done.height, "settled a payment channel");
+                    self.store.settled(&voucher, done.height)?;
                     settled += 1;
                 }
                 Err(e) => {
-                    // Already settled this far (e.g. before a restart)? Then nothing is owed.
+                    // Already settled this far (e.g. before a restart)? Then nothing is owed;
+                    // the head bounds the settlement's height for pruning.
                     match self.chain.channel(&id).await {
-                        Ok(c) if c.paid >= cumulative => self.store.mark_settled(&id, c.paid)?,
+                        Ok(c) if c.paid >= cumulative => {
+                            let head = self.chain.head().await?.height;
+                            self.store.settled(&voucher, head)?;
+                        }
                         _ => {
-                            tracing::warn!(channel = %id, error = %e, "settlement failed; will retry")
+                            tracing::warn!(channel = %id, error = %e, "settlement failed; will retry");
+                            stuck.push(id);
                         }
                     }
                 }

@@ -23,6 +23,7 @@ use agora_types::{
     Hash32, JobEvent, JobInput, JobProof, JobRequest, Keypair, ModelEntry, Price, SamplingParams,
     TxKind,
 };
+use agora_wire::headers::{PAYMENT_CHANNEL, PAYMENT_HEADER};
 use tokio::sync::oneshot;
 
 const PRICE: Price = Price {
@@ -109,7 +110,9 @@ async fn serve(key: &Keypair, dir: &std::path::Path, chain: Option<&ChainClient>
     );
     if let Some(chain) = chain {
         let gate = ChainAuditGate::connect(chain.clone()).await.unwrap();
-        provider = provider.with_audit_gate(Arc::new(gate));
+        provider = provider
+            .with_audit_gate(Arc::new(gate))
+            .with_channels(Arc::new(chain.clone()));
     }
     let store = provider.transcripts();
     let router = provider.router();
@@ -133,6 +136,11 @@ async fn serve(key: &Keypair, dir: &std::path::Path, chain: Option<&ChainClient>
 
 /// Run one job to completion; returns its job id.
 async fn run_job(url: &str, seed: u64) -> Hash32 {
+    run_job_paid(url, seed, false).await
+}
+
+/// Run one job, saying a payment channel pays for it when `paid`.
+async fn run_job_paid(url: &str, seed: u64, paid: bool) -> Hash32 {
     let job = JobRequest {
         model: model().id,
         input: JobInput::Text {
@@ -140,15 +148,13 @@ async fn run_job(url: &str, seed: u64) -> Hash32 {
         },
         params: SamplingParams::new(4, 0.0, 1.0, vec![], seed),
     };
-    let body = reqwest::Client::new()
+    let mut request = reqwest::Client::new()
         .post(format!("{url}/v1/jobs"))
-        .json(&job)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .json(&job);
+    if paid {
+        request = request.header(PAYMENT_HEADER, PAYMENT_CHANNEL);
+    }
+    let body = request.send().await.unwrap().text().await.unwrap();
     let last = body
         .split("\n\n")
         .filter_map(|e| e.trim().strip_prefix("data:"))
@@ -349,6 +355,141 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
     );
     assert_eq!(fetch_proof("zz".into(), "0".into()).await.0, 400);
     assert_eq!(fetch_proof(root, "-1".into()).await.0, 400);
+}
+
+/// Issue 13, #8 and #1: channel-paid jobs have one commitment path. The
+/// provider takes a voucher only with the ids of jobs it ran, settles it,
+/// the chain draws audits on the settlement like on a commit, and the
+/// drawn validator gets each job's transcript with a proof against the
+/// settled root; the jobs never enter the provider's own batches.
+#[tokio::test]
+async fn channel_paid_jobs_are_settled_audited_and_proven() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, auditor, client) = (
+        Keypair::generate(),
+        Keypair::generate(),
+        Keypair::generate(),
+    );
+    let (chain, _stop) = chain(&key, &auditor, &dir.path().join("chain")).await;
+    let wait = Duration::from_secs(10);
+    let bond = TxKind::BondValidator {
+        amount: agora_ledger::DEFAULT_MIN_VALIDATOR_BOND,
+        take_ppm: 0,
+    };
+    chain.send_and_wait(&auditor, bond, wait).await.unwrap();
+    let fund = TxKind::Transfer {
+        to: client.account(),
+        amount: 1_000_000,
+    };
+    chain.send_and_wait(&auditor, fund, wait).await.unwrap();
+    let Served {
+        url,
+        store,
+        stop: _stop,
+        ..
+    } = serve(&key, dir.path(), Some(&chain)).await;
+    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000)
+        .await
+        .unwrap();
+    let open = TxKind::OpenChannel {
+        provider: key.account(),
+        model: model().id,
+        deposit: 100_000,
+    };
+    let opened = chain.send_and_confirm(&client, open, wait).await.unwrap();
+    let channel = agora_types::channel_id(CHAIN_ID, &client.account(), opened.nonce);
+
+    let mut jobs = Vec::new();
+    for seed in 0..3 {
+        jobs.push(run_job_paid(&url, seed, true).await);
+    }
+    let unpaid = run_job(&url, 9).await;
+    // Only the unpaid job waits for a batch of the provider's own.
+    assert_eq!(store.pending_jobs().unwrap(), 1);
+    let leaves: Vec<Hash32> = jobs
+        .iter()
+        .map(|j| agora_types::audit::receipt_leaf(&store.get(j).unwrap().unwrap().receipt))
+        .collect();
+    let deliver = |cumulative: u64, leaves: Vec<Hash32>, first_job: u64, ids: Vec<Hash32>| {
+        let (url, client) = (url.clone(), client.clone());
+        async move {
+            let d = agora_types::VoucherDelivery {
+                voucher: agora_types::Voucher {
+                    channel,
+                    cumulative,
+                    receipts_root: agora_types::merkle::root(&leaves),
+                    jobs: leaves.len() as u64,
+                }
+                .sign(&client),
+                first_job,
+                jobs: ids,
+            };
+            let r = reqwest::Client::new()
+                .post(format!("{url}/v1/vouchers"))
+                .json(&d)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    // Attack: a voucher over a job this provider never ran (or the unpaid
+    // job under a made-up leaf) is refused, so no unprovable root is settled.
+    let (status, body) = deliver(5, vec![leaves[0], Hash32::ZERO], 0, vec![jobs[0], unpaid]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("receipts_root_mismatch"), "{body}");
+    let (status, body) =
+        deliver(5, vec![Hash32::ZERO], 0, vec![Hash32::digest(b"never ran")]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("unknown_job"), "{body}");
+    // The payer's order, delivered in two steps.
+    let order = vec![jobs[2], jobs[0], jobs[1]];
+    let ordered: Vec<Hash32> = [2, 0, 1].iter().map(|&i| leaves[i]).collect();
+    let (status, body) = deliver(10, ordered[..2].to_vec(), 0, order[..2].to_vec()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = deliver(15, ordered.clone(), 2, order[2..].to_vec()).await;
+    assert_eq!(status, 200, "{body}");
+
+    let settler = agora_provider::VoucherSettler::new(
+        store.clone(),
+        chain.clone(),
+        key.clone(),
+        Duration::from_secs(3600),
+    );
+    assert_eq!(settler.settle_once().await.unwrap(), 1);
+    let on_chain = chain.channel(&channel).await.unwrap();
+    assert_eq!((on_chain.paid, on_chain.jobs), (15, 3));
+    let root = agora_types::merkle::root(&ordered);
+    assert_eq!(on_chain.receipts_root, root);
+    // The settlement is a batch of the channel's model, audited like a commit.
+    let batch = loop {
+        let page = chain.batches(None).await.unwrap();
+        let b = page.batches.into_iter().find(|b| b.root == root).unwrap();
+        if b.seed.is_some() {
+            break b;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((batch.first_index, batch.count), (0, 3));
+    assert_eq!(batch.model, Some(model().id));
+    assert_eq!(batch.audits.len(), 3, "every job is drawn here");
+    for (index, job) in order.iter().enumerate() {
+        let (status, body) = fetch_as(
+            &url,
+            &root.to_hex(),
+            &index.to_string(),
+            Some((&auditor, now_ms())),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let proof: JobProof = serde_json::from_str(&body).unwrap();
+        assert_eq!(proof.transcript.receipt.receipt.id, *job);
+        proof.verify(&root, index as u64, 3).unwrap();
+    }
+    // A stranger still reads nothing.
+    let stranger = Keypair::generate();
+    let (status, _) = fetch_as(&url, &root.to_hex(), "0", Some((&stranger, now_ms()))).await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]

@@ -24,7 +24,9 @@ use agora_provider::{
 };
 use agora_testkit::{fuzz, TwoTokenEngine};
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
-use agora_types::{AccountId, Hash32, JobEvent, Keypair, ModelId, Price, SignedVoucher, Voucher};
+use agora_types::{
+    AccountId, Hash32, JobEvent, Keypair, ModelId, Price, SignedVoucher, Voucher, VoucherDelivery,
+};
 use agora_wire::provider::{MAX_STOPS, MAX_STOP_BYTES};
 use axum::body::{to_bytes, Body};
 use axum::http::{HeaderValue, Method, Request, StatusCode};
@@ -329,15 +331,18 @@ fn job_json(overrides: Map<String, Value>) -> Value {
     job
 }
 
-/// A signed voucher (random key, so never the channel client's) as JSON.
+/// A voucher delivery (signed with a random key, so never the channel
+/// client's; hostile first index and job ids) as JSON.
 fn voucher_json() -> impl Strategy<Value = Value> {
     (
         any::<[u8; 32]>(),
         any::<u64>(),
         any::<u64>(),
         any::<[u8; 32]>(),
+        any::<u64>(),
+        prop::collection::vec(any::<[u8; 32]>(), 0..8),
     )
-        .prop_map(|(channel, cumulative, jobs, seed)| {
+        .prop_map(|(channel, cumulative, jobs, seed, first_job, ids)| {
             let voucher = Voucher {
                 channel: Hash32(channel),
                 cumulative,
@@ -345,7 +350,11 @@ fn voucher_json() -> impl Strategy<Value = Value> {
                 jobs,
             };
             let signed: SignedVoucher = voucher.sign(&Keypair::from_seed(seed));
-            json!(signed)
+            json!(VoucherDelivery {
+                voucher: signed,
+                first_job,
+                jobs: ids.into_iter().map(Hash32).collect(),
+            })
         })
 }
 

@@ -181,7 +181,7 @@ pub struct ReceiptBatch {
     pub id: Hash32,
     /// Provider whose receipts these are.
     pub provider: AccountId,
-    /// Model the jobs ran (`None` for a channel settlement, whose receipts name theirs).
+    /// Model every receipt in it must name (a channel settlement's is the channel's model).
     pub model: Option<ModelId>,
     /// Merkle root over the receipt leaves.
     pub root: Hash32,

@@ -46,6 +46,23 @@ pub struct SignedVoucher {
     pub signature: Signature,
 }
 
+/// What a payer posts to a provider's `POST /v1/vouchers`: the voucher and
+/// the ids of the jobs it pays for, in the order of its receipts root, from
+/// index `first_job` on (those before were delivered with earlier vouchers).
+/// The provider takes a voucher only if it ran every job named and the root
+/// is theirs, so it can prove any of them to an auditor.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct VoucherDelivery {
+    /// The signed voucher.
+    pub voucher: SignedVoucher,
+    /// Leaf index of the first job in `jobs`.
+    #[serde(default)]
+    pub first_job: u64,
+    /// Job ids (receipt ids) from `first_job` on.
+    #[serde(default)]
+    pub jobs: Vec<Hash32>,
+}
+
 impl Voucher {
     /// The exact bytes the client signs.
     pub fn signing_bytes(&self) -> Vec<u8> {

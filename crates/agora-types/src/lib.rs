@@ -26,7 +26,7 @@ pub mod weights;
 
 pub use audit::{Dispute, JobProof, ProviderAudits, ReceiptBatch};
 pub use block::{Block, BlockHeader};
-pub use channel::{channel_id, SignedVoucher, Voucher};
+pub use channel::{channel_id, SignedVoucher, Voucher, VoucherDelivery};
 pub use codec::{decode, encode, CodecError};
 pub use earnings::Earnings;
 pub use hash::Hash32;

@@ -20,12 +20,12 @@ pub struct BatchInfo {
     pub count: u64,
     /// Height of the block that committed it.
     pub height: u64,
-    /// The model every receipt in it must name (`None`: a channel
-    /// settlement, which names none).
+    /// The model every receipt in it must name (a channel settlement's is
+    /// the channel's model; `None` only from a chain that records none).
     pub model: Option<ModelId>,
     /// The jobs the chain drew for audit and each one's auditor, in the
     /// block after the commit (`None` until then). Only the drawn auditor's
-    /// verdict counts; channel settlements draw none.
+    /// verdict counts; channel settlements are drawn like commits.
     pub audits: Option<Vec<(u64, AccountId)>>,
 }
 

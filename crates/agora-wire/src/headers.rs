@@ -15,3 +15,12 @@ pub const PROVIDER_HEADER: &str = "x-agora-provider";
 /// (`x-agora-auditor`); defined with the signed record it carries in
 /// `agora_types::access`, listed here with the other `x-agora-*` headers.
 pub use agora_types::access::TRANSCRIPT_AUTH_HEADER;
+
+/// Job request header with which a paying gateway tells a provider that a
+/// payment channel pays for the job (value [`PAYMENT_CHANNEL`]): the job is
+/// then committed by the channel's settlement, not in a receipt batch, so
+/// it is committed (and auditable) once.
+pub const PAYMENT_HEADER: &str = "x-agora-payment";
+
+/// The [`PAYMENT_HEADER`] value for a job paid through a payment channel.
+pub const PAYMENT_CHANNEL: &str = "channel";

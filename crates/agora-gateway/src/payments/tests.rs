@@ -34,25 +34,36 @@ impl Funding for Arc<Recorder> {
     }
 }
 
-/// A provider's voucher endpoint: keeps what arrives, refusing the first `refuse` posts.
+/// A provider's voucher endpoint: keeps the vouchers that arrive (and the
+/// job ids delivered with them), refusing the first `refuse` posts.
 struct Receiver {
     got: Arc<Mutex<Vec<SignedVoucher>>>,
+    jobs: Arc<Mutex<Vec<Hash32>>>,
     endpoint: String,
 }
 
 async fn receiver(refuse: usize) -> Receiver {
     let got: Arc<Mutex<Vec<SignedVoucher>>> = Arc::default();
+    let jobs: Arc<Mutex<Vec<Hash32>>> = Arc::default();
+    let held = jobs.clone();
     let seen = Arc::new(AtomicUsize::new(0));
     let sink = got.clone();
     let app = Router::new().route(
         "/v1/vouchers",
-        post(move |Json(v): Json<SignedVoucher>| {
-            let (sink, seen) = (sink.clone(), seen.clone());
+        post(move |Json(d): Json<VoucherDelivery>| {
+            let (sink, seen, held) = (sink.clone(), seen.clone(), held.clone());
             async move {
                 if seen.fetch_add(1, Ordering::SeqCst) < refuse {
                     return StatusCode::SERVICE_UNAVAILABLE;
                 }
-                sink.lock().unwrap().push(v);
+                // Like the provider: jobs must follow on from those held.
+                let mut held = held.lock().unwrap();
+                if d.first_job > held.len() as u64 {
+                    return StatusCode::CONFLICT;
+                }
+                held.truncate(d.first_job as usize);
+                held.extend(d.jobs);
+                sink.lock().unwrap().push(d.voucher);
                 StatusCode::OK
             }
         }),
@@ -60,7 +71,11 @@ async fn receiver(refuse: usize) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { got, endpoint }
+    Receiver {
+        got,
+        jobs,
+        endpoint,
+    }
 }
 
 fn provider(key: &Keypair, endpoint: &str) -> ProviderInfo {
@@ -151,6 +166,15 @@ async fn concurrent_jobs_get_cumulative_monotone_vouchers_and_top_ups() {
     leaves.sort();
     paid.sort();
     assert_eq!(leaves, paid);
+    // The provider was sent each job id once, in the root's order.
+    let delivered = rx.jobs.lock().unwrap().clone();
+    assert_eq!(delivered, books[0].jobs);
+    let by_id: HashMap<Hash32, Hash32> = receipts
+        .iter()
+        .map(|r| (r.receipt.id, receipt_leaf(r)))
+        .collect();
+    let in_order: Vec<Hash32> = delivered.iter().map(|id| by_id[id]).collect();
+    assert_eq!(merkle::root(&in_order), last.voucher.receipts_root);
     // One channel, topped up whenever a job would have overdrawn it.
     assert_eq!(*funding.opens.lock().unwrap(), vec![50]);
     let escrow: Amount = 50 + funding.top_ups.lock().unwrap().iter().sum::<Amount>();
@@ -179,6 +203,11 @@ async fn refused_delivery_is_retried_with_the_latest_voucher() {
     assert_eq!(got.len(), 1, "one voucher covers both jobs");
     assert_eq!(got[0].voucher.cumulative, 4 + 6);
     assert_eq!(got[0].voucher.jobs, 2);
+    assert_eq!(
+        *rx.jobs.lock().unwrap(),
+        vec![a.receipt.id, b.receipt.id],
+        "the retry carries the job ids the failed deliveries did not"
+    );
     assert!(!payer.books().await[0].behind());
     // Nothing left to send: a second retry posts nothing.
     payer.retry_once().await;
