@@ -416,6 +416,7 @@ async fn validators_and_channels_are_served() {
         models: vec![model.id],
         price: agora_types::Price::default(),
         stake: 1,
+        replayable: true,
     };
     node.submit(sign(&a, 1, serve_it)).unwrap();
     let open = TxKind::OpenChannel {
@@ -524,6 +525,7 @@ async fn batches_disputes_and_audit_records_are_served() {
         models: vec![model.id],
         price: Price::default(),
         stake: 500,
+        replayable: true,
     };
     node.submit(sign(&provider, 0, register)).unwrap();
     for key in [&auditor, &other] {

@@ -277,6 +277,7 @@ mod tests {
             },
             stake: 1,
             registered_at: 0,
+            replayable: true,
         }
     }
 

@@ -396,6 +396,7 @@ async fn dead_provider_fails_over_to_the_next() {
         price: CHEAP,
         stake: 1,
         registered_at: 0,
+        replayable: true,
     };
     let snap = Snapshot {
         chain_id: CHAIN_ID.into(),
@@ -469,6 +470,7 @@ async fn every_provider_down_is_503() {
         price: CHEAP,
         stake: 1,
         registered_at: 0,
+        replayable: true,
     };
     let gw = gateway(Snapshot {
         chain_id: CHAIN_ID.into(),

@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use agora_types::audit::{batch_id, dispute_id, draw_audits, draw_seed, weighted_committee};
+use agora_types::audit::{
+    batch_id, dispute_id, draw_audits, draw_seed, weighted_committee, STATISTICAL_MIN_FLAGS,
+};
 use agora_types::{
     AccountId, Amount, Dispute, Hash32, Height, ModelId, ProviderInfo, ReceiptBatch,
 };
@@ -275,9 +277,16 @@ impl State {
                 auditor,
             });
         }
+        // A provider whose jobs cannot be replayed exactly (an upstream
+        // server samples with its own RNG) is judged over many jobs: a
+        // failing verdict flags it, and opens a dispute only once flags
+        // reach STATISTICAL_MIN_FLAGS and outnumber its passes.
+        let statistical = self.providers.get(&provider).is_some_and(|p| !p.replayable);
         if v.passed {
             let record = self.provider_audits.entry(provider).or_default();
             record.audits_passed = record.audits_passed.saturating_add(1);
+        } else if statistical && !self.flag(provider) {
+            // Flagged only.
         } else {
             let id = dispute_id(&v.batch, v.index);
             if self.disputes.contains_key(&id) {
@@ -303,6 +312,15 @@ impl State {
         }
         self.verdicts.insert((v.batch, v.index, auditor), v.passed);
         Ok(())
+    }
+
+    /// Record a failing verdict on non-replayable `provider`; whether its
+    /// flags now form a pattern that a committee should judge.
+    fn flag(&mut self, provider: AccountId) -> bool {
+        let record = self.provider_audits.entry(provider).or_default();
+        record.audits_flagged = record.audits_flagged.saturating_add(1);
+        record.audits_flagged >= STATISTICAL_MIN_FLAGS
+            && record.audits_flagged > record.audits_passed
     }
 
     pub(crate) fn vote_dispute(

@@ -83,6 +83,7 @@ impl State {
                 models,
                 price,
                 stake,
+                replayable,
             } => {
                 let info = ProviderInfo {
                     id: tx.from,
@@ -91,6 +92,7 @@ impl State {
                     price: *price,
                     stake: *stake,
                     registered_at: height,
+                    replayable: *replayable,
                 };
                 self.register_provider(info)?
             }

@@ -53,6 +53,7 @@ fn register(stake: u64) -> TxKind {
         models: vec![model().id],
         price: PRICE,
         stake,
+        replayable: true,
     }
 }
 
@@ -317,6 +318,7 @@ fn junk_models_earn_no_more_than_the_stake_behind_them() {
             models: vec![m.id],
             price: Price::default(),
             stake: 1,
+            replayable: true,
         };
         ok(&mut s, p, serve);
         junk.push((m.id, p.account()));
@@ -463,6 +465,7 @@ fn provider_endpoints_must_be_public_outside_development_chains() {
         models: vec![model().id],
         price: PRICE,
         stake: COLLATERAL,
+        replayable: true,
     };
     for bad in [
         "http://127.0.0.1:9000",
@@ -699,4 +702,91 @@ fn recommitting_a_root_to_inflate_passed_audits_is_refused() {
     // Another root is a new batch.
     ok(&mut s, provider, commit(9));
     assert_eq!(s.batches.len(), live + 1);
+}
+
+/// Issue 13, #9: a provider that forwards to an upstream server declares
+/// it on chain (`replayable: false`); its honest jobs never replay exactly,
+/// so failing verdicts only flag it. A dispute (and so a slash) needs a
+/// pattern: at least `STATISTICAL_MIN_FLAGS` flags, outnumbering its passes.
+#[test]
+fn an_upstream_provider_is_flagged_not_slashed_until_a_pattern_shows() {
+    use agora_types::audit::STATISTICAL_MIN_FLAGS;
+    let k = common::keys(3, 200);
+    let provider = &k[0];
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.audit.audit_rate_ppm = 1_000_000;
+    });
+    let min = s.params.min_validator_bond;
+    ok(&mut s, &k[1], bond(min));
+    ok(&mut s, &k[2], bond(min));
+    let mut upstream = register(COLLATERAL);
+    if let TxKind::RegisterProvider { replayable, .. } = &mut upstream {
+        *replayable = false;
+    }
+    ok(&mut s, provider, upstream);
+    assert!(!s.providers[&provider.account()].replayable);
+    let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
+    ok(&mut s, provider, commit(24));
+    block(&mut s, None);
+    let audits = s.batches[&id].audits.clone();
+    assert_eq!(audits.len(), 24);
+    let verdict = |index: u64, passed: bool| TxKind::SubmitVerdict {
+        batch: id,
+        index,
+        leaf: Hash32::digest(&index.to_le_bytes()),
+        passed,
+        evidence: Hash32::ZERO,
+    };
+    let key_of = |who: &AccountId| k.iter().find(|x| x.account() == *who).unwrap();
+    let record = |s: &State| s.provider_audits[&provider.account()].clone();
+    // Ten passes, then failing verdicts: each only flags while flags are
+    // fewer than STATISTICAL_MIN_FLAGS or do not outnumber the passes.
+    for (index, who) in &audits[..10] {
+        ok(&mut s, key_of(who), verdict(*index, true));
+    }
+    for (n, (index, who)) in audits[10..20].iter().enumerate() {
+        ok(&mut s, key_of(who), verdict(*index, false));
+        assert!(s.disputes.is_empty(), "flag {} opened a dispute", n + 1);
+    }
+    let r = record(&s);
+    assert_eq!((r.audits_passed, r.audits_flagged), (10, 10));
+    assert!(!r.slashed && s.providers.contains_key(&provider.account()));
+    // The eleventh flag outnumbers the passes: this one goes to a committee.
+    let (index, who) = audits[20];
+    ok(&mut s, key_of(&who), verdict(index, false));
+    assert_eq!(s.disputes.len(), 1);
+    assert!(s.disputes.contains_key(&dispute_id(&id, index)));
+    assert!(record(&s).audits_flagged >= STATISTICAL_MIN_FLAGS);
+}
+
+/// The same failing verdict on a replayable provider's job opens a dispute at once.
+#[test]
+fn a_replayable_providers_failed_audit_goes_to_a_committee_at_once() {
+    let k = common::keys(2, 210);
+    let provider = &k[0];
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.audit.audit_rate_ppm = 1_000_000;
+    });
+    let min = s.params.min_validator_bond;
+    ok(&mut s, &k[1], bond(min));
+    ok(&mut s, provider, register(COLLATERAL));
+    let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
+    ok(&mut s, provider, commit(2));
+    block(&mut s, None);
+    let fail = TxKind::SubmitVerdict {
+        batch: id,
+        index: 0,
+        leaf: Hash32::ZERO,
+        passed: false,
+        evidence: Hash32::ZERO,
+    };
+    ok(&mut s, &k[1], fail);
+    assert_eq!(s.disputes.len(), 1);
+    let flagged = s
+        .provider_audits
+        .get(&provider.account())
+        .map_or(0, |r| r.audits_flagged);
+    assert_eq!(flagged, 0);
 }

@@ -84,6 +84,7 @@ fn register(stake: u64) -> TxKind {
         models: vec![model().id],
         price: PRICE,
         stake,
+        replayable: true,
     }
 }
 

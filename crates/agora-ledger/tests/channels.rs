@@ -46,6 +46,7 @@ fn genesis(keys: &[Keypair], balance: u64) -> State {
             price: Price::default(),
             stake: 0,
             registered_at: 0,
+            replayable: true,
         };
         s.providers.insert(k.account(), info);
     }

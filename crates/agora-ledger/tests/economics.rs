@@ -90,6 +90,7 @@ fn serve(models: Vec<Hash32>, stake: u64) -> TxKind {
         models,
         price: Price::default(),
         stake,
+        replayable: true,
     }
 }
 

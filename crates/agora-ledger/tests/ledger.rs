@@ -51,6 +51,7 @@ fn register(key: &Keypair, nonce: u64, models: Vec<Hash32>, stake: u64) -> Signe
         // Free, so the collateral rule (a multiple of the price) leaves only the minimum.
         price: Price::default(),
         stake,
+        replayable: true,
     };
     tx(key, nonce, kind)
 }
@@ -135,6 +136,7 @@ fn each_rejection_is_precise_and_changes_nothing() {
             models: vec![model(1).id],
             price: Price::default(),
             stake: 1,
+            replayable: true,
         },
     );
     assert!(matches!(
@@ -330,7 +332,7 @@ proptest! {
                 Op::Transfer { to, amount, .. } => TxKind::Transfer { to: k[to].account(), amount },
                 Op::Register { stake, known_model, .. } => {
                     let m = if known_model { model(1).id } else { model(200).id };
-                    TxKind::RegisterProvider { endpoint: "http://p:1".into(), models: vec![m], price: Price::default(), stake }
+                    TxKind::RegisterProvider { endpoint: "http://p:1".into(), models: vec![m], price: Price::default(), stake, replayable: true }
                 }
                 Op::Deregister { .. } => TxKind::DeregisterProvider,
                 Op::RegisterModel { tag, .. } => TxKind::RegisterModel { model: ModelEntry { owner: k[from].account(), ..model(tag) } },

@@ -120,6 +120,7 @@ fn setup(
             models: vec![m],
             price: Price::default(),
             stake: 1,
+            replayable: true,
         };
         send(&mut s, p, serve).unwrap();
     }

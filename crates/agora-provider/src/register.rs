@@ -11,7 +11,8 @@ use crate::ProviderError;
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Make sure the chain lists `model` and this provider serving it at
-/// `endpoint` with `price` and `stake`; submits only the transactions needed.
+/// `endpoint` with `price` and `stake`, flagged `replayable` or not (an
+/// upstream engine's jobs are not); submits only the transactions needed.
 pub async fn register_on_chain(
     chain: &ChainClient,
     key: &Keypair,
@@ -19,6 +20,7 @@ pub async fn register_on_chain(
     model: &ModelEntry,
     price: Price,
     stake: Amount,
+    replayable: bool,
 ) -> Result<(), ProviderError> {
     let models = chain.models().await?;
     match models.iter().find(|m| m.id == model.id) {
@@ -49,6 +51,7 @@ pub async fn register_on_chain(
             && p.models == wanted_models
             && p.price == price
             && p.stake == stake
+            && p.replayable == replayable
         {
             return Ok(());
         }
@@ -58,6 +61,7 @@ pub async fn register_on_chain(
         models: wanted_models,
         price,
         stake,
+        replayable,
     };
     let height = chain.send_and_wait(key, kind, COMMIT_TIMEOUT).await?;
     tracing::info!(provider = %me, height, "provider registered on chain");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
 use agora_tasks::{bind, fail, serve, Context, Failure, Refusal, ServeLimits, Shutdown, Task};
 use agora_types::{Amount, Keypair, ModelEntry, Price};
 
@@ -138,6 +138,7 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
     let gate = ChainAuditGate::connect(chain.clone())
         .await
         .with_context(|| format!("reading the chain at {}", setup.chain_url))?;
+    let replayable = engine.replayable();
     let provider = Provider::new(
         gate.chain_id(),
         Arc::new(engine),
@@ -157,7 +158,8 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
             .context("provider server")
     });
     ensure_stake(&chain, &key, setup.stake).await?;
-    register_on_chain(&chain, &key, &endpoint, &model, setup.price, setup.stake)
+    let (price, stake) = (setup.price, setup.stake);
+    register_on_chain(&chain, &key, &endpoint, &model, price, stake, replayable)
         .await
         .map_err(Failure::other)?;
     let settler = VoucherSettler::new(

@@ -246,7 +246,7 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].jobs, jobs[..2]);
 
-    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000)
+    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000, true)
         .await
         .unwrap();
     let committed = committer.tick().await.unwrap();
@@ -388,7 +388,7 @@ async fn channel_paid_jobs_are_settled_audited_and_proven() {
         stop: _stop,
         ..
     } = serve(&key, dir.path(), Some(&chain)).await;
-    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000)
+    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000, true)
         .await
         .unwrap();
     let open = TxKind::OpenChannel {
@@ -538,7 +538,7 @@ async fn transcripts_are_deleted_once_no_audit_or_dispute_can_reach_them() {
         stop: _stop,
         ..
     } = serve(&key, dir.path(), Some(&chain)).await;
-    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000)
+    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000, true)
         .await
         .unwrap();
     let config = BatchConfig {

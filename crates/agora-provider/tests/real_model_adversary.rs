@@ -18,7 +18,7 @@ use agora_types::{
     hash_tokens, ChatMessage, Hash32, JobEvent, JobInput, JobRequest, Keypair, Price,
     SamplingParams, Transcript,
 };
-use agora_verify::{check_job, Thresholds, Verdict};
+use agora_verify::{check_job, check_job_statistically, Thresholds, Verdict};
 
 const PRICE: Price = Price {
     input_per_1k: 1_000,
@@ -291,6 +291,51 @@ async fn ignore_seed_samples_with_its_own_randomness() {
         first, second,
         "the client's seed does not determine the output"
     );
+}
+
+/// The statistical judgement used for providers flagged as not replayable
+/// (issue 13, #9), on the real model: sampling with the model but its own
+/// randomness (what an honest upstream server does) passes it although
+/// exact replay fails it; random tokens fail it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistical_judging_passes_own_rng_sampling_and_fails_random_tokens() {
+    let statistically = |t: Transcript| async move {
+        tokio::task::spawn_blocking(move || check_job_statistically(honest(), &t).unwrap())
+            .await
+            .unwrap()
+    };
+    let own_rng = cheater(Adversary::IgnoreSeed).await;
+    let prompts = [
+        "Write a short poem about rain.",
+        "Tell me about the moon.",
+        "List three fruits.",
+    ];
+    for (i, prompt) in prompts.iter().enumerate() {
+        for temperature in [0.7, 1.0] {
+            let job = job(chat(None, prompt), temperature, 20 + i as u64);
+            let transcript = run_and_check(&own_rng, &job).await;
+            assert!(!audit(&transcript).await.passed, "exact replay fails it");
+            let v = statistically(transcript).await;
+            eprintln!("own RNG, T={temperature}: {:?}", v.plausibility);
+            assert!(
+                v.passed,
+                "honest sampling flagged: {:?} {:?}",
+                v.plausibility, v.reasons
+            );
+        }
+    }
+    let random = cheater(Adversary::Random).await;
+    for seed in [3, 4] {
+        let transcript = run_and_check(
+            &random,
+            &job(chat(None, "Tell me about the moon."), 0.7, seed),
+        )
+        .await;
+        let v = statistically(transcript).await;
+        eprintln!("random tokens: {:?}", v.plausibility);
+        assert!(!v.passed, "random tokens passed: {:?}", v.plausibility);
+        assert!(v.plausibility.unwrap().z > agora_verify::plausible::MAX_PLAUSIBILITY_Z);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -275,11 +275,22 @@ pub struct ProviderAudits {
     pub audits_passed: u64,
     /// Failures confirmed by a committee.
     pub audits_failed: u64,
+    /// Failing verdicts on a non-replayable (upstream) provider's jobs,
+    /// which are judged statistically: each one counts here, and only once
+    /// there are [`STATISTICAL_MIN_FLAGS`] of them and they outnumber the
+    /// passes does a failing verdict open a dispute.
+    #[serde(default)]
+    pub audits_flagged: u64,
     /// Whether its collateral was slashed (it is then deregistered for good).
     pub slashed: bool,
     /// Collateral taken by the slash.
     pub slashed_amount: Amount,
 }
+
+/// Flags a non-replayable provider must collect, outnumbering its passes,
+/// before a failing verdict on one of its jobs opens a dispute (and can
+/// slash): one implausible job is never enough, a pattern is.
+pub const STATISTICAL_MIN_FLAGS: u64 = 8;
 
 /// What a provider serves an auditor for one job of a committed batch
 /// (`GET /v1/batches/{root}/{index}`): the transcript and the Merkle proof

@@ -95,6 +95,15 @@ pub struct ProviderInfo {
     pub stake: Amount,
     /// Height of the block that registered it.
     pub registered_at: u64,
+    /// Whether its jobs replay exactly (agora's own engine); `false` for a
+    /// provider forwarding to an upstream server, whose jobs validators
+    /// judge statistically and never by exact replay.
+    #[serde(default = "replayable_default")]
+    pub replayable: bool,
+}
+
+pub(crate) fn replayable_default() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub enum TxKind {
         price: Price,
         /// Collateral to lock.
         stake: Amount,
+        /// Whether its jobs replay exactly (see [`crate::ProviderInfo::replayable`]).
+        #[serde(default = "crate::registry::replayable_default")]
+        replayable: bool,
     },
     /// Remove the sender's provider record and return its stake.
     DeregisterProvider,

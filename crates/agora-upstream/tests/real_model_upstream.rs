@@ -120,6 +120,7 @@ async fn start() -> Network {
             price,
             stake: 1,
             registered_at: 0,
+            replayable: false,
         }],
     };
     let gateway = Gateway::new(Fixed(snapshot), GatewayConfig::default());

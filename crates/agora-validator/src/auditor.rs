@@ -7,7 +7,8 @@ use std::time::Duration;
 use agora_types::{AccountId, Hash32, ModelId, TxKind};
 
 use crate::ports::{
-    AuditChain, AuditError, BatchInfo, CheckOutcome, FetchError, JobChecker, TranscriptSource,
+    AuditChain, AuditError, BatchInfo, CheckOutcome, FetchError, JobChecker, Served,
+    TranscriptSource,
 };
 use crate::weights::{commitment, landing_epoch, weights_from_scores, PendingReveal};
 
@@ -362,7 +363,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             count: leaf_count,
         } = leaf;
         let grace_over = head > since.saturating_add(self.config.fetch_grace_blocks);
-        let Some(endpoint) = self.chain.endpoint(provider).await? else {
+        let Some(Served { endpoint, judging }) = self.chain.served(provider).await? else {
             // Deregistered: nobody serves its transcripts any more.
             return Ok(missing(MISSING_DOMAIN, root, index));
         };
@@ -409,8 +410,8 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             passed,
             evidence,
             summary,
-        } = self.checker.check(fetched.transcript).await?;
-        tracing::info!(%provider, index, passed, %summary, "job checked");
+        } = self.checker.check(fetched.transcript, judging).await?;
+        tracing::info!(%provider, index, passed, ?judging, %summary, "job checked");
         Ok(Judgement::Done {
             leaf,
             passed,

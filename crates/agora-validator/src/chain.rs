@@ -7,7 +7,9 @@ use tokio::sync::OnceCell;
 use agora_chain_client::ChainClient;
 use agora_types::{AccountId, Hash32, Keypair, ModelId, Params, TxKind};
 
-use crate::ports::{AuditChain, AuditError, BatchInfo, DisputeInfo, ProviderScore};
+use crate::ports::{
+    AuditChain, AuditError, BatchInfo, DisputeInfo, Judging, ProviderScore, Served,
+};
 
 /// How long a verdict or vote may take to be included.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,12 +99,19 @@ impl AuditChain for RpcChain {
         Ok(out)
     }
 
-    async fn endpoint(&self, provider: &AccountId) -> Result<Option<String>, AuditError> {
+    async fn served(&self, provider: &AccountId) -> Result<Option<Served>, AuditError> {
         let providers = self.client.providers().await.map_err(chain_error)?;
         Ok(providers
             .into_iter()
             .find(|p| &p.id == provider)
-            .map(|p| p.endpoint))
+            .map(|p| Served {
+                endpoint: p.endpoint,
+                judging: if p.replayable {
+                    Judging::Replay
+                } else {
+                    Judging::Statistical
+                },
+            }))
     }
 
     async fn tempo_blocks(&self) -> Result<u64, AuditError> {
@@ -126,6 +135,7 @@ impl AuditChain for RpcChain {
                     provider: p.id,
                     passed: audits.audits_passed,
                     failed: audits.audits_failed,
+                    flagged: audits.audits_flagged,
                 }
             })
             .collect())

@@ -31,8 +31,8 @@ pub use chain::RpcChain;
 pub use daemon::{start, AuditorsSetup};
 pub use http::HttpTranscripts;
 pub use ports::{
-    AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker,
-    ProviderScore, TranscriptSource,
+    AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker, Judging,
+    ProviderScore, Served, TranscriptSource,
 };
 pub use replay::EngineChecker;
 pub use weights::weights_from_scores;

@@ -63,6 +63,28 @@ pub struct ProviderScore {
     pub passed: u64,
     /// Audits it failed (confirmed by a committee).
     pub failed: u64,
+    /// Failing verdicts on its jobs judged statistically (a non-replayable provider).
+    pub flagged: u64,
+}
+
+/// Where a registered provider serves and how its jobs are judged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Its registered endpoint.
+    pub endpoint: String,
+    /// How its jobs are judged: exact replay, or statistically for an
+    /// upstream provider (flagged on chain as not replayable).
+    pub judging: Judging,
+}
+
+/// How a job is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judging {
+    /// Seeded replay token for token, with commitments (agora's own engine).
+    Replay,
+    /// Plausibility of the tokens under the model (an upstream server's
+    /// jobs cannot be replayed); never judged by exact replay.
+    Statistical,
 }
 
 /// The verifier's judgement of one transcript.
@@ -114,11 +136,12 @@ pub trait AuditChain: Send + Sync {
     fn audit_window(&self) -> impl Future<Output = Result<u64, AuditError>> + Send;
     /// Open disputes.
     fn disputes(&self) -> impl Future<Output = Result<Vec<DisputeInfo>, AuditError>> + Send;
-    /// Where a registered provider serves (`None` once it deregistered).
-    fn endpoint(
+    /// Where a registered provider serves and how its jobs are judged
+    /// (`None` once it deregistered).
+    fn served(
         &self,
         provider: &AccountId,
-    ) -> impl Future<Output = Result<Option<String>, AuditError>> + Send;
+    ) -> impl Future<Output = Result<Option<Served>, AuditError>> + Send;
     /// Blocks per epoch of the reward distribution (0: no rewards, no weights).
     fn tempo_blocks(&self) -> impl Future<Output = Result<u64, AuditError>> + Send;
     /// Registered providers of `model` with their audit records.
@@ -143,9 +166,10 @@ pub trait TranscriptSource: Send + Sync {
 
 /// The verifier: replays a transcript with the claimed model.
 pub trait JobChecker: Send + Sync {
-    /// Judge one transcript (its receipt is already known to be in the batch).
+    /// Judge one transcript (its receipt is already known to be in the batch) as `judging` says.
     fn check(
         &self,
         transcript: Transcript,
+        judging: Judging,
     ) -> impl Future<Output = Result<CheckOutcome, AuditError>> + Send;
 }

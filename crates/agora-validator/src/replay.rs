@@ -1,12 +1,13 @@
-//! [`JobChecker`] that replays jobs with a local llama.cpp engine (agora-verify).
+//! [`JobChecker`] that replays jobs with a local llama.cpp engine (agora-verify),
+//! or scores their plausibility when they cannot be replayed.
 
 use std::sync::Arc;
 
 use agora_engine::LlamaEngine;
 use agora_types::{ModelId, Transcript};
-use agora_verify::{check_job, Thresholds};
+use agora_verify::{check_job, check_job_statistically, Thresholds};
 
-use crate::ports::{AuditError, CheckOutcome, JobChecker};
+use crate::ports::{AuditError, CheckOutcome, JobChecker, Judging};
 
 /// Replays transcripts of one model with the real engine and calibrated thresholds.
 pub struct EngineChecker {
@@ -27,7 +28,11 @@ impl EngineChecker {
 }
 
 impl JobChecker for EngineChecker {
-    async fn check(&self, transcript: Transcript) -> Result<CheckOutcome, AuditError> {
+    async fn check(
+        &self,
+        transcript: Transcript,
+        judging: Judging,
+    ) -> Result<CheckOutcome, AuditError> {
         let claimed = transcript.receipt.receipt.model;
         if claimed != self.model {
             return Err(AuditError::Checker(format!(
@@ -37,13 +42,16 @@ impl JobChecker for EngineChecker {
         }
         let engine = self.engine.clone();
         let thresholds = self.thresholds;
-        let verdict = tokio::task::spawn_blocking(move || {
-            check_job(engine.as_ref(), &transcript, &thresholds)
+        let verdict = tokio::task::spawn_blocking(move || match judging {
+            Judging::Replay => check_job(engine.as_ref(), &transcript, &thresholds),
+            Judging::Statistical => check_job_statistically(engine.as_ref(), &transcript),
         })
         .await
         .map_err(|e| AuditError::Checker(format!("verifier task: {e}")))?
         .map_err(|e| AuditError::Checker(e.to_string()))?;
-        let summary = if verdict.passed {
+        let summary = if let (true, Some(p)) = (verdict.passed, verdict.plausibility) {
+            format!("passed statistically (z {:.2})", p.z)
+        } else if verdict.passed {
             format!("passed (token match {:.3})", verdict.token_match_rate())
         } else {
             verdict.reasons.join("; ")

@@ -20,19 +20,25 @@ pub(crate) struct PendingReveal {
 }
 
 /// The weights a validator sets from the chain's audit records: zero for a
-/// provider with a confirmed failure, else `passed` scaled so the best gets
-/// `u16::MAX`. Providers nobody audited yet get zero and are left out.
+/// provider with a confirmed failure, else its passes discounted by its
+/// pass rate among statistically judged jobs (`passed² / (passed +
+/// flagged)`), scaled so the best gets `u16::MAX`. Providers nobody audited
+/// yet get zero and are left out.
 pub fn weights_from_scores(scores: &[ProviderScore]) -> Vec<(AccountId, u16)> {
     let eligible = |s: &&ProviderScore| s.failed == 0 && s.passed > 0;
-    let best = scores.iter().filter(eligible).map(|s| s.passed).max();
-    let Some(best) = best else {
+    let credit = |s: &ProviderScore| {
+        let passed = u128::from(s.passed);
+        passed * passed / (passed + u128::from(s.flagged))
+    };
+    let best = scores.iter().filter(eligible).map(credit).max();
+    let Some(best) = best.filter(|b| *b > 0) else {
         return Vec::new();
     };
     let mut weights: Vec<(AccountId, u16)> = scores
         .iter()
         .filter(eligible)
         .map(|s| {
-            let w = u128::from(s.passed) * u128::from(u16::MAX) / u128::from(best);
+            let w = credit(s) * u128::from(u16::MAX) / best;
             (s.provider, u16::try_from(w).unwrap_or(u16::MAX))
         })
         .filter(|(_, w)| *w > 0)
@@ -74,6 +80,7 @@ mod tests {
 
     fn score(id: u8, passed: u64, failed: u64) -> ProviderScore {
         ProviderScore {
+            flagged: 0,
             provider: AccountId([id; 32]),
             passed,
             failed,
@@ -93,6 +100,26 @@ mod tests {
             vec![(AccountId([1; 32]), u16::MAX), (AccountId([2; 32]), 32_767)]
         );
         assert!(weights_from_scores(&[score(1, 0, 0), score(2, 3, 2)]).is_empty());
+    }
+
+    #[test]
+    fn statistical_flags_discount_weight_by_the_pass_rate() {
+        // 10 passes and 10 flags earn what 5 clean passes earn.
+        let mut flagged = score(2, 10, 0);
+        flagged.flagged = 10;
+        let w = weights_from_scores(&[score(1, 10, 0), flagged, score(3, 5, 0)]);
+        assert_eq!(
+            w,
+            vec![
+                (AccountId([1; 32]), u16::MAX),
+                (AccountId([2; 32]), 32_767),
+                (AccountId([3; 32]), 32_767)
+            ]
+        );
+        // Flags without passes earn nothing.
+        let mut only = score(4, 0, 0);
+        only.flagged = 3;
+        assert!(weights_from_scores(&[only]).is_empty());
     }
 
     #[test]

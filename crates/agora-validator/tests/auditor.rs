@@ -13,7 +13,7 @@ use agora_types::{
 };
 use agora_validator::{
     AuditChain, AuditError, Auditor, AuditorConfig, BatchInfo, CheckOutcome, DisputeInfo,
-    FetchError, JobChecker, ProviderScore, TranscriptSource,
+    FetchError, JobChecker, Judging, ProviderScore, Served, TranscriptSource,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +27,8 @@ const CHAIN: &str = "auditor-test";
 const CHEAT_TOKEN: i32 = 666;
 /// Output token on which the double verifier itself fails (cannot judge).
 const BROKEN_TOKEN: i32 = 999;
+/// Output token the double's statistical check finds implausible.
+const IMPLAUSIBLE_TOKEN: i32 = 777;
 
 #[derive(Default)]
 struct ChainState {
@@ -38,6 +40,8 @@ struct ChainState {
     submitted: Vec<(AccountId, TxKind)>,
     tempo: u64,
     scores: Vec<ProviderScore>,
+    /// Providers flagged on chain as not replayable.
+    upstream: HashSet<AccountId>,
 }
 
 /// The chain double: shared state, and the account each auditor signs as.
@@ -65,8 +69,16 @@ impl AuditChain for FakeChain {
     async fn disputes(&self) -> Result<Vec<DisputeInfo>, AuditError> {
         Ok(self.state.lock().unwrap().disputes.clone())
     }
-    async fn endpoint(&self, provider: &AccountId) -> Result<Option<String>, AuditError> {
-        Ok(self.state.lock().unwrap().endpoints.get(provider).cloned())
+    async fn served(&self, provider: &AccountId) -> Result<Option<Served>, AuditError> {
+        let s = self.state.lock().unwrap();
+        Ok(s.endpoints.get(provider).map(|endpoint| Served {
+            endpoint: endpoint.clone(),
+            judging: if s.upstream.contains(provider) {
+                Judging::Statistical
+            } else {
+                Judging::Replay
+            },
+        }))
     }
     async fn tempo_blocks(&self) -> Result<u64, AuditError> {
         Ok(self.state.lock().unwrap().tempo)
@@ -127,15 +139,20 @@ impl TranscriptSource for FakeProviders {
     }
 }
 
-/// Verifier double: a job fails iff it contains [`CHEAT_TOKEN`].
+/// Verifier double: a job fails iff it contains [`CHEAT_TOKEN`]; judged
+/// statistically, a job fails only for [`IMPLAUSIBLE_TOKEN`] (its exact
+/// replay is never asked for).
 struct FakeChecker;
 
 impl JobChecker for FakeChecker {
-    async fn check(&self, t: Transcript) -> Result<CheckOutcome, AuditError> {
+    async fn check(&self, t: Transcript, judging: Judging) -> Result<CheckOutcome, AuditError> {
         if t.output_tokens.contains(&BROKEN_TOKEN) {
             return Err(AuditError::Checker("verifier down".into()));
         }
-        let passed = !t.output_tokens.contains(&CHEAT_TOKEN);
+        let passed = match judging {
+            Judging::Replay => !t.output_tokens.contains(&CHEAT_TOKEN),
+            Judging::Statistical => !t.output_tokens.contains(&IMPLAUSIBLE_TOKEN),
+        };
         Ok(CheckOutcome {
             passed,
             evidence: hash_tokens(&t.output_tokens),
@@ -384,9 +401,36 @@ async fn selected_jobs_are_audited_exactly_once_across_validators() {
     }
 }
 
+/// Issue 13, #9: a provider flagged on chain as not replayable (it
+/// forwards to an upstream server) is never judged by exact replay, which
+/// its honest jobs would fail; its jobs are judged statistically.
+#[tokio::test]
+async fn upstream_providers_are_judged_statistically_never_by_exact_replay() {
+    // Every job "fails" exact replay (the upstream samples with its own RNG).
+    let all: HashSet<u64> = (0..20).collect();
+    let w = world(20, &all, 1, 1_000_000, 3);
+    let provider = w.provider.account();
+    w.chain.lock().unwrap().upstream.insert(provider);
+    // One job's tokens are implausible under the model as well.
+    let mut implausible = w.jobs[4].clone();
+    implausible.transcript.output_tokens.push(IMPLAUSIBLE_TOKEN);
+    w.providers
+        .answers
+        .lock()
+        .unwrap()
+        .insert((w.batch.root, 4), Answer::Serve(implausible));
+    let mut a = auditor(&w, 0);
+    a.step().await.unwrap();
+    let got = verdicts(&w);
+    assert_eq!(got.len(), 20);
+    for (_, index, passed) in got {
+        assert_eq!(passed, index != 4, "job {index}");
+    }
+}
+
 #[tokio::test]
 async fn batches_with_no_drawn_audits_are_not_fetched() {
-    // What the chain records for a channel settlement: drawn, with no audits.
+    // A batch drawn with no audits (a rate that picked none).
     let w = world(5, &HashSet::new(), 1, 1_000_000, 7);
     w.chain.lock().unwrap().batches[0].audits = Some(Vec::new());
     let mut a = auditor(&w, 0);
@@ -587,11 +631,13 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
                 provider: good,
                 passed: 4,
                 failed: 0,
+                flagged: 0,
             },
             ProviderScore {
                 provider: bad,
                 passed: 9,
                 failed: 1,
+                flagged: 0,
             },
         ];
     }

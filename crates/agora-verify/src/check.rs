@@ -5,6 +5,7 @@ use agora_toploc::ChunkCheck;
 use agora_types::{commitments_hash, hash_tokens, Hash32, JobInput, Transcript};
 use serde::{Deserialize, Serialize};
 
+use crate::plausible::{plausibility, Plausibility, MAX_PLAUSIBILITY_Z};
 use crate::replay::{replay_tokens, TokenStats};
 use crate::Thresholds;
 
@@ -69,6 +70,8 @@ pub struct Verdict {
     pub tokens: TokenStats,
     /// Commitments compared with recomputed hidden states (`None`: none to check).
     pub commitments: Option<CommitmentStats>,
+    /// The statistical check of a job judged without exact replay (`None` otherwise).
+    pub plausibility: Option<Plausibility>,
     /// BLAKE3 of the receipt's signing bytes and the measured statistics, to
     /// reference this verdict from an audit report.
     pub evidence_hash: Hash32,
@@ -159,6 +162,52 @@ pub fn check_job(
     Ok(finish(reasons, tokens, commitments, transcript))
 }
 
+/// Audit a job that cannot be replayed token for token (a provider that
+/// forwards to an upstream server): the same consistency checks as
+/// [`check_job`], then, instead of the seeded replay and commitments, how
+/// plausible the output tokens are as a sample of the claimed model
+/// ([`crate::plausible`]); it fails above [`MAX_PLAUSIBILITY_Z`].
+pub fn check_job_statistically(
+    scorer: &dyn Scorer,
+    transcript: &Transcript,
+) -> Result<Verdict, VerifyError> {
+    let mut reasons = consistency(scorer, transcript)?;
+    if transcript.output_tokens.is_empty() {
+        return Ok(finish(reasons, TokenStats::default(), None, transcript));
+    }
+    let scored = match scorer.score(&ScoreRequest {
+        prompt_tokens: transcript.prompt_tokens.clone(),
+        output_tokens: transcript.output_tokens.clone(),
+        top_k: 0,
+        want_hidden: false,
+        want_logits: true,
+    }) {
+        Ok(scored) => scored,
+        Err(EngineError::InvalidRequest(m)) => {
+            reasons.push(format!("the transcript cannot be scored: {m}"));
+            return Ok(finish(reasons, TokenStats::default(), None, transcript));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let logits: Vec<&[f32]> = scored
+        .positions
+        .iter()
+        .map(|p| p.logits.as_deref().unwrap_or(&[]))
+        .collect();
+    let params = &transcript.receipt.receipt.params;
+    let p = plausibility(&logits, &transcript.output_tokens, params);
+    if p.z > MAX_PLAUSIBILITY_Z {
+        reasons.push(format!(
+            "output implausible under the model: z {:.2} above {MAX_PLAUSIBILITY_Z} ({:.3} nats/token over the entropy)",
+            p.z, p.mean_excess
+        ));
+    }
+    let mut verdict = finish(reasons, TokenStats::default(), None, transcript);
+    verdict.plausibility = Some(p);
+    verdict.evidence_hash = evidence_hash(&verdict, transcript);
+    Ok(verdict)
+}
+
 /// The verdict from the reasons found and the statistics measured.
 fn finish(
     reasons: Vec<String>,
@@ -166,17 +215,28 @@ fn finish(
     commitments: Option<CommitmentStats>,
     transcript: &Transcript,
 ) -> Verdict {
-    let evidence = serde_json::to_vec(&(&tokens, &commitments, &reasons))
-        .expect("statistics always serialize");
-    let mut bytes = transcript.receipt.receipt.signing_bytes();
-    bytes.extend_from_slice(&evidence);
-    Verdict {
+    let mut verdict = Verdict {
         passed: reasons.is_empty(),
         reasons,
         tokens,
         commitments,
-        evidence_hash: Hash32::digest_in(EVIDENCE_DOMAIN, &bytes),
+        plausibility: None,
+        evidence_hash: Hash32::ZERO,
+    };
+    verdict.evidence_hash = evidence_hash(&verdict, transcript);
+    verdict
+}
+
+/// BLAKE3 of the receipt's signing bytes and the verdict's statistics and reasons.
+fn evidence_hash(v: &Verdict, transcript: &Transcript) -> Hash32 {
+    let evidence = match &v.plausibility {
+        None => serde_json::to_vec(&(&v.tokens, &v.commitments, &v.reasons)),
+        Some(p) => serde_json::to_vec(&(&v.tokens, &v.commitments, &v.reasons, p)),
     }
+    .expect("statistics always serialize");
+    let mut bytes = transcript.receipt.receipt.signing_bytes();
+    bytes.extend_from_slice(&evidence);
+    Hash32::digest_in(EVIDENCE_DOMAIN, &bytes)
 }
 
 /// Check (a): everything that needs no model pass but the tokenizer.

@@ -6,13 +6,20 @@
 //! (`agora-toploc`) and replays the seeded Gumbel-max sampling token by token
 //! (Token-DiFR style, [`replay`]). [`Thresholds`] come from [`calibrate()`] runs
 //! over honest jobs and are kept per model in a [`ThresholdBook`].
+//! [`check_job_statistically`] judges jobs that cannot be replayed (an
+//! upstream server's) by how plausible their tokens are under the model
+//! ([`plausible`]).
 
 pub mod calibrate;
 mod check;
+pub mod plausible;
 pub mod replay;
 mod thresholds;
 
 pub use calibrate::{calibrate, Calibration, CalibrationConfig};
-pub use check::{check_job, CommitmentStats, Scorer, Verdict, VerifyError};
+pub use check::{
+    check_job, check_job_statistically, CommitmentStats, Scorer, Verdict, VerifyError,
+};
+pub use plausible::{plausibility, Plausibility};
 pub use replay::TokenStats;
 pub use thresholds::{BookError, ThresholdBook, Thresholds};

@@ -73,8 +73,12 @@ pub async fn run(rpc: &str, json: bool) -> Result<()> {
             (false, false) => "deregistered".to_string(),
         };
         println!(
-            "  {}  audits passed {}  failed {}  {}",
-            a.provider, a.audits.audits_passed, a.audits.audits_failed, state
+            "  {}  audits passed {}  failed {}  flagged {}  {}",
+            a.provider,
+            a.audits.audits_passed,
+            a.audits.audits_failed,
+            a.audits.audits_flagged,
+            state
         );
     }
     Ok(())
@@ -82,7 +86,7 @@ pub async fn run(rpc: &str, json: bool) -> Result<()> {
 
 /// The status as `--json` prints it: the RPC's fields, with each provider's
 /// `balance`, `earned` and audit record (`audits_passed`, `audits_failed`,
-/// `slashed`) folded into its own entry; `audits` also lists providers that
+/// `audits_flagged`, `slashed`) folded into its own entry; `audits` also lists providers that
 /// are gone (slashed and deregistered ones included).
 fn status_json(status: &ChainStatus) -> Result<Value> {
     let mut value = serde_json::to_value(status)?;
@@ -106,6 +110,7 @@ fn status_json(status: &ChainStatus) -> Result<Value> {
                     }
                     entry.insert("audits_passed".into(), audits.audits_passed.into());
                     entry.insert("audits_failed".into(), audits.audits_failed.into());
+                    entry.insert("audits_flagged".into(), audits.audits_flagged.into());
                     entry.insert("slashed".into(), audits.slashed.into());
                 }
             }

@@ -219,6 +219,7 @@ async fn wallet_stake_and_channel_commands() {
         models: vec![model.id],
         price: Price::default(),
         stake: 1,
+        replayable: true,
     };
     chain.send_and_wait(&prov_key, serve, wait).await.unwrap();
     let (ok, _, err) = common::run(&[

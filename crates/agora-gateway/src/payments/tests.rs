@@ -89,6 +89,7 @@ fn provider(key: &Keypair, endpoint: &str) -> ProviderInfo {
         },
         stake: 1,
         registered_at: 1,
+        replayable: true,
     }
 }
 

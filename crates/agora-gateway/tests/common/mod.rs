@@ -87,6 +87,7 @@ impl Stub {
             price: self.price,
             stake: 1,
             registered_at: 0,
+            replayable: true,
         }
     }
 
