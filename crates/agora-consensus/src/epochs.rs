@@ -223,7 +223,8 @@ pub struct DurableSecretStore<E: Clock + Metrics + Storage> {
     dealer_key: [u8; 32],
 }
 
-const DEALER_SEED_DOMAIN: &str = "agora 2026 dealer seed v1";
+/// Domain of the dealer seeds of the resharing ceremonies.
+pub const DEALER_SEED_DOMAIN: &str = "agora 2026 dealer seed v1";
 /// Domain of the dealer seeds of the genesis DKG: a validator deals in the
 /// genesis DKG's epoch 0 and again in the first reshare (also epoch 0), and
 /// the two dealings must not share their randomness.

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use agora_consensus::{
-    epochs::{DurableSecretStore, GENESIS_DKG_SEED_DOMAIN},
+    epochs::{DurableSecretStore, DEALER_SEED_DOMAIN, GENESIS_DKG_SEED_DOMAIN},
     genesis_dkg::group_identity,
     FinalityVerifier,
 };
@@ -17,7 +17,7 @@ use commonware_codec::Encode;
 use commonware_consensus::types::Epoch;
 use commonware_cryptography::bls12381::primitives::variant::MinSig;
 use commonware_glue::dkg::{types::EpochOutcome, SecretStore as _};
-use commonware_runtime::{Runner as _, Supervisor};
+use commonware_runtime::{deterministic, Clock, Runner as _, Supervisor};
 
 use common::{accounts_and_genesis, runner, seeds, Cluster, DkgRole, FUNDING};
 
@@ -97,6 +97,33 @@ fn assert_own_shares(cluster: &Cluster, which: &[usize]) {
     }
 }
 
+/// Open a crashed validator's secret store once its aborted tasks have
+/// released it (waiting on the simulated clock, bounded).
+async fn open_when_released(
+    context: &deterministic::Context,
+    partition: String,
+    identity: &[u8],
+    domain: &str,
+) -> DurableSecretStore<deterministic::Context> {
+    for _ in 0..1_000 {
+        match DurableSecretStore::open_in_domain(
+            context.child("inspect"),
+            partition.clone(),
+            identity,
+            domain,
+        )
+        .await
+        {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("already open") => {
+                context.sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("opening {partition}: {e}"),
+        }
+    }
+    panic!("{partition} never released");
+}
+
 /// Finalization certificates verify against the DKG's group key alone.
 fn assert_certificates_verify(cluster: &Cluster, i: usize, identity: &[u8]) {
     let verifier = FinalityVerifier::new(identity).expect("group key decodes");
@@ -145,21 +172,8 @@ fn genesis_dkg_completes_then_blocks_finalize() {
                 .collect();
             for i in all {
                 let identity = cluster.members[i].identity.encode();
-                let mut genesis_store = DurableSecretStore::open_in_domain(
-                    context.child("inspect"),
-                    format!("g{i}-secrets"),
-                    &identity,
-                    GENESIS_DKG_SEED_DOMAIN,
-                )
-                .await
-                .unwrap();
-                let mut reshare_store = DurableSecretStore::open(
-                    context.child("inspect"),
-                    format!("v{i}-secrets"),
-                    &identity,
-                )
-                .await
-                .unwrap();
+                let mut genesis_store = open_when_released(&context, format!("g{i}-secrets"), &identity, GENESIS_DKG_SEED_DOMAIN).await;
+                let mut reshare_store = open_when_released(&context, format!("v{i}-secrets"), &identity, DEALER_SEED_DOMAIN).await;
                 let stored = genesis_store.get_share(Epoch::zero()).await.unwrap();
                 assert_eq!(stored.encode().to_vec(), shares[i], "validator {i} DKG share");
                 let stored = reshare_store.get_share(Epoch::zero()).await.unwrap();
