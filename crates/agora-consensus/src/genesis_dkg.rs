@@ -270,7 +270,10 @@ mod tests {
         let bytes = encode_genesis_epoch(&epoch);
         let back = decode_genesis_epoch(&bytes).unwrap();
         assert_eq!(encode_genesis_epoch(&back), bytes);
-        assert_eq!(group_identity(&back), crate::light::devnet_identity(5, 4).unwrap());
+        assert_eq!(
+            group_identity(&back),
+            crate::light::devnet_identity(5, 4).unwrap()
+        );
         assert!(decode_genesis_epoch(&bytes[..bytes.len() - 1]).is_err());
     }
 }

@@ -24,18 +24,18 @@ use commonware_utils::{ordered::Map, NZUsize, TryCollect, NZU32};
 use tracing::warn;
 
 use crate::application::BlockLimits;
+use crate::block::EpochInfo;
 use crate::engine::{
     block_cfg, max_message_size, start_validator, Channels, EngineError, Timeouts, ValidatorConfig,
     CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
     CHANNEL_VOTE,
 };
 use crate::finalized::FinalizedSink;
-use crate::gossip::GossipReceiver;
-use crate::block::EpochInfo;
 use crate::genesis_dkg::{
     encode_genesis_epoch, group_identity, run_genesis_dkg, GenesisDkgConfig, GENESIS_DKG_BLOCKS,
     GENESIS_DKG_CHANNELS,
 };
+use crate::gossip::GossipReceiver;
 use crate::keys::{devnet_identity, devnet_keys, PrivateKey, PublicKey, ValidatorKeys, NAMESPACE};
 use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
@@ -71,9 +71,7 @@ impl Seat {
     pub fn identity(&self) -> PrivateKey {
         match self {
             Seat::Dealt { seed } => devnet_identity(*seed, 0),
-            Seat::Genesis { key_seed } | Seat::Joiner { key_seed, .. } => {
-                joiner_identity(key_seed)
-            }
+            Seat::Genesis { key_seed } | Seat::Joiner { key_seed, .. } => joiner_identity(key_seed),
         }
     }
 
@@ -306,7 +304,10 @@ where
             u32::try_from(commonware_glue::dkg::bootstrap::max_payload_size::<
                 commonware_cryptography::bls12381::primitives::variant::MinSig,
                 commonware_utils::sequence::Unit,
-            >(crate::block::MAX_PARTICIPANTS, crate::block::MAX_SHARING_MODE))
+            >(
+                crate::block::MAX_PARTICIPANTS,
+                crate::block::MAX_SHARING_MODE,
+            ))
             .unwrap_or(u32::MAX),
         );
     let handshake = Cups::<_, ChaCha20Poly1305>::new(

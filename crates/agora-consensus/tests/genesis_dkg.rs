@@ -34,7 +34,11 @@ async fn wait_for_dkg(cluster: &mut Cluster, which: &[usize], starts: usize) {
             let any = (0..c.n()).any(|i| !c.dkg_records(i).is_empty());
             if !any {
                 for i in 0..c.n() {
-                    assert_eq!(c.height(i), 0, "validator {i} finalized before the DKG output");
+                    assert_eq!(
+                        c.height(i),
+                        0,
+                        "validator {i} finalized before the DKG output"
+                    );
                 }
             }
             which.iter().all(|&i| c.dkg_records(i).len() >= starts)
@@ -50,9 +54,16 @@ fn assert_same_genesis_epoch(cluster: &Cluster, which: &[usize]) -> Vec<u8> {
     let first = cluster.dkg_records(which[0])[0].genesis_epoch.clone();
     assert!(matches!(first.outcome, EpochOutcome::Success));
     assert_eq!(first.epoch, Epoch::zero());
-    assert_eq!(first.players, participants, "players are the genesis validators");
+    assert_eq!(
+        first.players, participants,
+        "players are the genesis validators"
+    );
     assert_eq!(first.next_players, participants);
-    assert_eq!(first.output.players(), &participants, "every validator dealt to");
+    assert_eq!(
+        first.output.players(),
+        &participants,
+        "every validator dealt to"
+    );
     let encoded = first.encode().to_vec();
     for &i in which {
         for record in cluster.dkg_records(i) {
@@ -168,16 +179,43 @@ fn genesis_dkg_completes_then_blocks_finalize() {
             }
             let shares: Vec<Vec<u8>> = all
                 .iter()
-                .map(|&i| cluster.dkg_records(i)[0].share.clone().unwrap().encode().to_vec())
+                .map(|&i| {
+                    cluster.dkg_records(i)[0]
+                        .share
+                        .clone()
+                        .unwrap()
+                        .encode()
+                        .to_vec()
+                })
                 .collect();
             for i in all {
                 let identity = cluster.members[i].identity.encode();
-                let mut genesis_store = open_when_released(&context, format!("g{i}-secrets"), &identity, GENESIS_DKG_SEED_DOMAIN).await;
-                let mut reshare_store = open_when_released(&context, format!("v{i}-secrets"), &identity, DEALER_SEED_DOMAIN).await;
+                let mut genesis_store = open_when_released(
+                    &context,
+                    format!("g{i}-secrets"),
+                    &identity,
+                    GENESIS_DKG_SEED_DOMAIN,
+                )
+                .await;
+                let mut reshare_store = open_when_released(
+                    &context,
+                    format!("v{i}-secrets"),
+                    &identity,
+                    DEALER_SEED_DOMAIN,
+                )
+                .await;
                 let stored = genesis_store.get_share(Epoch::zero()).await.unwrap();
-                assert_eq!(stored.encode().to_vec(), shares[i], "validator {i} DKG share");
+                assert_eq!(
+                    stored.encode().to_vec(),
+                    shares[i],
+                    "validator {i} DKG share"
+                );
                 let stored = reshare_store.get_share(Epoch::zero()).await.unwrap();
-                assert_eq!(stored.encode().to_vec(), shares[i], "validator {i} epoch 0 share");
+                assert_eq!(
+                    stored.encode().to_vec(),
+                    shares[i],
+                    "validator {i} epoch 0 share"
+                );
                 for (j, other) in shares.iter().enumerate() {
                     if j == i {
                         continue;
@@ -278,7 +316,11 @@ fn genesis_dkg_restart_reuses_the_stored_share() {
         );
         let before = records[0].share.clone().expect("share before the restart");
         let after = records[1].share.clone().expect("share after the restart");
-        assert_eq!(after.encode(), before.encode(), "the restart reuses the stored share");
+        assert_eq!(
+            after.encode(),
+            before.encode(),
+            "the restart reuses the stored share"
+        );
         assert_same_genesis_epoch(&cluster, &all);
         // Stop another validator: finalizing now needs validator 2's signatures.
         cluster.crash(3).await;

@@ -8,6 +8,7 @@ use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agora_consensus::block::EpochInfo;
 use agora_consensus::{
     engine::{
         CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
@@ -15,8 +16,8 @@ use agora_consensus::{
     },
     genesis_dkg::{GenesisDkgConfig, GENESIS_DKG_BLOCKS, GENESIS_DKG_CHANNELS},
     keys::{PrivateKey, PublicKey},
-    run_genesis_dkg, start_validator, BlockLimits, Channels, DevnetKeys, EpochChange, Finalized, FinalizedSink,
-    InMemoryTxSource, LedgerView, Timeouts, ValidatorConfig, ValidatorKeys,
+    run_genesis_dkg, start_validator, BlockLimits, Channels, DevnetKeys, EpochChange, Finalized,
+    FinalizedSink, InMemoryTxSource, LedgerView, Timeouts, ValidatorConfig, ValidatorKeys,
 };
 use agora_ledger::{Genesis, State};
 use agora_testkit::GenesisBuilder;
@@ -28,12 +29,11 @@ use commonware_consensus::{
     },
     types::Epoch,
 };
-use agora_consensus::block::EpochInfo;
 use commonware_cryptography::{bls12381::primitives::group::Share, Sha256, Signer as _};
-use commonware_utils::ordered::Set;
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_p2p::utils::mux;
 use commonware_runtime::{deterministic, Clock, Handle, Quota, Spawner, Supervisor};
+use commonware_utils::ordered::Set;
 use commonware_utils::{channel::mpsc, probability, NZUsize, NZU32};
 
 /// Chain id of simulated networks.
