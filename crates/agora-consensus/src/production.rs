@@ -26,7 +26,7 @@ use tracing::warn;
 use crate::application::BlockLimits;
 use crate::block::EpochInfo;
 use crate::engine::{
-    block_cfg, max_message_size, start_validator, Channels, EngineError, Timeouts, ValidatorConfig,
+    max_message_size, start_validator, Channels, EngineError, Timeouts, ValidatorConfig,
     CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
     CHANNEL_VOTE,
 };
@@ -117,7 +117,11 @@ pub struct NodeConfig {
     /// For [`Seat::Dealt`] the single entry's key is ignored (it is dealt).
     pub peers: Vec<GenesisPeer>,
     /// Epoch 0 (the bytes of a [`GENESIS_EPOCH_FILE`], hex-decoded): required
-    /// for [`Seat::Joiner`], which takes no part in producing it.
+    /// for [`Seat::Joiner`], which takes no part in producing it; optional for
+    /// [`Seat::Genesis`], where it lets a validator whose consensus storage
+    /// was lost after the DKG follow the chain (without a share until the
+    /// next reshare) instead of re-entering the finished ceremony, and is
+    /// checked against the DKG outcome otherwise.
     pub genesis_epoch: Option<Vec<u8>>,
     /// Directory of consensus storage.
     pub storage_dir: PathBuf,
@@ -289,17 +293,31 @@ where
                 .map_err(|e| EngineError::BadGenesisEpoch(e.to_string()))?;
             Some((ValidatorKeys::joiner(identity.clone()), epoch))
         }
-        Seat::Genesis { .. } => None,
+        Seat::Genesis { .. } => match &config.genesis_epoch {
+            // Its consensus storage (with its share and the DKG chain) is
+            // gone, but the DKG's outcome is known: it cannot take part in a
+            // finished ceremony, so it follows epoch 0 without a share (the
+            // next reshare deals it one).
+            Some(bytes) if !config.storage_dir.join(GENESIS_EPOCH_FILE).exists() => {
+                let epoch = crate::genesis_dkg::decode_genesis_epoch(bytes)
+                    .map_err(|e| EngineError::BadGenesisEpoch(e.to_string()))?;
+                if epoch.players.position(&me).is_none() {
+                    return Err(EngineError::NotParticipant);
+                }
+                warn!("no genesis DKG state in this storage: following epoch 0 without a share");
+                Some((ValidatorKeys::joiner(identity.clone()), epoch))
+            }
+            // Run the DKG, or recover its outcome and the share from storage.
+            _ => None,
+        },
     };
-    let sizing_epoch = known
-        .as_ref()
-        .map(|(_, epoch)| epoch.clone())
-        .unwrap_or_else(|| {
-            devnet_keys(0, 1)
-                .expect("a one-validator dealing succeeds")
-                .genesis_epoch()
-        });
-    let max_message = max_message_size(&block_cfg(&config.genesis, &sizing_epoch, &config.limits))
+    // Message bounds do not depend on epoch 0 (the DKG may not have run yet).
+    let sizing = crate::block::BlockCfg {
+        max_block_bytes: config.limits.max_block_bytes,
+        genesis: config.genesis.hash(),
+        genesis_info: agora_types::Hash32([0; 32]),
+    };
+    let max_message = max_message_size(&sizing)
         .max(
             u32::try_from(commonware_glue::dkg::bootstrap::max_payload_size::<
                 commonware_cryptography::bls12381::primitives::variant::MinSig,
@@ -337,7 +355,10 @@ where
     let storage_dir = config.storage_dir.clone();
     runner.start(|context| async move {
         let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p);
-        let _ = oracle.track(0, peer_map.clone());
+        if known.is_some() {
+            // The genesis DKG tracks the genesis validators as peer set 0 itself.
+            let _ = oracle.track(0, peer_map.clone());
+        }
         let book = AddressBook::new(oracle.clone(), peer_map, ledger.clone());
         let quota = Quota::per_second(NZU32!(256));
         let channels = Channels {
@@ -385,6 +406,13 @@ where
                 };
                 // Keep serving the DKG chain to validators still finishing it.
                 handles.push(dkg.handle);
+                if let Some(bytes) = &config.genesis_epoch {
+                    if *bytes != encode_genesis_epoch(&dkg.genesis_epoch) {
+                        return Err(EngineError::BadGenesisEpoch(
+                            "the given genesis epoch is not this storage's DKG outcome".into(),
+                        ));
+                    }
+                }
                 (dkg.keys, dkg.genesis_epoch)
             }
         };

@@ -126,8 +126,12 @@ pub struct NodeArgs {
     /// p2p listen address of a joining validator (what it announces).
     #[arg(long)]
     pub p2p_listen: Option<SocketAddr>,
-    /// The chain's epoch 0 for a joining validator: the `genesis-epoch.hex`
-    /// a genesis validator writes into its consensus directory.
+    /// The chain's epoch 0: the `genesis-epoch.hex` a genesis validator
+    /// writes into its consensus directory after the genesis DKG. Required
+    /// with --join-key. For a genesis validator it is optional and used once
+    /// the file exists: if its consensus storage was lost, it follows the
+    /// chain from it (signing again after the next reshare) instead of
+    /// re-entering the finished DKG.
     #[arg(long)]
     pub genesis_epoch: Option<PathBuf>,
     /// Key file of the trusted dealer of a single-validator devnet's

@@ -127,7 +127,9 @@ fn validator_setup(args: &NodeArgs) -> Result<Option<ValidatorSetup>> {
         }
     }
     let genesis_epoch = match (&seat, &args.genesis_epoch) {
-        (Seat::Joiner { .. }, Some(path)) => {
+        // Before the genesis DKG the file does not exist yet.
+        (Seat::Genesis { .. }, Some(path)) if !path.exists() => None,
+        (Seat::Joiner { .. } | Seat::Genesis { .. }, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             Some(

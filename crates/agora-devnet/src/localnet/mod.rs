@@ -217,6 +217,10 @@ fn start_validators(args: &LocalnetConfig, dir: &Path) -> Result<Vec<Validator>,
             genesis_validators.join(","),
             "--validator-key".into(),
             data.join("consensus.key").display().to_string(),
+            // Written once the genesis DKG is done; a validator restarted
+            // with its storage wiped follows from it.
+            "--genesis-epoch".into(),
+            dir.join(agora_chain::GENESIS_EPOCH_FILE).display().to_string(),
         ];
         let log = data.join("node.log");
         let child = spawn_logged(&cmd, &log)?;
