@@ -317,17 +317,16 @@ where
         genesis: config.genesis.hash(),
         genesis_info: agora_types::Hash32([0; 32]),
     };
-    let max_message = max_message_size(&sizing)
-        .max(
-            u32::try_from(commonware_glue::dkg::bootstrap::max_payload_size::<
-                commonware_cryptography::bls12381::primitives::variant::MinSig,
-                commonware_utils::sequence::Unit,
-            >(
-                crate::block::MAX_PARTICIPANTS,
-                crate::block::MAX_SHARING_MODE,
-            ))
-            .unwrap_or(u32::MAX),
-        );
+    let max_message = max_message_size(&sizing).max(
+        u32::try_from(commonware_glue::dkg::bootstrap::max_payload_size::<
+            commonware_cryptography::bls12381::primitives::variant::MinSig,
+            commonware_utils::sequence::Unit,
+        >(
+            crate::block::MAX_PARTICIPANTS,
+            crate::block::MAX_SHARING_MODE,
+        ))
+        .unwrap_or(u32::MAX),
+    );
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
         Sake {
             signer: identity.clone(),

@@ -220,7 +220,9 @@ fn start_validators(args: &LocalnetConfig, dir: &Path) -> Result<Vec<Validator>,
             // Written once the genesis DKG is done; a validator restarted
             // with its storage wiped follows from it.
             "--genesis-epoch".into(),
-            dir.join(agora_chain::GENESIS_EPOCH_FILE).display().to_string(),
+            dir.join(agora_chain::GENESIS_EPOCH_FILE)
+                .display()
+                .to_string(),
         ];
         let log = data.join("node.log");
         let child = spawn_logged(&cmd, &log)?;
