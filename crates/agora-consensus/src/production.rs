@@ -461,3 +461,76 @@ pub fn record_genesis_epoch(dir: &std::path::Path, epoch: &EpochInfo) -> Result<
     write(GENESIS_EPOCH_FILE, hex::encode(encode_genesis_epoch(epoch)))?;
     write(IDENTITY_FILE, hex::encode(group_identity(epoch)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::{InMemoryTxSource, NoTxs};
+
+    struct NoSink;
+
+    impl FinalizedSink for NoSink {
+        fn last_applied(&self) -> Option<agora_ledger::State> {
+            None
+        }
+
+        fn deliver(&mut self, _: crate::finalized::Finalized) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn config(seat: Seat, peers: Vec<GenesisPeer>, dir: &std::path::Path) -> NodeConfig {
+        NodeConfig {
+            seat,
+            peers,
+            genesis_epoch: None,
+            storage_dir: dir.to_path_buf(),
+            genesis: agora_testkit::GenesisBuilder::new("agora-test").build(),
+            limits: BlockLimits::default(),
+            timeouts: Timeouts::default(),
+            worker_threads: 1,
+        }
+    }
+
+    fn unused_dir() -> PathBuf {
+        std::env::temp_dir().join("agora-consensus-never-created")
+    }
+
+    fn peer(key: [u8; 32], port: u16) -> GenesisPeer {
+        GenesisPeer {
+            key,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// A dealer is refused for more than one validator, and a genesis
+    /// validator must be named by the genesis; neither starts anything.
+    #[test]
+    fn a_dealer_is_for_one_validator_and_genesis_seats_must_be_named() {
+        // Refused before any storage is opened.
+        let dir = unused_dir();
+        let (_, gossip) = crate::gossip::gossip_channel();
+        let dealt = Seat::Dealt { seed: 3 };
+        let two = vec![peer([1; 32], 1), peer([2; 32], 2)];
+        let result = run_validator(config(dealt, two, &dir), NoTxs, NoSink, gossip, async {});
+        assert!(matches!(
+            result,
+            Err(EngineError::DealerNeedsOneValidator(2))
+        ));
+
+        let (_, gossip) = crate::gossip::gossip_channel();
+        let mine = Seat::Genesis { key_seed: [9; 32] };
+        let others = vec![
+            peer(Seat::Genesis { key_seed: [1; 32] }.consensus_key(), 1),
+            peer(Seat::Genesis { key_seed: [2; 32] }.consensus_key(), 2),
+        ];
+        let result = run_validator(
+            config(mine, others, &dir),
+            InMemoryTxSource::new(),
+            NoSink,
+            gossip,
+            async {},
+        );
+        assert!(matches!(result, Err(EngineError::NotParticipant)));
+    }
+}
