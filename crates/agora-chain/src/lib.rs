@@ -13,7 +13,7 @@ mod start;
 mod store;
 mod validator;
 
-pub use agora_consensus::{Seat, Timeouts};
+pub use agora_consensus::{GenesisPeer, Seat, Timeouts, GENESIS_EPOCH_FILE, IDENTITY_FILE};
 pub use error::{ChainError, SubmitError};
 pub use mempool::MAX_PENDING_PER_SENDER;
 pub use node::{ChainConfig, Finality, Node, Relay};

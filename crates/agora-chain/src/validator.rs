@@ -4,15 +4,14 @@
 //! stores each finalized block with its certificate and randomness.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use agora_consensus::{
-    gossip_channel, run_validator, BlockLimits, Finalized, FinalizedSink, NodeConfig, Seat,
-    Timeouts, TxSource,
+    gossip_channel, run_validator, BlockLimits, Finalized, FinalizedSink, GenesisPeer, NodeConfig,
+    Seat, Timeouts, TxSource,
 };
 use agora_ledger::{Genesis, State};
 use agora_types::{Block, SignedTransaction};
@@ -22,12 +21,13 @@ use crate::{ChainError, Finality, Node};
 /// Where this validator sits in a devnet/localnet validator set.
 #[derive(Clone, Debug)]
 pub struct ValidatorSetup {
-    /// Seed every validator's keys are dealt from (identical on all of them).
-    pub devnet_seed: u64,
-    /// Which validator this is: one of the genesis set, or a joiner.
+    /// Which validator this is: the dealt single devnet validator, one of a
+    /// DKG genesis set (with its own key), or a joiner.
     pub seat: Seat,
-    /// p2p listen address of every genesis validator, by index.
-    pub peers: Vec<SocketAddr>,
+    /// Every genesis validator's identity key and p2p listen address, in order.
+    pub peers: Vec<GenesisPeer>,
+    /// The chain's epoch 0 (decoded `genesis-epoch.hex`), for a joiner.
+    pub genesis_epoch: Option<Vec<u8>>,
     /// Directory of the engine's own storage (consensus journal, block archives).
     pub consensus_dir: PathBuf,
     /// Consensus timing.
@@ -129,14 +129,6 @@ pub fn spawn_validator(
     setup: ValidatorSetup,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<Result<(), ChainError>>, ChainError> {
-    if let Seat::Genesis(index) = setup.seat {
-        if index >= setup.peers.len() {
-            return Err(ChainError::Consensus(format!(
-                "validator index {index} is outside the {} peers",
-                setup.peers.len()
-            )));
-        }
-    }
     let fresh_engine = !setup.consensus_dir.exists();
     if fresh_engine && node.state().height > 0 {
         return Err(ChainError::Consensus(format!(
@@ -156,9 +148,9 @@ pub fn spawn_validator(
         }
     }));
     let config = NodeConfig {
-        devnet_seed: setup.devnet_seed,
         seat: setup.seat.clone(),
         peers: setup.peers,
+        genesis_epoch: setup.genesis_epoch,
         storage_dir: setup.consensus_dir,
         genesis,
         // Every validator must enforce the same limits: the defaults.

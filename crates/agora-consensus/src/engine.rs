@@ -81,6 +81,24 @@ pub enum EngineError {
     /// The private resharing store could not open.
     #[error(transparent)]
     Secrets(#[from] crate::epochs::SecretStoreError),
+    /// The genesis DKG produced no usable threshold key.
+    #[error(transparent)]
+    GenesisDkg(#[from] crate::genesis_dkg::GenesisDkgError),
+    /// A dealt (single-validator devnet) genesis was given several validators.
+    #[error("a dealt genesis is for one validator only, not {0}; several validators run the genesis DKG")]
+    DealerNeedsOneValidator(usize),
+    /// A genesis validator's key is not an ed25519 public key.
+    #[error("genesis validator key {0} is not an ed25519 public key")]
+    BadValidatorKey(String),
+    /// Two genesis validators share a key.
+    #[error("the genesis names a validator key twice")]
+    DuplicateValidators,
+    /// A joiner was started without the chain's epoch 0.
+    #[error("a joining validator needs the chain's genesis epoch file")]
+    NoGenesisEpoch,
+    /// The given epoch 0 does not decode.
+    #[error("genesis epoch does not decode: {0}")]
+    BadGenesisEpoch(String),
 }
 
 /// Consensus timing; defaults follow commonware's bridge example scaled for a LAN.

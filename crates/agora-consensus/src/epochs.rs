@@ -223,7 +223,12 @@ pub struct DurableSecretStore<E: Clock + Metrics + Storage> {
     dealer_key: [u8; 32],
 }
 
-const DEALER_SEED_DOMAIN: &str = "agora 2026 dealer seed v1";
+/// Domain of the dealer seeds of the resharing ceremonies.
+pub const DEALER_SEED_DOMAIN: &str = "agora 2026 dealer seed v1";
+/// Domain of the dealer seeds of the genesis DKG: a validator deals in the
+/// genesis DKG's epoch 0 and again in the first reshare (also epoch 0), and
+/// the two dealings must not share their randomness.
+pub const GENESIS_DKG_SEED_DOMAIN: &str = "agora 2026 genesis dkg dealer seed v1";
 
 impl<E: Clock + Metrics + Storage> DurableSecretStore<E> {
     /// Open (or create) the store in `partition`; `identity_secret` (the
@@ -232,6 +237,16 @@ impl<E: Clock + Metrics + Storage> DurableSecretStore<E> {
         context: E,
         partition: String,
         identity_secret: &[u8],
+    ) -> Result<Self, SecretStoreError> {
+        Self::open_in_domain(context, partition, identity_secret, DEALER_SEED_DOMAIN).await
+    }
+
+    /// [`Self::open`] deriving dealer seeds in `domain` (one domain per ceremony kind).
+    pub async fn open_in_domain(
+        context: E,
+        partition: String,
+        identity_secret: &[u8],
+        domain: &str,
     ) -> Result<Self, SecretStoreError> {
         let metadata = Metadata::init(
             context,
@@ -242,7 +257,7 @@ impl<E: Clock + Metrics + Storage> DurableSecretStore<E> {
         )
         .await
         .map_err(|e| SecretStoreError(e.to_string()))?;
-        let mut hasher = blake3::Hasher::new_derive_key(DEALER_SEED_DOMAIN);
+        let mut hasher = blake3::Hasher::new_derive_key(domain);
         hasher.update(identity_secret);
         Ok(Self {
             metadata: Some(metadata),
@@ -333,6 +348,73 @@ impl<E: Clock + Metrics + Storage> SecretStore for DurableSecretStore<E> {
     }
 }
 
+/// A [`SecretStore`] shared between the actor that owns it and its reader
+/// (the genesis DKG hands its store to commonware's engine, then reads the
+/// share the ceremony stored there).
+pub struct SharedSecretStore<S> {
+    inner: Arc<futures::lock::Mutex<S>>,
+}
+
+impl<S> Clone for SharedSecretStore<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: SecretStore> SharedSecretStore<S> {
+    /// Share `store`.
+    pub fn new(store: S) -> Self {
+        Self {
+            inner: Arc::new(futures::lock::Mutex::new(store)),
+        }
+    }
+}
+
+impl<S: SecretStore> SecretStore for SharedSecretStore<S> {
+    async fn put_share(&mut self, epoch: Epoch, share: Share) {
+        self.inner.lock().await.put_share(epoch, share).await
+    }
+
+    async fn get_share(&mut self, epoch: Epoch) -> Option<Share> {
+        self.inner.lock().await.get_share(epoch).await
+    }
+
+    async fn put_seed(&mut self, epoch: Epoch, seed: Summary) {
+        self.inner.lock().await.put_seed(epoch, seed).await
+    }
+
+    async fn get_seed(&mut self, epoch: Epoch) -> Option<Summary> {
+        self.inner.lock().await.get_seed(epoch).await
+    }
+
+    async fn put_dealing<P: PublicKeyTrait>(
+        &mut self,
+        epoch: Epoch,
+        dealer: P,
+        private: DealerPrivMsg,
+    ) {
+        self.inner
+            .lock()
+            .await
+            .put_dealing(epoch, dealer, private)
+            .await
+    }
+
+    async fn get_dealing<P: PublicKeyTrait>(
+        &mut self,
+        epoch: Epoch,
+        dealer: &P,
+    ) -> Option<DealerPrivMsg> {
+        self.inner.lock().await.get_dealing(epoch, dealer).await
+    }
+
+    async fn prune(&mut self, min: Epoch) {
+        self.inner.lock().await.prune(min).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +434,16 @@ mod tests {
             assert_ne!(wiped.get_seed(Epoch::new(2)).await, Some(e1));
             let mut other = open("c", b"key two").await.unwrap();
             assert_ne!(other.get_seed(Epoch::new(1)).await, Some(e1));
+            // The genesis DKG derives its seeds in another domain.
+            let genesis = DurableSecretStore::open_in_domain(
+                context.child("store"),
+                "d".to_string(),
+                b"key one",
+                GENESIS_DKG_SEED_DOMAIN,
+            )
+            .await
+            .unwrap();
+            assert_ne!(genesis.derived_seed(Epoch::new(1)), Some(e1));
             // A stored seed wins, and survives reopening.
             let stored = other.get_seed(Epoch::new(7)).await.unwrap();
             first.put_seed(Epoch::new(1), stored).await;

@@ -1,5 +1,6 @@
-//! The devnet's trusted dealer of the validators' threshold keys: its seed
-//! and the validator set's public identity dealt from it.
+//! The single-validator devnet's trusted dealer of its threshold key: its
+//! seed and the public identity dealt from it. A multi-validator genesis
+//! (the localnet) generates its key with the genesis DKG instead.
 
 use std::path::Path;
 
@@ -16,9 +17,9 @@ pub fn dealer_seed(path: &Path) -> Result<u64, Failure> {
     Ok(u64::from_le_bytes(first))
 }
 
-/// The validator set's public identity (BLS group key, hex): what light clients trust.
-pub fn identity_hex(seed: u64, validators: usize) -> Result<String, Failure> {
-    let identity = agora_consensus::devnet_identity(seed, validators)
+/// The single devnet validator's public identity (BLS group key, hex): what light clients trust.
+pub fn identity_hex(seed: u64) -> Result<String, Failure> {
+    let identity = agora_consensus::devnet_identity(seed, 1)
         .context("dealing the validators' threshold keys")?;
     Ok(hex::encode(identity))
 }

@@ -142,13 +142,20 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
     funded.extend(auditor_keys.iter().map(|k| k.account()));
     let genesis = genesis::load_or_create_with(&dir.join("genesis.toml"), &funded, params)?;
 
-    // One validator on the BFT engine: the same code path as a localnet, so
-    // devnet blocks carry finalization certificates and randomness too.
+    // One validator on the BFT engine, so devnet blocks carry finalization
+    // certificates and randomness too. With no other validator to distrust,
+    // its threshold key is dealt from the dealer key (a localnet runs a DKG).
     keys::load_or_create(&dir.join("dealer.key"))?;
+    let seat = agora_chain::Seat::Dealt {
+        seed: dealer::dealer_seed(&dir.join("dealer.key"))?,
+    };
     let validator = ValidatorSetup {
-        devnet_seed: dealer::dealer_seed(&dir.join("dealer.key"))?,
-        seat: agora_chain::Seat::Genesis(0),
-        peers: vec![args.p2p],
+        peers: vec![agora_chain::GenesisPeer {
+            key: seat.consensus_key(),
+            addr: args.p2p,
+        }],
+        seat,
+        genesis_epoch: None,
         consensus_dir: dir.join("node").join("consensus"),
         timeouts: Timeouts::default(),
     };

@@ -107,23 +107,35 @@ pub struct NodeArgs {
     /// Milliseconds between blocks (single-node producer only).
     #[arg(long, default_value_t = 500)]
     pub block_ms: u64,
-    /// p2p addresses of every validator, comma-separated, in validator order;
-    /// given, the node runs as a BFT validator instead of a single producer.
+    /// Every genesis validator, comma-separated, as KEY@IP:PORT (its hex
+    /// ed25519 identity key and p2p address); given, the node runs as a BFT
+    /// validator instead of a single producer. A single-validator devnet with
+    /// --dealer-key may give the bare IP:PORT.
     #[arg(long, value_delimiter = ',')]
-    pub validators: Vec<SocketAddr>,
-    /// This node's position in `--validators`.
-    #[arg(long, default_value_t = 0)]
-    pub validator_index: usize,
+    pub validators: Vec<String>,
+    /// This genesis validator's own identity key file (created if missing; its
+    /// public key must be in --validators). Default: DATA_DIR/consensus.key.
+    #[arg(long)]
+    pub validator_key: Option<PathBuf>,
     /// Run as a validator outside the genesis set, signing consensus with the
     /// key in this file (created if missing); `--validators` then lists the
     /// genesis validators to reach. It follows the chain and starts signing
     /// two epochs after the ledger elects it (see `agora announce`).
-    #[arg(long, requires = "p2p_listen")]
+    #[arg(long, requires_all = ["p2p_listen", "genesis_epoch"])]
     pub join_key: Option<PathBuf>,
     /// p2p listen address of a joining validator (what it announces).
     #[arg(long)]
     pub p2p_listen: Option<SocketAddr>,
-    /// Key file of the (trusted, devnet-only) dealer of the validators' threshold keys.
+    /// The chain's epoch 0: the `genesis-epoch.hex` a genesis validator
+    /// writes into its consensus directory after the genesis DKG. Required
+    /// with --join-key. For a genesis validator it is optional and used once
+    /// the file exists: if its consensus storage was lost, it follows the
+    /// chain from it (signing again after the next reshare) instead of
+    /// re-entering the finished DKG.
+    #[arg(long)]
+    pub genesis_epoch: Option<PathBuf>,
+    /// Key file of the trusted dealer of a single-validator devnet's
+    /// threshold key (refused with several validators: they run a DKG).
     #[arg(long)]
     pub dealer_key: Option<PathBuf>,
 }

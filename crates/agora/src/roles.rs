@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use agora_chain::{NodeSetup, Seat, Timeouts, ValidatorSetup};
+use agora_chain::{GenesisPeer, NodeSetup, Seat, Timeouts, ValidatorSetup};
 use agora_devnet::{dealer, genesis, keys, DevnetConfig, LocalnetConfig};
 use agora_gateway::{GatewaySetup, PayerSetup};
 use agora_provider::{ProviderSetup, UpstreamSetup};
@@ -33,14 +33,17 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let validator = validator_setup(&args)?;
     if let Some(v) = &validator {
-        println!(
-            "consensus identity: {}",
-            dealer::identity_hex(v.devnet_seed, v.peers.len())?
-        );
-        println!(
-            "consensus key: {}",
-            hex::encode(v.seat.consensus_key(v.devnet_seed))
-        );
+        match &v.seat {
+            Seat::Dealt { seed } => {
+                println!("consensus identity: {}", dealer::identity_hex(*seed)?)
+            }
+            Seat::Genesis { .. } => println!(
+                "consensus identity: {} (written after the genesis DKG)",
+                v.consensus_dir.join(agora_chain::IDENTITY_FILE).display()
+            ),
+            Seat::Joiner { .. } => {}
+        }
+        println!("consensus key: {}", hex::encode(v.seat.consensus_key()));
     }
     let genesis = match (&args.genesis, &validator) {
         (Some(path), _) => genesis::load_or_create(path, &[])?,
@@ -70,32 +73,100 @@ fn validator_setup(args: &NodeArgs) -> Result<Option<ValidatorSetup>> {
     if args.validators.is_empty() {
         return Ok(None);
     }
-    let dealer = args
-        .dealer_key
-        .as_deref()
-        .context("a validator needs --dealer-key (the key its threshold share is dealt from)")?;
-    let seat = match (&args.join_key, args.p2p_listen) {
-        (Some(path), Some(listen)) => Seat::Joiner {
+    let entries = args
+        .validators
+        .iter()
+        .map(|entry| parse_validator(entry))
+        .collect::<Result<Vec<_>>>()?;
+    let seat = match (&args.join_key, args.p2p_listen, &args.dealer_key) {
+        (Some(path), Some(listen), _) => Seat::Joiner {
             key_seed: keys::load_or_create(path)?.seed(),
             listen,
         },
-        (Some(_), None) => bail!("--join-key needs --p2p-listen (the address peers dial)"),
-        (None, _) => Seat::Genesis(args.validator_index),
+        (Some(_), None, _) => bail!("--join-key needs --p2p-listen (the address peers dial)"),
+        (None, _, Some(dealer)) => {
+            if entries.len() != 1 {
+                bail!(
+                    "--dealer-key deals a single-validator devnet only; {} validators run \
+                     the genesis DKG (give each --validators entry as KEY@ADDR instead)",
+                    entries.len()
+                );
+            }
+            Seat::Dealt {
+                seed: dealer::dealer_seed(dealer)?,
+            }
+        }
+        (None, _, None) => {
+            let path = args
+                .validator_key
+                .clone()
+                .unwrap_or_else(|| args.data_dir.join("consensus.key"));
+            Seat::Genesis {
+                key_seed: keys::load_or_create(&path)?.seed(),
+            }
+        }
     };
-    if matches!(seat, Seat::Genesis(i) if i >= args.validators.len()) {
-        bail!(
-            "--validator-index {} is outside the {} addresses of --validators",
-            args.validator_index,
-            args.validators.len()
-        );
+    let peers = entries
+        .into_iter()
+        .map(|(key, addr)| match (key, &seat) {
+            (Some(key), _) => Ok(GenesisPeer { key, addr }),
+            (None, Seat::Dealt { .. }) => Ok(GenesisPeer {
+                key: seat.consensus_key(),
+                addr,
+            }),
+            (None, _) => bail!("--validators entry {addr} needs its identity key: KEY@{addr}"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Seat::Genesis { .. } = seat {
+        let mine = seat.consensus_key();
+        if !peers.iter().any(|p| p.key == mine) {
+            bail!(
+                "this validator's key {} is not in --validators",
+                hex::encode(mine)
+            );
+        }
     }
+    let genesis_epoch = match (&seat, &args.genesis_epoch) {
+        // Before the genesis DKG the file does not exist yet.
+        (Seat::Genesis { .. }, Some(path)) if !path.exists() => None,
+        (Seat::Joiner { .. } | Seat::Genesis { .. }, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                hex::decode(text.trim())
+                    .with_context(|| format!("{} is not hex", path.display()))?,
+            )
+        }
+        (Seat::Joiner { .. }, None) => bail!("--join-key needs --genesis-epoch FILE"),
+        _ => None,
+    };
     Ok(Some(ValidatorSetup {
-        devnet_seed: dealer::dealer_seed(dealer)?,
         seat,
-        peers: args.validators.clone(),
+        peers,
+        genesis_epoch,
         consensus_dir: args.data_dir.join("consensus"),
         timeouts: Timeouts::default(),
     }))
+}
+
+/// One `--validators` entry: `KEY@IP:PORT` or a bare `IP:PORT`.
+fn parse_validator(entry: &str) -> Result<(Option<[u8; 32]>, std::net::SocketAddr)> {
+    let (key, addr) = match entry.split_once('@') {
+        Some((key, addr)) => {
+            let bytes = hex::decode(key.trim())
+                .with_context(|| format!("validator key {key} is not hex"))?;
+            let key: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("validator key {key} is not 32 bytes"))?;
+            (Some(key), addr)
+        }
+        None => (None, entry),
+    };
+    let addr = addr
+        .trim()
+        .parse()
+        .with_context(|| format!("validator address {addr} is not IP:PORT"))?;
+    Ok((key, addr))
 }
 
 /// `agora provider`.

@@ -347,7 +347,17 @@ async fn a_validator_elected_by_stake_joins_consensus() {
     std::fs::write(join_dir.join("join.key"), hex::encode(join_key.seed())).unwrap();
     let join_p2p = format!("127.0.0.1:{}", base + 8);
     let join_rpc = format!("127.0.0.1:{}", base + 9);
-    let peers: Vec<&str> = list.iter().map(|n| n["p2p"].as_str().unwrap()).collect();
+    // The genesis validators as the genesis names them: identity key @ address.
+    let peers: Vec<String> = list
+        .iter()
+        .map(|n| {
+            format!(
+                "{}@{}",
+                n["consensus_key"].as_str().unwrap(),
+                n["p2p"].as_str().unwrap()
+            )
+        })
+        .collect();
     let mut joiner = Agora::start(&[
         "node",
         "--data-dir",
@@ -356,8 +366,8 @@ async fn a_validator_elected_by_stake_joins_consensus() {
         &join_rpc,
         "--genesis",
         dir.join("genesis.toml").to_str().unwrap(),
-        "--dealer-key",
-        dir.join("dealer.key").to_str().unwrap(),
+        "--genesis-epoch",
+        dir.join("genesis-epoch.hex").to_str().unwrap(),
         "--validators",
         &peers.join(","),
         "--join-key",

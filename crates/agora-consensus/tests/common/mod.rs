@@ -8,14 +8,16 @@ use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agora_consensus::block::EpochInfo;
 use agora_consensus::{
     engine::{
         CHANNEL_BACKFILL, CHANNEL_BROADCAST, CHANNEL_CERTIFICATE, CHANNEL_DKG, CHANNEL_RESOLVER,
         CHANNEL_VOTE,
     },
-    keys::PublicKey,
-    start_validator, BlockLimits, Channels, DevnetKeys, EpochChange, Finalized, FinalizedSink,
-    InMemoryTxSource, LedgerView, Timeouts, ValidatorConfig, ValidatorKeys,
+    genesis_dkg::{GenesisDkgConfig, GENESIS_DKG_BLOCKS, GENESIS_DKG_CHANNELS},
+    keys::{PrivateKey, PublicKey},
+    run_genesis_dkg, start_validator, BlockLimits, Channels, DevnetKeys, EpochChange, Finalized,
+    FinalizedSink, InMemoryTxSource, LedgerView, Timeouts, ValidatorConfig, ValidatorKeys,
 };
 use agora_ledger::{Genesis, State};
 use agora_testkit::GenesisBuilder;
@@ -27,10 +29,11 @@ use commonware_consensus::{
     },
     types::Epoch,
 };
-use commonware_cryptography::Sha256;
+use commonware_cryptography::{bls12381::primitives::group::Share, Sha256, Signer as _};
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_p2p::utils::mux;
 use commonware_runtime::{deterministic, Clock, Handle, Quota, Spawner, Supervisor};
+use commonware_utils::ordered::Set;
 use commonware_utils::{channel::mpsc, probability, NZUsize, NZU32};
 
 /// Chain id of simulated networks.
@@ -232,6 +235,38 @@ pub struct Cluster {
     pub limits: BlockLimits,
     /// Blocks per epoch (resharing runs in every epoch).
     pub blocks_per_epoch: NonZeroU64,
+    /// Set when the genesis threshold key comes from a DKG among the
+    /// validators instead of the devnet dealer.
+    pub dkg: Option<GenesisDkgSim>,
+}
+
+/// What a genesis validator does during the genesis DKG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DkgRole {
+    /// Runs the real DKG, then consensus.
+    Honest,
+    /// Never starts (offline for the whole run).
+    Offline,
+    /// Sends malformed dealings and garbage on every genesis DKG channel
+    /// instead of taking part, and never runs consensus.
+    Garbage,
+}
+
+/// One validator's view of a genesis DKG outcome (one record per start).
+#[derive(Clone)]
+pub struct DkgRecord {
+    /// Epoch 0 as this validator derived it.
+    pub genesis_epoch: EpochInfo,
+    /// The share it holds, if any.
+    pub share: Option<Share>,
+}
+
+/// Genesis DKG state of a simulated cluster.
+pub struct GenesisDkgSim {
+    /// Every genesis validator's role.
+    pub roles: Vec<DkgRole>,
+    /// Outcomes each validator reported, per start (survive crashes).
+    pub outcomes: Vec<Arc<Mutex<Vec<DkgRecord>>>>,
 }
 
 /// Blocks per epoch in simulations: short, so runs cross several epochs and
@@ -310,6 +345,7 @@ impl Cluster {
                 ..BlockLimits::default()
             },
             blocks_per_epoch: DEFAULT_SIM_EPOCH,
+            dkg: None,
         };
         cluster.link_all(good_link()).await;
         for (i, role) in roles.iter().enumerate() {
@@ -322,6 +358,108 @@ impl Cluster {
             cluster.spawn(i);
         }
         cluster
+    }
+
+    /// Build the network and start a genesis of `roles.len()` validators,
+    /// each with its own identity key (none derived from a shared seed),
+    /// whose threshold key comes from a DKG among them.
+    pub async fn start_dkg(
+        context: deterministic::Context,
+        roles: &[DkgRole],
+        genesis: Genesis,
+    ) -> Self {
+        let n = roles.len();
+        // Independent keys: the simulation's own fixtures, one per validator.
+        let members: Vec<ValidatorKeys> = (0..n)
+            .map(|i| ValidatorKeys::joiner(PrivateKey::from_seed(0xD1C6_0000 + i as u64)))
+            .collect();
+        let (network, oracle) = simulated::Network::new_with_peers(
+            context.child("network"),
+            simulated::Config {
+                max_size: 1 << 20,
+                max_peers_per_set: NZUsize!(n),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(3),
+            },
+            members.iter().map(|m| m.public_key()),
+        )
+        .await;
+        network.start();
+        let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+        let mut cluster = Cluster {
+            context,
+            oracle,
+            // Unused in DKG mode: nothing is dealt.
+            keys: agora_consensus::devnet_keys(7, 1).expect("devnet keys"),
+            members,
+            genesis,
+            pools: (0..n).map(|_| InMemoryTxSource::new()).collect(),
+            logs: (0..n).map(|_| Arc::default()).collect(),
+            handles: (0..n).map(|_| None).collect(),
+            notify_tx,
+            notify_rx,
+            limits: BlockLimits {
+                max_txs: 8,
+                ..BlockLimits::default()
+            },
+            blocks_per_epoch: DEFAULT_SIM_EPOCH,
+            dkg: Some(GenesisDkgSim {
+                roles: roles.to_vec(),
+                outcomes: (0..n).map(|_| Arc::default()).collect(),
+            }),
+        };
+        cluster.link_all(good_link()).await;
+        for (i, role) in roles.iter().enumerate() {
+            match role {
+                DkgRole::Honest => cluster.spawn(i),
+                DkgRole::Offline => {}
+                DkgRole::Garbage => cluster.spawn_garbage(i),
+            }
+        }
+        cluster
+    }
+
+    /// The genesis validators' public identities (what the genesis names).
+    pub fn genesis_participants(&self) -> Set<PublicKey> {
+        Set::from_iter_dedup(self.members.iter().map(|m| m.public_key()))
+    }
+
+    /// Outcomes validator `i` reported from the genesis DKG, one per start.
+    pub fn dkg_records(&self, i: usize) -> Vec<DkgRecord> {
+        self.dkg.as_ref().expect("DKG cluster").outcomes[i]
+            .lock()
+            .unwrap()
+            .clone()
+    }
+
+    /// Start validator `i` as a participant that floods every genesis DKG
+    /// channel with malformed messages (a dealing tag with a truncated body,
+    /// and random bytes) and does nothing else.
+    pub fn spawn_garbage(&mut self, i: usize) {
+        use commonware_p2p::{Recipients, Sender as _};
+        use rand_core010::Rng as _;
+        assert!(self.handles[i].is_none(), "validator {i} already running");
+        let control = self.oracle.control(self.pk(i));
+        let handle = self
+            .context
+            .child("garbage")
+            .with_attribute("index", i)
+            .spawn(move |mut context| async move {
+                let mut channels = register_channels(&control, GENESIS_DKG_CHANNELS).await;
+                loop {
+                    for (sender, _) in channels.iter_mut() {
+                        // Epoch 0's subchannel, a dealing tag, then a truncated commitment.
+                        let mut bad = vec![0u8, 0u8, 3u8];
+                        let mut noise = [0u8; 40];
+                        context.fill_bytes(&mut noise);
+                        bad.extend_from_slice(&noise);
+                        let _ = sender.send(Recipients::All, bad, true);
+                        let _ = sender.send(Recipients::All, noise.to_vec(), true);
+                    }
+                    context.sleep(Duration::from_millis(100)).await;
+                }
+            });
+        self.handles[i] = Some(handle);
     }
 
     /// Number of validators.
@@ -381,6 +519,57 @@ impl Cluster {
             log: self.logs[i].clone(),
             notify: self.notify_tx.clone(),
         };
+        if let Some(dkg) = &self.dkg {
+            let dkg_config = GenesisDkgConfig {
+                identity: self.members[i].identity.clone(),
+                participants: self.genesis_participants(),
+                partition_prefix: format!("g{i}"),
+                blocks: GENESIS_DKG_BLOCKS,
+            };
+            let record = dkg.outcomes[i].clone();
+            let notify = self.notify_tx.clone();
+            let handle = self
+                .context
+                .child("validator")
+                .with_attribute("index", i)
+                .spawn(move |context| async move {
+                    let channels = register(&control).await;
+                    let dkg_channels = register_channels(&control, GENESIS_DKG_CHANNELS).await;
+                    let dkg = run_genesis_dkg(
+                        context.child("genesis_dkg"),
+                        dkg_config,
+                        manager.clone(),
+                        control.clone(),
+                        into_channels(dkg_channels),
+                    )
+                    .await
+                    .expect("genesis DKG");
+                    record.lock().unwrap().push(DkgRecord {
+                        genesis_epoch: dkg.genesis_epoch.clone(),
+                        share: dkg.keys.genesis.as_ref().map(|g| g.share.clone()),
+                    });
+                    let _ = notify.send((i, 0));
+                    let config = ValidatorConfig {
+                        keys: dkg.keys,
+                        genesis_epoch: dkg.genesis_epoch,
+                        ..config
+                    };
+                    let _handles = start_validator(
+                        context,
+                        config,
+                        sink,
+                        manager.clone(),
+                        manager,
+                        control.clone(),
+                        channels,
+                    )
+                    .await
+                    .expect("start validator");
+                    futures::future::pending::<()>().await;
+                });
+            self.handles[i] = Some(handle);
+            return;
+        }
         let handle = self
             .context
             .child("validator")
@@ -569,22 +758,39 @@ async fn epoch_zero(
     handle.register(0).await.expect("epoch 0 subchannel")
 }
 
-async fn register(
+/// Register `ids` on `control`, in order.
+async fn register_channels(
     control: &simulated::Control<PublicKey, deterministic::Context>,
-) -> Channels<simulated::Sender<PublicKey, deterministic::Context>, simulated::Receiver<PublicKey>>
-{
+    ids: [u64; 6],
+) -> Vec<(SimSender, SimReceiver)> {
     let quota = Quota::per_second(NZU32!(10_000));
     let mut reg = Vec::new();
-    for ch in [
-        CHANNEL_VOTE,
-        CHANNEL_CERTIFICATE,
-        CHANNEL_RESOLVER,
-        CHANNEL_BROADCAST,
-        CHANNEL_BACKFILL,
-        CHANNEL_DKG,
-    ] {
+    for ch in ids {
         reg.push(control.register(ch, quota).await.expect("register"));
     }
+    reg
+}
+
+async fn register(
+    control: &simulated::Control<PublicKey, deterministic::Context>,
+) -> Channels<SimSender, SimReceiver> {
+    let reg = register_channels(
+        control,
+        [
+            CHANNEL_VOTE,
+            CHANNEL_CERTIFICATE,
+            CHANNEL_RESOLVER,
+            CHANNEL_BROADCAST,
+            CHANNEL_BACKFILL,
+            CHANNEL_DKG,
+        ],
+    )
+    .await;
+    into_channels(reg)
+}
+
+/// Six registered channels as [`Channels`] (in its field order).
+fn into_channels(reg: Vec<(SimSender, SimReceiver)>) -> Channels<SimSender, SimReceiver> {
     let mut reg = reg.into_iter();
     let mut next = || reg.next().expect("six channels");
     Channels {

@@ -1,9 +1,13 @@
 //! `agora localnet`: a local multi-process network. N validator processes
 //! (`agora node --validators ...`) on loopback, each with its own data
 //! directory and ports, plus the devnet's provider and gateway in this process.
-//! `DIR/nodes.json` lists every validator's pid, RPC URL and the exact command
-//! that restarts it; `DIR/identity.hex` is the validator set's public key that
-//! light clients check finality certificates against.
+//! Each validator has its own identity key file (`DIR/validator-i/consensus.key`);
+//! the validators generate the threshold key among themselves with the
+//! genesis DKG before finalizing anything, so no process ever knows the group
+//! secret. `DIR/nodes.json` lists every validator's pid, RPC URL and the exact
+//! command that restarts it; `DIR/identity.hex` is the validator set's public
+//! key that light clients check finality certificates against (written once
+//! the DKG is done), and `DIR/genesis-epoch.hex` the epoch 0 joiners load.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use agora_provider::ProviderSetup;
 use agora_tasks::{fail, join, Context, Failure, Shutdown};
 
 use crate::devnet::{DEVNET_PRICE, DEVNET_STAKE};
-use crate::{dealer, default_data_dir, genesis, keys};
+use crate::{default_data_dir, genesis, keys};
 
 mod processes;
 
@@ -77,12 +81,6 @@ pub async fn run(args: LocalnetConfig, shutdown: Shutdown) -> Result<(), Failure
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
     let provider_key = keys::load_or_create(&dir.join("provider").join("provider.key"))?;
-    keys::load_or_create(&dir.join("dealer.key"))?;
-    let seed = dealer::dealer_seed(&dir.join("dealer.key"))?;
-    let identity = dealer::identity_hex(seed, args.validators)?;
-    std::fs::write(dir.join("identity.hex"), &identity)
-        .with_context(|| format!("writing {}", dir.join("identity.hex").display()))?;
-    println!("consensus identity: {identity}");
     let genesis_path = dir.join("genesis.toml");
     let mut params = agora_ledger::Params::default();
     if let Some(blocks) = args.epoch_blocks {
@@ -115,6 +113,7 @@ async fn serve(
         wait_for_first_block(i, v).await?;
         println!("validator {i}: {} (log {})", v.rpc, v.log.display());
     }
+    publish_genesis_epoch(dir, validators)?;
     let chain_url = validators[0].rpc.clone();
     let mut tasks = Vec::new();
     if !args.no_serve {
@@ -183,6 +182,23 @@ fn start_validators(args: &LocalnetConfig, dir: &Path) -> Result<Vec<Validator>,
     let p2p: Vec<String> = (0..args.validators)
         .map(|i| Ok(loopback(port(i, 1)?).to_string()))
         .collect::<Result<_, Failure>>()?;
+    // Every validator's own identity key file; the genesis names their public keys.
+    let mut consensus_keys = Vec::with_capacity(args.validators);
+    for i in 0..args.validators {
+        let path = dir.join(format!("validator-{i}")).join("consensus.key");
+        let key = keys::load_or_create(&path)?;
+        consensus_keys.push(hex::encode(
+            agora_chain::Seat::Genesis {
+                key_seed: key.seed(),
+            }
+            .consensus_key(),
+        ));
+    }
+    let genesis_validators: Vec<String> = consensus_keys
+        .iter()
+        .zip(&p2p)
+        .map(|(key, addr)| format!("{key}@{addr}"))
+        .collect();
     let mut out = Vec::with_capacity(args.validators);
     for i in 0..args.validators {
         let data = dir.join(format!("validator-{i}"));
@@ -197,26 +213,59 @@ fn start_validators(args: &LocalnetConfig, dir: &Path) -> Result<Vec<Validator>,
             rpc.to_string(),
             "--genesis".into(),
             dir.join("genesis.toml").display().to_string(),
-            "--dealer-key".into(),
-            dir.join("dealer.key").display().to_string(),
             "--validators".into(),
-            p2p.join(","),
-            "--validator-index".into(),
-            i.to_string(),
+            genesis_validators.join(","),
+            "--validator-key".into(),
+            data.join("consensus.key").display().to_string(),
+            // Written once the genesis DKG is done; a validator restarted
+            // with its storage wiped follows from it.
+            "--genesis-epoch".into(),
+            dir.join(agora_chain::GENESIS_EPOCH_FILE)
+                .display()
+                .to_string(),
         ];
         let log = data.join("node.log");
         let child = spawn_logged(&cmd, &log)?;
-        let seed = dealer::dealer_seed(&dir.join("dealer.key"))?;
         out.push(Validator {
             rpc: format!("http://{rpc}"),
             p2p: p2p[i].clone(),
-            consensus_key: hex::encode(agora_chain::Seat::Genesis(i).consensus_key(seed)),
+            consensus_key: consensus_keys[i].clone(),
             cmd,
             log,
             child,
         });
     }
     Ok(out)
+}
+
+/// Copy the genesis DKG's outcome (the group key, epoch 0) that every
+/// validator recorded into `DIR`, after checking they all agree.
+fn publish_genesis_epoch(dir: &Path, validators: &[Validator]) -> Result<(), Failure> {
+    for name in [agora_chain::IDENTITY_FILE, agora_chain::GENESIS_EPOCH_FILE] {
+        let mut agreed: Option<String> = None;
+        for v in validators {
+            let Some(data) = v.log.parent() else {
+                fail!("validator log {} has no directory", v.log.display());
+            };
+            let path = data.join("consensus").join(name);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match &agreed {
+                Some(first) if *first != text => {
+                    fail!("validators disagree on {name}: see {}", path.display())
+                }
+                _ => agreed = Some(text),
+            }
+        }
+        if let Some(text) = agreed {
+            std::fs::write(dir.join(name), &text)
+                .with_context(|| format!("writing {}", dir.join(name).display()))?;
+            if name == agora_chain::IDENTITY_FILE {
+                println!("consensus identity: {text}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Wait until validator `i` has finalized a block; fail at once if it exits.
