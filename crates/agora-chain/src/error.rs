@@ -100,6 +100,7 @@ impl SubmitError {
                 TxError::Overflow => "overflow",
                 TxError::NotAValidator(_) => "not_a_validator",
                 TxError::ConsensusKeyTaken(_) => "consensus_key_taken",
+                TxError::BadPossession(_) => "bad_possession",
                 TxError::InsufficientStake { .. } => "insufficient_stake",
                 TxError::UnknownChannel(_) => "unknown_channel",
                 TxError::NotChannelParty { .. } => "not_channel_party",

@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use agora_consensus::{application::proposer_account, FinalityVerifier};
-use agora_types::{Transaction, TxKind};
+use agora_types::{possession_message, Keypair, Transaction, TxKind};
+use commonware_codec::Encode as _;
 use commonware_runtime::{Runner, Supervisor};
 
 use common::{
@@ -159,11 +160,21 @@ fn a_validator_elected_by_stake_joins_the_committee() {
                     take_ppm: 0,
                 },
             ));
+            // The node's identity as an agora key (the same ed25519 secret)
+            // signs the proof of possession.
+            let secret = cluster.members[i].identity.encode();
+            let node = Keypair::from_seed(secret.as_ref().try_into().expect("a 32-byte secret"));
+            assert_eq!(
+                node.account(),
+                proposer_account(&cluster.pk(i)),
+                "one key, two libraries"
+            );
             txs.push(tx(
                 1,
                 TxKind::AnnounceValidator {
-                    consensus_key: proposer_account(&cluster.pk(i)),
+                    consensus_key: node.account(),
                     p2p_addr: format!("127.0.0.1:{}", 30_000 + i),
+                    possession: node.sign(&possession_message(CHAIN_ID, &key.account())),
                 },
             ));
         }

@@ -5,7 +5,7 @@
 //! an endpoint. The result is pure ledger state, identical on every node, and
 //! is what the consensus layer reads to configure the next epoch.
 
-use agora_types::{AccountId, Amount, Height};
+use agora_types::{possession_message, AccountId, Amount, Height, Signature};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -62,16 +62,23 @@ fn valid_p2p_addr(addr: &str) -> bool {
 }
 
 impl State {
-    /// `AnnounceValidator`: a bonded validator sets (or replaces) its endpoint.
+    /// `AnnounceValidator`: a bonded validator that holds the consensus key
+    /// (it signed the proof of possession) sets (or replaces) its endpoint.
     pub(crate) fn announce_validator(
         &mut self,
         from: AccountId,
         consensus_key: AccountId,
         p2p_addr: &str,
+        possession: &Signature,
     ) -> Result<(), TxError> {
         if !self.validators.contains_key(&from) {
             return Err(TxError::NotAValidator(from));
         }
+        // First come would otherwise be first served: anyone could announce
+        // a victim's consensus key before it does and keep it off the committee.
+        consensus_key
+            .verify(&possession_message(&self.chain_id, &from), possession)
+            .map_err(|_| TxError::BadPossession(consensus_key))?;
         if !valid_p2p_addr(p2p_addr) {
             return Err(TxError::InvalidField {
                 field: "p2p_addr",

@@ -116,7 +116,8 @@ impl State {
             TxKind::AnnounceValidator {
                 consensus_key,
                 p2p_addr,
-            } => self.announce_validator(tx.from, *consensus_key, p2p_addr)?,
+                possession,
+            } => self.announce_validator(tx.from, *consensus_key, p2p_addr, possession)?,
             TxKind::Delegate { validator, amount } => {
                 self.delegate(tx.from, *validator, *amount)?
             }

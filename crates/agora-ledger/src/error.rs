@@ -105,6 +105,9 @@ pub enum TxError {
     /// A balance would overflow.
     #[error("amount overflow")]
     Overflow,
+    /// The announced consensus key did not sign the proof of possession.
+    #[error("the possession proof is not consensus key {0}'s signature for this validator on this chain")]
+    BadPossession(AccountId),
     /// Another validator already announced this consensus key.
     #[error("consensus key {0} is already announced by another validator")]
     ConsensusKeyTaken(AccountId),

@@ -6,7 +6,7 @@
 mod common;
 
 use agora_ledger::{State, TxError};
-use agora_types::{AccountId, Keypair, TxKind};
+use agora_types::{possession_message, AccountId, Keypair, TxKind};
 
 use common::{block, send};
 use proptest::prelude::*;
@@ -27,10 +27,18 @@ fn genesis(keys: &[Keypair]) -> State {
     g.state().unwrap()
 }
 
-fn announce(i: usize) -> TxKind {
+/// The consensus key of node `i`.
+fn node_key(i: usize) -> Keypair {
+    Keypair::from_seed([i as u8 + 1; 32])
+}
+
+/// `sender` announces node `i`'s consensus key, proving it holds it.
+fn announce(sender: &Keypair, i: usize) -> TxKind {
+    let node = node_key(i);
     TxKind::AnnounceValidator {
-        consensus_key: AccountId([i as u8 + 1; 32]),
+        consensus_key: node.account(),
         p2p_addr: format!("127.0.0.1:{}", 27_000 + i),
+        possession: node.sign(&possession_message(CHAIN, &sender.account())),
     }
 }
 
@@ -50,14 +58,14 @@ fn announcements_need_a_bond_a_valid_address_and_a_fresh_key() {
     let k = keys(3);
     let mut s = genesis(&k);
     assert_eq!(
-        send(&mut s, &k[0], announce(0)),
+        send(&mut s, &k[0], announce(&k[0], 0)),
         Some(TxError::NotAValidator(k[0].account()))
     );
     assert_eq!(send(&mut s, &k[0], bond(100)), None);
-    let bad_addr = TxKind::AnnounceValidator {
-        consensus_key: AccountId([1; 32]),
-        p2p_addr: "no-port".into(),
-    };
+    let mut bad_addr = announce(&k[0], 0);
+    if let TxKind::AnnounceValidator { p2p_addr, .. } = &mut bad_addr {
+        *p2p_addr = "no-port".into();
+    }
     assert!(matches!(
         send(&mut s, &k[0], bad_addr),
         Some(TxError::InvalidField {
@@ -65,23 +73,59 @@ fn announcements_need_a_bond_a_valid_address_and_a_fresh_key() {
             ..
         })
     ));
-    assert_eq!(send(&mut s, &k[0], announce(0)), None);
+    assert_eq!(send(&mut s, &k[0], announce(&k[0], 0)), None);
     assert_eq!(send(&mut s, &k[1], bond(100)), None);
-    // Validator 1 may not claim validator 0's consensus key.
+    // Validator 1 may not claim validator 0's consensus key, even holding it.
     assert_eq!(
-        send(&mut s, &k[1], announce(0)),
-        Some(TxError::ConsensusKeyTaken(AccountId([1; 32])))
+        send(&mut s, &k[1], announce(&k[1], 0)),
+        Some(TxError::ConsensusKeyTaken(node_key(0).account()))
     );
     // Validator 0 may re-announce (a new address) with its own key.
-    let moved = TxKind::AnnounceValidator {
-        consensus_key: AccountId([1; 32]),
-        p2p_addr: "10.0.0.5:9000".into(),
-    };
+    let mut moved = announce(&k[0], 0);
+    if let TxKind::AnnounceValidator { p2p_addr, .. } = &mut moved {
+        *p2p_addr = "10.0.0.5:9000".into();
+    }
     assert_eq!(send(&mut s, &k[0], moved), None);
     assert_eq!(
         s.validator_endpoints[&k[0].account()].p2p_addr,
         "10.0.0.5:9000"
     );
+}
+
+/// Issue 13, #14: without a proof of possession, anyone bonded could
+/// announce a victim's consensus key first (first come, first served) and
+/// keep the victim's node off the committee. The key must sign the
+/// announcing validator and the chain; nothing else passes.
+#[test]
+fn announcing_a_consensus_key_needs_its_signature_for_this_validator_and_chain() {
+    let k = keys(2);
+    let mut s = genesis(&k);
+    let (victim, thief) = (&k[0], &k[1]);
+    assert_eq!(send(&mut s, thief, bond(100)), None);
+    assert_eq!(send(&mut s, victim, bond(100)), None);
+    let key = node_key(0).account();
+    let forged = |possession| TxKind::AnnounceValidator {
+        consensus_key: key,
+        p2p_addr: "127.0.0.1:27000".into(),
+        possession,
+    };
+    // Signed by the thief's own key, replayed from the victim's proof, or
+    // made for another chain: all refused, and nothing is recorded.
+    let attempts = [
+        thief.sign(&possession_message(CHAIN, &thief.account())),
+        node_key(0).sign(&possession_message(CHAIN, &victim.account())),
+        node_key(0).sign(&possession_message("another-chain", &thief.account())),
+    ];
+    for possession in attempts {
+        assert_eq!(
+            send(&mut s, thief, forged(possession)),
+            Some(TxError::BadPossession(key))
+        );
+    }
+    assert!(s.validator_endpoints.is_empty());
+    // The victim, holding its key, announces it.
+    assert_eq!(send(&mut s, victim, announce(victim, 0)), None);
+    assert_eq!(s.validator_endpoints[&victim.account()].consensus_key, key);
 }
 
 #[test]
@@ -91,7 +135,7 @@ fn the_committee_changes_only_at_epoch_boundaries() {
     // Stakes 100, 200, 300, 400 for validators 0..4 with endpoints; 4 bonds most but never announces.
     for (i, key) in k.iter().enumerate().take(4) {
         assert_eq!(send(&mut s, key, bond(100 * (i as u64 + 1))), None);
-        assert_eq!(send(&mut s, key, announce(i)), None);
+        assert_eq!(send(&mut s, key, announce(key, i)), None);
     }
     assert_eq!(send(&mut s, &k[4], bond(10_000)), None);
     // Advance to the next boundary: the top 3 by stake among announced
@@ -154,7 +198,7 @@ proptest! {
             let before = s.clone();
             match op {
                 Op::Bond { who, amount } => { send(&mut s, &k[who], bond(amount)); }
-                Op::Announce { who } => { send(&mut s, &k[who], announce(who)); }
+                Op::Announce { who } => { send(&mut s, &k[who], announce(&k[who], who)); }
                 Op::Unbond { who, amount } => {
                     send(&mut s, &k[who], TxKind::Unbond { validator: k[who].account(), amount });
                 }

@@ -40,7 +40,7 @@ pub use params::{AuditParams, CommitteeParams, Params};
 pub use registry::{
     no_owner, royalty_of, ModelEntry, ModelId, Price, ProviderInfo, ROYALTY_PPM_SCALE,
 };
-pub use tx::{SignedTransaction, Transaction, TxKind};
+pub use tx::{possession_message, SignedTransaction, Transaction, TxKind};
 pub use weights::{weights_commitment, MAX_WEIGHTS};
 
 /// Token amounts in base units. The whole supply fits comfortably in 64 bits.

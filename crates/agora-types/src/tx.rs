@@ -98,6 +98,10 @@ pub enum TxKind {
         consensus_key: AccountId,
         /// `host:port` of its p2p listener.
         p2p_addr: String,
+        /// Proof of possession: the consensus key's signature over
+        /// [`possession_message`]`(chain, sender)`, so nobody can announce
+        /// (and so block or impersonate) a key whose secret it lacks.
+        possession: Signature,
     },
     /// Bond stake to a validator on the sender's behalf.
     Delegate {
@@ -261,4 +265,18 @@ mod tests {
         assert!(codec::decode::<SignedTransaction>(&longer).is_err());
         assert!(codec::decode::<SignedTransaction>(&bytes[..bytes.len() - 1]).is_err());
     }
+}
+
+/// Domain of the proof that an announced consensus key is the sender's.
+const POSSESSION_DOMAIN: &str = "agora 2026 consensus key possession v1";
+
+/// The bytes a consensus key signs to prove that `validator` holds it on
+/// `chain_id` (the `possession` of `AnnounceValidator`).
+pub fn possession_message(chain_id: &str, validator: &AccountId) -> Vec<u8> {
+    Hash32::digest_in(
+        POSSESSION_DOMAIN,
+        &crate::codec::encode(&(chain_id, validator)),
+    )
+    .0
+    .to_vec()
 }

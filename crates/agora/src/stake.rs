@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use agora_chain_client::ChainClient;
 use agora_devnet::keys;
 use agora_types::rpc::ValidatorStake;
-use agora_types::{AccountId, TxKind};
+use agora_types::{possession_message, AccountId, TxKind};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -71,9 +71,11 @@ pub struct AnnounceArgs {
     /// Key file of the bonded validator (its staking account).
     #[arg(long)]
     pub key: PathBuf,
-    /// Hex ed25519 public key the validator's node signs consensus with.
+    /// Key file the validator's node signs consensus with (its
+    /// `consensus.key` or `--join-key`): the announcement names its public
+    /// key and carries its proof of possession.
     #[arg(long)]
-    pub consensus_key: String,
+    pub consensus_key_file: PathBuf,
     /// `host:port` the node's p2p listener is reachable at.
     #[arg(long)]
     pub p2p: String,
@@ -86,11 +88,14 @@ pub struct AnnounceArgs {
 /// eligible for the committee elected at the next committee epoch boundary.
 pub async fn announce(args: AnnounceArgs) -> Result<()> {
     let key = keys::load(&args.key)?;
-    let consensus_key = parse_account("--consensus-key", &args.consensus_key)?;
+    let consensus = keys::load(&args.consensus_key_file)?;
+    let consensus_key = consensus.account();
     let chain = ChainClient::new(&args.chain.rpc);
+    let chain_id = chain.head().await?.chain_id;
     let kind = TxKind::AnnounceValidator {
         consensus_key,
         p2p_addr: args.p2p.clone(),
+        possession: consensus.sign(&possession_message(&chain_id, &key.account())),
     };
     let done = send(&chain, &key, kind, "announce").await?;
     print(

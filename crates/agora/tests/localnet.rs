@@ -274,12 +274,13 @@ async fn four_validators_finalize_survive_a_crash_and_catch_up() {
     cleanup.pids.clear();
 }
 
-/// Fund `key` from the faucet, bond it as a validator and announce `consensus_key` at `p2p`.
+/// Fund `key` from the faucet, bond it as a validator and announce the
+/// consensus key `consensus` (with its proof of possession) at `p2p`.
 async fn stake_and_announce(
     rpc: &ChainClient,
     faucet: &Keypair,
     key: &Keypair,
-    consensus_key: AccountId,
+    consensus: &Keypair,
     p2p: &str,
 ) {
     let to = key.account();
@@ -298,9 +299,24 @@ async fn stake_and_announce(
         take_ppm: 0,
     };
     rpc.send_and_wait(key, bond, WAIT).await.unwrap();
-    let announce = TxKind::AnnounceValidator {
-        consensus_key,
+    let chain_id = rpc.head().await.unwrap().chain_id;
+    let message = agora_types::possession_message(&chain_id, &key.account());
+    // Attack: announcing a key without its secret (signed by another key).
+    let stolen = TxKind::AnnounceValidator {
+        consensus_key: consensus.account(),
         p2p_addr: p2p.to_string(),
+        possession: Keypair::generate().sign(&message),
+    };
+    let refused = rpc.send_and_wait(key, stolen, WAIT).await.unwrap_err();
+    let why = refused.to_string();
+    assert!(
+        why.contains("bad_possession") || why.contains("possession proof"),
+        "{why}"
+    );
+    let announce = TxKind::AnnounceValidator {
+        consensus_key: consensus.account(),
+        p2p_addr: p2p.to_string(),
+        possession: consensus.sign(&message),
     };
     rpc.send_and_wait(key, announce, WAIT).await.unwrap();
 }
@@ -384,17 +400,26 @@ async fn a_validator_elected_by_stake_joins_consensus() {
     // The four genesis validators and the joiner stake and announce.
     for node in &list {
         let key = Keypair::generate();
-        let consensus: AccountId = node["consensus_key"].as_str().unwrap().parse().unwrap();
+        let i = node["index"].as_u64().unwrap();
+        let file = dir.join(format!("validator-{i}")).join("consensus.key");
+        let seed = hex::decode(std::fs::read_to_string(file).unwrap().trim()).unwrap();
+        let consensus = Keypair::from_seed(seed.try_into().unwrap());
+        let named: AccountId = node["consensus_key"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            consensus.account(),
+            named,
+            "the key file is the node's consensus key"
+        );
         stake_and_announce(
             &rpc,
             &faucet,
             &key,
-            consensus,
+            &consensus,
             node["p2p"].as_str().unwrap(),
         )
         .await;
     }
-    stake_and_announce(&rpc, &faucet, &join_key, join_key.account(), &join_p2p).await;
+    stake_and_announce(&rpc, &faucet, &join_key, &join_key, &join_p2p).await;
     let announced = height(&rpc).await;
 
     // Elected at the next epoch start E, the joiner receives a share in
