@@ -24,6 +24,8 @@ pub fn rpc_limits() -> ServeLimits {
     ServeLimits {
         header_read: Duration::from_secs(30),
         max_in_flight: 1024,
+        // A quarter each: one address cannot take the whole server.
+        max_per_client: 256,
         response_head: MAX_WAIT * 2,
         refuse: crate::rpc::refusal,
     }

@@ -151,16 +151,16 @@ impl ApiError {
         e
     }
 
-    /// 503 (overloaded) or 504 (no response in time): a request the
-    /// hardened server refused before or instead of routing it.
+    /// 503 (overloaded), 429 (too many from one client) or 504 (no
+    /// response in time): a request the hardened server refused before or
+    /// instead of routing it.
     pub fn refused(refusal: Refusal) -> Self {
-        let mut e = Self::new(
-            refusal.status(),
-            "server_error",
-            refusal.code(),
-            refusal.to_string(),
-        );
-        if let Refusal::Overloaded(_) = refusal {
+        let kind = match refusal {
+            Refusal::ClientBusy(_) => "rate_limit_error",
+            _ => "server_error",
+        };
+        let mut e = Self::new(refusal.status(), kind, refusal.code(), refusal.to_string());
+        if refusal.retryable() {
             e.retry_after = Some(1);
         }
         e

@@ -28,6 +28,8 @@ pub fn serve_limits() -> ServeLimits {
     ServeLimits {
         header_read: Duration::from_secs(30),
         max_in_flight: 1024,
+        // A quarter each: one address cannot take the whole server.
+        max_per_client: 256,
         response_head: Duration::from_secs(15 * 60),
         refuse: ApiError::refusal,
     }

@@ -149,4 +149,10 @@ fn refusals_use_openai_statuses() {
         agora_gateway::ApiError::refused(agora_tasks::Refusal::TimedOut(Duration::from_secs(1)));
     assert_eq!(late.status, 504);
     assert_eq!(late.code, "timeout");
+    // One client over its share: OpenAI's rate-limit answer, which clients back off from.
+    let greedy = agora_gateway::ApiError::refused(agora_tasks::Refusal::ClientBusy(256));
+    assert_eq!(greedy.status, 429);
+    assert_eq!(greedy.code, "rate_limit_exceeded");
+    assert_eq!(greedy.body()["error"]["type"], "rate_limit_error");
+    assert_eq!(greedy.retry_after, Some(1));
 }

@@ -31,6 +31,9 @@ pub fn serve_limits() -> ServeLimits {
     ServeLimits {
         header_read: Duration::from_secs(30),
         max_in_flight: 256,
+        // Its clients are gateways (one address for many users): no
+        // tighter share than the cap itself.
+        max_per_client: 256,
         response_head: Duration::from_secs(120),
         refuse: refusal,
     }
@@ -40,10 +43,13 @@ pub fn serve_limits() -> ServeLimits {
 fn refusal(refusal: Refusal) -> axum::response::Response {
     let code = match refusal {
         Refusal::Overloaded(_) => "provider_busy",
-        Refusal::TimedOut(_) => refusal.code(),
+        Refusal::ClientBusy(_) | Refusal::TimedOut(_) => refusal.code(),
     };
-    let response =
-        crate::service::error(refusal.status(), "server_error", code, refusal.to_string());
+    let kind = match refusal {
+        Refusal::ClientBusy(_) => "rate_limit_error",
+        _ => "server_error",
+    };
+    let response = crate::service::error(refusal.status(), kind, code, refusal.to_string());
     refusal.with_retry_after(response)
 }
 

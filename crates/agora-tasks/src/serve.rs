@@ -1,7 +1,7 @@
 //! [`serve`]: what every agora HTTP server runs instead of `axum::serve`.
 //! It accepts with `TCP_NODELAY`, drops clients that trickle their request
-//! head (slowloris), caps requests in flight and bounds the wait for a
-//! response head (see [`ServeLimits`]), and shuts down gracefully: on
+//! head (slowloris), caps requests in flight, in all and per client
+//! address, and bounds the wait for a response head (see [`ServeLimits`]), and shuts down gracefully: on
 //! `shutdown` it stops accepting, lets each connection finish its request
 //! and waits for them all.
 
@@ -40,9 +40,9 @@ pub async fn serve(
     let (closed_tx, closed_rx) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = accept(&listener) => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     backoff(e).await;
                     continue;
@@ -55,7 +55,7 @@ pub async fn serve(
         let stop = stop_rx.clone();
         let closed = closed_rx.clone();
         tokio::spawn(async move {
-            connection(stream, &http, guarded, stop).await;
+            connection(stream, peer, &http, guarded, stop).await;
             drop(closed);
         });
     }
@@ -95,11 +95,14 @@ async fn backoff(e: io::Error) {
 /// request ends.
 async fn connection(
     stream: TcpStream,
+    peer: SocketAddr,
     http: &http1::Builder,
     guarded: Guarded,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = hyper::service::service_fn(move |request| guarded.clone().handle(request));
+    let client = peer.ip();
+    let service =
+        hyper::service::service_fn(move |request| guarded.clone().handle(client, request));
     let conn = http.serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {

@@ -1,7 +1,8 @@
 //! `agora_tasks::serve` against attacks, over real sockets: a slowloris
 //! client is dropped while others are served, requests beyond the in-flight
-//! cap get a fast 503 and the server recovers, a late response head gets a
-//! 504 while a long stream is never cut, and shutdown is still graceful.
+//! cap get a fast 503 and the server recovers, one client address beyond
+//! its share gets a 429 while another is served, a late response head gets
+//! a 504 while a long stream is never cut, and shutdown is still graceful.
 
 use std::time::{Duration, Instant};
 
@@ -118,7 +119,17 @@ struct Reply {
 
 /// One `GET` over a fresh connection, read to the end.
 async fn fetch(addr: std::net::SocketAddr, path: &str) -> Reply {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
+    fetch_from([127, 0, 0, 1], addr, path).await
+}
+
+/// [`fetch`] from the loopback address `source` (any of 127.0.0.0/8), so
+/// one test can be several clients.
+async fn fetch_from(source: [u8; 4], addr: std::net::SocketAddr, path: &str) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .unwrap();
+    let mut socket = socket.connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
     socket.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -152,6 +163,8 @@ fn limits(header_read: Duration, max_in_flight: usize, response_head: Duration) 
     ServeLimits {
         header_read,
         max_in_flight,
+        // No share per client unless a test sets one (all clients here are loopback).
+        max_per_client: usize::MAX,
         response_head,
         refuse: Refusal::plain,
     }
@@ -227,6 +240,42 @@ async fn requests_beyond_the_cap_get_503_at_once_and_the_server_recovers() {
     }
 }
 
+/// Issue 13, row 14h: one client may not take the whole server. Beyond its
+/// share of requests in flight it gets a fast 429, while another address
+/// is still served; its slots come back when its requests end.
+#[tokio::test]
+async fn one_client_beyond_its_share_gets_429_while_others_are_served() {
+    let mut l = limits(BOUND, 8, BOUND);
+    l.max_per_client = 2;
+    let server = Server::start(l).await;
+    let (a, b) = ([127, 0, 0, 2], [127, 0, 0, 3]);
+    let addr = server.addr;
+    let held: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(async move { fetch_from(a, addr, "/slow").await }))
+        .collect();
+    server.arrived(2).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let reply = fetch_from(a, addr, "/fast").await;
+        assert_eq!(reply.status, 429, "{}", reply.text);
+        assert!(reply.text.to_ascii_lowercase().contains("retry-after: 1"));
+        assert!(reply.text.contains("the limit per client"));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    // Another address is served, up to its own share.
+    let other = tokio::spawn(async move { fetch_from(b, addr, "/slow").await });
+    server.arrived(1).await;
+    assert_eq!(fetch_from(b, addr, "/fast").await.status, 200);
+    server.open.send(true).unwrap();
+    for h in held.into_iter().chain([other]) {
+        assert_eq!(h.await.unwrap().status, 200);
+    }
+    // Its requests ended: the client is served again.
+    for _ in 0..3 {
+        assert_eq!(fetch_from(a, addr, "/fast").await.status, 200);
+    }
+}
+
 #[tokio::test]
 async fn a_late_head_gets_504_but_a_long_stream_runs_to_its_end() {
     let head = Duration::from_millis(200);
@@ -297,10 +346,14 @@ async fn shutdown_lets_the_request_in_flight_finish() {
 }
 
 #[test]
-fn refusals_map_to_503_and_504() {
+fn refusals_map_to_503_429_and_504() {
     let busy = Refusal::Overloaded(3);
     assert_eq!(busy.status(), 503);
     assert_eq!(busy.code(), "overloaded");
+    let greedy = Refusal::ClientBusy(2);
+    assert_eq!(greedy.status(), 429);
+    assert_eq!(greedy.code(), "rate_limit_exceeded");
+    assert_eq!(greedy.plain().headers()["retry-after"], "1");
     let late = Refusal::TimedOut(Duration::from_secs(1));
     assert_eq!(late.status(), 504);
     assert_eq!(late.code(), "timeout");
