@@ -739,7 +739,7 @@ fn an_upstream_provider_is_flagged_not_slashed_until_a_pattern_shows() {
         evidence: Hash32::ZERO,
     };
     let key_of = |who: &AccountId| k.iter().find(|x| x.account() == *who).unwrap();
-    let record = |s: &State| s.provider_audits[&provider.account()].clone();
+    let record = |s: &State| s.provider_audits[&provider.account()];
     // Ten passes, then failing verdicts: each only flags while flags are
     // fewer than STATISTICAL_MIN_FLAGS or do not outnumber the passes.
     for (index, who) in &audits[..10] {

@@ -443,7 +443,7 @@ async fn channel_paid_jobs_are_settled_audited_and_proven() {
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("unknown_job"), "{body}");
     // The payer's order, delivered in two steps.
-    let order = vec![jobs[2], jobs[0], jobs[1]];
+    let order = [jobs[2], jobs[0], jobs[1]];
     let ordered: Vec<Hash32> = [2, 0, 1].iter().map(|&i| leaves[i]).collect();
     let (status, body) = deliver(10, ordered[..2].to_vec(), 0, order[..2].to_vec()).await;
     assert_eq!(status, 200, "{body}");

@@ -225,6 +225,20 @@ impl SignedTransaction {
     }
 }
 
+/// Domain of the proof that an announced consensus key is the sender's.
+const POSSESSION_DOMAIN: &str = "agora 2026 consensus key possession v1";
+
+/// The bytes a consensus key signs to prove that `validator` holds it on
+/// `chain_id` (the `possession` of `AnnounceValidator`).
+pub fn possession_message(chain_id: &str, validator: &AccountId) -> Vec<u8> {
+    Hash32::digest_in(
+        POSSESSION_DOMAIN,
+        &crate::codec::encode(&(chain_id, validator)),
+    )
+    .0
+    .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +254,18 @@ mod tests {
             },
         }
         .sign(key)
+    }
+
+    /// Pinned vector, computed independently with Python's `blake3`:
+    /// `blake3(u32le(12) + b"agora-devnet" + bytes([7]*32),
+    /// derive_key_context="agora 2026 consensus key possession v1")`.
+    #[test]
+    fn possession_message_matches_the_pinned_vector() {
+        let message = possession_message("agora-devnet", &AccountId([7; 32]));
+        assert_eq!(
+            hex::encode(message),
+            "0f05f6c91513e17a68391937b33012d732a522ef01ce00071729e33c4cd42319"
+        );
     }
 
     #[test]
@@ -265,18 +291,4 @@ mod tests {
         assert!(codec::decode::<SignedTransaction>(&longer).is_err());
         assert!(codec::decode::<SignedTransaction>(&bytes[..bytes.len() - 1]).is_err());
     }
-}
-
-/// Domain of the proof that an announced consensus key is the sender's.
-const POSSESSION_DOMAIN: &str = "agora 2026 consensus key possession v1";
-
-/// The bytes a consensus key signs to prove that `validator` holds it on
-/// `chain_id` (the `possession` of `AnnounceValidator`).
-pub fn possession_message(chain_id: &str, validator: &AccountId) -> Vec<u8> {
-    Hash32::digest_in(
-        POSSESSION_DOMAIN,
-        &crate::codec::encode(&(chain_id, validator)),
-    )
-    .0
-    .to_vec()
 }
