@@ -145,26 +145,29 @@ async fn wallet_stake_and_channel_commands() {
 
     // Committee candidacy: the bonded validator announces its endpoint; a
     // non-validator cannot.
-    let consensus_key = "11".repeat(32);
+    // The node's key file signs the proof of possession.
+    let node = Keypair::from_seed([0x11; 32]);
+    std::fs::write(path("node.key"), hex::encode(node.seed())).unwrap();
     let announced = ok_json(
         &rpc,
         &[
             "announce",
             "--key",
             &path("alice.key"),
-            "--consensus-key",
-            &consensus_key,
+            "--consensus-key-file",
+            &path("node.key"),
             "--p2p",
             "127.0.0.1:27999",
         ],
     );
     assert_eq!(announced["validator"], alice.as_str());
+    assert_eq!(announced["consensus_key"], node.account().to_string());
     let (ok, _, err) = common::run(&[
         "announce",
         "--key",
         &path("prov.key"),
-        "--consensus-key",
-        &"22".repeat(32),
+        "--consensus-key-file",
+        &path("node.key"),
         "--p2p",
         "127.0.0.1:27998",
         "--rpc",
