@@ -1,6 +1,7 @@
 //! Which providers to try, in which order: OpenRouter's `provider` object
-//! (`order`, `only`, `ignore`, `sort`, `max_price`, `allow_fallbacks`) over the
-//! providers the chain lists, skipping ones that failed recently.
+//! (`order`, `only`, `ignore`, `sort`, `max_price`, `allow_fallbacks`, and
+//! agora's `require_replayable`) over the providers the chain lists,
+//! skipping ones that failed recently.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -45,6 +46,9 @@ pub struct Routing {
     pub max_completion_price: Option<f64>,
     /// Try other providers when the first choice fails.
     pub allow_fallbacks: bool,
+    /// Only providers whose jobs replay exactly (agora's engine), never an
+    /// upstream server's, which validators can only judge statistically.
+    pub require_replayable: bool,
 }
 
 impl Default for Routing {
@@ -57,6 +61,7 @@ impl Default for Routing {
             max_prompt_price: None,
             max_completion_price: None,
             allow_fallbacks: true,
+            require_replayable: false,
         }
     }
 }
@@ -93,6 +98,11 @@ impl Routing {
                 "ignore" => r.ignore = names(value, &param)?,
                 "allow_fallbacks" => {
                     r.allow_fallbacks = value
+                        .as_bool()
+                        .ok_or_else(|| ApiError::invalid(&param, "must be a boolean"))?
+                }
+                "require_replayable" => {
+                    r.require_replayable = value
                         .as_bool()
                         .ok_or_else(|| ApiError::invalid(&param, "must be a boolean"))?
                 }
@@ -147,6 +157,7 @@ impl Routing {
                     .is_none_or(|only| only.iter().any(|n| Self::names(p, n)))
             })
             .filter(|p| !self.ignore.iter().any(|n| Self::names(p, n)))
+            .filter(|p| p.replayable || !self.require_replayable)
             .filter(|p| {
                 self.max_prompt_price
                     .is_none_or(|max| p.price.input_per_1k as f64 <= max)
@@ -312,6 +323,23 @@ mod tests {
         assert_eq!(endpoints(&r.plan(all.clone(), &health)), ["http://p2"]);
         let r = Routing::parse(&json!({"sort": "price", "allow_fallbacks": false})).unwrap();
         assert_eq!(endpoints(&r.plan(all, &health)), ["http://p2"]);
+    }
+
+    #[test]
+    fn require_replayable_leaves_upstream_providers_out() {
+        let mut upstream = provider(1, 1, 1);
+        upstream.replayable = false;
+        let all = vec![upstream, provider(2, 20, 20)];
+        let health = HealthBook::default();
+        let r = Routing::parse(&json!({"sort": "price"})).unwrap();
+        assert_eq!(
+            endpoints(&r.plan(all.clone(), &health)),
+            ["http://p1", "http://p2"]
+        );
+        let r = Routing::parse(&json!({"sort": "price", "require_replayable": true})).unwrap();
+        assert_eq!(endpoints(&r.plan(all, &health)), ["http://p2"]);
+        let e = Routing::parse(&json!({"require_replayable": "yes"})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("provider.require_replayable"));
     }
 
     #[test]
