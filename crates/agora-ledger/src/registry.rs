@@ -74,6 +74,16 @@ impl State {
         if info.stake < old_stake {
             self.check_collateral_released(&info.id)?;
         }
+        // How its jobs are judged (exact replay or statistics) may not change
+        // while a verdict or dispute can still reach them: a caught cheater
+        // would otherwise have its dispute re-checked leniently.
+        let flips = self
+            .providers
+            .get(&info.id)
+            .is_some_and(|p| p.replayable != info.replayable);
+        if flips {
+            self.check_collateral_released(&info.id)?;
+        }
         let available = self
             .account(&info.id)
             .balance

@@ -790,3 +790,43 @@ fn a_replayable_providers_failed_audit_goes_to_a_committee_at_once() {
         .map_or(0, |r| r.audits_flagged);
     assert_eq!(flagged, 0);
 }
+
+/// Issue 13, #9: a replayable provider caught by exact replay re-registers
+/// as an upstream one before the committee votes, so that the committee
+/// judges the disputed job statistically (leniently) and the accuser pays.
+/// While a verdict or dispute can reach its jobs the flag cannot change.
+#[test]
+fn a_caught_provider_cannot_switch_to_statistical_judging() {
+    let k = common::keys(2, 220);
+    let provider = &k[0];
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.audit.audit_rate_ppm = 1_000_000;
+    });
+    let min = s.params.min_validator_bond;
+    ok(&mut s, &k[1], bond(min));
+    ok(&mut s, provider, register(COLLATERAL));
+    let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
+    ok(&mut s, provider, commit(2));
+    block(&mut s, None);
+    let fail = TxKind::SubmitVerdict {
+        batch: id,
+        index: 0,
+        leaf: Hash32::ZERO,
+        passed: false,
+        evidence: Hash32::ZERO,
+    };
+    ok(&mut s, &k[1], fail);
+    assert_eq!(s.disputes.len(), 1);
+    let mut upstream = register(COLLATERAL);
+    if let TxKind::RegisterProvider { replayable, .. } = &mut upstream {
+        *replayable = false;
+    }
+    assert!(matches!(
+        send(&mut s, provider, upstream.clone()),
+        Some(TxError::CollateralLocked { .. })
+    ));
+    assert!(s.providers[&provider.account()].replayable);
+    // Re-registering without the switch (a new endpoint, say) is still allowed.
+    ok(&mut s, provider, register(COLLATERAL));
+}
