@@ -51,7 +51,9 @@ async fn committed(chain: &ChainClient, id: &Hash32) -> Result<u64> {
     loop {
         match chain.tx_status(id, Duration::from_secs(5)).await? {
             TxStatus::Committed { height } => return Ok(height),
-            TxStatus::Rejected { error } => fail!("transaction {id} rejected: {error}"),
+            TxStatus::Rejected { code, error } => {
+                fail!("transaction {id} rejected ({code}): {error}")
+            }
             TxStatus::Pending if Instant::now() < deadline => {}
             TxStatus::Pending => fail!("transaction {id} not committed within {TX_TIMEOUT:?}"),
         }

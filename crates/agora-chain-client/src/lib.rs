@@ -37,10 +37,12 @@ pub enum ClientError {
     #[error("transaction {0} not committed within {1:?}")]
     Timeout(Hash32, Duration),
     /// A transaction was dropped by the block producer.
-    #[error("transaction {id} was rejected: {error}")]
+    #[error("transaction {id} was rejected ({code}): {error}")]
     TxRejected {
         /// Transaction id.
         id: Hash32,
+        /// Machine-readable code, e.g. `duplicate_batch`.
+        code: String,
         /// Why.
         error: String,
     },
@@ -272,7 +274,9 @@ impl ChainClient {
                         chain_id,
                     })
                 }
-                TxStatus::Rejected { error } => return Err(ClientError::TxRejected { id, error }),
+                TxStatus::Rejected { code, error } => {
+                    return Err(ClientError::TxRejected { id, code, error })
+                }
                 TxStatus::Pending if left.is_zero() => {
                     return Err(ClientError::Timeout(id, timeout))
                 }

@@ -14,7 +14,7 @@ mod store;
 mod validator;
 
 pub use agora_consensus::{GenesisPeer, Seat, Timeouts, GENESIS_EPOCH_FILE, IDENTITY_FILE};
-pub use error::{ChainError, SubmitError};
+pub use error::{tx_error_code, ChainError, SubmitError};
 pub use mempool::MAX_PENDING_PER_SENDER;
 pub use node::{ChainConfig, Finality, Node, Relay};
 pub use start::{rpc_limits, start, NodeHandle, NodeSetup};

@@ -14,6 +14,9 @@ use crate::mempool::Mempool;
 use crate::{ChainError, Store, SubmitError};
 
 const MAX_REMEMBERED_REJECTIONS: usize = 10_000;
+
+/// Why a transaction was dropped at block building: its stable code and message.
+type Rejection = (&'static str, String);
 /// Transaction ids per generation of [`VerifiedIds`] (two generations are kept).
 const VERIFIED_IDS_PER_GENERATION: usize = 65_536;
 
@@ -77,7 +80,7 @@ struct Inner {
     verified: Mutex<VerifiedIds>,
     state: Mutex<Arc<State>>,
     mempool: Mutex<Mempool>,
-    rejected: Mutex<HashMap<Hash32, String>>,
+    rejected: Mutex<HashMap<Hash32, Rejection>>,
     head: watch::Sender<u64>,
     /// Serialises block production so two callers never build on the same parent.
     producing: Mutex<()>,
@@ -295,7 +298,10 @@ impl Node {
         }
         Ok(lock(&self.inner.rejected)
             .get(id)
-            .map(|e| TxStatus::Rejected { error: e.clone() }))
+            .map(|(code, error)| TxStatus::Rejected {
+                code: (*code).to_string(),
+                error: error.clone(),
+            }))
     }
 
     /// A committed block by height.
@@ -317,10 +323,10 @@ impl Node {
                 txs,
             },
         );
-        let rejected: Vec<(Hash32, String)> = built
+        let rejected: Vec<(Hash32, Rejection)> = built
             .rejected
             .iter()
-            .map(|(id, e)| (*id, e.to_string()))
+            .map(|(id, e)| (*id, (crate::tx_error_code(e), e.to_string())))
             .collect();
         self.commit(&built.block, built.state, &rejected, &Finality::default())?;
         Ok(built.block)
@@ -349,7 +355,7 @@ impl Node {
         &self,
         block: &Block,
         state: State,
-        rejected: &[(Hash32, String)],
+        rejected: &[(Hash32, Rejection)],
         finality: &Finality,
     ) -> Result<(), ChainError> {
         self.inner.store.commit_block(block, &state, finality)?;
@@ -359,9 +365,9 @@ impl Node {
             if remembered.len() > MAX_REMEMBERED_REJECTIONS {
                 remembered.clear();
             }
-            for (id, error) in rejected {
+            for (id, (code, error)) in rejected {
                 tracing::warn!(%id, %error, "transaction dropped at block building");
-                remembered.insert(*id, error.clone());
+                remembered.insert(*id, (code, error.clone()));
                 settled.insert(*id);
             }
         }

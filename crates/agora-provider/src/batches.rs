@@ -377,8 +377,9 @@ impl BatchCommitter {
 /// Whether the chain refused a commit because the root is already on chain.
 fn already_committed(e: &ClientError) -> bool {
     match e {
-        ClientError::Rejected { code, .. } => code == "duplicate_batch",
-        ClientError::TxRejected { error, .. } => error.contains("already committed"),
+        ClientError::Rejected { code, .. } | ClientError::TxRejected { code, .. } => {
+            code == "duplicate_batch"
+        }
         _ => false,
     }
 }
@@ -439,5 +440,34 @@ pub(crate) async fn job_proof<E: InferenceEngine>(
             "store",
             e.to_string(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit that timed out and landed anyway is recognised by the
+    /// chain's code, whether the refusal came at submission or at block
+    /// building, never by the wording of a message.
+    #[test]
+    fn a_duplicate_commit_is_recognised_by_its_code() {
+        let at_block = |code: &str| ClientError::TxRejected {
+            id: Hash32::ZERO,
+            code: code.into(),
+            error: "already committed".into(),
+        };
+        assert!(already_committed(&at_block("duplicate_batch")));
+        assert!(!already_committed(&at_block("block_batches_full")));
+        let at_submit = ClientError::Rejected {
+            status: 400,
+            code: "duplicate_batch".into(),
+            message: String::new(),
+        };
+        assert!(already_committed(&at_submit));
+        assert!(!already_committed(&ClientError::Timeout(
+            Hash32::ZERO,
+            Duration::ZERO
+        )));
     }
 }

@@ -65,6 +65,9 @@ pub enum TxStatus {
     },
     /// Dropped when a block was built (it no longer applied).
     Rejected {
+        /// Stable machine-readable code, as the RPC answers on submission (e.g. `duplicate_batch`).
+        #[serde(default)]
+        code: String,
         /// Why.
         error: String,
     },
@@ -267,4 +270,30 @@ pub struct RpcErrorDetail {
     pub code: String,
     /// What went wrong.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_transaction_carries_its_code() {
+        let status = TxStatus::Rejected {
+            code: "duplicate_batch".into(),
+            error: "batch root already committed".into(),
+        };
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["status"], "rejected");
+        assert_eq!(json["code"], "duplicate_batch");
+        assert_eq!(serde_json::from_value::<TxStatus>(json).unwrap(), status);
+        // A node that reports no code still parses (empty code).
+        let old: TxStatus = serde_json::from_str(r#"{"status":"rejected","error":"x"}"#).unwrap();
+        assert_eq!(
+            old,
+            TxStatus::Rejected {
+                code: String::new(),
+                error: "x".into()
+            }
+        );
+    }
 }
