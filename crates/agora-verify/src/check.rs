@@ -109,29 +109,18 @@ pub fn check_job(
     let (tokens, commitments) = if transcript.output_tokens.is_empty() {
         (TokenStats::default(), None)
     } else {
-        let scored = match scorer.score(&ScoreRequest {
-            prompt_tokens: transcript.prompt_tokens.clone(),
-            output_tokens: transcript.output_tokens.clone(),
-            top_k: 0,
-            want_hidden: transcript.commitments.is_some(),
-            want_logits: true,
-        }) {
-            Ok(scored) => scored,
-            // Tokens outside the vocabulary, or more than the context holds:
-            // no honest run of the claimed model produces that transcript,
-            // so it fails (on evidence anyone can re-check) instead of
-            // leaving the job unjudged.
-            Err(EngineError::InvalidRequest(m)) => {
-                reasons.push(format!("the transcript cannot be replayed: {m}"));
-                return Ok(finish(reasons, TokenStats::default(), None, transcript));
-            }
-            Err(e) => return Err(e.into()),
+        let want_hidden = transcript.commitments.is_some();
+        let Some(scored) = prefill(scorer, transcript, want_hidden, "replayed", &mut reasons)?
+        else {
+            return Ok(finish(
+                reasons,
+                TokenStats::default(),
+                None,
+                None,
+                transcript,
+            ));
         };
-        let logits: Vec<&[f32]> = scored
-            .positions
-            .iter()
-            .map(|p| p.logits.as_deref().unwrap_or(&[]))
-            .collect();
+        let logits = logits_of(&scored);
         let tokens = replay_tokens(&logits, &transcript.output_tokens, &receipt.params);
         let commitments = match &transcript.commitments {
             None => None,
@@ -159,7 +148,7 @@ pub fn check_job(
         transcript,
         thresholds,
     );
-    Ok(finish(reasons, tokens, commitments, transcript))
+    Ok(finish(reasons, tokens, commitments, None, transcript))
 }
 
 /// Audit a job that cannot be replayed token for token (a provider that
@@ -173,39 +162,75 @@ pub fn check_job_statistically(
 ) -> Result<Verdict, VerifyError> {
     let mut reasons = consistency(scorer, transcript)?;
     if transcript.output_tokens.is_empty() {
-        return Ok(finish(reasons, TokenStats::default(), None, transcript));
+        return Ok(finish(
+            reasons,
+            TokenStats::default(),
+            None,
+            None,
+            transcript,
+        ));
     }
-    let scored = match scorer.score(&ScoreRequest {
-        prompt_tokens: transcript.prompt_tokens.clone(),
-        output_tokens: transcript.output_tokens.clone(),
-        top_k: 0,
-        want_hidden: false,
-        want_logits: true,
-    }) {
-        Ok(scored) => scored,
-        Err(EngineError::InvalidRequest(m)) => {
-            reasons.push(format!("the transcript cannot be scored: {m}"));
-            return Ok(finish(reasons, TokenStats::default(), None, transcript));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(scored) = prefill(scorer, transcript, false, "scored", &mut reasons)? else {
+        return Ok(finish(
+            reasons,
+            TokenStats::default(),
+            None,
+            None,
+            transcript,
+        ));
     };
-    let logits: Vec<&[f32]> = scored
-        .positions
-        .iter()
-        .map(|p| p.logits.as_deref().unwrap_or(&[]))
-        .collect();
     let params = &transcript.receipt.receipt.params;
-    let p = plausibility(&logits, &transcript.output_tokens, params);
+    let p = plausibility(&logits_of(&scored), &transcript.output_tokens, params);
     if p.z > MAX_PLAUSIBILITY_Z {
         reasons.push(format!(
             "output implausible under the model: z {:.2} above {MAX_PLAUSIBILITY_Z} ({:.3} nats/token over the entropy)",
             p.z, p.mean_excess
         ));
     }
-    let mut verdict = finish(reasons, TokenStats::default(), None, transcript);
-    verdict.plausibility = Some(p);
-    verdict.evidence_hash = evidence_hash(&verdict, transcript);
-    Ok(verdict)
+    Ok(finish(
+        reasons,
+        TokenStats::default(),
+        None,
+        Some(p),
+        transcript,
+    ))
+}
+
+/// One teacher-forced prefill of the transcript's tokens with logits (and
+/// hidden states if `want_hidden`). Tokens outside the vocabulary, or more
+/// than the context holds: no honest run of the claimed model produces that
+/// transcript, so it fails (on evidence anyone can re-check) instead of
+/// leaving the job unjudged: `None`, with the reason ("cannot be `what`") added.
+fn prefill(
+    scorer: &dyn Scorer,
+    transcript: &Transcript,
+    want_hidden: bool,
+    what: &str,
+    reasons: &mut Vec<String>,
+) -> Result<Option<Scored>, VerifyError> {
+    match scorer.score(&ScoreRequest {
+        prompt_tokens: transcript.prompt_tokens.clone(),
+        output_tokens: transcript.output_tokens.clone(),
+        top_k: 0,
+        want_hidden,
+        want_logits: true,
+    }) {
+        Ok(scored) => Ok(Some(scored)),
+        Err(EngineError::InvalidRequest(m)) => {
+            reasons.push(format!("the transcript cannot be {what}: {m}"));
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The logits that predicted each output token.
+fn logits_of(scored: &Scored) -> Vec<&[f32]> {
+    scored
+        .positions
+        .iter()
+        .map(|p| p.logits.as_deref().unwrap_or(&[]))
+        .collect()
 }
 
 /// The verdict from the reasons found and the statistics measured.
@@ -213,6 +238,7 @@ fn finish(
     reasons: Vec<String>,
     tokens: TokenStats,
     commitments: Option<CommitmentStats>,
+    plausibility: Option<Plausibility>,
     transcript: &Transcript,
 ) -> Verdict {
     let mut verdict = Verdict {
@@ -220,7 +246,7 @@ fn finish(
         reasons,
         tokens,
         commitments,
-        plausibility: None,
+        plausibility,
         evidence_hash: Hash32::ZERO,
     };
     verdict.evidence_hash = evidence_hash(&verdict, transcript);
