@@ -99,17 +99,18 @@ fn count(
     )
 }
 
-/// (job, leaf) of the first `n` jobs of `channel`.
-fn first_entries(
+/// (job, leaf) of the jobs of `channel` with index in `from..to`.
+fn entries(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     channel: &Hash32,
-    n: u64,
+    from: u64,
+    to: u64,
 ) -> Result<Vec<(Hash32, Hash32)>, ProviderError> {
     let mut out = Vec::new();
-    if n == 0 {
+    if from >= to {
         return Ok(out);
     }
-    let (lo, hi) = (key(channel, 0), key(channel, n - 1));
+    let (lo, hi) = (key(channel, from), key(channel, to - 1));
     for entry in table.range(lo.as_slice()..=hi.as_slice())? {
         let (_, v) = entry?;
         out.push(split_entry(v.value())?);
@@ -151,30 +152,27 @@ impl TranscriptStore {
 
     /// Vouchers to settle now, in order: each channel's steps, then its latest.
     pub fn due_settlements(&self) -> Result<Vec<SignedVoucher>, ProviderError> {
-        let latest = self.unsettled_vouchers()?;
         let r = self.db.begin_read()?;
         let steps = r.open_table(VOUCHER_STEPS)?;
-        let vouchers = r.open_table(VOUCHERS)?;
         let mut out = Vec::new();
-        for v in latest {
-            let channel = v.voucher.channel;
-            let settled = match vouchers.get(channel.0.as_slice())? {
-                Some(b) => {
-                    codec::decode::<HeldVoucher>(b.value())
-                        .map_err(corrupt)?
-                        .settled
-                }
-                None => 0,
-            };
-            let (lo, hi) = (key(&channel, 0), key(&channel, u64::MAX));
+        for entry in r.open_table(VOUCHERS)?.iter()? {
+            let (_, bytes) = entry?;
+            let held: HeldVoucher = codec::decode(bytes.value()).map_err(corrupt)?;
+            if held.voucher.voucher.cumulative <= held.settled {
+                continue;
+            }
+            let (lo, hi) = (
+                key(&held.voucher.voucher.channel, 0),
+                key(&held.voucher.voucher.channel, u64::MAX),
+            );
             for entry in steps.range(lo.as_slice()..=hi.as_slice())? {
                 let (_, b) = entry?;
                 let step: SignedVoucher = codec::decode(b.value()).map_err(corrupt)?;
-                if step.voucher.cumulative > settled {
+                if step.voucher.cumulative > held.settled {
                     out.push(step);
                 }
             }
-            out.push(v);
+            out.push(held.voucher);
         }
         Ok(out)
     }
@@ -182,18 +180,21 @@ impl TranscriptStore {
     /// Record that `v`'s root is being settled, so its proofs are served
     /// even if the settlement lands after its wait timed out.
     pub fn settling(&self, v: &SignedVoucher) -> Result<(), ProviderError> {
-        self.put_root(v, None)
+        let w = self.db.begin_write()?;
+        put_root(&w, v, None)?;
+        w.commit()?;
+        Ok(())
     }
 
     /// Record that `v` settled at `height`: its root is kept (for audits)
     /// until the audit window passes, and steps it covers are dropped.
     pub fn settled(&self, v: &SignedVoucher, height: Height) -> Result<(), ProviderError> {
-        self.put_root(v, Some(height))?;
-        self.mark_settled(&v.voucher.channel, v.voucher.cumulative)?;
+        let channel = v.voucher.channel;
         let w = self.db.begin_write()?;
+        put_root(&w, v, Some(height))?;
+        crate::vouchers::mark_settled(&w, &channel, v.voucher.cumulative)?;
         {
             let mut steps = w.open_table(VOUCHER_STEPS)?;
-            let channel = v.voucher.channel;
             let (lo, hi) = (key(&channel, 0), key(&channel, v.voucher.jobs));
             let done: Vec<Vec<u8>> = steps
                 .range(lo.as_slice()..=hi.as_slice())?
@@ -202,24 +203,6 @@ impl TranscriptStore {
             for k in done {
                 steps.remove(k.as_slice())?;
             }
-        }
-        w.commit()?;
-        Ok(())
-    }
-
-    fn put_root(&self, v: &SignedVoucher, settled_at: Option<Height>) -> Result<(), ProviderError> {
-        let w = self.db.begin_write()?;
-        {
-            let mut roots = w.open_table(PAID_ROOTS)?;
-            let root = PaidRoot {
-                channel: v.voucher.channel,
-                jobs: v.voucher.jobs,
-                settled_at,
-            };
-            roots.insert(
-                v.voucher.receipts_root.0.as_slice(),
-                codec::encode(&root).as_slice(),
-            )?;
         }
         w.commit()?;
         Ok(())
@@ -244,7 +227,7 @@ impl TranscriptStore {
         if index >= paid.jobs {
             return Ok(None);
         }
-        let entries = first_entries(&r.open_table(PAID_JOBS)?, &paid.channel, paid.jobs)?;
+        let entries = entries(&r.open_table(PAID_JOBS)?, &paid.channel, 0, paid.jobs)?;
         let leaves: Vec<Hash32> = entries.iter().map(|(_, l)| *l).collect();
         let i = usize::try_from(index).map_err(corrupt)?;
         let (Some((job, _)), Some(proof)) = (entries.get(i), MerkleProof::new(&leaves, i)) else {
@@ -262,6 +245,24 @@ impl TranscriptStore {
             proof,
         }))
     }
+}
+
+/// Record `v`'s root (its channel and job count) inside `w`, settled at `settled_at` if known.
+fn put_root(
+    w: &WriteTransaction,
+    v: &SignedVoucher,
+    settled_at: Option<Height>,
+) -> Result<(), ProviderError> {
+    let root = PaidRoot {
+        channel: v.voucher.channel,
+        jobs: v.voucher.jobs,
+        settled_at,
+    };
+    w.open_table(PAID_ROOTS)?.insert(
+        v.voucher.receipts_root.0.as_slice(),
+        codec::encode(&root).as_slice(),
+    )?;
+    Ok(())
 }
 
 /// The checks and writes of [`TranscriptStore::take_voucher`]; returns the jobs added.
@@ -348,7 +349,7 @@ fn take(
             needed: v.jobs,
         });
     }
-    let leaves: Vec<Hash32> = first_entries(&jobs, &id, v.jobs)?
+    let leaves: Vec<Hash32> = entries(&jobs, &id, 0, v.jobs)?
         .into_iter()
         .map(|(_, l)| l)
         .collect();
@@ -414,10 +415,7 @@ pub(crate) fn prune_paid(
             .get(paid.channel.0.as_slice())?
             .map_or(0, |v| v.value());
         if paid.jobs > from {
-            for (job, _) in first_entries(&jobs, &paid.channel, paid.jobs)?
-                .into_iter()
-                .skip(from as usize)
-            {
+            for (job, _) in entries(&jobs, &paid.channel, from, paid.jobs)? {
                 if transcripts.remove(job.0.as_slice())?.is_some() {
                     pruned.transcripts += 1;
                 }

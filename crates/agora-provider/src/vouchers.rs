@@ -250,24 +250,24 @@ impl TranscriptStore {
         }
         Ok(out)
     }
+}
 
-    /// Record that `channel` is settled up to `cumulative`.
-    pub fn mark_settled(&self, channel: &Hash32, cumulative: Amount) -> Result<(), ProviderError> {
-        let w = self.db.begin_write()?;
-        {
-            let mut table = w.open_table(VOUCHERS)?;
-            let held = match table.get(channel.0.as_slice())? {
-                Some(bytes) => Some(decode(bytes.value())?),
-                None => None,
-            };
-            if let Some(mut held) = held {
-                held.settled = held.settled.max(cumulative);
-                table.insert(channel.0.as_slice(), codec::encode(&held).as_slice())?;
-            }
-        }
-        w.commit()?;
-        Ok(())
+/// Record, inside `w`, that `channel` is settled up to `cumulative`.
+pub(crate) fn mark_settled(
+    w: &WriteTransaction,
+    channel: &Hash32,
+    cumulative: Amount,
+) -> Result<(), ProviderError> {
+    let mut table = w.open_table(VOUCHERS)?;
+    let held = match table.get(channel.0.as_slice())? {
+        Some(bytes) => Some(decode(bytes.value())?),
+        None => None,
+    };
+    if let Some(mut held) = held {
+        held.settled = held.settled.max(cumulative);
+        table.insert(channel.0.as_slice(), codec::encode(&held).as_slice())?;
     }
+    Ok(())
 }
 
 /// `POST /v1/vouchers`: check and keep a voucher ([`VoucherDelivery`]).
