@@ -285,12 +285,16 @@ impl State {
         if v.passed {
             let record = self.provider_audits.entry(provider).or_default();
             record.audits_passed = record.audits_passed.saturating_add(1);
-        } else if statistical && !self.flag(provider) {
-            // Flagged only.
         } else {
+            // Checked before flagging: an error must leave no trace.
             let id = dispute_id(&v.batch, v.index);
             if self.disputes.contains_key(&id) {
                 return Err(TxError::DisputeExists(id));
+            }
+            if statistical && !self.flag(provider) {
+                // Flagged only: no pattern yet for a committee to judge.
+                self.verdicts.insert((v.batch, v.index, auditor), v.passed);
+                return Ok(());
             }
             self.disputes.insert(
                 id,

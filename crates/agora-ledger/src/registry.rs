@@ -68,20 +68,14 @@ impl State {
             });
         }
         self.check_collateral(&info)?;
-        // Re-registration first releases the old stake, then locks the new one;
-        // while audits or disputes are open the stake may not shrink.
-        let old_stake = self.providers.get(&info.id).map_or(0, |p| p.stake);
-        if info.stake < old_stake {
-            self.check_collateral_released(&info.id)?;
-        }
-        // How its jobs are judged (exact replay or statistics) may not change
-        // while a verdict or dispute can still reach them: a caught cheater
-        // would otherwise have its dispute re-checked leniently.
-        let flips = self
-            .providers
-            .get(&info.id)
-            .is_some_and(|p| p.replayable != info.replayable);
-        if flips {
+        // Re-registration first releases the old stake, then locks the new one.
+        // While a verdict or dispute can still reach its jobs, a provider may
+        // neither shrink its stake nor change how its jobs are judged (exact
+        // replay or statistics): a caught cheater would otherwise have its
+        // dispute re-checked leniently.
+        let old = self.providers.get(&info.id);
+        let old_stake = old.map_or(0, |p| p.stake);
+        if info.stake < old_stake || old.is_some_and(|p| p.replayable != info.replayable) {
             self.check_collateral_released(&info.id)?;
         }
         let available = self
