@@ -155,11 +155,12 @@ impl ApiError {
     /// response in time): a request the hardened server refused before or
     /// instead of routing it.
     pub fn refused(refusal: Refusal) -> Self {
-        let kind = match refusal {
-            Refusal::ClientBusy(_) => "rate_limit_error",
-            _ => "server_error",
-        };
-        let mut e = Self::new(refusal.status(), kind, refusal.code(), refusal.to_string());
+        let mut e = Self::new(
+            refusal.status(),
+            refusal.kind(),
+            refusal.code(),
+            refusal.to_string(),
+        );
         if refusal.retryable() {
             e.retry_after = Some(1);
         }

@@ -45,11 +45,8 @@ fn refusal(refusal: Refusal) -> axum::response::Response {
         Refusal::Overloaded(_) => "provider_busy",
         Refusal::ClientBusy(_) | Refusal::TimedOut(_) => refusal.code(),
     };
-    let kind = match refusal {
-        Refusal::ClientBusy(_) => "rate_limit_error",
-        _ => "server_error",
-    };
-    let response = crate::service::error(refusal.status(), kind, code, refusal.to_string());
+    let response =
+        crate::service::error(refusal.status(), refusal.kind(), code, refusal.to_string());
     refusal.with_retry_after(response)
 }
 

@@ -82,6 +82,15 @@ impl Refusal {
         self.with_retry_after((self.status(), self.to_string()).into_response())
     }
 
+    /// OpenAI's error `type` for it: `rate_limit_error` for a client over
+    /// its share, `server_error` otherwise.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Refusal::ClientBusy(_) => "rate_limit_error",
+            Refusal::Overloaded(_) | Refusal::TimedOut(_) => "server_error",
+        }
+    }
+
     /// Whether a client should retry after a pause (`retry-after: 1`).
     pub fn retryable(self) -> bool {
         matches!(self, Refusal::Overloaded(_) | Refusal::ClientBusy(_))

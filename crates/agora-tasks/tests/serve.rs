@@ -353,6 +353,8 @@ fn refusals_map_to_503_429_and_504() {
     let greedy = Refusal::ClientBusy(2);
     assert_eq!(greedy.status(), 429);
     assert_eq!(greedy.code(), "rate_limit_exceeded");
+    assert_eq!(greedy.kind(), "rate_limit_error");
+    assert_eq!(busy.kind(), "server_error");
     assert_eq!(greedy.plain().headers()["retry-after"], "1");
     let late = Refusal::TimedOut(Duration::from_secs(1));
     assert_eq!(late.status(), 504);
