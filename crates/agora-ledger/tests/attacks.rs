@@ -704,6 +704,46 @@ fn recommitting_a_root_to_inflate_passed_audits_is_refused() {
     assert_eq!(s.batches.len(), live + 1);
 }
 
+/// `register(COLLATERAL)` declaring the provider's jobs `replayable` or not.
+fn register_as(replayable: bool) -> TxKind {
+    let mut kind = register(COLLATERAL);
+    if let TxKind::RegisterProvider { replayable: r, .. } = &mut kind {
+        *r = replayable;
+    }
+    kind
+}
+
+/// A chain where `k[0]` provides (registered by `registration`) and the
+/// `n - 1` other keys are validators at the minimum bond, with a batch of
+/// `jobs` committed and every job drawn: the state, keys and batch id.
+fn audited(n: u8, seed: u8, registration: TxKind, jobs: u64) -> (State, Vec<Keypair>, Hash32) {
+    let k = common::keys(n, seed);
+    let mut s = chain(&k, |p| {
+        p.min_provider_stake = 1;
+        p.audit.audit_rate_ppm = 1_000_000;
+    });
+    let min = s.params.min_validator_bond;
+    for validator in &k[1..] {
+        ok(&mut s, validator, bond(min));
+    }
+    ok(&mut s, &k[0], registration);
+    let id = batch_id(&k[0].account(), s.account(&k[0].account()).nonce);
+    ok(&mut s, &k[0], commit(jobs));
+    block(&mut s, None);
+    (s, k, id)
+}
+
+/// A verdict on job `index` of `batch`.
+fn verdict(batch: Hash32, index: u64, passed: bool) -> TxKind {
+    TxKind::SubmitVerdict {
+        batch,
+        index,
+        leaf: Hash32::digest(&index.to_le_bytes()),
+        passed,
+        evidence: Hash32::ZERO,
+    }
+}
+
 /// Issue 13, #9: a provider that forwards to an upstream server declares
 /// it on chain (`replayable: false`); its honest jobs never replay exactly,
 /// so failing verdicts only flag it. A dispute (and so a slash) needs a
@@ -711,42 +751,20 @@ fn recommitting_a_root_to_inflate_passed_audits_is_refused() {
 #[test]
 fn an_upstream_provider_is_flagged_not_slashed_until_a_pattern_shows() {
     use agora_types::audit::STATISTICAL_MIN_FLAGS;
-    let k = common::keys(3, 200);
+    let (mut s, k, id) = audited(3, 200, register_as(false), 24);
     let provider = &k[0];
-    let mut s = chain(&k, |p| {
-        p.min_provider_stake = 1;
-        p.audit.audit_rate_ppm = 1_000_000;
-    });
-    let min = s.params.min_validator_bond;
-    ok(&mut s, &k[1], bond(min));
-    ok(&mut s, &k[2], bond(min));
-    let mut upstream = register(COLLATERAL);
-    if let TxKind::RegisterProvider { replayable, .. } = &mut upstream {
-        *replayable = false;
-    }
-    ok(&mut s, provider, upstream);
     assert!(!s.providers[&provider.account()].replayable);
-    let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
-    ok(&mut s, provider, commit(24));
-    block(&mut s, None);
     let audits = s.batches[&id].audits.clone();
     assert_eq!(audits.len(), 24);
-    let verdict = |index: u64, passed: bool| TxKind::SubmitVerdict {
-        batch: id,
-        index,
-        leaf: Hash32::digest(&index.to_le_bytes()),
-        passed,
-        evidence: Hash32::ZERO,
-    };
     let key_of = |who: &AccountId| k.iter().find(|x| x.account() == *who).unwrap();
     let record = |s: &State| s.provider_audits[&provider.account()];
     // Ten passes, then failing verdicts: each only flags while flags are
     // fewer than STATISTICAL_MIN_FLAGS or do not outnumber the passes.
     for (index, who) in &audits[..10] {
-        ok(&mut s, key_of(who), verdict(*index, true));
+        ok(&mut s, key_of(who), verdict(id, *index, true));
     }
     for (n, (index, who)) in audits[10..20].iter().enumerate() {
-        ok(&mut s, key_of(who), verdict(*index, false));
+        ok(&mut s, key_of(who), verdict(id, *index, false));
         assert!(s.disputes.is_empty(), "flag {} opened a dispute", n + 1);
     }
     let r = record(&s);
@@ -754,7 +772,7 @@ fn an_upstream_provider_is_flagged_not_slashed_until_a_pattern_shows() {
     assert!(!r.slashed && s.providers.contains_key(&provider.account()));
     // The eleventh flag outnumbers the passes: this one goes to a committee.
     let (index, who) = audits[20];
-    ok(&mut s, key_of(&who), verdict(index, false));
+    ok(&mut s, key_of(&who), verdict(id, index, false));
     assert_eq!(s.disputes.len(), 1);
     assert!(s.disputes.contains_key(&dispute_id(&id, index)));
     assert!(record(&s).audits_flagged >= STATISTICAL_MIN_FLAGS);
@@ -763,30 +781,12 @@ fn an_upstream_provider_is_flagged_not_slashed_until_a_pattern_shows() {
 /// The same failing verdict on a replayable provider's job opens a dispute at once.
 #[test]
 fn a_replayable_providers_failed_audit_goes_to_a_committee_at_once() {
-    let k = common::keys(2, 210);
-    let provider = &k[0];
-    let mut s = chain(&k, |p| {
-        p.min_provider_stake = 1;
-        p.audit.audit_rate_ppm = 1_000_000;
-    });
-    let min = s.params.min_validator_bond;
-    ok(&mut s, &k[1], bond(min));
-    ok(&mut s, provider, register(COLLATERAL));
-    let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
-    ok(&mut s, provider, commit(2));
-    block(&mut s, None);
-    let fail = TxKind::SubmitVerdict {
-        batch: id,
-        index: 0,
-        leaf: Hash32::ZERO,
-        passed: false,
-        evidence: Hash32::ZERO,
-    };
-    ok(&mut s, &k[1], fail);
+    let (mut s, k, id) = audited(2, 210, register_as(true), 2);
+    ok(&mut s, &k[1], verdict(id, 0, false));
     assert_eq!(s.disputes.len(), 1);
     let flagged = s
         .provider_audits
-        .get(&provider.account())
+        .get(&k[0].account())
         .map_or(0, |r| r.audits_flagged);
     assert_eq!(flagged, 0);
 }
@@ -797,33 +797,12 @@ fn a_replayable_providers_failed_audit_goes_to_a_committee_at_once() {
 /// While a verdict or dispute can reach its jobs the flag cannot change.
 #[test]
 fn a_caught_provider_cannot_switch_to_statistical_judging() {
-    let k = common::keys(2, 220);
+    let (mut s, k, id) = audited(2, 220, register_as(true), 2);
     let provider = &k[0];
-    let mut s = chain(&k, |p| {
-        p.min_provider_stake = 1;
-        p.audit.audit_rate_ppm = 1_000_000;
-    });
-    let min = s.params.min_validator_bond;
-    ok(&mut s, &k[1], bond(min));
-    ok(&mut s, provider, register(COLLATERAL));
-    let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
-    ok(&mut s, provider, commit(2));
-    block(&mut s, None);
-    let fail = TxKind::SubmitVerdict {
-        batch: id,
-        index: 0,
-        leaf: Hash32::ZERO,
-        passed: false,
-        evidence: Hash32::ZERO,
-    };
-    ok(&mut s, &k[1], fail);
+    ok(&mut s, &k[1], verdict(id, 0, false));
     assert_eq!(s.disputes.len(), 1);
-    let mut upstream = register(COLLATERAL);
-    if let TxKind::RegisterProvider { replayable, .. } = &mut upstream {
-        *replayable = false;
-    }
     assert!(matches!(
-        send(&mut s, provider, upstream.clone()),
+        send(&mut s, provider, register_as(false)),
         Some(TxError::CollateralLocked { .. })
     ));
     assert!(s.providers[&provider.account()].replayable);

@@ -10,10 +10,10 @@ mod common;
 
 use agora_ledger::{build_block, BlockCandidate, State, TxError};
 use agora_types::audit::{batch_id, dispute_id};
-use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind, Voucher};
+use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind};
 use proptest::prelude::*;
 
-use common::{block, send};
+use common::{block, send, settlement};
 
 const CHAIN: &str = "audits-test";
 const AUDIT_WINDOW: u64 = 20;
@@ -510,14 +510,12 @@ fn collateral_must_cover_twenty_reference_jobs_and_stays_locked_while_audited() 
     );
 }
 
-#[test]
-fn channel_settlements_are_audited_like_commits() {
-    let (mut s, k, _, supply) = world();
-    let (provider, client) = (&k[0], &k[5]);
+/// `client` opens a channel of 1,000 to `provider` for the model; its id.
+fn open_channel(s: &mut State, client: &Keypair, provider: &Keypair) -> Hash32 {
     let channel =
         agora_types::channel_id(CHAIN, &client.account(), s.account(&client.account()).nonce);
     ok(
-        &mut s,
+        s,
         client,
         TxKind::OpenChannel {
             provider: provider.account(),
@@ -525,16 +523,20 @@ fn channel_settlements_are_audited_like_commits() {
             deposit: 1_000,
         },
     );
+    channel
+}
+
+#[test]
+fn channel_settlements_are_audited_like_commits() {
+    let (mut s, k, _, supply) = world();
+    let (provider, client) = (&k[0], &k[5]);
+    let channel = open_channel(&mut s, client, provider);
     let settle = |s: &mut State, cumulative: u64, jobs: u64| {
-        let voucher = Voucher {
-            channel,
-            cumulative,
-            receipts_root: Hash32::digest(&jobs.to_le_bytes()),
-            jobs,
-        }
-        .sign(client);
         let id = batch_id(&provider.account(), s.account(&provider.account()).nonce);
-        (id, send(s, provider, TxKind::SettleChannel { voucher }))
+        (
+            id,
+            send(s, provider, settlement(client, channel, cumulative, jobs)),
+        )
     };
     let (first, err) = settle(&mut s, 10, 3);
     assert_eq!(err, None);
@@ -593,27 +595,10 @@ fn channel_settlements_are_audited_like_commits() {
 fn a_settlement_adds_at_most_a_batchs_worth_of_jobs() {
     let (mut s, k, _, supply) = world();
     let (provider, client) = (&k[0], &k[5]);
-    let channel =
-        agora_types::channel_id(CHAIN, &client.account(), s.account(&client.account()).nonce);
-    ok(
-        &mut s,
-        client,
-        TxKind::OpenChannel {
-            provider: provider.account(),
-            model: model().id,
-            deposit: 1_000,
-        },
-    );
+    let channel = open_channel(&mut s, client, provider);
     let max = s.params.audit.max_batch_jobs;
     let settle = |s: &mut State, cumulative: u64, jobs: u64| {
-        let voucher = Voucher {
-            channel,
-            cumulative,
-            receipts_root: Hash32::digest(&jobs.to_le_bytes()),
-            jobs,
-        }
-        .sign(client);
-        send(s, provider, TxKind::SettleChannel { voucher })
+        send(s, provider, settlement(client, channel, cumulative, jobs))
     };
     // Attack (issue 13, #6): a colluding client signs a voucher for u64::MAX
     // jobs, which every node would iterate over to draw audits.

@@ -7,9 +7,11 @@ mod common;
 use agora_ledger::{State, TxError};
 use agora_types::{
     channel_id, Hash32, Keypair, ModelEntry, ModelId, Price, ProviderInfo, SignedTransaction,
-    Transaction, TxKind, Voucher,
+    Transaction, TxKind,
 };
 use proptest::prelude::*;
+
+use common::settlement;
 
 const CHAIN: &str = "channel-test";
 const WINDOW: u64 = 10;
@@ -73,17 +75,6 @@ fn send(s: &mut State, key: &Keypair, kind: TxKind, height: u64) -> Result<(), T
     result
 }
 
-fn voucher(client: &Keypair, channel: Hash32, cumulative: u64, jobs: u64) -> TxKind {
-    let voucher = Voucher {
-        channel,
-        cumulative,
-        receipts_root: Hash32::digest(&jobs.to_le_bytes()),
-        jobs,
-    }
-    .sign(client);
-    TxKind::SettleChannel { voucher }
-}
-
 #[test]
 fn lifecycle_pays_exactly_what_vouchers_owe() {
     let k = keys(3);
@@ -100,28 +91,28 @@ fn lifecycle_pays_exactly_what_vouchers_owe() {
     assert_eq!(s.account(&client.account()).balance, 9_000);
     assert_eq!(s.channels[&id].escrow(), 1_000);
 
-    send(&mut s, provider, voucher(client, id, 300, 3), 2).unwrap();
+    send(&mut s, provider, settlement(client, id, 300, 3), 2).unwrap();
     assert_eq!(s.account(&provider.account()).balance, 10_300);
     assert_eq!(s.channels[&id].jobs, 3);
     // The same voucher again, a smaller one, one beyond the deposit, one signed
     // by someone else, one settled by someone else: all refused.
     assert!(matches!(
-        send(&mut s, provider, voucher(client, id, 300, 3), 3),
+        send(&mut s, provider, settlement(client, id, 300, 3), 3),
         Err(TxError::StaleVoucher {
             cumulative: 300,
             paid: 300
         })
     ));
     assert!(matches!(
-        send(&mut s, provider, voucher(client, id, 1_001, 9), 3),
+        send(&mut s, provider, settlement(client, id, 1_001, 9), 3),
         Err(TxError::VoucherExceedsDeposit { .. })
     ));
     assert_eq!(
-        send(&mut s, provider, voucher(stranger, id, 400, 4), 3),
+        send(&mut s, provider, settlement(stranger, id, 400, 4), 3),
         Err(TxError::BadVoucherSignature)
     );
     assert!(matches!(
-        send(&mut s, stranger, voucher(client, id, 400, 4), 3),
+        send(&mut s, stranger, settlement(client, id, 400, 4), 3),
         Err(TxError::NotChannelParty { .. })
     ));
     let top_up = TxKind::TopUpChannel {
@@ -129,7 +120,7 @@ fn lifecycle_pays_exactly_what_vouchers_owe() {
         amount: 500,
     };
     send(&mut s, client, top_up, 4).unwrap();
-    send(&mut s, provider, voucher(client, id, 1_400, 14), 5).unwrap();
+    send(&mut s, provider, settlement(client, id, 1_400, 14), 5).unwrap();
 
     // The client starts closing; it cannot finish before the window passes.
     send(&mut s, client, TxKind::CloseChannel { channel: id }, 10).unwrap();
@@ -149,14 +140,14 @@ fn lifecycle_pays_exactly_what_vouchers_owe() {
         Err(TxError::ChannelClosing(id))
     );
     // The provider settles its last voucher inside the window.
-    send(&mut s, provider, voucher(client, id, 1_450, 15), 15).unwrap();
+    send(&mut s, provider, settlement(client, id, 1_450, 15), 15).unwrap();
     send(&mut s, client, TxKind::FinishClose { channel: id }, 20).unwrap();
     assert!(s.channels.is_empty());
     assert_eq!(s.account(&provider.account()).balance, 10_000 + 1_450);
     assert_eq!(s.account(&client.account()).balance, 10_000 - 1_450);
     assert_eq!(s.total_supply(), supply);
     assert_eq!(
-        send(&mut s, provider, voucher(client, id, 1_460, 16), 21),
+        send(&mut s, provider, settlement(client, id, 1_460, 16), 21),
         Err(TxError::UnknownChannel(id))
     );
 }
@@ -172,7 +163,7 @@ fn provider_close_refunds_at_once() {
         deposit: 600,
     };
     send(&mut s, &k[0], open, 1).unwrap();
-    send(&mut s, &k[1], voucher(&k[0], id, 250, 2), 2).unwrap();
+    send(&mut s, &k[1], settlement(&k[0], id, 250, 2), 2).unwrap();
     send(&mut s, &k[1], TxKind::CloseChannel { channel: id }, 3).unwrap();
     assert!(s.channels.is_empty());
     assert_eq!(s.account(&k[0].account()).balance, 750);
@@ -248,7 +239,7 @@ proptest! {
                     let id = pick(channel);
                     let before = s.channels.get(&id).map(|c| c.paid);
                     let balance = s.account(&k[sender].account()).balance;
-                    if send(&mut s, &k[sender], voucher(&k[signer], id, cumulative, step as u64), height).is_ok() {
+                    if send(&mut s, &k[sender], settlement(&k[signer], id, cumulative, step as u64), height).is_ok() {
                         let c = &s.channels[&id];
                         prop_assert_eq!(c.client, k[signer].account(), "a voucher not signed by the client paid");
                         prop_assert_eq!(c.provider, k[sender].account());

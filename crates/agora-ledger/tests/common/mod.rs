@@ -5,7 +5,9 @@
 
 use agora_ledger::{build_block, BlockCandidate, Genesis, State, TxError};
 use agora_testkit::GenesisBuilder;
-use agora_types::{AccountId, Keypair, ModelEntry, SignedTransaction, Transaction, TxKind};
+use agora_types::{
+    AccountId, Hash32, Keypair, ModelEntry, SignedTransaction, Transaction, TxKind, Voucher,
+};
 
 /// `n` keys from the seeds `first`, `first + 1`, ….
 pub fn keys(n: u8, first: u8) -> Vec<Keypair> {
@@ -59,4 +61,17 @@ pub fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
 pub fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
     let tx = signed(s, key, kind);
     block(s, Some(tx))
+}
+
+/// `SettleChannel` of `channel` with `client`'s voucher for `cumulative`
+/// over `jobs` jobs (the receipts root stands in for the jobs' leaves).
+pub fn settlement(client: &Keypair, channel: Hash32, cumulative: u64, jobs: u64) -> TxKind {
+    let voucher = Voucher {
+        channel,
+        cumulative,
+        receipts_root: Hash32::digest(&jobs.to_le_bytes()),
+        jobs,
+    }
+    .sign(client);
+    TxKind::SettleChannel { voucher }
 }
