@@ -8,7 +8,7 @@ use agora_ledger::{build_block, BlockCandidate, Params, State, TxError};
 use agora_types::audit::{batch_id, dispute_id};
 use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind};
 
-use common::{block, send, signed};
+use common::{block, send, signed, verdict};
 
 const CHAIN: &str = "attacks-test";
 /// A chain that is not a development chain (the endpoint rule applies).
@@ -731,17 +731,6 @@ fn audited(n: u8, seed: u8, registration: TxKind, jobs: u64) -> (State, Vec<Keyp
     ok(&mut s, &k[0], commit(jobs));
     block(&mut s, None);
     (s, k, id)
-}
-
-/// A verdict on job `index` of `batch`.
-fn verdict(batch: Hash32, index: u64, passed: bool) -> TxKind {
-    TxKind::SubmitVerdict {
-        batch,
-        index,
-        leaf: Hash32::digest(&index.to_le_bytes()),
-        passed,
-        evidence: Hash32::ZERO,
-    }
 }
 
 /// Issue 13, #9: a provider that forwards to an upstream server declares

@@ -13,7 +13,7 @@ use agora_types::audit::{batch_id, dispute_id};
 use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind};
 use proptest::prelude::*;
 
-use common::{block, send, settlement};
+use common::{block, send, settlement, verdict};
 
 const CHAIN: &str = "audits-test";
 const AUDIT_WINDOW: u64 = 20;
@@ -102,16 +102,6 @@ fn commit(s: &mut State, provider: &Keypair, count: u64) -> Hash32 {
         },
     );
     id
-}
-
-fn verdict(batch: Hash32, index: u64, passed: bool) -> TxKind {
-    TxKind::SubmitVerdict {
-        batch,
-        index,
-        leaf: Hash32::digest(&index.to_le_bytes()),
-        passed,
-        evidence: Hash32::digest(b"evidence"),
-    }
 }
 
 fn vote(dispute: Hash32, agree: bool) -> TxKind {

@@ -134,6 +134,15 @@ async fn serve(key: &Keypair, dir: &std::path::Path, chain: Option<&ChainClient>
     }
 }
 
+/// [`serve`] checked against `chain`, registered there as a provider of the model.
+async fn serve_registered(key: &Keypair, dir: &std::path::Path, chain: &ChainClient) -> Served {
+    let served = serve(key, dir, Some(chain)).await;
+    register_on_chain(chain, key, &served.url, &model(), PRICE, 10_000, true)
+        .await
+        .unwrap();
+    served
+}
+
 /// Run one job to completion; returns its job id.
 async fn run_job(url: &str, seed: u64) -> Hash32 {
     run_job_paid(url, seed, false).await
@@ -387,10 +396,7 @@ async fn channel_paid_jobs_are_settled_audited_and_proven() {
         store,
         stop: _stop,
         ..
-    } = serve(&key, dir.path(), Some(&chain)).await;
-    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000, true)
-        .await
-        .unwrap();
+    } = serve_registered(&key, dir.path(), &chain).await;
     let open = TxKind::OpenChannel {
         provider: key.account(),
         model: model().id,
@@ -537,10 +543,7 @@ async fn transcripts_are_deleted_once_no_audit_or_dispute_can_reach_them() {
         store,
         stop: _stop,
         ..
-    } = serve(&key, dir.path(), Some(&chain)).await;
-    register_on_chain(&chain, &key, &url, &model(), PRICE, 10_000, true)
-        .await
-        .unwrap();
+    } = serve_registered(&key, dir.path(), &chain).await;
     let config = BatchConfig {
         max_jobs: 1,
         max_age: Duration::from_secs(3600),

@@ -75,3 +75,14 @@ pub fn settlement(client: &Keypair, channel: Hash32, cumulative: u64, jobs: u64)
     .sign(client);
     TxKind::SettleChannel { voucher }
 }
+
+/// `SubmitVerdict` on job `index` of `batch` (leaf and evidence stand-ins).
+pub fn verdict(batch: Hash32, index: u64, passed: bool) -> TxKind {
+    TxKind::SubmitVerdict {
+        batch,
+        index,
+        leaf: Hash32::digest(&index.to_le_bytes()),
+        passed,
+        evidence: Hash32::digest(b"evidence"),
+    }
+}
