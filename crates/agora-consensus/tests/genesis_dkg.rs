@@ -243,26 +243,32 @@ fn genesis_dkg_completes_then_blocks_finalize() {
     }
 }
 
+/// A genesis DKG among `roles` under `seed`: the honest validators finish
+/// it, agree on epoch 0, each hold only their own share, and finalize 8
+/// blocks consistently; then `more` checks the cluster.
+fn honest_ones_finish_the_dkg(seed: u64, roles: [DkgRole; 4], more: fn(&Cluster)) {
+    runner(seed).start(|context| async move {
+        let (_, genesis) = accounts_and_genesis(ACCOUNTS);
+        let supply = (ACCOUNTS as u128) * u128::from(FUNDING);
+        let mut cluster = Cluster::start_dkg(context.child("cluster"), &roles, genesis).await;
+        let honest: Vec<usize> = (0..roles.len())
+            .filter(|&i| roles[i] == DkgRole::Honest)
+            .collect();
+        wait_for_dkg(&mut cluster, &honest, 1).await;
+        assert_same_genesis_epoch(&cluster, &honest);
+        assert_own_shares(&cluster, &honest);
+        cluster.wait_height(&honest, 8, LIMIT).await;
+        assert!(cluster.assert_consistent_among(&honest, supply) >= 8);
+        more(&cluster);
+    });
+}
+
 /// One of four validators never comes online: the other three still finish
 /// the DKG (with every genesis validator as a player) and finalize blocks.
 #[test]
 fn genesis_dkg_survives_an_offline_validator() {
-    runner(11).start(|context| async move {
-        let (_, genesis) = accounts_and_genesis(ACCOUNTS);
-        let supply = (ACCOUNTS as u128) * u128::from(FUNDING);
-        let roles = [
-            DkgRole::Honest,
-            DkgRole::Honest,
-            DkgRole::Honest,
-            DkgRole::Offline,
-        ];
-        let mut cluster = Cluster::start_dkg(context.child("cluster"), &roles, genesis).await;
-        let online = [0, 1, 2];
-        wait_for_dkg(&mut cluster, &online, 1).await;
-        assert_same_genesis_epoch(&cluster, &online);
-        assert_own_shares(&cluster, &online);
-        cluster.wait_height(&online, 8, LIMIT).await;
-        assert!(cluster.assert_consistent_among(&online, supply) >= 8);
+    use DkgRole::{Honest, Offline};
+    honest_ones_finish_the_dkg(11, [Honest, Honest, Honest, Offline], |cluster| {
         assert!(cluster.dkg_records(3).is_empty());
     });
 }
@@ -272,23 +278,8 @@ fn genesis_dkg_survives_an_offline_validator() {
 /// and finalize blocks.
 #[test]
 fn genesis_dkg_survives_malformed_dealings() {
-    runner(12).start(|context| async move {
-        let (_, genesis) = accounts_and_genesis(ACCOUNTS);
-        let supply = (ACCOUNTS as u128) * u128::from(FUNDING);
-        let roles = [
-            DkgRole::Honest,
-            DkgRole::Garbage,
-            DkgRole::Honest,
-            DkgRole::Honest,
-        ];
-        let mut cluster = Cluster::start_dkg(context.child("cluster"), &roles, genesis).await;
-        let honest = [0, 2, 3];
-        wait_for_dkg(&mut cluster, &honest, 1).await;
-        assert_same_genesis_epoch(&cluster, &honest);
-        assert_own_shares(&cluster, &honest);
-        cluster.wait_height(&honest, 8, LIMIT).await;
-        assert!(cluster.assert_consistent_among(&honest, supply) >= 8);
-    });
+    use DkgRole::{Garbage, Honest};
+    honest_ones_finish_the_dkg(12, [Honest, Garbage, Honest, Honest], |_| {});
 }
 
 /// A validator restarted after the DKG does not run it again: it reports the

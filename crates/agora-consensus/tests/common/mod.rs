@@ -316,38 +316,7 @@ impl Cluster {
             (genesis_n..n)
                 .map(|i| ValidatorKeys::joiner(agora_consensus::keys::devnet_identity(7, i))),
         );
-        let (network, oracle) = simulated::Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: 1 << 20,
-                max_peers_per_set: NZUsize!(n),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(3),
-            },
-            members.iter().map(|m| m.public_key()),
-        )
-        .await;
-        network.start();
-        let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-        let mut cluster = Cluster {
-            context,
-            oracle,
-            keys,
-            members,
-            genesis,
-            pools: (0..n).map(|_| InMemoryTxSource::new()).collect(),
-            logs: (0..n).map(|_| Arc::default()).collect(),
-            handles: (0..n).map(|_| None).collect(),
-            notify_tx,
-            notify_rx,
-            limits: BlockLimits {
-                max_txs: 8,
-                ..BlockLimits::default()
-            },
-            blocks_per_epoch: DEFAULT_SIM_EPOCH,
-            dkg: None,
-        };
-        cluster.link_all(good_link()).await;
+        let mut cluster = Self::assemble(context, members, keys, genesis, None).await;
         for (i, role) in roles.iter().enumerate() {
             match role {
                 Role::Honest => cluster.spawn(i),
@@ -373,6 +342,33 @@ impl Cluster {
         let members: Vec<ValidatorKeys> = (0..n)
             .map(|i| ValidatorKeys::joiner(PrivateKey::from_seed(0xD1C6_0000 + i as u64)))
             .collect();
+        // Unused in DKG mode: nothing is dealt.
+        let keys = agora_consensus::devnet_keys(7, 1).expect("devnet keys");
+        let dkg = GenesisDkgSim {
+            roles: roles.to_vec(),
+            outcomes: (0..n).map(|_| Arc::default()).collect(),
+        };
+        let mut cluster = Self::assemble(context, members, keys, genesis, Some(dkg)).await;
+        for (i, role) in roles.iter().enumerate() {
+            match role {
+                DkgRole::Honest => cluster.spawn(i),
+                DkgRole::Offline => {}
+                DkgRole::Garbage => cluster.spawn_garbage(i),
+            }
+        }
+        cluster
+    }
+
+    /// The simulated network of `members` (all linked) and a cluster on it
+    /// with nothing started yet.
+    async fn assemble(
+        context: deterministic::Context,
+        members: Vec<ValidatorKeys>,
+        keys: DevnetKeys,
+        genesis: Genesis,
+        dkg: Option<GenesisDkgSim>,
+    ) -> Self {
+        let n = members.len();
         let (network, oracle) = simulated::Network::new_with_peers(
             context.child("network"),
             simulated::Config {
@@ -386,11 +382,10 @@ impl Cluster {
         .await;
         network.start();
         let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             context,
             oracle,
-            // Unused in DKG mode: nothing is dealt.
-            keys: agora_consensus::devnet_keys(7, 1).expect("devnet keys"),
+            keys,
             members,
             genesis,
             pools: (0..n).map(|_| InMemoryTxSource::new()).collect(),
@@ -403,19 +398,9 @@ impl Cluster {
                 ..BlockLimits::default()
             },
             blocks_per_epoch: DEFAULT_SIM_EPOCH,
-            dkg: Some(GenesisDkgSim {
-                roles: roles.to_vec(),
-                outcomes: (0..n).map(|_| Arc::default()).collect(),
-            }),
+            dkg,
         };
         cluster.link_all(good_link()).await;
-        for (i, role) in roles.iter().enumerate() {
-            match role {
-                DkgRole::Honest => cluster.spawn(i),
-                DkgRole::Offline => {}
-                DkgRole::Garbage => cluster.spawn_garbage(i),
-            }
-        }
         cluster
     }
 
