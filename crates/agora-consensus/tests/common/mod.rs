@@ -504,63 +504,47 @@ impl Cluster {
             log: self.logs[i].clone(),
             notify: self.notify_tx.clone(),
         };
-        if let Some(dkg) = &self.dkg {
+        // With a genesis DKG, epoch 0 (and the share) come from the ceremony.
+        let ceremony = self.dkg.as_ref().map(|dkg| {
             let dkg_config = GenesisDkgConfig {
                 identity: self.members[i].identity.clone(),
                 participants: self.genesis_participants(),
                 partition_prefix: format!("g{i}"),
                 blocks: GENESIS_DKG_BLOCKS,
             };
-            let record = dkg.outcomes[i].clone();
-            let notify = self.notify_tx.clone();
-            let handle = self
-                .context
-                .child("validator")
-                .with_attribute("index", i)
-                .spawn(move |context| async move {
-                    let channels = register(&control).await;
-                    let dkg_channels = register_channels(&control, GENESIS_DKG_CHANNELS).await;
-                    let dkg = run_genesis_dkg(
-                        context.child("genesis_dkg"),
-                        dkg_config,
-                        manager.clone(),
-                        control.clone(),
-                        into_channels(dkg_channels),
-                    )
-                    .await
-                    .expect("genesis DKG");
-                    record.lock().unwrap().push(DkgRecord {
-                        genesis_epoch: dkg.genesis_epoch.clone(),
-                        share: dkg.keys.genesis.as_ref().map(|g| g.share.clone()),
-                    });
-                    let _ = notify.send((i, 0));
-                    let config = ValidatorConfig {
-                        keys: dkg.keys,
-                        genesis_epoch: dkg.genesis_epoch,
-                        ..config
-                    };
-                    let _handles = start_validator(
-                        context,
-                        config,
-                        sink,
-                        manager.clone(),
-                        manager,
-                        control.clone(),
-                        channels,
-                    )
-                    .await
-                    .expect("start validator");
-                    futures::future::pending::<()>().await;
-                });
-            self.handles[i] = Some(handle);
-            return;
-        }
+            (dkg_config, dkg.outcomes[i].clone(), self.notify_tx.clone())
+        });
         let handle = self
             .context
             .child("validator")
             .with_attribute("index", i)
             .spawn(move |context| async move {
                 let channels = register(&control).await;
+                let config = match ceremony {
+                    None => config,
+                    Some((dkg_config, record, notify)) => {
+                        let dkg_channels = register_channels(&control, GENESIS_DKG_CHANNELS).await;
+                        let dkg = run_genesis_dkg(
+                            context.child("genesis_dkg"),
+                            dkg_config,
+                            manager.clone(),
+                            control.clone(),
+                            into_channels(dkg_channels),
+                        )
+                        .await
+                        .expect("genesis DKG");
+                        record.lock().unwrap().push(DkgRecord {
+                            genesis_epoch: dkg.genesis_epoch.clone(),
+                            share: dkg.keys.genesis.as_ref().map(|g| g.share.clone()),
+                        });
+                        let _ = notify.send((i, 0));
+                        ValidatorConfig {
+                            keys: dkg.keys,
+                            genesis_epoch: dkg.genesis_epoch,
+                            ..config
+                        }
+                    }
+                };
                 let _handles = start_validator(
                     context,
                     config,
