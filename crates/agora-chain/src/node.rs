@@ -321,6 +321,7 @@ impl Node {
                 proposer: self.inner.key.account(),
                 timestamp_ms,
                 txs,
+                randomness: agora_types::Hash32::ZERO,
             },
         );
         let rejected: Vec<(Hash32, Rejection)> = built

@@ -309,6 +309,7 @@ async fn finalized_blocks_commit_in_order_with_their_finality() {
             proposer: a.account(),
             timestamp_ms: 10,
             txs: vec![pending],
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     let b2 = build_block(
@@ -317,6 +318,7 @@ async fn finalized_blocks_commit_in_order_with_their_finality() {
             proposer: b.account(),
             timestamp_ms: 20,
             txs: vec![],
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     let finality = Finality {

@@ -18,6 +18,7 @@ use crate::block::{consensus_commitment, to_hash, ConsensusBlock, Digest, RoundC
 use crate::keys::{PrivateKey, PublicKey, Scheme};
 use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
+use crate::seeds::{check_parent_seed, seed_randomness, Seed, SeedBook, SeedError, SeedVerifier};
 
 /// Limits a proposer respects and a verifier enforces.
 #[derive(Clone, Copy, Debug)]
@@ -73,7 +74,15 @@ pub enum VerifyError {
     /// The block names another round than the one it was proposed in.
     #[error("block was built for another round")]
     WrongRound,
+    /// The block's parent seed (the ledger's draw randomness) is refused.
+    #[error(transparent)]
+    Seed(#[from] SeedError),
 }
+
+/// How long a leader waits for its parent round's seed before it gives up
+/// proposing (the seed normally arrives with the parent's notarization,
+/// before the leader is asked to propose).
+const SEED_WAIT: Duration = Duration::from_secs(2);
 
 /// What the resharing wrapper hands a proposal: the payload to include.
 pub type ProposalInput =
@@ -136,6 +145,9 @@ pub struct AgoraApp<T: TxSource> {
     ledger: LedgerView,
     txs: T,
     limits: BlockLimits,
+    /// Parent seeds: where a leader finds them and how a verifier checks
+    /// them (`None`: blocks carry none, as on a chain without threshold keys).
+    seeds: Option<(SeedBook, SeedVerifier)>,
 }
 
 impl<T: TxSource> AgoraApp<T> {
@@ -145,6 +157,35 @@ impl<T: TxSource> AgoraApp<T> {
             ledger,
             txs,
             limits,
+            seeds: None,
+        }
+    }
+
+    /// Carry each parent round's seed (found in `book`) in every proposal and
+    /// require it, checked by `verifier`, in every block verified.
+    pub fn with_seeds(mut self, book: SeedBook, verifier: SeedVerifier) -> Self {
+        self.seeds = Some((book, verifier));
+        self
+    }
+
+    /// The seed a block on `parent` must carry: `Ok(None)` without seeds or
+    /// on genesis; `Err` if the parent round's seed did not arrive in time.
+    async fn parent_seed(
+        &self,
+        runtime: &impl Clock,
+        parent: &ConsensusBlock,
+    ) -> Result<Option<Seed>, ()> {
+        let (Some((book, _)), Some(context)) = (&self.seeds, block_context(parent)) else {
+            return Ok(None);
+        };
+        let wait = book.wait(context.round);
+        let timeout = std::pin::pin!(runtime.sleep(SEED_WAIT));
+        match futures::future::select(wait, timeout).await {
+            futures::future::Either::Left((Ok(seed), _)) => Ok(Some(seed)),
+            _ => {
+                warn!(round = ?context.round, "no seed for the parent round: not proposing");
+                Err(())
+            }
         }
     }
 
@@ -189,13 +230,15 @@ impl<T: TxSource> AgoraApp<T> {
     }
 
     /// Build the block `leader` proposes on `parent` at `timestamp_ms`, within
-    /// limits, committing to `consensus` (see [`consensus_commitment`]).
+    /// limits, committing to `consensus` (see [`consensus_commitment`]) and
+    /// drawing from `randomness` (its parent round's seed's).
     pub fn build(
         &self,
         parent: &State,
         leader: AccountId,
         timestamp_ms: u64,
         consensus: agora_types::Hash32,
+        randomness: agora_types::Hash32,
     ) -> (Block, State) {
         let mut candidates = self.txs.candidates(self.limits.max_txs);
         loop {
@@ -205,6 +248,7 @@ impl<T: TxSource> AgoraApp<T> {
                     proposer: leader,
                     timestamp_ms,
                     txs: candidates.clone(),
+                    randomness,
                 },
                 |tx| self.txs.signature_verified(tx),
             )
@@ -236,6 +280,7 @@ where
         input: ProposalInput,
     ) -> Option<Digested<ConsensusBlock>> {
         let parent = ancestry.next().await?;
+        let seed = self.parent_seed(&runtime, parent.inner()).await.ok()?;
         let parent_state = self.state_after(parent, &mut ancestry).await?;
         let leader = proposer_account(&context.leader);
         let interval = u64::try_from(self.limits.min_block_interval.as_millis()).unwrap_or(0);
@@ -247,7 +292,14 @@ where
         }
         let payload = input.payload;
         let commitment = consensus_commitment(&context, payload.as_ref());
-        let (block, state) = self.build(&parent_state, leader, now_ms(&runtime), commitment);
+        let randomness = seed_randomness(seed.as_ref());
+        let (block, state) = self.build(
+            &parent_state,
+            leader,
+            now_ms(&runtime),
+            commitment,
+            randomness,
+        );
         debug!(
             height = block.header.height,
             txs = block.txs.len(),
@@ -256,7 +308,7 @@ where
         );
         let digest = crate::block::to_digest(block.header.id());
         self.ledger.insert(Arc::new(state));
-        let block = ConsensusBlock::agora(block, context, payload);
+        let block = ConsensusBlock::agora(block, context, payload, seed);
         debug_assert_eq!(block.digest(), digest);
         Some(Digested::precomputed(block, digest))
     }
@@ -295,6 +347,16 @@ where
         let Some(parent) = ancestry.next().await else {
             return futures::future::pending().await;
         };
+        if let Some((book, verifier)) = &self.seeds {
+            if let Err(e) = check_parent_seed(parent.inner(), block.inner(), verifier) {
+                let e = VerifyError::from(e);
+                warn!(height = agora.header.height, error = %e, "rejecting block");
+                return false;
+            }
+            if let Some(seed) = block.inner().seed() {
+                book.insert(seed.clone());
+            }
+        }
         let Some(parent_state) = self.state_after(parent, &mut ancestry).await else {
             // Unresolvable parent (dead fork or missing data): abstain.
             return futures::future::pending().await;

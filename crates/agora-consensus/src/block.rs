@@ -11,7 +11,8 @@ use std::num::NonZeroU32;
 use agora_types::{codec, Block, Hash32};
 use bytes::{BufMut, Bytes};
 use commonware_codec::{
-    Buf, Encode, EncodeSize, Error as CodecError, MaxEncodeSize, RangeCfg, Read, ReadExt, Write,
+    Buf, Encode, EncodeSize, Error as CodecError, FixedSize, MaxEncodeSize, RangeCfg, Read,
+    ReadExt, Write,
 };
 use commonware_consensus::{
     simplex::types::Context,
@@ -19,13 +20,17 @@ use commonware_consensus::{
     BoundedBlock, CertifiableBlock, Heightable,
 };
 use commonware_cryptography::{
-    bls12381::primitives::{sharing::ModeVersion, variant::MinSig},
+    bls12381::primitives::{
+        sharing::ModeVersion,
+        variant::{MinSig, Variant},
+    },
     sha256, Digestible,
 };
 use commonware_glue::dkg::{types, ReshareBlock};
 use commonware_utils::sequence::Unit;
 
 use crate::keys::PublicKey;
+use crate::seeds::{seed_randomness, Seed};
 
 /// Consensus digest type (32 bytes; holds an agora BLAKE3 block id).
 pub type Digest = sha256::Digest;
@@ -105,17 +110,39 @@ pub enum ConsensusBlock {
         context: RoundContext,
         /// The resharing artifact it carries, if any.
         payload: Option<Box<Payload>>,
+        /// The parent round's threshold VRF seed (`None` on genesis), which
+        /// the header's `randomness` hashes ([`seed_randomness`]).
+        seed: Option<Seed>,
     },
 }
 
 impl ConsensusBlock {
-    /// An agora block proposed in `context` carrying `payload`; sets the header commitment.
-    pub fn agora(mut block: Block, context: RoundContext, payload: Option<Payload>) -> Self {
+    /// An agora block proposed in `context` carrying `payload` and its parent
+    /// round's `seed`; sets the header commitment. The header's randomness
+    /// must already be the seed's ([`seed_randomness`]; the block was built
+    /// with it, since the ledger draws from it): decoding and
+    /// [`check_parent_seed`](crate::seeds::check_parent_seed) refuse it otherwise.
+    pub fn agora(
+        mut block: Block,
+        context: RoundContext,
+        payload: Option<Payload>,
+        seed: Option<Seed>,
+    ) -> Self {
         block.header.consensus = consensus_commitment(&context, payload.as_ref());
         ConsensusBlock::Agora {
             block,
             context,
             payload: payload.map(Box::new),
+            seed,
+        }
+    }
+
+    /// The parent round's seed a block carries (`None` on genesis and on a
+    /// block built on genesis).
+    pub fn seed(&self) -> Option<&Seed> {
+        match self {
+            ConsensusBlock::Agora { seed, .. } => seed.as_ref(),
+            ConsensusBlock::Genesis { .. } => None,
         }
     }
 
@@ -148,10 +175,12 @@ impl std::fmt::Debug for ConsensusBlock {
                 block,
                 context,
                 payload,
+                seed,
             } => f
                 .debug_struct("Agora")
                 .field("block", block)
                 .field("context", context)
+                .field("seed_round", &seed.as_ref().map(|s| s.round))
                 .field(
                     "payload",
                     &payload.as_deref().map(|p| match p {
@@ -176,11 +205,13 @@ impl Write for ConsensusBlock {
                 block,
                 context,
                 payload,
+                seed,
             } => {
                 TAG_AGORA.write(w);
                 Bytes::from(codec::encode(block)).write(w);
                 context.write(w);
                 payload.as_deref().cloned().write(w);
+                seed.write(w);
             }
         }
     }
@@ -194,10 +225,12 @@ impl EncodeSize for ConsensusBlock {
                 block,
                 context,
                 payload,
+                seed,
             } => {
                 1 + Bytes::from(codec::encode(block)).encode_size()
                     + context.encode_size()
                     + payload.as_deref().cloned().encode_size()
+                    + seed.encode_size()
             }
         }
     }
@@ -251,10 +284,18 @@ impl Read for ConsensusBlock {
                         "header does not commit to its consensus data",
                     ));
                 }
+                let seed = Option::<Seed>::read(r)?;
+                if block.header.randomness != seed_randomness(seed.as_ref()) {
+                    return Err(CodecError::Invalid(
+                        "ConsensusBlock",
+                        "header randomness is not its seed's",
+                    ));
+                }
                 Ok(ConsensusBlock::Agora {
                     block,
                     context,
                     payload: payload.map(Box::new),
+                    seed,
                 })
             }
             tag => Err(CodecError::InvalidEnum(tag)),
@@ -328,13 +369,16 @@ impl ReshareBlock for ConsensusBlock {
 
 impl BoundedBlock for ConsensusBlock {
     fn max_encode_size(cfg: &BlockCfg) -> usize {
-        // tag + varint length (≤ 10 bytes) + body + context + optional payload;
-        // the genesis anchor is smaller.
+        // tag + varint length (≤ 10 bytes) + body + context + optional payload
+        // + optional seed; the genesis anchor is smaller.
         1 + 10
             + cfg.max_block_bytes.max(32)
             + RoundContext::MAX_ENCODE_SIZE
             + 1
             + Payload::max_encode_size(MAX_PARTICIPANTS)
+            + 1
+            + Round::MAX_ENCODE_SIZE
+            + <MinSig as Variant>::Signature::SIZE
     }
 }
 
@@ -365,6 +409,11 @@ mod tests {
         }
     }
 
+    /// The parent round's seed [`sample`] carries.
+    fn parent_seed() -> Seed {
+        crate::seeds::tests::signed_seed(1, Round::new(Epoch::new(2), View::new(8))).1
+    }
+
     fn sample() -> ConsensusBlock {
         let block = Block {
             header: BlockHeader {
@@ -376,6 +425,7 @@ mod tests {
                 tx_root: Hash32::digest(b"t"),
                 state_root: Hash32::digest(b"s"),
                 consensus: Hash32::ZERO,
+                randomness: seed_randomness(Some(&parent_seed())),
             },
             txs: vec![],
         };
@@ -383,6 +433,7 @@ mod tests {
             block,
             context(),
             Some(types::Payload::EpochInfo(genesis_info())),
+            Some(parent_seed()),
         )
     }
 
@@ -396,6 +447,7 @@ mod tests {
         assert_eq!(to_hash(&b.digest()), b.agora_block().unwrap().header.id());
         assert_eq!(b.height().get(), 3);
         assert_eq!(b.context(), context());
+        assert_eq!(b.seed(), Some(&parent_seed()));
         assert!(matches!(b.payload(), Some(types::Payload::EpochInfo(_))));
         let g = ConsensusBlock::Genesis {
             hash: cfg().genesis,
@@ -427,6 +479,31 @@ mod tests {
                 block: block.clone(),
                 context,
                 payload,
+                seed: Some(parent_seed()),
+            };
+            assert!(ConsensusBlock::decode_cfg(forged.encode(), &cfg()).is_err());
+        }
+    }
+
+    #[test]
+    fn header_randomness_must_be_the_carried_seeds() {
+        let ConsensusBlock::Agora {
+            block,
+            context,
+            payload,
+            ..
+        } = sample()
+        else {
+            unreachable!()
+        };
+        let other = crate::seeds::tests::signed_seed(2, Round::new(Epoch::new(2), View::new(8))).1;
+        // The same header (randomness of `parent_seed`) beside no seed, or another one.
+        for seed in [None, Some(other)] {
+            let forged = ConsensusBlock::Agora {
+                block: block.clone(),
+                context: context.clone(),
+                payload: payload.clone(),
+                seed,
             };
             assert!(ConsensusBlock::decode_cfg(forged.encode(), &cfg()).is_err());
         }

@@ -49,6 +49,8 @@ use crate::finalized::{BlockForwarder, Delivery, FinalizedSink};
 use crate::keys::{PublicKey, Scheme, ValidatorKeys, NAMESPACE};
 use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
+use crate::seed_tap::SeedTap;
+use crate::seeds::{SeedBook, SeedVerifier};
 
 /// p2p channel of simplex votes.
 pub const CHANNEL_VOTE: u64 = 0;
@@ -421,13 +423,18 @@ where
 
     // The application, wrapped for resharing payloads and for simplex.
     let ledger = config.ledger;
-    let app = AgoraApp::new(ledger.clone(), config.txs.clone(), config.limits);
+    // Parent seeds: copied from the engine's certificates by the tap, and
+    // from finalizations by the delivery task; carried in every proposal.
+    let seeds = SeedBook::default();
+    let app = AgoraApp::new(ledger.clone(), config.txs.clone(), config.limits)
+        .with_seeds(seeds.clone(), SeedVerifier::new(group_key));
     let inline = Inline::new(
         context.child("inline"),
         reshare::Application::new(app, reshare_mailbox.clone(), per_epoch),
         marshal_mailbox.clone(),
         epocher,
     );
+    let inline = SeedTap::new(inline, seeds.clone());
 
     let (orchestrator_actor, orchestrator_mailbox) = orchestrator::Actor::new(
         context.child("orchestrator"),
@@ -481,6 +488,7 @@ where
         ledger,
         txs: config.txs,
         marshal: marshal_mailbox,
+        seeds,
     };
     let h_delivery = context
         .child("delivery")

@@ -23,8 +23,7 @@ use crate::block::{to_hash, ConsensusBlock};
 use crate::keys::Scheme;
 use crate::ledger::LedgerView;
 use crate::mempool::TxSource;
-
-const RANDOMNESS_DOMAIN: &str = "agora 2026 consensus randomness v1";
+use crate::seeds::{randomness_from_seed, SeedBook};
 
 /// A finalized agora block with what a chain node needs to persist it.
 #[derive(Clone, Debug)]
@@ -95,13 +94,6 @@ pub trait FinalizedSink: Send + 'static {
     fn deliver(&mut self, finalized: Finalized) -> Result<(), String>;
 }
 
-/// Hash a VRF seed signature into 32 bytes of randomness.
-pub fn randomness_from_seed(seed_bytes: &[u8]) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new_derive_key(RANDOMNESS_DOMAIN);
-    hasher.update(seed_bytes);
-    *hasher.finalize().as_bytes()
-}
-
 /// Marshal reporter forwarding finalized blocks to the delivery task.
 #[derive(Clone)]
 pub(crate) struct BlockForwarder {
@@ -131,6 +123,8 @@ pub(crate) struct Delivery<K: FinalizedSink, T: TxSource> {
     pub(crate) ledger: LedgerView,
     pub(crate) txs: T,
     pub(crate) marshal: MarshalMailbox,
+    /// Where finalization seeds go, for proposals on finalized parents.
+    pub(crate) seeds: SeedBook,
 }
 
 impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
@@ -144,6 +138,17 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
             None => self.ledger.genesis(),
         };
         self.ledger.finalize(state.clone());
+        // After a restart the next proposal builds on the last finalized block
+        // (or a notarized one the engine reports again): give leaders its seed.
+        if state.height > 0 {
+            if let Some(f) = self
+                .marshal
+                .get_finalization(Height::new(state.height))
+                .await
+            {
+                self.seeds.insert(f.seed());
+            }
+        }
         while let Some((block, ack)) = rx.recv().await {
             let height = block.height().get();
             if height <= state.height {
@@ -194,6 +199,9 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
         };
         let height = Height::new(agora.header.height);
         let finalization = self.marshal.get_finalization(height).await;
+        if let Some(f) = &finalization {
+            self.seeds.insert(f.seed());
+        }
         let randomness = finalization
             .as_ref()
             .map(|f| randomness_from_seed(&f.seed().encode()));

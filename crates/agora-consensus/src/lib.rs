@@ -24,6 +24,8 @@ pub mod ledger;
 pub mod light;
 pub mod mempool;
 pub mod production;
+pub mod seed_tap;
+pub mod seeds;
 
 pub use application::{verify_block, AgoraApp, BlockLimits, VerifyError};
 pub use block::{BlockCfg, ConsensusBlock};

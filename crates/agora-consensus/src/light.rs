@@ -16,8 +16,8 @@ use commonware_parallel::Sequential;
 use rand010::{rngs::StdRng, SeedableRng};
 
 use crate::block::{to_digest, Digest};
-use crate::finalized::randomness_from_seed;
 use crate::keys::{Scheme, NAMESPACE};
+use crate::seeds::randomness_from_seed;
 
 /// Why a light-client check failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -4,6 +4,9 @@ mod common;
 
 use std::time::Duration;
 
+use agora_consensus::seeds::{
+    check_parent_seed, seed_randomness, Seed, SeedBook, SeedError, SeedVerifier,
+};
 use agora_consensus::{
     application::proposer_account,
     block::{to_digest, ConsensusBlock},
@@ -12,12 +15,15 @@ use agora_consensus::{
 };
 use agora_ledger::{build_block, BlockCandidate, BlockError, State};
 use agora_types::{block::tx_root, AccountId, Block, Hash32, Transaction, TxKind};
+use commonware_consensus::simplex::scheme::Namespace;
 use commonware_consensus::{
     marshal::ancestry, simplex::types::Context, types::Epoch, types::Round, types::View,
     Application,
 };
+use commonware_cryptography::bls12381::primitives::{ops, variant::MinSig};
 use commonware_cryptography::{Digested, Signer as _};
 use commonware_runtime::{deterministic, Runner, Supervisor};
+use rand010::{rngs::StdRng, SeedableRng};
 
 use common::{accounts_and_genesis, transfers, CHAIN_ID};
 
@@ -28,6 +34,7 @@ fn honest(state: &State, leader: AccountId, txs: Vec<agora_types::SignedTransact
             proposer: leader,
             timestamp_ms: 1_000,
             txs,
+            randomness: agora_types::Hash32::ZERO,
         },
     )
     .block
@@ -224,6 +231,7 @@ fn application_proposes_and_verifies() {
                     bad,
                     context(&leader_key, genesis.hash()),
                     None,
+                    None,
                 )),
                 genesis_block.clone(),
             ]),
@@ -259,6 +267,7 @@ fn application_proposes_and_verifies() {
                 proposer: proposer_account(&leader_key),
                 timestamp_ms: 10_000_000,
                 txs: vec![],
+                randomness: agora_types::Hash32::ZERO,
             },
         )
         .block;
@@ -269,6 +278,7 @@ fn application_proposes_and_verifies() {
                 digested(ConsensusBlock::agora(
                     future,
                     context(&leader_key, genesis.hash()),
+                    None,
                     None,
                 )),
                 genesis_block.clone(),
@@ -287,5 +297,167 @@ fn application_proposes_and_verifies() {
         assert!(pool.is_empty());
         ledger.finalize(ledger.state_after(&block.header.id()).unwrap());
         assert_eq!(ledger.pending_len(), 0);
+    });
+}
+
+/// A group key for the seed tests, and the seed it signs for `round`.
+fn group_seed(
+    private: &commonware_cryptography::bls12381::primitives::group::Private,
+    round: Round,
+) -> Seed {
+    let signature = ops::sign_message::<MinSig>(
+        private,
+        &Namespace::new(agora_consensus::keys::NAMESPACE).seed,
+        &commonware_codec::Encode::encode(&round),
+    );
+    Seed::new(round, signature)
+}
+
+/// The draw randomness is the parent round's threshold seed: a leader carries
+/// it (and cannot propose without it), and a verifier refuses a block with no
+/// seed, another round's seed, a seed the group did not sign, or a header
+/// randomness of the proposer's choosing.
+#[test]
+fn blocks_carry_the_parent_rounds_seed_and_nothing_else() {
+    deterministic::Runner::default().start(|runtime| async move {
+        let (keys, genesis) = accounts_and_genesis(3);
+        let state = genesis.state().unwrap();
+        let mut rng = StdRng::seed_from_u64(5);
+        let (group, identity) = ops::keypair::<_, MinSig>(&mut rng);
+        let (forger, _) = ops::keypair::<_, MinSig>(&mut rng);
+        let leader_key = devnet_identity(1, 0).public_key();
+        let book = SeedBook::default();
+        let app_with_seeds = |ledger: LedgerView, pool: InMemoryTxSource| {
+            AgoraApp::new(ledger, pool, BlockLimits::default())
+                .with_seeds(book.clone(), SeedVerifier::new(identity))
+        };
+        let pool = InMemoryTxSource::new();
+        let ledger = LedgerView::new(state.clone());
+        let mut app = app_with_seeds(ledger.clone(), pool.clone());
+        let genesis_block = genesis_anchor(&genesis);
+        let round_1 = context(&leader_key, genesis.hash());
+
+        // On genesis: no seed, zero randomness.
+        let first = Application::<deterministic::Context>::propose(
+            &mut app,
+            (runtime.child("app"), round_1.clone()),
+            ancestry::from_iter([genesis_block.clone()]),
+            no_payload(),
+        )
+        .await
+        .expect("proposal on genesis");
+        assert_eq!(first.inner().seed(), None);
+        assert_eq!(
+            first.inner().agora_block().unwrap().header.randomness,
+            Hash32::ZERO
+        );
+
+        // On block 1 (round 0/1): no proposal until that round's seed is known.
+        let round_2 = Context {
+            round: Round::new(Epoch::zero(), View::new(2)),
+            leader: leader_key.clone(),
+            parent: (View::new(1), to_digest(first.inner().id())),
+        };
+        for tx in transfers(&keys, 1) {
+            pool.submit(tx);
+        }
+        let without_seed = Application::<deterministic::Context>::propose(
+            &mut app,
+            (runtime.child("app"), round_2.clone()),
+            ancestry::from_iter([first.clone(), genesis_block.clone()]),
+            no_payload(),
+        )
+        .await;
+        assert!(without_seed.is_none(), "a leader without the seed abstains");
+        let seed_1 = group_seed(&group, round_1.round);
+        book.insert(seed_1.clone());
+        let second = Application::<deterministic::Context>::propose(
+            &mut app,
+            (runtime.child("app"), round_2.clone()),
+            ancestry::from_iter([first.clone(), genesis_block.clone()]),
+            no_payload(),
+        )
+        .await
+        .expect("proposal with the parent's seed");
+        assert_eq!(second.inner().seed(), Some(&seed_1));
+        let header = &second.inner().agora_block().unwrap().header;
+        assert_eq!(header.randomness, seed_randomness(Some(&seed_1)));
+        assert_ne!(header.randomness, Hash32::ZERO);
+
+        // A fresh verifier accepts it (and learns the seed).
+        let verifier_book = SeedBook::default();
+        let mut verifier = AgoraApp::new(
+            LedgerView::new(state.clone()),
+            InMemoryTxSource::new(),
+            BlockLimits::default(),
+        )
+        .with_seeds(verifier_book.clone(), SeedVerifier::new(identity));
+        let verify = |verifier: &mut AgoraApp<InMemoryTxSource>, block: ConsensusBlock| {
+            let mut verifier = verifier.clone();
+            let runtime = runtime.child("verify");
+            let ancestry = [digested(block), first.clone(), genesis_block.clone()];
+            let round = round_2.clone();
+            async move {
+                Application::<deterministic::Context>::verify(
+                    &mut verifier,
+                    (runtime, round),
+                    ancestry::from_iter(ancestry),
+                )
+                .await
+            }
+        };
+        assert!(verify(&mut verifier, second.inner().clone()).await);
+        assert_eq!(verifier_book.get(round_1.round), Some(seed_1.clone()));
+
+        // The same transactions on block 1 with a seed (and matching randomness) of the
+        // proposer's choosing: none, another round's, one the group did not sign.
+        let parent_state = ledger.state_after(&first.inner().id()).unwrap();
+        let forged_seeds = [
+            None,
+            Some(group_seed(&group, Round::new(Epoch::zero(), View::new(0)))),
+            Some(group_seed(&forger, round_1.round)),
+        ];
+        for seed in forged_seeds {
+            let block = build_block(
+                &parent_state,
+                BlockCandidate {
+                    proposer: proposer_account(&leader_key),
+                    timestamp_ms: header.timestamp_ms,
+                    txs: second.inner().agora_block().unwrap().txs.clone(),
+                    randomness: seed_randomness(seed.as_ref()),
+                },
+            )
+            .block;
+            let forged = ConsensusBlock::agora(block, round_2.clone(), None, seed.clone());
+            assert!(
+                !verify(&mut verifier, forged).await,
+                "a block carrying {:?} is refused",
+                seed.map(|s| s.round)
+            );
+        }
+        // The real seed beside a randomness the proposer picked (a grinding attempt).
+        let block = build_block(
+            &parent_state,
+            BlockCandidate {
+                proposer: proposer_account(&leader_key),
+                timestamp_ms: header.timestamp_ms,
+                txs: vec![],
+                randomness: Hash32::digest(b"ground"),
+            },
+        )
+        .block;
+        let mut consensus_block = ConsensusBlock::agora(block, round_2.clone(), None, None);
+        if let ConsensusBlock::Agora { seed, .. } = &mut consensus_block {
+            *seed = Some(seed_1.clone());
+        }
+        assert!(matches!(
+            check_parent_seed(
+                first.inner(),
+                &consensus_block,
+                &SeedVerifier::new(identity)
+            ),
+            Err(SeedError::RandomnessMismatch)
+        ));
+        assert!(!verify(&mut verifier, consensus_block).await);
     });
 }

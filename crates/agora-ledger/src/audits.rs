@@ -175,10 +175,10 @@ impl State {
     }
 
     /// Draw, in the block after their creation, the audits of new batches and
-    /// the committees of new disputes, from the parent block's id (run at the
-    /// start of every block, when `last_block_id` is the parent's).
-    pub(crate) fn draw_pending(&mut self, height: Height) {
-        let parent = self.last_block_id;
+    /// the committees of new disputes, from that block's draw source (the
+    /// parent round's threshold seed under consensus; run at the start of
+    /// every block).
+    pub(crate) fn draw_pending(&mut self, height: Height, source: &Hash32) {
         let rate = self.params.audit.audit_rate_ppm;
         let candidates = self.audit_candidates();
         let markets = &self.markets;
@@ -198,7 +198,7 @@ impl State {
             if batch.seed.is_some() || batch.height >= height {
                 continue;
             }
-            let seed = draw_seed(&parent, &batch.id);
+            let seed = draw_seed(source, &batch.id);
             batch.seed = Some(seed);
             let pool = pool_of(batch.model, &[batch.provider]);
             batch.audits = draw_audits(
@@ -216,7 +216,7 @@ impl State {
             if dispute.seed.is_some() || dispute.opened_at >= height {
                 continue;
             }
-            let seed = draw_seed(&parent, &dispute.id);
+            let seed = draw_seed(source, &dispute.id);
             let model = batches.get(&dispute.batch).and_then(|b| b.model);
             let pool = pool_of(model, &[dispute.accuser, dispute.provider]);
             dispute.seed = Some(seed);

@@ -1,6 +1,9 @@
 //! Building and applying blocks.
 
-use agora_types::{block::tx_root, AccountId, Block, BlockHeader, Hash32, SignedTransaction};
+use agora_types::{
+    block::{draw_source, tx_root},
+    AccountId, Block, BlockHeader, Hash32, SignedTransaction,
+};
 
 use crate::{BlockError, State, TxError};
 
@@ -13,6 +16,9 @@ pub struct BlockCandidate {
     pub timestamp_ms: u64,
     /// Transactions in the order they should be tried.
     pub txs: Vec<SignedTransaction>,
+    /// The header's [`randomness`](BlockHeader::randomness): the parent
+    /// round's threshold seed under consensus, zero for a single producer.
+    pub randomness: Hash32,
 }
 
 /// A block ready to persist, with the state it leads to.
@@ -52,7 +58,10 @@ pub fn build_block_with(
 ) -> BuiltBlock {
     let height = state.height + 1;
     let mut next = state.clone();
-    next.begin_block(height);
+    next.begin_block(
+        height,
+        draw_source(&candidate.randomness, &state.last_block_id),
+    );
     let mut txs = Vec::with_capacity(candidate.txs.len());
     let mut rejected = Vec::new();
     for tx in candidate.txs {
@@ -70,6 +79,7 @@ pub fn build_block_with(
         tx_root: tx_root(&txs),
         state_root: Hash32::ZERO,
         consensus: Hash32::ZERO,
+        randomness: candidate.randomness,
     };
     next.height = height;
     next.last_timestamp_ms = header.timestamp_ms;
@@ -128,7 +138,7 @@ pub fn apply_block_with(
         return Err(BlockError::TxRootMismatch);
     }
     let mut next = state.clone();
-    next.begin_block(h.height);
+    next.begin_block(h.height, h.draw_source());
     for (index, tx) in block.txs.iter().enumerate() {
         apply_checked(&mut next, tx, h.height, &verified).map_err(|error| {
             BlockError::InvalidTx {

@@ -3,7 +3,7 @@
 //! Bitcoin and Bittensor do. Emission accrues to a pool that the per-tempo
 //! reward distribution pays out.
 
-use agora_types::Amount;
+use agora_types::{Amount, Hash32};
 
 use crate::State;
 
@@ -37,11 +37,13 @@ impl State {
     /// What happens at the start of every block, before its transactions:
     /// matured unbonding stake returns, the block's emission is minted, and
     /// at an epoch's first block the pool is paid out by revealed weights.
-    pub(crate) fn begin_block(&mut self, height: agora_types::Height) {
+    /// Start block `height`; `draw_source` is its header's
+    /// [`draw_source`](agora_types::BlockHeader::draw_source).
+    pub(crate) fn begin_block(&mut self, height: agora_types::Height, draw_source: Hash32) {
         self.release_unbonded(height);
         self.mint_emission();
         self.prune_audits(height);
-        self.draw_pending(height);
+        self.draw_pending(height, &draw_source);
         self.distribute_rewards(height);
         self.maybe_elect_committee(height);
     }

@@ -148,6 +148,7 @@ fn oversized_batches_and_batch_floods_are_refused() {
             proposer: AccountId([0; 32]),
             timestamp_ms: s.last_timestamp_ms + 1,
             txs,
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     assert_eq!(built.block.txs.len(), 2);

@@ -9,7 +9,7 @@
 mod common;
 
 use agora_ledger::{build_block, BlockCandidate, State, TxError};
-use agora_types::audit::{batch_id, dispute_id};
+use agora_types::audit::{batch_id, dispute_id, draw_seed};
 use agora_types::{AccountId, Hash32, Keypair, ModelEntry, Price, TxKind};
 use proptest::prelude::*;
 
@@ -212,6 +212,56 @@ fn only_the_drawn_auditor_gives_a_verdict_once_per_job() {
     assert_conserved(&s, supply);
 }
 
+/// The audits of a batch are drawn from the next header's randomness (the
+/// commit's round seed under consensus), and only from the parent's id on a
+/// chain without one: the same commit drawn under two seeds gets two draws.
+#[test]
+fn audits_are_drawn_from_the_next_headers_randomness() {
+    let (mut s, k, _, _) = world();
+    let id = batch_id(&k[0].account(), s.account(&k[0].account()).nonce);
+    ok(
+        &mut s,
+        &k[0],
+        TxKind::CommitReceipts {
+            model: model().id,
+            root: Hash32::digest(b"drawn"),
+            count: 64,
+        },
+    );
+    let next = |randomness: Hash32| {
+        build_block(
+            &s,
+            BlockCandidate {
+                proposer: AccountId([0; 32]),
+                timestamp_ms: s.last_timestamp_ms + 1,
+                txs: vec![],
+                randomness,
+            },
+        )
+    };
+    let (r1, r2) = (Hash32::digest(b"seed 1"), Hash32::digest(b"seed 2"));
+    let one = next(r1);
+    let two = next(r2);
+    let none = next(Hash32::ZERO);
+    assert_eq!(one.block.header.randomness, r1);
+    assert_eq!(one.state.batches[&id].seed, Some(draw_seed(&r1, &id)));
+    assert_eq!(two.state.batches[&id].seed, Some(draw_seed(&r2, &id)));
+    assert_eq!(
+        none.state.batches[&id].seed,
+        Some(draw_seed(&s.last_block_id, &id))
+    );
+    let auditors = |b: &agora_ledger::BuiltBlock| b.state.batches[&id].audits.clone();
+    assert_eq!(auditors(&one).len(), 64);
+    assert_ne!(
+        auditors(&one),
+        auditors(&two),
+        "64 jobs, 3 validators: draws differ"
+    );
+    // Applying the header reproduces the draw it names (every node agrees).
+    let applied = agora_ledger::apply_block(&s, &one.block).unwrap();
+    assert_eq!(applied.batches[&id].audits, auditors(&one));
+}
+
 /// Verdicts wait for the draw: in the commit's own block nobody knows who
 /// audits, and a dispute's committee is not seated in the block that opens it.
 #[test]
@@ -234,6 +284,7 @@ fn verdicts_and_votes_before_the_draw_are_refused() {
             proposer: AccountId([0; 32]),
             timestamp_ms: s.last_timestamp_ms + 1,
             txs: vec![commit, early],
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     assert_eq!(built.rejected.len(), 1);
@@ -255,6 +306,7 @@ fn verdicts_and_votes_before_the_draw_are_refused() {
             proposer: AccountId([0; 32]),
             timestamp_ms: s.last_timestamp_ms + 1,
             txs: vec![fail, vote_now],
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     assert!(matches!(

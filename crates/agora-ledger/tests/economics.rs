@@ -79,6 +79,7 @@ fn idle(s: &mut State) {
             proposer: AccountId([0; 32]),
             timestamp_ms: s.last_timestamp_ms + 1,
             txs: vec![],
+            randomness: agora_types::Hash32::ZERO,
         },
     )
     .state;

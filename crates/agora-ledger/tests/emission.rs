@@ -25,6 +25,7 @@ fn next(s: &State) -> State {
             proposer: AccountId([0; 32]),
             timestamp_ms: s.last_timestamp_ms + 200,
             txs: vec![],
+            randomness: agora_types::Hash32::ZERO,
         },
     )
     .state
@@ -82,6 +83,7 @@ fn emission_survives_transactions_and_slashing_in_the_same_block() {
             proposer: AccountId([0; 32]),
             timestamp_ms: 1,
             txs: vec![bond],
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     assert!(built.rejected.is_empty());

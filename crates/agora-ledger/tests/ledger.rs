@@ -260,6 +260,7 @@ fn built_blocks_apply_and_tampered_blocks_do_not() {
             proposer: k[0].account(),
             timestamp_ms: 10,
             txs: vec![good, bad.clone()],
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     assert_eq!(built.block.txs.len(), 1);

@@ -66,6 +66,7 @@ fn block(s: &mut State, txs: Vec<SignedTransaction>) -> Vec<TxError> {
             proposer: AccountId([0; 32]),
             timestamp_ms: s.last_timestamp_ms + 1,
             txs,
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     *s = built.state;

@@ -78,10 +78,12 @@ pub fn assigned_auditor(
 }
 
 /// The seed of the draws about `subject` (a batch or a dispute id) made in the
-/// block after the one that created it: `parent` is that creating block's id,
-/// which nobody knew when they sent the transaction.
-pub fn draw_seed(parent: &Hash32, subject: &Hash32) -> Hash32 {
-    Hash32::digest_in(DRAW_SEED_DOMAIN, &codec::encode(&(parent, subject)))
+/// block after the one that created it: `source` is that next block's
+/// [`draw_source`](crate::BlockHeader::draw_source), which nobody knew when
+/// they sent the transaction (under consensus, the creating round's threshold
+/// seed, which nobody can steer either).
+pub fn draw_seed(source: &Hash32, subject: &Hash32) -> Hash32 {
+    Hash32::digest_in(DRAW_SEED_DOMAIN, &codec::encode(&(source, subject)))
 }
 
 /// The audits of a batch's jobs `first..first + count`: every job

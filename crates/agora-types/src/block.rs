@@ -31,6 +31,32 @@ pub struct BlockHeader {
     /// zero where a block has none.
     #[serde(default)]
     pub consensus: Hash32,
+    /// Randomness nobody could know or steer when the parent's contents were
+    /// fixed: under BFT consensus, the hash of the parent round's threshold
+    /// VRF seed, which consensus checks before the block is accepted. The
+    /// ledger draws the audits and committees of the parent's batches and
+    /// disputes from it ([`draw_source`]). Zero where the chain has no such
+    /// seed (a single producer, or the block after genesis).
+    #[serde(default)]
+    pub randomness: Hash32,
+}
+
+impl BlockHeader {
+    /// What the ledger draws the parent's audits and committees from: the
+    /// header's [`randomness`](Self::randomness), or the parent's id where
+    /// there is none.
+    pub fn draw_source(&self) -> Hash32 {
+        draw_source(&self.randomness, &self.parent)
+    }
+}
+
+/// [`BlockHeader::draw_source`] from its two inputs.
+pub fn draw_source(randomness: &Hash32, parent: &Hash32) -> Hash32 {
+    if *randomness == Hash32::ZERO {
+        *parent
+    } else {
+        *randomness
+    }
 }
 
 /// A header with its transactions.

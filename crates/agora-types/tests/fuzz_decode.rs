@@ -144,6 +144,7 @@ proptest! {
                 tx_root: agora_types::block::tx_root(std::slice::from_ref(&tx)),
                 state_root: Hash32::ZERO,
                 consensus: Hash32::ZERO,
+                randomness: Hash32::ZERO,
             },
             txs: vec![tx],
         };

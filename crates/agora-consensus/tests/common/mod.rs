@@ -127,6 +127,8 @@ pub struct NodeLog {
     pub epochs: BTreeMap<u64, EpochChange>,
     /// Encoded finalization certificates by height (when delivered with one).
     pub certificates: BTreeMap<u64, Vec<u8>>,
+    /// Each header's draw randomness (its parent round's seed's).
+    pub header_randomness: BTreeMap<u64, Hash32>,
 }
 
 impl NodeLog {
@@ -161,6 +163,8 @@ impl FinalizedSink for RecordingSink {
             );
             log.txs.insert(f.height, f.block.txs.len());
             log.proposers.insert(f.height, f.block.header.proposer);
+            log.header_randomness
+                .insert(f.height, f.block.header.randomness);
             if let Some(change) = f.epoch_change.clone() {
                 log.epochs.insert(f.height, change);
             }
@@ -700,6 +704,35 @@ impl Cluster {
                 if let (Some(x), Some(y)) = (b.2, first.2) {
                     assert_eq!(x, y, "randomness differs at height {h} (v0 vs v{i})");
                 }
+            }
+        }
+        // Every header draws from its parent round's threshold seed: the
+        // randomness of the parent's own finalization certificate, where a
+        // validator saw that certificate (none on the block after genesis).
+        for (i, log) in logs.iter().enumerate() {
+            let mut checked = 0;
+            for (&h, &randomness) in &log.header_randomness {
+                if h == 1 {
+                    assert_eq!(randomness, Hash32::ZERO, "validator {} block 1", which[i]);
+                    continue;
+                }
+                assert_ne!(randomness, Hash32::ZERO, "validator {} block {h}", which[i]);
+                if let Some(Some(parent_seed)) = log.blocks.get(&(h - 1)).map(|b| b.2) {
+                    assert_eq!(
+                        randomness,
+                        Hash32(parent_seed),
+                        "validator {} block {h} draws from its parent's seed",
+                        which[i]
+                    );
+                    checked += 1;
+                }
+            }
+            if log.height() >= 5 {
+                assert!(
+                    checked > 0,
+                    "validator {} saw no parent certificate",
+                    which[i]
+                );
             }
         }
         common

@@ -51,6 +51,7 @@ pub fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
             proposer: AccountId([0; 32]),
             timestamp_ms: s.last_timestamp_ms + 1,
             txs: tx.into_iter().collect(),
+            randomness: agora_types::Hash32::ZERO,
         },
     );
     *s = built.state;
