@@ -29,6 +29,18 @@ pub(crate) struct Verdict {
     pub(crate) evidence: Hash32,
 }
 
+/// Reference jobs' worth of collateral `info` must lock: `multiple`, times
+/// [`STATISTICAL_MIN_FLAGS`] for a provider judged statistically (no dispute
+/// opens before that many flags, so it can cheat that many times longer
+/// before a slash; the expected slash per cheated job stays the same).
+fn collateral_jobs(multiple: u64, info: &ProviderInfo) -> u64 {
+    if info.replayable {
+        multiple
+    } else {
+        multiple.saturating_mul(STATISTICAL_MIN_FLAGS)
+    }
+}
+
 impl State {
     /// Smallest collateral a provider offering `info.price` must lock.
     pub fn required_collateral(&self, info: &ProviderInfo) -> Amount {
@@ -36,7 +48,7 @@ impl State {
         let job = info
             .price
             .cost(a.reference_job_tokens, a.reference_job_tokens);
-        job.saturating_mul(a.collateral_multiple)
+        job.saturating_mul(collateral_jobs(a.collateral_multiple, info))
             .max(self.params.min_provider_stake)
     }
 
@@ -54,7 +66,7 @@ impl State {
             return Err(TxError::CollateralTooLow {
                 required,
                 got: info.stake,
-                multiple: a.collateral_multiple,
+                multiple: collateral_jobs(a.collateral_multiple, info),
                 job_price: info
                     .price
                     .cost(a.reference_job_tokens, a.reference_job_tokens),

@@ -234,7 +234,7 @@ pub enum TxError {
         required: Amount,
         /// Offered collateral.
         got: Amount,
-        /// `collateral_multiple`.
+        /// Reference jobs of collateral required (`collateral_multiple`, ×8 for statistical judging).
         multiple: u64,
         /// Price of the reference job.
         job_price: Amount,

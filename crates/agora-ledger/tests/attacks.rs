@@ -707,11 +707,56 @@ fn recommitting_a_root_to_inflate_passed_audits_is_refused() {
 
 /// `register(COLLATERAL)` declaring the provider's jobs `replayable` or not.
 fn register_as(replayable: bool) -> TxKind {
-    let mut kind = register(COLLATERAL);
+    let stake = if replayable {
+        COLLATERAL
+    } else {
+        COLLATERAL * agora_types::audit::STATISTICAL_MIN_FLAGS
+    };
+    let mut kind = register(stake);
     if let TxKind::RegisterProvider { replayable: r, .. } = &mut kind {
         *r = replayable;
     }
     kind
+}
+
+/// Issue 13, #9: a provider judged statistically is disputed only after
+/// `STATISTICAL_MIN_FLAGS` flags, so it could cheat that many times longer
+/// than a replayable one before a slash; it locks that many times the
+/// collateral, keeping the expected slash per cheated job the same.
+#[test]
+fn a_provider_judged_statistically_locks_collateral_for_every_flag_it_may_take() {
+    use agora_types::audit::STATISTICAL_MIN_FLAGS;
+    let k = common::keys(2, 230);
+    let mut s = chain(&k, |p| p.min_provider_stake = 1);
+    let replayable = register_as(true);
+    let TxKind::RegisterProvider { stake, .. } = replayable else {
+        unreachable!()
+    };
+    let mut upstream = register_as(false);
+    if let TxKind::RegisterProvider { stake: st, .. } = &mut upstream {
+        *st = stake;
+    }
+    // The replayable provider's collateral is too little for statistical judging.
+    let required = match send(&mut s, &k[0], upstream) {
+        Some(TxError::CollateralTooLow {
+            required, multiple, ..
+        }) => {
+            assert_eq!(
+                multiple,
+                s.params.audit.collateral_multiple * STATISTICAL_MIN_FLAGS
+            );
+            required
+        }
+        other => panic!("expected CollateralTooLow, got {other:?}"),
+    };
+    ok(&mut s, &k[1], register_as(true));
+    let replayable_required = s.required_collateral(&s.providers[&k[1].account()]);
+    assert_eq!(required, replayable_required * STATISTICAL_MIN_FLAGS);
+    ok(&mut s, &k[0], register_as(false));
+    assert_eq!(
+        s.required_collateral(&s.providers[&k[0].account()]),
+        required
+    );
 }
 
 /// A chain where `k[0]` provides (registered by `registration`) and the
