@@ -120,6 +120,7 @@ impl AuditChain for RpcChain {
 
     async fn scores(&self, model: &ModelId) -> Result<Vec<ProviderScore>, AuditError> {
         let status = self.client.status().await.map_err(chain_error)?;
+        let tokens = self.params().await?.audit.reference_job_tokens;
         Ok(status
             .providers
             .iter()
@@ -136,6 +137,8 @@ impl AuditChain for RpcChain {
                     passed: audits.audits_passed,
                     failed: audits.audits_failed,
                     flagged: audits.audits_flagged,
+                    stake: p.stake,
+                    job_value: p.price.cost(tokens, tokens),
                 }
             })
             .collect())

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use agora_types::audit::JobProof;
-use agora_types::{AccountId, Hash32, ModelId, Transcript, TxKind};
+use agora_types::{AccountId, Amount, Hash32, ModelId, Transcript, TxKind};
 
 /// A committed batch of receipts, as the auditor needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct DisputeInfo {
 }
 
 /// What the chain records about one provider of a model, the basis of weights.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProviderScore {
     /// The provider.
     pub provider: AccountId,
@@ -65,6 +65,11 @@ pub struct ProviderScore {
     pub failed: u64,
     /// Failing verdicts on its jobs judged statistically (a non-replayable provider).
     pub flagged: u64,
+    /// Collateral it locks: its weight never exceeds what it has at stake.
+    pub stake: Amount,
+    /// Price of one reference job at its price (`reference_job_tokens` in
+    /// and out): what one passed audit shows of work done.
+    pub job_value: Amount,
 }
 
 /// Where a registered provider serves and how its jobs are judged.

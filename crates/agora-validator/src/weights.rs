@@ -2,7 +2,8 @@
 //! weights over a model's providers and reveals them in the next epoch, so
 //! a copier can only copy stale consensus. Weights follow the audit record:
 //! a provider with a confirmed failure gets nothing, the others get a share
-//! proportional to the audits they passed.
+//! proportional to the work their passed audits show, up to the collateral
+//! they have at stake.
 
 use agora_types::{weights_commitment, AccountId, Hash32, ModelId, MAX_WEIGHTS};
 
@@ -20,15 +21,22 @@ pub(crate) struct PendingReveal {
 }
 
 /// The weights a validator sets from the chain's audit records: zero for a
-/// provider with a confirmed failure, else its passes discounted by its
-/// pass rate among statistically judged jobs (`passed² / (passed +
-/// flagged)`), scaled so the best gets `u16::MAX`. Providers nobody audited
-/// yet get zero and are left out.
+/// provider with a confirmed failure, else the work its passed audits show
+/// (`passed × job_value`, at least one unit per pass) capped at its
+/// collateral, discounted by its pass rate among statistically judged jobs
+/// (`× passed / (passed + flagged)`), scaled so the best gets `u16::MAX`.
+/// Providers nobody audited yet get zero and are left out.
+///
+/// The cap is what makes passes worth nothing beyond real stake: a provider
+/// can fabricate passing jobs cheaply (re-signing one real transcript under
+/// fresh job ids, or paying itself), but past its collateral they add no
+/// weight; more weight needs more slashable collateral.
 pub fn weights_from_scores(scores: &[ProviderScore]) -> Vec<(AccountId, u16)> {
     let eligible = |s: &&ProviderScore| s.failed == 0 && s.passed > 0;
     let credit = |s: &ProviderScore| {
         let passed = u128::from(s.passed);
-        passed * passed / (passed + u128::from(s.flagged))
+        let work = passed * u128::from(s.job_value.max(1));
+        work.min(u128::from(s.stake)) * passed / (passed + u128::from(s.flagged))
     };
     let best = scores.iter().filter(eligible).map(credit).max();
     let Some(best) = best.filter(|b| *b > 0) else {
@@ -84,7 +92,44 @@ mod tests {
             provider: AccountId([id; 32]),
             passed,
             failed,
+            stake: 1_000_000,
+            job_value: 7,
         }
+    }
+
+    /// Issue 13, row 14i: a provider that fabricates passing jobs (re-signed
+    /// replays of one transcript, or jobs it pays itself for) gains weight
+    /// only up to its collateral; beyond it, weight follows stake.
+    #[test]
+    fn fabricated_passes_add_no_weight_beyond_the_collateral() {
+        let honest = score(1, 1_000, 0); // 7,000 of work at stake 1,000,000: uncapped
+        let mut inflater = score(2, 10_000_000, 0); // 70M of work, capped at its stake
+        inflater.stake = 7_000;
+        let w = weights_from_scores(&[honest, inflater]);
+        assert_eq!(
+            w,
+            vec![
+                (AccountId([1; 32]), u16::MAX),
+                (AccountId([2; 32]), u16::MAX)
+            ]
+        );
+        // Doubling the fabricated passes changes nothing; only more stake does.
+        let mut more = inflater;
+        more.passed *= 2;
+        assert_eq!(weights_from_scores(&[honest, more]), w);
+        more.stake *= 2;
+        assert_eq!(
+            weights_from_scores(&[honest, more]),
+            vec![(AccountId([2; 32]), u16::MAX), (AccountId([1; 32]), 32_767)]
+        );
+        // A free provider's passes count one unit each, still capped.
+        let mut free = score(3, 50, 0);
+        free.job_value = 0;
+        free.stake = 10;
+        assert_eq!(
+            weights_from_scores(&[free, score(4, 2, 0)]),
+            vec![(AccountId([4; 32]), u16::MAX), (AccountId([3; 32]), 46_810)]
+        );
     }
 
     #[test]

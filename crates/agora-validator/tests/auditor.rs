@@ -632,12 +632,16 @@ async fn weights_are_committed_then_revealed_in_the_next_epoch() {
                 passed: 4,
                 failed: 0,
                 flagged: 0,
+                stake: 1_000_000,
+                job_value: 62,
             },
             ProviderScore {
                 provider: bad,
                 passed: 9,
                 failed: 1,
                 flagged: 0,
+                stake: 1_000_000,
+                job_value: 62,
             },
         ];
     }
