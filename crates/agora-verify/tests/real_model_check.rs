@@ -59,6 +59,7 @@ fn claim(
         params,
         prompt,
         output,
+        t.receipt.receipt.text_hash,
         t.commitments.clone(),
     )
 }
