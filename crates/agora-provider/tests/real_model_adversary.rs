@@ -148,12 +148,7 @@ async fn run_job(url: &str, job: &JobRequest) -> Transcript {
     let streamed = stream_job(url, job).await;
     let transcript = streamed.transcript;
     // The streamed text is what its listed tokens decode to.
-    let decoded: Vec<u8> = transcript
-        .output_tokens
-        .iter()
-        .flat_map(|&t| tokenizer().piece(t))
-        .collect();
-    assert_eq!(streamed.text, String::from_utf8_lossy(&decoded));
+    assert_eq!(streamed.text, decoded(&transcript));
     transcript
 }
 
@@ -270,7 +265,7 @@ async fn the_verifier_passes_the_honest_provider() {
         assert!(verdict.passed, "{verdict:?}");
     }
     // The text check on honest jobs whose text is not simply every token's
-    // bytes: cut by a stop string, and with characters of several bytes.
+    // bytes: cut by a stop string in the middle of a token...
     let mut stopped = job(chat(None, "Tell me about the moon."), 0.0, 1);
     stopped.params.stop = vec!["oo".into(), "\n\n".into()];
     let s = stream_job(&url, &stopped).await;
@@ -281,28 +276,52 @@ async fn the_verifier_passes_the_honest_provider() {
         "{:?}",
         s.text
     );
-    let all: Vec<u8> = s
-        .transcript
+    let all = decoded(&s.transcript);
+    assert!(
+        all.starts_with(&s.text) && all.len() > s.text.len(),
+        "cut: {all:?}"
+    );
+    let verdict = audit(&s.transcript).await;
+    assert!(verdict.passed, "{verdict:?}");
+    // ...and with characters split across tokens (the default model writes
+    // CJK and emoji a byte or two per token), with and without a stop string.
+    for (prompt, stop) in [
+        ("Say hello in Chinese.", Some("\n\n")),
+        ("Reply with three emojis.", None),
+    ] {
+        let mut unicode = job(chat(None, prompt), 0.0, 3);
+        unicode.params.stop = stop.into_iter().map(String::from).collect();
+        let s = stream_job(&url, &unicode).await;
+        eprintln!("{prompt:?}: {:?}", s.text);
+        assert!(!s.text.is_ascii(), "{:?}", s.text);
+        let split = s
+            .transcript
+            .output_tokens
+            .iter()
+            .filter(|&&t| std::str::from_utf8(&tokenizer().piece(t)).is_err())
+            .count();
+        assert!(
+            split > 0,
+            "no character was split across tokens: {:?}",
+            s.text
+        );
+        if stop.is_some() {
+            assert_eq!(s.finish_reason, FinishReason::Stop, "{:?}", s.text);
+        }
+        let verdict = audit(&s.transcript).await;
+        assert!(verdict.passed, "{prompt:?}: {verdict:?}");
+    }
+}
+
+/// The text a transcript's output tokens decode to, all of them, no stop strings.
+fn decoded(t: &Transcript) -> String {
+    let bytes: Vec<u8> = t
         .output_tokens
         .iter()
         .flat_map(|&t| tokenizer().piece(t))
         .collect();
-    assert_ne!(
-        s.text,
-        String::from_utf8_lossy(&all),
-        "the stop string cut text"
-    );
-    let verdict = audit(&s.transcript).await;
-    assert!(verdict.passed, "{verdict:?}");
-    let unicode = job(chat(None, MULTIBYTE_PROMPT), 0.0, 1);
-    let s = stream_job(&url, &unicode).await;
-    assert!(!s.text.is_ascii(), "{:?}", s.text);
-    let verdict = audit(&s.transcript).await;
-    assert!(verdict.passed, "{verdict:?}");
+    String::from_utf8_lossy(&bytes).into_owned()
 }
-
-/// A chat prompt the default model answers greedily with non-ASCII text.
-const MULTIBYTE_PROMPT: &str = "Write the French word for coffee, café, three times.";
 
 /// Attack (threat model row 8): a provider runs the real model honestly,
 /// so its tokens and commitments are the honest ones and pass the replay,
