@@ -158,7 +158,8 @@ pub struct Usage {
 // One `Done` per job, and events are moved, never stored in bulk: boxing the receipt saves nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum JobEvent {
-    /// Newly generated text.
+    /// Newly generated text; the receipt's `text_hash` commits to the text
+    /// of every delta of the job, in order.
     Delta {
         /// The text, always whole UTF-8 characters.
         text: String,
