@@ -4,7 +4,8 @@
 //! Every mode still claims to be honest: its receipt and transcript name the
 //! registered model, the client's prompt tokens (rendered with the claimed
 //! model's tokenizer), the client's seed and parameters, and hashes that match
-//! the tokens listed. What it actually ran differs, so a verifier replaying the
+//! the tokens listed and the text streamed. What it actually ran (or, for
+//! `forge-text`, what it streamed) differs, so a verifier replaying the
 //! transcript on the real model must catch it.
 
 mod engine;
