@@ -19,10 +19,11 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
+use crate::llama::token_piece;
 use crate::logits::{logprobs, penalised};
 use crate::sampling::sample;
 use crate::seqs::{next_move, FreeSeqs, Move};
-use crate::stop::{StopMatcher, Utf8Stream};
+use crate::text::{Piece, TextStream};
 use crate::{EngineEvent, LlamaEngineConfig};
 
 /// A job waiting for the worker.
@@ -50,8 +51,8 @@ struct Slot {
     output: Vec<i32>,
     /// Times each token was generated, for presence/frequency penalties.
     counts: HashMap<i32, u32>,
-    utf8: Utf8Stream,
-    stops: StopMatcher,
+    /// The text streamed so far, token by token ([`crate::text`]).
+    text: TextStream,
     /// Finished, failed or cancelled: the slot leaves after this step.
     done: bool,
     /// Activation commitments under construction (when the engine computes them).
@@ -62,7 +63,7 @@ struct Slot {
 
 impl Slot {
     fn new(seq: i32, job: Job, commitments: bool) -> Self {
-        let stops = StopMatcher::new(&job.params.stop);
+        let text = TextStream::new(&job.params.stop);
         Slot {
             seq,
             job,
@@ -72,8 +73,7 @@ impl Slot {
             logits_at: None,
             output: Vec::new(),
             counts: HashMap::new(),
-            utf8: Utf8Stream::default(),
-            stops,
+            text,
             done: false,
             commit: commitments.then(CommitmentBuilder::default),
             prompt_rows: Vec::new(),
@@ -86,14 +86,12 @@ impl Slot {
 
     /// Take the sampled token: stream its text and decide whether the job ends.
     fn accept(&mut self, model: &LlamaModel, token: LlamaToken, window: usize) {
-        let vocab = model.vocab();
-        if vocab.is_eog(token) {
+        // Sampled from the model's logits, so always inside the vocabulary.
+        let Some(Piece::Bytes(bytes)) = token_piece(model, token.0) else {
             return self.finish(FinishReason::Stop, false);
-        }
+        };
         self.output.push(token.0);
-        let released = self
-            .stops
-            .push(&self.utf8.push(&vocab.token_to_piece(token, false, None)));
+        let released = self.text.push(&bytes);
         if !released.text.is_empty() && !self.send(EngineEvent::Text(released.text)) {
             self.done = true;
             return;
@@ -111,11 +109,7 @@ impl Slot {
     fn finish(&mut self, finish_reason: FinishReason, stopped_by_string: bool) {
         self.done = true;
         if !stopped_by_string {
-            let last = self.stops.push(&self.utf8.finish());
-            let mut tail = last.text;
-            if !last.stopped {
-                tail.push_str(&self.stops.finish());
-            }
+            let tail = self.text.finish().text;
             if !tail.is_empty() && !self.send(EngineEvent::Text(tail)) {
                 return;
             }

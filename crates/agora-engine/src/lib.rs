@@ -13,6 +13,7 @@ pub mod sampling;
 mod score;
 mod seqs;
 pub mod stop;
+pub mod text;
 mod tokenizer;
 
 pub use llama::{
@@ -58,7 +59,9 @@ pub enum EngineEvent {
         /// The prompt's token ids.
         prompt_tokens: Vec<i32>,
     },
-    /// New text: whole UTF-8 characters, never part of a stop string.
+    /// New text: whole UTF-8 characters, never part of a stop string, as
+    /// [`text::TextStream`] renders the tokens (a verifier recomputes it with
+    /// [`text::render`]).
     Text(String),
     /// Log-probabilities of the token just generated (only when the job asked
     /// for them); sent before the text that token produces.

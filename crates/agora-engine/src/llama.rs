@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::{self, Job};
 use crate::score::{self, ScoreRequest, Scored};
+use crate::text::Piece;
 use crate::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 
 /// How the engine uses the machine.
@@ -187,6 +188,12 @@ impl LlamaEngine {
         usize::try_from(self.model.n_vocab()).unwrap_or(0)
     }
 
+    /// What token `id` contributes to generated text, exactly as generation
+    /// streams it ([`crate::text`]); `None` for an id outside the vocabulary.
+    pub fn piece(&self, id: i32) -> Option<Piece> {
+        token_piece(&self.model, id)
+    }
+
     /// Turn the input into prompt tokens, applying the chat template.
     fn prompt_tokens(&self, input: &JobInput) -> Result<Vec<LlamaToken>, EngineError> {
         render_prompt(
@@ -196,6 +203,22 @@ impl LlamaEngine {
             input,
         )
     }
+}
+
+/// What `id` contributes to generated text: its bytes (special tokens'
+/// text not rendered, as llama.cpp streams them), or the end of generation;
+/// `None` for an id outside the vocabulary (llama.cpp must never see one).
+pub(crate) fn token_piece(model: &LlamaModel, id: i32) -> Option<Piece> {
+    if !(0..model.n_vocab()).contains(&id) {
+        return None;
+    }
+    let vocab = model.vocab();
+    let token = LlamaToken(id);
+    Some(if vocab.is_eog(token) {
+        Piece::End
+    } else {
+        Piece::Bytes(vocab.token_to_piece(token, false, None))
+    })
 }
 
 /// The chat template [`LlamaEngine`] uses for `model`: the GGUF's own, else ChatML.

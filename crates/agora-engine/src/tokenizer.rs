@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use crate::text::Piece;
 use crate::{EngineError, ModelInfo};
 use agora_types::JobInput;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -107,6 +108,14 @@ impl Tokenizer {
         self.model
             .vocab()
             .token_to_piece(LlamaToken(id), false, None)
+    }
+
+    /// What token `id` contributes to generated text, exactly as
+    /// [`LlamaEngine`] streams it ([`crate::text`]); `None` outside the vocabulary.
+    ///
+    /// [`LlamaEngine`]: crate::LlamaEngine
+    pub fn token_piece(&self, id: i32) -> Option<Piece> {
+        crate::llama::token_piece(&self.model, id)
     }
 
     /// Whether `id` is an ordinary text token: in the vocabulary, and neither a

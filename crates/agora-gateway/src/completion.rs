@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agora_types::{
-    JobEvent, JobInput, JobRequest, ProviderInfo, SignedReceipt, TokenLogprob, Usage,
+    hash_output_text, Hash32, JobEvent, JobInput, JobRequest, OutputTextHasher, ProviderInfo,
+    SignedReceipt, TokenLogprob, Usage,
 };
 use agora_wire::headers::{JOB_ID_HEADER, PROVIDER_HEADER, RECEIPT_HEADER};
 use agora_wire::openai::{self, Endpoint, ResponseMeta};
@@ -169,20 +170,36 @@ fn max_prompt_tokens(input: &JobInput) -> u64 {
         .saturating_add(TEMPLATE_TOKENS_BASE)
 }
 
+/// What the provider streamed for one job, to hold its receipt against.
+#[derive(Clone, Copy)]
+struct Streamed<'a> {
+    /// The job's id (the provider's `x-agora-job-id`).
+    job_id: &'a str,
+    /// The usage its `done` event reported.
+    usage: &'a Usage,
+    /// [`agora_types::hash_output_text`] of every delta's text, in order.
+    text_hash: Hash32,
+}
+
 /// A receipt must be signed by the provider we called, name the job it
-/// streamed and the model and seed we asked for, agree with the usage the
-/// stream reported, stay within `max_tokens` and what the prompt can
-/// tokenize to, and charge exactly the provider's on-chain price for those
-/// tokens: the payer pays what the chain's terms justify, never what a
-/// provider claims.
+/// streamed and the model and seed we asked for, commit to the text it
+/// streamed (`text_hash`, which audits tie to the output tokens), agree
+/// with the usage the stream reported, stay within `max_tokens` and what
+/// the prompt can tokenize to, and charge exactly the provider's on-chain
+/// price for those tokens: the payer pays what the chain's terms justify,
+/// never what a provider claims.
 fn check_receipt(
     receipt: &SignedReceipt,
     provider: &ProviderInfo,
     job: &JobRequest,
-    usage: &Usage,
-    job_id: &str,
+    streamed: &Streamed<'_>,
     chain_id: &str,
 ) -> Result<(), String> {
+    let Streamed {
+        job_id,
+        usage,
+        text_hash,
+    } = *streamed;
     if receipt.receipt.provider != provider.id || receipt.verify().is_err() {
         return Err(format!(
             "{}: the receipt is not signed by the provider",
@@ -202,6 +219,9 @@ fn check_receipt(
     }
     if r.model != job.model || r.params.seed != job.params.seed {
         return refuse("the receipt names another model or seed than the job");
+    }
+    if r.text_hash != text_hash {
+        return refuse("the receipt's text hash is not that of the text the provider streamed");
     }
     if r.usage != *usage {
         return refuse("the receipt's token counts differ from the stream's");
@@ -275,9 +295,12 @@ async fn run_to_end<D: Directory>(
                     receipt,
                 }) => {
                     let chain = gw.chain_id();
-                    if let Err(why) =
-                        check_receipt(&receipt, &provider, job, &usage, &events.job_id, &chain)
-                    {
+                    let streamed = Streamed {
+                        job_id: &events.job_id,
+                        usage: &usage,
+                        text_hash: hash_output_text(&text),
+                    };
+                    if let Err(why) = check_receipt(&receipt, &provider, job, &streamed, &chain) {
                         break why;
                     }
                     timing.record(gw, &provider, usage.completion_tokens);
@@ -440,6 +463,8 @@ async fn pump<D: Directory>(
     let mut timing = Timing::new();
     let want = events.wants_logprobs;
     let mut logprobs = Vec::new();
+    // The text the client is sent, hashed as it passes (never buffered).
+    let mut text_hash = OutputTextHasher::default();
     if meta.endpoint == Endpoint::Chat {
         send(meta.chunk(index, Some(""), true, None, None)).await?;
     }
@@ -448,6 +473,7 @@ async fn pump<D: Directory>(
             Ok(JobEvent::Logprobs { tokens }) => logprobs.extend(tokens),
             Ok(JobEvent::Delta { text }) => {
                 timing.first.get_or_insert_with(Instant::now);
+                text_hash.update(&text);
                 send(meta.chunk(
                     index,
                     Some(&text),
@@ -464,9 +490,12 @@ async fn pump<D: Directory>(
                 receipt,
             }) => {
                 let chain = gw.chain_id();
-                if let Err(why) =
-                    check_receipt(&receipt, &provider, job, &usage, &events.job_id, &chain)
-                {
+                let streamed = Streamed {
+                    job_id: &events.job_id,
+                    usage: &usage,
+                    text_hash: text_hash.finish(),
+                };
+                if let Err(why) = check_receipt(&receipt, &provider, job, &streamed, &chain) {
                     break why;
                 }
                 timing.record(gw, &provider, usage.completion_tokens);

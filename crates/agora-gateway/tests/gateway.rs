@@ -856,3 +856,122 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
         )
     );
 }
+
+/// A paying gateway (keyed, recording what it pays) over `stubs`, serving `tiny`.
+async fn paying_gateway(stubs: &[&Stub]) -> (String, std::sync::Arc<RecordingPayer>) {
+    let payer = std::sync::Arc::new(RecordingPayer::default());
+    let directory = common::TestDirectory::default();
+    directory.set(Some(snapshot(stubs)));
+    let gateway = agora_gateway::Gateway::with_payer(directory, keyed(), payer.clone()).unwrap();
+    gateway.refresh().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, gateway.router()).await.unwrap() });
+    (base, payer)
+}
+
+/// POST a chat completion with the test key.
+async fn paid_chat(base: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(TEST_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The text of choice `index` in a streamed completion's chunks.
+fn streamed_content(events: &[Value], index: u64) -> String {
+    events
+        .iter()
+        .filter_map(|e| {
+            let c = e["choices"]
+                .as_array()?
+                .iter()
+                .find(|c| c["index"] == index)?;
+            c["delta"]["content"].as_str().map(str::to_string)
+        })
+        .collect()
+}
+
+/// Attack (threat model row 8): a provider streams junk to the client while
+/// its receipt (and so the transcript an auditor replays) commits to honest
+/// text. The gateway hashes the text it received and refuses the receipt:
+/// nothing is paid; a non-streamed request gets an OpenAI-shaped error (or
+/// the next provider's answer), a streamed one ends in an error event, never
+/// a finish; with `n` = 2 too. An honest provider whose deltas carry
+/// multi-byte characters is paid.
+#[tokio::test]
+async fn streamed_text_the_receipt_does_not_hash_is_never_paid() {
+    let thief = stub(Script::Greedy(vec!["jun", "k"], Greed::Text), CHEAP).await;
+    let (base, payer) = paying_gateway(&[&thief]).await;
+    for n in [1, 2] {
+        let mut body = chat_body("tiny");
+        body["n"] = json!(n);
+        let err = openai_error(paid_chat(&base, &body).await, 502).await;
+        assert_eq!(err["code"], "provider_failed", "n={n}: {err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("text hash"),
+            "n={n}: {err}"
+        );
+
+        body["stream"] = json!(true);
+        let resp = paid_chat(&base, &body).await;
+        assert_eq!(resp.status(), 200);
+        let events = sse_data(&text(resp).await);
+        let last = events.last().unwrap();
+        assert_eq!(
+            last["error"]["code"], "provider_failed",
+            "n={n}: {events:#?}"
+        );
+        assert!(last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("text hash"));
+        assert!(!events.contains(&json!("[DONE]")), "n={n}: {events:#?}");
+        assert!(
+            events.iter().all(|e| e["choices"]
+                .as_array()
+                .is_none_or(|cs| cs.iter().all(|c| c["finish_reason"].is_null()))),
+            "a refused job was finished normally: {events:#?}"
+        );
+    }
+    assert_eq!(thief.jobs().len(), 2 * (1 + 2));
+    assert!(
+        payer.0.lock().unwrap().is_empty(),
+        "a receipt for text the client never got reached the payer"
+    );
+
+    // Not streamed, nothing has been shown yet: the gateway fails over to
+    // the next provider, whose receipt is the only one paid.
+    let honest = stub(Script::Deltas(vec!["h", "é", "llo 🙂"]), DEAR).await;
+    let thief = stub(Script::Greedy(vec!["jun", "k"], Greed::Text), CHEAP).await;
+    let (base, payer) = paying_gateway(&[&thief, &honest]).await;
+    let mut body = chat_body("tiny");
+    body["provider"] = json!({"order": [thief.key.account().to_hex()]});
+    let resp = paid_chat(&base, &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-agora-provider"].to_str().unwrap(),
+        honest.key.account().to_hex()
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "héllo 🙂");
+    assert_eq!(thief.jobs().len(), 1);
+    let paid = payer.0.lock().unwrap().clone();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].receipt.provider, honest.key.account());
+
+    // The honest provider alone, streamed with n = 2: both choices finish and are paid.
+    let (base, payer) = paying_gateway(&[&honest]).await;
+    let mut body = chat_body("tiny");
+    body["n"] = json!(2);
+    body["stream"] = json!(true);
+    let events = sse_data(&text(paid_chat(&base, &body).await).await);
+    assert_eq!(events.last().unwrap(), &json!("[DONE]"), "{events:#?}");
+    for index in [0, 1] {
+        assert_eq!(streamed_content(&events, index), "héllo 🙂");
+    }
+    assert_eq!(payer.0.lock().unwrap().len(), 2);
+}

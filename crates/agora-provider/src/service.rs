@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine};
 use agora_types::{
     commitments_hash, hash_tokens, Commitments, Hash32, JobEvent, JobInput, JobRequest, Keypair,
-    ModelId, Price, Receipt, SamplingParams, Transcript, Usage,
+    ModelId, OutputTextHasher, Price, Receipt, SamplingParams, Transcript, Usage,
 };
 use agora_wire::headers::{JOB_ID_HEADER, PAYMENT_CHANNEL, PAYMENT_HEADER};
 use agora_wire::openai::error_json;
@@ -330,6 +330,7 @@ async fn run_job<E: InferenceEngine>(
         request: req,
         events,
         prompt_tokens: Vec::new(),
+        text: OutputTextHasher::default(),
         done: false,
         commit,
     };
@@ -347,6 +348,8 @@ struct Job<E> {
     request: JobRequest,
     events: mpsc::Receiver<EngineEvent>,
     prompt_tokens: Vec<i32>,
+    /// Hash of the text streamed so far: the receipt's `text_hash`.
+    text: OutputTextHasher,
     done: bool,
     /// How its receipt will be committed.
     commit: CommitPath,
@@ -367,7 +370,11 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                     job.prompt_tokens = prompt_tokens;
                     continue;
                 }
-                Some(EngineEvent::Text(text)) => JobEvent::Delta { text },
+                Some(EngineEvent::Text(text)) => {
+                    // Hashed as sent: the receipt commits to exactly this text.
+                    job.text.update(&text);
+                    JobEvent::Delta { text }
+                }
                 Some(EngineEvent::Logprob(lp)) => JobEvent::Logprobs { tokens: vec![lp] },
                 Some(EngineEvent::Finished {
                     finish_reason,
@@ -419,6 +426,7 @@ impl<E: InferenceEngine> Job<E> {
             model: p.model,
             prompt_hash: hash_tokens(&self.prompt_tokens),
             output_hash: hash_tokens(&output_tokens),
+            text_hash: self.text.finish(),
             params: self.request.params.clone(),
             usage,
             price: p.price,

@@ -25,7 +25,8 @@ use agora_provider::{
 use agora_testkit::{fuzz, TwoTokenEngine};
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
 use agora_types::{
-    AccountId, Hash32, JobEvent, Keypair, ModelId, Price, SignedVoucher, Voucher, VoucherDelivery,
+    hash_output_text, AccountId, Hash32, JobEvent, Keypair, ModelId, Price, SignedVoucher, Voucher,
+    VoucherDelivery,
 };
 use agora_wire::provider::{MAX_STOPS, MAX_STOP_BYTES};
 use axum::body::{to_bytes, Body};
@@ -226,10 +227,18 @@ fn check_job_stream(body: &[u8]) -> Result<(), TestCaseError> {
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .map_err(|e| TestCaseError::fail(format!("bad event ({e}): {text}")))?;
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
     match events.last() {
         Some(JobEvent::Done { receipt, .. }) => {
             prop_assert_eq!(&receipt.receipt.chain_id, CHAIN_ID);
             prop_assert_eq!(receipt.receipt.model, model());
+            prop_assert_eq!(receipt.receipt.text_hash, hash_output_text(&streamed));
         }
         other => prop_assert!(false, "job did not end in a receipt: {other:?}"),
     }

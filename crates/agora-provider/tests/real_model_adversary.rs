@@ -1,8 +1,10 @@
 //! Each adversarial mode, served through the real provider over loopback HTTP
 //! on the real default model: its transcript is internally consistent (hashes
 //! match, receipt signed) and claims the client's prompt and parameters, yet
-//! its output is not what the honest engine produces for the same job, and
-//! the verifier (`agora-verify`) fails it while it passes the honest engine.
+//! its output (or the text it streamed) is not what the honest engine produces
+//! for the same job, and the verifier (`agora-verify`) fails it while it
+//! passes the honest engine, also on jobs cut by a stop string and on
+//! multi-byte UTF-8 output.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -11,12 +13,12 @@ use agora_engine::{
     EngineEvent, GenerateRequest, InferenceEngine, LlamaEngine, LlamaEngineConfig, QuantType,
     Tokenizer,
 };
-use agora_provider::adversary::ensure_requantized;
+use agora_provider::adversary::{ensure_requantized, FORGED_TEXT};
 use agora_provider::{AdversarialEngine, Adversary, AdversaryError, Provider, TranscriptStore};
 use agora_testkit::model;
 use agora_types::{
-    hash_tokens, ChatMessage, Hash32, JobEvent, JobInput, JobRequest, Keypair, Price,
-    SamplingParams, Transcript,
+    hash_output_text, hash_tokens, ChatMessage, FinishReason, Hash32, JobEvent, JobInput,
+    JobRequest, Keypair, Price, SamplingParams, Transcript,
 };
 use agora_verify::{check_job, check_job_statistically, Thresholds, Verdict};
 
@@ -143,6 +145,24 @@ async fn audit(transcript: &Transcript) -> Verdict {
 
 /// Run `job` on the provider at `url` and check its transcript's claims.
 async fn run_job(url: &str, job: &JobRequest) -> Transcript {
+    let streamed = stream_job(url, job).await;
+    let transcript = streamed.transcript;
+    // The streamed text is what its listed tokens decode to.
+    assert_eq!(streamed.text, decoded(&transcript));
+    transcript
+}
+
+/// What a client received for a job, and the transcript the provider keeps.
+struct Streamed {
+    /// Every delta's text, in order.
+    text: String,
+    finish_reason: FinishReason,
+    transcript: Transcript,
+}
+
+/// Run `job` on the provider at `url` and check the transcript's claims,
+/// except that its tokens decode to the streamed text.
+async fn stream_job(url: &str, job: &JobRequest) -> Streamed {
     let client = reqwest::Client::new();
     let body = client
         .post(format!("{url}/v1/jobs"))
@@ -165,7 +185,12 @@ async fn run_job(url: &str, job: &JobRequest) -> Transcript {
             _ => None,
         })
         .collect();
-    let Some(JobEvent::Done { receipt, usage, .. }) = events.last().cloned() else {
+    let Some(JobEvent::Done {
+        receipt,
+        usage,
+        finish_reason,
+    }) = events.last().cloned()
+    else {
         panic!("the job did not finish: {body}");
     };
     receipt.verify().expect("the receipt is signed");
@@ -194,14 +219,13 @@ async fn run_job(url: &str, job: &JobRequest) -> Transcript {
     assert_eq!(transcript.input, job.input);
     let honest_prompt = honest().tokenize(&job.input).unwrap();
     assert_eq!(transcript.prompt_tokens, honest_prompt);
-    // The streamed text is what its listed tokens decode to.
-    let decoded: Vec<u8> = transcript
-        .output_tokens
-        .iter()
-        .flat_map(|&t| tokenizer().piece(t))
-        .collect();
-    assert_eq!(text, String::from_utf8_lossy(&decoded));
-    transcript
+    // The receipt commits to exactly the text the client was sent.
+    assert_eq!(hash_output_text(&text), r.text_hash);
+    Streamed {
+        text,
+        finish_reason,
+        transcript,
+    }
 }
 
 async fn honest_output(job: &JobRequest) -> Vec<i32> {
@@ -240,6 +264,101 @@ async fn the_verifier_passes_the_honest_provider() {
         let verdict = audit(&transcript).await;
         assert!(verdict.passed, "{verdict:?}");
     }
+    // The text check on honest jobs whose text is not simply every token's
+    // bytes: cut by a stop string in the middle of a token...
+    let mut stopped = job(chat(None, "Tell me about the moon."), 0.0, 1);
+    stopped.params.stop = vec!["oo".into(), "\n\n".into()];
+    let s = stream_job(&url, &stopped).await;
+    assert_eq!(s.finish_reason, FinishReason::Stop, "{:?}", s.text);
+    assert!(s.transcript.output_tokens.len() < MAX_TOKENS as usize);
+    assert!(
+        !s.text.contains("oo") && !s.text.contains("\n\n"),
+        "{:?}",
+        s.text
+    );
+    let all = decoded(&s.transcript);
+    assert!(
+        all.starts_with(&s.text) && all.len() > s.text.len(),
+        "cut: {all:?}"
+    );
+    let verdict = audit(&s.transcript).await;
+    assert!(verdict.passed, "{verdict:?}");
+    // ...and with characters split across tokens (the default model writes
+    // CJK and emoji a byte or two per token), with and without a stop string.
+    for (prompt, stop) in [
+        ("Say hello in Chinese.", Some("\n\n")),
+        ("Reply with three emojis.", None),
+    ] {
+        let mut unicode = job(chat(None, prompt), 0.0, 3);
+        unicode.params.stop = stop.into_iter().map(String::from).collect();
+        let s = stream_job(&url, &unicode).await;
+        eprintln!("{prompt:?}: {:?}", s.text);
+        assert!(!s.text.is_ascii(), "{:?}", s.text);
+        let split = s
+            .transcript
+            .output_tokens
+            .iter()
+            .filter(|&&t| std::str::from_utf8(&tokenizer().piece(t)).is_err())
+            .count();
+        assert!(
+            split > 0,
+            "no character was split across tokens: {:?}",
+            s.text
+        );
+        if stop.is_some() {
+            assert_eq!(s.finish_reason, FinishReason::Stop, "{:?}", s.text);
+        }
+        let verdict = audit(&s.transcript).await;
+        assert!(verdict.passed, "{prompt:?}: {verdict:?}");
+    }
+}
+
+/// The text a transcript's output tokens decode to, all of them, no stop strings.
+fn decoded(t: &Transcript) -> String {
+    let bytes: Vec<u8> = t
+        .output_tokens
+        .iter()
+        .flat_map(|&t| tokenizer().piece(t))
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Attack (threat model row 8): a provider runs the real model honestly,
+/// so its tokens and commitments are the honest ones and pass the replay,
+/// but streams the client other text (the honest text plus an injected ad),
+/// and its receipt hashes the text it streamed. The audit renders the text
+/// the tokens stream and fails the job on the text hash alone; the same
+/// transcript claiming the honest text would pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forge_text_streams_other_text_than_its_tokens_and_fails_the_audit() {
+    let cheater = cheater(Adversary::ForgeText).await;
+    let job = job(chat(None, "Tell me about the moon."), 0.0, 1);
+    let s = stream_job(&cheater.url, &job).await;
+    let honest = honest_output(&job).await;
+    assert_eq!(s.transcript.output_tokens, honest, "honest tokens");
+    assert!(s.text.ends_with(FORGED_TEXT), "{:?}", s.text);
+    let reasons = assert_caught(&s.transcript).await;
+    assert!(
+        reasons.iter().all(|r| r.contains("streamed text")),
+        "only the text gives it away: {reasons:?}"
+    );
+    let verdict = audit(&s.transcript).await;
+    assert_eq!(verdict.tokens.match_rate, 1.0, "{verdict:?}");
+    // The control: the same facts with the hash of the honest text pass.
+    let honest_text = s.text.strip_suffix(FORGED_TEXT).unwrap().to_string();
+    let t = &s.transcript;
+    let claimed = agora_verify::calibrate::transcript(
+        &Keypair::generate(),
+        t.receipt.receipt.model,
+        t.input.clone(),
+        t.receipt.receipt.params.clone(),
+        t.prompt_tokens.clone(),
+        t.output_tokens.clone(),
+        hash_output_text(&honest_text),
+        t.commitments.clone(),
+    );
+    let verdict = audit(&claimed).await;
+    assert!(verdict.passed, "{verdict:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

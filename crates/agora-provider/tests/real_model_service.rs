@@ -8,8 +8,8 @@ use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, M
 use agora_provider::{Provider, TranscriptStore};
 use agora_testkit::model;
 use agora_types::{
-    hash_tokens, ChatMessage, FinishReason, Hash32, JobEvent, JobInput, JobRequest, Keypair, Price,
-    SamplingParams, Transcript,
+    hash_output_text, hash_tokens, ChatMessage, FinishReason, Hash32, JobEvent, JobInput,
+    JobRequest, Keypair, Price, SamplingParams, Transcript,
 };
 use agora_wire::headers::JOB_ID_HEADER;
 use serde_json::Value;
@@ -132,6 +132,7 @@ async fn real_engine_job_yields_a_signed_receipt_and_a_replayable_transcript() {
     assert_eq!(transcript.receipt, receipt);
     assert_eq!(hash_tokens(&transcript.output_tokens), r.output_hash);
     assert_eq!(hash_tokens(&transcript.prompt_tokens), r.prompt_hash);
+    assert_eq!(hash_output_text(&text), r.text_hash, "the text as streamed");
     // The real engine commits to its hidden states; the receipt signs their hash.
     let commitments = transcript.commitments.as_ref().expect("commitments");
     assert_eq!(

@@ -544,6 +544,7 @@ mod tests {
                     model: Hash32::digest(b"m"),
                     prompt_hash: Hash32::ZERO,
                     output_hash: Hash32::ZERO,
+                    text_hash: Hash32::ZERO,
                     params: crate::SamplingParams::new(1, 0.0, 1.0, vec![], 0),
                     usage: crate::Usage::default(),
                     price: crate::Price::default(),

@@ -8,8 +8,9 @@ pub use agora_toploc::Commitments;
 
 use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelId, Price, Signature};
 
-const RECEIPT_SIGNING_DOMAIN: &str = "agora 2026 receipt signature v2";
+const RECEIPT_SIGNING_DOMAIN: &str = "agora 2026 receipt signature v3";
 const TOKENS_DOMAIN: &str = "agora 2026 token sequence v1";
+const OUTPUT_TEXT_DOMAIN: &str = "agora 2026 output text v1";
 
 /// One chat message, as in OpenAI's API.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -157,7 +158,8 @@ pub struct Usage {
 // One `Done` per job, and events are moved, never stored in bulk: boxing the receipt saves nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum JobEvent {
-    /// Newly generated text.
+    /// Newly generated text; the receipt's `text_hash` commits to the text
+    /// of every delta of the job, in order.
     Delta {
         /// The text, always whole UTF-8 characters.
         text: String,
@@ -200,6 +202,9 @@ pub struct Receipt {
     pub prompt_hash: Hash32,
     /// [`hash_tokens`] of the generated tokens.
     pub output_hash: Hash32,
+    /// [`hash_output_text`] of the text streamed to the client: the `text`
+    /// of every [`JobEvent::Delta`], concatenated in order.
+    pub text_hash: Hash32,
     /// Sampling parameters, seed included.
     pub params: SamplingParams,
     /// Token counts.
@@ -278,6 +283,37 @@ pub struct Transcript {
     pub commitments: Option<Commitments>,
 }
 
+/// Commitment to the text a job streamed (a receipt's `text_hash`): BLAKE3 in
+/// derive-key mode (context "agora 2026 output text v1") of its UTF-8 bytes.
+pub fn hash_output_text(text: &str) -> Hash32 {
+    let mut hasher = OutputTextHasher::default();
+    hasher.update(text);
+    hasher.finish()
+}
+
+/// [`hash_output_text`] of text that arrives in pieces, without keeping it:
+/// the hash of the pieces' concatenation.
+#[derive(Clone, Debug)]
+pub struct OutputTextHasher(blake3::Hasher);
+
+impl Default for OutputTextHasher {
+    fn default() -> Self {
+        OutputTextHasher(blake3::Hasher::new_derive_key(OUTPUT_TEXT_DOMAIN))
+    }
+}
+
+impl OutputTextHasher {
+    /// Append the next piece of text.
+    pub fn update(&mut self, text: &str) {
+        self.0.update(text.as_bytes());
+    }
+
+    /// The hash of everything appended so far.
+    pub fn finish(&self) -> Hash32 {
+        Hash32(*self.0.finalize().as_bytes())
+    }
+}
+
 /// Commitment to a token sequence, used for prompt and output hashes.
 pub fn hash_tokens(tokens: &[i32]) -> Hash32 {
     let mut hasher = blake3::Hasher::new_derive_key(TOKENS_DOMAIN);
@@ -301,6 +337,7 @@ mod tests {
             model: Hash32::digest(b"model"),
             prompt_hash: hash_tokens(&[1, 2, 3]),
             output_hash: hash_tokens(&[4, 5]),
+            text_hash: hash_output_text("four five"),
             params: SamplingParams::new(8, 0.7, 1.0, vec![], 9),
             usage: Usage {
                 prompt_tokens: 3,
@@ -315,6 +352,10 @@ mod tests {
         assert!(signed.verify().is_ok());
         let mut forged = signed.clone();
         forged.receipt.output_hash = hash_tokens(&[4, 6]);
+        assert!(forged.verify().is_err());
+        // Attack: the same tokens, claiming other streamed text.
+        let mut forged = signed.clone();
+        forged.receipt.text_hash = hash_output_text("four six");
         assert!(forged.verify().is_err());
         let mut forged = signed.clone();
         forged.receipt.commitments = commitments_hash(None);
@@ -333,5 +374,64 @@ mod tests {
     #[test]
     fn token_hash_is_order_sensitive() {
         assert_ne!(hash_tokens(&[1, 2]), hash_tokens(&[2, 1]));
+    }
+
+    /// Pinned vectors, computed independently with Python's `blake3`:
+    /// `blake3(text.encode(), derive_key_context="agora 2026 output text v1")`.
+    #[test]
+    fn output_text_hash_matches_the_pinned_vectors() {
+        assert_eq!(
+            hash_output_text("").to_hex(),
+            "d894853bf5c3cb5549e57f6283a9b889aed7d510b8db963e464218ede6f0fd31"
+        );
+        assert_eq!(
+            hash_output_text("Hello, wörld 🙂").to_hex(),
+            "c1178fe8a05e385f6a6f56666f1ef6e1434f4a81a89e0a0294b90f23a76aef0f"
+        );
+        // Another domain than the token hashes, and pieces hash as their concatenation.
+        assert_ne!(hash_output_text(""), hash_tokens(&[]));
+        let mut pieces = OutputTextHasher::default();
+        for piece in ["Hello, w", "ö", "rld 🙂"] {
+            pieces.update(piece);
+        }
+        assert_eq!(pieces.finish(), hash_output_text("Hello, wörld 🙂"));
+    }
+
+    /// Pinned vector of the bytes a provider signs, computed independently
+    /// with Python: the receipt's Borsh encoding written out field by field
+    /// (`text_hash` right after `output_hash`), then `blake3(encoding,
+    /// derive_key_context="agora 2026 receipt signature v3")`.
+    #[test]
+    fn receipt_signing_bytes_match_the_pinned_vector() {
+        let mut params = SamplingParams::new(8, 0.5, 1.0, vec!["\n".into()], 9);
+        params.frequency_penalty = 0.25;
+        params.choice = 1;
+        params.logprobs = Some(3);
+        let receipt = Receipt {
+            chain_id: "agora-test".into(),
+            id: Hash32([1; 32]),
+            provider: AccountId([2; 32]),
+            model: Hash32([3; 32]),
+            prompt_hash: Hash32([4; 32]),
+            output_hash: Hash32([5; 32]),
+            text_hash: hash_output_text("Hello"),
+            params,
+            usage: Usage {
+                prompt_tokens: 3,
+                completion_tokens: 2,
+            },
+            price: Price {
+                input_per_1k: 10,
+                output_per_1k: 20,
+            },
+            cost: 7,
+            timestamp_ms: 1234,
+            commitments: Hash32([6; 32]),
+        };
+        assert_eq!(codec::encode(&receipt).len(), 321);
+        assert_eq!(
+            hex::encode(receipt.signing_bytes()),
+            "63284623eb8dde9a0b32194d3b4cbe7e227a771d638b81c5811efa4a34ab7b8f"
+        );
     }
 }

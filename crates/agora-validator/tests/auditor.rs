@@ -189,6 +189,7 @@ fn transcript_for(
         model,
         prompt_hash: hash_tokens(&prompt),
         output_hash: hash_tokens(&output),
+        text_hash: Hash32::ZERO,
         params: SamplingParams::new(16, 0.7, 1.0, vec![], seed),
         usage: Usage {
             prompt_tokens: 3,

@@ -14,8 +14,8 @@ use agora_engine::{
     LlamaEngineConfig,
 };
 use agora_types::{
-    commitments_hash, hash_tokens, ChatMessage, Hash32, JobInput, Keypair, ModelId, Price, Receipt,
-    SamplingParams, Transcript, Usage,
+    commitments_hash, hash_tokens, ChatMessage, Hash32, JobInput, Keypair, ModelId,
+    OutputTextHasher, Price, Receipt, SamplingParams, Transcript, Usage,
 };
 use serde::{Deserialize, Serialize};
 
@@ -165,9 +165,11 @@ pub fn finish_job(
     params: SamplingParams,
 ) -> Result<Transcript, CalibrationError> {
     let mut prompt_tokens = Vec::new();
+    let mut text = OutputTextHasher::default();
     while let Some(event) = events.blocking_recv() {
         match event {
             EngineEvent::Started { prompt_tokens: p } => prompt_tokens = p,
+            EngineEvent::Text(t) => text.update(&t),
             EngineEvent::Finished {
                 output_tokens,
                 commitments,
@@ -180,17 +182,20 @@ pub fn finish_job(
                     params,
                     prompt_tokens,
                     output_tokens,
+                    text.finish(),
                     commitments,
                 ))
             }
             EngineEvent::Failed(m) => return Err(CalibrationError::Job(m)),
-            EngineEvent::Text(_) | EngineEvent::Logprob(_) => {}
+            EngineEvent::Logprob(_) => {}
         }
     }
     Err(CalibrationError::Job("engine stopped".into()))
 }
 
-/// A signed transcript for the given job facts, as the provider builds it.
+/// A signed transcript for the given job facts, as the provider builds it
+/// (`text_hash`: [`agora_types::hash_output_text`] of the text it streamed).
+#[allow(clippy::too_many_arguments)]
 pub fn transcript(
     key: &Keypair,
     model: ModelId,
@@ -198,6 +203,7 @@ pub fn transcript(
     params: SamplingParams,
     prompt_tokens: Vec<i32>,
     output_tokens: Vec<i32>,
+    text_hash: Hash32,
     commitments: Option<Commitments>,
 ) -> Transcript {
     let usage = Usage {
@@ -213,6 +219,7 @@ pub fn transcript(
         model,
         prompt_hash: hash_tokens(&prompt_tokens),
         output_hash: hash_tokens(&output_tokens),
+        text_hash,
         params,
         usage,
         price: Price::default(),

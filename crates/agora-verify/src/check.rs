@@ -1,8 +1,9 @@
 //! [`check_job`]: audit one transcript against the claimed model.
 
+use agora_engine::text::{render, Piece};
 use agora_engine::{EngineError, LlamaEngine, ScoreRequest, Scored};
 use agora_toploc::ChunkCheck;
-use agora_types::{commitments_hash, hash_tokens, Hash32, JobInput, Transcript};
+use agora_types::{commitments_hash, hash_output_text, hash_tokens, Hash32, JobInput, Transcript};
 use serde::{Deserialize, Serialize};
 
 use crate::plausible::{plausibility, Plausibility, MAX_PLAUSIBILITY_Z};
@@ -18,6 +19,9 @@ pub trait Scorer {
     fn tokenize(&self, input: &JobInput) -> Result<Vec<i32>, EngineError>;
     /// Score a finished job in one prefill (see [`ScoreRequest`]).
     fn score(&self, request: &ScoreRequest) -> Result<Scored, EngineError>;
+    /// What token `id` contributes to generated text, exactly as generation
+    /// streams it (`agora_engine::text`); `None` outside the vocabulary.
+    fn piece(&self, id: i32) -> Option<Piece>;
 }
 
 impl Scorer for LlamaEngine {
@@ -27,6 +31,10 @@ impl Scorer for LlamaEngine {
 
     fn score(&self, request: &ScoreRequest) -> Result<Scored, EngineError> {
         LlamaEngine::score(self, request)
+    }
+
+    fn piece(&self, id: i32) -> Option<Piece> {
+        LlamaEngine::piece(self, id)
     }
 }
 
@@ -96,15 +104,19 @@ pub enum VerifyError {
 ///
 /// Checks (a) the receipt signature and that the prompt, output and
 /// commitment hashes and token counts match the transcript, and that the
-/// input renders to the claimed prompt tokens; (b) the commitments against
-/// hidden states recomputed by one teacher-forced prefill; (c) each output
-/// token against the seeded Gumbel-max replay of the prefill logits.
+/// input renders to the claimed prompt tokens; (a') that the output tokens,
+/// decoded as the engine streams them, give the text the receipt's
+/// `text_hash` commits to, and that generation did not go on past a stop
+/// string or an end-of-generation token; (b) the commitments against hidden
+/// states recomputed by one teacher-forced prefill; (c) each output token
+/// against the seeded Gumbel-max replay of the prefill logits.
 pub fn check_job(
     scorer: &dyn Scorer,
     transcript: &Transcript,
     thresholds: &Thresholds,
 ) -> Result<Verdict, VerifyError> {
     let mut reasons = consistency(scorer, transcript)?;
+    reasons.extend(streamed_text(scorer, transcript));
     let receipt = &transcript.receipt.receipt;
     let (tokens, commitments) = if transcript.output_tokens.is_empty() {
         (TokenStats::default(), None)
@@ -296,6 +308,41 @@ fn consistency(scorer: &dyn Scorer, t: &Transcript) -> Result<Vec<String>, Verif
         Err(e) => return Err(e.into()),
     }
     Ok(reasons)
+}
+
+/// Check (a'): the text the provider must have streamed for the output
+/// tokens, by the engine's own rendering ([`agora_engine::text::render`]
+/// with the model's detokenizer and the job's stop strings), is the text
+/// the receipt hashes, and the tokens end where generation ends. Only for
+/// replayable jobs: an upstream server's detokenizer may legitimately
+/// differ. Tokens outside the vocabulary are left to the prefill, which
+/// fails them.
+fn streamed_text(scorer: &dyn Scorer, t: &Transcript) -> Vec<String> {
+    let Some(pieces) = t
+        .output_tokens
+        .iter()
+        .map(|&id| scorer.piece(id))
+        .collect::<Option<Vec<Piece>>>()
+    else {
+        return Vec::new();
+    };
+    let r = &t.receipt.receipt;
+    let shown = render(pieces, &r.params.stop);
+    let mut reasons = Vec::new();
+    if shown.kept < t.output_tokens.len() {
+        reasons.push(format!(
+            "the output goes on after generation ended (a stop string or end-of-generation token at token {} of {})",
+            shown.kept,
+            t.output_tokens.len()
+        ));
+    }
+    if hash_output_text(&shown.text) != r.text_hash {
+        reasons.push(
+            "the streamed text does not match the output tokens (the receipt's text hash differs)"
+                .into(),
+        );
+    }
+    reasons
 }
 
 /// Checks (b) and (c) against the thresholds.

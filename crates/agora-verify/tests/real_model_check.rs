@@ -1,13 +1,17 @@
 //! The replay verifier on the real default model: honest jobs pass (greedy
 //! and sampled, alone and in a batch of 4); tampered tokens, a claimed seed
-//! that was not used, a dropped system message and commitments of perturbed
-//! hidden states fail.
+//! that was not used, a dropped system message, commitments of perturbed
+//! hidden states, tokens past a stop string and streamed text other than the
+//! tokens' fail.
 
 use std::sync::OnceLock;
 
+use agora_engine::text::{render, Piece};
 use agora_engine::{LlamaEngine, ScoreRequest};
 use agora_testkit::model;
-use agora_types::{ChatMessage, Hash32, JobInput, Keypair, SamplingParams, Transcript};
+use agora_types::{
+    hash_output_text, ChatMessage, Hash32, JobInput, Keypair, SamplingParams, Transcript,
+};
 use agora_verify::calibrate::{finish_job, honest_job, start_job, transcript};
 use agora_verify::{check_job, Thresholds, Verdict};
 
@@ -59,6 +63,7 @@ fn claim(
         params,
         prompt,
         output,
+        t.receipt.receipt.text_hash,
         t.commitments.clone(),
     )
 }
@@ -262,4 +267,71 @@ fn a_forged_signature_or_hash_fails_before_any_replay_question() {
     let v = check(&t);
     assert!(v.reasons.iter().any(|r| r.contains("signature")), "{v:?}");
     assert_ne!(v.evidence_hash, check(honest).evidence_hash);
+}
+
+/// The pieces the engine renders `tokens` from.
+fn pieces(tokens: &[i32]) -> Vec<Piece> {
+    tokens.iter().map(|&t| engine().piece(t).unwrap()).collect()
+}
+
+/// Attack: charging for tokens past a stop string. The client was sent the
+/// text up to the stop string, but the transcript lists (and the receipt
+/// counts) the tokens the model would have generated after it: they replay
+/// exactly and the text hash is that of what the client got, yet generation
+/// ended earlier. Also: text other than the tokens stream fails.
+#[test]
+fn tokens_after_a_stop_string_or_other_text_fail() {
+    let (input, params) = honest_job(1, 40);
+    let honest = &run(&[(input.clone(), params.clone())])[0];
+    assert!(check(honest).passed);
+    let full = render(pieces(&honest.output_tokens), &[]).text;
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() > 20, "{full:?}");
+    let mut claimed = params.clone();
+    claimed.stop = vec![chars[4..7].iter().collect()];
+    let shown = render(pieces(&honest.output_tokens), &claimed.stop);
+    assert!(shown.stopped && shown.kept < honest.output_tokens.len() - 1);
+    let forged = transcript(
+        key(),
+        model(),
+        input.clone(),
+        claimed,
+        honest.prompt_tokens.clone(),
+        honest.output_tokens.clone(),
+        hash_output_text(&shown.text),
+        honest.commitments.clone(),
+    );
+    let v = check(&forged);
+    assert!(!v.passed, "tokens past the stop string passed: {v:?}");
+    assert!(
+        v.reasons
+            .iter()
+            .all(|r| r.contains("goes on after generation ended")),
+        "{v:?}"
+    );
+    assert_eq!(v.tokens.match_rate, 1.0, "the tokens themselves replay");
+
+    let mut other = full.clone();
+    other.push('!');
+    let v = check(&claim_text(honest, &other));
+    assert!(!v.passed, "other text passed: {v:?}");
+    assert!(
+        v.reasons.iter().all(|r| r.contains("streamed text")),
+        "{v:?}"
+    );
+    assert!(check(&claim_text(honest, &full)).passed);
+}
+
+/// `t` re-signed claiming `text` was streamed.
+fn claim_text(t: &Transcript, text: &str) -> Transcript {
+    transcript(
+        key(),
+        model(),
+        t.input.clone(),
+        t.receipt.receipt.params.clone(),
+        t.prompt_tokens.clone(),
+        t.output_tokens.clone(),
+        hash_output_text(text),
+        t.commitments.clone(),
+    )
 }

@@ -196,7 +196,7 @@ pub struct ProviderArgs {
     pub upstream_api_key: Option<String>,
     /// TESTING ONLY: cheat on purpose while claiming to be honest, to test
     /// verification: `substitute[:PATH]`, `requantize[:TYPE]`, tamper, random,
-    /// ignore-seed, drop-system, `prefill-attack[:PATH]`. Refused unless the
+    /// ignore-seed, drop-system, `prefill-attack[:PATH]`, forge-text. Refused unless the
     /// chain is a development chain (devnet, localnet, test).
     #[arg(long, value_name = "MODE", conflicts_with = "upstream")]
     pub adversary: Option<String>,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use agora_types::{hash_tokens, Transcript};
+use agora_types::{hash_output_text, hash_tokens, Transcript};
 use serde_json::{json, Value};
 
 const MODEL: &str = "smollm2-135m-instruct";
@@ -136,6 +136,8 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     assert_eq!(r.params.seed, 7);
     assert_eq!(r.output_hash, hash_tokens(&transcript.output_tokens));
     assert_eq!(r.prompt_hash, hash_tokens(&transcript.prompt_tokens));
+    // ...and to exactly the text the client got.
+    assert_eq!(r.text_hash, hash_output_text(&text));
     assert_eq!(u64::from(r.usage.completion_tokens), completion);
     assert_eq!(u64::from(r.usage.prompt_tokens), prompt);
 

@@ -105,6 +105,7 @@ fn receipt(key: &Keypair, tokens: u32) -> SignedReceipt {
         model: Hash32([9; 32]),
         prompt_hash: hash_tokens(&[1]),
         output_hash: hash_tokens(&[2]),
+        text_hash: Hash32::ZERO,
         params: SamplingParams::new(8, 0.0, 1.0, vec![], 1),
         usage,
         price: Price {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use agora_gateway::{Directory, DirectoryError, Gateway, GatewayConfig, Snapshot};
 use agora_types::{
-    hash_tokens, FinishReason, Hash32, JobEvent, JobRequest, Keypair, ModelEntry, Price,
-    ProviderInfo, Receipt, Usage,
+    hash_output_text, hash_tokens, FinishReason, Hash32, JobEvent, JobRequest, Keypair, ModelEntry,
+    Price, ProviderInfo, Receipt, Usage,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -58,7 +58,13 @@ pub enum Greed {
     /// Signed for another chain, so the same job could be counted on two
     /// networks.
     OtherChain,
+    /// Streams other text than its receipt commits to: the receipt (and the
+    /// transcript an auditor replays) hash honest text, the client got junk.
+    Text,
 }
+
+/// What a [`Greed::Text`] provider's receipt claims it streamed.
+pub const CLAIMED_TEXT: &str = "the honest answer";
 
 /// The chain every test snapshot and honest stub receipt names.
 pub const CHAIN_ID: &str = "gateway-test";
@@ -252,6 +258,10 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                 Some(Greed::OtherChain) => "another-network",
                 _ => CHAIN_ID,
             };
+            let text_hash = match greed {
+                Some(Greed::Text) => hash_output_text(CLAIMED_TEXT),
+                _ => hash_output_text(&deltas.concat()),
+            };
             let receipt = Receipt {
                 chain_id: chain_id.into(),
                 id,
@@ -259,6 +269,7 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                 model: req.model,
                 prompt_hash: hash_tokens(&[1, 2, 3]),
                 output_hash: hash_tokens(&[4, 5]),
+                text_hash,
                 params: req.params.clone(),
                 usage: receipt_usage,
                 price,

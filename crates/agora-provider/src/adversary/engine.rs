@@ -12,7 +12,7 @@ use agora_types::{FinishReason, JobInput};
 use tokio::sync::mpsc;
 
 use super::forge::{random_token, render, tamper};
-use super::{ensure_requantized, Adversary, AdversaryError, DEFAULT_PREFILL_CHEAP};
+use super::{ensure_requantized, Adversary, AdversaryError, DEFAULT_PREFILL_CHEAP, FORGED_TEXT};
 
 /// A cheating engine claiming to run one model.
 pub struct AdversarialEngine {
@@ -39,6 +39,8 @@ enum Rewrite {
     Retokenize,
     /// Output tokens tampered with, text re-rendered from them.
     Tamper,
+    /// Output as generated, other text streamed ([`FORGED_TEXT`] added at the end).
+    ForgeText,
 }
 
 impl AdversarialEngine {
@@ -53,9 +55,10 @@ impl AdversarialEngine {
         let (tokenizer, info) = Tokenizer::load(claimed, Some(config.context_length))?;
         let generator_path = match &mode {
             Adversary::Random => None,
-            Adversary::Tamper | Adversary::IgnoreSeed | Adversary::DropSystem => {
-                Some(claimed.to_path_buf())
-            }
+            Adversary::Tamper
+            | Adversary::IgnoreSeed
+            | Adversary::DropSystem
+            | Adversary::ForgeText => Some(claimed.to_path_buf()),
             Adversary::Requantize(quant) => Some(ensure_requantized(claimed, *quant)?),
             Adversary::Substitute(path) => Some(match path {
                 Some(p) => existing(mode.name(), p, "give an existing GGUF file")?,
@@ -216,6 +219,12 @@ impl AdversarialEngine {
                             _,
                         ) => match rewrite {
                             Rewrite::Keep => {}
+                            Rewrite::ForgeText => {
+                                let forged = EngineEvent::Text(FORGED_TEXT.into());
+                                if to.blocking_send(forged).is_err() {
+                                    return;
+                                }
+                            }
                             Rewrite::Retokenize => {
                                 *output_tokens = claimed.text(&text);
                                 output_tokens.truncate(max_tokens);
@@ -351,6 +360,7 @@ impl InferenceEngine for AdversarialEngine {
             }
             Adversary::Requantize(_) => (request.clone(), Rewrite::Keep),
             Adversary::Tamper => (request.clone(), Rewrite::Tamper),
+            Adversary::ForgeText => (request.clone(), Rewrite::ForgeText),
             Adversary::Substitute(_) => (request.clone(), Rewrite::Retokenize),
             Adversary::PrefillAttack(_) if self.same_vocab => (request.clone(), Rewrite::Keep),
             Adversary::PrefillAttack(_) => (request.clone(), Rewrite::Retokenize),

@@ -1,8 +1,8 @@
 //! Forged output: tampered and random token sequences, and the text a client
-//! sees for them (decoded exactly as the real engine streams: whole UTF-8
-//! characters, cut before any stop string).
+//! sees for them (decoded exactly as the real engine streams, with its own
+//! [`agora_engine::text`]).
 
-use agora_engine::stop::{StopMatcher, Utf8Stream};
+use agora_engine::text::{Piece, Rendered};
 use agora_engine::Tokenizer;
 use rand::Rng;
 
@@ -50,49 +50,13 @@ pub(crate) fn tamper(
     positions.len()
 }
 
-/// What a client would see for a token sequence.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Rendered {
-    /// The visible text.
-    pub text: String,
-    /// Tokens generated before a stop string ended the job (all of them if none did).
-    pub kept: usize,
-    /// A stop string ended the job.
-    pub stopped: bool,
-}
-
-/// Decode `tokens` with `tokenizer` as the engine streams them under `stops`.
+/// Decode `tokens` with `tokenizer` as the engine streams them under `stops`
+/// (the engine's own [`agora_engine::text::render`]).
 pub(crate) fn render(tokenizer: &Tokenizer, tokens: &[i32], stops: &[String]) -> Rendered {
-    render_pieces(tokens.iter().map(|&t| tokenizer.piece(t)), stops)
-}
-
-fn render_pieces(pieces: impl Iterator<Item = Vec<u8>>, stops: &[String]) -> Rendered {
-    let mut utf8 = Utf8Stream::default();
-    let mut matcher = StopMatcher::new(stops);
-    let mut text = String::new();
-    let mut kept = 0;
-    for piece in pieces {
-        kept += 1;
-        let released = matcher.push(&utf8.push(&piece));
-        text.push_str(&released.text);
-        if released.stopped {
-            return Rendered {
-                text,
-                kept,
-                stopped: true,
-            };
-        }
-    }
-    let last = matcher.push(&utf8.finish());
-    text.push_str(&last.text);
-    if !last.stopped {
-        text.push_str(&matcher.finish());
-    }
-    Rendered {
-        text,
-        kept,
-        stopped: last.stopped,
-    }
+    let pieces = tokens
+        .iter()
+        .map(|&t| tokenizer.token_piece(t).unwrap_or(Piece::End));
+    agora_engine::text::render(pieces, stops)
 }
 
 #[cfg(test)]
@@ -128,29 +92,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn pieces(parts: &[&str]) -> impl Iterator<Item = Vec<u8>> {
-        parts
-            .iter()
-            .map(|p| p.as_bytes().to_vec())
-            .collect::<Vec<_>>()
-            .into_iter()
-    }
-
-    #[test]
-    fn render_cuts_at_stop_strings_and_joins_split_characters() {
-        let all = render_pieces(pieces(&["Hel", "lo", " wor", "ld"]), &[]);
-        assert_eq!(all.text, "Hello world");
-        assert_eq!((all.kept, all.stopped), (4, false));
-
-        let stops = vec!["o w".to_string()];
-        let cut = render_pieces(pieces(&["Hel", "lo", " wor", "ld"]), &stops);
-        assert_eq!(cut.text, "Hell");
-        assert_eq!((cut.kept, cut.stopped), (3, true));
-
-        // "é" split across two tokens comes out whole.
-        let split = render_pieces(vec![vec![0xC3], vec![0xA9, b'!']].into_iter(), &[]);
-        assert_eq!(split.text, "é!");
     }
 }

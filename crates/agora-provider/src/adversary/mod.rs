@@ -4,7 +4,8 @@
 //! Every mode still claims to be honest: its receipt and transcript name the
 //! registered model, the client's prompt tokens (rendered with the claimed
 //! model's tokenizer), the client's seed and parameters, and hashes that match
-//! the tokens listed. What it actually ran differs, so a verifier replaying the
+//! the tokens listed and the text streamed. What it actually ran (or, for
+//! `forge-text`, what it streamed) differs, so a verifier replaying the
 //! transcript on the real model must catch it.
 
 mod engine;
@@ -25,6 +26,8 @@ pub const DEFAULT_REQUANTIZE: QuantType = QuantType::Q4_0;
 pub const DEFAULT_PREFILL_CHEAP: QuantType = QuantType::Q2_K;
 /// `tamper` replaces every this-many-th generated token.
 pub const TAMPER_EVERY: usize = 8;
+/// What `forge-text` adds to the honest text it streams.
+pub const FORGED_TEXT: &str = " (Sponsored: buy agora tokens now!)";
 
 /// How a cheating provider cheats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,11 +48,15 @@ pub enum Adversary {
     /// Generate with a cheaper model (default: a Q2_K copy of the claimed one)
     /// and commit to activations with the real one.
     PrefillAttack(Option<PathBuf>),
+    /// Run the real model honestly (receipt tokens and commitments are the
+    /// honest ones) but stream other text to the client: the honest text
+    /// followed by [`FORGED_TEXT`]. The receipt hashes the text streamed.
+    ForgeText,
 }
 
 /// The modes, for help texts and errors.
 pub const MODES: &str = "substitute[:PATH], requantize[:TYPE], tamper, random, ignore-seed, \
-                         drop-system, prefill-attack[:PATH]";
+                         drop-system, prefill-attack[:PATH], forge-text";
 
 /// Why an adversary could not be parsed or set up.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +104,7 @@ impl Adversary {
             Adversary::IgnoreSeed => "ignore-seed",
             Adversary::DropSystem => "drop-system",
             Adversary::PrefillAttack(_) => "prefill-attack",
+            Adversary::ForgeText => "forge-text",
         }
     }
 }
@@ -153,6 +161,7 @@ impl FromStr for Adversary {
             "random" => bare(Adversary::Random),
             "ignore-seed" => bare(Adversary::IgnoreSeed),
             "drop-system" => bare(Adversary::DropSystem),
+            "forge-text" => bare(Adversary::ForgeText),
             other => Err(AdversaryError::UnknownMode(other.to_string())),
         }
     }
@@ -203,6 +212,7 @@ mod tests {
             ("random", Adversary::Random),
             ("ignore-seed", Adversary::IgnoreSeed),
             ("drop-system", Adversary::DropSystem),
+            ("forge-text", Adversary::ForgeText),
             ("prefill-attack", Adversary::PrefillAttack(None)),
             (
                 "prefill-attack:cheap.gguf",

@@ -135,6 +135,7 @@ fn ran(store: &TranscriptStore, model: Hash32, n: u64, path: CommitPath) -> (Has
         model,
         prompt_hash: Hash32::ZERO,
         output_hash: Hash32::ZERO,
+        text_hash: Hash32::ZERO,
         params: agora_types::SamplingParams::new(8, 0.0, 1.0, Vec::new(), n),
         usage: agora_types::Usage::default(),
         price: agora_types::Price {
