@@ -688,16 +688,7 @@ async fn n_choices_are_separate_jobs_on_separate_rng_streams() {
     let events = sse_data(&raw);
     assert_eq!(events.last().unwrap(), &json!("[DONE]"), "{raw}");
     for index in [0, 1] {
-        let content: String = events
-            .iter()
-            .filter_map(|e| {
-                let c = e["choices"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["index"] == index)?;
-                c["delta"]["content"].as_str().map(str::to_string)
-            })
-            .collect();
+        let content = streamed_content(&events, index);
         assert_eq!(content, "Hello", "choice {index} in {raw}");
         let finished = events.iter().any(|e| {
             e["choices"].as_array().is_some_and(|cs| {
