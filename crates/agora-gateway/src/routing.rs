@@ -173,6 +173,11 @@ impl Routing {
                 plan.push(allowed.remove(i));
             }
         }
+        if !self.allow_fallbacks && !self.order.is_empty() {
+            // Only the providers the client ordered: one that is gone (down,
+            // deregistered, slashed) is never replaced by another.
+            return plan;
+        }
         let (mut healthy, mut failing): (Vec<_>, Vec<_>) = allowed
             .into_iter()
             .partition(|p| !health.failed_recently(&p.id, now));
@@ -323,6 +328,30 @@ mod tests {
         assert_eq!(endpoints(&r.plan(all.clone(), &health)), ["http://p2"]);
         let r = Routing::parse(&json!({"sort": "price", "allow_fallbacks": false})).unwrap();
         assert_eq!(endpoints(&r.plan(all, &health)), ["http://p2"]);
+    }
+
+    /// Found by the soak: a client that pins a provider with
+    /// `allow_fallbacks: false` is never served by another one, even when
+    /// the pinned provider is gone (it was slashed and deregistered).
+    #[test]
+    fn without_fallbacks_only_the_ordered_providers_serve() {
+        let all = vec![provider(1, 10, 10), provider(2, 20, 20), provider(3, 5, 5)];
+        let health = HealthBook::default();
+        let pinned = |order: Value| {
+            Routing::parse(&json!({"order": order, "allow_fallbacks": false})).unwrap()
+        };
+        assert_eq!(
+            endpoints(&pinned(json!(["http://p2", "http://p1"])).plan(all.clone(), &health)),
+            ["http://p2", "http://p1"]
+        );
+        let gone = pinned(json!([provider(9, 1, 1).id.to_hex()]));
+        assert!(gone.plan(all.clone(), &health).is_empty());
+        // With fallbacks the others follow the ordered one.
+        let r = Routing::parse(&json!({"order": ["http://p2"], "sort": "price"})).unwrap();
+        assert_eq!(
+            endpoints(&r.plan(all, &health)),
+            ["http://p2", "http://p3", "http://p1"]
+        );
     }
 
     #[test]
