@@ -124,13 +124,7 @@ pub fn check_job(
         let want_hidden = transcript.commitments.is_some();
         let Some(scored) = prefill(scorer, transcript, want_hidden, "replayed", &mut reasons)?
         else {
-            return Ok(finish(
-                reasons,
-                TokenStats::default(),
-                None,
-                None,
-                transcript,
-            ));
+            return Ok(unscored(reasons, transcript));
         };
         let logits = logits_of(&scored);
         let tokens = replay_tokens(&logits, &transcript.output_tokens, &receipt.params);
@@ -174,22 +168,10 @@ pub fn check_job_statistically(
 ) -> Result<Verdict, VerifyError> {
     let mut reasons = consistency(scorer, transcript)?;
     if transcript.output_tokens.is_empty() {
-        return Ok(finish(
-            reasons,
-            TokenStats::default(),
-            None,
-            None,
-            transcript,
-        ));
+        return Ok(unscored(reasons, transcript));
     }
     let Some(scored) = prefill(scorer, transcript, false, "scored", &mut reasons)? else {
-        return Ok(finish(
-            reasons,
-            TokenStats::default(),
-            None,
-            None,
-            transcript,
-        ));
+        return Ok(unscored(reasons, transcript));
     };
     let params = &transcript.receipt.receipt.params;
     let p = plausibility(&logits_of(&scored), &transcript.output_tokens, params);
@@ -246,6 +228,12 @@ fn logits_of(scored: &Scored) -> Vec<&[f32]> {
 }
 
 /// The verdict from the reasons found and the statistics measured.
+/// The verdict on a job whose output was never scored (no output tokens,
+/// or a prefill the scorer refused): its reasons alone decide it.
+fn unscored(reasons: Vec<String>, transcript: &Transcript) -> Verdict {
+    finish(reasons, TokenStats::default(), None, None, transcript)
+}
+
 fn finish(
     reasons: Vec<String>,
     tokens: TokenStats,
