@@ -199,12 +199,12 @@ impl<K: FinalizedSink, T: TxSource> Delivery<K, T> {
         };
         let height = Height::new(agora.header.height);
         let finalization = self.marshal.get_finalization(height).await;
-        if let Some(f) = &finalization {
-            self.seeds.insert(f.seed());
-        }
-        let randomness = finalization
-            .as_ref()
-            .map(|f| randomness_from_seed(&f.seed().encode()));
+        let randomness = finalization.as_ref().map(|f| {
+            let seed = f.seed();
+            let randomness = randomness_from_seed(&seed);
+            self.seeds.insert(seed);
+            randomness
+        });
         let certificate = finalization.as_ref().map(|f| f.encode().to_vec());
         self.ledger.finalize(state.clone());
         self.txs.on_finalized(agora, &state);

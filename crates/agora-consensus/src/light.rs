@@ -81,7 +81,7 @@ impl FinalityVerifier {
         if !seed.verify(&self.scheme) {
             return Err(LightError::BadSignature);
         }
-        Ok(randomness_from_seed(&seed.encode()))
+        Ok(randomness_from_seed(&seed))
     }
 
     /// Check a finalized header and an account proof against its state root:

@@ -34,16 +34,16 @@ const MAX_SEEDS: usize = 1024;
 /// A round's threshold VRF seed.
 pub type Seed = vrf::Seed<MinSig>;
 
-/// Hash a VRF seed's encoding into 32 bytes of randomness.
-pub fn randomness_from_seed(seed_bytes: &[u8]) -> [u8; 32] {
+/// 32 bytes of randomness from a VRF seed: BLAKE3 (derive-key mode) of its encoding.
+pub fn randomness_from_seed(seed: &Seed) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key(RANDOMNESS_DOMAIN);
-    hasher.update(seed_bytes);
+    hasher.update(&seed.encode());
     *hasher.finalize().as_bytes()
 }
 
 /// The header randomness a block carrying `seed` must have (zero for none).
 pub fn seed_randomness(seed: Option<&Seed>) -> Hash32 {
-    seed.map_or(Hash32::ZERO, |s| Hash32(randomness_from_seed(&s.encode())))
+    seed.map_or(Hash32::ZERO, |s| Hash32(randomness_from_seed(s)))
 }
 
 /// Checks seeds against the group key (which resharing keeps for every epoch).

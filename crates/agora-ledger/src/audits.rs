@@ -42,13 +42,20 @@ fn collateral_jobs(multiple: u64, info: &ProviderInfo) -> u64 {
 }
 
 impl State {
-    /// Smallest collateral a provider offering `info.price` must lock.
-    pub fn required_collateral(&self, info: &ProviderInfo) -> Amount {
+    /// One reference job's price at `info.price`, and how many such jobs of
+    /// collateral `info` must lock.
+    fn collateral_basis(&self, info: &ProviderInfo) -> (Amount, u64) {
         let a = &self.params.audit;
         let job = info
             .price
             .cost(a.reference_job_tokens, a.reference_job_tokens);
-        job.saturating_mul(collateral_jobs(a.collateral_multiple, info))
+        (job, collateral_jobs(a.collateral_multiple, info))
+    }
+
+    /// Smallest collateral a provider offering `info.price` must lock.
+    pub fn required_collateral(&self, info: &ProviderInfo) -> Amount {
+        let (job, multiple) = self.collateral_basis(info);
+        job.saturating_mul(multiple)
             .max(self.params.min_provider_stake)
     }
 
@@ -62,15 +69,13 @@ impl State {
         }
         let required = self.required_collateral(info);
         if info.stake < required {
-            let a = &self.params.audit;
+            let (job_price, multiple) = self.collateral_basis(info);
             return Err(TxError::CollateralTooLow {
                 required,
                 got: info.stake,
-                multiple: collateral_jobs(a.collateral_multiple, info),
-                job_price: info
-                    .price
-                    .cost(a.reference_job_tokens, a.reference_job_tokens),
-                tokens: a.reference_job_tokens,
+                multiple,
+                job_price,
+                tokens: self.params.audit.reference_job_tokens,
             });
         }
         Ok(())

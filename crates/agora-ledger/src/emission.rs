@@ -34,10 +34,10 @@ impl State {
         self.total_supply() + self.burned
     }
 
-    /// What happens at the start of every block, before its transactions:
+    /// What happens at the start of block `height`, before its transactions:
     /// matured unbonding stake returns, the block's emission is minted, and
     /// at an epoch's first block the pool is paid out by revealed weights.
-    /// Start block `height`; `draw_source` is its header's
+    /// `draw_source` is the header's
     /// [`draw_source`](agora_types::BlockHeader::draw_source).
     pub(crate) fn begin_block(&mut self, height: agora_types::Height, draw_source: Hash32) {
         self.release_unbonded(height);

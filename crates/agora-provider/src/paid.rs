@@ -17,7 +17,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use crate::transcripts::TRANSCRIPTS;
-use crate::vouchers::{HeldVoucher, VoucherError, VOUCHERS};
+use crate::vouchers::{unsettled_held, HeldVoucher, VoucherError, VOUCHERS};
 use crate::{ProviderError, Pruned, TranscriptStore};
 
 /// Jobs of each channel in the payer's order: channel ‖ index (big-endian) -> job ‖ leaf.
@@ -155,12 +155,7 @@ impl TranscriptStore {
         let r = self.db.begin_read()?;
         let steps = r.open_table(VOUCHER_STEPS)?;
         let mut out = Vec::new();
-        for entry in r.open_table(VOUCHERS)?.iter()? {
-            let (_, bytes) = entry?;
-            let held: HeldVoucher = codec::decode(bytes.value()).map_err(corrupt)?;
-            if held.voucher.voucher.cumulative <= held.settled {
-                continue;
-            }
+        for held in unsettled_held(&r)? {
             let (lo, hi) = (
                 key(&held.voucher.voucher.channel, 0),
                 key(&held.voucher.voucher.channel, u64::MAX),

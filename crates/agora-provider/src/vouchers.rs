@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use borsh::{BorshDeserialize, BorshSerialize};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::json;
 
 use crate::service::{body_rejection, error, Provider};
@@ -239,17 +239,21 @@ impl TranscriptStore {
     /// Latest vouchers worth more than what is settled of their channel.
     pub fn unsettled_vouchers(&self) -> Result<Vec<SignedVoucher>, ProviderError> {
         let r = self.db.begin_read()?;
-        let table = r.open_table(VOUCHERS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (_, bytes) = entry?;
-            let held = decode(bytes.value())?;
-            if held.voucher.voucher.cumulative > held.settled {
-                out.push(held.voucher);
-            }
-        }
-        Ok(out)
+        Ok(unsettled_held(&r)?.into_iter().map(|h| h.voucher).collect())
     }
+}
+
+/// Held vouchers, read inside `r`, worth more than what is settled of their channel.
+pub(crate) fn unsettled_held(r: &ReadTransaction) -> Result<Vec<HeldVoucher>, ProviderError> {
+    let mut out = Vec::new();
+    for entry in r.open_table(VOUCHERS)?.iter()? {
+        let (_, bytes) = entry?;
+        let held = decode(bytes.value())?;
+        if held.voucher.voucher.cumulative > held.settled {
+            out.push(held);
+        }
+    }
+    Ok(out)
 }
 
 /// Record, inside `w`, that `channel` is settled up to `cumulative`.
