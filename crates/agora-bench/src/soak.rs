@@ -160,16 +160,18 @@ async fn soak(args: &SoakArgs, dir: &Path, shutdown: Shutdown) -> Result<(Vec<Ou
         shutdown.clone(),
     )
     .await?;
-    let (api_keys, client_key) =
-        agora_gateway::ApiKeys::load_or_create(&dir.join("api-keys")).map_err(Failure::other)?;
+    let client_keys =
+        agora_gateway::client_keys(&dir.join("api-keys"), true).map_err(Failure::other)?;
+    let client_key = client_keys[0].clone();
     let gateway = agora_gateway::start(
         GatewaySetup {
             chain_url: node.rpc_url.clone(),
             listen: "127.0.0.1:0".parse().expect("a socket address"),
             payer: Some(PayerSetup {
-                key: faucet,
+                data_dir: dir.join("gateway"),
                 deposit: 1_000_000,
-                api_keys,
+                import: Some(faucet),
+                import_keys: client_keys,
             }),
         },
         shutdown.clone(),

@@ -249,15 +249,17 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
     // The gateway pays the providers through channels funded by the faucet,
     // so only holders of a client key (DIR/api-keys, made on first start) may spend.
     let keys_file = dir.join("api-keys");
-    let (api_keys, client_key) = agora_gateway::ApiKeys::load_or_create(&keys_file)
+    let client_keys = agora_gateway::client_keys(&keys_file, true)
         .with_context(|| format!("client API keys in {}", keys_file.display()))?;
+    let client_key = client_keys[0].clone();
     let setup = GatewaySetup {
         chain_url: node.rpc_url.clone(),
         listen: args.http,
         payer: Some(PayerSetup {
-            key: faucet.clone(),
+            data_dir: dir.join("gateway"),
             deposit: args.channel_deposit,
-            api_keys,
+            import: Some(faucet.clone()),
+            import_keys: client_keys,
         }),
     };
     let gateway = agora_gateway::start(setup, shutdown.clone()).await?;
@@ -266,6 +268,10 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
     println!("model: {}", provider.model.name);
     println!("faucet key: {}", dir.join("faucet.key").display());
     println!("api key: {client_key}");
+    println!(
+        "admin key: {} (for `agora keys`)",
+        dir.join("gateway").join("admin-key").display()
+    );
     println!("agora devnet ready");
 
     tasks.push(gateway.task);

@@ -26,22 +26,7 @@ pub fn load(path: &Path) -> Result<Keypair, Failure> {
         .with_context(|| format!("key file {} is not a 64-hex-character seed", path.display()))
 }
 
-#[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating key file {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
-    std::fs::write(path, text).with_context(|| format!("creating key file {}", path.display()))
+    agora_tasks::write_private(path, text.as_bytes())
+        .with_context(|| format!("creating key file {}", path.display()))
 }

@@ -4,8 +4,10 @@
 //! the routing plan; after that, failures are reported in-band.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use agora_keys::{Ask, Hold};
 
 use agora_types::{
     hash_output_text, Hash32, JobEvent, JobInput, JobRequest, OutputTextHasher, ProviderInfo,
@@ -23,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::access::{presented, Access};
 use crate::handlers::read_body;
 use crate::provider_client::{self, JobStream, StartError};
 use crate::request::{self, CompletionRequest};
@@ -30,7 +33,34 @@ use crate::{ApiError, Directory, Gateway};
 
 type Tx = mpsc::Sender<Result<Event, Infallible>>;
 
-/// Parse, route and run a completion request.
+/// The request's reservation on its key, shared by its choices (none on an
+/// open gateway); the last job to finish drops it, which charges the key.
+type Charge = Option<Arc<Mutex<Hold>>>;
+
+/// The most `jobs` may cost on any provider of `plan` (a failover may pick
+/// any of them) and the most tokens they may use.
+fn ask(jobs: &[JobRequest], plan: &[ProviderInfo]) -> Ask {
+    let (mut max_cost, mut max_tokens) = (0u64, 0u64);
+    for job in jobs {
+        let prompt = max_prompt_tokens(&job.input);
+        let completion = u64::from(job.params.max_tokens);
+        let dearest = plan
+            .iter()
+            .map(|p| p.price.cost(prompt, completion))
+            .max()
+            .unwrap_or(0);
+        max_cost = max_cost.saturating_add(dearest);
+        max_tokens = max_tokens.saturating_add(prompt.saturating_add(completion));
+    }
+    Ask {
+        max_cost,
+        max_tokens,
+    }
+}
+
+/// Parse, route and run a completion request: on its `model`, then on each
+/// of its `models` fallbacks while the one tried is unknown, unserved, or
+/// failed on every provider before the client saw anything.
 pub(crate) async fn complete<D: Directory>(
     gw: Arc<Gateway<D>>,
     endpoint: Endpoint,
@@ -39,6 +69,40 @@ pub(crate) async fn complete<D: Directory>(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, gw.config.max_body_bytes).await?;
     let req = request::parse(endpoint, &bytes)?;
+    let mut models = std::iter::once(req.model.clone())
+        .chain(req.fallbacks.clone())
+        .peekable();
+    while let Some(model) = models.next() {
+        let attempt = CompletionRequest {
+            model,
+            ..req.clone()
+        };
+        match complete_on(gw.clone(), endpoint, &headers, attempt).await {
+            Err(e) if models.peek().is_some() && falls_back(&e) => {
+                tracing::info!(error = %e.message, "trying the next of the request's models");
+            }
+            outcome => return outcome,
+        }
+    }
+    Err(ApiError::invalid("model", "`model` is required"))
+}
+
+/// Whether another model may answer where this error came from: the model
+/// is unknown or has no usable provider, or every provider failed.
+fn falls_back(e: &ApiError) -> bool {
+    matches!(
+        e.code,
+        "model_not_found" | "no_provider" | "provider_failed"
+    )
+}
+
+/// Route and run `req` on its `model`.
+async fn complete_on<D: Directory>(
+    gw: Arc<Gateway<D>>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    req: CompletionRequest,
+) -> Result<Response, ApiError> {
     let (entry, candidates) = gw.resolve(&req.model).await?;
     let plan = {
         let health = gw.health.lock().unwrap_or_else(|e| e.into_inner());
@@ -62,10 +126,17 @@ pub(crate) async fn complete<D: Directory>(
             }
         })
         .collect();
+    let charge = match &gw.access {
+        Access::Keyed { book, .. } => {
+            let hold = book.reserve(presented(headers), ask(&jobs, &plan), &req.model)?;
+            Some(Arc::new(Mutex::new(hold)))
+        }
+        Access::Open => None,
+    };
     if req.stream {
-        stream(gw, endpoint, req, jobs, plan).await
+        stream(gw, endpoint, req, jobs, plan, charge).await
     } else {
-        collect(gw, endpoint, req, jobs, plan).await
+        collect(gw, endpoint, req, jobs, plan, charge).await
     }
 }
 
@@ -275,6 +346,7 @@ async fn run_to_end<D: Directory>(
     model: &str,
     job: &JobRequest,
     plan: Vec<ProviderInfo>,
+    charge: &Charge,
 ) -> Result<Finished, ApiError> {
     let mut plan = plan.into_iter();
     let mut tried = Vec::new();
@@ -304,7 +376,7 @@ async fn run_to_end<D: Directory>(
                         break why;
                     }
                     timing.record(gw, &provider, usage.completion_tokens);
-                    gw.job_done(&provider, &receipt);
+                    gw.job_done(&provider, &receipt, charge.as_deref());
                     let (job_id, cost) = (events.job_id, receipt.receipt.cost);
                     return Ok(Finished {
                         text,
@@ -351,10 +423,11 @@ async fn collect<D: Directory>(
     req: CompletionRequest,
     jobs: Vec<JobRequest>,
     plan: Vec<ProviderInfo>,
+    charge: Charge,
 ) -> Result<Response, ApiError> {
     let runs = join_all(
         jobs.iter()
-            .map(|job| run_to_end(&gw, &req.model, job, plan.clone())),
+            .map(|job| run_to_end(&gw, &req.model, job, plan.clone(), &charge)),
     )
     .await;
     let finished = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -387,6 +460,7 @@ async fn stream<D: Directory>(
     req: CompletionRequest,
     jobs: Vec<JobRequest>,
     plan: Vec<ProviderInfo>,
+    charge: Charge,
 ) -> Result<Response, ApiError> {
     let mut started = Vec::with_capacity(jobs.len());
     for job in &jobs {
@@ -400,7 +474,12 @@ async fn stream<D: Directory>(
     let receipts: Vec<String> = started.iter().map(|(_, s)| s.job_id.clone()).collect();
     let provider = started[0].0.clone();
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(coordinate(gw, meta, req.include_usage, started, jobs, tx));
+    let run = Run {
+        meta,
+        include_usage: req.include_usage,
+        charge,
+    };
+    tokio::spawn(coordinate(gw, run, started, jobs, tx));
     let receipts: Vec<&str> = receipts.iter().map(String::as_str).collect();
     Ok(with_headers(
         Sse::new(ReceiverStream::new(rx)).into_response(),
@@ -417,11 +496,17 @@ enum Stopped {
     Failed(String),
 }
 
+/// What a streamed response carries from its start to its end.
+struct Run {
+    meta: ResponseMeta,
+    include_usage: bool,
+    charge: Charge,
+}
+
 /// Pump every choice to the client; then the usage chunk and `[DONE]`.
 async fn coordinate<D: Directory>(
     gw: Arc<Gateway<D>>,
-    meta: ResponseMeta,
-    include_usage: bool,
+    run: Run,
     started: Vec<(ProviderInfo, JobStream)>,
     jobs: Vec<JobRequest>,
     tx: Tx,
@@ -430,12 +515,12 @@ async fn coordinate<D: Directory>(
         .into_iter()
         .zip(&jobs)
         .enumerate()
-        .map(|(i, ((p, s), job))| pump(&gw, &meta, i, p, s, job, &tx));
+        .map(|(i, ((p, s), job))| pump(&gw, &run, i, p, s, job, &tx));
     match try_join_all(pumps).await {
         Ok(parts) => {
-            if include_usage {
+            if run.include_usage {
                 let _ = tx
-                    .send(data(&meta.usage_chunk(total(parts.into_iter()))))
+                    .send(data(&run.meta.usage_chunk(total(parts.into_iter()))))
                     .await;
             }
             let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
@@ -452,13 +537,14 @@ async fn coordinate<D: Directory>(
 /// Forward one choice's provider events as OpenAI chunks until its job ends.
 async fn pump<D: Directory>(
     gw: &Gateway<D>,
-    meta: &ResponseMeta,
+    run: &Run,
     index: usize,
     provider: ProviderInfo,
     mut events: JobStream,
     job: &JobRequest,
     tx: &Tx,
 ) -> Result<(Usage, u64), Stopped> {
+    let (meta, charge) = (&run.meta, &run.charge);
     let send = |v: Value| async move { tx.send(data(&v)).await.map_err(|_| Stopped::ClientGone) };
     let mut timing = Timing::new();
     let want = events.wants_logprobs;
@@ -499,7 +585,7 @@ async fn pump<D: Directory>(
                     break why;
                 }
                 timing.record(gw, &provider, usage.completion_tokens);
-                gw.job_done(&provider, &receipt);
+                gw.job_done(&provider, &receipt, charge.as_deref());
                 let text = (meta.endpoint == Endpoint::Completions).then_some("");
                 // Tokens whose text a stop string cut still get their logprobs.
                 let lp = (want && !logprobs.is_empty()).then_some(&logprobs[..]);

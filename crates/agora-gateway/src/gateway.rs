@@ -9,10 +9,12 @@ use agora_wire::openai::{self, Endpoint};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api_keys::ApiKeys;
+use agora_keys::{Hold, KeyBook};
+
+use crate::access::{presented, Access};
 use crate::payments::JobPayer;
 use crate::routing::HealthBook;
-use crate::{handlers, ApiError, Directory, DirectoryError, Snapshot};
+use crate::{admin, handlers, ApiError, Directory, DirectoryError, Snapshot};
 
 /// How the gateway behaves.
 #[derive(Clone, Debug)]
@@ -25,9 +27,9 @@ pub struct GatewayConfig {
     pub provider_idle_timeout: Duration,
     /// TCP connect timeout towards providers.
     pub connect_timeout: Duration,
-    /// Client keys the completion endpoints require (`None`: open). A
-    /// gateway that pays providers must have them.
-    pub api_keys: Option<ApiKeys>,
+    /// Hash ([`agora_keys::hash`]) of the secret the admin API requires
+    /// (`None`: no admin API).
+    pub admin_key_hash: Option<agora_types::Hash32>,
     /// The chain served: unless it is a development chain (and by default,
     /// empty), provider endpoints are dialled at public addresses only.
     pub chain_id: String,
@@ -40,7 +42,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 4 << 20,
             provider_idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
-            api_keys: None,
+            admin_key_hash: None,
             chain_id: String::new(),
         }
     }
@@ -60,10 +62,6 @@ pub enum GatewayError {
         /// How long we waited.
         waited: Duration,
     },
-    /// A gateway that pays providers needs client API keys, or anyone who
-    /// reaches its port spends its money.
-    #[error("a gateway that pays providers needs client API keys (GatewayConfig::api_keys)")]
-    PaysWithoutKeys,
 }
 
 /// Minimum time between on-demand directory reads (requests for unknown models).
@@ -77,29 +75,27 @@ pub struct Gateway<D> {
     cache: RwLock<Option<Snapshot>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     pub(crate) health: Mutex<HealthBook>,
-    payer: Option<Arc<dyn JobPayer>>,
+    pub(crate) access: Access,
 }
 
 impl<D: Directory> Gateway<D> {
-    /// A gateway reading the network from `directory`.
+    /// An open gateway reading the network from `directory`: no keys, no payments.
     pub fn new(directory: D, config: GatewayConfig) -> Arc<Self> {
-        Self::build(directory, config, None)
+        Self::build(directory, config, Access::Open)
     }
 
-    /// A gateway that pays providers for every finished job through `payer`;
-    /// refused unless `config.api_keys` says who may spend.
+    /// A gateway that serves only `book`'s keys and pays providers for
+    /// every finished job from the asking key's account through `payer`.
     pub fn with_payer(
         directory: D,
         config: GatewayConfig,
+        book: Arc<KeyBook>,
         payer: Arc<dyn JobPayer>,
-    ) -> Result<Arc<Self>, GatewayError> {
-        if config.api_keys.is_none() {
-            return Err(GatewayError::PaysWithoutKeys);
-        }
-        Ok(Self::build(directory, config, Some(payer)))
+    ) -> Arc<Self> {
+        Self::build(directory, config, Access::Keyed { book, payer })
     }
 
-    fn build(directory: D, config: GatewayConfig, payer: Option<Arc<dyn JobPayer>>) -> Arc<Self> {
+    fn build(directory: D, config: GatewayConfig, access: Access) -> Arc<Self> {
         // A provider's endpoint never redirects the gateway elsewhere, nor
         // resolves into its private network (SSRF).
         let builder = reqwest::Client::builder().connect_timeout(config.connect_timeout);
@@ -113,7 +109,7 @@ impl<D: Directory> Gateway<D> {
             cache: RwLock::new(None),
             last_refresh: tokio::sync::Mutex::new(None),
             health: Mutex::new(HealthBook::default()),
-            payer,
+            access,
         })
     }
 
@@ -128,6 +124,8 @@ impl<D: Directory> Gateway<D> {
                 post(handlers::completions::<D>),
             )
             .route("/health", get(handlers::health::<D>))
+            .route(admin::USAGE_ROUTE, get(admin::own_usage::<D>))
+            .merge(admin::routes(self))
             .fallback(handlers::unknown_route)
             .method_not_allowed_fallback(handlers::wrong_method)
             .with_state(self.clone())
@@ -141,13 +139,30 @@ impl<D: Directory> Gateway<D> {
         Ok(())
     }
 
-    /// Refresh every `refresh_interval` until `shutdown` resolves.
+    /// Re-read what every account of the key book can spend (free balance
+    /// and unspent channel escrow); an account that cannot be read keeps
+    /// its last known funds, which only fall as it spends.
+    pub async fn refresh_funds(&self) {
+        let Access::Keyed { book, payer } = &self.access else {
+            return;
+        };
+        for account in book.accounts() {
+            match payer.clone().available(account).await {
+                Ok(funds) => book.set_funds(account, funds),
+                Err(e) => tracing::warn!(%account, error = %e, "cannot read an account's funds"),
+            }
+        }
+    }
+
+    /// Refresh the directory and the accounts' funds every
+    /// `refresh_interval` until `shutdown` resolves.
     pub async fn run_refresh(self: Arc<Self>, shutdown: impl Future<Output = ()> + Send) {
         let mut ticks = agora_tasks::Periodic::every(self.config.refresh_interval, shutdown);
         while ticks.tick().await {
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "cannot refresh the provider directory");
             }
+            self.refresh_funds().await;
         }
     }
 
@@ -176,26 +191,43 @@ impl<D: Directory> Gateway<D> {
         }
     }
 
-    /// Let a completion request through if no keys are configured or it
-    /// carries one of them.
+    /// Let a completion request through if the gateway is open or it
+    /// carries a live key (budgets are checked once the body is read).
     pub(crate) fn authorize(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
-        match &self.config.api_keys {
-            Some(keys) => keys.check(headers),
-            None => Ok(()),
+        match &self.access {
+            Access::Keyed { book, .. } => book.identify(presented(headers)).map(drop)?,
+            Access::Open => {}
         }
+        Ok(())
     }
 
     /// Whether this gateway pays for jobs through payment channels (and so
     /// tells providers to commit them by settlement, not in their batches).
     pub(crate) fn paid_by_channel(&self) -> bool {
-        self.payer.is_some()
+        matches!(self.access, Access::Keyed { .. })
     }
 
-    /// Hand a job whose receipt checked out to the payer, if there is one.
-    pub(crate) fn job_done(&self, provider: &ProviderInfo, receipt: &agora_types::SignedReceipt) {
-        if let Some(payer) = &self.payer {
-            payer.clone().job_done(provider.clone(), receipt.clone());
-        }
+    /// A job whose receipt checked out: charge it to the request's key and
+    /// pay its provider from that key's account.
+    pub(crate) fn job_done(
+        &self,
+        provider: &ProviderInfo,
+        receipt: &agora_types::SignedReceipt,
+        hold: Option<&Mutex<Hold>>,
+    ) {
+        let (Access::Keyed { payer, .. }, Some(hold)) = (&self.access, hold) else {
+            return;
+        };
+        let mut hold = hold.lock().unwrap_or_else(|e| e.into_inner());
+        let usage = receipt.receipt.usage;
+        hold.charge(
+            receipt.receipt.cost,
+            u64::from(usage.prompt_tokens),
+            u64::from(usage.completion_tokens),
+        );
+        payer
+            .clone()
+            .job_done(hold.account, provider.clone(), receipt.clone());
     }
 
     /// The last snapshot read, if any.

@@ -2,12 +2,14 @@
 //! and `POST /v1/completions`, streaming and not, routed to providers that the
 //! chain lists for the requested model.
 //!
-//! The gateway holds no state of its own beyond a cached [`Snapshot`] of the
-//! network and short-lived provider health; it learns the network through
-//! the narrow [`Directory`] trait. With a [`Payer`] it pays providers for
-//! every finished job through payment channels.
+//! It learns the network through the narrow [`Directory`] trait and keeps a
+//! cached [`Snapshot`] and short-lived provider health. With a [`KeyBook`]
+//! it serves only that book's keys, reserves each request's maximum cost on
+//! its key before sending it, and pays providers for every finished job
+//! from the key's own account through payment channels ([`AccountPayers`]).
 
-mod api_keys;
+mod access;
+mod admin;
 mod chain_directory;
 mod completion;
 mod directory;
@@ -20,11 +22,17 @@ mod request;
 mod routing;
 mod start;
 
-pub use api_keys::{ApiKeyError, ApiKeys, KEY_PREFIX};
+pub use admin::{NewKey, ACCOUNTS_ROUTE, ADMIN_USAGE_ROUTE, KEYS_ROUTE, KEY_ROUTE, USAGE_ROUTE};
+pub use agora_keys::{KeyBook, Limits, KEY_PREFIX};
 pub use chain_directory::ChainDirectory;
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
-pub use payments::{ChainFunding, ChannelBook, Funding, JobPayer, PayError, Payer, PayerConfig};
+pub use payments::{
+    AccountPayers, ChainFunding, ChannelBook, ChannelStore, Funding, JobPayer, PayError, Payer,
+    PayerConfig,
+};
 pub use routing::Routing;
-pub use start::{serve_limits, start, GatewayHandle, GatewaySetup, PayerSetup};
+pub use start::{
+    admin_key, client_keys, serve_limits, start, GatewayHandle, GatewaySetup, PayerSetup,
+};

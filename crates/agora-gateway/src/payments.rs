@@ -8,8 +8,9 @@
 //! sent yet (it takes a voucher only for receipts it can prove). Each channel's book is locked for the whole step, so
 //! vouchers are cumulative and strictly monotone even when jobs finish at
 //! once. Failures are logged and retried by [`Payer::run_retries`]; they
-//! never touch the client's response. Channel state lives in memory: a
-//! restarted gateway opens fresh channels.
+//! never touch the client's response. With a [`ChannelStore`] every book
+//! is on disk before its voucher is sent, so a restarted gateway keeps its
+//! channels and still pays for every job it recorded.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +24,12 @@ use agora_types::{
     SignedVoucher, TxKind, Voucher, VoucherDelivery,
 };
 use agora_wire::provider::ProviderEndpoint;
+use futures::future::BoxFuture;
+
+mod accounts;
+mod store;
+pub use accounts::AccountPayers;
+pub use store::ChannelStore;
 
 /// How long a channel transaction may take to land.
 const TX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,6 +40,9 @@ pub enum PayError {
     /// Opening or topping up the channel on chain failed.
     #[error("channel funding failed: {0}")]
     Funding(String),
+    /// The channel store could not be read or written.
+    #[error("channel store: {0}")]
+    Store(String),
     /// The provider did not take the voucher.
     #[error("voucher delivery to {endpoint} failed: {why}")]
     Delivery {
@@ -60,6 +70,8 @@ pub trait Funding: Send + Sync + 'static {
         channel: Hash32,
         amount: Amount,
     ) -> impl Future<Output = Result<(), PayError>> + Send;
+    /// The paying account's free (unescrowed) balance.
+    fn balance(&self) -> impl Future<Output = Result<Amount, PayError>> + Send;
 }
 
 /// [`Funding`] by transactions signed with a funded key, through a chain node's RPC.
@@ -118,6 +130,15 @@ impl Funding for ChainFunding {
             .await
             .map_err(funding_error)?;
         Ok(())
+    }
+
+    async fn balance(&self) -> Result<Amount, PayError> {
+        let info = self
+            .chain
+            .account(&self.key.account())
+            .await
+            .map_err(funding_error)?;
+        Ok(info.balance)
     }
 }
 
@@ -215,11 +236,42 @@ pub struct Payer<F> {
     config: PayerConfig,
     http: reqwest::Client,
     books: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Entry>>>>,
+    store: Option<Arc<ChannelStore>>,
 }
 
 impl<F: Funding> Payer<F> {
-    /// A payer signing vouchers with `key` (the account `funding` spends from).
+    /// A payer signing vouchers with `key` (the account `funding` spends
+    /// from), keeping its channel books in memory only.
     pub fn new(funding: F, key: Keypair, config: PayerConfig) -> Arc<Self> {
+        Arc::new(Self::build(funding, key, config, None))
+    }
+
+    /// A payer whose channel books live in `store`: those it left there are
+    /// loaded (and retried), and every change is written before it is used.
+    pub fn persistent(
+        funding: F,
+        key: Keypair,
+        config: PayerConfig,
+        store: Arc<ChannelStore>,
+    ) -> Result<Arc<Self>, PayError> {
+        let loaded = store.load(&key.account())?;
+        let payer = Self::build(funding, key, config, Some(store));
+        {
+            let mut books = payer.books.lock().unwrap_or_else(|e| e.into_inner());
+            for (provider, model, endpoint, book) in loaded {
+                let entry = Entry { endpoint, book };
+                books.insert((provider, model), Arc::new(tokio::sync::Mutex::new(entry)));
+            }
+        }
+        Ok(Arc::new(payer))
+    }
+
+    fn build(
+        funding: F,
+        key: Keypair,
+        config: PayerConfig,
+        store: Option<Arc<ChannelStore>>,
+    ) -> Self {
         // A provider's endpoint never redirects the gateway elsewhere, nor
         // resolves into its private network (SSRF).
         let builder = reqwest::Client::builder()
@@ -228,13 +280,31 @@ impl<F: Funding> Payer<F> {
         let http = agora_tasks::endpoint_client(builder, &config.chain_id)
             .build()
             .unwrap_or_default();
-        Arc::new(Payer {
+        Payer {
             funding,
             key,
             config,
             http,
             books: Mutex::new(HashMap::new()),
-        })
+            store,
+        }
+    }
+
+    /// Write `entry`'s head and its leaves from `new_from` on (a failure is
+    /// logged: the book in memory stays right and the next save catches up).
+    fn save(&self, (provider, model): Key, entry: &Entry, new_from: usize) {
+        if let Some(store) = &self.store {
+            let client = self.key.account();
+            if let Err(e) = store.save(
+                &client,
+                (&provider, &model),
+                &entry.endpoint,
+                &entry.book,
+                new_from,
+            ) {
+                tracing::error!(%provider, error = %e, "cannot save a channel book");
+            }
+        }
     }
 
     fn entry(&self, provider: &ProviderInfo, model: ModelId) -> Arc<tokio::sync::Mutex<Entry>> {
@@ -256,12 +326,17 @@ impl<F: Funding> Payer<F> {
         provider: &ProviderInfo,
         receipt: &SignedReceipt,
     ) -> Result<SignedVoucher, PayError> {
+        let key = (provider.id, receipt.receipt.model);
         let entry = self.entry(provider, receipt.receipt.model);
         let mut entry = entry.lock().await;
         entry.endpoint.clone_from(&provider.endpoint);
+        let before = entry.book.leaves.len();
         entry.book.record(receipt);
-        self.sync(provider.id, receipt.receipt.model, &mut entry)
-            .await
+        // The job is owed from now on, whatever happens to this process.
+        self.save(key, &entry, before);
+        let result = self.sync(key.0, key.1, &mut entry).await;
+        self.save(key, &entry, entry.book.leaves.len());
+        result
     }
 
     /// Bring one channel up to date: open or top up as needed, then deliver the latest voucher.
@@ -343,6 +418,7 @@ impl<F: Funding> Payer<F> {
                 if let Err(e) = self.sync(provider, model, &mut entry).await {
                     tracing::warn!(%provider, error = %e, "paying a provider failed again");
                 }
+                self.save((provider, model), &entry, entry.book.leaves.len());
             }
         }
     }
@@ -356,19 +432,67 @@ impl<F: Funding> Payer<F> {
     }
 }
 
-/// What the gateway calls after each job whose receipt checked out.
+/// What the gateway calls to pay for jobs, and to learn what an account can spend.
 pub trait JobPayer: Send + Sync + 'static {
-    /// Pay `provider` for the job of `receipt`, in the background.
-    fn job_done(self: Arc<Self>, provider: ProviderInfo, receipt: SignedReceipt);
+    /// Pay `provider` for the job of `receipt` from `account`, in the background.
+    fn job_done(
+        self: Arc<Self>,
+        account: AccountId,
+        provider: ProviderInfo,
+        receipt: SignedReceipt,
+    );
+    /// What `account` can still spend: its free balance plus the unspent
+    /// escrow of its channels.
+    fn available(
+        self: Arc<Self>,
+        account: AccountId,
+    ) -> BoxFuture<'static, Result<Amount, PayError>>;
+}
+
+impl<F: Funding> Payer<F> {
+    /// The account's free balance plus what its channels hold beyond what is owed.
+    pub async fn available(&self) -> Result<Amount, PayError> {
+        let free = self.funding.balance().await?;
+        let escrow = self
+            .books()
+            .await
+            .iter()
+            .map(|b| b.deposit.saturating_sub(b.cumulative))
+            .fold(0u64, u64::saturating_add);
+        Ok(free.saturating_add(escrow))
+    }
 }
 
 impl<F: Funding> JobPayer for Payer<F> {
-    fn job_done(self: Arc<Self>, provider: ProviderInfo, receipt: SignedReceipt) {
+    fn job_done(
+        self: Arc<Self>,
+        account: AccountId,
+        provider: ProviderInfo,
+        receipt: SignedReceipt,
+    ) {
+        if account != self.funding.client() {
+            tracing::error!(%account, "a job of another account reached this payer; not paid");
+            return;
+        }
         tokio::spawn(async move {
             if let Err(e) = self.pay(&provider, &receipt).await {
                 tracing::warn!(provider = %provider.id, error = %e, "paying a provider failed; will retry");
             }
         });
+    }
+
+    fn available(
+        self: Arc<Self>,
+        account: AccountId,
+    ) -> BoxFuture<'static, Result<Amount, PayError>> {
+        Box::pin(async move {
+            if account != self.funding.client() {
+                return Err(PayError::Funding(format!(
+                    "this payer does not spend from {account}"
+                )));
+            }
+            Payer::available(&self).await
+        })
     }
 }
 

@@ -13,12 +13,17 @@ use crate::{ApiError, Routing};
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
 /// Most completions one request may ask for (`n`).
 pub const MAX_CHOICES: u32 = 8;
+/// Most models one request may name (`model` and `models` together).
+pub const MAX_MODELS: usize = 8;
 
 /// A validated completion request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompletionRequest {
-    /// The `model` string exactly as sent (echoed back).
+    /// The `model` string exactly as sent (echoed back), or the first of `models`.
     pub model: String,
+    /// OpenRouter's `models`: tried in order after `model` when it has no
+    /// provider, is unknown, or every provider failed before answering.
+    pub fallbacks: Vec<String>,
     /// The prompt.
     pub input: JobInput,
     /// Sampling; `seed` is `None` when the client sent none.
@@ -44,13 +49,19 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
             "The request body must be a JSON object",
         ));
     };
+    let mut fallbacks = models(&obj)?;
     let model = match obj.get("model") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) if !fallbacks.is_empty() => {
+            fallbacks.remove(0)
+        }
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(ApiError::invalid("model", "`model` is required"))
         }
         Some(_) => return Err(ApiError::invalid("model", "`model` must be a string")),
     };
+    let mut seen = std::collections::HashSet::from([model.clone()]);
+    fallbacks.retain(|m| seen.insert(m.clone()));
     let input = match endpoint {
         Endpoint::Chat => JobInput::Chat {
             messages: messages(&obj)?,
@@ -135,6 +146,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
     };
     Ok(CompletionRequest {
         model,
+        fallbacks,
         input,
         params,
         seeded: seed.is_some(),
@@ -195,7 +207,47 @@ fn rename(mut e: ApiError, param: &str) -> ApiError {
 }
 
 /// Refuse parameters we cannot honour yet instead of ignoring them silently.
+/// OpenRouter's `models`: an array of at most [`MAX_MODELS`] model names.
+fn models(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let list = match obj.get("models") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "models",
+                "`models` must be an array of model names",
+            ))
+        }
+    };
+    if list.len() > MAX_MODELS {
+        return Err(ApiError::invalid(
+            "models",
+            format!("`models` may name at most {MAX_MODELS} models"),
+        ));
+    }
+    list.iter()
+        .map(|m| match m {
+            Value::String(s) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(ApiError::invalid(
+                "models",
+                "`models` must hold non-empty strings",
+            )),
+        })
+        .collect()
+}
+
 fn unsupported(obj: &Map<String, Value>) -> Result<(), ApiError> {
+    let format = obj
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str);
+    if format.is_some_and(|t| t != "text") {
+        // Honoured only once sampling can be constrained; never ignored.
+        return Err(ApiError::invalid(
+            "response_format",
+            "Only `response_format` type `text` is supported yet",
+        ));
+    }
     if obj
         .get("tools")
         .and_then(Value::as_array)
@@ -370,6 +422,48 @@ mod tests {
 
     fn chat(body: Value) -> Result<CompletionRequest, ApiError> {
         parse(Endpoint::Chat, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn models_name_fallbacks_after_the_primary() {
+        let msgs = json!([{"role": "user", "content": "x"}]);
+        let r =
+            chat(json!({"model": "a", "models": ["a", "b", "c", "b"], "messages": msgs})).unwrap();
+        assert_eq!(
+            (r.model.as_str(), r.fallbacks.clone()),
+            ("a", vec!["b".to_string(), "c".into()])
+        );
+        let r = chat(json!({"models": ["b", "c"], "messages": msgs})).unwrap();
+        assert_eq!(
+            (r.model.as_str(), r.fallbacks.clone()),
+            ("b", vec!["c".to_string()])
+        );
+        let many: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
+        for bad in [json!("a"), json!([1]), json!([""]), json!(many)] {
+            let e = chat(json!({"model": "a", "models": bad, "messages": msgs})).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("models"), "{bad}");
+        }
+        assert_eq!(
+            chat(json!({"models": [], "messages": msgs}))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("model")
+        );
+    }
+
+    #[test]
+    fn constrained_response_formats_are_refused_not_ignored() {
+        let msgs = json!([{"role": "user", "content": "x"}]);
+        assert!(
+            chat(json!({"model": "a", "messages": msgs, "response_format": {"type": "text"}}))
+                .is_ok()
+        );
+        for t in ["json_object", "json_schema"] {
+            let e = chat(json!({"model": "a", "messages": msgs, "response_format": {"type": t}}))
+                .unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("response_format"));
+        }
     }
 
     #[test]

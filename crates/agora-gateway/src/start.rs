@@ -1,8 +1,10 @@
 //! Starting a gateway as a role: serve the OpenAI-compatible API for the
 //! network behind a chain RPC, refresh the provider directory in the
-//! background, and (given a funded key) pay providers through channels.
+//! background, and (given a data directory for its key book) serve only
+//! issued keys, each paying providers from its own account through channels.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +12,10 @@ use agora_chain_client::ChainClient;
 use agora_tasks::{bind, serve, Context, Failure, ServeLimits, Shutdown, Task};
 use agora_types::{Amount, Keypair};
 
+use agora_keys::{KeyBook, Limits};
+
 use crate::{
-    ApiError, ApiKeys, ChainDirectory, ChainFunding, Gateway, GatewayConfig, Payer, PayerConfig,
+    AccountPayers, ApiError, ChainDirectory, ChannelStore, Gateway, GatewayConfig, PayerConfig,
 };
 
 /// How long a starting gateway waits for a model to appear on chain.
@@ -45,14 +49,61 @@ pub struct GatewaySetup {
     pub payer: Option<PayerSetup>,
 }
 
-/// How a gateway pays providers: through channels funded from `key`.
+/// How a gateway admits and pays: keys from a key book, each paying from its own account.
 pub struct PayerSetup {
-    /// The funded key that opens channels and signs vouchers.
-    pub key: Keypair,
+    /// Holds the key book (`keys.redb`) and the admin key (`admin-key`).
+    pub data_dir: PathBuf,
     /// Escrow of each new channel, and the least a top-up adds.
     pub deposit: Amount,
-    /// The client keys that may spend through this payer.
-    pub api_keys: ApiKeys,
+    /// A funded key to keep as a custodial account (the devnet's faucet,
+    /// `--payer-key`), with `import_keys` bound to it.
+    pub import: Option<Keypair>,
+    /// Existing client keys (an `--api-keys` file) to bind, without limits,
+    /// to `import`'s account.
+    pub import_keys: Vec<String>,
+}
+
+/// The admin key in `dir/admin-key`, made on first start (readable by its owner only).
+pub fn admin_key(dir: &Path) -> std::io::Result<String> {
+    let path = dir.join("admin-key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(key) = text.lines().map(str::trim).find(|l| !l.is_empty()) {
+            return Ok(key.to_string());
+        }
+    }
+    let key = format!(
+        "{}admin-{}",
+        agora_keys::KEY_PREFIX,
+        &agora_keys::generate()[agora_keys::KEY_PREFIX.len()..]
+    );
+    agora_tasks::write_private(&path, format!("{key}\n").as_bytes())?;
+    Ok(key)
+}
+
+/// Client keys in the file at `path`, one per line (blank lines and `#`
+/// comments skipped); with `create`, a file holding one fresh key is
+/// written first if there is none. An empty list is an error.
+pub fn client_keys(path: &Path, create: bool) -> std::io::Result<Vec<String>> {
+    if create && !path.exists() {
+        let text = format!(
+            "# client API keys, one per line\n{}\n",
+            agora_keys::generate()
+        );
+        agora_tasks::write_private(path, text.as_bytes())?;
+    }
+    let keys: Vec<String> = std::fs::read_to_string(path)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} holds no key (one key per line)", path.display()),
+        ));
+    }
+    Ok(keys)
 }
 
 /// A started gateway.
@@ -62,6 +113,8 @@ pub struct GatewayHandle {
     /// The HTTP server and directory refresh task.
     pub task: Task,
     gateway: Arc<Gateway<ChainDirectory>>,
+    /// The key book, when the gateway pays.
+    pub book: Option<Arc<KeyBook>>,
 }
 
 impl GatewayHandle {
@@ -89,22 +142,46 @@ pub async fn start(setup: GatewaySetup, shutdown: Shutdown) -> Result<GatewayHan
         chain_id: chain_id.clone(),
         ..GatewayConfig::default()
     };
-    let gateway = match setup.payer {
-        None => Gateway::new(directory, gateway_config),
+    let (gateway, book) = match setup.payer {
+        None => (Gateway::new(directory, gateway_config), None),
         Some(p) => {
-            tracing::info!(account = %p.key.account(), deposit = p.deposit, "the gateway pays providers through channels");
+            std::fs::create_dir_all(&p.data_dir)
+                .with_context(|| format!("creating {}", p.data_dir.display()))?;
+            let book =
+                KeyBook::open(&p.data_dir.join("keys.redb")).context("opening the key book")?;
+            if let Some(key) = p.import {
+                let account = book
+                    .import_account(key)
+                    .context("keeping the payer account")?;
+                for secret in &p.import_keys {
+                    book.import_key(secret, "imported", account, Limits::default())
+                        .context("importing a client key")?;
+                }
+            }
+            let admin = admin_key(&p.data_dir).context("the admin key")?;
+            tracing::info!(
+                accounts = book.accounts().len(),
+                keys = book.list().len(),
+                deposit = p.deposit,
+                "the gateway serves issued keys, each paying from its own account"
+            );
             let config = PayerConfig {
                 deposit: p.deposit.max(1),
                 chain_id,
                 ..PayerConfig::default()
             };
-            let payer = Payer::new(ChainFunding::new(chain, p.key.clone()), p.key, config);
-            tokio::spawn(payer.clone().run_retries(shutdown.clone().wait()));
+            let channels = ChannelStore::open(&p.data_dir.join("channels.redb"))
+                .context("opening the channel store")?;
+            let payers = AccountPayers::new(book.clone(), chain, config, channels)
+                .context("loading the accounts' channels")?;
+            tokio::spawn(payers.clone().run_retries(shutdown.clone().wait()));
             let config = GatewayConfig {
-                api_keys: Some(p.api_keys),
+                admin_key_hash: Some(agora_keys::hash(&admin)),
                 ..gateway_config
             };
-            Gateway::with_payer(directory, config, payer).context("starting the gateway")?
+            let gateway = Gateway::with_payer(directory, config, book.clone(), payers);
+            gateway.refresh_funds().await;
+            (gateway, Some(book))
         }
     };
     let listener = bind(setup.listen, "gateway").await?;
@@ -118,5 +195,10 @@ pub async fn start(setup: GatewaySetup, shutdown: Shutdown) -> Result<GatewayHan
         refresher.await.context("directory refresh task")?;
         Ok(())
     });
-    Ok(GatewayHandle { url, task, gateway })
+    Ok(GatewayHandle {
+        url,
+        task,
+        gateway,
+        book,
+    })
 }

@@ -15,7 +15,7 @@ mod common;
 
 use std::sync::{Arc, OnceLock};
 
-use agora_gateway::{ApiKeys, Gateway, GatewayConfig, Snapshot};
+use agora_gateway::{Gateway, GatewayConfig, Snapshot};
 use agora_testkit::fuzz;
 use agora_types::Price;
 use axum::body::Body;
@@ -35,6 +35,7 @@ struct Fixture {
     key: String,
     runtime: tokio::runtime::Runtime,
     _provider: Arc<Stub>,
+    _book: common::TestBook,
 }
 
 fn fixture() -> &'static Fixture {
@@ -45,8 +46,8 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .unwrap();
-        let key = ApiKeys::generate();
-        let (open, keyed, provider) = runtime.block_on(async {
+        let key = agora_keys::generate();
+        let (open, keyed, provider, book) = runtime.block_on(async {
             let price = Price {
                 input_per_1k: 1_000,
                 output_per_1k: 2_000,
@@ -61,16 +62,11 @@ fn fixture() -> &'static Fixture {
             let directory = TestDirectory::default();
             directory.set(Some(snapshot));
             let open = Gateway::new(directory.clone(), GatewayConfig::default());
-            let keyed = Gateway::new(
-                directory,
-                GatewayConfig {
-                    api_keys: Some(ApiKeys::new([key.as_str()])),
-                    ..GatewayConfig::default()
-                },
-            );
+            let payer = Arc::new(common::RecordingPayer::default());
+            let book = common::TestBook::with_key(&key);
+            let keyed = common::keyed_gateway(directory, &book, payer).await;
             open.refresh().await.unwrap();
-            keyed.refresh().await.unwrap();
-            (open.router(), keyed.router(), provider)
+            (open.router(), keyed.router(), provider, book)
         });
         Fixture {
             open,
@@ -78,6 +74,7 @@ fn fixture() -> &'static Fixture {
             key,
             runtime,
             _provider: provider,
+            _book: book,
         }
     })
 }

@@ -460,6 +460,53 @@ async fn busy_provider_is_skipped_and_refusals_pass_through() {
     );
 }
 
+/// OpenRouter's `models`: an unknown model, then one whose only provider is
+/// down, are passed over for the next model, whose name the response
+/// carries; a request the provider refused as invalid is not retried on
+/// another model.
+#[tokio::test]
+async fn models_fall_back_in_order() {
+    let good = stub(Script::Deltas(vec!["fine"]), CHEAP).await;
+    let (tiny, down) = (model("tiny"), model("down"));
+    let dead = agora_types::ProviderInfo {
+        id: agora_types::Keypair::generate().account(),
+        endpoint: format!("http://{}", dead_addr()),
+        models: vec![down.id],
+        price: CHEAP,
+        stake: 1,
+        registered_at: 0,
+        replayable: true,
+    };
+    let gw = gateway(Snapshot {
+        chain_id: CHAIN_ID.into(),
+        models: vec![tiny.clone(), down.clone()],
+        providers: vec![dead, good.info(&[tiny.id])],
+    })
+    .await;
+    for stream in [false, true] {
+        let mut body = chat_body("ghost");
+        body["models"] = json!(["down", "tiny"]);
+        body["stream"] = json!(stream);
+        let resp = gw.post("/v1/chat/completions", &body).await;
+        assert_eq!(resp.status(), 200);
+        let text = text(resp).await;
+        assert!(
+            text.contains("\"model\":\"tiny\"") && text.contains("fine"),
+            "{text}"
+        );
+    }
+    // Without a fallback that works, the last model's error is the answer.
+    let mut body = chat_body("ghost");
+    body["models"] = json!(["down"]);
+    openai_error(gw.post("/v1/chat/completions", &body).await, 503).await;
+    let refuse = stub(Script::Refuse, CHEAP).await;
+    let gw = gateway(snapshot(&[&refuse])).await;
+    let mut body = chat_body("tiny");
+    body["models"] = json!(["tiny", "other"]);
+    openai_error(gw.post("/v1/chat/completions", &body).await, 400).await;
+    assert_eq!(refuse.jobs().len(), 1);
+}
+
 #[tokio::test]
 async fn every_provider_down_is_503() {
     let m = model("tiny");
@@ -706,43 +753,6 @@ async fn n_choices_are_separate_jobs_on_separate_rng_streams() {
 /// The one client key of the paying gateways below.
 const TEST_KEY: &str = "sk-agora-test-key";
 
-/// A configuration whose completion endpoints need [`TEST_KEY`].
-fn keyed() -> agora_gateway::GatewayConfig {
-    agora_gateway::GatewayConfig {
-        api_keys: Some(agora_gateway::ApiKeys::new([TEST_KEY])),
-        ..Default::default()
-    }
-}
-
-/// A payer may not be attached without keys: the gateway refuses to start.
-#[test]
-fn a_paying_gateway_without_keys_is_refused() {
-    let payer = std::sync::Arc::new(RecordingPayer::default());
-    let refused = agora_gateway::Gateway::with_payer(
-        common::TestDirectory::default(),
-        agora_gateway::GatewayConfig::default(),
-        payer,
-    );
-    assert!(matches!(
-        refused,
-        Err(agora_gateway::GatewayError::PaysWithoutKeys)
-    ));
-}
-
-/// A payer double that records what the gateway hands it.
-#[derive(Default)]
-struct RecordingPayer(std::sync::Mutex<Vec<agora_types::SignedReceipt>>);
-
-impl agora_gateway::JobPayer for RecordingPayer {
-    fn job_done(
-        self: std::sync::Arc<Self>,
-        _provider: agora_types::ProviderInfo,
-        receipt: agora_types::SignedReceipt,
-    ) {
-        self.0.lock().unwrap().push(receipt);
-    }
-}
-
 /// Attack: a provider (registered at a low price, pinned with
 /// `provider.only`) signs receipts that charge more than its on-chain price
 /// and the token counts justify. The gateway refuses every such receipt, pays
@@ -766,12 +776,11 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
             models: vec![m.clone()],
             providers: vec![thief.info(&[m.id])],
         };
-        let payer = std::sync::Arc::new(RecordingPayer::default());
+        let payer = std::sync::Arc::new(common::RecordingPayer::default());
         let directory = common::TestDirectory::default();
         directory.set(Some(snap));
-        let gateway =
-            agora_gateway::Gateway::with_payer(directory, keyed(), payer.clone()).unwrap();
-        gateway.refresh().await.unwrap();
+        let book = common::TestBook::with_key(TEST_KEY);
+        let gateway = common::keyed_gateway(directory, &book, payer.clone()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, gateway.router()).await.unwrap() });
@@ -792,22 +801,22 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
             assert!(text.contains("error"), "{greed:?} stream={stream}: {text}");
         }
         assert!(
-            payer.0.lock().unwrap().is_empty(),
+            payer.receipts().is_empty(),
             "{greed:?}: a dishonest receipt reached the payer"
         );
     }
     // The honest control: the same route pays exactly price × tokens.
     let honest = stub(Script::Deltas(vec!["a", "b"]), CHEAP).await;
     let m = model("tiny");
-    let payer = std::sync::Arc::new(RecordingPayer::default());
+    let payer = std::sync::Arc::new(common::RecordingPayer::default());
     let directory = common::TestDirectory::default();
     directory.set(Some(Snapshot {
         chain_id: CHAIN_ID.into(),
         models: vec![m.clone()],
         providers: vec![honest.info(&[m.id])],
     }));
-    let gateway = agora_gateway::Gateway::with_payer(directory, keyed(), payer.clone()).unwrap();
-    gateway.refresh().await.unwrap();
+    let book = common::TestBook::with_key(TEST_KEY);
+    let gateway = common::keyed_gateway(directory, &book, payer.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, gateway.router()).await.unwrap() });
@@ -827,7 +836,7 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
         honest.jobs().is_empty(),
         "no job ran for an unauthorized request"
     );
-    assert!(payer.0.lock().unwrap().is_empty());
+    assert!(payer.receipts().is_empty());
     let resp = http
         .post(format!("{base}/v1/chat/completions"))
         .bearer_auth(TEST_KEY)
@@ -836,7 +845,7 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let paid = payer.0.lock().unwrap().clone();
+    let paid = payer.receipts();
     assert_eq!(paid.len(), 1);
     let r = &paid[0].receipt;
     assert_eq!(
@@ -848,17 +857,24 @@ async fn receipts_charging_more_than_the_on_chain_terms_are_never_paid() {
     );
 }
 
-/// A paying gateway (keyed, recording what it pays) over `stubs`, serving `tiny`.
-async fn paying_gateway(stubs: &[&Stub]) -> (String, std::sync::Arc<RecordingPayer>) {
-    let payer = std::sync::Arc::new(RecordingPayer::default());
+/// A paying gateway (keyed, recording what it pays) over `stubs`, serving
+/// `tiny`; the key book lives as long as the returned [`common::TestBook`].
+async fn paying_gateway(
+    stubs: &[&Stub],
+) -> (
+    String,
+    std::sync::Arc<common::RecordingPayer>,
+    common::TestBook,
+) {
+    let payer = std::sync::Arc::new(common::RecordingPayer::default());
     let directory = common::TestDirectory::default();
     directory.set(Some(snapshot(stubs)));
-    let gateway = agora_gateway::Gateway::with_payer(directory, keyed(), payer.clone()).unwrap();
-    gateway.refresh().await.unwrap();
+    let book = common::TestBook::with_key(TEST_KEY);
+    let gateway = common::keyed_gateway(directory, &book, payer.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, gateway.router()).await.unwrap() });
-    (base, payer)
+    (base, payer, book)
 }
 
 /// POST a chat completion with the test key.
@@ -896,7 +912,7 @@ fn streamed_content(events: &[Value], index: u64) -> String {
 #[tokio::test]
 async fn streamed_text_the_receipt_does_not_hash_is_never_paid() {
     let thief = stub(Script::Greedy(vec!["jun", "k"], Greed::Text), CHEAP).await;
-    let (base, payer) = paying_gateway(&[&thief]).await;
+    let (base, payer, _book) = paying_gateway(&[&thief]).await;
     for n in [1, 2] {
         let mut body = chat_body("tiny");
         body["n"] = json!(n);
@@ -930,7 +946,7 @@ async fn streamed_text_the_receipt_does_not_hash_is_never_paid() {
     }
     assert_eq!(thief.jobs().len(), 2 * (1 + 2));
     assert!(
-        payer.0.lock().unwrap().is_empty(),
+        payer.receipts().is_empty(),
         "a receipt for text the client never got reached the payer"
     );
 
@@ -938,7 +954,7 @@ async fn streamed_text_the_receipt_does_not_hash_is_never_paid() {
     // the next provider, whose receipt is the only one paid.
     let honest = stub(Script::Deltas(vec!["h", "é", "llo 🙂"]), DEAR).await;
     let thief = stub(Script::Greedy(vec!["jun", "k"], Greed::Text), CHEAP).await;
-    let (base, payer) = paying_gateway(&[&thief, &honest]).await;
+    let (base, payer, _book) = paying_gateway(&[&thief, &honest]).await;
     let mut body = chat_body("tiny");
     body["provider"] = json!({"order": [thief.key.account().to_hex()]});
     let resp = paid_chat(&base, &body).await;
@@ -950,12 +966,12 @@ async fn streamed_text_the_receipt_does_not_hash_is_never_paid() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "héllo 🙂");
     assert_eq!(thief.jobs().len(), 1);
-    let paid = payer.0.lock().unwrap().clone();
+    let paid = payer.receipts();
     assert_eq!(paid.len(), 1);
     assert_eq!(paid[0].receipt.provider, honest.key.account());
 
     // The honest provider alone, streamed with n = 2: both choices finish and are paid.
-    let (base, payer) = paying_gateway(&[&honest]).await;
+    let (base, payer, _book) = paying_gateway(&[&honest]).await;
     let mut body = chat_body("tiny");
     body["n"] = json!(2);
     body["stream"] = json!(true);
@@ -964,5 +980,5 @@ async fn streamed_text_the_receipt_does_not_hash_is_never_paid() {
     for index in [0, 1] {
         assert_eq!(streamed_content(&events, index), "héllo 🙂");
     }
-    assert_eq!(payer.0.lock().unwrap().len(), 2);
+    assert_eq!(payer.receipts().len(), 2);
 }

@@ -13,6 +13,7 @@
 
 mod dial;
 mod failure;
+mod files;
 mod guard;
 mod periodic;
 mod serve;
@@ -21,6 +22,7 @@ mod tasks;
 
 pub use dial::{endpoint_client, PublicOnly};
 pub use failure::{BoxError, Context, Failure};
+pub use files::write_private;
 pub use guard::{Refusal, ServeLimits};
 pub use periodic::Periodic;
 pub use serve::serve;

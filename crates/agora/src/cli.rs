@@ -44,6 +44,9 @@ pub enum Command {
     Delegate(crate::stake::DelegateArgs),
     /// Announce a bonded validator's consensus key and p2p address (committee candidacy).
     Announce(crate::stake::AnnounceArgs),
+    /// A gateway's API keys and accounts: create, list, revoke, usage (through its admin API).
+    #[command(subcommand)]
+    Keys(crate::api_keys::KeysCommand),
     /// A client's payment channels: open, top up, close, finish.
     #[command(subcommand)]
     Channel(crate::channel::ChannelCommand),
@@ -211,15 +214,21 @@ pub struct GatewayArgs {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
-    /// Pay providers for every job through payment channels funded from this key file.
-    #[arg(long, value_name = "FILE", requires = "api_keys")]
+    /// Serve only issued API keys, each paying providers through channels
+    /// from its own account: the key book (`keys.redb`) and the admin key
+    /// (`admin-key`) live in this directory. Without it the gateway is open
+    /// and pays no one.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A funded key file to keep as a custodial account (with `--data-dir`).
+    #[arg(long, value_name = "FILE", requires = "data_dir")]
     pub payer_key: Option<PathBuf>,
-    /// Client API keys, one per line: with `--payer-key`, only requests with
-    /// `Authorization: Bearer KEY` for one of them are served.
-    #[arg(long, value_name = "FILE")]
+    /// Existing client keys, one per line, to bind without limits to the
+    /// `--payer-key` account.
+    #[arg(long, value_name = "FILE", requires = "payer_key")]
     pub api_keys: Option<PathBuf>,
     /// Escrow of each new channel, and the least a top-up adds.
-    #[arg(long, default_value_t = 10_000, requires = "payer_key")]
+    #[arg(long, default_value_t = 10_000, requires = "data_dir")]
     pub channel_deposit: u64,
 }
 

@@ -1,6 +1,7 @@
 //! The `agora` binary: parses the command line and starts the chosen role
 //! (each role is a library crate) or runs the chosen wallet command.
 
+mod api_keys;
 mod channel;
 mod cli;
 mod roles;
@@ -46,6 +47,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Delegate(args) => stake::delegate(args).await,
         Command::Announce(args) => stake::announce(args).await,
         Command::Channel(command) => channel::run(command).await,
+        Command::Keys(command) => api_keys::run(command).await,
         Command::Model(ModelCommand::Fetch { substitute }) => {
             let path = if substitute {
                 agora_models::ensure_substitute_model(&mut std::io::stderr())?

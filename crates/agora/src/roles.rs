@@ -216,13 +216,15 @@ pub async fn provider(args: ProviderArgs) -> Result<()> {
 /// `agora gateway`.
 pub async fn gateway(args: GatewayArgs) -> Result<()> {
     let shutdown = Shutdown::on_signals();
-    let payer = match &args.payer_key {
-        Some(path) => Some(PayerSetup {
-            key: keys::load(path)?,
+    let payer = match &args.data_dir {
+        Some(dir) => Some(PayerSetup {
+            data_dir: dir.clone(),
             deposit: args.channel_deposit,
-            api_keys: match &args.api_keys {
-                Some(file) => agora_gateway::ApiKeys::load(file)?,
-                None => anyhow::bail!("--payer-key needs --api-keys FILE"),
+            import: args.payer_key.as_deref().map(keys::load).transpose()?,
+            import_keys: match &args.api_keys {
+                Some(file) => agora_gateway::client_keys(file, false)
+                    .with_context(|| format!("client keys in {}", file.display()))?,
+                None => Vec::new(),
             },
         }),
         None => None,

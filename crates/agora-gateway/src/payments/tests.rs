@@ -32,7 +32,14 @@ impl Funding for Arc<Recorder> {
         self.top_ups.lock().unwrap().push(amount);
         Ok(())
     }
+
+    async fn balance(&self) -> Result<Amount, PayError> {
+        Ok(BALANCE)
+    }
 }
+
+/// The recording funder's free balance.
+const BALANCE: Amount = 5_000_000;
 
 /// A provider's voucher endpoint: keeps the vouchers that arrive (and the
 /// job ids delivered with them), refusing the first `refuse` posts.
@@ -214,4 +221,76 @@ async fn refused_delivery_is_retried_with_the_latest_voucher() {
     // Nothing left to send: a second retry posts nothing.
     payer.retry_once().await;
     assert_eq!(rx.got.lock().unwrap().len(), 1);
+}
+
+/// A gateway killed after recording jobs its provider never got a voucher
+/// for: the restarted payer loads the same channel (no second open), owes
+/// the same jobs, and its retry pays them all with one voucher; the
+/// account's funds count the channel's unspent escrow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_payer_keeps_its_channels_and_pays_what_it_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("channels.redb");
+    let key = Keypair::generate();
+    let funding = Arc::new(Recorder {
+        client: Some(key.account()),
+        ..Recorder::default()
+    });
+    let config = PayerConfig {
+        deposit: 1_000,
+        retry_every: Duration::from_secs(3600),
+        ..PayerConfig::default()
+    };
+    let rx = receiver(2).await;
+    let pkey = Keypair::generate();
+    let prov = provider(&pkey, &rx.endpoint);
+    let (a, b) = (receipt(&pkey, 3), receipt(&pkey, 5));
+    {
+        let store = ChannelStore::open(&path).unwrap();
+        let first = Payer::persistent(funding.clone(), key.clone(), config.clone(), store).unwrap();
+        assert!(first.pay(&prov, &a).await.is_err());
+        assert!(first.pay(&prov, &b).await.is_err());
+        // Dropped without delivering: what a kill leaves behind.
+    }
+    let store = ChannelStore::open(&path).unwrap();
+    let second = Payer::persistent(funding.clone(), key.clone(), config, store).unwrap();
+    let books = second.books().await;
+    assert_eq!(books.len(), 1);
+    assert_eq!(books[0].jobs, vec![a.receipt.id, b.receipt.id]);
+    assert_eq!(books[0].cumulative, 4 + 6);
+    assert!(books[0].behind());
+    assert_eq!(
+        Payer::available(&second).await.unwrap(),
+        BALANCE + 1_000 - 10,
+        "free balance plus unspent escrow"
+    );
+    second.retry_once().await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].voucher.cumulative, got[0].voucher.jobs), (10, 2));
+    assert_eq!(*rx.jobs.lock().unwrap(), vec![a.receipt.id, b.receipt.id]);
+    assert_eq!(
+        *funding.opens.lock().unwrap(),
+        vec![1_000],
+        "one channel, kept"
+    );
+    // A third start sees the delivery recorded: nothing is behind.
+    drop(second);
+    let store = ChannelStore::open(&path).unwrap();
+    let third = Payer::persistent(funding.clone(), key, PayerConfig::default(), store).unwrap();
+    assert!(!third.books().await[0].behind());
+}
+
+/// Jobs of another account never reach a payer, so no account pays for another's.
+#[tokio::test]
+async fn a_payer_refuses_jobs_and_funds_of_other_accounts() {
+    let (payer, _, _) = payer(1_000);
+    let rx = receiver(0).await;
+    let pkey = Keypair::generate();
+    let stranger = Keypair::generate().account();
+    payer
+        .clone()
+        .job_done(stranger, provider(&pkey, &rx.endpoint), receipt(&pkey, 1));
+    assert!(payer.books().await.is_empty());
+    assert!(JobPayer::available(payer, stranger).await.is_err());
 }

@@ -453,3 +453,96 @@ pub async fn openai_error(resp: reqwest::Response, status: u16) -> Value {
     assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
     err
 }
+
+/// A payer double that records what the gateway hands it, for which account,
+/// and says every account holds `funds`.
+pub struct RecordingPayer {
+    /// (paying account, receipt) of every job handed over.
+    pub paid: Mutex<Vec<(agora_types::AccountId, agora_types::SignedReceipt)>>,
+    /// What every account can spend.
+    pub funds: u64,
+}
+
+impl Default for RecordingPayer {
+    fn default() -> Self {
+        RecordingPayer {
+            paid: Mutex::new(Vec::new()),
+            funds: 1 << 40,
+        }
+    }
+}
+
+impl RecordingPayer {
+    /// The receipts handed over so far.
+    pub fn receipts(&self) -> Vec<agora_types::SignedReceipt> {
+        self.paid
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+impl agora_gateway::JobPayer for RecordingPayer {
+    fn job_done(
+        self: Arc<Self>,
+        account: agora_types::AccountId,
+        _provider: ProviderInfo,
+        receipt: agora_types::SignedReceipt,
+    ) {
+        self.paid.lock().unwrap().push((account, receipt));
+    }
+
+    fn available(
+        self: Arc<Self>,
+        _account: agora_types::AccountId,
+    ) -> futures::future::BoxFuture<'static, Result<u64, agora_gateway::PayError>> {
+        let funds = self.funds;
+        Box::pin(async move { Ok(funds) })
+    }
+}
+
+/// A key book in its own temporary directory with one custodial account
+/// and `key` bound to it without limits.
+pub struct TestBook {
+    /// The book.
+    pub book: Arc<agora_gateway::KeyBook>,
+    /// The account.
+    pub account: agora_types::AccountId,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBook {
+    /// A book holding `key`.
+    pub fn with_key(key: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let book = agora_gateway::KeyBook::open(&dir.path().join("keys.redb")).unwrap();
+        let account = book.create_account().unwrap();
+        book.import_key(key, "test", account, agora_gateway::Limits::default())
+            .unwrap();
+        TestBook {
+            book,
+            account,
+            _dir: dir,
+        }
+    }
+}
+
+/// A gateway over `directory` that serves only `book`'s keys and pays
+/// through `payer`, with funds read and the directory refreshed.
+pub async fn keyed_gateway(
+    directory: TestDirectory,
+    book: &TestBook,
+    payer: Arc<dyn agora_gateway::JobPayer>,
+) -> Arc<Gateway<TestDirectory>> {
+    let gateway = Gateway::with_payer(
+        directory,
+        GatewayConfig::default(),
+        book.book.clone(),
+        payer,
+    );
+    gateway.refresh().await.unwrap();
+    gateway.refresh_funds().await;
+    gateway
+}
