@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::api_keys::ApiKeys;
+use crate::metrics::{self, GatewayMetrics};
 use crate::payments::JobPayer;
 use crate::routing::HealthBook;
 use crate::{handlers, ApiError, Directory, DirectoryError, Snapshot};
@@ -78,6 +79,7 @@ pub struct Gateway<D> {
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     pub(crate) health: Mutex<HealthBook>,
     payer: Option<Arc<dyn JobPayer>>,
+    pub(crate) metrics: GatewayMetrics,
 }
 
 impl<D: Directory> Gateway<D> {
@@ -114,6 +116,7 @@ impl<D: Directory> Gateway<D> {
             last_refresh: tokio::sync::Mutex::new(None),
             health: Mutex::new(HealthBook::default()),
             payer,
+            metrics: GatewayMetrics::default(),
         })
     }
 
@@ -128,9 +131,17 @@ impl<D: Directory> Gateway<D> {
                 post(handlers::completions::<D>),
             )
             .route("/health", get(handlers::health::<D>))
+            .route(agora_metrics::METRICS_ROUTE, get(metrics::scrape::<D>))
             .fallback(handlers::unknown_route)
             .method_not_allowed_fallback(handlers::wrong_method)
+            .layer(self.metrics.http_layer())
             .with_state(self.clone())
+    }
+
+    /// The gateway's metrics (served at `GET /metrics`), for the parts of
+    /// the gateway that report spend and budgets per API key.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
     }
 
     /// Re-read the directory now.
