@@ -55,33 +55,33 @@ impl ChainMetrics {
     pub fn new(registry: MetricsRegistry) -> Self {
         ChainMetrics {
             http: HttpMetrics::new(&registry),
-            height: registry.gauge("chain_height", "Height of the last finalized block."),
+            height: registry.gauge("chain_height", "Height of the last finalized block"),
             since_last_block: registry.metric(
                 "chain_seconds_since_last_block",
-                "Seconds since the timestamp of the last finalized block (finality lag).",
+                "Seconds since the timestamp of the last finalized block (finality lag)",
                 Gauge::default,
             ),
             mempool: registry.gauge(
                 "chain_mempool_transactions",
-                "Transactions waiting in the mempool.",
+                "Transactions waiting in the mempool",
             ),
             submitted: registry.metric(
                 "chain_transactions_submitted",
-                "Transactions offered to the mempool (RPC or gossip), by outcome: accepted or the refusal's code.",
+                "Transactions offered to the mempool (RPC or gossip), by outcome: accepted or the refusal's code",
                 Family::default,
             ),
             dropped: registry.metric(
                 "chain_transactions_dropped",
-                "Admitted transactions dropped at block building, by code.",
+                "Admitted transactions dropped at block building, by code",
                 Family::default,
             ),
             committed: registry.counter(
                 "chain_transactions_committed",
-                "Transactions in blocks this node finalized since it started.",
+                "Transactions in blocks this node finalized since it started",
             ),
             verdicts: registry.metric(
                 "chain_audit_verdicts",
-                "Audit verdicts in blocks this node finalized since it started, by verdict (passed, failed).",
+                "Audit verdicts in blocks this node finalized since it started, by verdict (passed, failed)",
                 Family::default,
             ),
             registry,
@@ -101,7 +101,9 @@ impl ChainMetrics {
     /// A transaction was admitted (`None`) or refused with `code`.
     pub(crate) fn submitted(&self, refusal: Option<&'static str>) {
         let outcome = refusal.unwrap_or("accepted");
-        self.submitted.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.submitted
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// A block was finalized, dropping transactions with these codes.

@@ -50,8 +50,13 @@ async fn height_mempool_and_transaction_outcomes_are_scraped() {
         .without_fees()
         .build();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(dir.path(), &genesis, Keypair::generate(), ChainConfig::default())
-        .unwrap();
+    let node = Node::open(
+        dir.path(),
+        &genesis,
+        Keypair::generate(),
+        ChainConfig::default(),
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = node.router();
@@ -62,7 +67,9 @@ async fn height_mempool_and_transaction_outcomes_are_scraped() {
     rpc.submit(&transfer(&a, &b, 1)).await.unwrap();
     assert!(rpc.submit(&transfer(&a, &b, 7)).await.is_err());
     for i in 0..30 {
-        let _ = reqwest::get(format!("{url}/block/{}", 1000 + i)).await.unwrap();
+        let _ = reqwest::get(format!("{url}/block/{}", 1000 + i))
+            .await
+            .unwrap();
         let _ = reqwest::get(format!("{url}/nowhere/{i}")).await.unwrap();
     }
     let text = scrape(&url).await;
@@ -75,7 +82,10 @@ async fn height_mempool_and_transaction_outcomes_are_scraped() {
     ] {
         assert!(has(&text, line), "no {line} in\n{text}");
     }
-    assert!(!text.contains("nowhere") && !text.contains("/block/10"), "{text}");
+    assert!(
+        !text.contains("nowhere") && !text.contains("/block/10"),
+        "{text}"
+    );
 
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -85,10 +95,16 @@ async fn height_mempool_and_transaction_outcomes_are_scraped() {
     node.produce_block(now_ms + 1).unwrap();
     let head = rpc.head().await.unwrap();
     let text = scrape(&url).await;
-    assert!(value(&text, "agora_chain_height") >= head.height as f64, "{text}");
+    assert!(
+        value(&text, "agora_chain_height") >= head.height as f64,
+        "{text}"
+    );
     assert_eq!(value(&text, "agora_chain_height"), 2.0);
     assert_eq!(value(&text, "agora_chain_mempool_transactions"), 0.0);
-    assert_eq!(value(&text, "agora_chain_transactions_committed_total"), 2.0);
+    assert_eq!(
+        value(&text, "agora_chain_transactions_committed_total"),
+        2.0
+    );
     let lag = value(&text, "agora_chain_seconds_since_last_block");
     assert!((0.0..60.0).contains(&lag), "{lag}");
 }

@@ -651,7 +651,10 @@ async fn batches_disputes_and_audit_records_are_served() {
         r#"agora_chain_audit_verdicts_total{verdict="passed"} 1"#,
         r#"agora_chain_audit_verdicts_total{verdict="failed"} 1"#,
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
     }
 }
 

@@ -97,7 +97,7 @@ impl GatewayMetrics {
     pub fn new(registry: MetricsRegistry) -> Self {
         let first_token = registry.metric(
             "gateway_time_to_first_token_seconds",
-            "Time from a provider accepting a completion job to its first token, by whether the client streams.",
+            "Time from a provider accepting a completion job to its first token, by whether the client streams",
             || Histograms::new_with_constructor(ttft_histogram),
         );
         GatewayMetrics {
@@ -105,26 +105,26 @@ impl GatewayMetrics {
             first_token,
             completion_tokens: registry.counter(
                 "gateway_completion_tokens",
-                "Completion tokens of jobs whose receipt checked out.",
+                "Completion tokens of jobs whose receipt checked out",
             ),
             tokens_per_second: registry.histogram(
                 "gateway_tokens_per_second",
-                "Decode speed of each finished job (tokens after the first per second).",
+                "Decode speed of each finished job (tokens after the first per second)",
                 buckets::TOKENS_PER_SECOND,
             ),
             provider_failures: registry.metric(
                 "gateway_provider_failures",
-                "Jobs a provider failed, by kind (unavailable, refused, job_error, stream, bad_receipt).",
+                "Jobs a provider failed, by kind (unavailable, refused, job_error, stream, bad_receipt)",
                 Family::default,
             ),
             spend: registry.metric(
                 "gateway_spend",
-                "Base units spent per API key, by the key's short public id.",
+                "Base units spent per API key, by the key's short public id",
                 Family::default,
             ),
             budget: registry.metric(
                 "gateway_remaining_budget",
-                "Base units an API key may still spend, by the key's short public id.",
+                "Base units an API key may still spend, by the key's short public id",
                 Family::default,
             ),
             keys: Arc::new(LabelCap::new(MAX_KEY_LABELS)),
@@ -193,7 +193,9 @@ impl GatewayMetrics {
     /// A provider failed a job.
     pub(crate) fn provider_failed(&self, failure: ProviderFailure) {
         let kind = failure.label();
-        self.provider_failures.get_or_create(&KindLabel { kind }).inc();
+        self.provider_failures
+            .get_or_create(&KindLabel { kind })
+            .inc();
     }
 }
 
@@ -218,9 +220,18 @@ mod tests {
             metrics.record_spend(&format!("k{i}"), 1);
         }
         let text = metrics.registry().render();
-        assert!(text.contains(r#"agora_gateway_spend_total{key="key-1"} 42"#), "{text}");
-        assert!(text.contains(r#"agora_gateway_remaining_budget{key="key-1"} 958"#), "{text}");
-        assert!(text.contains(r#"agora_gateway_spend_total{key="invalid"} 10"#), "{text}");
+        assert!(
+            text.contains(r#"agora_gateway_spend_total{key="key-1"} 42"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"agora_gateway_remaining_budget{key="key-1"} 958"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"agora_gateway_spend_total{key="invalid"} 10"#),
+            "{text}"
+        );
         assert!(!text.contains("sk-agora"), "{text}");
         // "key-1" and "k0".. fill the cap; the 11 beyond it share "other".
         let other = format!(r#"agora_gateway_spend_total{{key="other"}} {}"#, 11);

@@ -68,14 +68,11 @@ async fn metrics_count_routes_jobs_and_failures_without_secrets() {
     // No API key needed to scrape.
     let resp = gw.get("/metrics").await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        agora_metrics::CONTENT_TYPE
-    );
+    assert_eq!(resp.headers()["content-type"], agora_metrics::CONTENT_TYPE);
     let metrics = text(resp).await;
     for line in [
         r#"agora_http_requests_total{route="/v1/chat/completions",method="POST",status="200"} 5"#,
-        r#"agora_http_requests_total{route="/v1/models/{id}",method="GET",status="404"} 50"#,
+        r#"agora_http_requests_total{route="/v1/models/{*id}",method="GET",status="404"} 50"#,
         r#"agora_http_requests_total{route="unmatched",method="GET",status="404"} 50"#,
         "agora_gateway_completion_tokens_total 15",
         r#"agora_gateway_time_to_first_token_seconds_count{stream="true"} 3"#,

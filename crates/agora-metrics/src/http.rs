@@ -69,12 +69,12 @@ impl HttpMetrics {
     pub fn new(registry: &MetricsRegistry) -> Self {
         let requests = registry.metric(
             "http_requests",
-            "HTTP requests answered, by matched route template, method and status.",
+            "HTTP requests answered, by matched route template, method and status",
             Family::default,
         );
         let durations = registry.metric(
             "http_request_duration_seconds",
-            "Time from a request's arrival to its response head, by matched route template.",
+            "Time from a request's arrival to its response head, by matched route template",
             || Durations::new_with_constructor(duration_histogram),
         );
         HttpMetrics {

@@ -83,7 +83,8 @@ impl MetricsRegistry {
     }
 
     /// The metric registered as `name`, registering `make()` if there is none.
-    /// Counters are named without `_total`: the encoding appends it.
+    /// Counters are named without `_total` and help texts without a final
+    /// period: the encoding appends both.
     pub fn get_or_register<M>(
         &self,
         name: &str,
@@ -147,10 +148,9 @@ impl MetricsRegistry {
     /// [`Self::render`] as an HTTP response with the right `Content-Type`.
     pub fn response(&self) -> Response {
         let mut response = (StatusCode::OK, self.render()).into_response();
-        response.headers_mut().insert(
-            CONTENT_TYPE_HEADER,
-            HeaderValue::from_static(CONTENT_TYPE),
-        );
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
         response
     }
 }
@@ -167,7 +167,11 @@ mod tests {
         first.inc();
         second.inc();
         let text = registry.render();
-        assert_eq!(text.matches("# TYPE agora_jobs_total counter").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("# TYPE agora_jobs_total counter").count(),
+            1,
+            "{text}"
+        );
         assert!(text.contains("agora_jobs_total 2"), "{text}");
         let clash = registry.get_or_register("jobs", "Jobs.", Gauge::<i64>::default);
         assert!(matches!(clash, Err(MetricsError::TypeClash(_))));
@@ -179,8 +183,14 @@ mod tests {
         let h = registry.histogram("wait_seconds", "Waits.", buckets::SECONDS);
         h.observe(0.3);
         let text = registry.render();
-        assert!(text.contains("agora_wait_seconds_bucket{le=\"0.25\"} 0"), "{text}");
-        assert!(text.contains("agora_wait_seconds_bucket{le=\"0.5\"} 1"), "{text}");
+        assert!(
+            text.contains("agora_wait_seconds_bucket{le=\"0.25\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agora_wait_seconds_bucket{le=\"0.5\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("agora_wait_seconds_count 1"), "{text}");
     }
 }

@@ -12,8 +12,14 @@ use tower::ServiceExt;
 fn app(registry: &MetricsRegistry) -> Router {
     let scraped = registry.clone();
     Router::new()
-        .route("/items/{id}", get(|| async { "item" }).post(|| async { "made" }))
-        .route(METRICS_ROUTE, get(move || async move { scraped.response() }))
+        .route(
+            "/items/{id}",
+            get(|| async { "item" }).post(|| async { "made" }),
+        )
+        .route(
+            METRICS_ROUTE,
+            get(move || async move { scraped.response() }),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such route") })
         .layer(HttpMetrics::new(registry).layer())
 }
@@ -42,10 +48,16 @@ async fn requests_are_counted_by_route_template_method_and_status() {
     let registry = MetricsRegistry::new();
     let app = app(&registry);
     for i in 0..5 {
-        assert_eq!(call(&app, Method::GET, &format!("/items/{i}")).await.0, StatusCode::OK);
+        assert_eq!(
+            call(&app, Method::GET, &format!("/items/{i}")).await.0,
+            StatusCode::OK
+        );
     }
     call(&app, Method::POST, "/items/x").await;
-    assert_eq!(call(&app, Method::DELETE, "/items/x").await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        call(&app, Method::DELETE, "/items/x").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 
     let request = Request::get(METRICS_ROUTE).body(Body::empty()).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
@@ -69,17 +81,27 @@ async fn hostile_paths_and_methods_add_no_series() {
     let registry = MetricsRegistry::new();
     let app = app(&registry);
     for i in 0..500 {
-        call(&app, Method::GET, &format!("/probe/{i}/%2e%2e/{}", "x".repeat(i % 50))).await;
+        call(
+            &app,
+            Method::GET,
+            &format!("/probe/{i}/%2e%2e/{}", "x".repeat(i % 50)),
+        )
+        .await;
         let odd = Method::from_bytes(format!("HACK{i}").as_bytes()).unwrap();
         call(&app, odd, &format!("/items/{i}")).await;
     }
     let (_, text) = call(&app, Method::GET, METRICS_ROUTE).await;
     let unmatched = r#"agora_http_requests_total{route="unmatched",method="GET",status="404"} 500"#;
-    assert!(text.lines().any(|l| l == unmatched), "no {unmatched} in\n{text}");
+    assert!(
+        text.lines().any(|l| l == unmatched),
+        "no {unmatched} in\n{text}"
+    );
     let requests = samples(&text, "agora_http_requests_total");
     // GET unmatched 404, and the odd methods on /items/{id} as one "other" series.
     assert_eq!(requests.len(), 2, "{requests:#?}");
-    assert!(requests.iter().any(|l| l.contains(r#"method="other""#) && l.ends_with(" 500")));
+    assert!(requests
+        .iter()
+        .any(|l| l.contains(r#"method="other""#) && l.ends_with(" 500")));
     assert!(!text.contains("probe") && !text.contains("HACK"), "{text}");
     // One histogram per route seen (unmatched, /items/{id}): 16 buckets + sum + count each.
     let histograms = samples(&text, "agora_http_request_duration_seconds");

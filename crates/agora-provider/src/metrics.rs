@@ -68,29 +68,29 @@ impl ProviderMetrics {
             http: HttpMetrics::new(&registry),
             jobs: registry.metric(
                 "provider_jobs",
-                "Jobs by outcome (completed, failed, busy, abandoned).",
+                "Jobs by outcome (completed, failed, busy, abandoned)",
                 Family::default,
             ),
             waiting: registry.gauge(
                 "provider_jobs_waiting",
-                "Jobs handed to the engine that it has not started yet (its queue).",
+                "Jobs handed to the engine that it has not started yet (its queue)",
             ),
             running: registry.gauge(
                 "provider_jobs_running",
-                "Jobs the engine has started and not finished.",
+                "Jobs the engine has started and not finished",
             ),
             completion_tokens: registry.counter(
                 "provider_completion_tokens",
-                "Output tokens of completed jobs.",
+                "Output tokens of completed jobs",
             ),
             first_token: registry.histogram(
                 "provider_time_to_first_token_seconds",
-                "Time from a job's acceptance (queue wait included) to its first streamed text.",
+                "Time from a job's acceptance (queue wait included) to its first streamed text",
                 buckets::SECONDS,
             ),
             proofs_served: registry.counter(
                 "provider_audit_proofs_served",
-                "Batch transcripts with Merkle proofs served to drawn auditors.",
+                "Batch transcripts with Merkle proofs served to drawn auditors",
             ),
             registry,
         }

@@ -128,7 +128,12 @@ async fn queue_depth_outcomes_and_tokens_are_scraped() {
         assert_eq!(resp.status(), 200);
         queued.push(resp);
     }
-    let busy = http.post(format!("{url}/v1/jobs")).json(&job(9)).send().await.unwrap();
+    let busy = http
+        .post(format!("{url}/v1/jobs"))
+        .json(&job(9))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(busy.status(), 503);
     for i in 0..40 {
         let hostile = http.get(format!("{url}/x/{i}/..%2f")).send().await.unwrap();

@@ -11,7 +11,13 @@ use serde_json::Value;
 fn node_logs(dir: &std::path::Path, extra: &[&str], env: Option<(&str, &str)>) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
     command
-        .args(["node", "--data-dir", dir.to_str().unwrap(), "--rpc", "127.0.0.1:0"])
+        .args([
+            "node",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--rpc",
+            "127.0.0.1:0",
+        ])
         .args(extra)
         .env("RUST_LOG", "info")
         .env_remove("AGORA_LOG_FORMAT")
@@ -33,7 +39,12 @@ fn node_logs(dir: &std::path::Path, extra: &[&str], env: Option<(&str, &str)>) -
         .unwrap();
     assert!(term.success());
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     child.wait().unwrap();
     stderr
 }
@@ -50,12 +61,19 @@ fn json_logs_are_one_object_per_line() {
     let json = node_logs(&dir.path().join("a"), &["--log-format", "json"], None);
     let line = shutdown_line(&json).unwrap_or_else(|| panic!("no JSON shutdown line in {json}"));
     assert_eq!(line["level"], "INFO", "{line}");
-    assert!(line["timestamp"].is_string() && line["target"].is_string(), "{line}");
+    assert!(
+        line["timestamp"].is_string() && line["target"].is_string(),
+        "{line}"
+    );
     for l in json.lines().filter(|l| !l.trim().is_empty()) {
         assert!(serde_json::from_str::<Value>(l).is_ok(), "not JSON: {l}");
     }
 
-    let by_env = node_logs(&dir.path().join("b"), &[], Some(("AGORA_LOG_FORMAT", "json")));
+    let by_env = node_logs(
+        &dir.path().join("b"),
+        &[],
+        Some(("AGORA_LOG_FORMAT", "json")),
+    );
     assert!(shutdown_line(&by_env).is_some(), "{by_env}");
 
     let text = node_logs(&dir.path().join("c"), &[], None);
