@@ -7,6 +7,7 @@
 mod error;
 mod extract;
 mod mempool;
+mod metrics;
 mod node;
 mod rpc;
 mod start;
@@ -16,6 +17,7 @@ mod validator;
 pub use agora_consensus::{GenesisPeer, Seat, Timeouts, GENESIS_EPOCH_FILE, IDENTITY_FILE};
 pub use error::{tx_error_code, ChainError, SubmitError};
 pub use mempool::MAX_PENDING_PER_SENDER;
+pub use metrics::ChainMetrics;
 pub use node::{ChainConfig, Finality, Node, Relay};
 pub use start::{rpc_limits, start, NodeHandle, NodeSetup};
 pub use store::Store;

@@ -11,6 +11,7 @@ use agora_types::{Block, Hash32, Keypair, SignedTransaction};
 use tokio::sync::watch;
 
 use crate::mempool::Mempool;
+use crate::metrics::ChainMetrics;
 use crate::{ChainError, Store, SubmitError};
 
 const MAX_REMEMBERED_REJECTIONS: usize = 10_000;
@@ -86,6 +87,7 @@ struct Inner {
     producing: Mutex<()>,
     /// Where locally submitted transactions are relayed (to other validators).
     relay: Mutex<Option<Relay>>,
+    metrics: ChainMetrics,
 }
 
 /// A hook that sends locally submitted transactions to other validators.
@@ -148,6 +150,7 @@ impl Node {
                 head,
                 producing: Mutex::new(()),
                 relay: Mutex::new(None),
+                metrics: ChainMetrics::default(),
             }),
         })
     }
@@ -155,6 +158,11 @@ impl Node {
     /// Committed state.
     pub fn state(&self) -> Arc<State> {
         lock(&self.inner.state).clone()
+    }
+
+    /// The node's metrics (served at `GET /metrics`).
+    pub fn metrics(&self) -> &ChainMetrics {
+        &self.inner.metrics
     }
 
     /// Watch the committed height.
@@ -247,7 +255,12 @@ impl Node {
                 admitted.extend(kept);
                 Ok(id)
             })
-            .collect();
+            .collect::<Vec<Result<Hash32, SubmitError>>>();
+        drop(mempool);
+        for outcome in &outcomes {
+            let refusal = outcome.as_ref().err().map(SubmitError::code);
+            self.inner.metrics.submitted(refusal);
+        }
         (outcomes, admitted)
     }
 
@@ -376,6 +389,8 @@ impl Node {
         *lock(&self.inner.state) = state.clone();
         lock(&self.inner.mempool).rebase(&state, &settled);
         self.inner.head.send_replace(state.height);
+        let dropped = rejected.iter().map(|(_, (code, _))| *code);
+        self.inner.metrics.finalized(block, dropped);
         Ok(())
     }
 

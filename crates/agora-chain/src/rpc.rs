@@ -108,6 +108,7 @@ impl Node {
             .route("/disputes", get(disputes))
             .route("/audits/{provider}", get(audits))
             .route("/supply", get(supply))
+            .route(agora_metrics::METRICS_ROUTE, get(crate::metrics::scrape))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .method_not_allowed_fallback(|| async {
                 ApiError(
@@ -117,6 +118,7 @@ impl Node {
                 )
             })
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(self.metrics().http_layer())
             .with_state(self.clone())
     }
 }

@@ -639,6 +639,23 @@ async fn batches_disputes_and_audit_records_are_served() {
     assert!(!record.registered && record.audits.slashed);
     assert_eq!((record.stake, record.audits.slashed_amount), (0, 500));
     assert!(rpc.disputes().await.unwrap().is_empty());
+
+    // The verdicts in finalized blocks are counted in the metrics.
+    let metrics = reqwest::get(format!("{}/metrics", rpc.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"agora_chain_audit_verdicts_total{verdict="passed"} 1"#,
+        r#"agora_chain_audit_verdicts_total{verdict="failed"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::access::{presented, Access};
 use crate::handlers::read_body;
+use crate::metrics::ProviderFailure;
 use crate::provider_client::{self, JobStream, StartError};
 use crate::request::{self, CompletionRequest};
 use crate::{ApiError, Directory, Gateway};
@@ -158,8 +159,12 @@ async fn start_first<D: Directory>(
         .await
         {
             Ok(s) => return Ok(Some((provider, s))),
-            Err(StartError::Refused(e)) => return Err(e),
+            Err(StartError::Refused(e)) => {
+                gw.metrics.provider_failed(ProviderFailure::Refused);
+                return Err(e);
+            }
             Err(StartError::Unavailable(why)) => {
+                gw.metrics.provider_failed(ProviderFailure::Unavailable);
                 tracing::warn!(provider = %provider.id, %why, "provider unavailable, trying the next");
                 gw.health
                     .lock()
@@ -183,17 +188,20 @@ fn exhausted(model: &str, tried: &[String], broke: bool) -> ApiError {
     }
 }
 
-/// Timing of one job, for the health book.
+/// Timing of one job, for the health book and the metrics.
 struct Timing {
     start: Instant,
     first: Option<Instant>,
+    /// Whether the client streams (the metrics' `stream` label).
+    streamed: bool,
 }
 
 impl Timing {
-    fn new() -> Self {
+    fn new(streamed: bool) -> Self {
         Timing {
             start: Instant::now(),
             first: None,
+            streamed,
         }
     }
 
@@ -215,6 +223,9 @@ impl Timing {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .succeeded(&provider.id, first - self.start, tps);
+        let to_first = self.first.map(|f| f - self.start);
+        gw.metrics
+            .job_finished(self.streamed, to_first, completion_tokens, tps);
     }
 }
 
@@ -352,7 +363,7 @@ async fn run_to_end<D: Directory>(
     let mut tried = Vec::new();
     let mut broke = false;
     while let Some((provider, mut events)) = start_first(gw, job, &mut plan, &mut tried).await? {
-        let mut timing = Timing::new();
+        let mut timing = Timing::new(false);
         let (mut text, mut logprobs) = (String::new(), Vec::new());
         let failure = loop {
             match events.next().await {
@@ -373,6 +384,7 @@ async fn run_to_end<D: Directory>(
                         text_hash: hash_output_text(&text),
                     };
                     if let Err(why) = check_receipt(&receipt, &provider, job, &streamed, &chain) {
+                        gw.metrics.provider_failed(ProviderFailure::BadReceipt);
                         break why;
                     }
                     timing.record(gw, &provider, usage.completion_tokens);
@@ -389,9 +401,13 @@ async fn run_to_end<D: Directory>(
                     });
                 }
                 Ok(JobEvent::Error { message }) => {
-                    break format!("{}: {message}", provider.endpoint)
+                    gw.metrics.provider_failed(ProviderFailure::JobError);
+                    break format!("{}: {message}", provider.endpoint);
                 }
-                Err(why) => break format!("{}: {why}", provider.endpoint),
+                Err(why) => {
+                    gw.metrics.provider_failed(ProviderFailure::Stream);
+                    break format!("{}: {why}", provider.endpoint);
+                }
             }
         };
         tracing::warn!(provider = %provider.id, %failure, "provider failed a job");
@@ -546,7 +562,7 @@ async fn pump<D: Directory>(
 ) -> Result<(Usage, u64), Stopped> {
     let (meta, charge) = (&run.meta, &run.charge);
     let send = |v: Value| async move { tx.send(data(&v)).await.map_err(|_| Stopped::ClientGone) };
-    let mut timing = Timing::new();
+    let mut timing = Timing::new(true);
     let want = events.wants_logprobs;
     let mut logprobs = Vec::new();
     // The text the client is sent, hashed as it passes (never buffered).
@@ -582,6 +598,7 @@ async fn pump<D: Directory>(
                     text_hash: text_hash.finish(),
                 };
                 if let Err(why) = check_receipt(&receipt, &provider, job, &streamed, &chain) {
+                    gw.metrics.provider_failed(ProviderFailure::BadReceipt);
                     break why;
                 }
                 timing.record(gw, &provider, usage.completion_tokens);
@@ -592,8 +609,14 @@ async fn pump<D: Directory>(
                 send(meta.chunk(index, text, false, Some(finish_reason), lp)).await?;
                 return Ok((usage, receipt.receipt.cost));
             }
-            Ok(JobEvent::Error { message }) => break format!("{}: {message}", provider.endpoint),
-            Err(why) => break format!("{}: {why}", provider.endpoint),
+            Ok(JobEvent::Error { message }) => {
+                gw.metrics.provider_failed(ProviderFailure::JobError);
+                break format!("{}: {message}", provider.endpoint);
+            }
+            Err(why) => {
+                gw.metrics.provider_failed(ProviderFailure::Stream);
+                break format!("{}: {why}", provider.endpoint);
+            }
         }
     };
     tracing::warn!(provider = %provider.id, %failure, "provider failed a streaming job");

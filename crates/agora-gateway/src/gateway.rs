@@ -12,6 +12,7 @@ use axum::Router;
 use agora_keys::{Hold, KeyBook};
 
 use crate::access::{presented, Access};
+use crate::metrics::{self, GatewayMetrics};
 use crate::payments::JobPayer;
 use crate::routing::HealthBook;
 use crate::{admin, handlers, ApiError, Directory, DirectoryError, Snapshot};
@@ -76,6 +77,7 @@ pub struct Gateway<D> {
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     pub(crate) health: Mutex<HealthBook>,
     pub(crate) access: Access,
+    pub(crate) metrics: GatewayMetrics,
 }
 
 impl<D: Directory> Gateway<D> {
@@ -110,6 +112,7 @@ impl<D: Directory> Gateway<D> {
             last_refresh: tokio::sync::Mutex::new(None),
             health: Mutex::new(HealthBook::default()),
             access,
+            metrics: GatewayMetrics::default(),
         })
     }
 
@@ -126,9 +129,17 @@ impl<D: Directory> Gateway<D> {
             .route("/health", get(handlers::health::<D>))
             .route(admin::USAGE_ROUTE, get(admin::own_usage::<D>))
             .merge(admin::routes(self))
+            .route(agora_metrics::METRICS_ROUTE, get(metrics::scrape::<D>))
             .fallback(handlers::unknown_route)
             .method_not_allowed_fallback(handlers::wrong_method)
+            .layer(self.metrics.http_layer())
             .with_state(self.clone())
+    }
+
+    /// The gateway's metrics (served at `GET /metrics`), for the parts of
+    /// the gateway that report spend and budgets per API key.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
     }
 
     /// Re-read the directory now.
@@ -228,6 +239,7 @@ impl<D: Directory> Gateway<D> {
         payer
             .clone()
             .job_done(hold.account, provider.clone(), receipt.clone());
+        self.metrics.record_spend(&hold.key_id, receipt.receipt.cost);
     }
 
     /// The last snapshot read, if any.

@@ -16,6 +16,7 @@ mod directory;
 mod error;
 mod gateway;
 mod handlers;
+mod metrics;
 mod payments;
 mod provider_client;
 mod request;
@@ -28,6 +29,7 @@ pub use chain_directory::ChainDirectory;
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
+pub use metrics::GatewayMetrics;
 pub use payments::{
     AccountPayers, ChainFunding, ChannelBook, ChannelStore, Funding, JobPayer, PayError, Payer,
     PayerConfig,

@@ -427,7 +427,10 @@ pub(crate) async fn job_proof<E: InferenceEngine>(
     }
     let store = p.transcripts.clone();
     match blocking(move || store.job_proof(&root, index)).await {
-        Ok(Some(proof)) => Json(proof).into_response(),
+        Ok(Some(proof)) => {
+            p.metrics.proof_served();
+            Json(proof).into_response()
+        }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",

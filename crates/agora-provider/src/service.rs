@@ -31,6 +31,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::access::AuditGate;
+use crate::metrics::{JobWatch, Outcome, ProviderMetrics};
 use crate::vouchers::ChannelLookup;
 use crate::{CommitPath, TranscriptStore};
 
@@ -46,6 +47,7 @@ pub struct Provider<E> {
     pub(crate) transcripts: Arc<TranscriptStore>,
     pub(crate) channels: Option<Arc<dyn ChannelLookup>>,
     pub(crate) gate: Option<Arc<dyn AuditGate>>,
+    pub(crate) metrics: ProviderMetrics,
 }
 
 /// An error in OpenAI's JSON shape, so the gateway can pass it through.
@@ -147,6 +149,7 @@ impl<E: InferenceEngine> Provider<E> {
             transcripts: Arc::new(transcripts),
             channels: None,
             gate: None,
+            metrics: ProviderMetrics::default(),
         }
     }
 
@@ -173,8 +176,14 @@ impl<E: InferenceEngine> Provider<E> {
         self.transcripts.clone()
     }
 
+    /// The provider's metrics (served at `GET /metrics`).
+    pub fn metrics(&self) -> &ProviderMetrics {
+        &self.metrics
+    }
+
     /// The HTTP routes.
     pub fn router(self) -> Router {
+        let http_metrics = self.metrics.http_layer();
         Router::new()
             .route(ProviderEndpoint::Jobs.route(), post(run_job::<E>))
             .route(ProviderEndpoint::Transcript.route(), get(transcript::<E>))
@@ -187,9 +196,14 @@ impl<E: InferenceEngine> Provider<E> {
                 post(crate::vouchers::post_voucher::<E>),
             )
             .route(ProviderEndpoint::Health.route(), get(health::<E>))
+            .route(
+                agora_metrics::METRICS_ROUTE,
+                get(crate::metrics::scrape::<E>),
+            )
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .fallback(unknown_route)
             .method_not_allowed_fallback(wrong_method)
+            .layer(http_metrics)
             .with_state(Arc::new(self))
     }
 }
@@ -304,6 +318,7 @@ async fn run_job<E: InferenceEngine>(
             )
         }
         Err(e @ (EngineError::Busy(_) | EngineError::Stopped)) => {
+            p.metrics.refused(Outcome::Busy);
             let mut r = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -325,6 +340,7 @@ async fn run_job<E: InferenceEngine>(
     };
     let job_id = Hash32(rand::random());
     let job = Job {
+        watch: p.metrics.watch(),
         provider: p.clone(),
         id: job_id,
         request: req,
@@ -353,6 +369,8 @@ struct Job<E> {
     done: bool,
     /// How its receipt will be committed.
     commit: CommitPath,
+    /// Its passage through the engine, for the metrics.
+    watch: JobWatch,
 }
 
 fn sse(event: &JobEvent) -> Result<Event, Infallible> {
@@ -365,7 +383,11 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
             return None;
         }
         loop {
-            let event = match job.events.recv().await {
+            let received = job.events.recv().await;
+            if received.is_some() {
+                job.watch.started();
+            }
+            let event = match received {
                 Some(EngineEvent::Started { prompt_tokens }) => {
                     job.prompt_tokens = prompt_tokens;
                     continue;
@@ -373,6 +395,7 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                 Some(EngineEvent::Text(text)) => {
                     // Hashed as sent: the receipt commits to exactly this text.
                     job.text.update(&text);
+                    job.watch.text();
                     JobEvent::Delta { text }
                 }
                 Some(EngineEvent::Logprob(lp)) => JobEvent::Logprobs { tokens: vec![lp] },
@@ -382,21 +405,30 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                     commitments,
                 }) => {
                     job.done = true;
+                    let tokens = output_tokens.len();
                     match job.finish(output_tokens, commitments).await {
-                        Ok((usage, receipt)) => JobEvent::Done {
-                            finish_reason,
-                            usage,
-                            receipt,
-                        },
-                        Err(message) => JobEvent::Error { message },
+                        Ok((usage, receipt)) => {
+                            job.watch.ended(Outcome::Completed, tokens);
+                            JobEvent::Done {
+                                finish_reason,
+                                usage,
+                                receipt,
+                            }
+                        }
+                        Err(message) => {
+                            job.watch.ended(Outcome::Failed, 0);
+                            JobEvent::Error { message }
+                        }
                     }
                 }
                 Some(EngineEvent::Failed(message)) => {
                     job.done = true;
+                    job.watch.ended(Outcome::Failed, 0);
                     JobEvent::Error { message }
                 }
                 None => {
                     job.done = true;
+                    job.watch.ended(Outcome::Failed, 0);
                     JobEvent::Error {
                         message: "engine stopped before the job finished".into(),
                     }

@@ -13,18 +13,21 @@ mod wallet;
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, ModelCommand};
+use cli::{Cli, Command, LogFormat, ModelCommand};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             // llama.cpp reports every tensor at info level; keep its warnings only by default.
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,llama-cpp-2=warn,llama_cpp_2=warn".into()),
-        )
-        .init();
+        );
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
