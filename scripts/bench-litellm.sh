@@ -25,7 +25,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bench="$root/.bench"
-litellm_version="1.110.2"
+litellm_version="1.100.5"
 agora="${AGORA:-${CARGO_TARGET_DIR:-$HOME/.cache/agora/target}/release/agora}"
 clients="${CLIENTS:-1,16,256}"
 seconds="${SECONDS_PER_LEVEL:-10}"
@@ -55,7 +55,7 @@ if ! "$venv/bin/python" -c "import litellm" 2>/dev/null \
 fi
 
 wait_for() { # URL [HEADER]
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 360); do
     if curl -fsS -o /dev/null ${2:+-H "$2"} "$1" 2>/dev/null; then return 0; fi
     sleep 0.5
   done
