@@ -12,7 +12,7 @@ use std::sync::Arc;
 use agora_chain::NodeSetup;
 use agora_chain_client::ChainClient;
 use agora_gateway::{ApiKeys, GatewaySetup, PayerSetup};
-use agora_provider::{register_on_chain, ChainAuditGate, Provider, TranscriptStore};
+use agora_provider::{register_on_chain, AuditGate, ChainAuditGate, Provider, TranscriptStore};
 use agora_tasks::{bind, serve, Context, Failure, Shutdown};
 use agora_types::{Hash32, Keypair, ModelEntry};
 
