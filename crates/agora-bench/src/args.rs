@@ -160,7 +160,12 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub overhead: bool,
     /// Concurrent keep-alive clients per level (with `--overhead`).
-    #[arg(long, value_delimiter = ',', default_value = "1,16,256", requires = "overhead")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,16,256",
+        requires = "overhead"
+    )]
     pub clients: Vec<usize>,
     /// Seconds of load per level and target (with `--overhead`).
     #[arg(long, default_value_t = 10.0, requires = "overhead")]

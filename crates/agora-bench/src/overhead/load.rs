@@ -75,7 +75,10 @@ async fn send(http: &reqwest::Client, target: &Target) -> std::result::Result<()
     let body = response.bytes().await.map_err(|e| e.to_string())?;
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body);
-        return Err(format!("{status}: {}", text.chars().take(300).collect::<String>()));
+        return Err(format!(
+            "{status}: {}",
+            text.chars().take(300).collect::<String>()
+        ));
     }
     Ok(())
 }

@@ -217,7 +217,10 @@ async fn measure(
         for target in [direct, proxied] {
             let sample = load::run(target, clients, duration).await?;
             if let Some(e) = &sample.first_error {
-                eprintln!("overhead: {} at {clients} clients: {} errors, first: {e}", target.name, sample.errors);
+                eprintln!(
+                    "overhead: {} at {clients} clients: {} errors, first: {e}",
+                    target.name, sample.errors
+                );
             }
             let s = Stats::of(&sample);
             eprintln!(
@@ -268,7 +271,10 @@ mod tests {
         .unwrap();
         assert_eq!(direct.url, "http://127.0.0.1:1/v1/chat/completions");
         assert_eq!(proxied.url, "http://127.0.0.1:2/v1/chat/completions");
-        assert_eq!((direct.bearer, proxied.bearer.as_deref()), (None, Some("sk-1")));
+        assert_eq!(
+            (direct.bearer, proxied.bearer.as_deref()),
+            (None, Some("sk-1"))
+        );
         let body: serde_json::Value = serde_json::from_slice(&direct.body).unwrap();
         assert_eq!(body["model"], "instant");
         assert_eq!(body["max_tokens"], MAX_TOKENS);

@@ -107,7 +107,8 @@ async fn start_provider(
     model: &ModelEntry,
     shutdown: Shutdown,
 ) -> Result<String, Failure> {
-    let transcripts = TranscriptStore::open(&dir.join("transcripts.redb")).map_err(Failure::other)?;
+    let transcripts =
+        TranscriptStore::open(&dir.join("transcripts.redb")).map_err(Failure::other)?;
     let gate = ChainAuditGate::connect(chain.clone())
         .await
         .context("reading the chain")?;

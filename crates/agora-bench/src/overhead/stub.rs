@@ -45,7 +45,9 @@ async fn chat(body: Bytes) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
 
 /// The model list.
 async fn models() -> Json<Value> {
-    Json(json!({"object": "list", "data": [{"id": STUB_MODEL, "object": "model", "created": 0, "owned_by": "agora-bench"}]}))
+    Json(
+        json!({"object": "list", "data": [{"id": STUB_MODEL, "object": "model", "created": 0, "owned_by": "agora-bench"}]}),
+    )
 }
 
 /// Serve the stub on `listen` until `shutdown`; returns its OpenAI base URL.
