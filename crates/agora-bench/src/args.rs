@@ -1,6 +1,7 @@
 //! The benchmarks' flags: each benchmark is a command-line tool, so its
 //! configuration is its `clap` arguments (`agora bench ...` embeds them).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -153,6 +154,40 @@ pub struct InferArgs {
 /// `agora bench gateway`.
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
+    /// Measure what the gateway adds instead: latency and requests/s of an
+    /// instant provider called directly and through an in-process paying
+    /// gateway (API keys on), at each `--clients` level.
+    #[arg(long)]
+    pub overhead: bool,
+    /// Concurrent keep-alive clients per level (with `--overhead`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,16,256",
+        requires = "overhead"
+    )]
+    pub clients: Vec<usize>,
+    /// Seconds of load per level and target (with `--overhead`).
+    #[arg(long, default_value_t = 10.0, requires = "overhead")]
+    pub seconds: f64,
+    /// With `--overhead`: measure this OpenAI base URL (another proxy, e.g.
+    /// LiteLLM) instead of an in-process gateway, against `--direct-url`.
+    #[arg(long, requires_all = ["overhead", "direct_url"])]
+    pub external_url: Option<String>,
+    /// Bearer key for `--external-url`.
+    #[arg(long, requires = "external_url")]
+    pub external_key: Option<String>,
+    /// OpenAI base URL of the external proxy's upstream, measured directly.
+    #[arg(long, requires = "external_url")]
+    pub direct_url: Option<String>,
+    /// With `--overhead`: only serve an instant OpenAI-compatible upstream
+    /// (model `instant`) on this address until Ctrl-C, for an external proxy.
+    #[arg(long, requires = "overhead", conflicts_with = "external_url")]
+    pub serve_stub: Option<SocketAddr>,
+    /// With `--overhead`: after measuring, keep the network up until Ctrl-C
+    /// (to time it with curl or an SDK).
+    #[arg(long, requires = "overhead")]
+    pub hold: bool,
     /// OpenAI base URL of the gateway.
     #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
     pub url: String,

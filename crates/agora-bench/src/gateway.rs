@@ -1,6 +1,7 @@
 //! `agora bench gateway`: decode speed as a client sees it through the gateway.
 //! Streams completions and measures time to first token and decode tokens/s
 //! (completion tokens after the first, over the time from first to last chunk).
+//! With `--overhead` it is [`crate::overhead`] instead.
 
 use std::time::Instant;
 
@@ -81,8 +82,11 @@ async fn one(http: &reqwest::Client, args: &GatewayArgs, seed: u64) -> Result<Ru
     })
 }
 
-/// Run the benchmark and print a table (or JSON).
+/// Run the benchmark (or, with `--overhead`, [`crate::overhead`]) and print a table (or JSON).
 pub async fn run(args: GatewayArgs) -> Result<()> {
+    if args.overhead {
+        return crate::overhead::run(args).await;
+    }
     let http = reqwest::Client::new();
     one(&http, &args, 0).await.context("warm-up request")?;
     let mut runs = Vec::new();

@@ -1,6 +1,8 @@
 //! The benchmarks behind `agora bench`: each runs against a model file or a
 //! running network and prints a table (or JSON). [`gateway`] times streamed
-//! completions through a gateway; [`infer`] compares the engine with a
+//! completions through a gateway, and [`overhead`] what the gateway adds to
+//! each request against an instant provider (and another proxy's, for
+//! comparison); [`infer`] compares the engine with a
 //! minimal llama.cpp loop; [`chain`] measures finality latency and load;
 //! [`verify`] measures audit detection per adversary and the cheater's
 //! expected profit; [`soak`] runs a whole network with honest and cheating
@@ -12,6 +14,7 @@ pub mod chain;
 mod error;
 pub mod gateway;
 pub mod infer;
+pub mod overhead;
 pub mod soak;
 pub mod verify;
 pub mod verify_command;
