@@ -2,8 +2,8 @@
 //! (single producer, 200 ms blocks, the devnet genesis), a provider running
 //! the [`InstantEngine`] behind the real provider service and server loop,
 //! registered on the chain like any provider, and the real paying gateway
-//! (`agora_gateway::start` with a payer: client API keys on, a payment
-//! channel voucher sent to the provider after every job), as `agora devnet`
+//! (`agora_gateway::start` with a key book: the key's budget reserved and
+//! charged, a payment channel voucher sent to the provider after every job), as `agora devnet`
 //! runs them.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use agora_chain::NodeSetup;
 use agora_chain_client::ChainClient;
-use agora_gateway::{ApiKeys, GatewaySetup, PayerSetup};
+use agora_gateway::{GatewaySetup, PayerSetup};
 use agora_provider::{register_on_chain, AuditGate, ChainAuditGate, Provider, TranscriptStore};
 use agora_tasks::{bind, serve, Context, Failure, Shutdown};
 use agora_types::{Hash32, Keypair, ModelEntry};
@@ -72,16 +72,18 @@ pub async fn start(dir: &Path, shutdown: Shutdown) -> Result<Network, Failure> {
     let chain = ChainClient::new(&node.rpc_url);
     let model = instant_model();
     let provider = start_provider(dir, &chain, &provider_key, &model, shutdown.clone()).await?;
-    let (api_keys, api_key) =
-        ApiKeys::load_or_create(&dir.join("api-keys")).map_err(Failure::other)?;
+    let api_keys =
+        agora_gateway::client_keys(&dir.join("api-keys"), true).map_err(Failure::other)?;
+    let api_key = api_keys[0].clone();
     let gateway = agora_gateway::start(
         GatewaySetup {
             chain_url: node.rpc_url.clone(),
             listen: "127.0.0.1:0".parse().expect("a socket address"),
             payer: Some(PayerSetup {
-                key: faucet,
+                data_dir: dir.join("gateway"),
                 deposit: 1_000_000_000,
-                api_keys,
+                import: Some(faucet),
+                import_keys: api_keys,
             }),
         },
         shutdown,
