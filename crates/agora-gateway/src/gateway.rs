@@ -239,7 +239,8 @@ impl<D: Directory> Gateway<D> {
         payer
             .clone()
             .job_done(hold.account, provider.clone(), receipt.clone());
-        self.metrics.record_spend(&hold.key_id, receipt.receipt.cost);
+        self.metrics
+            .record_spend(&hold.key_id, receipt.receipt.cost);
     }
 
     /// The last snapshot read, if any.

@@ -142,8 +142,14 @@ async fn one_key_exhausts_its_budget_while_another_keeps_working() {
     assert_eq!(usage["key"]["spend"]["total"], 2 * COST_OF_TWO_DELTAS);
     let alice_id = net.book.book.identify(Some(&alice)).unwrap();
     let metrics = net.get(&alice, "/metrics").await.text().await.unwrap();
-    let line = format!("agora_gateway_spend_total{{key=\"{alice_id}\"}} {}", 2 * COST_OF_TWO_DELTAS);
-    assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    let line = format!(
+        "agora_gateway_spend_total{{key=\"{alice_id}\"}} {}",
+        2 * COST_OF_TWO_DELTAS
+    );
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line} in\n{metrics}"
+    );
     assert!(!metrics.contains(&alice));
     let usage: Value = net.get(&bob, "/v1/usage").await.json().await.unwrap();
     assert_eq!(usage["data"][0]["requests"], 3);

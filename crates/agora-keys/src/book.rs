@@ -57,7 +57,7 @@ struct Inner {
 }
 
 enum Write {
-    Charge(KeyRecord, UsageRow),
+    Charge(Box<(KeyRecord, UsageRow)>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -85,7 +85,8 @@ fn write_loop(store: Arc<Store>, rx: mpsc::Receiver<Write>) {
         let (mut records, mut usage, mut waiters) = (HashMap::new(), Vec::new(), Vec::new());
         for w in std::iter::once(first).chain(rx.try_iter()) {
             match w {
-                Write::Charge(record, row) => {
+                Write::Charge(charge) => {
+                    let (record, row) = *charge;
                     usage.push(row);
                     records.insert(record.hash, record);
                 }
@@ -415,7 +416,7 @@ impl KeyBook {
             model: hold.model.clone(),
             ..hold.usage.clone()
         };
-        self.queue(Write::Charge(record, row));
+        self.queue(Write::Charge(Box::new((record, row))));
     }
 
     /// Hand `write` to the writer thread (false if it has stopped).

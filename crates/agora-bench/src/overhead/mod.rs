@@ -111,16 +111,16 @@ fn levels(clients: &[usize]) -> Result<Vec<usize>, Failure> {
     Ok(clients.to_vec())
 }
 
+/// Where the started network (or why it did not start) arrives.
+type Started = tokio::sync::oneshot::Receiver<Result<Network, Failure>>;
+
 /// Start the network on a runtime of its own (its own worker threads, as
 /// its own process would have), so the load generator's tasks do not share
 /// a scheduler with the servers it measures; it stops on `shutdown`.
 fn network_thread(
     dir: std::path::PathBuf,
     shutdown: Shutdown,
-) -> Result<(
-    tokio::sync::oneshot::Receiver<Result<Network, Failure>>,
-    std::thread::JoinHandle<()>,
-)> {
+) -> Result<(Started, std::thread::JoinHandle<()>)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
