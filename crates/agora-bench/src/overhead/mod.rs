@@ -6,11 +6,11 @@
 //!
 //! Without `--external-url` the proxy is agora's paying gateway in front of
 //! a provider on the [`InstantEngine`], all started here on a runtime of
-//! their own ([`network`]); "direct" is the provider's `POST /v1/jobs`.
+//! their own (`network`); "direct" is the provider's `POST /v1/jobs`.
 //! With `--external-url` it is any OpenAI-compatible proxy (LiteLLM in
 //! `scripts/bench-litellm.sh`), and "direct" is its upstream's `POST
 //! /chat/completions` (`--direct-url`), for instance this command's own
-//! instant stub served with `--serve-stub` ([`stub`]).
+//! instant stub served with `--serve-stub` (`stub`).
 
 mod instant;
 mod load;
