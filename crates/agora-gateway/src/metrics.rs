@@ -201,6 +201,11 @@ impl GatewayMetrics {
 
 /// `GET /metrics`: the gateway's metrics in Prometheus text format.
 pub(crate) async fn scrape<D: Directory>(State(gw): State<Arc<Gateway<D>>>) -> Response {
+    if let crate::access::Access::Keyed { book, .. } = &gw.access {
+        for (key, left) in book.remaining_budgets() {
+            gw.metrics.set_remaining_budget(&key, left);
+        }
+    }
     gw.metrics.registry.response()
 }
 

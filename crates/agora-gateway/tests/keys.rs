@@ -151,6 +151,13 @@ async fn one_key_exhausts_its_budget_while_another_keeps_working() {
         "no {line} in\n{metrics}"
     );
     assert!(!metrics.contains(&alice));
+    // Her budget left: one reservation's worth less what two requests cost beyond it.
+    let left = reservation(8) + COST_OF_TWO_DELTAS - 2 * COST_OF_TWO_DELTAS;
+    let line = format!("agora_gateway_remaining_budget{{key=\"{alice_id}\"}} {left}");
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line} in\n{metrics}"
+    );
     let usage: Value = net.get(&bob, "/v1/usage").await.json().await.unwrap();
     assert_eq!(usage["data"][0]["requests"], 3);
     assert_eq!(usage["data"][0]["model"], "tiny");

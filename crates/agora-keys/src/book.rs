@@ -289,6 +289,22 @@ impl KeyBook {
         out
     }
 
+    /// What each live key with a budget may still spend now (its tightest
+    /// budget less what it spent), by public id.
+    pub fn remaining_budgets(&self) -> Vec<(String, Amount)> {
+        let now = (self.clock)();
+        let inner = self.lock();
+        inner
+            .keys
+            .values()
+            .filter(|l| !l.record.revoked)
+            .filter_map(|l| {
+                let left = crate::limits::remaining(&l.record.limits, &l.record.spend, now)?;
+                Some((l.record.id.clone(), left))
+            })
+            .collect()
+    }
+
     /// The public id of the live key whose secret is `secret`.
     pub fn identify(&self, secret: Option<&str>) -> Result<String, Refusal> {
         let secret = secret.ok_or(Refusal::MissingKey)?;

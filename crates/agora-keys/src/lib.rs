@@ -18,7 +18,7 @@ mod store;
 
 pub use book::{Ask, Hold, KeyBook, KeyView};
 pub use calendar::{day_label, Period};
-pub use limits::{check_budget, Limits, OverBudget, Spend, Window};
+pub use limits::{check_budget, remaining, Limits, OverBudget, Spend, Window};
 pub use rate::{OverRate, RateWindow};
 pub use refusal::Refusal;
 pub use secret::{bearer, generate, hash, public_id, KEY_PREFIX};

@@ -74,6 +74,21 @@ impl Spend {
     }
 }
 
+/// What `spend` leaves of the tightest budget in `limits` at `now_ms`
+/// (`None` when the key has no budget).
+pub fn remaining(limits: &Limits, spend: &Spend, now_ms: u64) -> Option<Amount> {
+    let total = limits.total.map(|l| l.saturating_sub(spend.total));
+    Period::ALL
+        .iter()
+        .filter_map(|&p| {
+            limits
+                .per(p)
+                .map(|l| l.saturating_sub(spend.in_period(p, now_ms)))
+        })
+        .chain(total)
+        .min()
+}
+
 /// A budget a request would break.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverBudget {
@@ -159,6 +174,22 @@ mod tests {
             (e.budget, e.committed, e.resets_in_ms),
             ("total", 240, None)
         );
+    }
+
+    #[test]
+    fn remaining_is_what_the_tightest_budget_leaves() {
+        let mut spend = Spend::default();
+        spend.add(30, NOW);
+        assert_eq!(remaining(&Limits::default(), &spend, NOW), None);
+        let limits = Limits {
+            total: Some(1_000),
+            daily: Some(50),
+            ..Limits::default()
+        };
+        assert_eq!(remaining(&limits, &spend, NOW), Some(20));
+        assert_eq!(remaining(&limits, &spend, NOW + DAY), Some(50));
+        spend.add(980, NOW + DAY);
+        assert_eq!(remaining(&limits, &spend, NOW + 2 * DAY), Some(0));
     }
 
     proptest! {
