@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use agora_keys::{KeyBook, KeysError, Limits};
+use agora_keys::{KeyBook, KeysError, Limits, UsageRow};
 use agora_types::AccountId;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -211,12 +211,18 @@ async fn all_usage<D: Directory>(
     usage_of(book, q.key).await
 }
 
+/// Usage rows of `key` (every key's if `None`), read off the async runtime.
+async fn usage_rows(book: Arc<KeyBook>, key: Option<String>) -> Result<Vec<UsageRow>, ApiError> {
+    tokio::task::spawn_blocking(move || book.usage(key.as_deref()))
+        .await
+        .map_err(|e| keys_error(KeysError::Store(e.to_string())))?
+        .map_err(keys_error)
+}
+
 async fn usage_of(book: Arc<KeyBook>, key: Option<String>) -> Response {
-    let rows = tokio::task::spawn_blocking(move || book.usage(key.as_deref())).await;
-    match rows {
-        Ok(Ok(rows)) => Json(json!({"object": "list", "data": rows})).into_response(),
-        Ok(Err(e)) => keys_error(e).into_response(),
-        Err(e) => keys_error(KeysError::Store(e.to_string())).into_response(),
+    match usage_rows(book, key).await {
+        Ok(rows) => Json(json!({"object": "list", "data": rows})).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -230,11 +236,8 @@ pub async fn own_usage<D: Directory>(State(gw): Gw<D>, headers: HeaderMap) -> Re
         Err(refusal) => return ApiError::from(refusal).into_response(),
     };
     let key = book.list().into_iter().find(|k| k.record.id == id);
-    let book = book.clone();
-    let rows = tokio::task::spawn_blocking(move || book.usage(Some(&id))).await;
-    match rows {
-        Ok(Ok(rows)) => Json(json!({"object": "list", "key": key, "data": rows})).into_response(),
-        Ok(Err(e)) => keys_error(e).into_response(),
-        Err(e) => keys_error(KeysError::Store(e.to_string())).into_response(),
+    match usage_rows(book.clone(), Some(id)).await {
+        Ok(rows) => Json(json!({"object": "list", "key": key, "data": rows})).into_response(),
+        Err(e) => e.into_response(),
     }
 }

@@ -327,6 +327,50 @@ fn check_receipt(
     Ok(())
 }
 
+/// A job's `done` event as the gateway received it.
+struct Done<'a> {
+    provider: &'a ProviderInfo,
+    job: &'a JobRequest,
+    streamed: Streamed<'a>,
+    receipt: &'a SignedReceipt,
+}
+
+/// Hold a `done` event's receipt against what was streamed; if it holds,
+/// record the job's timing, charge the request's key and pay the provider.
+fn accept_done<D: Directory>(
+    gw: &Gateway<D>,
+    done: &Done<'_>,
+    timing: &Timing,
+    charge: &Charge,
+) -> Result<(), String> {
+    let chain = gw.chain_id();
+    if let Err(why) = check_receipt(
+        done.receipt,
+        done.provider,
+        done.job,
+        &done.streamed,
+        &chain,
+    ) {
+        gw.metrics.provider_failed(ProviderFailure::BadReceipt);
+        return Err(why);
+    }
+    timing.record(gw, done.provider, done.streamed.usage.completion_tokens);
+    gw.job_done(done.provider, done.receipt, charge.as_deref());
+    Ok(())
+}
+
+/// A provider's in-band error or broken stream: counted by `kind`, and
+/// described for the client.
+fn provider_broke<D: Directory>(
+    gw: &Gateway<D>,
+    provider: &ProviderInfo,
+    kind: ProviderFailure,
+    why: impl std::fmt::Display,
+) -> String {
+    gw.metrics.provider_failed(kind);
+    format!("{}: {why}", provider.endpoint)
+}
+
 /// Receipt ids (comma-separated when `n` > 1) and the first choice's provider.
 fn with_headers(mut response: Response, receipts: &[&str], provider: &ProviderInfo) -> Response {
     let h = response.headers_mut();
@@ -377,18 +421,20 @@ async fn run_to_end<D: Directory>(
                     usage,
                     receipt,
                 }) => {
-                    let chain = gw.chain_id();
                     let streamed = Streamed {
                         job_id: &events.job_id,
                         usage: &usage,
                         text_hash: hash_output_text(&text),
                     };
-                    if let Err(why) = check_receipt(&receipt, &provider, job, &streamed, &chain) {
-                        gw.metrics.provider_failed(ProviderFailure::BadReceipt);
+                    let done = Done {
+                        provider: &provider,
+                        job,
+                        streamed,
+                        receipt: &receipt,
+                    };
+                    if let Err(why) = accept_done(gw, &done, &timing, charge) {
                         break why;
                     }
-                    timing.record(gw, &provider, usage.completion_tokens);
-                    gw.job_done(&provider, &receipt, charge.as_deref());
                     let (job_id, cost) = (events.job_id, receipt.receipt.cost);
                     return Ok(Finished {
                         text,
@@ -401,13 +447,9 @@ async fn run_to_end<D: Directory>(
                     });
                 }
                 Ok(JobEvent::Error { message }) => {
-                    gw.metrics.provider_failed(ProviderFailure::JobError);
-                    break format!("{}: {message}", provider.endpoint);
+                    break provider_broke(gw, &provider, ProviderFailure::JobError, message)
                 }
-                Err(why) => {
-                    gw.metrics.provider_failed(ProviderFailure::Stream);
-                    break format!("{}: {why}", provider.endpoint);
-                }
+                Err(why) => break provider_broke(gw, &provider, ProviderFailure::Stream, why),
             }
         };
         tracing::warn!(provider = %provider.id, %failure, "provider failed a job");
@@ -591,18 +633,20 @@ async fn pump<D: Directory>(
                 usage,
                 receipt,
             }) => {
-                let chain = gw.chain_id();
                 let streamed = Streamed {
                     job_id: &events.job_id,
                     usage: &usage,
                     text_hash: text_hash.finish(),
                 };
-                if let Err(why) = check_receipt(&receipt, &provider, job, &streamed, &chain) {
-                    gw.metrics.provider_failed(ProviderFailure::BadReceipt);
+                let done = Done {
+                    provider: &provider,
+                    job,
+                    streamed,
+                    receipt: &receipt,
+                };
+                if let Err(why) = accept_done(gw, &done, &timing, charge) {
                     break why;
                 }
-                timing.record(gw, &provider, usage.completion_tokens);
-                gw.job_done(&provider, &receipt, charge.as_deref());
                 let text = (meta.endpoint == Endpoint::Completions).then_some("");
                 // Tokens whose text a stop string cut still get their logprobs.
                 let lp = (want && !logprobs.is_empty()).then_some(&logprobs[..]);
@@ -610,13 +654,9 @@ async fn pump<D: Directory>(
                 return Ok((usage, receipt.receipt.cost));
             }
             Ok(JobEvent::Error { message }) => {
-                gw.metrics.provider_failed(ProviderFailure::JobError);
-                break format!("{}: {message}", provider.endpoint);
+                break provider_broke(gw, &provider, ProviderFailure::JobError, message)
             }
-            Err(why) => {
-                gw.metrics.provider_failed(ProviderFailure::Stream);
-                break format!("{}: {why}", provider.endpoint);
-            }
+            Err(why) => break provider_broke(gw, &provider, ProviderFailure::Stream, why),
         }
     };
     tracing::warn!(provider = %provider.id, %failure, "provider failed a streaming job");
