@@ -62,6 +62,24 @@ pub struct SamplingParams {
     /// Report log-probabilities with this many top alternatives per token (`None`: no logprobs).
     #[serde(default)]
     pub logprobs: Option<u8>,
+    /// What the output must parse as (`None`: free text); sampling masks every
+    /// token that would break it, and an auditor's replay applies the same mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<OutputConstraint>,
+}
+
+/// A shape the generated text must take, enforced token by token.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputConstraint {
+    /// One JSON object (OpenAI's `response_format: {"type": "json_object"}`).
+    JsonObject,
+    /// One JSON value valid under a JSON Schema (OpenAI's `json_schema`).
+    JsonSchema {
+        /// The schema as compact JSON text, keys in the order the client gave
+        /// them (properties are generated in that order).
+        schema: String,
+    },
 }
 
 impl SamplingParams {
@@ -83,6 +101,7 @@ impl SamplingParams {
             frequency_penalty: 0.0,
             choice: 0,
             logprobs: None,
+            constraint: None,
         }
     }
 }
@@ -397,17 +416,19 @@ mod tests {
         assert_eq!(pieces.finish(), hash_output_text("Hello, wörld 🙂"));
     }
 
-    /// Pinned vector of the bytes a provider signs, computed independently
+    /// Pinned vectors of the bytes a provider signs, computed independently
     /// with Python: the receipt's Borsh encoding written out field by field
-    /// (`text_hash` right after `output_hash`), then `blake3(encoding,
-    /// derive_key_context="agora 2026 receipt signature v3")`.
+    /// (`text_hash` right after `output_hash`; the params end with the
+    /// constraint as an option: `00`, or `01` then the variant byte and, for
+    /// `JsonSchema` (variant 1), the schema as a length-prefixed string), then
+    /// `blake3(encoding, derive_key_context="agora 2026 receipt signature v3")`.
     #[test]
-    fn receipt_signing_bytes_match_the_pinned_vector() {
+    fn receipt_signing_bytes_match_the_pinned_vectors() {
         let mut params = SamplingParams::new(8, 0.5, 1.0, vec!["\n".into()], 9);
         params.frequency_penalty = 0.25;
         params.choice = 1;
         params.logprobs = Some(3);
-        let receipt = Receipt {
+        let mut receipt = Receipt {
             chain_id: "agora-test".into(),
             id: Hash32([1; 32]),
             provider: AccountId([2; 32]),
@@ -428,10 +449,23 @@ mod tests {
             timestamp_ms: 1234,
             commitments: Hash32([6; 32]),
         };
-        assert_eq!(codec::encode(&receipt).len(), 321);
+        assert_eq!(codec::encode(&receipt).len(), 322);
         assert_eq!(
             hex::encode(receipt.signing_bytes()),
-            "63284623eb8dde9a0b32194d3b4cbe7e227a771d638b81c5811efa4a34ab7b8f"
+            "2581614f15303f260f6444951c638ca440eb8932f8ac9709dad05a830c431d48"
+        );
+        receipt.params.constraint = Some(OutputConstraint::JsonObject);
+        assert_eq!(
+            hex::encode(receipt.signing_bytes()),
+            "6f4a9cee77b056533d19f0dfae0d638192848c9e50afa078c2123824f0a47b9e"
+        );
+        receipt.params.constraint = Some(OutputConstraint::JsonSchema {
+            schema: r#"{"type":"integer"}"#.into(),
+        });
+        assert_eq!(codec::encode(&receipt).len(), 345);
+        assert_eq!(
+            hex::encode(receipt.signing_bytes()),
+            "2c3e95f1d845cc13801be9a8ae27eaeb5ac42cca23b9b482a490a6fc46480a0f"
         );
     }
 }
