@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
+use agora_grammar::Guide;
 use agora_toploc::CommitmentBuilder;
 use agora_types::{FinishReason, SamplingParams};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
@@ -32,6 +33,8 @@ pub(crate) struct Job {
     pub prompt: Vec<LlamaToken>,
     /// Sampling parameters.
     pub params: SamplingParams,
+    /// Masks what the job's output constraint forbids (`None`: unconstrained).
+    pub guide: Option<Guide>,
     /// Where events go; closed when the client gave up.
     pub events: mpsc::Sender<EngineEvent>,
 }
@@ -333,9 +336,24 @@ fn step(
         let position = u32::try_from(slot.output.len()).unwrap_or(u32::MAX);
         slot.logits_at = None;
         let params = &slot.job.params;
-        let logits = penalised(ctx.get_logits_ith(at), &slot.counts, params);
+        let mut logits = penalised(ctx.get_logits_ith(at), &slot.counts, params);
+        if let Some(guide) = &slot.job.guide {
+            guide.mask(logits.to_mut());
+        }
         match sample(&logits, params, position, params.choice) {
             Some(token) => {
+                let allowed = match slot.job.guide.as_mut() {
+                    Some(guide) => guide.advance(token as u32).is_ok(),
+                    None => true,
+                };
+                if !allowed {
+                    // The mask let it through, so this is a bug; fail rather than break the shape.
+                    let _ = slot.send(EngineEvent::Failed(
+                        "sampled a token the constraint forbids".into(),
+                    ));
+                    slot.done = true;
+                    continue;
+                }
                 // End-of-generation tokens are not part of the output, so they get no logprob.
                 let eog = model.vocab().is_eog(LlamaToken(token as i32));
                 if let (Some(top), false) = (params.logprobs, eog) {
@@ -355,9 +373,12 @@ fn step(
                 slot.accept(model, LlamaToken(token), window)
             }
             None => {
-                let _ = slot.send(EngineEvent::Failed(
-                    "the model produced no finite logits".into(),
-                ));
+                let why = if slot.job.guide.is_some() {
+                    "no token can continue the constrained output"
+                } else {
+                    "the model produced no finite logits"
+                };
+                let _ = slot.send(EngineEvent::Failed(why.into()));
                 slot.done = true;
             }
         }

@@ -5,6 +5,7 @@
 //! [`LlamaEngine`] is the real implementation.
 
 mod batch;
+mod constrain;
 mod llama;
 pub mod logits;
 mod quantize;
@@ -16,6 +17,7 @@ pub mod stop;
 pub mod text;
 mod tokenizer;
 
+pub use constrain::{constraint_vocab, guide_for};
 pub use llama::{
     backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, KvCache,
     LlamaEngine, LlamaEngineConfig,

@@ -90,6 +90,8 @@ pub struct LlamaEngine {
     worker: std::thread::JoinHandle<()>,
     /// One scoring pass at a time, so at most one scoring context is alive.
     scoring: Mutex<()>,
+    /// The vocabulary as constrained jobs see it, built by the first one.
+    vocab: OnceLock<Arc<agora_grammar::Vocab>>,
 }
 
 /// llama.cpp's backend may be initialised once per process; every crate that
@@ -147,6 +149,7 @@ impl LlamaEngine {
             jobs,
             worker,
             scoring: Mutex::new(()),
+            vocab: OnceLock::new(),
         })
     }
 
@@ -192,6 +195,18 @@ impl LlamaEngine {
     /// streams it ([`crate::text`]); `None` for an id outside the vocabulary.
     pub fn piece(&self, id: i32) -> Option<Piece> {
         token_piece(&self.model, id)
+    }
+
+    /// The vocabulary as constrained jobs see it ([`crate::constraint_vocab`]),
+    /// built once.
+    pub fn constraint_vocab(&self) -> Arc<agora_grammar::Vocab> {
+        self.vocab
+            .get_or_init(|| {
+                Arc::new(crate::constraint_vocab(self.vocab_size(), |id| {
+                    self.piece(id)
+                }))
+            })
+            .clone()
     }
 
     /// Turn the input into prompt tokens, applying the chat template.
@@ -332,6 +347,7 @@ impl InferenceEngine for LlamaEngine {
             );
             return Err(EngineError::InvalidRequest(msg));
         }
+        let guide = crate::guide_for(&params, || self.constraint_vocab())?;
         let prompt = self.prompt_tokens(&request.input)?;
         // Room for every token's text and logprob events plus start and finish:
         // the worker never waits on a slow client.
@@ -340,6 +356,7 @@ impl InferenceEngine for LlamaEngine {
         match self.jobs.try_send(Job {
             prompt,
             params,
+            guide,
             events,
         }) {
             Ok(()) => Ok(rx),

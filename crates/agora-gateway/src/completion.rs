@@ -30,6 +30,7 @@ use crate::handlers::read_body;
 use crate::metrics::ProviderFailure;
 use crate::provider_client::{self, JobStream, StartError};
 use crate::request::{self, CompletionRequest};
+use crate::tools::Tools;
 use crate::{ApiError, Directory, Gateway};
 
 type Tx = mpsc::Sender<Result<Event, Infallible>>;
@@ -299,8 +300,10 @@ fn check_receipt(
     if r.chain_id != chain_id {
         return refuse("the receipt names another chain");
     }
-    if r.model != job.model || r.params.seed != job.params.seed {
-        return refuse("the receipt names another model or seed than the job");
+    if r.model != job.model || r.params != job.params {
+        // Sampling parameters included: a receipt that drops the output
+        // constraint would let an auditor replay free text as honest.
+        return refuse("the receipt names another model or other sampling parameters than the job");
     }
     if r.text_hash != text_hash {
         return refuse("the receipt's text hash is not that of the text the provider streamed");
@@ -496,13 +499,31 @@ async fn collect<D: Directory>(
     let choices = finished
         .iter()
         .enumerate()
-        .map(|(i, f)| meta.choice(i, f.text.clone(), f.reason, want.then_some(&f.logprobs[..])))
+        .map(|(i, f)| {
+            let logprobs = want.then_some(&f.logprobs[..]);
+            match tool_call(req.tools.as_ref(), &f.text, &f.job_id) {
+                Some(call) => meta.tool_calls_choice(i, vec![call], logprobs),
+                None => meta.choice(i, f.text.clone(), f.reason, logprobs),
+            }
+        })
         .collect();
     let body = meta.complete(choices, usage);
     Ok(with_headers(
         Json(body).into_response(),
         &receipts,
         &finished[0].provider,
+    ))
+}
+
+/// The `tool_calls` entry for `text`, if the request offered tools and the
+/// text calls one of them; its id derives from the job's.
+fn tool_call(tools: Option<&Tools>, text: &str, job_id: &str) -> Option<Value> {
+    let id = format!("call_{}", &job_id[..job_id.len().min(24)]);
+    let call = tools?.parse_call(text, id)?;
+    Some(openai::tool_call_json(
+        &call.id,
+        &call.name,
+        &call.arguments,
     ))
 }
 
@@ -536,6 +557,7 @@ async fn stream<D: Directory>(
         meta,
         include_usage: req.include_usage,
         charge,
+        tools: req.tools,
     };
     tokio::spawn(coordinate(gw, run, started, jobs, tx));
     let receipts: Vec<&str> = receipts.iter().map(String::as_str).collect();
@@ -559,6 +581,9 @@ struct Run {
     meta: ResponseMeta,
     include_usage: bool,
     charge: Charge,
+    /// With tools offered, text is held back until the end shows whether it
+    /// is a call ([`tool_call`]).
+    tools: Option<Tools>,
 }
 
 /// Pump every choice to the client; then the usage chunk and `[DONE]`.
@@ -607,8 +632,10 @@ async fn pump<D: Directory>(
     let mut timing = Timing::new(true);
     let want = events.wants_logprobs;
     let mut logprobs = Vec::new();
-    // The text the client is sent, hashed as it passes (never buffered).
+    // The text the client is sent, hashed as it passes (buffered only when
+    // tools are offered: it may turn out to be a call).
     let mut text_hash = OutputTextHasher::default();
+    let mut held = run.tools.as_ref().map(|_| String::new());
     if meta.endpoint == Endpoint::Chat {
         send(meta.chunk(index, Some(""), true, None, None)).await?;
     }
@@ -618,6 +645,10 @@ async fn pump<D: Directory>(
             Ok(JobEvent::Delta { text }) => {
                 timing.first.get_or_insert_with(Instant::now);
                 text_hash.update(&text);
+                if let Some(held) = held.as_mut() {
+                    held.push_str(&text);
+                    continue;
+                }
                 send(meta.chunk(
                     index,
                     Some(&text),
@@ -646,6 +677,21 @@ async fn pump<D: Directory>(
                 };
                 if let Err(why) = accept_done(gw, &done, &timing, charge) {
                     break why;
+                }
+                if let Some(held) = held {
+                    match tool_call(run.tools.as_ref(), &held, &events.job_id) {
+                        Some(call) => {
+                            send(meta.tool_calls_chunk(index, vec![call])).await?;
+                            send(meta.tool_calls_end_chunk(index)).await?;
+                            return Ok((usage, receipt.receipt.cost));
+                        }
+                        None if !held.is_empty() => {
+                            let lp = want.then_some(&logprobs[..]);
+                            send(meta.chunk(index, Some(&held), false, None, lp)).await?;
+                            logprobs.clear();
+                        }
+                        None => {}
+                    }
                 }
                 let text = (meta.endpoint == Endpoint::Completions).then_some("");
                 // Tokens whose text a stop string cut still get their logprobs.

@@ -22,6 +22,7 @@ mod provider_client;
 mod request;
 mod routing;
 mod start;
+mod tools;
 
 pub use admin::{NewKey, ACCOUNTS_ROUTE, ADMIN_USAGE_ROUTE, KEYS_ROUTE, KEY_ROUTE, USAGE_ROUTE};
 pub use agora_keys::{KeyBook, Limits, KEY_PREFIX};
@@ -38,3 +39,4 @@ pub use routing::Routing;
 pub use start::{
     admin_key, client_keys, serve_limits, start, GatewayHandle, GatewaySetup, PayerSetup,
 };
+pub use tools::{Function, ToolCall, ToolChoice, Tools, MAX_TOOLS};

@@ -7,6 +7,7 @@ use agora_wire::openai::Endpoint;
 use agora_wire::provider::{MAX_STOPS, MAX_STOP_BYTES};
 use serde_json::{Map, Value};
 
+use crate::tools::{self, Tools};
 use crate::{ApiError, Routing};
 
 /// `max_tokens` when the client sends neither it nor `max_completion_tokens`.
@@ -38,6 +39,8 @@ pub struct CompletionRequest {
     pub include_usage: bool,
     /// OpenRouter-style provider preferences.
     pub routing: Routing,
+    /// Functions the model may call (`None`: no tools, or `tool_choice: none`).
+    pub tools: Option<Tools>,
 }
 
 /// Parse a request body for `endpoint`.
@@ -62,15 +65,44 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
     };
     let mut seen = std::collections::HashSet::from([model.clone()]);
     fallbacks.retain(|m| seen.insert(m.clone()));
+    // Key order matters inside schemas; the body is parsed again, ordered, only for them.
+    let mut ordered_body = None;
+    let mut ordered = || -> Result<tools::Json, ApiError> {
+        if ordered_body.is_none() {
+            ordered_body = Some(tools::ordered(body)?);
+        }
+        Ok(ordered_body.clone().unwrap_or(tools::Json::Null))
+    };
+    let format = tools::response_format(&obj, &mut ordered)?;
+    let tools = match endpoint {
+        Endpoint::Chat => tools::tools(&obj, &mut ordered)?,
+        Endpoint::Completions if obj.get("tools").is_some_and(|t| !t.is_null()) => {
+            return Err(ApiError::invalid(
+                "tools",
+                "`tools` needs the chat endpoint",
+            ))
+        }
+        Endpoint::Completions => None,
+    };
+    let forced = tools.as_ref().and_then(Tools::constraint);
+    if forced.is_some() && format.is_some() {
+        return Err(ApiError::invalid(
+            "response_format",
+            "`response_format` cannot be combined with a `tool_choice` that forces a call",
+        ));
+    }
     let input = match endpoint {
-        Endpoint::Chat => JobInput::Chat {
-            messages: messages(&obj)?,
-        },
+        Endpoint::Chat => {
+            let mut messages = messages(&obj)?;
+            if let Some(tools) = &tools {
+                tools::instruct(&mut messages, tools);
+            }
+            JobInput::Chat { messages }
+        }
         Endpoint::Completions => JobInput::Text {
             prompt: prompt(&obj)?,
         },
     };
-    unsupported(&obj)?;
     let (max_key, max_value) = match uint(&obj, "max_completion_tokens")? {
         Some(n) => ("max_completion_tokens", Some(n)),
         None => ("max_tokens", uint(&obj, "max_tokens")?),
@@ -120,7 +152,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
             ))
         }
     };
-    let routing = match obj.get("provider") {
+    let mut routing = match obj.get("provider") {
         None | Some(Value::Null) => Routing::default(),
         Some(v) => Routing::parse(v)?,
     };
@@ -134,6 +166,10 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
     params.presence_penalty = penalty(&obj, "presence_penalty")?;
     params.frequency_penalty = penalty(&obj, "frequency_penalty")?;
     params.logprobs = logprobs(endpoint, &obj)?;
+    params.constraint = forced.or(format);
+    // Only engines that sample themselves can mask tokens; upstream-backed
+    // providers refuse constrained jobs, so they are never planned for one.
+    routing.require_replayable |= params.constraint.is_some();
     let n = match uint(&obj, "n")? {
         None => 1,
         Some(n) if (1..=u64::from(MAX_CHOICES)).contains(&n) => n as u32,
@@ -154,6 +190,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
         stream,
         include_usage,
         routing,
+        tools,
     })
 }
 
@@ -206,7 +243,6 @@ fn rename(mut e: ApiError, param: &str) -> ApiError {
     e
 }
 
-/// Refuse parameters we cannot honour yet instead of ignoring them silently.
 /// OpenRouter's `models`: an array of at most [`MAX_MODELS`] model names.
 fn models(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
     let list = match obj.get("models") {
@@ -236,31 +272,6 @@ fn models(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-fn unsupported(obj: &Map<String, Value>) -> Result<(), ApiError> {
-    let format = obj
-        .get("response_format")
-        .and_then(|f| f.get("type"))
-        .and_then(Value::as_str);
-    if format.is_some_and(|t| t != "text") {
-        // Honoured only once sampling can be constrained; never ignored.
-        return Err(ApiError::invalid(
-            "response_format",
-            "Only `response_format` type `text` is supported yet",
-        ));
-    }
-    if obj
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(|t| !t.is_empty())
-    {
-        return Err(ApiError::invalid(
-            "tools",
-            "Tool calling is not supported yet",
-        ));
-    }
-    Ok(())
-}
-
 fn messages(obj: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> {
     let Some(list) = obj.get("messages") else {
         return Err(ApiError::invalid("messages", "`messages` is required"));
@@ -284,7 +295,7 @@ fn message(i: usize, m: &Value) -> Result<ChatMessage, ApiError> {
     let at = |field: &str| format!("messages[{i}].{field}");
     let role = match m.get("role") {
         Some(Value::String(r))
-            if ["system", "developer", "user", "assistant"].contains(&r.as_str()) =>
+            if ["system", "developer", "user", "assistant", "tool"].contains(&r.as_str()) =>
         {
             // `developer` is the newer name for `system`.
             if r == "developer" {
@@ -296,7 +307,7 @@ fn message(i: usize, m: &Value) -> Result<ChatMessage, ApiError> {
         Some(Value::String(r)) => {
             return Err(ApiError::invalid(
                 &at("role"),
-                format!("Role `{r}` is not supported (system, user, assistant)"),
+                format!("Role `{r}` is not supported (system, developer, user, assistant, tool)"),
             ))
         }
         _ => {
@@ -306,9 +317,13 @@ fn message(i: usize, m: &Value) -> Result<ChatMessage, ApiError> {
             ))
         }
     };
+    let calls = m.get("tool_calls").filter(|c| !c.is_null());
     let content = match m.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None if role == "assistant" => String::new(),
+        Some(Value::Null) | None if role == "assistant" => match calls {
+            Some(calls) => tools::calls_as_text(i, calls)?,
+            None => String::new(),
+        },
         Some(Value::Array(parts)) => {
             let mut text = String::new();
             for (j, part) in parts.iter().enumerate() {
@@ -335,6 +350,9 @@ fn message(i: usize, m: &Value) -> Result<ChatMessage, ApiError> {
             ))
         }
     };
+    if role == "tool" {
+        return tools::tool_result(i, m, content);
+    }
     Ok(ChatMessage { role, content })
 }
 
@@ -453,17 +471,30 @@ mod tests {
     }
 
     #[test]
-    fn constrained_response_formats_are_refused_not_ignored() {
+    fn response_formats_set_the_constraint_and_route_to_replayable_providers() {
         let msgs = json!([{"role": "user", "content": "x"}]);
-        assert!(
+        let text =
             chat(json!({"model": "a", "messages": msgs, "response_format": {"type": "text"}}))
-                .is_ok()
+                .unwrap();
+        assert_eq!(text.params.constraint, None);
+        assert!(!text.routing.require_replayable);
+        let object = chat(
+            json!({"model": "a", "messages": msgs, "response_format": {"type": "json_object"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            object.params.constraint,
+            Some(agora_types::OutputConstraint::JsonObject)
         );
-        for t in ["json_object", "json_schema"] {
-            let e = chat(json!({"model": "a", "messages": msgs, "response_format": {"type": t}}))
-                .unwrap_err();
-            assert_eq!(e.param.as_deref(), Some("response_format"));
-        }
+        assert!(object.routing.require_replayable);
+        let e = chat(
+            json!({"model": "a", "messages": msgs, "response_format": {"type": "json_schema"}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.param.as_deref(),
+            Some("response_format.json_schema.schema")
+        );
     }
 
     #[test]
@@ -523,7 +554,7 @@ mod tests {
             (json!({"model": "m"}), "messages"),
             (json!({"model": "m", "messages": []}), "messages"),
             (
-                json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
+                json!({"model": "m", "messages": [{"role": "function", "content": "x"}]}),
                 "messages[0].role",
             ),
             (

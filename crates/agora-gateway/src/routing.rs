@@ -106,6 +106,16 @@ impl Routing {
                         .as_bool()
                         .ok_or_else(|| ApiError::invalid(&param, "must be a boolean"))?
                 }
+                // OpenRouter's: only providers that honour every parameter sent.
+                // Every provider honours every parameter the gateway accepts
+                // except output constraints, which upstream-backed providers
+                // refuse; constrained requests are always routed to replayable
+                // providers, so the flag is checked and needs no more.
+                "require_parameters" => {
+                    value
+                        .as_bool()
+                        .ok_or_else(|| ApiError::invalid(&param, "must be a boolean"))?;
+                }
                 "sort" => {
                     r.sort = match value.as_str() {
                         Some("price") => Sort::Price,

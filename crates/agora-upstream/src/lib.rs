@@ -304,6 +304,11 @@ fn validate(params: &SamplingParams) -> Result<(), EngineError> {
     if params.logprobs.is_some_and(|k| k > most) {
         return invalid(&format!("at most {most} top logprobs per token"));
     }
+    if params.constraint.is_some() {
+        // The upstream samples on its own: nothing here could mask its tokens,
+        // and a receipt must not claim a constraint no one enforced.
+        return invalid("output constraints (response_format, forced tool calls) need a provider that runs the model itself");
+    }
     Ok(())
 }
 

@@ -1,7 +1,10 @@
 //! [`check_job`]: audit one transcript against the claimed model.
 
 use agora_engine::text::{render, Piece};
-use agora_engine::{EngineError, LlamaEngine, ScoreRequest, Scored};
+use std::sync::Arc;
+
+use agora_engine::{constraint_vocab, guide_for, EngineError, LlamaEngine, ScoreRequest, Scored};
+use agora_grammar::Vocab;
 use agora_toploc::ChunkCheck;
 use agora_types::{commitments_hash, hash_output_text, hash_tokens, Hash32, JobInput, Transcript};
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,10 @@ pub trait Scorer {
     /// What token `id` contributes to generated text, exactly as generation
     /// streams it (`agora_engine::text`); `None` outside the vocabulary.
     fn piece(&self, id: i32) -> Option<Piece>;
+    /// The vocabulary of `n_vocab` tokens as constrained jobs see it.
+    fn constraint_vocab(&self, n_vocab: usize) -> Arc<Vocab> {
+        Arc::new(constraint_vocab(n_vocab, |id| self.piece(id)))
+    }
 }
 
 impl Scorer for LlamaEngine {
@@ -35,6 +42,10 @@ impl Scorer for LlamaEngine {
 
     fn piece(&self, id: i32) -> Option<Piece> {
         LlamaEngine::piece(self, id)
+    }
+
+    fn constraint_vocab(&self, _n_vocab: usize) -> Arc<Vocab> {
+        LlamaEngine::constraint_vocab(self)
     }
 }
 
@@ -127,7 +138,13 @@ pub fn check_job(
             return Ok(unscored(reasons, transcript));
         };
         let logits = logits_of(&scored);
-        let tokens = replay_tokens(&logits, &transcript.output_tokens, &receipt.params);
+        let n_vocab = logits.first().map_or(0, |l| l.len());
+        let guide =
+            guide_for(&receipt.params, || scorer.constraint_vocab(n_vocab)).unwrap_or_else(|e| {
+                reasons.push(format!("output constraint: {e}"));
+                None
+            });
+        let tokens = replay_tokens(&logits, &transcript.output_tokens, &receipt.params, guide);
         let commitments = match &transcript.commitments {
             None => None,
             Some(c) => {

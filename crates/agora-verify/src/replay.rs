@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use agora_engine::logits::penalised;
 use agora_engine::sampling::replay;
+use agora_grammar::Guide;
 use agora_types::SamplingParams;
 use serde::{Deserialize, Serialize};
 
@@ -29,13 +30,29 @@ pub struct TokenStats {
     pub max_margin: f64,
 }
 
-/// Replay `output` against `logits[i]` (the raw model logits that predicted `output[i]`).
-pub fn replay_tokens(logits: &[&[f32]], output: &[i32], params: &SamplingParams) -> TokenStats {
+/// Replay `output` against `logits[i]` (the raw model logits that predicted
+/// `output[i]`). A constrained job's `guide` masks each position as the
+/// engine's did; a claimed token the constraint forbids replays with an
+/// infinite margin, and the positions after it are replayed unmasked.
+pub fn replay_tokens(
+    logits: &[&[f32]],
+    output: &[i32],
+    params: &SamplingParams,
+    mut guide: Option<Guide>,
+) -> TokenStats {
     let mut counts: HashMap<i32, u32> = HashMap::new();
     let mut stats = TokenStats::default();
     let mut margin_sum = 0.0;
     for (i, (&raw, &token)) in logits.iter().zip(output).enumerate() {
-        let l = penalised(raw, &counts, params);
+        let mut l = penalised(raw, &counts, params);
+        if let Some(g) = &guide {
+            g.mask(l.to_mut());
+        }
+        if let Some(g) = guide.as_mut() {
+            if g.advance(u32::try_from(token).unwrap_or(u32::MAX)).is_err() {
+                guide = None;
+            }
+        }
         let claimed = usize::try_from(token).unwrap_or(usize::MAX);
         let position = u32::try_from(i).unwrap_or(u32::MAX);
         let r = replay(&l, params, position, params.choice, claimed);
@@ -96,16 +113,16 @@ mod tests {
         for mut p in [params(0.0, 1), params(0.9, 7)] {
             p.frequency_penalty = 0.5;
             let out = generate(&rows, &p);
-            let s = replay_tokens(&views, &out, &p);
+            let s = replay_tokens(&views, &out, &p, None);
             assert_eq!((s.checked, s.matched, s.max_margin), (24, 24, 0.0));
             let mut bad = out.clone();
             bad[3] = (bad[3] + 1) % 50;
-            let s = replay_tokens(&views, &bad, &p);
+            let s = replay_tokens(&views, &bad, &p, None);
             assert!(s.matched < 24 && s.max_margin > 0.0, "{s:?}");
         }
         let p = params(0.9, 7);
         let other_seed = generate(&rows, &params(0.9, 8));
-        let s = replay_tokens(&views, &other_seed, &p);
+        let s = replay_tokens(&views, &other_seed, &p, None);
         assert!(s.match_rate < 0.9, "{s:?}");
     }
 }

@@ -8,9 +8,11 @@ use std::sync::OnceLock;
 
 use agora_engine::text::{render, Piece};
 use agora_engine::{LlamaEngine, ScoreRequest};
+use agora_grammar::Grammar;
 use agora_testkit::model;
 use agora_types::{
-    hash_output_text, ChatMessage, Hash32, JobInput, Keypair, SamplingParams, Transcript,
+    hash_output_text, ChatMessage, Hash32, JobInput, Keypair, OutputConstraint, SamplingParams,
+    Transcript,
 };
 use agora_verify::calibrate::{finish_job, honest_job, start_job, transcript};
 use agora_verify::{check_job, Thresholds, Verdict};
@@ -334,4 +336,51 @@ fn claim_text(t: &Transcript, text: &str) -> Transcript {
         hash_output_text(text),
         t.commitments.clone(),
     )
+}
+
+/// Constrained decoding (`json_schema`): the engine's output follows the
+/// schema byte for byte and the audit replays it under the same mask. Attack:
+/// a provider that generates freely (cheaper, or just ignoring the client's
+/// format) and signs a receipt claiming the constraint fails: its first token
+/// is one the mask forbids.
+#[test]
+fn constrained_jobs_replay_under_their_mask_and_free_text_claimed_as_constrained_fails() {
+    let schema = r#"{"type":"object","properties":{"title":{"type":"string"},"lines":{"type":"integer"},"rhymes":{"type":"boolean"}},"required":["title","lines","rhymes"]}"#;
+    let input = chat(None, "Write a short poem about rivers.");
+    let mut params = SamplingParams::new(64, 0.0, 1.0, vec![], 3);
+    params.constraint = Some(OutputConstraint::JsonSchema {
+        schema: schema.into(),
+    });
+    let mut sampled = params.clone();
+    sampled.temperature = 0.9;
+    for p in [&params, &sampled] {
+        let honest = &run(&[(input.clone(), p.clone())])[0];
+        let text = render(pieces(&honest.output_tokens), &[]).text;
+        let grammar = Grammar::compile(p.constraint.as_ref().unwrap()).unwrap();
+        let m = grammar.matcher().after(text.as_bytes());
+        assert!(m.is_some(), "output breaks the schema: {text:?}");
+        if honest.output_tokens.len() < 64 {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!(v["title"].is_string() && v["lines"].is_i64() && v["rhymes"].is_boolean());
+        }
+        let v = check(honest);
+        assert!(v.passed, "honest constrained job failed: {v:?}");
+        assert_eq!(v.tokens.match_rate, 1.0);
+    }
+    let mut free = params.clone();
+    free.constraint = None;
+    let unconstrained = &run(&[(input.clone(), free)])[0];
+    assert!(!render(pieces(&unconstrained.output_tokens), &[])
+        .text
+        .starts_with('{'));
+    let forged = claim(
+        unconstrained,
+        input,
+        params,
+        unconstrained.prompt_tokens.clone(),
+        unconstrained.output_tokens.clone(),
+    );
+    let v = check(&forged);
+    assert!(!v.passed, "free text claimed as constrained passed: {v:?}");
+    assert_eq!(v.tokens.max_margin, f64::INFINITY, "{v:?}");
 }

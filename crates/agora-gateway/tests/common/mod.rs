@@ -61,6 +61,9 @@ pub enum Greed {
     /// Streams other text than its receipt commits to: the receipt (and the
     /// transcript an auditor replays) hash honest text, the client got junk.
     Text,
+    /// Signs for other sampling parameters than the job's: no output
+    /// constraint, so an auditor would replay free text as honest.
+    Unconstrained,
 }
 
 /// What a [`Greed::Text`] provider's receipt claims it streamed.
@@ -270,7 +273,13 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                 prompt_hash: hash_tokens(&[1, 2, 3]),
                 output_hash: hash_tokens(&[4, 5]),
                 text_hash,
-                params: req.params.clone(),
+                params: match greed {
+                    Some(Greed::Unconstrained) => agora_types::SamplingParams {
+                        constraint: None,
+                        ..req.params.clone()
+                    },
+                    _ => req.params.clone(),
+                },
                 usage: receipt_usage,
                 price,
                 cost,

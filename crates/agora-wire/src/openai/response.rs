@@ -50,6 +50,11 @@ pub fn usage_json(usage: Usage, cost: u64) -> Value {
     })
 }
 
+/// One entry of a message's `tool_calls`.
+pub fn tool_call_json(id: &str, name: &str, arguments: &str) -> Value {
+    json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+}
+
 /// Identity shared by every object of one response.
 #[derive(Clone, Debug)]
 pub struct ResponseMeta {
@@ -99,6 +104,44 @@ impl ResponseMeta {
                 "index": index, "text": text, "finish_reason": finish_reason(reason), "logprobs": logprobs,
             }),
         }
+    }
+
+    /// A chat choice that calls functions (`finish_reason` `tool_calls`);
+    /// `calls` are [`tool_call_json`] objects.
+    pub fn tool_calls_choice(
+        &self,
+        index: usize,
+        calls: Vec<Value>,
+        logprobs: Option<&[TokenLogprob]>,
+    ) -> Value {
+        let logprobs = logprobs.map_or(Value::Null, |lp| logprobs_json(self.endpoint, lp));
+        json!({
+            "index": index,
+            "message": {"role": "assistant", "content": null, "tool_calls": calls},
+            "finish_reason": "tool_calls", "logprobs": logprobs,
+        })
+    }
+
+    /// A streaming chat chunk whose delta carries whole function calls
+    /// (each with its `index` among the choice's calls).
+    pub fn tool_calls_chunk(&self, index: usize, calls: Vec<Value>) -> Value {
+        let calls: Vec<Value> = calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                c["index"] = json!(i);
+                c
+            })
+            .collect();
+        let choice = json!({"index": index, "delta": {"tool_calls": calls}, "finish_reason": null, "logprobs": null});
+        json!({"id": self.id, "object": self.object(true), "created": self.created, "model": self.model, "choices": [choice]})
+    }
+
+    /// The last chunk of a streamed chat choice that called functions.
+    pub fn tool_calls_end_chunk(&self, index: usize) -> Value {
+        let choice =
+            json!({"index": index, "delta": {}, "finish_reason": "tool_calls", "logprobs": null});
+        json!({"id": self.id, "object": self.object(true), "created": self.created, "model": self.model, "choices": [choice]})
     }
 
     /// The complete (non-streaming) response.
