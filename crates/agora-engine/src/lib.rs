@@ -5,6 +5,7 @@
 //! [`LlamaEngine`] is the real implementation.
 
 mod batch;
+mod embed;
 mod llama;
 pub mod logits;
 mod quantize;
@@ -16,6 +17,10 @@ pub mod stop;
 pub mod text;
 mod tokenizer;
 
+pub use embed::{
+    cosine, normalized, EmbedReply, Embedded, Embedding, EmbeddingEngine, LlamaEmbedder,
+    LlamaEmbedderConfig, MAX_EMBED_INPUTS,
+};
 pub use llama::{
     backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, KvCache,
     LlamaEngine, LlamaEngineConfig,
