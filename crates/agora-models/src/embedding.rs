@@ -8,6 +8,10 @@
 //! (compiled into this crate; standard library only) with `python3`, and
 //! checks the GGUF it writes against pinned hashes: the conversion is
 //! deterministic, so every machine gets the same file and the same model id.
+//!
+//! The GGUF's context is the model's 512 positions; sentence-transformers
+//! truncates this model's inputs at 256 tokens, so for inputs of 257 to 512
+//! tokens llama.cpp's vector is of the whole text, not of its first 256 tokens.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
