@@ -158,7 +158,7 @@ impl LlamaEmbedder {
         let _ = worker.join();
     }
 
-    /// The token ids of `text` as the model sees it ([CLS] text [SEP]),
+    /// The token ids of `text` as the model sees it (`[CLS] text [SEP]`),
     /// checked like one input of [`EmbeddingEngine::embed`].
     pub fn tokenize(&self, text: &str) -> Result<Vec<i32>, EngineError> {
         Ok(self.tokens(0, text)?.into_iter().map(|t| t.0).collect())
