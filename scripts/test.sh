@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The second command: set up a fresh machine, fetch and verify the default
-# model (real-model tests need it), check formatting, lints and docs, and run
-# every test in the workspace.
+# and embedding models (real-model tests need them), check formatting, lints
+# and docs, and run every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -11,6 +11,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
 cargo build -p agora
 "$CARGO_TARGET_DIR/debug/agora" model fetch
+"$CARGO_TARGET_DIR/debug/agora" model fetch --embedding
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

