@@ -73,7 +73,7 @@ fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
     while let Some(event) = rx.blocking_recv() {
         match event {
             EngineEvent::Started { prompt_tokens: p } => prompt_tokens = p,
-            EngineEvent::Logprob(_) => {}
+            EngineEvent::Logprob(_) | EngineEvent::Embeddings(_) => {}
             EngineEvent::Text(_) => {
                 text_at.push(Instant::now());
                 first.get_or_insert_with(Instant::now);

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use crate::llama::{backend, gguf_model_info};
 use crate::{EngineError, ModelInfo};
 
+mod jobs;
 mod vector;
 
 pub use vector::{cosine, normalized};

@@ -73,6 +73,8 @@ pub enum EngineEvent {
     /// Log-probabilities of the token just generated (only when the job asked
     /// for them); sent before the text that token produces.
     Logprob(TokenLogprob),
+    /// An embedding job's vectors, one per input, sent once before `Finished`.
+    Embeddings(Vec<Vec<f32>>),
     /// Generation ended; always the last event of a successful job.
     Finished {
         /// Why it ended.

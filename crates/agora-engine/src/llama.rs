@@ -257,6 +257,10 @@ pub fn render_prompt(
     let vocab = model.vocab();
     let tokens = match input {
         JobInput::Text { prompt } => vocab.tokenize(prompt.as_bytes(), true, false),
+        JobInput::Embed { .. } => {
+            let msg = "this model generates text; embeddings need an embedding model";
+            return Err(EngineError::InvalidRequest(msg.into()));
+        }
         JobInput::Chat { messages } => {
             if messages.is_empty() {
                 return Err(EngineError::InvalidRequest(

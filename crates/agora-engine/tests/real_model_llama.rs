@@ -71,6 +71,7 @@ fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome
                 }
             }
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
         }
     }
     panic!("event stream ended without Finished");
@@ -228,6 +229,7 @@ fn drain(mut rx: tokio::sync::mpsc::Receiver<EngineEvent>) -> Vec<i32> {
         match event {
             EngineEvent::Finished { output_tokens, .. } => return output_tokens,
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
             _ => {}
         }
     }
@@ -416,6 +418,7 @@ fn drain_committed(
                 ..
             } => return (output_tokens, commitments),
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
             _ => {}
         }
     }

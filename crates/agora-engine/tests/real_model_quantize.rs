@@ -37,6 +37,7 @@ fn greedy(engine: &LlamaEngine, input: JobInput) -> Vec<i32> {
         match event {
             EngineEvent::Finished { output_tokens, .. } => return output_tokens,
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
             _ => {}
         }
     }

@@ -75,6 +75,7 @@ fn generate(e: &LlamaEngine, input: JobInput, temperature: f32, seed: u64) -> Ge
                 }
             }
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
         }
     }
     panic!("event stream ended without Finished");

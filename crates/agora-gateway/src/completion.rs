@@ -10,8 +10,8 @@ use std::time::Instant;
 use agora_keys::{Ask, Hold};
 
 use agora_types::{
-    hash_output_text, Hash32, JobEvent, JobInput, JobRequest, OutputTextHasher, ProviderInfo,
-    SignedReceipt, TokenLogprob, Usage,
+    hash_embeddings, hash_output_text, Hash32, JobEvent, JobInput, JobRequest, OutputTextHasher,
+    ProviderInfo, SignedReceipt, TokenLogprob, Usage,
 };
 use agora_wire::headers::{JOB_ID_HEADER, PROVIDER_HEADER, RECEIPT_HEADER};
 use agora_wire::openai::{self, Endpoint, ResponseMeta};
@@ -37,7 +37,7 @@ type Tx = mpsc::Sender<Result<Event, Infallible>>;
 
 /// The request's reservation on its key, shared by its choices (none on an
 /// open gateway); the last job to finish drops it, which charges the key.
-type Charge = Option<Arc<Mutex<Hold>>>;
+pub(crate) type Charge = Option<Arc<Mutex<Hold>>>;
 
 /// The most `jobs` may cost on any provider of `plan` (a failover may pick
 /// any of them) and the most tokens they may use.
@@ -105,6 +105,21 @@ async fn complete_on<D: Directory>(
     headers: &HeaderMap,
     req: CompletionRequest,
 ) -> Result<Response, ApiError> {
+    let (jobs, plan, charge) = prepare(&gw, headers, &req).await?;
+    if req.stream {
+        stream(gw, endpoint, req, jobs, plan, charge).await
+    } else {
+        collect(gw, endpoint, req, jobs, plan, charge).await
+    }
+}
+
+/// A request made ready to run: one job per choice, the providers to try,
+/// and the reservation on the caller's key.
+pub(crate) async fn prepare<D: Directory>(
+    gw: &Gateway<D>,
+    headers: &HeaderMap,
+    req: &CompletionRequest,
+) -> Result<(Vec<JobRequest>, Vec<ProviderInfo>, Charge), ApiError> {
     let (entry, candidates) = gw.resolve(&req.model).await?;
     let plan = {
         let health = gw.health.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,11 +150,7 @@ async fn complete_on<D: Directory>(
         }
         Access::Open => None,
     };
-    if req.stream {
-        stream(gw, endpoint, req, jobs, plan, charge).await
-    } else {
-        collect(gw, endpoint, req, jobs, plan, charge).await
-    }
+    Ok((jobs, plan, charge))
 }
 
 /// Start `job` on the first provider in `plan` that takes it.
@@ -247,6 +258,7 @@ fn max_prompt_tokens(input: &JobInput) -> u64 {
             messages.len(),
         ),
         JobInput::Text { prompt } => (prompt.len(), 1),
+        JobInput::Embed { inputs } => (inputs.iter().map(String::len).sum(), inputs.len()),
     };
     (bytes as u64)
         .saturating_add(TEMPLATE_TOKENS_PER_MESSAGE.saturating_mul(messages as u64))
@@ -262,6 +274,9 @@ struct Streamed<'a> {
     usage: &'a Usage,
     /// [`agora_types::hash_output_text`] of every delta's text, in order.
     text_hash: Hash32,
+    /// [`agora_types::hash_embeddings`] of the vectors an embedding job
+    /// streamed (`None` for completions, whose output hash only audits check).
+    output_hash: Option<Hash32>,
 }
 
 /// A receipt must be signed by the provider we called, name the job it
@@ -282,6 +297,7 @@ fn check_receipt(
         job_id,
         usage,
         text_hash,
+        ..
     } = *streamed;
     if receipt.receipt.provider != provider.id || receipt.verify().is_err() {
         return Err(format!(
@@ -307,6 +323,9 @@ fn check_receipt(
     }
     if r.text_hash != text_hash {
         return refuse("the receipt's text hash is not that of the text the provider streamed");
+    }
+    if streamed.output_hash.is_some_and(|h| h != r.output_hash) {
+        return refuse("the receipt's output hash is not that of the vectors the provider sent");
     }
     if r.usage != *usage {
         return refuse("the receipt's token counts differ from the stream's");
@@ -375,7 +394,11 @@ fn provider_broke<D: Directory>(
 }
 
 /// Receipt ids (comma-separated when `n` > 1) and the first choice's provider.
-fn with_headers(mut response: Response, receipts: &[&str], provider: &ProviderInfo) -> Response {
+pub(crate) fn with_headers(
+    mut response: Response,
+    receipts: &[&str],
+    provider: &ProviderInfo,
+) -> Response {
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&receipts.join(",")) {
         h.insert(RECEIPT_HEADER, v.clone());
@@ -388,18 +411,20 @@ fn with_headers(mut response: Response, receipts: &[&str], provider: &ProviderIn
 }
 
 /// One choice, run to its end.
-struct Finished {
+pub(crate) struct Finished {
+    /// An embedding job's vectors (empty for completions).
+    pub embeddings: Vec<Vec<f32>>,
+    pub usage: Usage,
+    pub cost: u64,
+    pub job_id: String,
+    pub provider: ProviderInfo,
     text: String,
     reason: agora_types::FinishReason,
-    usage: Usage,
-    cost: u64,
     logprobs: Vec<TokenLogprob>,
-    job_id: String,
-    provider: ProviderInfo,
 }
 
 /// Run one job to completion, failing over while nothing has been shown.
-async fn run_to_end<D: Directory>(
+pub(crate) async fn run_to_end<D: Directory>(
     gw: &Gateway<D>,
     model: &str,
     job: &JobRequest,
@@ -412,11 +437,21 @@ async fn run_to_end<D: Directory>(
     while let Some((provider, mut events)) = start_first(gw, job, &mut plan, &mut tried).await? {
         let mut timing = Timing::new(false);
         let (mut text, mut logprobs) = (String::new(), Vec::new());
+        let mut embeddings = None;
         let failure = loop {
             match events.next().await {
                 Ok(JobEvent::Delta { text: t }) => {
                     timing.first.get_or_insert_with(Instant::now);
                     text.push_str(&t);
+                }
+                Ok(JobEvent::Embeddings { vectors }) => {
+                    timing.first.get_or_insert_with(Instant::now);
+                    match vectors_fit(job, &vectors) {
+                        Ok(()) => embeddings = Some(vectors),
+                        Err(why) => {
+                            break provider_broke(gw, &provider, ProviderFailure::Stream, why)
+                        }
+                    }
                 }
                 Ok(JobEvent::Logprobs { tokens }) => logprobs.extend(tokens),
                 Ok(JobEvent::Done {
@@ -424,10 +459,16 @@ async fn run_to_end<D: Directory>(
                     usage,
                     receipt,
                 }) => {
+                    let embedding_job = matches!(job.input, JobInput::Embed { .. });
+                    if embedding_job != embeddings.is_some() {
+                        let why = "it finished an embedding job without vectors, or sent vectors for a completion";
+                        break provider_broke(gw, &provider, ProviderFailure::Stream, why);
+                    }
                     let streamed = Streamed {
                         job_id: &events.job_id,
                         usage: &usage,
                         text_hash: hash_output_text(&text),
+                        output_hash: embeddings.as_deref().map(hash_embeddings),
                     };
                     let done = Done {
                         provider: &provider,
@@ -440,6 +481,7 @@ async fn run_to_end<D: Directory>(
                     }
                     let (job_id, cost) = (events.job_id, receipt.receipt.cost);
                     return Ok(Finished {
+                        embeddings: embeddings.unwrap_or_default(),
                         text,
                         reason: finish_reason,
                         usage,
@@ -464,6 +506,28 @@ async fn run_to_end<D: Directory>(
         broke = true;
     }
     Err(exhausted(model, &tried, broke))
+}
+
+/// Whether `vectors` answer `job`: one finite vector per input, all of one width.
+fn vectors_fit(job: &JobRequest, vectors: &[Vec<f32>]) -> Result<(), String> {
+    let JobInput::Embed { inputs } = &job.input else {
+        return Err("it sent vectors for a completion".into());
+    };
+    let width = vectors.first().map_or(0, Vec::len);
+    if vectors.len() != inputs.len() || width == 0 {
+        return Err(format!(
+            "it sent {} vectors for {} inputs",
+            vectors.len(),
+            inputs.len()
+        ));
+    }
+    if vectors
+        .iter()
+        .any(|v| v.len() != width || v.iter().any(|x| !x.is_finite()))
+    {
+        return Err("its vectors differ in width or hold non-finite numbers".into());
+    }
+    Ok(())
 }
 
 /// Summed usage of several jobs.
@@ -642,6 +706,10 @@ async fn pump<D: Directory>(
     let failure = loop {
         match events.next().await {
             Ok(JobEvent::Logprobs { tokens }) => logprobs.extend(tokens),
+            Ok(JobEvent::Embeddings { .. }) => {
+                let why = "it sent vectors for a completion";
+                break provider_broke(gw, &provider, ProviderFailure::Stream, why);
+            }
             Ok(JobEvent::Delta { text }) => {
                 timing.first.get_or_insert_with(Instant::now);
                 text_hash.update(&text);
@@ -668,6 +736,7 @@ async fn pump<D: Directory>(
                     job_id: &events.job_id,
                     usage: &usage,
                     text_hash: text_hash.finish(),
+                    output_hash: None,
                 };
                 let done = Done {
                     provider: &provider,

@@ -126,6 +126,10 @@ impl<D: Directory> Gateway<D> {
                 Endpoint::Completions.route(),
                 post(handlers::completions::<D>),
             )
+            .route(
+                crate::embeddings::EMBEDDINGS_ROUTE,
+                post(crate::embeddings::embeddings::<D>),
+            )
             .route("/health", get(handlers::health::<D>))
             .route(admin::USAGE_ROUTE, get(admin::own_usage::<D>))
             .merge(admin::routes(self))

@@ -13,6 +13,7 @@ mod admin;
 mod chain_directory;
 mod completion;
 mod directory;
+mod embeddings;
 mod error;
 mod gateway;
 mod handlers;
@@ -28,6 +29,7 @@ pub use admin::{NewKey, ACCOUNTS_ROUTE, ADMIN_USAGE_ROUTE, KEYS_ROUTE, KEY_ROUTE
 pub use agora_keys::{KeyBook, Limits, KEY_PREFIX};
 pub use chain_directory::ChainDirectory;
 pub use directory::{Directory, DirectoryError, Snapshot};
+pub use embeddings::{EMBEDDINGS_ROUTE, MAX_INPUTS as MAX_EMBEDDING_INPUTS};
 pub use error::ApiError;
 pub use gateway::{Gateway, GatewayConfig, GatewayError};
 pub use metrics::GatewayMetrics;

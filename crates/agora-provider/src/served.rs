@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use agora_engine::{InferenceEngine, LlamaEngine};
+use agora_engine::{InferenceEngine, LlamaEmbedder, LlamaEngine};
 use agora_tasks::{fail, Context, Failure};
 use agora_types::ModelEntry;
 use agora_upstream::{UpstreamConfig, UpstreamEngine};
@@ -25,6 +25,7 @@ pub struct UpstreamSetup {
 /// (testing only) a cheating wrapper.
 pub(crate) enum ServedEngine {
     Local(LlamaEngine),
+    Embedding(LlamaEmbedder),
     Upstream(UpstreamEngine),
     Adversarial(Box<AdversarialEngine>),
 }
@@ -33,6 +34,7 @@ impl InferenceEngine for ServedEngine {
     fn model_info(&self) -> &agora_engine::ModelInfo {
         match self {
             ServedEngine::Local(e) => e.model_info(),
+            ServedEngine::Embedding(e) => e.model_info(),
             ServedEngine::Upstream(e) => e.model_info(),
             ServedEngine::Adversarial(e) => e.model_info(),
         }
@@ -45,6 +47,7 @@ impl InferenceEngine for ServedEngine {
     {
         match self {
             ServedEngine::Local(e) => e.generate(request),
+            ServedEngine::Embedding(e) => e.generate(request),
             ServedEngine::Upstream(e) => e.generate(request),
             ServedEngine::Adversarial(e) => e.generate(request),
         }
@@ -53,10 +56,21 @@ impl InferenceEngine for ServedEngine {
     fn replayable(&self) -> bool {
         match self {
             ServedEngine::Local(e) => e.replayable(),
+            ServedEngine::Embedding(e) => e.replayable(),
             ServedEngine::Upstream(e) => e.replayable(),
             ServedEngine::Adversarial(e) => e.replayable(),
         }
     }
+}
+
+/// GGUF architectures that embed rather than generate (llama.cpp's encoder-only ones).
+const EMBEDDING_ARCHITECTURES: &[&str] = &["bert", "nomic-bert", "jina-bert-v2", "modern-bert"];
+
+/// Whether the GGUF at `path` is an embedding model (read from its metadata only).
+pub(crate) fn is_embedding_model(path: &Path) -> Result<bool, Failure> {
+    let (_, info) = agora_engine::Tokenizer::load(path, None)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(EMBEDDING_ARCHITECTURES.contains(&info.architecture.as_str()))
 }
 
 /// Check the upstream answers, pick its model name, and load the GGUF's tokenizer.

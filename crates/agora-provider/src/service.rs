@@ -12,8 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine};
 use agora_types::{
-    commitments_hash, hash_tokens, Commitments, Hash32, JobEvent, JobInput, JobRequest, Keypair,
-    ModelId, OutputTextHasher, Price, Receipt, SamplingParams, Transcript, Usage,
+    commitments_hash, hash_embeddings, hash_tokens, Commitments, Hash32, JobEvent, JobInput,
+    JobRequest, Keypair, ModelId, OutputTextHasher, Price, Receipt, SamplingParams, Transcript,
+    Usage,
 };
 use agora_wire::headers::{JOB_ID_HEADER, PAYMENT_CHANNEL, PAYMENT_HEADER};
 use agora_wire::openai::error_json;
@@ -347,6 +348,7 @@ async fn run_job<E: InferenceEngine>(
         events,
         prompt_tokens: Vec::new(),
         text: OutputTextHasher::default(),
+        embeddings: Vec::new(),
         done: false,
         commit,
     };
@@ -366,6 +368,8 @@ struct Job<E> {
     prompt_tokens: Vec<i32>,
     /// Hash of the text streamed so far: the receipt's `text_hash`.
     text: OutputTextHasher,
+    /// An embedding job's vectors, kept for the receipt and the transcript.
+    embeddings: Vec<Vec<f32>>,
     done: bool,
     /// How its receipt will be committed.
     commit: CommitPath,
@@ -399,6 +403,10 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                     JobEvent::Delta { text }
                 }
                 Some(EngineEvent::Logprob(lp)) => JobEvent::Logprobs { tokens: vec![lp] },
+                Some(EngineEvent::Embeddings(vectors)) => {
+                    job.embeddings.clone_from(&vectors);
+                    JobEvent::Embeddings { vectors }
+                }
                 Some(EngineEvent::Finished {
                     finish_reason,
                     output_tokens,
@@ -457,7 +465,11 @@ impl<E: InferenceEngine> Job<E> {
             provider: p.key.account(),
             model: p.model,
             prompt_hash: hash_tokens(&self.prompt_tokens),
-            output_hash: hash_tokens(&output_tokens),
+            output_hash: if self.embeddings.is_empty() {
+                hash_tokens(&output_tokens)
+            } else {
+                hash_embeddings(&self.embeddings)
+            },
             text_hash: self.text.finish(),
             params: self.request.params.clone(),
             usage,
@@ -482,6 +494,7 @@ impl<E: InferenceEngine> Job<E> {
             prompt_tokens: std::mem::take(&mut self.prompt_tokens),
             output_tokens,
             commitments,
+            embeddings: std::mem::take(&mut self.embeddings),
         };
         let (store, commit) = (p.transcripts.clone(), self.commit);
         tokio::task::spawn_blocking(move || store.put(&transcript, commit))

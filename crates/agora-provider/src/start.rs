@@ -8,12 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use agora_engine::{InferenceEngine, LlamaEngine, LlamaEngineConfig};
+use agora_engine::{
+    InferenceEngine, LlamaEmbedder, LlamaEmbedderConfig, LlamaEngine, LlamaEngineConfig,
+};
 use agora_tasks::{bind, fail, serve, Context, Failure, Refusal, ServeLimits, Shutdown, Task};
 use agora_types::{Amount, Keypair, ModelEntry, Price};
 
 use crate::guard::ensure_development_chain;
-use crate::served::{connect_upstream, derive_entry, ServedEngine, UpstreamSetup};
+use crate::served::{
+    connect_upstream, derive_entry, is_embedding_model, ServedEngine, UpstreamSetup,
+};
 use crate::{
     register_on_chain, AdversarialEngine, Adversary, AuditGate, BatchCommitter, BatchConfig,
     ChainAuditGate, Provider, TranscriptStore, VoucherSettler,
@@ -115,6 +119,19 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
                     .await?
                     .context("setting up the adversary")?;
             ServedEngine::Adversarial(Box::new(engine))
+        }
+        (None, None) if is_embedding_model(&setup.model_path)? => {
+            let path = setup.model_path.clone();
+            let mut config = LlamaEmbedderConfig::default();
+            if let Some(t) = setup.threads {
+                config.threads = t.max(1);
+            }
+            let engine = tokio::task::spawn_blocking(move || LlamaEmbedder::load(&path, config))
+                .await?
+                .with_context(|| {
+                    format!("loading embedding model {}", setup.model_path.display())
+                })?;
+            ServedEngine::Embedding(engine)
         }
         (None, None) => {
             let path = setup.model_path.clone();

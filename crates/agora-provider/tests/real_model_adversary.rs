@@ -86,6 +86,7 @@ async fn direct(engine: &impl InferenceEngine, job: &JobRequest) -> (Vec<i32>, V
             EngineEvent::Started { prompt_tokens } => prompt = prompt_tokens,
             EngineEvent::Finished { output_tokens, .. } => return (prompt, output_tokens),
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
+            EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
             _ => {}
         }
     }

@@ -573,6 +573,7 @@ mod tests {
             prompt_tokens: vec![],
             output_tokens: vec![],
             commitments: None,
+            embeddings: vec![],
         };
         let dodge = JobProof {
             transcript: transcript(&receipts[2]),

@@ -11,6 +11,7 @@ use crate::{codec, AccountId, Amount, Hash32, KeyError, Keypair, ModelId, Price,
 const RECEIPT_SIGNING_DOMAIN: &str = "agora 2026 receipt signature v3";
 const TOKENS_DOMAIN: &str = "agora 2026 token sequence v1";
 const OUTPUT_TEXT_DOMAIN: &str = "agora 2026 output text v1";
+const EMBEDDINGS_DOMAIN: &str = "agora 2026 embeddings v1";
 
 /// One chat message, as in OpenAI's API.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -34,6 +35,12 @@ pub enum JobInput {
     Text {
         /// The prompt text.
         prompt: String,
+    },
+    /// Texts to embed (`/v1/embeddings`): no generation; the job's output is
+    /// one vector per text ([`JobEvent::Embeddings`]).
+    Embed {
+        /// The texts, in order.
+        inputs: Vec<String>,
     },
 }
 
@@ -198,6 +205,13 @@ pub enum JobEvent {
         /// One entry per generated token.
         tokens: Vec<TokenLogprob>,
     },
+    /// The vectors of an embedding job ([`JobInput::Embed`]), one per input,
+    /// in order; sent once, before `Done`, whose receipt's `output_hash` is
+    /// their [`hash_embeddings`].
+    Embeddings {
+        /// The vectors.
+        vectors: Vec<Vec<f32>>,
+    },
     /// The job failed after it started.
     Error {
         /// What went wrong.
@@ -300,6 +314,9 @@ pub struct Transcript {
     /// Activation commitments (hash: `receipt.commitments`), if the engine made them.
     #[serde(default)]
     pub commitments: Option<Commitments>,
+    /// An embedding job's vectors (hash: `receipt.output_hash`); empty otherwise.
+    #[serde(default)]
+    pub embeddings: Vec<Vec<f32>>,
 }
 
 /// Commitment to the text a job streamed (a receipt's `text_hash`): BLAKE3 in
@@ -331,6 +348,21 @@ impl OutputTextHasher {
     pub fn finish(&self) -> Hash32 {
         Hash32(*self.0.finalize().as_bytes())
     }
+}
+
+/// Commitment to an embedding job's vectors (its receipt's `output_hash`):
+/// BLAKE3 in derive-key mode (context "agora 2026 embeddings v1") of each
+/// vector's length (u32, little-endian) followed by its floats (f32,
+/// little-endian), vector after vector.
+pub fn hash_embeddings(vectors: &[Vec<f32>]) -> Hash32 {
+    let mut hasher = blake3::Hasher::new_derive_key(EMBEDDINGS_DOMAIN);
+    for v in vectors {
+        hasher.update(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+        for x in v {
+            hasher.update(&x.to_le_bytes());
+        }
+    }
+    Hash32(*hasher.finalize().as_bytes())
 }
 
 /// Commitment to a token sequence, used for prompt and output hashes.
@@ -414,6 +446,22 @@ mod tests {
             pieces.update(piece);
         }
         assert_eq!(pieces.finish(), hash_output_text("Hello, wörld 🙂"));
+    }
+
+    /// Pinned vector computed independently with Python's `blake3`:
+    /// `h = blake3(derive_key_context="agora 2026 embeddings v1")`, then per
+    /// vector `struct.pack('<I', len)` and `struct.pack('<f', x)` for each float.
+    #[test]
+    fn embeddings_hash_matches_the_pinned_vector() {
+        let vectors = vec![vec![1.0f32, -0.5], vec![0.25]];
+        assert_eq!(
+            hash_embeddings(&vectors).to_hex(),
+            "f942896550bc733669f3972828daf3da23584aa83e1b3d98bb6618fd60329256"
+        );
+        assert_ne!(
+            hash_embeddings(&[vec![1.0, -0.5, 0.25]]),
+            hash_embeddings(&vectors)
+        );
     }
 
     /// Pinned vectors of the bytes a provider signs, computed independently

@@ -31,9 +31,9 @@ pub use codec::{decode, encode, CodecError};
 pub use earnings::Earnings;
 pub use hash::Hash32;
 pub use job::{
-    commitments_hash, hash_output_text, hash_tokens, ChatMessage, Commitments, FinishReason,
-    JobEvent, JobInput, JobRequest, OutputConstraint, OutputTextHasher, Receipt, SamplingParams,
-    SignedReceipt, TokenLogprob, TopLogprob, Transcript, Usage,
+    commitments_hash, hash_embeddings, hash_output_text, hash_tokens, ChatMessage, Commitments,
+    FinishReason, JobEvent, JobInput, JobRequest, OutputConstraint, OutputTextHasher, Receipt,
+    SamplingParams, SignedReceipt, TokenLogprob, TopLogprob, Transcript, Usage,
 };
 pub use keys::{AccountId, KeyError, Keypair, Signature};
 pub use params::{AuditParams, CommitteeParams, Params};

@@ -267,7 +267,9 @@ impl InferenceEngine for UpstreamEngine {
             Slot::take(&self.load, capacity).ok_or(EngineError::Busy(config.queue_capacity))?;
         let seed = upstream_seed(&request.params);
         let (endpoint, body) =
-            openai::request_body(&config.model, &request.input, &request.params, seed);
+            openai::request_body(&config.model, &request.input, &request.params, seed).ok_or_else(
+                || EngineError::InvalidRequest("embedding jobs are not forwarded upstream".into()),
+            )?;
         let job = Job {
             shared: self.shared.clone(),
             url: format!("{}/{}", config.base_url, endpoint.path()),

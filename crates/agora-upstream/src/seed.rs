@@ -28,7 +28,7 @@ mod tests {
 
     /// The body the engine sends for a job: the wire shape with this seed.
     fn request_body(model: &str, input: &JobInput, params: &SamplingParams) -> (Endpoint, Value) {
-        wire_body(model, input, params, upstream_seed(params))
+        wire_body(model, input, params, upstream_seed(params)).expect("a completion job")
     }
 
     #[test]

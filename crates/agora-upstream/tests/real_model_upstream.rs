@@ -214,6 +214,7 @@ async fn collect(mut events: mpsc::Receiver<EngineEvent>) -> Result<Outcome, Str
                 })
             }
             EngineEvent::Failed(message) => return Err(message),
+            EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
         }
     }
 }

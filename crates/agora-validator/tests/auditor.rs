@@ -212,6 +212,7 @@ fn transcript_for(
         prompt_tokens: prompt,
         output_tokens: output,
         commitments: None,
+        embeddings: vec![],
     }
 }
 

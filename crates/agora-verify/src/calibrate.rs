@@ -187,7 +187,7 @@ pub fn finish_job(
                 ))
             }
             EngineEvent::Failed(m) => return Err(CalibrationError::Job(m)),
-            EngineEvent::Logprob(_) => {}
+            EngineEvent::Logprob(_) | EngineEvent::Embeddings(_) => {}
         }
     }
     Err(CalibrationError::Job("engine stopped".into()))
@@ -234,6 +234,7 @@ pub fn transcript(
         prompt_tokens,
         output_tokens,
         commitments,
+        embeddings: Vec::new(),
     }
 }
 

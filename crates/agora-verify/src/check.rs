@@ -251,7 +251,7 @@ fn unscored(reasons: Vec<String>, transcript: &Transcript) -> Verdict {
     finish(reasons, TokenStats::default(), None, None, transcript)
 }
 
-fn finish(
+pub(crate) fn finish(
     reasons: Vec<String>,
     tokens: TokenStats,
     commitments: Option<CommitmentStats>,

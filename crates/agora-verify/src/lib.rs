@@ -8,10 +8,12 @@
 //! over honest jobs and are kept per model in a [`ThresholdBook`].
 //! [`check_job_statistically`] judges jobs that cannot be replayed (an
 //! upstream server's) by how plausible their tokens are under the model
-//! ([`plausible`]).
+//! ([`plausible`]). [`check_embedding_job`] audits embedding jobs by
+//! embedding their inputs again.
 
 pub mod calibrate;
 mod check;
+mod embedding;
 pub mod plausible;
 pub mod replay;
 mod thresholds;
@@ -20,6 +22,7 @@ pub use calibrate::{calibrate, Calibration, CalibrationConfig};
 pub use check::{
     check_job, check_job_statistically, CommitmentStats, Scorer, Verdict, VerifyError,
 };
+pub use embedding::{check_embedding_job, MIN_EMBEDDING_COSINE};
 pub use plausible::{plausibility, Plausibility};
 pub use replay::TokenStats;
 pub use thresholds::{BookError, ThresholdBook, Thresholds};

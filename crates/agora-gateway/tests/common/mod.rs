@@ -40,6 +40,14 @@ pub enum Script {
     /// Stream these deltas, then `done` with a receipt that lies in the
     /// provider's favour as [`Greed`] says (an attacker's provider).
     Greedy(Vec<&'static str>, Greed),
+    /// An embedding job: send `sent`, then `done` with a receipt whose output
+    /// hash commits to `hashed` (the same vectors, for an honest provider).
+    Vectors {
+        /// The vectors sent to the gateway.
+        sent: Vec<Vec<f32>>,
+        /// The vectors the receipt commits to.
+        hashed: Vec<Vec<f32>>,
+    },
 }
 
 /// How a greedy provider's receipt lies.
@@ -293,6 +301,44 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                 receipt,
             }));
             out
+        }
+        Script::Vectors { sent, hashed } => {
+            let tokens: u32 = match &req.input {
+                agora_types::JobInput::Embed { inputs } => {
+                    inputs.iter().map(|i| i.split(' ').count() as u32 + 2).sum()
+                }
+                _ => 0,
+            };
+            let usage = Usage {
+                prompt_tokens: tokens,
+                completion_tokens: 0,
+            };
+            let receipt = Receipt {
+                chain_id: CHAIN_ID.into(),
+                id,
+                provider: s.key.account(),
+                model: req.model,
+                prompt_hash: hash_tokens(&[1, 2, 3]),
+                output_hash: agora_types::hash_embeddings(hashed),
+                text_hash: hash_output_text(""),
+                params: req.params.clone(),
+                usage,
+                price: s.price,
+                cost: s.price.cost(tokens.into(), 0),
+                timestamp_ms: 1,
+                commitments: Hash32::ZERO,
+            }
+            .sign(&s.key);
+            vec![
+                event(&JobEvent::Embeddings {
+                    vectors: sent.clone(),
+                }),
+                event(&JobEvent::Done {
+                    finish_reason: FinishReason::Stop,
+                    usage,
+                    receipt,
+                }),
+            ]
         }
         Script::EofAfterOne | Script::Stall => vec![delta("partial")],
         Script::AbortAfterOne => unreachable!("served by raw_abort_server"),

@@ -331,7 +331,7 @@ fn without_system(input: &JobInput) -> JobInput {
                 JobInput::Chat { messages: kept }
             }
         }
-        JobInput::Text { .. } => input.clone(),
+        JobInput::Text { .. } | JobInput::Embed { .. } => input.clone(),
     }
 }
 

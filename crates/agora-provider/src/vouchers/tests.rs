@@ -156,6 +156,7 @@ fn ran(store: &TranscriptStore, model: Hash32, n: u64, path: CommitPath) -> (Has
         prompt_tokens: vec![1],
         output_tokens: vec![2],
         commitments: None,
+        embeddings: vec![],
     };
     store.put(&t, path).unwrap();
     (t.receipt.receipt.id, leaf)

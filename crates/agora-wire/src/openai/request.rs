@@ -7,13 +7,14 @@ use serde_json::{json, Map, Value};
 use super::Endpoint;
 
 /// The streaming request body for a job, sent with `seed`; returns the
-/// endpoint it goes to (chat for messages, completions for a text prompt).
+/// endpoint it goes to (chat for messages, completions for a text prompt),
+/// or `None` for an embedding job, which is no completion.
 pub fn request_body(
     model: &str,
     input: &JobInput,
     params: &SamplingParams,
     seed: i64,
-) -> (Endpoint, Value) {
+) -> Option<(Endpoint, Value)> {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     let endpoint = match input {
@@ -29,6 +30,7 @@ pub fn request_body(
             body.insert("prompt".into(), json!(prompt));
             Endpoint::Completions
         }
+        JobInput::Embed { .. } => return None,
     };
     body.insert("stream".into(), json!(true));
     body.insert("max_tokens".into(), json!(params.max_tokens));
@@ -58,7 +60,7 @@ pub fn request_body(
             }
         }
     }
-    (endpoint, Value::Object(body))
+    Some((endpoint, Value::Object(body)))
 }
 
 /// `x` as the shortest decimal that reads back as the same `f32` (0.9, not

@@ -1,0 +1,59 @@
+//! Embedding jobs through the job protocol, so a provider serves an
+//! embedding model with the same receipts, payments and transcripts as a
+//! generative one.
+
+use agora_types::{FinishReason, JobInput};
+use tokio::sync::mpsc;
+
+use super::{EmbeddingEngine, LlamaEmbedder};
+use crate::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
+
+/// An embedder serves embedding jobs ([`JobInput::Embed`]) through the same
+/// job protocol as generation: `Started` with every input's tokens in order,
+/// `Embeddings`, then `Finished` with no output tokens. Generation jobs are
+/// refused.
+impl InferenceEngine for LlamaEmbedder {
+    fn model_info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn generate(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<mpsc::Receiver<EngineEvent>, EngineError> {
+        let JobInput::Embed { inputs } = request.input else {
+            let msg = "this is an embedding model: use /v1/embeddings";
+            return Err(EngineError::InvalidRequest(msg.into()));
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            EngineError::Internal("embedding jobs must be started inside a tokio runtime".into())
+        })?;
+        let mut prompt_tokens = Vec::new();
+        for text in &inputs {
+            prompt_tokens.extend(self.tokenize(text)?);
+        }
+        let reply = self.embed(inputs)?;
+        let (tx, rx) = mpsc::channel(3);
+        runtime.spawn(async move {
+            let events = match reply.await {
+                Ok(Ok(embedded)) => vec![
+                    EngineEvent::Started { prompt_tokens },
+                    EngineEvent::Embeddings(embedded.data.into_iter().map(|e| e.vector).collect()),
+                    EngineEvent::Finished {
+                        finish_reason: FinishReason::Stop,
+                        output_tokens: Vec::new(),
+                        commitments: None,
+                    },
+                ],
+                Ok(Err(e)) => vec![EngineEvent::Failed(e.to_string())],
+                Err(_) => vec![EngineEvent::Failed("the embedder stopped".into())],
+            };
+            for event in events {
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
