@@ -27,6 +27,7 @@ use crate::{EngineError, ModelInfo};
 mod jobs;
 mod vector;
 
+pub use jobs::{is_embedding_model, EMBEDDING_ARCHITECTURES};
 pub use vector::{cosine, normalized};
 
 /// Most inputs one request may carry (OpenAI's limit for `/v1/embeddings`).

@@ -20,8 +20,8 @@ mod tokenizer;
 
 pub use constrain::{constraint_vocab, guide_for};
 pub use embed::{
-    cosine, normalized, EmbedReply, Embedded, Embedding, EmbeddingEngine, LlamaEmbedder,
-    LlamaEmbedderConfig, MAX_EMBED_INPUTS,
+    cosine, is_embedding_model, normalized, EmbedReply, Embedded, Embedding, EmbeddingEngine,
+    LlamaEmbedder, LlamaEmbedderConfig, EMBEDDING_ARCHITECTURES, MAX_EMBED_INPUTS,
 };
 pub use llama::{
     backend as llama_backend, default_chat_template, gguf_model_info, render_prompt, KvCache,

@@ -63,14 +63,9 @@ impl InferenceEngine for ServedEngine {
     }
 }
 
-/// GGUF architectures that embed rather than generate (llama.cpp's encoder-only ones).
-const EMBEDDING_ARCHITECTURES: &[&str] = &["bert", "nomic-bert", "jina-bert-v2", "modern-bert"];
-
 /// Whether the GGUF at `path` is an embedding model (read from its metadata only).
 pub(crate) fn is_embedding_model(path: &Path) -> Result<bool, Failure> {
-    let (_, info) = agora_engine::Tokenizer::load(path, None)
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(EMBEDDING_ARCHITECTURES.contains(&info.architecture.as_str()))
+    agora_engine::is_embedding_model(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Check the upstream answers, pick its model name, and load the GGUF's tokenizer.

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_engine::{LlamaEmbedder, LlamaEngine, LlamaEngineConfig};
 use agora_tasks::{fail, Context, Failure, Shutdown, Task};
 use agora_types::{Amount, Keypair, TxKind};
 use agora_verify::{ThresholdBook, Thresholds};
 
-use crate::{Auditor, AuditorConfig, EngineChecker, HttpTranscripts, RpcChain};
+use crate::{Auditor, AuditorConfig, CheckEngine, EngineChecker, HttpTranscripts, RpcChain};
 
 /// How long a provider gets to answer one transcript request.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,10 +57,22 @@ pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>
         config.threads = t.max(1);
     }
     let path = setup.model_path.clone();
-    let engine = tokio::task::spawn_blocking(move || LlamaEngine::load(&path, config))
-        .await?
-        .with_context(|| format!("loading {}", setup.model_path.display()))?;
-    let engine = Arc::new(engine);
+    let embedding = agora_engine::is_embedding_model(&path)
+        .with_context(|| format!("reading {}", setup.model_path.display()))?;
+    let threads = config.threads;
+    let engine = tokio::task::spawn_blocking(move || {
+        if embedding {
+            let config = agora_engine::LlamaEmbedderConfig {
+                threads,
+                ..Default::default()
+            };
+            LlamaEmbedder::load(&path, config).map(|e| CheckEngine::Embedding(Arc::new(e)))
+        } else {
+            LlamaEngine::load(&path, config).map(|e| CheckEngine::Generative(Arc::new(e)))
+        }
+    })
+    .await?
+    .with_context(|| format!("loading {}", setup.model_path.display()))?;
     let client = ChainClient::new(&setup.chain_url);
     let mut tasks = Vec::new();
     let chain_id = client

@@ -34,5 +34,5 @@ pub use ports::{
     AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker, Judging,
     ProviderScore, Served, TranscriptSource,
 };
-pub use replay::EngineChecker;
+pub use replay::{CheckEngine, EngineChecker};
 pub use weights::weights_from_scores;

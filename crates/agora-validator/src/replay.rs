@@ -1,24 +1,34 @@
 //! [`JobChecker`] that replays jobs with a local llama.cpp engine (agora-verify),
-//! or scores their plausibility when they cannot be replayed.
+//! or scores their plausibility when they cannot be replayed; jobs of an
+//! embedding model are checked by embedding their inputs again.
 
 use std::sync::Arc;
 
-use agora_engine::LlamaEngine;
+use agora_engine::{LlamaEmbedder, LlamaEngine};
 use agora_types::{ModelId, Transcript};
-use agora_verify::{check_job, check_job_statistically, Thresholds};
+use agora_verify::{check_embedding_job, check_job, check_job_statistically, Thresholds};
 
 use crate::ports::{AuditError, CheckOutcome, JobChecker, Judging};
 
+/// The model a validator checks jobs with.
+#[derive(Clone)]
+pub enum CheckEngine {
+    /// A generative model: jobs are replayed token by token.
+    Generative(Arc<LlamaEngine>),
+    /// An embedding model: inputs are embedded again.
+    Embedding(Arc<LlamaEmbedder>),
+}
+
 /// Replays transcripts of one model with the real engine and calibrated thresholds.
 pub struct EngineChecker {
-    engine: Arc<LlamaEngine>,
+    engine: CheckEngine,
     model: ModelId,
     thresholds: Thresholds,
 }
 
 impl EngineChecker {
     /// Check jobs of `model` (the GGUF `engine` loaded) against `thresholds`.
-    pub fn new(engine: Arc<LlamaEngine>, model: ModelId, thresholds: Thresholds) -> Self {
+    pub fn new(engine: CheckEngine, model: ModelId, thresholds: Thresholds) -> Self {
         EngineChecker {
             engine,
             model,
@@ -42,9 +52,15 @@ impl JobChecker for EngineChecker {
         }
         let engine = self.engine.clone();
         let thresholds = self.thresholds;
-        let verdict = tokio::task::spawn_blocking(move || match judging {
-            Judging::Replay => check_job(engine.as_ref(), &transcript, &thresholds),
-            Judging::Statistical => check_job_statistically(engine.as_ref(), &transcript),
+        let verdict = tokio::task::spawn_blocking(move || match (engine, judging) {
+            (CheckEngine::Generative(e), Judging::Replay) => {
+                check_job(e.as_ref(), &transcript, &thresholds)
+            }
+            (CheckEngine::Generative(e), Judging::Statistical) => {
+                check_job_statistically(e.as_ref(), &transcript)
+            }
+            // No sampling to replay: both judgings compare vectors.
+            (CheckEngine::Embedding(e), _) => check_embedding_job(e.as_ref(), &transcript),
         })
         .await
         .map_err(|e| AuditError::Checker(format!("verifier task: {e}")))?

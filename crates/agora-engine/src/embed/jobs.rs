@@ -5,8 +5,21 @@
 use agora_types::{FinishReason, JobInput};
 use tokio::sync::mpsc;
 
+use std::path::Path;
+
 use super::{EmbeddingEngine, LlamaEmbedder};
 use crate::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
+
+/// GGUF architectures that embed rather than generate (llama.cpp's encoder-only ones).
+pub const EMBEDDING_ARCHITECTURES: &[&str] = &["bert", "nomic-bert", "jina-bert-v2", "modern-bert"];
+
+/// Whether the GGUF at `path` is an embedding model, from its metadata alone:
+/// providers serve such a model with [`LlamaEmbedder`], validators audit its
+/// jobs by embedding again.
+pub fn is_embedding_model(path: &Path) -> Result<bool, EngineError> {
+    let (_, info) = crate::Tokenizer::load(path, None)?;
+    Ok(EMBEDDING_ARCHITECTURES.contains(&info.architecture.as_str()))
+}
 
 /// An embedder serves embedding jobs ([`JobInput::Embed`]) through the same
 /// job protocol as generation: `Started` with every input's tokens in order,
