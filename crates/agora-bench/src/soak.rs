@@ -151,6 +151,7 @@ async fn soak(args: &SoakArgs, dir: &Path, shutdown: Shutdown) -> Result<(Vec<Ou
             chain_url: node.rpc_url.clone(),
             keys: auditor_keys,
             model_path,
+            extra_models: Vec::new(),
             thresholds: None,
             stake: agora_devnet::devnet::AUDITOR_STAKE,
             threads: args.threads,

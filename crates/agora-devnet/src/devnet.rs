@@ -61,6 +61,12 @@ pub struct DevnetConfig {
     /// Listen address of the cheating provider.
     #[arg(long, default_value = "127.0.0.1:8082")]
     pub cheater_http: SocketAddr,
+    /// Listen address of the embedding provider (all-MiniLM-L6-v2, for `/v1/embeddings`).
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    pub embedding_http: SocketAddr,
+    /// Start no embedding provider (the devnet then has no `/v1/embeddings` model).
+    #[arg(long)]
+    pub no_embeddings: bool,
     /// Validator identities the devnet's audit daemon runs (committees need ≥ 2).
     #[arg(long, default_value_t = 3)]
     pub auditors: usize,
@@ -120,6 +126,16 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
             .map_err(Failure::other)?;
             (path, Some(agora_models::default_model_entry()))
         }
+    };
+    let embedding_path = if args.no_embeddings {
+        None
+    } else {
+        let path = tokio::task::spawn_blocking(|| {
+            agora_models::ensure_embedding_model(&mut std::io::stderr())
+        })
+        .await?
+        .map_err(Failure::other)?;
+        Some(path)
     };
     let faucet = keys::load_or_create(&dir.join("faucet.key"))?;
     let provider_key = keys::load_or_create(&dir.join("provider").join("provider.key"))?;
@@ -228,6 +244,34 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
         );
         tasks.push(cheater.task);
     }
+    let mut embedding_model = None;
+    if let Some(path) = &embedding_path {
+        let key = keys::load_or_create(&dir.join("embedder").join("provider.key"))?;
+        fund(&ChainClient::new(&node.rpc_url), &faucet, &key).await?;
+        let setup = ProviderSetup {
+            data_dir: dir.join("embedder"),
+            key,
+            model_path: path.clone(),
+            model_entry: None,
+            model_name: Some(agora_models::EMBEDDING_MODEL_NAME.into()),
+            chain_url: node.rpc_url.clone(),
+            listen: args.embedding_http,
+            public_url: None,
+            price: DEVNET_PRICE,
+            stake: DEVNET_STAKE,
+            threads: args.threads,
+            batches,
+            adversary: None,
+            upstream: None,
+        };
+        let embedder = agora_provider::start(setup, shutdown.clone()).await?;
+        println!(
+            "embedding provider: {} serving {} ({})",
+            embedder.endpoint, embedder.model.name, embedder.model.id
+        );
+        embedding_model = Some(embedder.model.name.clone());
+        tasks.push(embedder.task);
+    }
     if args.auditors > 0 {
         let client = ChainClient::new(&node.rpc_url);
         for key in &auditor_keys {
@@ -237,6 +281,7 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
             chain_url: node.rpc_url.clone(),
             keys: auditor_keys,
             model_path,
+            extra_models: embedding_path.into_iter().collect(),
             thresholds: None,
             stake: AUDITOR_STAKE,
             threads: args.threads,
@@ -264,8 +309,14 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
     };
     let gateway = agora_gateway::start(setup, shutdown.clone()).await?;
     gateway.wait_for_model(&provider.model.name).await?;
+    if let Some(name) = &embedding_model {
+        gateway.wait_for_model(name).await?;
+    }
     println!("OpenAI base URL: {}/v1", gateway.url);
     println!("model: {}", provider.model.name);
+    if let Some(name) = &embedding_model {
+        println!("embedding model: {name}");
+    }
     println!("faucet key: {}", dir.join("faucet.key").display());
     println!("api key: {client_key}");
     println!(

@@ -27,6 +27,8 @@ pub struct AuditorsSetup {
     pub keys: Vec<Keypair>,
     /// The GGUF jobs are replayed with (the model the providers claim).
     pub model_path: PathBuf,
+    /// More GGUFs whose jobs this daemon checks too (an embedding model, say).
+    pub extra_models: Vec<PathBuf>,
     /// Calibrated thresholds by model (default thresholds if `None` or absent).
     pub thresholds: Option<PathBuf>,
     /// Stake each key bonds when it has none.
@@ -56,23 +58,14 @@ pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>
     if let Some(t) = setup.threads {
         config.threads = t.max(1);
     }
-    let path = setup.model_path.clone();
-    let embedding = agora_engine::is_embedding_model(&path)
-        .with_context(|| format!("reading {}", setup.model_path.display()))?;
-    let threads = config.threads;
-    let engine = tokio::task::spawn_blocking(move || {
-        if embedding {
-            let config = agora_engine::LlamaEmbedderConfig {
-                threads,
-                ..Default::default()
-            };
-            LlamaEmbedder::load(&path, config).map(|e| CheckEngine::Embedding(Arc::new(e)))
-        } else {
-            LlamaEngine::load(&path, config).map(|e| CheckEngine::Generative(Arc::new(e)))
-        }
-    })
-    .await?
-    .with_context(|| format!("loading {}", setup.model_path.display()))?;
+    let engine = load_checker(&setup.model_path, config.clone()).await?;
+    let mut extra = Vec::with_capacity(setup.extra_models.len());
+    for path in &setup.extra_models {
+        let id =
+            agora_models::model_id(path).with_context(|| format!("hashing {}", path.display()))?;
+        let thresholds = thresholds_for(setup.thresholds.as_deref(), &id)?;
+        extra.push((load_checker(path, config.clone()).await?, id, thresholds));
+    }
     let client = ChainClient::new(&setup.chain_url);
     let mut tasks = Vec::new();
     let chain_id = client
@@ -88,7 +81,10 @@ pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>
         let auditor = Auditor::new(
             RpcChain::new(ChainClient::new(&setup.chain_url), key),
             transcripts,
-            EngineChecker::new(engine.clone(), model, thresholds),
+            extra.iter().fold(
+                EngineChecker::new(engine.clone(), model, thresholds),
+                |checker, (engine, id, t)| checker.with_model(engine.clone(), *id, *t),
+            ),
             AuditorConfig {
                 me,
                 chain_id: chain_id.clone(),
@@ -104,6 +100,28 @@ pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>
         }));
     }
     Ok(tasks)
+}
+
+/// Load the model at `path` for checking: an embedder for an embedding
+/// model, the generative engine otherwise.
+async fn load_checker(path: &Path, config: LlamaEngineConfig) -> Result<CheckEngine, Failure> {
+    let embedding = agora_engine::is_embedding_model(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let owned = path.to_path_buf();
+    let engine = tokio::task::spawn_blocking(move || {
+        if embedding {
+            let config = agora_engine::LlamaEmbedderConfig {
+                threads: config.threads,
+                ..Default::default()
+            };
+            LlamaEmbedder::load(&owned, config).map(|e| CheckEngine::Embedding(Arc::new(e)))
+        } else {
+            LlamaEngine::load(&owned, config).map(|e| CheckEngine::Generative(Arc::new(e)))
+        }
+    })
+    .await?
+    .with_context(|| format!("loading {}", path.display()))?;
+    Ok(engine)
 }
 
 /// Bond `stake` for `key` unless it already has bonded stake.

@@ -19,21 +19,29 @@ pub enum CheckEngine {
     Embedding(Arc<LlamaEmbedder>),
 }
 
-/// Replays transcripts of one model with the real engine and calibrated thresholds.
+/// Replays transcripts of the models it holds with the real engine and
+/// calibrated thresholds.
 pub struct EngineChecker {
-    engine: CheckEngine,
-    model: ModelId,
-    thresholds: Thresholds,
+    models: Vec<(ModelId, CheckEngine, Thresholds)>,
 }
 
 impl EngineChecker {
     /// Check jobs of `model` (the GGUF `engine` loaded) against `thresholds`.
     pub fn new(engine: CheckEngine, model: ModelId, thresholds: Thresholds) -> Self {
         EngineChecker {
-            engine,
-            model,
-            thresholds,
+            models: vec![(model, engine, thresholds)],
         }
+    }
+
+    /// Also check jobs of `model` (an embedding model beside a generative one, say).
+    pub fn with_model(
+        mut self,
+        engine: CheckEngine,
+        model: ModelId,
+        thresholds: Thresholds,
+    ) -> Self {
+        self.models.push((model, engine, thresholds));
+        self
     }
 }
 
@@ -44,14 +52,14 @@ impl JobChecker for EngineChecker {
         judging: Judging,
     ) -> Result<CheckOutcome, AuditError> {
         let claimed = transcript.receipt.receipt.model;
-        if claimed != self.model {
+        let Some((_, engine, thresholds)) = self.models.iter().find(|(m, ..)| *m == claimed) else {
+            let held: Vec<String> = self.models.iter().map(|(m, ..)| m.to_string()).collect();
             return Err(AuditError::Checker(format!(
                 "job ran model {claimed}; this validator replays only {}",
-                self.model
+                held.join(", ")
             )));
-        }
-        let engine = self.engine.clone();
-        let thresholds = self.thresholds;
+        };
+        let (engine, thresholds) = (engine.clone(), *thresholds);
         let verdict = tokio::task::spawn_blocking(move || match (engine, judging) {
             (CheckEngine::Generative(e), Judging::Replay) => {
                 check_job(e.as_ref(), &transcript, &thresholds)

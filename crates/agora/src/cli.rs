@@ -88,6 +88,10 @@ pub struct ValidatorArgs {
     /// GGUF jobs are replayed with (default: the default model, fetched if missing).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// More GGUFs whose jobs this validator checks too (repeatable; e.g. the
+    /// embedding model, whose jobs are checked by embedding again).
+    #[arg(long = "also-model")]
+    pub also_models: Vec<PathBuf>,
     /// Calibrated thresholds (`agora verify calibrate --out FILE`); defaults otherwise.
     #[arg(long)]
     pub thresholds: Option<PathBuf>,

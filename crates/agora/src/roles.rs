@@ -258,6 +258,7 @@ pub async fn validator(args: ValidatorArgs) -> Result<()> {
         chain_url: args.chain,
         keys: vec![key],
         model_path,
+        extra_models: args.also_models,
         thresholds: args.thresholds,
         stake: args.stake,
         threads: args.threads,

@@ -289,7 +289,12 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         .unwrap()
         .iter()
         .any(|m| m["name"] == MODEL));
-    let p = &status["providers"][0];
+    let p = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["endpoint"] == provider_url.as_str())
+        .expect("the provider is registered");
     assert_eq!(p["endpoint"], provider_url.as_str());
     assert_eq!(p["stake"], 1_000_000);
     assert_eq!(p["id"], r.provider.to_hex().as_str());
@@ -311,4 +316,76 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         "certified randomness in {} of {head} blocks",
         seen.len()
     );
+
+    // Embeddings from the devnet's embedding provider, keyed and paid like completions.
+    let texts = [
+        "The cat sits on the mat.",
+        "A kitten is resting on a rug.",
+        "Quarterly revenue rose by eight percent.",
+    ];
+    let resp = api
+        .post(
+            "/embeddings",
+            json!({"model": "all-minilm-l6-v2", "input": texts}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let vectors: Vec<Vec<f64>> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(vectors.len(), 3);
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    for v in &vectors {
+        assert_eq!(v.len(), 384);
+        assert!((dot(v, v) - 1.0).abs() < 1e-3, "unit vectors");
+    }
+    assert!(dot(&vectors[0], &vectors[1]) > dot(&vectors[0], &vectors[2]) + 0.3);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
+
+    // Structured output on the real model: the reply parses and fits the schema.
+    let schema = json!({"type": "object", "properties": {"population": {"type": "integer"}, "coastal": {"type": "boolean"}}, "required": ["population", "coastal"]});
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Describe Lisbon."}],
+        "max_tokens": 64, "seed": 1, "temperature": 0.7,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}});
+    let v: Value = api
+        .post("/chat/completions", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let city: Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("{e}: {content:?}"));
+    assert!(
+        (city["population"].is_i64() || city["population"].is_u64())
+            && city["coastal"].is_boolean(),
+        "{city}"
+    );
+
+    // A forced tool call comes back as tool_calls with arguments that fit the parameters.
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"unit": {"enum": ["c", "f"]}}, "required": ["unit"]}}}]);
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Weather in Lisbon?"}],
+        "max_tokens": 64, "seed": 2, "tools": tools, "tool_choice": "required"});
+    let v: Value = api
+        .post("/chat/completions", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    let call = &v["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "get_weather");
+    let args: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["unit"] == "c" || args["unit"] == "f", "{args}");
 }
