@@ -62,7 +62,14 @@ async fn devnet_gateway_pays_the_provider_through_a_channel() {
         .parse()
         .unwrap();
     let faucet = faucet.account();
-    let provider = chain.providers().await.unwrap()[0].id;
+    let provider = chain
+        .providers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.endpoint == provider_url)
+        .expect("the chat provider is registered")
+        .id;
     let (p0, f0) = (
         chain.account(&provider).await.unwrap(),
         chain.account(&faucet).await.unwrap(),
