@@ -12,8 +12,12 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
 cargo build -p agora
 "$CARGO_TARGET_DIR/debug/agora" model fetch
 "$CARGO_TARGET_DIR/debug/agora" model fetch --embedding
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
+# The official openai SDK against a devnet, unchanged.
+scripts/sdk-e2e.sh || status=$?
+exit "$status"
