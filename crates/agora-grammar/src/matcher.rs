@@ -23,6 +23,11 @@ enum Str {
     Escape,
     /// Hex digits of `\u` still due.
     Hex(u8),
+    /// `\ud` or `\uD` read: the next digit must keep the code unit below
+    /// U+D800, since a surrogate escape (even a paired one) is refused by
+    /// strict parsers when it stands alone; characters past U+FFFF are
+    /// written as UTF-8 instead.
+    HexAfterD,
     /// UTF-8 continuation bytes still due; the next one lies in `lo..=hi`
     /// (narrower than 0x80..=0xBF after leads that would allow overlong
     /// forms, surrogates or code points past U+10FFFF).
@@ -160,6 +165,27 @@ impl Matcher {
         Some(next)
     }
 
+    /// Whether every reading is inside a string with no escape or character
+    /// pending, where a [plain byte](Matcher::is_plain_string_byte) changes nothing.
+    pub fn in_plain_string(&self) -> bool {
+        !self.stacks.is_empty()
+            && self.stacks.iter().all(|s| {
+                matches!(
+                    s.last(),
+                    Some(Frame::Str {
+                        state: Str::Plain,
+                        ..
+                    })
+                )
+            })
+    }
+
+    /// Bytes that leave a string in its plain state: printable ASCII but the
+    /// quote and the backslash.
+    pub fn is_plain_string_byte(b: u8) -> bool {
+        (0x20..=0x7f).contains(&b) && b != b'"' && b != b'\\'
+    }
+
     /// Advance by one byte; false (and dead) if it breaks the grammar.
     pub fn push_byte(&mut self, b: u8) -> bool {
         let mut out = Vec::with_capacity(self.stacks.len());
@@ -253,6 +279,8 @@ fn step(nodes: &Nodes, mut stack: Stack, b: u8, depth: u32, out: &mut Vec<Stack>
                 }
                 (Str::Escape, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Str::Plain,
                 (Str::Escape, b'u') => Str::Hex(4),
+                (Str::Hex(4), b'd' | b'D') => Str::HexAfterD,
+                (Str::HexAfterD, b'0'..=b'7') => Str::Hex(2),
                 (Str::Hex(n), _) if b.is_ascii_hexdigit() => {
                     if n == 1 {
                         Str::Plain

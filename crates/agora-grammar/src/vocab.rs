@@ -105,13 +105,23 @@ impl Vocab {
             return allowed;
         }
         // Depth-first over the trie, carrying the matcher state of each prefix.
-        let mut pending: Vec<(u32, Matcher)> = vec![(0, matcher.clone())];
-        while let Some((node, state)) = pending.pop() {
+        // Inside a string most bytes leave the state as it is: those children
+        // share their parent's state instead of copying and stepping it.
+        let mut states: Vec<Matcher> = vec![matcher.clone()];
+        let mut pending: Vec<(u32, usize)> = vec![(0, 0)];
+        while let Some((node, at)) = pending.pop() {
+            let plain = states[at].in_plain_string();
             for &(b, child) in &self.nodes[node as usize].children {
-                let mut next = state.clone();
-                if !next.push_byte(b) {
-                    continue;
-                }
+                let next = if plain && Matcher::is_plain_string_byte(b) {
+                    at
+                } else {
+                    let mut next = states[at].clone();
+                    if !next.push_byte(b) {
+                        continue;
+                    }
+                    states.push(next);
+                    states.len() - 1
+                };
                 for &id in &self.nodes[child as usize].tokens {
                     allowed[id as usize] = true;
                 }

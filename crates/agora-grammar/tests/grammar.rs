@@ -81,6 +81,9 @@ fn json_object_mode_takes_compact_objects_only() {
     }
     assert!(m.after(&[0xf4, 0x90]).is_none() && m.after(&[0xf0, 0x8f]).is_none());
     assert!(m.after("\u{10FFFF}\u{800}\u{D7FF}".as_bytes()).is_some());
+    // Surrogate escapes (found by the walk below: serde_json refuses a lone one).
+    assert!(m.after(br"\ud7ff\u00e9").is_some());
+    assert!(m.after(br"\ud800").is_none() && m.after(br"\uDFFF").is_none());
 }
 
 #[test]
@@ -320,4 +323,37 @@ fn arb_json(depth: u32) -> impl Strategy<Value = Value> {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The trie walk (with its shortcut inside strings) allows exactly the
+    /// tokens whose bytes, fed one by one, keep the matcher alive.
+    #[test]
+    fn the_trie_walk_agrees_with_feeding_each_token(
+        pieces in prop::collection::vec(prop::collection::vec(prop::sample::select(b"{}[]\":,\\ab 1-.eu0\xc3\xa9\x80".to_vec()), 1..5), 1..60),
+        walk in prop::collection::vec(any::<u16>(), 0..24),
+    ) {
+        let kinds: Vec<TokenKind> = pieces.iter().cloned().map(TokenKind::Text).chain([TokenKind::End]).collect();
+        let vocab = Vocab::new(kinds.len(), |i| kinds[i as usize].clone());
+        for grammar in [object(), schema(WALK_SCHEMA)] {
+        let mut m = grammar.matcher();
+        for &step in &walk {
+            let allowed = vocab.allowed(&m);
+            for (id, kind) in kinds.iter().enumerate() {
+                let expected = match kind {
+                    TokenKind::Text(bytes) => m.after(bytes).is_some(),
+                    _ => m.can_end(),
+                };
+                prop_assert_eq!(allowed[id], expected, "token {:?} after a walk", kind);
+            }
+            let options: Vec<usize> = (0..pieces.len()).filter(|&i| allowed[i]).collect();
+            if options.is_empty() {
+                break;
+            }
+            m = m.after(&pieces[options[step as usize % options.len()]]).unwrap();
+        }
+        }
+    }
 }
