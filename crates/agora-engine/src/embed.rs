@@ -195,6 +195,18 @@ impl EmbeddingEngine for LlamaEmbedder {
     }
 
     fn embed(&self, inputs: Vec<String>) -> Result<EmbedReply, EngineError> {
+        self.embed_with_tokens(&inputs).map(|(_, reply)| reply)
+    }
+}
+
+impl LlamaEmbedder {
+    /// [`EmbeddingEngine::embed`], also returning every input's token ids
+    /// concatenated in order (what an embedding job's receipt hashes), so
+    /// the inputs are tokenized once.
+    pub fn embed_with_tokens(
+        &self,
+        inputs: &[String],
+    ) -> Result<(Vec<i32>, EmbedReply), EngineError> {
         if inputs.is_empty() {
             let msg = "input must hold at least one string".into();
             return Err(EngineError::InvalidRequest(msg));
@@ -209,9 +221,10 @@ impl EmbeddingEngine for LlamaEmbedder {
         let inputs = (inputs.iter().enumerate())
             .map(|(i, text)| self.tokens(i, text))
             .collect::<Result<Vec<_>, _>>()?;
+        let ids = inputs.iter().flatten().map(|t| t.0).collect();
         let (reply, rx) = oneshot::channel();
         match self.jobs.try_send(EmbedJob { inputs, reply }) {
-            Ok(()) => Ok(rx),
+            Ok(()) => Ok((ids, rx)),
             Err(TrySendError::Full(_)) => Err(EngineError::Busy(self.queue_capacity)),
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
         }

@@ -17,13 +17,9 @@
 //! float64 numpy BertModel forward pass over the wheel's F32 safetensors, mean
 //! pooling and L2 normalisation (sentence-transformers' pipeline for this model).
 
-use std::sync::OnceLock;
-
 use agora_engine::{
-    cosine, EmbedReply, Embedded, EmbeddingEngine, EngineError, LlamaEmbedder, LlamaEmbedderConfig,
-    MAX_EMBED_INPUTS,
+    cosine, EmbedReply, Embedded, EmbeddingEngine, EngineError, LlamaEmbedder, MAX_EMBED_INPUTS,
 };
-use agora_testkit::model::require_real_model_binary;
 
 /// One reference sentence: its text, Hugging Face token ids and unit vector.
 struct Reference {
@@ -54,24 +50,9 @@ fn references() -> Vec<Reference> {
         .collect()
 }
 
-/// One two-thread embedder shared by every test of this binary.
+/// The test kit's embedder, shared by every test of this binary.
 fn embedder() -> &'static LlamaEmbedder {
-    static EMBEDDER: OnceLock<LlamaEmbedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| {
-        require_real_model_binary();
-        let path = agora_models::embedding_model_path();
-        assert!(
-            path.is_file(),
-            "embedding model missing at {}; run `scripts/test.sh` or `agora model fetch --embedding` first",
-            path.display()
-        );
-        agora_models::verify_embedding_model(&path).expect("the embedding model is the pinned one");
-        let config = LlamaEmbedderConfig {
-            threads: 2,
-            queue_capacity: 8,
-        };
-        LlamaEmbedder::load(&path, config).expect("the embedding model loads")
-    })
+    agora_testkit::model::shared_embedder()
 }
 
 fn embed(texts: &[&str]) -> Embedded {

@@ -65,17 +65,19 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<CompletionRequest, ApiEr
     };
     let mut seen = std::collections::HashSet::from([model.clone()]);
     fallbacks.retain(|m| seen.insert(m.clone()));
-    // Key order matters inside schemas; the body is parsed again, ordered, only for them.
-    let mut ordered_body = None;
-    let mut ordered = || -> Result<tools::Json, ApiError> {
-        if ordered_body.is_none() {
-            ordered_body = Some(tools::ordered(body)?);
+    // Key order matters inside schemas; the body is parsed again, ordered,
+    // only when one is there, and at most once.
+    let ordered_body = std::cell::OnceCell::new();
+    let ordered = || -> Result<&tools::Json, ApiError> {
+        if let Some(parsed) = ordered_body.get() {
+            return Ok(parsed);
         }
-        Ok(ordered_body.clone().unwrap_or(tools::Json::Null))
+        let parsed = tools::ordered(body)?;
+        Ok(ordered_body.get_or_init(|| parsed))
     };
-    let format = tools::response_format(&obj, &mut ordered)?;
+    let format = tools::response_format(&obj, ordered)?;
     let tools = match endpoint {
-        Endpoint::Chat => tools::tools(&obj, &mut ordered)?,
+        Endpoint::Chat => tools::tools(&obj, ordered)?,
         Endpoint::Completions if obj.get("tools").is_some_and(|t| !t.is_null()) => {
             return Err(ApiError::invalid(
                 "tools",

@@ -65,9 +65,9 @@ pub(crate) fn ordered(body: &[u8]) -> Result<Json, ApiError> {
 }
 
 /// `response_format` as a constraint (`None` for text).
-pub(crate) fn response_format(
+pub(crate) fn response_format<'a>(
     obj: &Map<String, Value>,
-    ordered: impl FnOnce() -> Result<Json, ApiError>,
+    ordered: impl FnOnce() -> Result<&'a Json, ApiError>,
 ) -> Result<Option<OutputConstraint>, ApiError> {
     const PARAM: &str = "response_format";
     let format = match obj.get(PARAM) {
@@ -111,9 +111,9 @@ pub(crate) fn response_format(
 }
 
 /// `tools` and `tool_choice` (`None` when there are no tools or the choice is `none`).
-pub(crate) fn tools(
+pub(crate) fn tools<'a>(
     obj: &Map<String, Value>,
-    ordered: impl FnOnce() -> Result<Json, ApiError>,
+    ordered: impl FnOnce() -> Result<&'a Json, ApiError>,
 ) -> Result<Option<Tools>, ApiError> {
     let list = match obj.get("tools") {
         None | Some(Value::Null) => return tool_choice_alone(obj),

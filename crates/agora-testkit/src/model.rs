@@ -1,10 +1,12 @@
 //! The real default model (SmolLM2-135M-Instruct, fetched by
-//! `scripts/setup.sh` or `agora model fetch`) and one engine per test binary.
+//! `scripts/setup.sh` or `agora model fetch`) and one engine per test binary;
+//! the real embedding model (all-MiniLM-L6-v2, `agora model fetch
+//! --embedding`) and one embedder per test binary.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use agora_engine::{LlamaEngine, LlamaEngineConfig};
+use agora_engine::{LlamaEmbedder, LlamaEmbedderConfig, LlamaEngine, LlamaEngineConfig};
 use agora_types::Hash32;
 
 /// How every test binary that loads the real model is named
@@ -53,6 +55,33 @@ pub fn load(config: LlamaEngineConfig) -> LlamaEngine {
 pub fn shared_engine() -> &'static LlamaEngine {
     static ENGINE: OnceLock<LlamaEngine> = OnceLock::new();
     ENGINE.get_or_init(|| load(config()))
+}
+
+/// The embedding model's path, checked against its pinned hashes; panics
+/// with the fix if it is missing or if the calling test binary is not named
+/// `real_model_*`.
+pub fn embedding_path() -> PathBuf {
+    require_real_model_binary();
+    let path = agora_models::embedding_model_path();
+    assert!(
+        path.is_file(),
+        "embedding model missing at {}; run `scripts/test.sh` or `agora model fetch --embedding` first",
+        path.display()
+    );
+    agora_models::verify_embedding_model(&path).expect("the embedding model is the pinned one");
+    path
+}
+
+/// One two-thread embedder shared by every test of a binary.
+pub fn shared_embedder() -> &'static LlamaEmbedder {
+    static EMBEDDER: OnceLock<LlamaEmbedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| {
+        let config = LlamaEmbedderConfig {
+            threads: 2,
+            queue_capacity: 8,
+        };
+        LlamaEmbedder::load(&embedding_path(), config).expect("the embedding model loads")
+    })
 }
 
 /// Panic unless the running test binary's name starts with

@@ -4,7 +4,7 @@
 //! tokens and vectors, and each vector must point where the model's own
 //! does (cosine similarity at least [`MIN_EMBEDDING_COSINE`]).
 
-use agora_engine::{cosine, EmbeddingEngine, EngineError, LlamaEmbedder};
+use agora_engine::{cosine, EngineError, LlamaEmbedder};
 use agora_types::{hash_embeddings, hash_tokens, JobInput, Transcript};
 
 use crate::check::{finish, Verdict, VerifyError};
@@ -43,17 +43,14 @@ pub fn check_embedding_job(
     {
         reasons.push("receipt usage does not match the token counts".into());
     }
-    let mut tokens = Vec::new();
-    for text in inputs {
-        match embedder.tokenize(text) {
-            Ok(ids) => tokens.extend(ids),
-            Err(EngineError::InvalidRequest(m)) => {
-                reasons.push(format!("the input is invalid: {m}"));
-                return Ok(finish(reasons, TokenStats::default(), None, None, t));
-            }
-            Err(e) => return Err(e.into()),
+    let (tokens, reply) = match embedder.embed_with_tokens(inputs) {
+        Ok(queued) => queued,
+        Err(EngineError::InvalidRequest(m)) => {
+            reasons.push(format!("the input is invalid: {m}"));
+            return Ok(finish(reasons, TokenStats::default(), None, None, t));
         }
-    }
+        Err(e) => return Err(e.into()),
+    };
     if tokens != t.prompt_tokens {
         reasons.push("the inputs do not tokenize to the claimed prompt tokens".into());
     }
@@ -65,10 +62,7 @@ pub fn check_embedding_job(
         ));
         return Ok(finish(reasons, TokenStats::default(), None, None, t));
     }
-    let recomputed = embedder
-        .embed(inputs.clone())?
-        .blocking_recv()
-        .map_err(|_| EngineError::Stopped)??;
+    let recomputed = reply.blocking_recv().map_err(|_| EngineError::Stopped)??;
     for (i, (claimed, ours)) in t.embeddings.iter().zip(&recomputed.data).enumerate() {
         // NaN (a zero or non-finite vector) counts as no similarity.
         let similarity = cosine(claimed, &ours.vector)

@@ -4,12 +4,7 @@
 //! perturbed or reordered set), vectors the receipt does not commit to, and
 //! prompt tokens other than the inputs' fail.
 
-use std::sync::OnceLock;
-
-use agora_engine::{
-    EngineEvent, GenerateRequest, InferenceEngine, LlamaEmbedder, LlamaEmbedderConfig,
-};
-use agora_testkit::model::require_real_model_binary;
+use agora_engine::{EngineEvent, GenerateRequest, InferenceEngine, LlamaEmbedder};
 use agora_types::{
     hash_embeddings, hash_output_text, hash_tokens, Hash32, JobInput, Keypair, Price, Receipt,
     SamplingParams, Transcript, Usage,
@@ -17,21 +12,7 @@ use agora_types::{
 use agora_verify::check_embedding_job;
 
 fn embedder() -> &'static LlamaEmbedder {
-    static EMBEDDER: OnceLock<LlamaEmbedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| {
-        require_real_model_binary();
-        let path = agora_models::embedding_model_path();
-        assert!(
-            path.is_file(),
-            "embedding model missing at {}; run `agora model fetch --embedding`",
-            path.display()
-        );
-        let config = LlamaEmbedderConfig {
-            threads: 2,
-            queue_capacity: 8,
-        };
-        LlamaEmbedder::load(&path, config).expect("the embedding model loads")
-    })
+    agora_testkit::model::shared_embedder()
 }
 
 fn inputs() -> Vec<String> {

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use std::path::Path;
 
-use super::{EmbeddingEngine, LlamaEmbedder};
+use super::LlamaEmbedder;
 use crate::{EngineError, EngineEvent, GenerateRequest, InferenceEngine, ModelInfo};
 
 /// GGUF architectures that embed rather than generate (llama.cpp's encoder-only ones).
@@ -41,11 +41,7 @@ impl InferenceEngine for LlamaEmbedder {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             EngineError::Internal("embedding jobs must be started inside a tokio runtime".into())
         })?;
-        let mut prompt_tokens = Vec::new();
-        for text in &inputs {
-            prompt_tokens.extend(self.tokenize(text)?);
-        }
-        let reply = self.embed(inputs)?;
+        let (prompt_tokens, reply) = self.embed_with_tokens(&inputs)?;
         let (tx, rx) = mpsc::channel(3);
         runtime.spawn(async move {
             let events = match reply.await {
