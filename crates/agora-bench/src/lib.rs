@@ -14,6 +14,7 @@ pub mod chain;
 mod error;
 pub mod gateway;
 pub mod infer;
+mod node;
 pub mod overhead;
 pub mod soak;
 pub mod verify;

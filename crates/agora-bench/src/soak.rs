@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agora_chain::NodeSetup;
 use agora_chain_client::ChainClient;
 use agora_gateway::{GatewaySetup, PayerSetup};
 use agora_provider::{BatchConfig, ProviderSetup};
@@ -99,20 +98,7 @@ async fn soak(args: &SoakArgs, dir: &Path, shutdown: Shutdown) -> Result<(Vec<Ou
     funded.extend(auditor_keys.iter().map(Keypair::account));
     let mut params = agora_ledger::Params::default();
     params.audit.audit_rate_ppm = 1_000_000;
-    let genesis =
-        agora_devnet::genesis::load_or_create_with(&dir.join("genesis.toml"), &funded, params)?;
-    let node = agora_chain::start(
-        NodeSetup {
-            dir: dir.join("node"),
-            key: Keypair::generate(),
-            genesis,
-            rpc: "127.0.0.1:0".parse().expect("a socket address"),
-            block_ms: 200,
-            validator: None,
-        },
-        shutdown.clone(),
-    )
-    .await?;
+    let node = crate::node::start_node(dir, &funded, params, shutdown.clone()).await?;
     let batches = BatchConfig {
         max_age: Duration::from_secs(args.batch_secs),
         settle_every: Duration::from_secs(args.batch_secs),

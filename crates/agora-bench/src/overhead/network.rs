@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use agora_chain::NodeSetup;
 use agora_chain_client::ChainClient;
 use agora_gateway::{GatewaySetup, PayerSetup};
 use agora_provider::{register_on_chain, AuditGate, ChainAuditGate, Provider, TranscriptStore};
@@ -52,20 +51,10 @@ fn instant_model() -> ModelEntry {
 /// Start chain, provider and gateway under `dir`; they stop on `shutdown`.
 pub async fn start(dir: &Path, shutdown: Shutdown) -> Result<Network, Failure> {
     let (faucet, provider_key) = (Keypair::generate(), Keypair::generate());
-    let genesis = agora_devnet::genesis::load_or_create_with(
-        &dir.join("genesis.toml"),
+    let node = crate::node::start_node(
+        dir,
         &[faucet.account(), provider_key.account()],
         agora_ledger::Params::default(),
-    )?;
-    let node = agora_chain::start(
-        NodeSetup {
-            dir: dir.join("node"),
-            key: Keypair::generate(),
-            genesis,
-            rpc: "127.0.0.1:0".parse().expect("a socket address"),
-            block_ms: 200,
-            validator: None,
-        },
         shutdown.clone(),
     )
     .await?;
