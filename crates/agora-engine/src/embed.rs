@@ -16,12 +16,11 @@ use std::sync::Arc;
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
 
-use crate::llama::{backend, gguf_model_info};
+use crate::llama::{gguf_model_info, load_error, load_model, start_worker};
 use crate::{EngineError, ModelInfo};
 
 mod jobs;
@@ -113,36 +112,19 @@ impl LlamaEmbedder {
     /// the model's training context (512 tokens for MiniLM): the longest input
     /// accepted, and the most tokens encoded per call.
     pub fn load(path: &Path, config: LlamaEmbedderConfig) -> Result<Self, EngineError> {
-        let load_error = |reason: String| EngineError::Load {
-            path: path.display().to_string(),
-            reason,
-        };
-        if !path.is_file() {
-            return Err(load_error("no such file".into()));
-        }
-        let backend = backend().map_err(load_error)?;
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
-            .map_err(|e| load_error(e.to_string()))?;
-        let model = Arc::new(model);
+        let (backend, model) = load_model(path)?;
         let info = gguf_model_info(&model, path, model.n_ctx_train());
         let dimensions = usize::try_from(model.n_embd_out())
             .ok()
             .filter(|&d| d > 0)
-            .ok_or_else(|| load_error("the model has no embedding width".into()))?;
+            .ok_or_else(|| load_error(path, "the model has no embedding width".into()))?;
         let (jobs, queue) = sync_channel(config.queue_capacity);
-        let (ready_tx, ready_rx) = sync_channel(1);
         let worker_model = model.clone();
         let window = info.context_length;
         let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
-        let worker = std::thread::Builder::new()
-            .name("agora-embed".into())
-            .spawn(move || worker(backend, &worker_model, window, threads, &queue, &ready_tx))
-            .map_err(|e| load_error(format!("cannot start worker thread: {e}")))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => return Err(load_error(reason)),
-            Err(_) => return Err(load_error("worker died creating the context".into())),
-        }
+        let worker = start_worker(path, "agora-embed", move |ready| {
+            worker(backend, &worker_model, window, threads, &queue, ready)
+        })?;
         Ok(LlamaEmbedder {
             info,
             model,

@@ -107,40 +107,62 @@ pub fn backend() -> Result<&'static LlamaBackend, String> {
         .map_err(Clone::clone)
 }
 
+/// What loading `path` failed on, naming the file.
+pub(crate) fn load_error(path: &Path, reason: String) -> EngineError {
+    EngineError::Load {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
+/// The GGUF at `path`, loaded with its weights on the shared backend.
+pub(crate) fn load_model(
+    path: &Path,
+) -> Result<(&'static LlamaBackend, Arc<LlamaModel>), EngineError> {
+    if !path.is_file() {
+        return Err(load_error(path, "no such file".into()));
+    }
+    let backend = backend().map_err(|e| load_error(path, e))?;
+    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+        .map_err(|e| load_error(path, e.to_string()))?;
+    Ok((backend, Arc::new(model)))
+}
+
+/// Start the worker thread `name` for the model at `path` and wait until it
+/// reports whether its llama.cpp context came up (`run` sends that report).
+pub(crate) fn start_worker(
+    path: &Path,
+    name: &str,
+    run: impl FnOnce(&SyncSender<Result<(), String>>) + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, EngineError> {
+    let (ready_tx, ready_rx) = sync_channel(1);
+    let worker = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || run(&ready_tx))
+        .map_err(|e| load_error(path, format!("cannot start worker thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(worker),
+        Ok(Err(reason)) => Err(load_error(path, reason)),
+        Err(_) => Err(load_error(
+            path,
+            "worker thread died while creating the context".into(),
+        )),
+    }
+}
+
 impl LlamaEngine {
     /// Load `path` and start the worker thread.
     pub fn load(path: &Path, config: LlamaEngineConfig) -> Result<Self, EngineError> {
-        let load_error = |reason: String| EngineError::Load {
-            path: path.display().to_string(),
-            reason,
-        };
-        if !path.is_file() {
-            return Err(load_error("no such file".into()));
-        }
-        let backend = backend().map_err(load_error)?;
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
-            .map_err(|e| load_error(e.to_string()))?;
-        let model = Arc::new(model);
+        let (backend, model) = load_model(path)?;
         let info = gguf_model_info(&model, path, config.context_length);
         let template = default_chat_template(&model);
 
         let (jobs, queue) = sync_channel(config.queue_capacity);
-        let (ready_tx, ready_rx) = sync_channel(1);
         let worker_model = model.clone();
         let worker_config = config.clone();
-        let worker = std::thread::Builder::new()
-            .name("agora-llama".into())
-            .spawn(move || batch::worker(backend, &worker_model, &worker_config, &queue, &ready_tx))
-            .map_err(|e| load_error(format!("cannot start worker thread: {e}")))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => return Err(load_error(reason)),
-            Err(_) => {
-                return Err(load_error(
-                    "worker thread died while creating the context".into(),
-                ))
-            }
-        }
+        let worker = start_worker(path, "agora-llama", move |ready| {
+            batch::worker(backend, &worker_model, &worker_config, &queue, ready)
+        })?;
         Ok(LlamaEngine {
             info,
             model,
