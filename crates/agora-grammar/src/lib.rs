@@ -62,14 +62,6 @@ impl Grammar {
     }
 }
 
-/// The canonical text of a client's schema: compact, keys in their order.
-/// What goes into [`OutputConstraint::JsonSchema`].
-pub fn canonical_schema(schema_json: &str) -> Result<String, GrammarError> {
-    Json::parse(schema_json)
-        .map(|j| j.to_compact())
-        .map_err(|e| GrammarError::Invalid(e.to_string()))
-}
-
 /// Follows one constrained output: masks logits before each token and
 /// advances on the token chosen.
 #[derive(Clone, Debug)]

@@ -4,15 +4,13 @@
 
 use std::sync::Arc;
 
-use agora_grammar::{
-    canonical_schema, Grammar, GrammarError, Guide, OutputConstraint, TokenKind, Vocab,
-};
+use agora_grammar::{Grammar, GrammarError, Guide, Json, OutputConstraint, TokenKind, Vocab};
 use proptest::prelude::*;
 use serde_json::Value;
 
 fn schema(text: &str) -> Grammar {
     Grammar::compile(&OutputConstraint::JsonSchema {
-        schema: canonical_schema(text).unwrap(),
+        schema: Json::parse(text).unwrap().to_compact(),
     })
     .unwrap()
 }
