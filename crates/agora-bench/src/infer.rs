@@ -72,7 +72,9 @@ fn job(engine: &LlamaEngine, tokens: u32, seed: u64) -> Result<JobTiming> {
     let mut text_at = Vec::new();
     while let Some(event) = rx.blocking_recv() {
         match event {
-            EngineEvent::Started { prompt_tokens: p } => prompt_tokens = p,
+            EngineEvent::Started {
+                prompt_tokens: p, ..
+            } => prompt_tokens = p,
             EngineEvent::Logprob(_) | EngineEvent::Embeddings(_) => {}
             EngineEvent::Text(_) => {
                 text_at.push(Instant::now());
@@ -219,6 +221,8 @@ pub fn run(args: InferArgs) -> Result<()> {
         } else {
             defaults.kv_cache
         },
+        // Every job here repeats one prompt: measure computing it, not a cache hit.
+        prompt_cache: false,
         ..defaults
     };
     let engine = Arc::new(

@@ -4,13 +4,17 @@
 //! steps and leave as soon as they finish. A job's tokens depend only on its
 //! own logits and (seed, position), never on what else is in the batch.
 //! Held sequence ids are kept contiguous (see [`crate::seqs`]).
+//!
+//! Prompt caching: a finished job's sequence keeps its KV cache, and a new
+//! job takes the free sequence whose cached tokens share the longest prefix
+//! with its prompt, computing only the rest (see [`crate::prefix`]).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
 use agora_grammar::Guide;
-use agora_toploc::CommitmentBuilder;
+use agora_toploc::{CommitmentBuilder, CHUNK_TOKENS};
 use agora_types::{FinishReason, SamplingParams};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
@@ -22,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::llama::token_piece;
 use crate::logits::{logprobs, penalised};
+use crate::prefix::{reusable, PrefixCache};
 use crate::sampling::sample;
 use crate::seqs::{next_move, FreeSeqs, Move};
 use crate::text::{Piece, TextStream};
@@ -65,13 +70,14 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(seq: i32, job: Job, commitments: bool) -> Self {
+    /// A slot whose sequence already holds the first `cached` prompt tokens.
+    fn new(seq: i32, job: Job, cached: usize, commitments: bool) -> Self {
         let text = TextStream::new(&job.params.stop);
         Slot {
             seq,
             job,
-            prefilled: 0,
-            pos: 0,
+            prefilled: cached,
+            pos: cached,
             pending: None,
             logits_at: None,
             output: Vec::new(),
@@ -81,6 +87,14 @@ impl Slot {
             commit: commitments.then(CommitmentBuilder::default),
             prompt_rows: Vec::new(),
         }
+    }
+
+    /// The tokens whose keys and values this slot's sequence holds, in position order.
+    fn decoded(&self) -> Vec<LlamaToken> {
+        let prompt = &self.job.prompt[..self.prefilled];
+        let outputs = self.pos.saturating_sub(self.job.prompt.len());
+        let output = self.output.iter().take(outputs).map(|&t| LlamaToken(t));
+        prompt.iter().copied().chain(output).collect()
     }
 
     fn send(&self, event: EngineEvent) -> bool {
@@ -117,7 +131,7 @@ impl Slot {
                 return;
             }
         }
-        let output_tokens = std::mem::take(&mut self.output);
+        let output_tokens = self.output.clone();
         let commitments = self.commit.take().map(CommitmentBuilder::finish);
         self.send(EngineEvent::Finished {
             finish_reason,
@@ -173,28 +187,35 @@ pub(crate) fn worker(
     // In arrival order (prompt chunks are served in it); the batch is built in seq order.
     let mut slots: Vec<Slot> = Vec::with_capacity(max_seqs);
     let mut free = FreeSeqs::new(max_seqs);
+    let mut cache = PrefixCache::new(max_seqs, config.prompt_cache);
     let mut open = true;
     loop {
-        open &= admit(queue, &mut slots, &mut free, &mut ctx, config.commitments);
+        let mut held = Held {
+            ctx: &mut ctx,
+            free: &mut free,
+            cache: &mut cache,
+        };
+        open &= admit(queue, &mut slots, &mut held, config.commitments);
         if slots.is_empty() {
             if !open {
                 return;
             }
             continue;
         }
-        compact(&mut ctx, &mut slots, &mut free);
-        if let Err(message) = step(model, &mut ctx, &mut batch, &mut slots, window as usize) {
+        compact(&mut held, &mut slots);
+        if let Err(message) = step(model, held.ctx, &mut batch, &mut slots, window as usize) {
             tracing::warn!(%message, "batch decode failed; failing its jobs");
             for slot in slots.drain(..) {
                 let _ = slot.send(EngineEvent::Failed(message.clone()));
-                release(&mut ctx, &mut free, slot.seq);
+                // What the failed decode left in the sequence is unknown: keep nothing.
+                held.release(slot.seq, Vec::new());
             }
         }
         let mut i = 0;
         while i < slots.len() {
             if slots[i].done || slots[i].job.events.is_closed() {
                 let slot = slots.remove(i);
-                release(&mut ctx, &mut free, slot.seq);
+                held.release(slot.seq, slot.decoded());
             } else {
                 i += 1;
             }
@@ -202,16 +223,51 @@ pub(crate) fn worker(
     }
 }
 
-/// Move queued jobs into free sequences (lowest id first). Blocks only when
-/// nothing is running. Returns false once the queue is closed.
-fn admit(
-    queue: &Receiver<Job>,
-    slots: &mut Vec<Slot>,
-    free: &mut FreeSeqs,
-    ctx: &mut LlamaContext<'_>,
-    commitments: bool,
-) -> bool {
-    while let Some(seq) = free.lowest() {
+/// The worker's KV-cache sequences: the context, which ids are free, and
+/// what each free one still holds.
+struct Held<'a, 'ctx> {
+    ctx: &'a mut LlamaContext<'ctx>,
+    free: &'a mut FreeSeqs,
+    cache: &'a mut PrefixCache,
+}
+
+impl Held<'_, '_> {
+    /// Take a free sequence for `prompt`: the one holding its longest
+    /// reusable prefix, else the lowest; returns it and how many leading
+    /// prompt tokens it still holds (the rest of its cache is dropped).
+    fn take(&mut self, prompt: &[LlamaToken], commitments: bool) -> Option<(i32, usize)> {
+        let tail = if commitments { CHUNK_TOKENS } else { 1 };
+        let (seq, shared) = match self.cache.best(self.free.ids(), prompt) {
+            Some((seq, shared)) => (seq, reusable(shared, prompt.len(), tail)),
+            None => (self.free.lowest()?, 0),
+        };
+        self.free.take_id(seq);
+        self.cache.forget(seq);
+        let kept = shared > 0
+            && self
+                .ctx
+                .clear_kv_cache_seq(Some(seq as u32), Some(shared as u32), None)
+                .unwrap_or(false);
+        if kept {
+            return Some((seq, shared));
+        }
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        Some((seq, 0))
+    }
+
+    /// Return `seq` to the pool, its cache holding `tokens` (empty: cleared).
+    fn release(&mut self, seq: i32, tokens: Vec<LlamaToken>) {
+        if !self.cache.keep(seq, tokens) {
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        }
+        self.free.give(seq);
+    }
+}
+
+/// Move queued jobs into free sequences. Blocks only when nothing is
+/// running. Returns false once the queue is closed.
+fn admit(queue: &Receiver<Job>, slots: &mut Vec<Slot>, held: &mut Held, commitments: bool) -> bool {
+    while held.free.lowest().is_some() {
         let job = if slots.is_empty() {
             match queue.recv() {
                 Ok(job) => job,
@@ -227,45 +283,46 @@ fn admit(
         if job.events.is_closed() {
             continue;
         }
+        let Some((seq, cached)) = held.take(&job.prompt, commitments) else {
+            return true;
+        };
         let prompt_tokens = job.prompt.iter().map(|t| t.0).collect();
-        if job
-            .events
-            .blocking_send(EngineEvent::Started { prompt_tokens })
-            .is_err()
-        {
+        let started = EngineEvent::Started {
+            prompt_tokens,
+            cached_tokens: u32::try_from(cached).unwrap_or(u32::MAX),
+        };
+        if job.events.blocking_send(started).is_err() {
+            held.release(seq, job.prompt[..cached].to_vec());
             continue;
         }
-        free.take();
-        let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-        slots.push(Slot::new(seq, job, commitments));
+        slots.push(Slot::new(seq, job, cached, commitments));
     }
     true
 }
 
 /// Close the holes jobs left below the highest held sequence id by moving the
 /// highest-id jobs down (see [`crate::seqs`]), so one step is one graph compute.
-fn compact(ctx: &mut LlamaContext<'_>, slots: &mut [Slot], free: &mut FreeSeqs) {
+fn compact(held: &mut Held, slots: &mut [Slot]) {
     loop {
-        let held: Vec<i32> = slots.iter().map(|s| s.seq).collect();
-        let Some(Move { from, to }) = next_move(&held, free) else {
+        let ids: Vec<i32> = slots.iter().map(|s| s.seq).collect();
+        let Some(Move { from, to }) = next_move(&ids, held.free) else {
             return;
         };
         let Some(slot) = slots.iter_mut().find(|s| s.seq == from) else {
             return;
         };
+        // The hole may still hold a finished job's prefix: the job's stream
+        // replaces it, or, with nothing decoded yet, it is cleared.
+        held.cache.forget(to);
         if slot.pos > 0 {
             // Queued by llama.cpp, done at the start of the next decode.
-            let _ = ctx.copy_kv_cache_seq(from, to, None, None);
+            let _ = held.ctx.copy_kv_cache_seq(from, to, None, None);
+        } else {
+            let _ = held.ctx.clear_kv_cache_seq(Some(to as u32), None, None);
         }
-        let _ = ctx.clear_kv_cache_seq(Some(from as u32), None, None);
+        let _ = held.ctx.clear_kv_cache_seq(Some(from as u32), None, None);
         slot.seq = to;
     }
-}
-
-/// Return a sequence to the pool with its cache cleared.
-fn release(ctx: &mut LlamaContext<'_>, free: &mut FreeSeqs, seq: i32) {
-    let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-    free.give(seq);
 }
 
 /// One decode step: a token for every generating slot, then prompt chunks in

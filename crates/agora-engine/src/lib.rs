@@ -9,6 +9,7 @@ mod constrain;
 mod embed;
 mod llama;
 pub mod logits;
+mod prefix;
 mod quantize;
 mod reference;
 pub mod sampling;
@@ -65,6 +66,9 @@ pub enum EngineEvent {
     Started {
         /// The prompt's token ids.
         prompt_tokens: Vec<i32>,
+        /// How many leading prompt tokens were not computed again because the
+        /// KV cache still held them from an earlier job (prompt caching).
+        cached_tokens: u32,
     },
     /// New text: whole UTF-8 characters, never part of a stop string, as
     /// [`text::TextStream`] renders the tokens (a verifier recomputes it with

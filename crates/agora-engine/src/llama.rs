@@ -40,6 +40,10 @@ pub struct LlamaEngineConfig {
     pub commitments: bool,
     /// Element type of the KV cache, for generation and scoring alike.
     pub kv_cache: KvCache,
+    /// Prompt caching: a job whose prompt starts like an earlier job's
+    /// (system prompt, earlier turns) reuses that job's KV cache for the
+    /// shared prefix instead of computing it again.
+    pub prompt_cache: bool,
 }
 
 /// Element type of the KV cache (keys and values).
@@ -75,6 +79,7 @@ impl Default for LlamaEngineConfig {
             max_sequences: 8,
             commitments: true,
             kv_cache: KvCache::default(),
+            prompt_cache: true,
         }
     }
 }

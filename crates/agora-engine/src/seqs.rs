@@ -28,6 +28,22 @@ impl FreeSeqs {
         self.ids.last().copied()
     }
 
+    /// The free ids, highest first.
+    pub(crate) fn ids(&self) -> &[i32] {
+        &self.ids
+    }
+
+    /// Take `seq` if it is free (prompt caching picks a particular one).
+    pub(crate) fn take_id(&mut self, seq: i32) -> bool {
+        match self.ids.iter().position(|&id| id == seq) {
+            Some(at) => {
+                self.ids.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Take the lowest free id.
     pub(crate) fn take(&mut self) -> Option<i32> {
         self.ids.pop()
@@ -74,6 +90,10 @@ mod tests {
             (Some(0), Some(2), Some(3))
         );
         assert_eq!(free.take(), None);
+        free.give(2);
+        free.give(1);
+        assert!(free.take_id(2) && !free.take_id(2));
+        assert_eq!(free.ids(), [1]);
     }
 
     #[test]

@@ -51,7 +51,9 @@ fn run(engine: &LlamaEngine, input: JobInput, params: SamplingParams) -> Outcome
     let mut logprobs = Vec::new();
     while let Some(event) = rx.blocking_recv() {
         match event {
-            EngineEvent::Started { prompt_tokens: p } => prompt_tokens = Some(p),
+            EngineEvent::Started {
+                prompt_tokens: p, ..
+            } => prompt_tokens = Some(p),
             EngineEvent::Logprob(lp) => logprobs.push(lp),
             EngineEvent::Text(t) => {
                 assert!(prompt_tokens.is_some(), "text before Started");

@@ -64,7 +64,9 @@ fn generate(e: &LlamaEngine, input: JobInput, temperature: f32, seed: u64) -> Ge
     let (mut prompt_tokens, mut logprobs) = (Vec::new(), Vec::new());
     while let Some(event) = rx.blocking_recv() {
         match event {
-            EngineEvent::Started { prompt_tokens: p } => prompt_tokens = p,
+            EngineEvent::Started {
+                prompt_tokens: p, ..
+            } => prompt_tokens = p,
             EngineEvent::Logprob(lp) => logprobs.push(lp),
             EngineEvent::Text(_) => {}
             EngineEvent::Finished { output_tokens, .. } => {

@@ -14,7 +14,7 @@ use agora_types::{
     ProviderInfo, SignedReceipt, TokenLogprob, Usage,
 };
 use agora_wire::headers::{JOB_ID_HEADER, PROVIDER_HEADER, RECEIPT_HEADER};
-use agora_wire::openai::{self, Endpoint, ResponseMeta};
+use agora_wire::openai::{self, Billed, Endpoint, ResponseMeta};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
@@ -416,6 +416,8 @@ pub(crate) struct Finished {
     pub embeddings: Vec<Vec<f32>>,
     pub usage: Usage,
     pub cost: u64,
+    /// Prompt tokens the provider took from its prompt cache.
+    pub cached_tokens: u32,
     pub job_id: String,
     pub provider: ProviderInfo,
     text: String,
@@ -458,6 +460,7 @@ pub(crate) async fn run_to_end<D: Directory>(
                     finish_reason,
                     usage,
                     receipt,
+                    cached_tokens,
                 }) => {
                     let embedding_job = matches!(job.input, JobInput::Embed { .. });
                     if embedding_job != embeddings.is_some() {
@@ -486,6 +489,7 @@ pub(crate) async fn run_to_end<D: Directory>(
                         reason: finish_reason,
                         usage,
                         cost,
+                        cached_tokens: cached_tokens.min(usage.prompt_tokens),
                         logprobs,
                         job_id,
                         provider,
@@ -531,14 +535,18 @@ fn vectors_fit(job: &JobRequest, vectors: &[Vec<f32>]) -> Result<(), String> {
 }
 
 /// Summed usage of several jobs.
-fn total(parts: impl Iterator<Item = (Usage, u64)>) -> Value {
-    let (mut usage, mut cost) = (Usage::default(), 0u64);
-    for (u, c) in parts {
-        usage.prompt_tokens = usage.prompt_tokens.saturating_add(u.prompt_tokens);
-        usage.completion_tokens = usage.completion_tokens.saturating_add(u.completion_tokens);
-        cost = cost.saturating_add(c);
+fn total(parts: impl Iterator<Item = Billed>) -> Value {
+    parts.fold(Billed::default(), Billed::plus).json()
+}
+
+/// What one job used and cost; a provider's `cached_tokens` can never
+/// exceed the prompt it was paid for.
+fn billed(usage: Usage, cached_tokens: u32, receipt: &SignedReceipt) -> Billed {
+    Billed {
+        usage,
+        cached_tokens: cached_tokens.min(usage.prompt_tokens),
+        cost: receipt.receipt.cost,
     }
-    openai::usage_json(usage, cost)
 }
 
 /// Non-streaming: run every choice to its end, then answer once.
@@ -558,7 +566,11 @@ async fn collect<D: Directory>(
     let finished = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
     let meta = ResponseMeta::new(endpoint, &finished[0].job_id, &req.model);
     let want = req.params.logprobs.is_some();
-    let usage = total(finished.iter().map(|f| (f.usage, f.cost)));
+    let usage = total(finished.iter().map(|f| Billed {
+        usage: f.usage,
+        cached_tokens: f.cached_tokens,
+        cost: f.cost,
+    }));
     let receipts: Vec<&str> = finished.iter().map(|f| f.job_id.as_str()).collect();
     let choices = finished
         .iter()
@@ -690,7 +702,7 @@ async fn pump<D: Directory>(
     mut events: JobStream,
     job: &JobRequest,
     tx: &Tx,
-) -> Result<(Usage, u64), Stopped> {
+) -> Result<Billed, Stopped> {
     let (meta, charge) = (&run.meta, &run.charge);
     let send = |v: Value| async move { tx.send(data(&v)).await.map_err(|_| Stopped::ClientGone) };
     let mut timing = Timing::new(true);
@@ -731,6 +743,7 @@ async fn pump<D: Directory>(
                 finish_reason,
                 usage,
                 receipt,
+                cached_tokens,
             }) => {
                 let streamed = Streamed {
                     job_id: &events.job_id,
@@ -752,7 +765,7 @@ async fn pump<D: Directory>(
                         Some(call) => {
                             send(meta.tool_calls_chunk(index, vec![call])).await?;
                             send(meta.tool_calls_end_chunk(index)).await?;
-                            return Ok((usage, receipt.receipt.cost));
+                            return Ok(billed(usage, cached_tokens, &receipt));
                         }
                         None if !held.is_empty() => {
                             let lp = want.then_some(&logprobs[..]);
@@ -766,7 +779,7 @@ async fn pump<D: Directory>(
                 // Tokens whose text a stop string cut still get their logprobs.
                 let lp = (want && !logprobs.is_empty()).then_some(&logprobs[..]);
                 send(meta.chunk(index, text, false, Some(finish_reason), lp)).await?;
-                return Ok((usage, receipt.receipt.cost));
+                return Ok(billed(usage, cached_tokens, &receipt));
             }
             Ok(JobEvent::Error { message }) => {
                 break provider_broke(gw, &provider, ProviderFailure::JobError, message)

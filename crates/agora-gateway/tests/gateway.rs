@@ -106,6 +106,10 @@ async fn non_streaming_chat_returns_content_usage_and_receipt() {
     );
     assert_eq!(usage["total_tokens"], 14);
     assert_eq!(usage["cost"], CHEAP.cost(11, 3));
+    assert_eq!(
+        usage["prompt_tokens_details"]["cached_tokens"],
+        MOCK_CACHED_TOKENS
+    );
 
     let jobs = p.jobs();
     assert_eq!(jobs.len(), 1);
@@ -181,6 +185,8 @@ async fn streaming_chat_sends_openai_chunks() {
     assert_eq!(chunks[5]["choices"], json!([]));
     assert_eq!(chunks[5]["usage"]["total_tokens"], 14);
     assert_eq!(chunks[5]["usage"]["cost"], CHEAP.cost(11, 3));
+    let cached = &chunks[5]["usage"]["prompt_tokens_details"]["cached_tokens"];
+    assert_eq!(*cached, MOCK_CACHED_TOKENS);
 }
 
 #[tokio::test]

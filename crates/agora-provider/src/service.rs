@@ -347,6 +347,7 @@ async fn run_job<E: InferenceEngine>(
         request: req,
         events,
         prompt_tokens: Vec::new(),
+        cached_tokens: 0,
         text: OutputTextHasher::default(),
         embeddings: Vec::new(),
         done: false,
@@ -366,6 +367,8 @@ struct Job<E> {
     request: JobRequest,
     events: mpsc::Receiver<EngineEvent>,
     prompt_tokens: Vec<i32>,
+    /// Leading prompt tokens the engine took from its prompt cache.
+    cached_tokens: u32,
     /// Hash of the text streamed so far: the receipt's `text_hash`.
     text: OutputTextHasher,
     /// An embedding job's vectors, kept for the receipt and the transcript.
@@ -392,8 +395,12 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                 job.watch.started();
             }
             let event = match received {
-                Some(EngineEvent::Started { prompt_tokens }) => {
+                Some(EngineEvent::Started {
+                    prompt_tokens,
+                    cached_tokens,
+                }) => {
                     job.prompt_tokens = prompt_tokens;
+                    job.cached_tokens = cached_tokens;
                     continue;
                 }
                 Some(EngineEvent::Text(text)) => {
@@ -421,6 +428,7 @@ fn job_stream<E: InferenceEngine>(job: Job<E>) -> impl Stream<Item = Result<Even
                                 finish_reason,
                                 usage,
                                 receipt,
+                                cached_tokens: job.cached_tokens,
                             }
                         }
                         Err(message) => {

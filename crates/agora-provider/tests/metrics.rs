@@ -26,6 +26,7 @@ impl GatedEngine {
             for event in [
                 EngineEvent::Started {
                     prompt_tokens: vec![1, 2, 3],
+                    cached_tokens: 0,
                 },
                 EngineEvent::Text("hi".into()),
                 EngineEvent::Finished {

@@ -83,7 +83,7 @@ async fn direct(engine: &impl InferenceEngine, job: &JobRequest) -> (Vec<i32>, V
     let mut prompt = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {
-            EngineEvent::Started { prompt_tokens } => prompt = prompt_tokens,
+            EngineEvent::Started { prompt_tokens, .. } => prompt = prompt_tokens,
             EngineEvent::Finished { output_tokens, .. } => return (prompt, output_tokens),
             EngineEvent::Failed(m) => panic!("job failed: {m}"),
             EngineEvent::Embeddings(_) => panic!("vectors for a completion job"),
@@ -190,6 +190,7 @@ async fn stream_job(url: &str, job: &JobRequest) -> Streamed {
         receipt,
         usage,
         finish_reason,
+        ..
     }) = events.last().cloned()
     else {
         panic!("the job did not finish: {body}");

@@ -93,6 +93,7 @@ async fn real_engine_job_yields_a_signed_receipt_and_a_replayable_transcript() {
         finish_reason,
         usage,
         receipt,
+        ..
     }) = events.last().cloned()
     else {
         panic!("stream did not end with done: {body}");
@@ -210,6 +211,7 @@ async fn refusals_and_failures_are_reported_not_swallowed() {
     let failing = vec![
         EngineEvent::Started {
             prompt_tokens: vec![1, 2],
+            cached_tokens: 0,
         },
         EngineEvent::Text("par".into()),
         EngineEvent::Failed("decode failed".into()),
@@ -234,6 +236,7 @@ async fn refusals_and_failures_are_reported_not_swallowed() {
     let truncated = vec![
         EngineEvent::Started {
             prompt_tokens: vec![1],
+            cached_tokens: 0,
         },
         EngineEvent::Text("x".into()),
     ];

@@ -37,6 +37,7 @@ impl InferenceEngine for TwoTokenEngine {
         for e in [
             EngineEvent::Started {
                 prompt_tokens: vec![1, 2, 3],
+                cached_tokens: 0,
             },
             EngineEvent::Text("hi".into()),
             EngineEvent::Finished {

@@ -198,6 +198,11 @@ pub enum JobEvent {
         usage: Usage,
         /// The provider's signed receipt.
         receipt: SignedReceipt,
+        /// How many of the prompt's tokens the provider took from its prompt
+        /// cache instead of computing them (OpenAI's `cached_tokens`);
+        /// informational, not signed: the price is per prompt token either way.
+        #[serde(default)]
+        cached_tokens: u32,
     },
     /// Log-probabilities of generated tokens (only when requested); sent before
     /// the delta that carries their text.

@@ -491,6 +491,7 @@ impl Job {
         }
         let started = EngineEvent::Started {
             prompt_tokens: self.prompt_tokens.clone(),
+            cached_tokens: 0,
         };
         if events.send(started).await.is_err() {
             return Ok(None);

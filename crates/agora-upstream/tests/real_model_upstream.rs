@@ -188,7 +188,9 @@ async fn collect(mut events: mpsc::Receiver<EngineEvent>) -> Result<Outcome, Str
             .expect("the job went silent")
             .expect("the engine dropped the job without a final event");
         match event {
-            EngineEvent::Started { prompt_tokens: p } => {
+            EngineEvent::Started {
+                prompt_tokens: p, ..
+            } => {
                 assert!(prompt_tokens.is_none(), "Started twice");
                 assert!(text.is_empty(), "Started after text");
                 prompt_tokens = Some(p);

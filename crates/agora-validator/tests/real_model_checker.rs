@@ -90,7 +90,7 @@ async fn embedding_jobs_are_checked_by_embedding_again() {
     let (mut prompt, mut vectors) = (Vec::new(), Vec::new());
     while let Some(e) = events.recv().await {
         match e {
-            EngineEvent::Started { prompt_tokens } => prompt = prompt_tokens,
+            EngineEvent::Started { prompt_tokens, .. } => prompt = prompt_tokens,
             EngineEvent::Embeddings(v) => vectors = v,
             _ => {}
         }

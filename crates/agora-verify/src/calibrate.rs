@@ -168,7 +168,9 @@ pub fn finish_job(
     let mut text = OutputTextHasher::default();
     while let Some(event) = events.blocking_recv() {
         match event {
-            EngineEvent::Started { prompt_tokens: p } => prompt_tokens = p,
+            EngineEvent::Started {
+                prompt_tokens: p, ..
+            } => prompt_tokens = p,
             EngineEvent::Text(t) => text.update(&t),
             EngineEvent::Finished {
                 output_tokens,

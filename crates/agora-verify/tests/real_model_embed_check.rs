@@ -42,7 +42,7 @@ fn job(key: &Keypair, inputs: Vec<String>) -> Transcript {
         let (mut prompt, mut vectors) = (Vec::new(), Vec::new());
         while let Some(event) = events.recv().await {
             match event {
-                EngineEvent::Started { prompt_tokens } => prompt = prompt_tokens,
+                EngineEvent::Started { prompt_tokens, .. } => prompt = prompt_tokens,
                 EngineEvent::Embeddings(v) => vectors = v,
                 EngineEvent::Finished { output_tokens, .. } => {
                     assert!(output_tokens.is_empty());

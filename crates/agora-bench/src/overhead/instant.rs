@@ -38,6 +38,7 @@ impl InferenceEngine for InstantEngine {
         for event in [
             EngineEvent::Started {
                 prompt_tokens: vec![1, 2, 3],
+                cached_tokens: 0,
             },
             EngineEvent::Text(REPLY.into()),
             EngineEvent::Finished {

@@ -46,7 +46,10 @@ impl InferenceEngine for LlamaEmbedder {
         runtime.spawn(async move {
             let events = match reply.await {
                 Ok(Ok(embedded)) => vec![
-                    EngineEvent::Started { prompt_tokens },
+                    EngineEvent::Started {
+                        prompt_tokens,
+                        cached_tokens: 0,
+                    },
                     EngineEvent::Embeddings(embedded.data.into_iter().map(|e| e.vector).collect()),
                     EngineEvent::Finished {
                         finish_reason: FinishReason::Stop,

@@ -75,6 +75,9 @@ pub enum Greed {
 }
 
 /// What a [`Greed::Text`] provider's receipt claims it streamed.
+/// Prompt tokens a scripted completion says it took from its prompt cache.
+pub const MOCK_CACHED_TOKENS: u32 = 4;
+
 pub const CLAIMED_TEXT: &str = "the honest answer";
 
 /// The chain every test snapshot and honest stub receipt names.
@@ -299,6 +302,7 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                 finish_reason: FinishReason::Length,
                 usage,
                 receipt,
+                cached_tokens: MOCK_CACHED_TOKENS,
             }));
             out
         }
@@ -337,6 +341,7 @@ async fn run_job(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
                     finish_reason: FinishReason::Stop,
                     usage,
                     receipt,
+                    cached_tokens: 0,
                 }),
             ]
         }

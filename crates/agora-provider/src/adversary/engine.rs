@@ -167,6 +167,7 @@ impl AdversarialEngine {
         for event in [
             EngineEvent::Started {
                 prompt_tokens: prompt,
+                cached_tokens: 0,
             },
             EngineEvent::Text(shown.text),
             EngineEvent::Finished {
@@ -202,7 +203,7 @@ impl AdversarialEngine {
             .spawn(move || {
                 while let Some(mut event) = from.blocking_recv() {
                     match (&mut event, rewrite) {
-                        (EngineEvent::Started { prompt_tokens }, _) => {
+                        (EngineEvent::Started { prompt_tokens, .. }, _) => {
                             *prompt_tokens = prompt.take().unwrap_or_default();
                         }
                         (EngineEvent::Text(t), Rewrite::Retokenize) => text.push_str(t),

@@ -15,7 +15,7 @@ pub use chunk::{parse_event, Chunk, Ending, RawAlternative, RawLogprob, StreamIt
 pub use error::{error_body_message, error_json};
 pub use models::{model_ids, model_list, model_object, MODELS_PATH, MODELS_ROUTE, MODEL_ROUTE};
 pub use request::request_body;
-pub use response::{logprobs_json, tool_call_json, usage_json, ResponseMeta};
+pub use response::{logprobs_json, tool_call_json, Billed, ResponseMeta};
 
 use agora_types::FinishReason;
 

@@ -40,14 +40,47 @@ pub fn logprobs_json(endpoint: Endpoint, tokens: &[TokenLogprob]) -> Value {
     }
 }
 
-/// The `usage` object, with agora's `cost` (base units) added as OpenRouter does.
-pub fn usage_json(usage: Usage, cost: u64) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens),
-        "cost": cost,
-    })
+/// What a response's jobs used and cost, summed over its choices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Billed {
+    /// Prompt and completion tokens.
+    pub usage: Usage,
+    /// Prompt tokens the providers took from their prompt caches.
+    pub cached_tokens: u32,
+    /// What the jobs cost, in base units.
+    pub cost: u64,
+}
+
+impl Billed {
+    /// Both together (token counts saturate rather than wrap).
+    pub fn plus(self, other: Billed) -> Billed {
+        let add = |a: u32, b: u32| a.saturating_add(b);
+        Billed {
+            usage: Usage {
+                prompt_tokens: add(self.usage.prompt_tokens, other.usage.prompt_tokens),
+                completion_tokens: add(self.usage.completion_tokens, other.usage.completion_tokens),
+            },
+            cached_tokens: add(self.cached_tokens, other.cached_tokens),
+            cost: self.cost.saturating_add(other.cost),
+        }
+    }
+
+    /// The `usage` object: OpenAI's counts (cached prompt tokens under
+    /// `prompt_tokens_details`), with agora's `cost` (base units) added as
+    /// OpenRouter does.
+    pub fn json(&self) -> Value {
+        let Usage {
+            prompt_tokens,
+            completion_tokens,
+        } = self.usage;
+        json!({
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": u64::from(prompt_tokens) + u64::from(completion_tokens),
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "cost": self.cost,
+        })
+    }
 }
 
 /// One entry of a message's `tool_calls`.
@@ -195,5 +228,40 @@ impl ResponseMeta {
             (Endpoint::Chat, true) => "chat.completion.chunk",
             (Endpoint::Completions, _) => "text_completion",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn billed(prompt: u32, completion: u32, cached: u32, cost: u64) -> Billed {
+        Billed {
+            usage: Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+            },
+            cached_tokens: cached,
+            cost,
+        }
+    }
+
+    #[test]
+    fn usage_sums_choices_and_reports_cached_prompt_tokens() {
+        let sum = billed(10, 3, 6, 100).plus(billed(10, 5, 0, 120));
+        assert_eq!(
+            sum.json(),
+            json!({
+                "prompt_tokens": 20,
+                "completion_tokens": 8,
+                "total_tokens": 28,
+                "prompt_tokens_details": {"cached_tokens": 6},
+                "cost": 220,
+            })
+        );
+        // Counts saturate instead of wrapping.
+        let big = billed(u32::MAX, u32::MAX, u32::MAX, u64::MAX).plus(billed(1, 1, 1, 1));
+        assert_eq!(big.json()["total_tokens"], 2 * u64::from(u32::MAX));
+        assert_eq!(big.cost, u64::MAX);
     }
 }
