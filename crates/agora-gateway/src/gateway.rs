@@ -234,15 +234,17 @@ impl<D: Directory> Gateway<D> {
             return;
         };
         let mut hold = hold.lock().unwrap_or_else(|e| e.into_inner());
+        // Both are on disk before the client is answered: first what the
+        // provider is owed, then what the key spent.
+        payer
+            .clone()
+            .job_done(hold.account, provider.clone(), receipt.clone());
         let usage = receipt.receipt.usage;
         hold.charge(
             receipt.receipt.cost,
             u64::from(usage.prompt_tokens),
             u64::from(usage.completion_tokens),
         );
-        payer
-            .clone()
-            .job_done(hold.account, provider.clone(), receipt.clone());
         self.metrics
             .record_spend(&hold.key_id, receipt.receipt.cost);
     }

@@ -8,9 +8,10 @@
 //! sent yet (it takes a voucher only for receipts it can prove). Each channel's book is locked for the whole step, so
 //! vouchers are cumulative and strictly monotone even when jobs finish at
 //! once. Failures are logged and retried by [`Payer::run_retries`]; they
-//! never touch the client's response. With a [`ChannelStore`] every book
-//! is on disk before its voucher is sent, so a restarted gateway keeps its
-//! channels and still pays for every job it recorded.
+//! never touch the client's response. With a [`ChannelStore`] every
+//! finished job is journaled as owed before its client is answered and
+//! every book is on disk before its voucher is sent, so a restarted
+//! gateway keeps its channels and pays for every job it served, once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +31,7 @@ mod accounts;
 mod store;
 pub use accounts::AccountPayers;
 pub use store::ChannelStore;
+use store::Owed;
 
 /// How long a channel transaction may take to land.
 const TX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -254,13 +256,41 @@ impl<F: Funding> Payer<F> {
         config: PayerConfig,
         store: Arc<ChannelStore>,
     ) -> Result<Arc<Self>, PayError> {
-        let loaded = store.load(&key.account())?;
+        let client = key.account();
+        let mut entries: HashMap<Key, Entry> = store
+            .load(&client)?
+            .into_iter()
+            .map(|(provider, model, endpoint, book)| ((provider, model), Entry { endpoint, book }))
+            .collect();
+        // Jobs journaled as owed but in no book (the last run died between
+        // the two writes) join their books now; the retries deliver them.
+        for owed in store.owed(&client)? {
+            let key = (owed.provider, owed.receipt.receipt.model);
+            let entry = entries.entry(key).or_insert_with(|| Entry {
+                endpoint: owed.endpoint.clone(),
+                book: ChannelBook::default(),
+            });
+            let id = owed.receipt.receipt.id;
+            let from = match entry.book.jobs.iter().position(|j| *j == id) {
+                Some(at) => at,
+                None => {
+                    entry.book.record(&owed.receipt);
+                    entry.book.jobs.len() - 1
+                }
+            };
+            store.save(
+                &client,
+                (&key.0, &key.1),
+                &entry.endpoint,
+                &entry.book,
+                from,
+            )?;
+        }
         let payer = Self::build(funding, key, config, Some(store));
         {
             let mut books = payer.books.lock().unwrap_or_else(|e| e.into_inner());
-            for (provider, model, endpoint, book) in loaded {
-                let entry = Entry { endpoint, book };
-                books.insert((provider, model), Arc::new(tokio::sync::Mutex::new(entry)));
+            for (key, entry) in entries {
+                books.insert(key, Arc::new(tokio::sync::Mutex::new(entry)));
             }
         }
         Ok(Arc::new(payer))
@@ -473,6 +503,18 @@ impl<F: Funding> JobPayer for Payer<F> {
         if account != self.funding.client() {
             tracing::error!(%account, "a job of another account reached this payer; not paid");
             return;
+        }
+        // On disk before the client gets its answer: whatever happens to
+        // this process from here on, the job is paid.
+        if let Some(store) = &self.store {
+            let owed = Owed {
+                provider: provider.id,
+                endpoint: provider.endpoint.clone(),
+                receipt: receipt.clone(),
+            };
+            if let Err(e) = store.owe(&account, &owed) {
+                tracing::error!(provider = %provider.id, error = %e, "cannot journal an owed job");
+            }
         }
         tokio::spawn(async move {
             if let Err(e) = self.pay(&provider, &receipt).await {

@@ -1,8 +1,9 @@
 //! The [`KeyBook`]: keys, accounts and in-flight reservations in memory,
 //! backed by the [`Store`]. Every check-and-reserve happens under one lock,
 //! so concurrent requests on one key can never together pass a budget;
-//! charges are written by a background writer that commits whatever has
-//! queued up in one transaction.
+//! each finished job's charge is committed by a background writer (whatever
+//! has queued up, in one transaction) before [`Hold::charge`] returns, so a
+//! gateway killed right after answering has still counted what it served.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -57,7 +58,8 @@ struct Inner {
 }
 
 enum Write {
-    Charge(Box<(KeyRecord, UsageRow)>),
+    /// A charge, and who waits until it is committed.
+    Charge(Box<(KeyRecord, UsageRow)>, mpsc::Sender<()>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -85,10 +87,11 @@ fn write_loop(store: Arc<Store>, rx: mpsc::Receiver<Write>) {
         let (mut records, mut usage, mut waiters) = (HashMap::new(), Vec::new(), Vec::new());
         for w in std::iter::once(first).chain(rx.try_iter()) {
             match w {
-                Write::Charge(charge) => {
+                Write::Charge(charge, done) => {
                     let (record, row) = *charge;
                     usage.push(row);
                     records.insert(record.hash, record);
+                    waiters.push(done);
                 }
                 Write::Flush(done) => waiters.push(done),
             }
@@ -401,38 +404,54 @@ impl KeyBook {
         })
     }
 
-    /// Release `hold`'s reservation and charge what it recorded.
-    fn settle(&self, hold: &Hold) {
+    /// Charge one finished job of `hold`: its cost leaves the account's funds
+    /// and joins the key's spend, replacing as much of the reservation; the
+    /// charge is committed before this returns (the writer groups
+    /// concurrent charges into one transaction).
+    fn charge(&self, hold: &mut Hold, job: &UsageRow) {
         let now = (self.clock)();
-        let charged = hold.usage.cost;
+        let released = job.cost.min(hold.reserved);
+        hold.reserved -= released;
         let record = {
             let mut inner = self.lock();
             let inner = &mut *inner;
             if let Some(funds) = inner.funds.get_mut(&hold.account) {
-                funds.reserved = funds.reserved.saturating_sub(hold.reserved);
-                funds.available = funds.available.map(|a| a.saturating_sub(charged));
+                funds.reserved = funds.reserved.saturating_sub(released);
+                funds.available = funds.available.map(|a| a.saturating_sub(job.cost));
             }
             let Some(live) = inner.keys.get_mut(&hold.hash) else {
                 return;
             };
-            live.reserved = live.reserved.saturating_sub(hold.reserved);
-            live.rate.settle(
-                hold.id,
-                hold.usage.prompt_tokens + hold.usage.completion_tokens,
-            );
-            if hold.usage.requests == 0 {
-                return;
-            }
-            live.record.spend.add(charged, now);
+            live.reserved = live.reserved.saturating_sub(released);
+            live.record.spend.add(job.cost, now);
             live.record.clone()
         };
         let row = UsageRow {
             key: hold.key_id.clone(),
             day: day_label(now),
             model: hold.model.clone(),
-            ..hold.usage.clone()
+            ..job.clone()
         };
-        self.queue(Write::Charge(Box::new((record, row))));
+        let (done, committed) = mpsc::channel();
+        if self.queue(Write::Charge(Box::new((record, row)), done)) {
+            let _ = committed.recv();
+        }
+    }
+
+    /// Release what `hold` still reserves (its charges are already made).
+    fn settle(&self, hold: &Hold) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        if let Some(funds) = inner.funds.get_mut(&hold.account) {
+            funds.reserved = funds.reserved.saturating_sub(hold.reserved);
+        }
+        if let Some(live) = inner.keys.get_mut(&hold.hash) {
+            live.reserved = live.reserved.saturating_sub(hold.reserved);
+            live.rate.settle(
+                hold.id,
+                hold.usage.prompt_tokens + hold.usage.completion_tokens,
+            );
+        }
     }
 
     /// Hand `write` to the writer thread (false if it has stopped).
@@ -492,16 +511,23 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// Record one finished, paid job.
+    /// Charge one finished, paid job; returns once the charge is on disk
+    /// (it blocks for about one store commit). The first job of a request
+    /// counts the request.
     pub fn charge(&mut self, cost: Amount, prompt_tokens: u64, completion_tokens: u64) {
-        let u = &mut self.usage;
-        u.requests = 1;
-        u.cost = u.cost.saturating_add(cost);
-        u.prompt_tokens = u.prompt_tokens.saturating_add(prompt_tokens);
-        u.completion_tokens = u.completion_tokens.saturating_add(completion_tokens);
+        let job = UsageRow {
+            requests: u64::from(self.usage.requests == 0),
+            prompt_tokens,
+            completion_tokens,
+            cost,
+            ..UsageRow::default()
+        };
+        self.usage.absorb(&job);
+        let book = self.book.clone();
+        book.charge(self, &job);
     }
 
-    /// What it reserved.
+    /// What it still reserves (its charges replace the reservation).
     pub fn reserved(&self) -> Amount {
         self.reserved
     }

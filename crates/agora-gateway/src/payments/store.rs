@@ -2,11 +2,14 @@
 //! open channels and still owes providers every job it recorded. A book's
 //! head (channel, deposit, what is owed and delivered) is one row; each
 //! paid job's receipt leaf and id is a row of its own, appended once.
+//! A finished job is first written to the owed journal (before its client
+//! gets the answer) and leaves it in the transaction that adds it to its
+//! book, so a gateway killed at any point still pays for it exactly once.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use agora_types::{AccountId, Amount, Hash32, ModelId};
+use agora_types::{AccountId, Amount, Hash32, ModelId, SignedReceipt};
 use borsh::{BorshDeserialize, BorshSerialize};
 use redb::{Database, TableDefinition};
 
@@ -16,6 +19,20 @@ use super::{ChannelBook, PayError};
 const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("channel_heads");
 /// client ‖ provider ‖ model ‖ index (big-endian) → leaf ‖ job id.
 const LEAVES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("channel_leaves");
+
+/// client ‖ job id → borsh [`Owed`].
+const OWED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("owed_jobs");
+
+/// A finished job not yet in its channel book.
+#[derive(BorshSerialize, BorshDeserialize)]
+pub(crate) struct Owed {
+    /// The provider's account.
+    pub provider: AccountId,
+    /// Where its vouchers go.
+    pub endpoint: String,
+    /// The job's receipt.
+    pub receipt: SignedReceipt,
+}
 
 /// A book without its leaves.
 #[derive(BorshSerialize, BorshDeserialize)]
@@ -56,6 +73,7 @@ impl ChannelStore {
         let w = db.begin_write().map_err(store_error)?;
         w.open_table(HEADS).map_err(store_error)?;
         w.open_table(LEAVES).map_err(store_error)?;
+        w.open_table(OWED).map_err(store_error)?;
         w.commit().map_err(store_error)?;
         Ok(Arc::new(ChannelStore { db }))
     }
@@ -110,7 +128,39 @@ impl ChannelStore {
         Ok(out)
     }
 
-    /// Write `book`'s head and its leaves from index `new_from` on, in one transaction.
+    /// Journal a finished job of `client` as owed.
+    pub(crate) fn owe(&self, client: &AccountId, owed: &Owed) -> Result<(), PayError> {
+        let key = [client.0.as_slice(), owed.receipt.receipt.id.0.as_slice()].concat();
+        let bytes = borsh::to_vec(owed).map_err(store_error)?;
+        let w = self.db.begin_write().map_err(store_error)?;
+        w.open_table(OWED)
+            .map_err(store_error)?
+            .insert(key.as_slice(), bytes.as_slice())
+            .map_err(store_error)?;
+        w.commit().map_err(store_error)
+    }
+
+    /// Every job `client` owes that is in no book yet.
+    pub(crate) fn owed(&self, client: &AccountId) -> Result<Vec<Owed>, PayError> {
+        let r = self.db.begin_read().map_err(store_error)?;
+        let owed = r.open_table(OWED).map_err(store_error)?;
+        let (lo, hi) = (
+            [client.0.as_slice(), &[0u8; 32]].concat(),
+            [client.0.as_slice(), &[0xffu8; 32]].concat(),
+        );
+        let mut out = Vec::new();
+        for row in owed
+            .range(lo.as_slice()..=hi.as_slice())
+            .map_err(store_error)?
+        {
+            let (_, v) = row.map_err(store_error)?;
+            out.push(Owed::try_from_slice(v.value()).map_err(store_error)?);
+        }
+        Ok(out)
+    }
+
+    /// Write `book`'s head and its leaves from index `new_from` on, and
+    /// clear the `settled` jobs from the owed journal, in one transaction.
     pub(crate) fn save(
         &self,
         client: &AccountId,
@@ -148,6 +198,11 @@ impl ChannelStore {
                 leaves
                     .insert(row_key.as_slice(), row.as_slice())
                     .map_err(store_error)?;
+            }
+            let mut owed = w.open_table(OWED).map_err(store_error)?;
+            for job in book.jobs.iter().skip(new_from) {
+                let owed_key = [client.0.as_slice(), job.0.as_slice()].concat();
+                owed.remove(owed_key.as_slice()).map_err(store_error)?;
             }
         }
         w.commit().map_err(store_error)?;

@@ -294,3 +294,82 @@ async fn a_payer_refuses_jobs_and_funds_of_other_accounts() {
     assert!(payer.books().await.is_empty());
     assert!(JobPayer::available(payer, stranger).await.is_err());
 }
+
+/// A finished job is journaled as owed before `job_done` returns (that is,
+/// before the client is answered); a gateway that dies before the job
+/// reaches its book pays for it after the restart, and a job found both in
+/// a book and in the journal is paid once.
+#[tokio::test]
+async fn a_job_journaled_as_owed_is_paid_exactly_once_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("channels.redb");
+    let key = Keypair::generate();
+    let funding = Arc::new(Recorder {
+        client: Some(key.account()),
+        ..Recorder::default()
+    });
+    let config = PayerConfig {
+        deposit: 1_000,
+        retry_every: Duration::from_secs(3600),
+        ..PayerConfig::default()
+    };
+    let rx = receiver(0).await;
+    let pkey = Keypair::generate();
+    let prov = provider(&pkey, &rx.endpoint);
+    let (paid, lost, twice) = (receipt(&pkey, 3), receipt(&pkey, 5), receipt(&pkey, 7));
+    let store = ChannelStore::open(&path).unwrap();
+    // The first run, on a runtime of its own that dies with it: the payment
+    // `job_done` spawned never runs, as when the process is killed.
+    let first = {
+        let (funding, key, config, store) =
+            (funding.clone(), key.clone(), config.clone(), store.clone());
+        let (prov, paid, lost) = (prov.clone(), paid.clone(), lost.clone());
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let payer = Payer::persistent(funding, key.clone(), config, store.clone()).unwrap();
+                payer.pay(&prov, &paid).await.unwrap();
+                payer.clone().job_done(key.account(), prov, lost.clone());
+                // Not yet in any book, but already on disk.
+                let owed = store.owed(&key.account()).unwrap();
+                assert_eq!(owed.len(), 1);
+                assert_eq!(owed[0].receipt, lost);
+            });
+        }
+    };
+    tokio::task::spawn_blocking(first).await.unwrap();
+    // What a kill between the journal and the book leaves behind, plus a
+    // journal row for a job its book already holds.
+    let twice_owed = |r: &SignedReceipt| Owed {
+        provider: pkey.account(),
+        endpoint: rx.endpoint.clone(),
+        receipt: r.clone(),
+    };
+    store.owe(&key.account(), &twice_owed(&paid)).unwrap();
+    store.owe(&key.account(), &twice_owed(&twice)).unwrap();
+    let restarted = Payer::persistent(funding.clone(), key.clone(), config, store.clone()).unwrap();
+    assert!(
+        store.owed(&key.account()).unwrap().is_empty(),
+        "the journal is drained"
+    );
+    let books = restarted.books().await;
+    assert_eq!(books.len(), 1);
+    let mut jobs = books[0].jobs.clone();
+    jobs.sort();
+    let mut expected = vec![paid.receipt.id, lost.receipt.id, twice.receipt.id];
+    expected.sort();
+    assert_eq!(jobs, expected, "each job once");
+    assert_eq!(books[0].cumulative, 4 + 6 + 8);
+    restarted.retry_once().await;
+    let got = rx.got.lock().unwrap().clone();
+    let last = got.last().unwrap();
+    assert_eq!((last.voucher.cumulative, last.voucher.jobs), (18, 3));
+    assert_eq!(
+        *funding.opens.lock().unwrap(),
+        vec![1_000],
+        "one channel, kept"
+    );
+}

@@ -69,6 +69,35 @@ fn keys_spend_and_usage_survive_a_restart() {
 }
 
 #[test]
+fn a_charge_is_committed_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (book, secret, _) = book_with_key(dir.path(), Limits::default(), 1_000);
+    let id = book.identify(Some(&secret)).unwrap();
+    let mut hold = book.reserve(Some(&secret), ask(100), "smol").unwrap();
+    hold.charge(30, 5, 2);
+    // Read straight from the store, with no flush: the charge is already there.
+    let rows = book.store.usage(Some(&id)).unwrap();
+    assert_eq!((rows.len(), rows[0].cost, rows[0].requests), (1, 30, 1));
+    let stored = book.store.keys().unwrap();
+    assert_eq!(stored[0].spend.total, 30);
+    // Its reservation shrank by what was charged.
+    assert_eq!(hold.reserved(), 70);
+    assert_eq!(book.list()[0].reserved, 70);
+    // A second job of the same request is charged without counting a request.
+    hold.charge(10, 1, 1);
+    let rows = book.store.usage(Some(&id)).unwrap();
+    assert_eq!(
+        (rows[0].cost, rows[0].requests, rows[0].prompt_tokens),
+        (40, 1, 6)
+    );
+    assert_eq!(book.store.keys().unwrap()[0].spend.total, 40);
+    // Settling releases the rest of the reservation and charges nothing more.
+    drop(hold);
+    assert_eq!(book.list()[0].reserved, 0);
+    assert_eq!(book.list()[0].record.spend.total, 40);
+}
+
+#[test]
 fn missing_unknown_and_revoked_keys_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (book, secret, _) = book_with_key(dir.path(), Limits::default(), 1_000);
