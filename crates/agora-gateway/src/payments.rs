@@ -157,6 +157,9 @@ pub struct ChannelBook {
     pub leaves: Vec<Hash32>,
     /// Their job ids, in the same order.
     pub jobs: Vec<Hash32>,
+    /// The root of `leaves`, kept as they are appended (a voucher per job
+    /// would otherwise rehash every leaf of the channel).
+    pub frontier: merkle::Frontier,
     /// Cumulative amount of the last voucher the provider accepted.
     pub delivered: Amount,
     /// Job ids the provider holds (sent with accepted vouchers).
@@ -167,8 +170,14 @@ impl ChannelBook {
     /// Record one finished job.
     pub fn record(&mut self, receipt: &SignedReceipt) {
         self.cumulative = self.cumulative.saturating_add(receipt.receipt.cost);
-        self.leaves.push(receipt_leaf(receipt));
-        self.jobs.push(receipt.receipt.id);
+        self.push(receipt_leaf(receipt), receipt.receipt.id);
+    }
+
+    /// Append one paid job's leaf and id.
+    pub(crate) fn push(&mut self, leaf: Hash32, job: Hash32) {
+        self.leaves.push(leaf);
+        self.frontier.push(leaf);
+        self.jobs.push(job);
     }
 
     /// The voucher covering everything recorded, signed by `key` (`None` before the channel opens).
@@ -178,7 +187,7 @@ impl ChannelBook {
             Voucher {
                 channel,
                 cumulative: self.cumulative,
-                receipts_root: merkle::root(&self.leaves),
+                receipts_root: self.frontier.root(),
                 jobs: self.leaves.len() as u64,
             }
             .sign(key),
@@ -238,6 +247,9 @@ pub struct Payer<F> {
     config: PayerConfig,
     http: reqwest::Client,
     books: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Entry>>>>,
+    /// Finished jobs waiting for their channel's book: whoever takes the
+    /// book next records all of them and sends one voucher for the lot.
+    pending: Mutex<HashMap<Key, Vec<SignedReceipt>>>,
     store: Option<Arc<ChannelStore>>,
 }
 
@@ -316,6 +328,7 @@ impl<F: Funding> Payer<F> {
             config,
             http,
             books: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             store,
         }
     }
@@ -350,23 +363,40 @@ impl<F: Funding> Payer<F> {
             .clone()
     }
 
-    /// Record a finished job and pay for it: returns the voucher the provider took.
+    /// Record a finished job and pay for it: returns the voucher the
+    /// provider took, or `None` when a concurrent call took this job along
+    /// with its own (jobs that finish while a voucher is on its way are
+    /// paid together by the next one).
     pub async fn pay(
         &self,
         provider: &ProviderInfo,
         receipt: &SignedReceipt,
-    ) -> Result<SignedVoucher, PayError> {
+    ) -> Result<Option<SignedVoucher>, PayError> {
         let key = (provider.id, receipt.receipt.model);
+        self.lock_pending()
+            .entry(key)
+            .or_default()
+            .push(receipt.clone());
         let entry = self.entry(provider, receipt.receipt.model);
         let mut entry = entry.lock().await;
+        let queued = self.lock_pending().remove(&key).unwrap_or_default();
+        if queued.is_empty() {
+            return Ok(None);
+        }
         entry.endpoint.clone_from(&provider.endpoint);
         let before = entry.book.leaves.len();
-        entry.book.record(receipt);
-        // The job is owed from now on, whatever happens to this process.
+        for r in &queued {
+            entry.book.record(r);
+        }
+        // The jobs are owed from now on, whatever happens to this process.
         self.save(key, &entry, before);
         let result = self.sync(key.0, key.1, &mut entry).await;
         self.save(key, &entry, entry.book.leaves.len());
-        result
+        result.map(Some)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<SignedReceipt>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bring one channel up to date: open or top up as needed, then deliver the latest voucher.

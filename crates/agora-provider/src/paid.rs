@@ -30,6 +30,11 @@ const PAID_ROOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("paid_roo
 const VOUCHER_STEPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("voucher_steps");
 /// Jobs of each channel whose transcripts are already deleted: channel -> count.
 const PAID_PRUNED: TableDefinition<&[u8], u64> = TableDefinition::new("paid_pruned");
+/// The Merkle frontier of each channel's paid jobs: channel -> borsh
+/// [`merkle::Frontier`], so checking a voucher's root costs O(log n), not a
+/// pass over every job the channel ever paid.
+pub(crate) const PAID_FRONTIERS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("paid_frontiers");
 
 /// Most jobs one settlement adds; at most the chain's `max_batch_jobs` default (4,096).
 pub const MAX_JOBS_PER_SETTLEMENT: u64 = 1_024;
@@ -52,6 +57,7 @@ pub(crate) fn create_tables(w: &WriteTransaction) -> Result<(), ProviderError> {
     w.open_table(PAID_ROOTS)?;
     w.open_table(VOUCHER_STEPS)?;
     w.open_table(PAID_PRUNED)?;
+    w.open_table(PAID_FRONTIERS)?;
     Ok(())
 }
 
@@ -298,6 +304,25 @@ fn take(
             needed: d.first_job,
         });
     }
+    let mut frontiers = w.open_table(PAID_FRONTIERS).map_err(ProviderError::from)?;
+    let stored = match frontiers
+        .get(id.0.as_slice())
+        .map_err(ProviderError::from)?
+    {
+        Some(bytes) => Some(merkle::Frontier::try_from_slice(bytes.value()).map_err(corrupt)?),
+        None => None,
+    };
+    // Rebuilt from the leaves when missing (a store from before frontiers) or stale.
+    let mut frontier = match stored {
+        Some(f) if f.len() == have => f,
+        _ => {
+            let leaves: Vec<Hash32> = entries(&jobs, &id, 0, have)?
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect();
+            merkle::Frontier::of(&leaves)
+        }
+    };
     let mut added = Vec::new();
     for (i, job) in (d.first_job..).zip(&d.jobs) {
         if i < have {
@@ -327,9 +352,11 @@ fn take(
         if t.receipt.receipt.model != channel.model {
             return Err(VoucherError::WrongModel { job: *job });
         }
+        let leaf = receipt_leaf(&t.receipt);
+        frontier.push(leaf);
         let mut entry = [0u8; 64];
         entry[..32].copy_from_slice(&job.0);
-        entry[32..].copy_from_slice(&receipt_leaf(&t.receipt).0);
+        entry[32..].copy_from_slice(&leaf.0);
         jobs.insert(key(&id, i).as_slice(), entry.as_slice())
             .map_err(ProviderError::from)?;
         paid_by
@@ -344,13 +371,22 @@ fn take(
             needed: v.jobs,
         });
     }
-    let leaves: Vec<Hash32> = entries(&jobs, &id, 0, v.jobs)?
-        .into_iter()
-        .map(|(_, l)| l)
-        .collect();
-    if merkle::root(&leaves) != v.receipts_root {
+    let root = if v.jobs == frontier.len() {
+        frontier.root()
+    } else {
+        let leaves: Vec<Hash32> = entries(&jobs, &id, 0, v.jobs)?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        merkle::root(&leaves)
+    };
+    if root != v.receipts_root {
         return Err(VoucherError::RootMismatch { jobs: v.jobs });
     }
+    let bytes = borsh::to_vec(&frontier).map_err(corrupt)?;
+    frontiers
+        .insert(id.0.as_slice(), bytes.as_slice())
+        .map_err(ProviderError::from)?;
     let mut steps = w.open_table(VOUCHER_STEPS).map_err(ProviderError::from)?;
     let base = channel
         .jobs

@@ -56,6 +56,59 @@ pub fn root(leaves: &[Hash32]) -> Hash32 {
     level[0]
 }
 
+/// The root of a list that only grows, kept without the list: the roots of
+/// its perfect subtrees (peaks), largest first, as in a binary counter.
+/// [`root`] pairs from the left and carries an odd node up, so its tree
+/// over `n` leaves is these peaks joined from the right: appending is
+/// O(1) amortised and the root O(log n), where [`root`] is O(n).
+#[derive(Clone, Debug, Default, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct Frontier {
+    count: u64,
+    peaks: Vec<Hash32>,
+}
+
+impl Frontier {
+    /// The frontier of `leaves`.
+    pub fn of(leaves: &[Hash32]) -> Self {
+        let mut f = Frontier::default();
+        leaves.iter().for_each(|l| f.push(*l));
+        f
+    }
+
+    /// Append one leaf.
+    pub fn push(&mut self, leaf: Hash32) {
+        let mut node = leaf;
+        let mut n = self.count;
+        while n & 1 == 1 {
+            let Some(left) = self.peaks.pop() else { break };
+            node = node_hash(&left, &node);
+            n >>= 1;
+        }
+        self.peaks.push(node);
+        self.count += 1;
+    }
+
+    /// Leaves appended so far.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether no leaf was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// What [`root`] gives for the leaves appended so far.
+    pub fn root(&self) -> Hash32 {
+        self.peaks
+            .iter()
+            .rev()
+            .copied()
+            .reduce(|right, left| node_hash(&left, &right))
+            .unwrap_or_else(|| root(&[]))
+    }
+}
+
 /// Proof that one leaf sits at `index` among `leaf_count` leaves under a root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MerkleProof {
@@ -128,6 +181,21 @@ mod tests {
         (0..n)
             .map(|i| leaf_hash(b"k", &(i as u64).to_le_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn the_frontier_root_is_the_root_of_every_prefix() {
+        let ls = leaves(300);
+        let mut f = Frontier::default();
+        assert_eq!(f.root(), root(&[]));
+        for (n, leaf) in ls.iter().enumerate() {
+            f.push(*leaf);
+            assert_eq!(f.len(), n as u64 + 1);
+            assert_eq!(f.root(), root(&ls[..=n]), "{} leaves", n + 1);
+        }
+        assert_eq!(Frontier::of(&ls[..77]).root(), root(&ls[..77]));
+        // At most one peak per bit of the count.
+        assert_eq!(f.peaks.len(), 300u32.count_ones() as usize);
     }
 
     proptest! {

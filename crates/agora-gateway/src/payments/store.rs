@@ -118,10 +118,10 @@ impl ChannelStore {
                 if bytes.len() != 64 {
                     return Err(PayError::Store("a channel leaf row is not 64 bytes".into()));
                 }
-                book.leaves
-                    .push(Hash32(bytes[..32].try_into().map_err(store_error)?));
-                book.jobs
-                    .push(Hash32(bytes[32..].try_into().map_err(store_error)?));
+                book.push(
+                    Hash32(bytes[..32].try_into().map_err(store_error)?),
+                    Hash32(bytes[32..].try_into().map_err(store_error)?),
+                );
             }
             out.push((provider, model, head.endpoint, book));
         }

@@ -398,3 +398,48 @@ fn a_voucher_past_one_settlements_jobs_keeps_the_one_before_as_a_step() {
         Err(VoucherError::TooManyJobs { got, .. }) if got == max + 2
     ));
 }
+
+/// Roots are checked against the frontier kept per channel: over many
+/// deliveries, after the frontier is lost (a store from before it existed),
+/// and for a voucher covering fewer jobs than held; a wrong root still fails.
+#[test]
+fn voucher_roots_are_checked_incrementally_and_after_a_lost_frontier() {
+    let s = setup();
+    let (_dir, store, channel) = fresh(&s);
+    let (mut ids, mut leaves) = (Vec::new(), Vec::new());
+    for n in 0..40u64 {
+        let (id, leaf) = ran(&store, channel.model, 100 + n, CommitPath::Channel);
+        ids.push(id);
+        leaves.push(leaf);
+        let cumulative = 10 * (n + 1);
+        let d = delivery(&s, cumulative, &leaves, n, &ids[n as usize..]);
+        store.take_voucher(&d, &channel).unwrap();
+        if n == 20 {
+            let w = store.db.begin_write().unwrap();
+            w.open_table(crate::paid::PAID_FRONTIERS)
+                .unwrap()
+                .remove(channel.id.0.as_slice())
+                .unwrap();
+            w.commit().unwrap();
+        }
+    }
+    let (id, leaf) = ran(&store, channel.model, 500, CommitPath::Channel);
+    // A delivery sending one job more than its voucher covers.
+    store
+        .take_voucher(&delivery(&s, 400, &leaves, 40, &[id]), &channel)
+        .unwrap();
+    let mut wrong = delivery(&s, 500, &leaves, 40, &[id]);
+    wrong.voucher = Voucher {
+        jobs: 41,
+        ..wrong.voucher.voucher
+    }
+    .sign(&s.client);
+    assert!(matches!(
+        store.take_voucher(&wrong, &channel),
+        Err(VoucherError::RootMismatch { jobs: 41 })
+    ));
+    leaves.push(leaf);
+    store
+        .take_voucher(&delivery(&s, 500, &leaves, 40, &[id]), &channel)
+        .unwrap();
+}
