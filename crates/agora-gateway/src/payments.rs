@@ -1,7 +1,8 @@
 //! Paying providers through payment channels. For each (provider, model) the
 //! payer keeps a [`ChannelBook`]: what it owes in total and the receipt leaves
-//! of every job paid so far. After each finished job it adds the receipt's
-//! cost, opens the channel on first use (or tops it up when the escrow runs
+//! of every job paid so far. Finished jobs queue for up to
+//! [`PayerConfig::voucher_delay`] so that one voucher pays for all that
+//! finished meanwhile; it then adds their receipts' costs, opens the channel on first use (or tops it up when the escrow runs
 //! low) through a [`Funding`] port, signs a cumulative [`Voucher`] over the
 //! Merkle root of all leaves, and posts it to the provider's
 //! `POST /v1/vouchers` with the ids of the jobs the provider has not been
@@ -220,6 +221,10 @@ pub struct PayerConfig {
     /// The chain paid on: unless it is a development chain (and by default,
     /// empty), vouchers go to public provider addresses only.
     pub chain_id: String,
+    /// How long a finished job waits for others to share its voucher: one
+    /// voucher (a signature, a request, a provider-side commit) then pays
+    /// for every job of the channel that finished meanwhile.
+    pub voucher_delay: Duration,
 }
 
 impl Default for PayerConfig {
@@ -228,6 +233,7 @@ impl Default for PayerConfig {
             deposit: 1_000_000,
             retry_every: Duration::from_secs(2),
             chain_id: String::new(),
+            voucher_delay: Duration::from_millis(20),
         }
     }
 }
@@ -372,12 +378,29 @@ impl<F: Funding> Payer<F> {
         provider: &ProviderInfo,
         receipt: &SignedReceipt,
     ) -> Result<Option<SignedVoucher>, PayError> {
+        self.queue(provider, receipt.clone());
+        self.flush(provider, receipt.receipt.model).await
+    }
+
+    /// Add a finished job to its channel's queue; true if it is the first
+    /// there (no flush is on its way yet).
+    fn queue(&self, provider: &ProviderInfo, receipt: SignedReceipt) -> bool {
         let key = (provider.id, receipt.receipt.model);
-        self.lock_pending()
-            .entry(key)
-            .or_default()
-            .push(receipt.clone());
-        let entry = self.entry(provider, receipt.receipt.model);
+        let mut pending = self.lock_pending();
+        let queue = pending.entry(key).or_default();
+        queue.push(receipt);
+        queue.len() == 1
+    }
+
+    /// Record every queued job of `provider`'s `model` channel and deliver
+    /// one voucher for them (`None`: another flush already took them).
+    async fn flush(
+        &self,
+        provider: &ProviderInfo,
+        model: ModelId,
+    ) -> Result<Option<SignedVoucher>, PayError> {
+        let key = (provider.id, model);
+        let entry = self.entry(provider, model);
         let mut entry = entry.lock().await;
         let queued = self.lock_pending().remove(&key).unwrap_or_default();
         if queued.is_empty() {
@@ -546,11 +569,15 @@ impl<F: Funding> JobPayer for Payer<F> {
                 tracing::error!(provider = %provider.id, error = %e, "cannot journal an owed job");
             }
         }
-        tokio::spawn(async move {
-            if let Err(e) = self.pay(&provider, &receipt).await {
-                tracing::warn!(provider = %provider.id, error = %e, "paying a provider failed; will retry");
-            }
-        });
+        let model = receipt.receipt.model;
+        if self.queue(&provider, receipt) {
+            tokio::spawn(async move {
+                tokio::time::sleep(self.config.voucher_delay).await;
+                if let Err(e) = self.flush(&provider, model).await {
+                    tracing::warn!(provider = %provider.id, error = %e, "paying a provider failed; will retry");
+                }
+            });
+        }
     }
 
     fn available(

@@ -444,3 +444,28 @@ async fn jobs_finishing_during_a_delivery_share_the_next_voucher() {
         .sum();
     assert_eq!(got[1].voucher.cumulative, total);
 }
+
+/// Jobs that finish within the voucher delay of each other are paid by one voucher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_within_the_voucher_delay_share_one_voucher() {
+    let (payer, _, client) = payer(1_000);
+    let rx = receiver(0).await;
+    let pkey = Keypair::generate();
+    let prov = provider(&pkey, &rx.endpoint);
+    let receipts: Vec<SignedReceipt> = (0..5).map(|i| receipt(&pkey, i)).collect();
+    for r in &receipts {
+        payer
+            .clone()
+            .job_done(client.account(), prov.clone(), r.clone());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rx.got.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no voucher came");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].voucher.jobs, 5);
+    let total: Amount = receipts.iter().map(|r| r.receipt.cost).sum();
+    assert_eq!(got[0].voucher.cumulative, total);
+}
