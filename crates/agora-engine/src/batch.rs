@@ -14,7 +14,7 @@ use std::num::NonZeroU32;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
 use agora_grammar::Guide;
-use agora_toploc::{CommitmentBuilder, CHUNK_TOKENS};
+use agora_toploc::CommitmentBuilder;
 use agora_types::{FinishReason, SamplingParams};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::llama::token_piece;
 use crate::logits::{logprobs, penalised};
-use crate::prefix::{reusable, PrefixCache};
+use crate::pool::Held;
+use crate::prefix::PrefixCache;
 use crate::sampling::sample;
 use crate::seqs::{next_move, FreeSeqs, Move};
 use crate::text::{Piece, TextStream};
@@ -220,47 +221,6 @@ pub(crate) fn worker(
                 i += 1;
             }
         }
-    }
-}
-
-/// The worker's KV-cache sequences: the context, which ids are free, and
-/// what each free one still holds.
-struct Held<'a, 'ctx> {
-    ctx: &'a mut LlamaContext<'ctx>,
-    free: &'a mut FreeSeqs,
-    cache: &'a mut PrefixCache,
-}
-
-impl Held<'_, '_> {
-    /// Take a free sequence for `prompt`: the one holding its longest
-    /// reusable prefix, else the lowest; returns it and how many leading
-    /// prompt tokens it still holds (the rest of its cache is dropped).
-    fn take(&mut self, prompt: &[LlamaToken], commitments: bool) -> Option<(i32, usize)> {
-        let tail = if commitments { CHUNK_TOKENS } else { 1 };
-        let (seq, shared) = match self.cache.best(self.free.ids(), prompt) {
-            Some((seq, shared)) => (seq, reusable(shared, prompt.len(), tail)),
-            None => (self.free.lowest()?, 0),
-        };
-        self.free.take_id(seq);
-        self.cache.forget(seq);
-        let kept = shared > 0
-            && self
-                .ctx
-                .clear_kv_cache_seq(Some(seq as u32), Some(shared as u32), None)
-                .unwrap_or(false);
-        if kept {
-            return Some((seq, shared));
-        }
-        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-        Some((seq, 0))
-    }
-
-    /// Return `seq` to the pool, its cache holding `tokens` (empty: cleared).
-    fn release(&mut self, seq: i32, tokens: Vec<LlamaToken>) {
-        if !self.cache.keep(seq, tokens) {
-            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-        }
-        self.free.give(seq);
     }
 }
 

@@ -9,6 +9,7 @@ mod constrain;
 mod embed;
 mod llama;
 pub mod logits;
+mod pool;
 mod prefix;
 mod quantize;
 mod reference;

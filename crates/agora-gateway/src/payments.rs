@@ -19,23 +19,21 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agora_chain_client::{ChainClient, ClientError};
-use agora_types::audit::receipt_leaf;
 use agora_types::{
-    channel_id, merkle, AccountId, Amount, Hash32, Keypair, ModelId, ProviderInfo, SignedReceipt,
-    SignedVoucher, TxKind, Voucher, VoucherDelivery,
+    AccountId, Amount, Keypair, ModelId, ProviderInfo, SignedReceipt, SignedVoucher,
 };
 use agora_wire::provider::ProviderEndpoint;
 use futures::future::BoxFuture;
 
 mod accounts;
+mod book;
+mod funding;
 mod store;
 pub use accounts::AccountPayers;
+pub use book::ChannelBook;
+pub use funding::{ChainFunding, Funding};
 pub use store::ChannelStore;
 use store::Owed;
-
-/// How long a channel transaction may take to land.
-const TX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a payment step failed (it is retried later).
 #[derive(Debug, thiserror::Error)]
@@ -54,161 +52,6 @@ pub enum PayError {
         /// What went wrong.
         why: String,
     },
-}
-
-/// Escrow operations on chain; the real implementation is [`ChainFunding`].
-pub trait Funding: Send + Sync + 'static {
-    /// The paying account (the channels' client).
-    fn client(&self) -> AccountId;
-    /// Open a channel to `provider` for `model` escrowing `deposit`; its id once included.
-    fn open(
-        &self,
-        provider: AccountId,
-        model: ModelId,
-        deposit: Amount,
-    ) -> impl Future<Output = Result<Hash32, PayError>> + Send;
-    /// Add `amount` to `channel`'s escrow and wait for inclusion.
-    fn top_up(
-        &self,
-        channel: Hash32,
-        amount: Amount,
-    ) -> impl Future<Output = Result<(), PayError>> + Send;
-    /// The paying account's free (unescrowed) balance.
-    fn balance(&self) -> impl Future<Output = Result<Amount, PayError>> + Send;
-}
-
-/// [`Funding`] by transactions signed with a funded key, through a chain node's RPC.
-pub struct ChainFunding {
-    chain: ChainClient,
-    key: Keypair,
-    /// One channel transaction at a time: each takes the key's next nonce.
-    nonce: tokio::sync::Mutex<()>,
-}
-
-impl ChainFunding {
-    /// Funding from `key`'s account through `chain`.
-    pub fn new(chain: ChainClient, key: Keypair) -> Self {
-        ChainFunding {
-            chain,
-            key,
-            nonce: tokio::sync::Mutex::new(()),
-        }
-    }
-}
-
-fn funding_error(e: ClientError) -> PayError {
-    PayError::Funding(e.to_string())
-}
-
-impl Funding for ChainFunding {
-    fn client(&self) -> AccountId {
-        self.key.account()
-    }
-
-    async fn open(
-        &self,
-        provider: AccountId,
-        model: ModelId,
-        deposit: Amount,
-    ) -> Result<Hash32, PayError> {
-        let _turn = self.nonce.lock().await;
-        let kind = TxKind::OpenChannel {
-            provider,
-            model,
-            deposit,
-        };
-        let done = self
-            .chain
-            .send_and_confirm(&self.key, kind, TX_TIMEOUT)
-            .await
-            .map_err(funding_error)?;
-        Ok(channel_id(&done.chain_id, &self.key.account(), done.nonce))
-    }
-
-    async fn top_up(&self, channel: Hash32, amount: Amount) -> Result<(), PayError> {
-        let _turn = self.nonce.lock().await;
-        let kind = TxKind::TopUpChannel { channel, amount };
-        self.chain
-            .send_and_confirm(&self.key, kind, TX_TIMEOUT)
-            .await
-            .map_err(funding_error)?;
-        Ok(())
-    }
-
-    async fn balance(&self) -> Result<Amount, PayError> {
-        let info = self
-            .chain
-            .account(&self.key.account())
-            .await
-            .map_err(funding_error)?;
-        Ok(info.balance)
-    }
-}
-
-/// What the payer owes one provider for one model, and the channel that pays it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChannelBook {
-    /// The open channel, once the chain included it.
-    pub channel: Option<Hash32>,
-    /// Escrowed in it so far.
-    pub deposit: Amount,
-    /// Owed in total for every job recorded (the next voucher's amount).
-    pub cumulative: Amount,
-    /// Receipt leaves of those jobs, in the order they were paid.
-    pub leaves: Vec<Hash32>,
-    /// Their job ids, in the same order.
-    pub jobs: Vec<Hash32>,
-    /// The root of `leaves`, kept as they are appended (a voucher per job
-    /// would otherwise rehash every leaf of the channel).
-    pub frontier: merkle::Frontier,
-    /// Cumulative amount of the last voucher the provider accepted.
-    pub delivered: Amount,
-    /// Job ids the provider holds (sent with accepted vouchers).
-    pub delivered_jobs: u64,
-}
-
-impl ChannelBook {
-    /// Record one finished job.
-    pub fn record(&mut self, receipt: &SignedReceipt) {
-        self.cumulative = self.cumulative.saturating_add(receipt.receipt.cost);
-        self.push(receipt_leaf(receipt), receipt.receipt.id);
-    }
-
-    /// Append one paid job's leaf and id.
-    pub(crate) fn push(&mut self, leaf: Hash32, job: Hash32) {
-        self.leaves.push(leaf);
-        self.frontier.push(leaf);
-        self.jobs.push(job);
-    }
-
-    /// The voucher covering everything recorded, signed by `key` (`None` before the channel opens).
-    pub fn voucher(&self, key: &Keypair) -> Option<SignedVoucher> {
-        let channel = self.channel?;
-        Some(
-            Voucher {
-                channel,
-                cumulative: self.cumulative,
-                receipts_root: self.frontier.root(),
-                jobs: self.leaves.len() as u64,
-            }
-            .sign(key),
-        )
-    }
-
-    /// The delivery of `voucher`: it with the job ids the provider lacks.
-    pub fn delivery(&self, voucher: SignedVoucher) -> VoucherDelivery {
-        let first = self.delivered_jobs.min(self.jobs.len() as u64);
-        VoucherDelivery {
-            voucher,
-            first_job: first,
-            jobs: self.jobs[first as usize..].to_vec(),
-        }
-    }
-
-    /// Whether the provider lacks a voucher for something recorded.
-    pub fn behind(&self) -> bool {
-        self.cumulative > self.delivered
-    }
 }
 
 /// How the payer funds channels.

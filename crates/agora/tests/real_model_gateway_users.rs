@@ -87,15 +87,7 @@ async fn wait_for_funds(url: &str, admin: &str, accounts: &[AccountId]) {
 async fn two_users_budgets_and_a_gateway_killed_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
-    let node = Agora::start(&[
-        "node",
-        "--data-dir",
-        &path("node"),
-        "--rpc",
-        "127.0.0.1:0",
-        "--block-ms",
-        "50",
-    ]);
+    let node = common::fast_node(&dir.path().join("node"));
     let rpc = node.value("chain RPC");
     let chain = ChainClient::new(&rpc);
     let faucet = path("node/faucet.key");

@@ -32,15 +32,7 @@ mod sse {
 async fn separate_roles_and_a_provider_dying_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
-    let node = Agora::start(&[
-        "node",
-        "--data-dir",
-        &path("node"),
-        "--rpc",
-        "127.0.0.1:0",
-        "--block-ms",
-        "50",
-    ]);
+    let node = common::fast_node(&dir.path().join("node"));
     let rpc = node.value("chain RPC");
     let model = model::path();
     assert!(

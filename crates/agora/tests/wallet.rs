@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use agora_chain_client::ChainClient;
 use agora_types::{Hash32, Keypair, ModelEntry, Price, TxKind, Voucher};
-use common::Agora;
 use serde_json::Value;
 
 /// What the development genesis gives the faucet.
@@ -37,15 +36,7 @@ fn u(v: &Value) -> u64 {
 async fn wallet_stake_and_channel_commands() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
-    let _node = Agora::start(&[
-        "node",
-        "--data-dir",
-        &path("node"),
-        "--rpc",
-        "127.0.0.1:0",
-        "--block-ms",
-        "50",
-    ]);
+    let _node = common::fast_node(&dir.path().join("node"));
     let rpc = _node.value("chain RPC");
     let faucet = path("node/faucet.key");
 

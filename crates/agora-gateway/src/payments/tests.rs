@@ -2,7 +2,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use agora_types::{hash_tokens, Price, Receipt, SamplingParams, Usage};
+use agora_types::audit::receipt_leaf;
+use agora_types::{
+    hash_tokens, merkle, Hash32, Price, Receipt, SamplingParams, Usage, VoucherDelivery,
+};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -144,6 +147,22 @@ fn payer(deposit: Amount) -> (Arc<Payer<Arc<Recorder>>>, Arc<Recorder>, Keypair)
     )
 }
 
+/// A payer key, a recording funder for it and a config (escrow 1,000, no
+/// timed retries), for payers built over a store.
+fn persistent_parts() -> (Keypair, Arc<Recorder>, PayerConfig) {
+    let key = Keypair::generate();
+    let funding = Arc::new(Recorder {
+        client: Some(key.account()),
+        ..Recorder::default()
+    });
+    let config = PayerConfig {
+        deposit: 1_000,
+        retry_every: Duration::from_secs(3600),
+        ..PayerConfig::default()
+    };
+    (key, funding, config)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_jobs_get_cumulative_monotone_vouchers_and_top_ups() {
     let (payer, funding, client) = payer(50);
@@ -237,16 +256,7 @@ async fn refused_delivery_is_retried_with_the_latest_voucher() {
 async fn a_restarted_payer_keeps_its_channels_and_pays_what_it_owed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("channels.redb");
-    let key = Keypair::generate();
-    let funding = Arc::new(Recorder {
-        client: Some(key.account()),
-        ..Recorder::default()
-    });
-    let config = PayerConfig {
-        deposit: 1_000,
-        retry_every: Duration::from_secs(3600),
-        ..PayerConfig::default()
-    };
+    let (key, funding, config) = persistent_parts();
     let rx = receiver(2).await;
     let pkey = Keypair::generate();
     let prov = provider(&pkey, &rx.endpoint);
@@ -309,16 +319,7 @@ async fn a_payer_refuses_jobs_and_funds_of_other_accounts() {
 async fn a_job_journaled_as_owed_is_paid_exactly_once_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("channels.redb");
-    let key = Keypair::generate();
-    let funding = Arc::new(Recorder {
-        client: Some(key.account()),
-        ..Recorder::default()
-    });
-    let config = PayerConfig {
-        deposit: 1_000,
-        retry_every: Duration::from_secs(3600),
-        ..PayerConfig::default()
-    };
+    let (key, funding, config) = persistent_parts();
     let rx = receiver(0).await;
     let pkey = Keypair::generate();
     let prov = provider(&pkey, &rx.endpoint);

@@ -109,6 +109,21 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A single-validator chain node with 50 ms blocks on a free RPC port,
+/// keeping its data (and its faucet key, `faucet.key`) in `dir`.
+pub fn fast_node(dir: &Path) -> Agora {
+    let dir = dir.to_str().expect("utf-8 temp dir");
+    Agora::start(&[
+        "node",
+        "--data-dir",
+        dir,
+        "--rpc",
+        "127.0.0.1:0",
+        "--block-ms",
+        "50",
+    ])
+}
+
 /// Start a devnet on free ports under `dir`.
 pub fn devnet(dir: &Path) -> Agora {
     devnet_with(dir, &["--threads", "2"])
