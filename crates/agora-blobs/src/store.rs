@@ -1,0 +1,289 @@
+//! [`BlobStore`]: complete blobs under `DIR/blobs/` (the data as
+//! `<id>` and its pre-order bao outboard as `<id>.obao`), blobs being
+//! fetched under `DIR/partial/`, and an index (`DIR/index.redb`) of sizes,
+//! tags and the verified ranges of partial fetches.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use agora_types::Hash32;
+use bao_tree::io::outboard::PreOrderOutboard;
+use bao_tree::io::sync::encode_ranges_validated;
+use bao_tree::BaoTree;
+use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::ranges::groups_covering;
+use crate::{BlobError, BLOCK_SIZE};
+
+/// id → size of every complete blob.
+pub(crate) const BLOBS: TableDefinition<&[u8], u64> = TableDefinition::new("blobs");
+/// tag name → id: blobs that garbage collection keeps.
+const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("tags");
+/// id → borsh (size, verified chunk ranges) of every partial fetch.
+pub(crate) const PARTIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("partial");
+
+/// A complete blob: its id and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// BLAKE3 of the content (the bao tree's root).
+    pub id: Hash32,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// Blobs on disk, each verifiable range by range.
+pub struct BlobStore {
+    pub(crate) dir: PathBuf,
+    pub(crate) db: Database,
+}
+
+/// Copies what it reads into `sink`, so a file is hashed and stored in one pass.
+struct Tee<R, W> {
+    source: R,
+    sink: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.source.read(buf)?;
+        self.sink.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+impl BlobStore {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(dir.join("blobs"))?;
+        std::fs::create_dir_all(dir.join("partial"))?;
+        let db = Database::create(dir.join("index.redb")).map_err(BlobError::index)?;
+        let w = db.begin_write().map_err(BlobError::index)?;
+        w.open_table(BLOBS).map_err(BlobError::index)?;
+        w.open_table(TAGS).map_err(BlobError::index)?;
+        w.open_table(PARTIAL).map_err(BlobError::index)?;
+        w.commit().map_err(BlobError::index)?;
+        Ok(BlobStore {
+            dir: dir.to_path_buf(),
+            db,
+        })
+    }
+
+    pub(crate) fn data_path(&self, id: &Hash32) -> PathBuf {
+        self.dir.join("blobs").join(id.to_hex())
+    }
+
+    pub(crate) fn outboard_path(&self, id: &Hash32) -> PathBuf {
+        self.dir.join("blobs").join(format!("{}.obao", id.to_hex()))
+    }
+
+    /// A fresh temporary path under `partial/`.
+    fn scratch(&self, what: &str) -> PathBuf {
+        let n: u64 = rand::random();
+        self.dir
+            .join("partial")
+            .join(format!("{what}-{n:016x}.tmp"))
+    }
+
+    /// Import the file at `path`: hash it and build its outboard while
+    /// copying it in, in one pass.
+    pub fn import_file(&self, path: &Path) -> Result<BlobInfo, BlobError> {
+        let source = File::open(path)?;
+        let size = source.metadata()?.len();
+        self.import(source, size)
+    }
+
+    /// Import `bytes`.
+    pub fn import_bytes(&self, bytes: &[u8]) -> Result<BlobInfo, BlobError> {
+        self.import(bytes, bytes.len() as u64)
+    }
+
+    fn import(&self, source: impl Read, size: u64) -> Result<BlobInfo, BlobError> {
+        let (data_tmp, outboard_tmp) = (self.scratch("data"), self.scratch("obao"));
+        let result = (|| {
+            let sink = std::io::BufWriter::new(File::create(&data_tmp)?);
+            let mut tee = Tee { source, sink };
+            let tree = BaoTree::new(size, BLOCK_SIZE);
+            let mut outboard = PreOrderOutboard {
+                root: blake3::Hash::from_bytes([0; 32]),
+                tree,
+                data: File::create(&outboard_tmp)?,
+            };
+            let root = bao_tree::io::sync::outboard(&mut tee, tree, &mut outboard)?;
+            tee.sink.flush()?;
+            let copied = tee.sink.get_ref().metadata()?.len();
+            if copied != size {
+                let why = format!("the file changed while it was read ({copied} of {size} bytes)");
+                return Err(BlobError::Io(std::io::Error::other(why)));
+            }
+            let id = Hash32(*root.as_bytes());
+            self.install(id, size, &data_tmp, &outboard_tmp)?;
+            Ok(BlobInfo { id, size })
+        })();
+        let _ = std::fs::remove_file(&data_tmp);
+        let _ = std::fs::remove_file(&outboard_tmp);
+        result
+    }
+
+    /// Move a verified blob's files into place and index it.
+    pub(crate) fn install(
+        &self,
+        id: Hash32,
+        size: u64,
+        data: &Path,
+        outboard: &Path,
+    ) -> Result<(), BlobError> {
+        if self.size(&id)?.is_none() {
+            File::open(data)?.sync_all()?;
+            File::open(outboard)?.sync_all()?;
+            std::fs::rename(data, self.data_path(&id))?;
+            std::fs::rename(outboard, self.outboard_path(&id))?;
+        }
+        let w = self.db.begin_write().map_err(BlobError::index)?;
+        w.open_table(BLOBS)
+            .map_err(BlobError::index)?
+            .insert(id.0.as_slice(), size)
+            .map_err(BlobError::index)?;
+        w.open_table(PARTIAL)
+            .map_err(BlobError::index)?
+            .remove(id.0.as_slice())
+            .map_err(BlobError::index)?;
+        w.commit().map_err(BlobError::index)
+    }
+
+    /// The size of complete blob `id`, if the store holds it.
+    pub fn size(&self, id: &Hash32) -> Result<Option<u64>, BlobError> {
+        let r = self.db.begin_read().map_err(BlobError::index)?;
+        let table = r.open_table(BLOBS).map_err(BlobError::index)?;
+        let size = table.get(id.0.as_slice()).map_err(BlobError::index)?;
+        Ok(size.map(|v| v.value()))
+    }
+
+    /// Every complete blob, by id.
+    pub fn list(&self) -> Result<Vec<BlobInfo>, BlobError> {
+        let r = self.db.begin_read().map_err(BlobError::index)?;
+        let table = r.open_table(BLOBS).map_err(BlobError::index)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(BlobError::index)? {
+            let (k, v) = row.map_err(BlobError::index)?;
+            let id = Hash32(k.value().try_into().map_err(BlobError::index)?);
+            out.push(BlobInfo {
+                id,
+                size: v.value(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Copy blob `id` to `dest`.
+    pub fn export(&self, id: &Hash32, dest: &Path) -> Result<u64, BlobError> {
+        self.size(id)?.ok_or(BlobError::NotFound(*id))?;
+        Ok(std::fs::copy(self.data_path(id), dest)?)
+    }
+
+    /// Delete blob `id` (and any tags naming it); false if it was not there.
+    pub fn remove(&self, id: &Hash32) -> Result<bool, BlobError> {
+        let w = self.db.begin_write().map_err(BlobError::index)?;
+        let existed = {
+            let mut blobs = w.open_table(BLOBS).map_err(BlobError::index)?;
+            let existed = blobs
+                .remove(id.0.as_slice())
+                .map_err(BlobError::index)?
+                .is_some();
+            let mut tags = w.open_table(TAGS).map_err(BlobError::index)?;
+            tags.retain(|_, v| v != id.0.as_slice())
+                .map_err(BlobError::index)?;
+            existed
+        };
+        w.commit().map_err(BlobError::index)?;
+        for path in [self.data_path(id), self.outboard_path(id)] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(existed)
+    }
+
+    /// Name blob `id` `tag`, so garbage collection keeps it.
+    pub fn tag(&self, tag: &str, id: &Hash32) -> Result<(), BlobError> {
+        self.size(id)?.ok_or(BlobError::NotFound(*id))?;
+        let w = self.db.begin_write().map_err(BlobError::index)?;
+        w.open_table(TAGS)
+            .map_err(BlobError::index)?
+            .insert(tag, id.0.as_slice())
+            .map_err(BlobError::index)?;
+        w.commit().map_err(BlobError::index)
+    }
+
+    /// Drop `tag`; false if there was none.
+    pub fn untag(&self, tag: &str) -> Result<bool, BlobError> {
+        let w = self.db.begin_write().map_err(BlobError::index)?;
+        let had = w
+            .open_table(TAGS)
+            .map_err(BlobError::index)?
+            .remove(tag)
+            .map_err(BlobError::index)?
+            .is_some();
+        w.commit().map_err(BlobError::index)?;
+        Ok(had)
+    }
+
+    /// Every tag and the blob it names.
+    pub fn tags(&self) -> Result<Vec<(String, Hash32)>, BlobError> {
+        let r = self.db.begin_read().map_err(BlobError::index)?;
+        let table = r.open_table(TAGS).map_err(BlobError::index)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(BlobError::index)? {
+            let (k, v) = row.map_err(BlobError::index)?;
+            let id = Hash32(v.value().try_into().map_err(BlobError::index)?);
+            out.push((k.value().to_string(), id));
+        }
+        Ok(out)
+    }
+
+    /// Delete every complete blob no tag names; returns what was deleted.
+    pub fn gc(&self) -> Result<Vec<Hash32>, BlobError> {
+        let kept: std::collections::HashSet<Hash32> =
+            self.tags()?.into_iter().map(|(_, id)| id).collect();
+        let mut removed = Vec::new();
+        for blob in self.list()? {
+            if !kept.contains(&blob.id) && self.remove(&blob.id)? {
+                removed.push(blob.id);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The bao encoding of `bytes` of blob `id`: the chunk groups covering
+    /// them with every hash pair on their path from the root, checked
+    /// against the id as they are read (a copy that rotted on disk is
+    /// refused, never served).
+    pub fn encode(&self, id: &Hash32, bytes: Range<u64>) -> Result<Vec<u8>, BlobError> {
+        let size = self.size(id)?.ok_or(BlobError::NotFound(*id))?;
+        if bytes.start >= bytes.end || bytes.end > size {
+            return Err(BlobError::OutOfRange {
+                id: *id,
+                size,
+                start: bytes.start,
+                end: bytes.end,
+            });
+        }
+        let outboard = PreOrderOutboard {
+            root: blake3::Hash::from_bytes(id.0),
+            tree: BaoTree::new(size, BLOCK_SIZE),
+            data: File::open(self.outboard_path(id))?,
+        };
+        let data = File::open(self.data_path(id))?;
+        let mut out = Vec::new();
+        encode_ranges_validated(data, outboard, &groups_covering(&bytes), &mut out).map_err(
+            |e| BlobError::Corrupt {
+                id: *id,
+                why: format!("the stored copy: {e}"),
+            },
+        )?;
+        Ok(out)
+    }
+}
