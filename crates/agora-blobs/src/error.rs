@@ -45,6 +45,17 @@ pub enum BlobError {
         /// Its size.
         size: u64,
     },
+    /// No peer could supply the rest of a fetch (each was refused for what
+    /// it sent, or failed); what verified is kept for a later resume.
+    #[error("blob {id}: {missing} bytes could not be fetched; {why}")]
+    Unavailable {
+        /// The blob.
+        id: Hash32,
+        /// Bytes still missing.
+        missing: u64,
+        /// Why each peer was given up on.
+        why: String,
+    },
     /// A fetch was resumed with another size than it was started with.
     #[error("blob {id} was being fetched as {had} bytes, not {asked}")]
     SizeMismatch {

@@ -8,14 +8,18 @@
 //! and encodes verified ranges ([`BlobStore::encode`]); a [`Partial`] is a
 //! blob being fetched: every range written to it is verified before a byte
 //! lands, what was verified survives a restart, and it becomes a blob only
-//! once complete.
+//! once complete. [`serve::router`] serves ranges over HTTP and [`fetch`]
+//! gets a blob from several peers at once, dropping any that lies or stalls.
 
 mod error;
+mod fetch;
 mod partial;
 mod ranges;
+pub mod serve;
 mod store;
 
 pub use error::BlobError;
+pub use fetch::{fetch, FetchConfig, Fetched, HttpPeer, RangeSource};
 pub use partial::Partial;
 pub use ranges::ByteRanges;
 pub use store::{BlobInfo, BlobStore};
