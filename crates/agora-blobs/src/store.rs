@@ -21,6 +21,8 @@ use crate::{BlobError, BLOCK_SIZE};
 pub(crate) const BLOBS: TableDefinition<&[u8], u64> = TableDefinition::new("blobs");
 /// tag name → id: blobs that garbage collection keeps.
 const TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("tags");
+/// id → path of blobs kept where they are (imported in place, not copied).
+const EXTERNAL: TableDefinition<&[u8], &str> = TableDefinition::new("external");
 /// id → borsh (size, verified chunk ranges) of every partial fetch.
 pub(crate) const PARTIAL: TableDefinition<&[u8], &[u8]> = TableDefinition::new("partial");
 
@@ -63,6 +65,7 @@ impl BlobStore {
         w.open_table(BLOBS).map_err(BlobError::index)?;
         w.open_table(TAGS).map_err(BlobError::index)?;
         w.open_table(PARTIAL).map_err(BlobError::index)?;
+        w.open_table(EXTERNAL).map_err(BlobError::index)?;
         w.commit().map_err(BlobError::index)?;
         Ok(BlobStore {
             dir: dir.to_path_buf(),
@@ -70,8 +73,65 @@ impl BlobStore {
         })
     }
 
+    /// Where blob `id`'s bytes are: its own file, or the file it was
+    /// imported in place from.
     pub(crate) fn data_path(&self, id: &Hash32) -> PathBuf {
-        self.dir.join("blobs").join(id.to_hex())
+        self.external(id)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| self.dir.join("blobs").join(id.to_hex()))
+    }
+
+    fn external(&self, id: &Hash32) -> Result<Option<PathBuf>, BlobError> {
+        let r = self.db.begin_read().map_err(BlobError::index)?;
+        let table = r.open_table(EXTERNAL).map_err(BlobError::index)?;
+        let path = table.get(id.0.as_slice()).map_err(BlobError::index)?;
+        Ok(path.map(|p| PathBuf::from(p.value())))
+    }
+
+    /// Import the file at `path` without copying it (a provider's model,
+    /// already on disk): only its outboard is stored, and the file is
+    /// served from where it is. Every range served is checked against the
+    /// id, so a file changed afterwards is refused, never served.
+    pub fn import_in_place(&self, path: &Path) -> Result<BlobInfo, BlobError> {
+        let path = std::fs::canonicalize(path)?;
+        let text = path.to_str().ok_or_else(|| {
+            BlobError::Io(std::io::Error::other(format!(
+                "{} is not a UTF-8 path",
+                path.display()
+            )))
+        })?;
+        let source = File::open(&path)?;
+        let size = source.metadata()?.len();
+        let outboard_tmp = self.scratch("obao");
+        let result = (|| {
+            let tree = BaoTree::new(size, BLOCK_SIZE);
+            let mut outboard = PreOrderOutboard {
+                root: blake3::Hash::from_bytes([0; 32]),
+                tree,
+                data: File::create(&outboard_tmp)?,
+            };
+            let reader = std::io::BufReader::with_capacity(1 << 20, source);
+            let root = bao_tree::io::sync::outboard(reader, tree, &mut outboard)?;
+            let id = Hash32(*root.as_bytes());
+            if self.size(&id)?.is_none() {
+                File::open(&outboard_tmp)?.sync_all()?;
+                std::fs::rename(&outboard_tmp, self.outboard_path(&id))?;
+                let w = self.db.begin_write().map_err(BlobError::index)?;
+                w.open_table(EXTERNAL)
+                    .map_err(BlobError::index)?
+                    .insert(id.0.as_slice(), text)
+                    .map_err(BlobError::index)?;
+                w.open_table(BLOBS)
+                    .map_err(BlobError::index)?
+                    .insert(id.0.as_slice(), size)
+                    .map_err(BlobError::index)?;
+                w.commit().map_err(BlobError::index)?;
+            }
+            Ok(BlobInfo { id, size })
+        })();
+        let _ = std::fs::remove_file(&outboard_tmp);
+        result
     }
 
     pub(crate) fn outboard_path(&self, id: &Hash32) -> PathBuf {
@@ -196,8 +256,20 @@ impl BlobStore {
                 .map_err(BlobError::index)?;
             existed
         };
+        // A blob imported in place keeps its file: only the store's own go.
+        let external = self.external(id)?.is_some();
+        w.open_table(EXTERNAL)
+            .map_err(BlobError::index)?
+            .remove(id.0.as_slice())
+            .map_err(BlobError::index)?;
         w.commit().map_err(BlobError::index)?;
-        for path in [self.data_path(id), self.outboard_path(id)] {
+        let own = self.dir.join("blobs").join(id.to_hex());
+        let files = if external {
+            vec![self.outboard_path(id)]
+        } else {
+            vec![own, self.outboard_path(id)]
+        };
+        for path in files {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

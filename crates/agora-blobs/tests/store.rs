@@ -216,3 +216,33 @@ fn garbage_collection_keeps_tagged_blobs_only() {
     assert!(store.list().unwrap().is_empty());
     assert!(!store.remove(&kept.id).unwrap());
 }
+
+#[test]
+fn a_file_imported_in_place_is_served_from_where_it_is_and_kept_on_remove() {
+    let (dir, store) = fresh();
+    let bytes = content(5 * GROUP_BYTES as usize + 3, 7);
+    let file = dir.path().join("model.gguf");
+    std::fs::write(&file, &bytes).unwrap();
+    let info = store.import_in_place(&file).unwrap();
+    assert_eq!(info.id, Hash32(*blake3::hash(&bytes).as_bytes()));
+    // Only the outboard was written into the store.
+    assert!(!dir.path().join("blobs").join(info.id.to_hex()).exists());
+    let stream = store.encode(&info.id, 0..info.size).unwrap();
+    let (_b, other) = fresh();
+    let mut partial = other.begin(info.id, info.size).unwrap();
+    partial.write(0..info.size, stream.as_slice()).unwrap();
+    partial.finish().unwrap();
+    // The file changed under the store: refused, never served.
+    let mut changed = bytes.clone();
+    changed[10] ^= 1;
+    std::fs::write(&file, &changed).unwrap();
+    assert!(matches!(
+        store.encode(&info.id, 0..GROUP_BYTES),
+        Err(BlobError::Corrupt { .. })
+    ));
+    assert!(store.remove(&info.id).unwrap());
+    assert!(
+        file.exists(),
+        "the file imported in place is not the store's to delete"
+    );
+}
