@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use agora_blobs::BlobStore;
 use agora_engine::{EngineError, EngineEvent, GenerateRequest, InferenceEngine};
 use agora_types::{
     commitments_hash, hash_embeddings, hash_tokens, Commitments, Hash32, JobEvent, JobInput,
@@ -49,6 +50,8 @@ pub struct Provider<E> {
     pub(crate) channels: Option<Arc<dyn ChannelLookup>>,
     pub(crate) gate: Option<Arc<dyn AuditGate>>,
     pub(crate) metrics: ProviderMetrics,
+    /// Blobs served to peers at `GET /v1/blobs/{id}` (its model, at least).
+    blobs: Option<Arc<BlobStore>>,
 }
 
 /// An error in OpenAI's JSON shape, so the gateway can pass it through.
@@ -151,7 +154,15 @@ impl<E: InferenceEngine> Provider<E> {
             channels: None,
             gate: None,
             metrics: ProviderMetrics::default(),
+            blobs: None,
         }
+    }
+
+    /// Serve the blobs of `store` (verified ranges, `agora_blobs::serve`),
+    /// so other providers can fetch the model from this one.
+    pub fn with_blobs(mut self, store: Arc<BlobStore>) -> Self {
+        self.blobs = Some(store);
+        self
     }
 
     /// Serve batch transcripts to the validators `gate` says were drawn for
@@ -185,7 +196,8 @@ impl<E: InferenceEngine> Provider<E> {
     /// The HTTP routes.
     pub fn router(self) -> Router {
         let http_metrics = self.metrics.http_layer();
-        Router::new()
+        let blobs = self.blobs.clone().map(agora_blobs::serve::router);
+        let router = Router::new()
             .route(ProviderEndpoint::Jobs.route(), post(run_job::<E>))
             .route(ProviderEndpoint::Transcript.route(), get(transcript::<E>))
             .route(
@@ -205,7 +217,11 @@ impl<E: InferenceEngine> Provider<E> {
             .fallback(unknown_route)
             .method_not_allowed_fallback(wrong_method)
             .layer(http_metrics)
-            .with_state(Arc::new(self))
+            .with_state(Arc::new(self));
+        match blobs {
+            Some(blobs) => router.merge(blobs),
+            None => router,
+        }
     }
 }
 

@@ -169,6 +169,8 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
     )
     .with_channels(Arc::new(chain.clone()))
     .with_audit_gate(Arc::new(gate));
+    let provider =
+        provider.with_blobs(serve_model_blob(&setup.data_dir, &setup.model_path, &model).await?);
     let batch_store = provider.transcripts();
     let router = provider.router();
     let stop = shutdown.clone();
@@ -196,6 +198,28 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
         model,
         task,
     })
+}
+
+/// The provider's blob store (`DATA_DIR/blobs`) holding its model file,
+/// imported in place (only the bao outboard is written), so peers can fetch
+/// the model from it verified.
+async fn serve_model_blob(
+    data_dir: &std::path::Path,
+    model_path: &std::path::Path,
+    model: &ModelEntry,
+) -> Result<Arc<agora_blobs::BlobStore>, Failure> {
+    let (dir, path) = (data_dir.join("blobs"), model_path.to_path_buf());
+    let (store, info) = tokio::task::spawn_blocking(move || {
+        let store = agora_blobs::BlobStore::open(&dir)?;
+        let info = store.import_in_place(&path)?;
+        Ok::<_, agora_blobs::BlobError>((store, info))
+    })
+    .await?
+    .context("serving the model file as a blob")?;
+    if info.id != model.id {
+        tracing::warn!(blob = %info.id, model = %model.id, "the model file's blob id is not the registered model id");
+    }
+    Ok(Arc::new(store))
 }
 
 /// Refuse to register unless the account holds (or already locked) `needed`.

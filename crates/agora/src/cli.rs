@@ -65,6 +65,9 @@ pub enum Command {
     /// Manage the local model cache.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Content-addressed blobs (weights, datasets): add, get from peers verified, ls, rm, gc.
+    #[command(subcommand)]
+    Blob(crate::blob::BlobCommand),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(agora_bench::BenchCommand),

@@ -2,6 +2,7 @@
 //! (each role is a library crate) or runs the chosen wallet command.
 
 mod api_keys;
+mod blob;
 mod channel;
 mod cli;
 mod roles;
@@ -51,6 +52,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Announce(args) => stake::announce(args).await,
         Command::Channel(command) => channel::run(command).await,
         Command::Keys(command) => api_keys::run(command).await,
+        Command::Blob(command) => blob::run(command).await,
         Command::Model(ModelCommand::Fetch {
             substitute,
             embedding,

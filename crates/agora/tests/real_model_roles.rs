@@ -99,6 +99,31 @@ async fn separate_roles_and_a_provider_dying_mid_stream() {
         provider.value("provider").as_str()
     );
 
+    // The provider serves its model as a blob: fetch it whole, verified, with the CLI.
+    let id = model::id().to_hex();
+    let fetched = path("fetched.gguf");
+    let (ok, out, err) = common::run(&[
+        "blob",
+        "get",
+        &id,
+        "--peer",
+        &provider.value("provider"),
+        "--dir",
+        &path("blobs"),
+        "--out",
+        &fetched,
+        "--json",
+    ]);
+    assert!(ok, "agora blob get failed: {out} {err}");
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let size = std::fs::metadata(model::path()).unwrap().len();
+    assert_eq!(got["size"], size);
+    assert_eq!(got["from"][0]["bytes"], size, "{got}");
+    assert_eq!(
+        agora_models::model_id(std::path::Path::new(&fetched)).unwrap(),
+        model::id()
+    );
+
     let http = reqwest::Client::new();
     let request = json!({
         "model": "smollm2-135m-instruct", "stream": true, "temperature": 0, "max_tokens": 400,

@@ -1,0 +1,260 @@
+//! `agora blob ...`: the local blob store (`$XDG_CACHE_HOME/agora/blobs` by
+//! default): add files, fetch blobs from peers verified, list, remove and
+//! garbage-collect them.
+
+use std::path::PathBuf;
+
+use agora_blobs::{BlobStore, FetchConfig, HttpPeer, RangeSource};
+use agora_chain_client::ChainClient;
+use agora_types::Hash32;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::send::print;
+
+/// `agora blob ...`.
+#[derive(Subcommand, Debug)]
+pub enum BlobCommand {
+    /// Import a file; prints its id (BLAKE3).
+    Add(AddArgs),
+    /// Fetch a blob from the peers that serve it, verifying every chunk group.
+    Get(GetArgs),
+    /// List the blobs held.
+    Ls(StoreOpts),
+    /// Remove a blob.
+    Rm(IdArgs),
+    /// Remove every blob no tag names.
+    Gc(StoreOpts),
+}
+
+/// Where the store is and how to print.
+#[derive(Args, Debug)]
+pub struct StoreOpts {
+    /// The store's directory.
+    #[arg(long, default_value_os_t = default_dir())]
+    pub dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `agora blob add`.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// The file.
+    pub path: PathBuf,
+    /// Tag it (tagged blobs survive `agora blob gc`).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Store flags.
+    #[command(flatten)]
+    pub store: StoreOpts,
+}
+
+/// `agora blob get`.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The blob's id (64 hex digits; a model's on-chain id).
+    pub id: String,
+    /// A peer serving blobs (a provider's endpoint); repeat for several.
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+    /// Also ask every provider the chain at this RPC URL lists as serving the blob.
+    #[arg(long)]
+    pub rpc: Option<String>,
+    /// The blob's size in bytes (default: asked of the peers; a wrong size
+    /// fails verification).
+    #[arg(long)]
+    pub size: Option<u64>,
+    /// Also copy it to this file once verified.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seconds a peer may take to answer one piece before it is dropped.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+    /// Store flags.
+    #[command(flatten)]
+    pub store: StoreOpts,
+}
+
+/// A command naming one blob.
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    /// The blob's id.
+    pub id: String,
+    /// Store flags.
+    #[command(flatten)]
+    pub store: StoreOpts,
+}
+
+/// `$AGORA_BLOB_DIR`, else `blobs` beside the model cache.
+fn default_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AGORA_BLOB_DIR") {
+        return PathBuf::from(dir);
+    }
+    let models = agora_models::cache_dir();
+    models
+        .parent()
+        .map_or(models.clone(), |p| p.to_path_buf())
+        .join("blobs")
+}
+
+fn parse_id(text: &str) -> Result<Hash32> {
+    text.trim()
+        .parse()
+        .with_context(|| format!("{text:?} is not a blob id (64 hex digits)"))
+}
+
+fn open(opts: &StoreOpts) -> Result<BlobStore> {
+    BlobStore::open(&opts.dir).with_context(|| format!("opening {}", opts.dir.display()))
+}
+
+/// Run an `agora blob` subcommand.
+pub async fn run(command: BlobCommand) -> Result<()> {
+    match command {
+        BlobCommand::Add(a) => {
+            let store = open(&a.store)?;
+            let info = store
+                .import_file(&a.path)
+                .with_context(|| format!("importing {}", a.path.display()))?;
+            if let Some(tag) = &a.tag {
+                store.tag(tag, &info.id)?;
+            }
+            let v = json!({"id": info.id.to_hex(), "size": info.size, "tag": a.tag});
+            print(a.store.json, v, format!("{}  {} bytes", info.id, info.size))
+        }
+        BlobCommand::Get(g) => get(g).await,
+        BlobCommand::Ls(o) => {
+            let store = open(&o)?;
+            let blobs = store.list()?;
+            let tags = store.tags()?;
+            let rows: Vec<_> = blobs
+                .iter()
+                .map(|b| {
+                    let named: Vec<&str> = tags
+                        .iter()
+                        .filter(|(_, id)| *id == b.id)
+                        .map(|(t, _)| t.as_str())
+                        .collect();
+                    json!({"id": b.id.to_hex(), "size": b.size, "tags": named})
+                })
+                .collect();
+            let text: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}  {:>12}  {}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["size"],
+                        r["tags"]
+                    )
+                })
+                .collect();
+            print(o.json, json!({"data": rows}), text.join("\n"))
+        }
+        BlobCommand::Rm(r) => {
+            let id = parse_id(&r.id)?;
+            if !open(&r.store)?.remove(&id)? {
+                bail!("no blob {id} in {}", r.store.dir.display());
+            }
+            print(
+                r.store.json,
+                json!({"removed": id.to_hex()}),
+                format!("removed {id}"),
+            )
+        }
+        BlobCommand::Gc(o) => {
+            let removed = open(&o)?.gc()?;
+            let ids: Vec<String> = removed.iter().map(Hash32::to_hex).collect();
+            let text = format!("removed {} blob(s)", ids.len());
+            print(o.json, json!({"removed": ids}), text)
+        }
+    }
+}
+
+async fn get(g: GetArgs) -> Result<()> {
+    let id = parse_id(&g.id)?;
+    let mut endpoints = g.peers.clone();
+    if let Some(rpc) = &g.rpc {
+        let providers = ChainClient::new(rpc)
+            .providers()
+            .await
+            .with_context(|| format!("listing providers at {rpc}"))?;
+        for p in providers.into_iter().filter(|p| p.models.contains(&id)) {
+            if !endpoints.contains(&p.endpoint) {
+                endpoints.push(p.endpoint);
+            }
+        }
+    }
+    if endpoints.is_empty() {
+        bail!("no peer serves {id}: give --peer URL, or --rpc URL to ask the chain");
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let peers: Vec<HttpPeer> = endpoints
+        .iter()
+        .map(|e| HttpPeer::new(e, http.clone()))
+        .collect();
+    let size = match g.size {
+        Some(size) => size,
+        None => {
+            let mut found = None;
+            for p in &peers {
+                if let Ok(Some(size)) = p.size(&id).await {
+                    found = Some(size);
+                    break;
+                }
+            }
+            found.with_context(|| format!("none of {} peer(s) holds {id}", peers.len()))?
+        }
+    };
+    let store = open(&g.store)?;
+    let bar = (!g.store.json).then(|| {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |done: u64, _total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    };
+    let sources: Vec<&dyn RangeSource> = peers.iter().map(|p| p as &dyn RangeSource).collect();
+    let config = FetchConfig {
+        timeout: std::time::Duration::from_secs(g.timeout_secs.max(1)),
+        ..FetchConfig::default()
+    };
+    let fetched = agora_blobs::fetch(&store, id, size, &sources, &config, &progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let fetched = fetched.with_context(|| format!("fetching {id}"))?;
+    for (peer, why) in &fetched.dropped {
+        eprintln!("dropped {peer}: {why}");
+    }
+    if let Some(out) = &g.out {
+        store
+            .export(&id, out)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    let from: Vec<_> = fetched
+        .from
+        .iter()
+        .map(|(p, n)| json!({"peer": p, "bytes": n}))
+        .collect();
+    let dropped: Vec<_> = fetched
+        .dropped
+        .iter()
+        .map(|(p, why)| json!({"peer": p, "why": why}))
+        .collect();
+    let v = json!({"id": id.to_hex(), "size": fetched.info.size, "from": from, "dropped": dropped});
+    let text = format!("{id}  {} bytes, verified", fetched.info.size);
+    print(g.store.json, v, text)
+}
