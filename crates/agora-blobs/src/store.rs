@@ -220,6 +220,12 @@ impl BlobStore {
         Ok(size.map(|v| v.value()))
     }
 
+    /// The file holding complete blob `id`'s bytes (to load or mmap it
+    /// where it is), if the store holds it.
+    pub fn file(&self, id: &Hash32) -> Result<Option<PathBuf>, BlobError> {
+        Ok(self.size(id)?.map(|_| self.data_path(id)))
+    }
+
     /// Every complete blob, by id.
     pub fn list(&self) -> Result<Vec<BlobInfo>, BlobError> {
         let r = self.db.begin_read().map_err(BlobError::index)?;

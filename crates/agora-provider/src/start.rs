@@ -209,8 +209,13 @@ async fn serve_model_blob(
     model: &ModelEntry,
 ) -> Result<Arc<agora_blobs::BlobStore>, Failure> {
     let (dir, path) = (data_dir.join("blobs"), model_path.to_path_buf());
+    let id = model.id;
     let (store, info) = tokio::task::spawn_blocking(move || {
         let store = agora_blobs::BlobStore::open(&dir)?;
+        // Held already (fetched from peers, or imported by an earlier run).
+        if let Some(size) = store.size(&id)? {
+            return Ok((store, agora_blobs::BlobInfo { id, size }));
+        }
         let info = store.import_in_place(&path)?;
         Ok::<_, agora_blobs::BlobError>((store, info))
     })

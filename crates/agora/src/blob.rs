@@ -173,6 +173,103 @@ pub async fn run(command: BlobCommand) -> Result<()> {
     }
 }
 
+/// Fetch blob `id` of `size` bytes from `peers` into `store`, with a
+/// progress bar (rate and ETA) on stderr when `show` is set.
+async fn fetch_shown(
+    store: &BlobStore,
+    id: Hash32,
+    size: u64,
+    peers: &[HttpPeer],
+    timeout: std::time::Duration,
+    show: bool,
+) -> Result<agora_blobs::Fetched, agora_blobs::BlobError> {
+    let bar = show.then(|| {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |done: u64, _total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(done);
+        }
+    };
+    let sources: Vec<&dyn RangeSource> = peers.iter().map(|p| p as &dyn RangeSource).collect();
+    let config = FetchConfig {
+        timeout,
+        ..FetchConfig::default()
+    };
+    let fetched = agora_blobs::fetch(store, id, size, &sources, &config, &progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    fetched
+}
+
+/// For `agora provider --model-id ID`: the model the chain registered
+/// under `id`, fetched verified from the providers serving it into
+/// `DATA_DIR/blobs` (or found there from an earlier start); its file and
+/// registry entry.
+pub async fn model_from_peers(
+    id: &str,
+    rpc: &str,
+    data_dir: &std::path::Path,
+) -> Result<(PathBuf, agora_types::ModelEntry)> {
+    let id = parse_id(id)?;
+    let chain = ChainClient::new(rpc);
+    let entry = chain
+        .models()
+        .await
+        .with_context(|| format!("listing models at {rpc}"))?
+        .into_iter()
+        .find(|m| m.id == id)
+        .with_context(|| {
+            format!("the chain at {rpc} has no model {id}; publish it first (agora model publish)")
+        })?;
+    let store = BlobStore::open(&data_dir.join("blobs"))?;
+    if store.size(&id)?.is_none() {
+        let endpoints: Vec<String> = chain
+            .providers()
+            .await
+            .with_context(|| format!("listing providers at {rpc}"))?
+            .into_iter()
+            .filter(|p| p.models.contains(&id))
+            .map(|p| p.endpoint)
+            .collect();
+        if endpoints.is_empty() {
+            bail!("no provider on the chain at {rpc} serves model {id} to fetch it from");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        let peers: Vec<HttpPeer> = endpoints
+            .iter()
+            .map(|e| HttpPeer::new(e, http.clone()))
+            .collect();
+        eprintln!(
+            "fetching model {} ({} bytes) from {} peer(s)",
+            entry.name,
+            entry.size_bytes,
+            peers.len()
+        );
+        let timeout = std::time::Duration::from_secs(30);
+        let fetched = fetch_shown(&store, id, entry.size_bytes, &peers, timeout, true)
+            .await
+            .with_context(|| format!("fetching model {id}"))?;
+        for (peer, why) in &fetched.dropped {
+            eprintln!("dropped {peer}: {why}");
+        }
+    }
+    let path = store
+        .file(&id)?
+        .with_context(|| format!("model {id} is not in the store"))?;
+    Ok((path, entry))
+}
+
 async fn get(g: GetArgs) -> Result<()> {
     let id = parse_id(&g.id)?;
     let mut endpoints = g.peers.clone();
@@ -211,30 +308,8 @@ async fn get(g: GetArgs) -> Result<()> {
         }
     };
     let store = open(&g.store)?;
-    let bar = (!g.store.json).then(|| {
-        let bar = indicatif::ProgressBar::new(size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let progress = |done: u64, _total: u64| {
-        if let Some(bar) = &bar {
-            bar.set_position(done);
-        }
-    };
-    let sources: Vec<&dyn RangeSource> = peers.iter().map(|p| p as &dyn RangeSource).collect();
-    let config = FetchConfig {
-        timeout: std::time::Duration::from_secs(g.timeout_secs.max(1)),
-        ..FetchConfig::default()
-    };
-    let fetched = agora_blobs::fetch(&store, id, size, &sources, &config, &progress).await;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
+    let timeout = std::time::Duration::from_secs(g.timeout_secs.max(1));
+    let fetched = fetch_shown(&store, id, size, &peers, timeout, !g.store.json).await;
     let fetched = fetched.with_context(|| format!("fetching {id}"))?;
     for (peer, why) in &fetched.dropped {
         eprintln!("dropped {peer}: {why}");

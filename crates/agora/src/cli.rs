@@ -169,8 +169,17 @@ pub struct ProviderArgs {
     #[arg(long, default_value = "http://127.0.0.1:26657")]
     pub chain: String,
     /// GGUF model to serve.
-    #[arg(long)]
-    pub model: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "model_id",
+        conflicts_with = "model_id"
+    )]
+    pub model: Option<PathBuf>,
+    /// Serve the model the chain registered under this id, fetched (and
+    /// verified) from the providers that already serve it, into
+    /// `DATA_DIR/blobs`; kept there for the next start.
+    #[arg(long, value_name = "ID")]
+    pub model_id: Option<String>,
     /// Registry name for the model if the chain does not know it yet (default: file stem).
     #[arg(long)]
     pub model_name: Option<String>,

@@ -172,11 +172,20 @@ fn parse_validator(entry: &str) -> Result<(Option<[u8; 32]>, std::net::SocketAdd
 /// `agora provider`.
 pub async fn provider(args: ProviderArgs) -> Result<()> {
     let shutdown = Shutdown::on_signals();
+    let (model_path, model_entry) = match (&args.model, &args.model_id) {
+        (Some(path), _) => (path.clone(), None),
+        (None, Some(id)) => {
+            let (path, entry) =
+                crate::blob::model_from_peers(id, &args.chain, &args.data_dir).await?;
+            (path, Some(entry))
+        }
+        (None, None) => anyhow::bail!("give --model PATH or --model-id ID"),
+    };
     let setup = ProviderSetup {
         key: keys::load_or_create(&args.data_dir.join("provider.key"))?,
         data_dir: args.data_dir,
-        model_path: args.model,
-        model_entry: None,
+        model_path,
+        model_entry,
         model_name: args.model_name,
         chain_url: args.chain,
         listen: args.http,
