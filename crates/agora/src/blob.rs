@@ -173,6 +173,30 @@ pub async fn run(command: BlobCommand) -> Result<()> {
     }
 }
 
+/// The endpoints of the providers the chain at `rpc` lists as serving `id`.
+async fn serving(rpc: &str, id: &Hash32) -> Result<Vec<String>> {
+    let providers = ChainClient::new(rpc)
+        .providers()
+        .await
+        .with_context(|| format!("listing providers at {rpc}"))?;
+    Ok(providers
+        .into_iter()
+        .filter(|p| p.models.contains(id))
+        .map(|p| p.endpoint)
+        .collect())
+}
+
+/// A peer for each endpoint, sharing one client.
+fn http_peers(endpoints: &[String]) -> Result<Vec<HttpPeer>> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    Ok(endpoints
+        .iter()
+        .map(|e| HttpPeer::new(e, http.clone()))
+        .collect())
+}
+
 /// Fetch blob `id` of `size` bytes from `peers` into `store`, with a
 /// progress bar (rate and ETA) on stderr when `show` is set.
 async fn fetch_shown(
@@ -220,36 +244,22 @@ pub async fn model_from_peers(
     data_dir: &std::path::Path,
 ) -> Result<(PathBuf, agora_types::ModelEntry)> {
     let id = parse_id(id)?;
-    let chain = ChainClient::new(rpc);
-    let entry = chain
+    let entry = ChainClient::new(rpc)
         .models()
         .await
         .with_context(|| format!("listing models at {rpc}"))?
         .into_iter()
         .find(|m| m.id == id)
         .with_context(|| {
-            format!("the chain at {rpc} has no model {id}; publish it first (agora model publish)")
+            format!("the chain at {rpc} has no model {id}; publish it first (a provider started with --model FILE registers it)")
         })?;
     let store = BlobStore::open(&data_dir.join("blobs"))?;
     if store.size(&id)?.is_none() {
-        let endpoints: Vec<String> = chain
-            .providers()
-            .await
-            .with_context(|| format!("listing providers at {rpc}"))?
-            .into_iter()
-            .filter(|p| p.models.contains(&id))
-            .map(|p| p.endpoint)
-            .collect();
+        let endpoints = serving(rpc, &id).await?;
         if endpoints.is_empty() {
             bail!("no provider on the chain at {rpc} serves model {id} to fetch it from");
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .build()?;
-        let peers: Vec<HttpPeer> = endpoints
-            .iter()
-            .map(|e| HttpPeer::new(e, http.clone()))
-            .collect();
+        let peers = http_peers(&endpoints)?;
         eprintln!(
             "fetching model {} ({} bytes) from {} peer(s)",
             entry.name,
@@ -274,26 +284,16 @@ async fn get(g: GetArgs) -> Result<()> {
     let id = parse_id(&g.id)?;
     let mut endpoints = g.peers.clone();
     if let Some(rpc) = &g.rpc {
-        let providers = ChainClient::new(rpc)
-            .providers()
-            .await
-            .with_context(|| format!("listing providers at {rpc}"))?;
-        for p in providers.into_iter().filter(|p| p.models.contains(&id)) {
-            if !endpoints.contains(&p.endpoint) {
-                endpoints.push(p.endpoint);
+        for endpoint in serving(rpc, &id).await? {
+            if !endpoints.contains(&endpoint) {
+                endpoints.push(endpoint);
             }
         }
     }
     if endpoints.is_empty() {
         bail!("no peer serves {id}: give --peer URL, or --rpc URL to ask the chain");
     }
-    let http = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .build()?;
-    let peers: Vec<HttpPeer> = endpoints
-        .iter()
-        .map(|e| HttpPeer::new(e, http.clone()))
-        .collect();
+    let peers = http_peers(&endpoints)?;
     let size = match g.size {
         Some(size) => size,
         None => {
