@@ -4,7 +4,7 @@
 //! `--adversary MODE` a second provider cheats beside the honest one.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agora_chain::{NodeSetup, Timeouts, ValidatorSetup};
@@ -193,22 +193,26 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
         settle_every: Duration::from_secs(args.batch_secs.max(1)),
         ..BatchConfig::default()
     };
-    let setup = ProviderSetup {
-        data_dir: dir.join("provider"),
-        key: provider_key,
-        model_path: model_path.clone(),
-        model_entry: model_entry.clone(),
-        model_name: None,
-        chain_url: node.rpc_url.clone(),
-        listen: args.provider_http,
-        public_url: None,
-        price: DEVNET_PRICE,
-        stake: DEVNET_STAKE,
-        threads: args.threads,
-        batches,
-        adversary: None,
-        upstream: None,
-    };
+    // Every devnet provider: this chain, the devnet's price and stake, its
+    // threads and batches; each names its own directory, key, address and model.
+    let devnet_provider =
+        |name: &str, key: Keypair, listen: SocketAddr, model: &Path| ProviderSetup {
+            data_dir: dir.join(name),
+            key,
+            model_path: model.to_path_buf(),
+            model_entry: model_entry.clone(),
+            model_name: None,
+            chain_url: node.rpc_url.clone(),
+            listen,
+            public_url: None,
+            price: DEVNET_PRICE,
+            stake: DEVNET_STAKE,
+            threads: args.threads,
+            batches,
+            adversary: None,
+            upstream: None,
+        };
+    let setup = devnet_provider("provider", provider_key, args.provider_http, &model_path);
     let provider = agora_provider::start(setup, shutdown.clone()).await?;
     println!(
         "provider: {} serving {} ({})",
@@ -221,20 +225,13 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
         let client = ChainClient::new(&node.rpc_url);
         fund(&client, &faucet, &cheater_key).await?;
         let setup = ProviderSetup {
-            data_dir: dir.join("cheater"),
-            key: cheater_key.clone(),
-            model_path: model_path.clone(),
-            model_entry: model_entry.clone(),
-            model_name: None,
-            chain_url: node.rpc_url.clone(),
-            listen: args.cheater_http,
-            public_url: None,
-            price: DEVNET_PRICE,
-            stake: DEVNET_STAKE,
-            threads: args.threads,
-            batches,
             adversary: Some(adversary),
-            upstream: None,
+            ..devnet_provider(
+                "cheater",
+                cheater_key.clone(),
+                args.cheater_http,
+                &model_path,
+            )
         };
         let cheater = agora_provider::start(setup, shutdown.clone()).await?;
         println!(
@@ -249,20 +246,9 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
         let key = keys::load_or_create(&dir.join("embedder").join("provider.key"))?;
         fund(&ChainClient::new(&node.rpc_url), &faucet, &key).await?;
         let setup = ProviderSetup {
-            data_dir: dir.join("embedder"),
-            key,
-            model_path: path.clone(),
             model_entry: None,
             model_name: Some(agora_models::EMBEDDING_MODEL_NAME.into()),
-            chain_url: node.rpc_url.clone(),
-            listen: args.embedding_http,
-            public_url: None,
-            price: DEVNET_PRICE,
-            stake: DEVNET_STAKE,
-            threads: args.threads,
-            batches,
-            adversary: None,
-            upstream: None,
+            ..devnet_provider("embedder", key, args.embedding_http, path)
         };
         let embedder = agora_provider::start(setup, shutdown.clone()).await?;
         println!(
