@@ -282,16 +282,23 @@ fn evidence_hash(v: &Verdict, transcript: &Transcript) -> Hash32 {
     Hash32::digest_in(EVIDENCE_DOMAIN, &bytes)
 }
 
-/// Check (a): everything that needs no model pass but the tokenizer.
-fn consistency(scorer: &dyn Scorer, t: &Transcript) -> Result<Vec<String>, VerifyError> {
-    let r = &t.receipt.receipt;
+/// What every job's transcript must show first, whatever it ran: the
+/// provider's signature on the receipt, and the prompt tokens it names.
+pub(crate) fn signed_for_prompt(t: &Transcript) -> Vec<String> {
     let mut reasons = Vec::new();
     if t.receipt.verify().is_err() {
         reasons.push("receipt signature does not verify".into());
     }
-    if hash_tokens(&t.prompt_tokens) != r.prompt_hash {
+    if hash_tokens(&t.prompt_tokens) != t.receipt.receipt.prompt_hash {
         reasons.push("prompt tokens do not match the receipt's prompt hash".into());
     }
+    reasons
+}
+
+/// Check (a): everything that needs no model pass but the tokenizer.
+fn consistency(scorer: &dyn Scorer, t: &Transcript) -> Result<Vec<String>, VerifyError> {
+    let r = &t.receipt.receipt;
+    let mut reasons = signed_for_prompt(t);
     if hash_tokens(&t.output_tokens) != r.output_hash {
         reasons.push("output tokens do not match the receipt's output hash".into());
     }

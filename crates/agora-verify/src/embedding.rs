@@ -5,7 +5,7 @@
 //! does (cosine similarity at least [`MIN_EMBEDDING_COSINE`]).
 
 use agora_engine::{cosine, EngineError, LlamaEmbedder};
-use agora_types::{hash_embeddings, hash_tokens, JobInput, Transcript};
+use agora_types::{hash_embeddings, JobInput, Transcript};
 
 use crate::check::{finish, Verdict, VerifyError};
 use crate::replay::TokenStats;
@@ -28,12 +28,7 @@ pub fn check_embedding_job(
         reasons.push("not an embedding job".into());
         return Ok(finish(reasons, TokenStats::default(), None, None, t));
     };
-    if t.receipt.verify().is_err() {
-        reasons.push("receipt signature does not verify".into());
-    }
-    if hash_tokens(&t.prompt_tokens) != r.prompt_hash {
-        reasons.push("prompt tokens do not match the receipt's prompt hash".into());
-    }
+    reasons.extend(crate::check::signed_for_prompt(t));
     if hash_embeddings(&t.embeddings) != r.output_hash {
         reasons.push("vectors do not match the receipt's output hash".into());
     }
