@@ -37,20 +37,9 @@ async fn sigterm_stops_cleanly_and_kill_9_loses_nothing_committed() {
 
     let mut devnet = common::devnet(dir.path());
     let rpc = devnet.value("chain RPC");
-    let recipient = Keypair::generate().account().to_hex();
-    let faucet = dir.path().join("faucet.key");
-    let (ok, out, err) = common::run(&[
-        "transfer",
-        "--rpc",
-        &rpc,
-        "--key",
-        faucet.to_str().unwrap(),
-        "--to",
-        &recipient,
-        "--amount",
-        "12345",
-    ]);
-    assert!(ok, "transfer failed: {out} {err}");
+    let recipient = Keypair::generate().account();
+    common::transfer(&rpc, &dir.path().join("faucet.key"), &recipient, 12345);
+    let recipient = recipient.to_hex();
     let account_url = format!("{rpc}/account/{recipient}");
     let balance = |v: serde_json::Value| v["balance"].as_u64().unwrap();
     let before: serde_json::Value = reqwest::get(&account_url)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use agora_chain_client::ChainClient;
 use agora_testkit::model;
-use agora_types::{channel_id, AccountId, Keypair};
+use agora_types::{channel_id, AccountId};
 use common::Agora;
 use serde_json::{json, Value};
 
@@ -90,25 +90,8 @@ async fn two_users_budgets_and_a_gateway_killed_under_load() {
     let node = common::fast_node(&dir.path().join("node"));
     let rpc = node.value("chain RPC");
     let chain = ChainClient::new(&rpc);
-    let faucet = path("node/faucet.key");
-    let fund = |to: &AccountId, amount: &str| {
-        let (ok, out, err) = common::run(&[
-            "transfer",
-            "--rpc",
-            &rpc,
-            "--key",
-            &faucet,
-            "--to",
-            &to.to_hex(),
-            "--amount",
-            amount,
-        ]);
-        assert!(ok, "{out} {err}");
-    };
-    std::fs::create_dir_all(path("prov")).unwrap();
-    let provider_key = Keypair::generate();
-    std::fs::write(path("prov/provider.key"), hex::encode(provider_key.seed())).unwrap();
-    fund(&provider_key.account(), "5000000");
+    let faucet = dir.path().join("node/faucet.key");
+    common::funded_provider_key(&rpc, &faucet, &dir.path().join("prov"));
     let _provider = Agora::start(&[
         "provider",
         "--chain",
@@ -147,7 +130,12 @@ async fn two_users_budgets_and_a_gateway_killed_under_load() {
             .as_str()
             .unwrap()
             .to_string();
-        fund(&account.parse::<AccountId>().unwrap(), "1000000");
+        common::transfer(
+            &rpc,
+            &faucet,
+            &account.parse::<AccountId>().unwrap(),
+            1_000_000,
+        );
         users.push((name, account));
     }
     let accounts: Vec<AccountId> = users

@@ -6,7 +6,6 @@
 mod common;
 
 use agora_testkit::model;
-use agora_types::Keypair;
 use common::Agora;
 use serde_json::json;
 
@@ -17,25 +16,11 @@ async fn a_second_provider_fetches_the_model_by_id_from_the_first_and_serves_it(
     let node = common::fast_node(&dir.path().join("node"));
     let rpc = node.value("chain RPC");
     let provider = |name: &str, model_flag: &str, model_value: &str| {
-        std::fs::create_dir_all(path(name)).unwrap();
-        let key = Keypair::generate();
-        std::fs::write(
-            path(&format!("{name}/provider.key")),
-            hex::encode(key.seed()),
-        )
-        .unwrap();
-        let (ok, out, err) = common::run(&[
-            "transfer",
-            "--rpc",
+        let key = common::funded_provider_key(
             &rpc,
-            "--key",
-            &path("node/faucet.key"),
-            "--to",
-            &key.account().to_hex(),
-            "--amount",
-            "5000000",
-        ]);
-        assert!(ok, "{out} {err}");
+            &dir.path().join("node/faucet.key"),
+            &dir.path().join(name),
+        );
         let args = [
             "provider",
             "--chain",

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use agora_testkit::model;
-use agora_types::Keypair;
 use common::Agora;
 use serde_json::json;
 use sse::next_event;
@@ -58,21 +57,11 @@ async fn separate_roles_and_a_provider_dying_mid_stream() {
     assert!(err.contains("fund it first"), "{err}");
 
     // Fund a provider key, then start the provider with it.
-    std::fs::create_dir_all(path("prov")).unwrap();
-    let key = Keypair::generate();
-    std::fs::write(path("prov/provider.key"), hex::encode(key.seed())).unwrap();
-    let (ok, out, err) = common::run(&[
-        "transfer",
-        "--rpc",
+    let key = common::funded_provider_key(
         &rpc,
-        "--key",
-        &path("node/faucet.key"),
-        "--to",
-        &key.account().to_hex(),
-        "--amount",
-        "5000000",
-    ]);
-    assert!(ok, "{out} {err}");
+        &dir.path().join("node/faucet.key"),
+        &dir.path().join("prov"),
+    );
     let mut provider = Agora::start(&[
         "provider",
         "--chain",

@@ -124,6 +124,29 @@ pub fn fast_node(dir: &Path) -> Agora {
     ])
 }
 
+/// `agora transfer` of `amount` from the key file `from` to `to`, which must succeed.
+pub fn transfer(rpc: &str, from: &Path, to: &agora_types::AccountId, amount: u64) {
+    let (from, to, amount) = (
+        from.to_str().expect("utf-8 path"),
+        to.to_hex(),
+        amount.to_string(),
+    );
+    let (ok, out, err) = run(&[
+        "transfer", "--rpc", rpc, "--key", from, "--to", &to, "--amount", &amount,
+    ]);
+    assert!(ok, "transfer failed: {out} {err}");
+}
+
+/// A new provider key written to `dir/provider.key` (where `agora provider
+/// --data-dir dir` reads it), funded with 5,000,000 by the key file `faucet`.
+pub fn funded_provider_key(rpc: &str, faucet: &Path, dir: &Path) -> agora_types::Keypair {
+    std::fs::create_dir_all(dir).expect("create the provider's directory");
+    let key = agora_types::Keypair::generate();
+    std::fs::write(dir.join("provider.key"), hex::encode(key.seed())).expect("write the key");
+    transfer(rpc, faucet, &key.account(), 5_000_000);
+    key
+}
+
 /// Start a devnet on free ports under `dir`.
 pub fn devnet(dir: &Path) -> Agora {
     devnet_with(dir, &["--threads", "2"])
