@@ -168,12 +168,7 @@ async fn a_forced_call_is_constrained_and_answered_as_tool_calls() {
     ]))
     .await;
     let body = chat(json!({"tools": [weather_tool()], "tool_choice": "required"}));
-    let v: Value = gw
-        .post("/v1/chat/completions", &body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = gw.post_json("/v1/chat/completions", &body).await;
     let choice = &v["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls", "{v}");
     assert_eq!(choice["message"]["content"], Value::Null);
@@ -212,12 +207,7 @@ async fn a_forced_call_is_constrained_and_answered_as_tool_calls() {
 async fn auto_choice_answers_text_as_content_and_calls_as_tool_calls_streamed_or_not() {
     let (_, gw) = served(Script::Deltas(vec!["It is ", "sunny."])).await;
     let body = chat(json!({"tools": [weather_tool()]}));
-    let v: Value = gw
-        .post("/v1/chat/completions", &body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = gw.post_json("/v1/chat/completions", &body).await;
     assert_eq!(v["choices"][0]["message"]["content"], "It is sunny.");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     let mut streamed = body.clone();
@@ -264,12 +254,7 @@ async fn earlier_calls_and_results_are_replayed_into_the_prompt() {
         {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "20C"},
     ]});
-    let v: Value = gw
-        .post("/v1/chat/completions", &body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = gw.post_json("/v1/chat/completions", &body).await;
     assert_eq!(v["choices"][0]["message"]["content"], "It is 20C in Paris.");
     let JobInput::Chat { messages } = &p.jobs()[0].input else {
         panic!()

@@ -23,6 +23,11 @@ impl Api {
             .unwrap()
     }
 
+    /// POST `body` to `path` and read the answer as JSON (whatever its status).
+    async fn post_json(&self, path: &str, body: Value) -> Value {
+        self.post(path, body).await.json().await.unwrap()
+    }
+
     /// Non-streaming chat; returns (content, body, receipt id).
     async fn chat(&self, seed: u64, temperature: f64) -> (String, Value, String) {
         let body = json!({
@@ -194,12 +199,7 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         "model": MODEL, "messages": [{"role": "user", "content": "Name a fruit."}],
         "max_tokens": 8, "temperature": 0, "logprobs": true, "top_logprobs": 2,
     });
-    let v: Value = api
-        .post("/chat/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = api.post_json("/chat/completions", body).await;
     let content = v["choices"][0]["logprobs"]["content"]
         .as_array()
         .unwrap_or_else(|| panic!("{v}"));
@@ -232,12 +232,7 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         .json()
         .await
         .unwrap();
-    let again: Value = api
-        .post("/chat/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again: Value = api.post_json("/chat/completions", body).await;
     let texts = |v: &Value| -> Vec<String> {
         v["choices"]
             .as_array()
@@ -358,12 +353,7 @@ async fn devnet_serves_the_openai_api_with_receipts() {
     let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Describe Lisbon."}],
         "max_tokens": 64, "seed": 1, "temperature": 0.7,
         "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}});
-    let v: Value = api
-        .post("/chat/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = api.post_json("/chat/completions", body).await;
     let content = v["choices"][0]["message"]["content"].as_str().unwrap();
     let city: Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("{e}: {content:?}"));
     assert!(
@@ -377,12 +367,7 @@ async fn devnet_serves_the_openai_api_with_receipts() {
         "parameters": {"type": "object", "properties": {"unit": {"enum": ["c", "f"]}}, "required": ["unit"]}}}]);
     let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Weather in Lisbon?"}],
         "max_tokens": 64, "seed": 2, "tools": tools, "tool_choice": "required"});
-    let v: Value = api
-        .post("/chat/completions", body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v: Value = api.post_json("/chat/completions", body).await;
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
     let call = &v["choices"][0]["message"]["tool_calls"][0]["function"];
     assert_eq!(call["name"], "get_weather");

@@ -429,6 +429,11 @@ impl Running {
             .unwrap()
     }
 
+    /// POST `body` to `path` and read the answer as JSON (whatever its status).
+    pub async fn post_json(&self, path: &str, body: &Value) -> Value {
+        self.post(path, body).await.json().await.unwrap()
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
