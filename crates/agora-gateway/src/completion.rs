@@ -414,10 +414,8 @@ pub(crate) fn with_headers(
 pub(crate) struct Finished {
     /// An embedding job's vectors (empty for completions).
     pub embeddings: Vec<Vec<f32>>,
-    pub usage: Usage,
-    pub cost: u64,
-    /// Prompt tokens the provider took from its prompt cache.
-    pub cached_tokens: u32,
+    /// What it used and cost.
+    pub billed: Billed,
     pub job_id: String,
     pub provider: ProviderInfo,
     text: String,
@@ -482,16 +480,13 @@ pub(crate) async fn run_to_end<D: Directory>(
                     if let Err(why) = accept_done(gw, &done, &timing, charge) {
                         break why;
                     }
-                    let (job_id, cost) = (events.job_id, receipt.receipt.cost);
                     return Ok(Finished {
                         embeddings: embeddings.unwrap_or_default(),
                         text,
                         reason: finish_reason,
-                        usage,
-                        cost,
-                        cached_tokens: cached_tokens.min(usage.prompt_tokens),
+                        billed: billed(usage, cached_tokens, &receipt),
                         logprobs,
-                        job_id,
+                        job_id: events.job_id,
                         provider,
                     });
                 }
@@ -566,11 +561,7 @@ async fn collect<D: Directory>(
     let finished = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
     let meta = ResponseMeta::new(endpoint, &finished[0].job_id, &req.model);
     let want = req.params.logprobs.is_some();
-    let usage = total(finished.iter().map(|f| Billed {
-        usage: f.usage,
-        cached_tokens: f.cached_tokens,
-        cost: f.cost,
-    }));
+    let usage = total(finished.iter().map(|f| f.billed));
     let receipts: Vec<&str> = finished.iter().map(|f| f.job_id.as_str()).collect();
     let choices = finished
         .iter()

@@ -71,9 +71,9 @@ async fn run<D: Directory>(
         })
         .collect();
     let usage = json!({
-        "prompt_tokens": done.usage.prompt_tokens,
-        "total_tokens": done.usage.prompt_tokens,
-        "cost": done.cost,
+        "prompt_tokens": done.billed.usage.prompt_tokens,
+        "total_tokens": done.billed.usage.prompt_tokens,
+        "cost": done.billed.cost,
     });
     let body = json!({"object": "list", "data": data, "model": req.model, "usage": usage});
     Ok(with_headers(
