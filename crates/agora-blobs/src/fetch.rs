@@ -192,7 +192,7 @@ pub async fn fetch(
     config: &FetchConfig,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Fetched, BlobError> {
-    if let Some(have) = store.size(&id)? {
+    if let (true, Some(have)) = (store.held(&id)?, store.size(&id)?) {
         let info = BlobInfo { id, size: have };
         let from = peers.iter().map(|p| (p.label(), 0)).collect();
         return Ok(Fetched {

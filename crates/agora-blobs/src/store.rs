@@ -79,7 +79,18 @@ impl BlobStore {
         self.external(id)
             .ok()
             .flatten()
-            .unwrap_or_else(|| self.dir.join("blobs").join(id.to_hex()))
+            .unwrap_or_else(|| self.own_path(id))
+    }
+
+    /// Where the store keeps the bytes of a blob it holds itself.
+    fn own_path(&self, id: &Hash32) -> PathBuf {
+        self.dir.join("blobs").join(id.to_hex())
+    }
+
+    /// Whether the store holds blob `id` with its bytes where the index
+    /// says (a file imported in place may have been moved or deleted since).
+    pub fn held(&self, id: &Hash32) -> Result<bool, BlobError> {
+        Ok(self.file(id)?.is_some_and(|f| f.is_file()))
     }
 
     fn external(&self, id: &Hash32) -> Result<Option<PathBuf>, BlobError> {
@@ -114,7 +125,7 @@ impl BlobStore {
             let reader = std::io::BufReader::with_capacity(1 << 20, source);
             let root = bao_tree::io::sync::outboard(reader, tree, &mut outboard)?;
             let id = Hash32(*root.as_bytes());
-            if self.size(&id)?.is_none() {
+            if !self.held(&id)? {
                 File::open(&outboard_tmp)?.sync_all()?;
                 std::fs::rename(&outboard_tmp, self.outboard_path(&id))?;
                 let w = self.db.begin_write().map_err(BlobError::index)?;
@@ -194,13 +205,21 @@ impl BlobStore {
         data: &Path,
         outboard: &Path,
     ) -> Result<(), BlobError> {
-        if self.size(&id)?.is_none() {
+        let fresh = !self.held(&id)?;
+        if fresh {
             File::open(data)?.sync_all()?;
             File::open(outboard)?.sync_all()?;
-            std::fs::rename(data, self.data_path(&id))?;
+            std::fs::rename(data, self.own_path(&id))?;
             std::fs::rename(outboard, self.outboard_path(&id))?;
         }
         let w = self.db.begin_write().map_err(BlobError::index)?;
+        if fresh {
+            // Its bytes are the store's own now, not a file elsewhere that went away.
+            w.open_table(EXTERNAL)
+                .map_err(BlobError::index)?
+                .remove(id.0.as_slice())
+                .map_err(BlobError::index)?;
+        }
         w.open_table(BLOBS)
             .map_err(BlobError::index)?
             .insert(id.0.as_slice(), size)
@@ -269,11 +288,10 @@ impl BlobStore {
             .remove(id.0.as_slice())
             .map_err(BlobError::index)?;
         w.commit().map_err(BlobError::index)?;
-        let own = self.dir.join("blobs").join(id.to_hex());
         let files = if external {
             vec![self.outboard_path(id)]
         } else {
-            vec![own, self.outboard_path(id)]
+            vec![self.own_path(id), self.outboard_path(id)]
         };
         for path in files {
             match std::fs::remove_file(path) {

@@ -246,3 +246,34 @@ fn a_file_imported_in_place_is_served_from_where_it_is_and_kept_on_remove() {
         "the file imported in place is not the store's to delete"
     );
 }
+
+#[test]
+fn a_file_imported_in_place_that_moved_is_held_again_from_its_new_place() {
+    let (dir, store) = fresh();
+    let bytes = content(2 * GROUP_BYTES as usize, 8);
+    let (old, new) = (dir.path().join("a.gguf"), dir.path().join("b.gguf"));
+    std::fs::write(&old, &bytes).unwrap();
+    let info = store.import_in_place(&old).unwrap();
+    assert!(store.held(&info.id).unwrap());
+    std::fs::rename(&old, &new).unwrap();
+    assert!(
+        !store.held(&info.id).unwrap(),
+        "its bytes are gone from where they were"
+    );
+    assert!(store.encode(&info.id, 0..info.size).is_err());
+    assert_eq!(store.import_in_place(&new).unwrap(), info);
+    assert!(store.held(&info.id).unwrap());
+    store.encode(&info.id, 0..info.size).unwrap();
+    // Fetched bytes replace a lost external file too.
+    std::fs::remove_file(&new).unwrap();
+    let (_s, seeder) = fresh();
+    seeder.import_bytes(&bytes).unwrap();
+    let mut partial = store.begin(info.id, info.size).unwrap();
+    let stream = seeder.encode(&info.id, 0..info.size).unwrap();
+    partial.write(0..info.size, stream.as_slice()).unwrap();
+    partial.finish().unwrap();
+    assert!(store.held(&info.id).unwrap());
+    let out = dir.path().join("out");
+    store.export(&info.id, &out).unwrap();
+    assert_eq!(std::fs::read(out).unwrap(), bytes);
+}

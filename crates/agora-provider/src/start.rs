@@ -212,8 +212,9 @@ async fn serve_model_blob(
     let id = model.id;
     let (store, info) = tokio::task::spawn_blocking(move || {
         let store = agora_blobs::BlobStore::open(&dir)?;
-        // Held already (fetched from peers, or imported by an earlier run).
-        if let Some(size) = store.size(&id)? {
+        // Held already (fetched from peers, or imported by an earlier run
+        // from a file still there): no need to hash it again.
+        if let (true, Some(size)) = (store.held(&id)?, store.size(&id)?) {
             return Ok((store, agora_blobs::BlobInfo { id, size }));
         }
         let info = store.import_in_place(&path)?;

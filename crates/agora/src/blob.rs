@@ -254,7 +254,7 @@ pub async fn model_from_peers(
             format!("the chain at {rpc} has no model {id}; publish it first (a provider started with --model FILE registers it)")
         })?;
     let store = BlobStore::open(&data_dir.join("blobs"))?;
-    if store.size(&id)?.is_none() {
+    if !store.held(&id)? {
         let endpoints = serving(rpc, &id).await?;
         if endpoints.is_empty() {
             bail!("no provider on the chain at {rpc} serves model {id} to fetch it from");
