@@ -21,6 +21,29 @@ pub enum BenchCommand {
     /// A whole network with an honest provider and one cheater per mode side
     /// by side, every job audited: who was slashed, who earned and lost what.
     Soak(SoakArgs),
+    /// The blob store against b3sum (import) and a plain HTTP range
+    /// download (a verified fetch from two local peers), and its overhead.
+    Blob(BlobArgs),
+}
+
+/// `agora bench blob`.
+#[derive(Args, Debug)]
+pub struct BlobArgs {
+    /// Size of the blob, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub size_mib: u64,
+    /// Runs of each step; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The b3sum to compare with (`cargo install b3sum --locked`).
+    #[arg(long, default_value = "b3sum")]
+    pub b3sum: PathBuf,
+    /// Where the scratch files go (default: the system's temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `agora bench soak`.

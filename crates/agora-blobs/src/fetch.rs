@@ -79,7 +79,7 @@ impl RangeSource for HttpPeer {
                 return Err(format!("answered {}", resp.status()));
             }
             let body = resp.bytes().await.map_err(|e| e.to_string())?;
-            Ok(body.to_vec())
+            Ok(Vec::from(body))
         })
     }
 }
@@ -91,13 +91,17 @@ pub struct FetchConfig {
     pub piece_bytes: u64,
     /// How long a peer may take to answer one piece before it is dropped.
     pub timeout: Duration,
+    /// Requests in flight to each peer at once (so that a peer's link is
+    /// not idle while the last piece it sent is verified).
+    pub per_peer: usize,
 }
 
 impl Default for FetchConfig {
     fn default() -> Self {
         FetchConfig {
-            piece_bytes: 1 << 20,
+            piece_bytes: 4 << 20,
             timeout: Duration::from_secs(30),
+            per_peer: 2,
         }
     }
 }
@@ -146,6 +150,15 @@ impl<'s> Run<'_, 's> {
 
     fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Range<u64>>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`Run::work`] for `peer` with [`FetchConfig::per_peer`] requests in
+    /// flight: the bytes they verified, and why the first that failed did.
+    async fn peer(&self, peer: &dyn RangeSource) -> (u64, Option<String>) {
+        let lanes = (0..self.config.per_peer.max(1)).map(|_| self.work(peer));
+        let results = futures::future::join_all(lanes).await;
+        let got = results.iter().map(|(n, _)| n).sum();
+        (got, results.into_iter().find_map(|(_, why)| why))
     }
 
     /// Take pieces for `peer` until none is left (`None`) or it fails one
@@ -224,7 +237,7 @@ pub async fn fetch(
             break;
         }
         *run.queue() = pieces(&missing.0, config.piece_bytes);
-        let results = futures::future::join_all(live.iter().map(|&i| run.work(peers[i]))).await;
+        let results = futures::future::join_all(live.iter().map(|&i| run.peer(peers[i]))).await;
         let mut still = Vec::new();
         for (&i, (bytes, why)) in live.iter().zip(results) {
             got[i] += bytes;
@@ -239,9 +252,10 @@ pub async fn fetch(
         live = still;
     }
     let from = peers.iter().zip(got).map(|(p, g)| (p.label(), g)).collect();
-    let partial = run.partial.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut partial = run.partial.into_inner().unwrap_or_else(|e| e.into_inner());
     let missing = partial.missing().len();
     if missing > 0 {
+        partial.record()?;
         let why = if dropped.is_empty() {
             "no peer was given".to_string()
         } else {

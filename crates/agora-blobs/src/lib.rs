@@ -13,6 +13,7 @@
 
 mod error;
 mod fetch;
+mod hash;
 mod partial;
 mod ranges;
 pub mod serve;

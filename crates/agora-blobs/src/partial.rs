@@ -29,7 +29,14 @@ pub struct Partial<'s> {
     data: File,
     outboard: PreOrderOutboard<File>,
     verified: ChunkRanges,
+    /// Bytes verified since the verified ranges were last recorded.
+    unrecorded: u64,
 }
+
+/// Verified bytes a fetch may hold before it records them (syncing the
+/// files and the index): a crash costs at most this much fetching again,
+/// and a fast link is not held to one sync per piece.
+const RECORD_EVERY: u64 = 64 << 20;
 
 impl BlobStore {
     fn partial_paths(&self, id: &Hash32) -> (PathBuf, PathBuf) {
@@ -83,6 +90,7 @@ impl BlobStore {
                 data: open(&outboard_path)?,
             },
             verified,
+            unrecorded: 0,
         })
     }
 
@@ -124,7 +132,9 @@ impl Partial<'_> {
     /// Verify the bao encoding of `bytes` read from `encoded` and write
     /// what verifies; returns the bytes newly verified. On a bad or short
     /// stream the groups verified before it are kept (and recorded), the
-    /// bad one is not written, and the error says what failed.
+    /// bad one is not written, and the error says what failed. What
+    /// verified is recorded for a resume every [`RECORD_EVERY`] bytes, on
+    /// failure and by [`Partial::record`].
     pub fn write(&mut self, bytes: Range<u64>, encoded: impl Read) -> Result<u64, BlobError> {
         if bytes.start >= bytes.end || bytes.end > self.size {
             return Err(BlobError::OutOfRange {
@@ -138,16 +148,21 @@ impl Partial<'_> {
         let ranges = groups_covering(&bytes);
         let root = blake3::Hash::from_bytes(self.id.0);
         let mut failure = None;
+        // Verified groups arrive in order; contiguous ones are written at once.
+        let mut run = Vec::with_capacity((bytes.end - bytes.start) as usize);
+        let mut run_at = 0;
         for item in DecodeResponseIter::new(root, self.tree, encoded, &ranges) {
             match item {
                 Ok(BaoContentItem::Parent(Parent { node, pair })) => {
                     self.outboard.save(node, &pair)?;
                 }
                 Ok(BaoContentItem::Leaf(Leaf { offset, data })) => {
-                    self.data.write_all_at(offset, &data)?;
-                    let end = offset + data.len() as u64;
-                    self.verified |=
-                        ChunkRanges::from(ChunkNum::full_chunks(offset)..ChunkNum::chunks(end));
+                    if run_at + run.len() as u64 != offset {
+                        self.write_verified(run_at, &run)?;
+                        run.clear();
+                        run_at = offset;
+                    }
+                    run.extend_from_slice(&data);
                 }
                 Err(e) => {
                     failure = Some(e);
@@ -155,22 +170,39 @@ impl Partial<'_> {
                 }
             }
         }
-        self.record()?;
+        self.write_verified(run_at, &run)?;
+        let added = self.verified_bytes() - before;
+        self.unrecorded += added;
+        if failure.is_some() || self.unrecorded >= RECORD_EVERY {
+            self.record()?;
+        }
         match failure {
             Some(e) => Err(BlobError::Corrupt {
                 id: self.id,
                 why: e.to_string(),
             }),
-            None => Ok(self.verified_bytes() - before),
+            None => Ok(added),
         }
+    }
+
+    /// Write verified `data` at `offset` and count it as verified.
+    fn write_verified(&mut self, offset: u64, data: &[u8]) -> Result<(), BlobError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.data.write_all_at(offset, data)?;
+        let end = offset + data.len() as u64;
+        self.verified |= ChunkRanges::from(ChunkNum::full_chunks(offset)..ChunkNum::chunks(end));
+        Ok(())
     }
 
     fn verified_bytes(&self) -> u64 {
         self.size - self.missing().len()
     }
 
-    /// Flush what was written and record the verified ranges.
-    fn record(&mut self) -> Result<(), BlobError> {
+    /// Sync what was written and record the verified ranges, so a fetch
+    /// stopped after this resumes from them.
+    pub fn record(&mut self) -> Result<(), BlobError> {
         self.data.sync_data()?;
         self.outboard.data.sync_data()?;
         let row =
@@ -180,11 +212,13 @@ impl Partial<'_> {
             .map_err(BlobError::index)?
             .insert(self.id.0.as_slice(), row.as_slice())
             .map_err(BlobError::index)?;
-        w.commit().map_err(BlobError::index)
+        w.commit().map_err(BlobError::index)?;
+        self.unrecorded = 0;
+        Ok(())
     }
 
     /// Make the verified blob part of the store; refused while any byte is missing.
-    pub fn finish(self) -> Result<BlobInfo, BlobError> {
+    pub fn finish(mut self) -> Result<BlobInfo, BlobError> {
         let missing = self.missing().len();
         if missing > 0 {
             return Err(BlobError::Incomplete {
@@ -199,6 +233,8 @@ impl Partial<'_> {
                 why: "an empty blob has another hash".into(),
             });
         }
+        // Installed, it is a blob: nothing is left to record for a resume.
+        self.unrecorded = 0;
         self.data.set_len(self.size)?;
         self.outboard.data.set_len(self.tree.outboard_size())?;
         let (data, outboard) = self.store.partial_paths(&self.id);
@@ -207,5 +243,15 @@ impl Partial<'_> {
             id: self.id,
             size: self.size,
         })
+    }
+}
+
+impl Drop for Partial<'_> {
+    /// A fetch stopped early records what it verified, so the next resumes
+    /// from it (if this fails, that much is fetched again: nothing is lost).
+    fn drop(&mut self) {
+        if self.unrecorded > 0 {
+            let _ = self.record();
+        }
     }
 }

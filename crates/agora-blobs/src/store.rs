@@ -4,7 +4,6 @@
 //! tags and the verified ranges of partial fetches.
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +14,7 @@ use bao_tree::BaoTree;
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::ranges::groups_covering;
-use crate::{BlobError, BLOCK_SIZE};
+use crate::{BlobError, BLOCK_SIZE, GROUP_BYTES};
 
 /// id → size of every complete blob.
 pub(crate) const BLOBS: TableDefinition<&[u8], u64> = TableDefinition::new("blobs");
@@ -39,20 +38,6 @@ pub struct BlobInfo {
 pub struct BlobStore {
     pub(crate) dir: PathBuf,
     pub(crate) db: Database,
-}
-
-/// Copies what it reads into `sink`, so a file is hashed and stored in one pass.
-struct Tee<R, W> {
-    source: R,
-    sink: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.source.read(buf)?;
-        self.sink.write_all(&buf[..n])?;
-        Ok(n)
-    }
 }
 
 impl BlobStore {
@@ -116,14 +101,7 @@ impl BlobStore {
         let size = source.metadata()?.len();
         let outboard_tmp = self.scratch("obao");
         let result = (|| {
-            let tree = BaoTree::new(size, BLOCK_SIZE);
-            let mut outboard = PreOrderOutboard {
-                root: blake3::Hash::from_bytes([0; 32]),
-                tree,
-                data: File::create(&outboard_tmp)?,
-            };
-            let reader = std::io::BufReader::with_capacity(1 << 20, source);
-            let root = bao_tree::io::sync::outboard(reader, tree, &mut outboard)?;
+            let root = crate::hash::outboard(&source, size, &File::create(&outboard_tmp)?)?;
             let id = Hash32(*root.as_bytes());
             if !self.held(&id)? {
                 File::open(&outboard_tmp)?.sync_all()?;
@@ -157,42 +135,39 @@ impl BlobStore {
             .join(format!("{what}-{n:016x}.tmp"))
     }
 
-    /// Import the file at `path`: hash it and build its outboard while
-    /// copying it in, in one pass.
+    /// Import the file at `path`: copy it in, then hash the copy (so what
+    /// is stored is what was hashed, even if the file changes meanwhile)
+    /// and build its outboard on every core.
     pub fn import_file(&self, path: &Path) -> Result<BlobInfo, BlobError> {
-        let source = File::open(path)?;
-        let size = source.metadata()?.len();
-        self.import(source, size)
+        let data_tmp = self.scratch("data");
+        let result = std::fs::copy(path, &data_tmp)
+            .map_err(BlobError::from)
+            .and_then(|_| self.import_scratch(&data_tmp));
+        let _ = std::fs::remove_file(&data_tmp);
+        result
     }
 
     /// Import `bytes`.
     pub fn import_bytes(&self, bytes: &[u8]) -> Result<BlobInfo, BlobError> {
-        self.import(bytes, bytes.len() as u64)
+        let data_tmp = self.scratch("data");
+        let result = std::fs::write(&data_tmp, bytes)
+            .map_err(BlobError::from)
+            .and_then(|()| self.import_scratch(&data_tmp));
+        let _ = std::fs::remove_file(&data_tmp);
+        result
     }
 
-    fn import(&self, source: impl Read, size: u64) -> Result<BlobInfo, BlobError> {
-        let (data_tmp, outboard_tmp) = (self.scratch("data"), self.scratch("obao"));
+    /// Hash the store's own scratch copy `data_tmp` and install it.
+    fn import_scratch(&self, data_tmp: &Path) -> Result<BlobInfo, BlobError> {
+        let outboard_tmp = self.scratch("obao");
         let result = (|| {
-            let sink = std::io::BufWriter::new(File::create(&data_tmp)?);
-            let mut tee = Tee { source, sink };
-            let tree = BaoTree::new(size, BLOCK_SIZE);
-            let mut outboard = PreOrderOutboard {
-                root: blake3::Hash::from_bytes([0; 32]),
-                tree,
-                data: File::create(&outboard_tmp)?,
-            };
-            let root = bao_tree::io::sync::outboard(&mut tee, tree, &mut outboard)?;
-            tee.sink.flush()?;
-            let copied = tee.sink.get_ref().metadata()?.len();
-            if copied != size {
-                let why = format!("the file changed while it was read ({copied} of {size} bytes)");
-                return Err(BlobError::Io(std::io::Error::other(why)));
-            }
+            let data = File::open(data_tmp)?;
+            let size = data.metadata()?.len();
+            let root = crate::hash::outboard(&data, size, &File::create(&outboard_tmp)?)?;
             let id = Hash32(*root.as_bytes());
-            self.install(id, size, &data_tmp, &outboard_tmp)?;
+            self.install(id, size, data_tmp, &outboard_tmp)?;
             Ok(BlobInfo { id, size })
         })();
-        let _ = std::fs::remove_file(&data_tmp);
         let _ = std::fs::remove_file(&outboard_tmp);
         result
     }
@@ -373,7 +348,9 @@ impl BlobStore {
             data: File::open(self.outboard_path(id))?,
         };
         let data = File::open(self.data_path(id))?;
-        let mut out = Vec::new();
+        // The groups, a pair per group and the pairs above them.
+        let groups = (bytes.end - bytes.start).div_ceil(GROUP_BYTES) + 1;
+        let mut out = Vec::with_capacity(((groups + 64) * (GROUP_BYTES + 64)) as usize);
         encode_ranges_validated(data, outboard, &groups_covering(&bytes), &mut out).map_err(
             |e| BlobError::Corrupt {
                 id: *id,
