@@ -399,6 +399,7 @@ async fn validators_and_channels_are_served() {
         license: "MIT".into(),
         owner: owner.account(),
         royalty_ppm: 100_000,
+        tokenizer_hash: Default::default(),
     };
     node.submit(sign(
         &owner,
@@ -505,6 +506,7 @@ async fn batches_disputes_and_audit_records_are_served() {
         license: "MIT".into(),
         owner: provider.account(),
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     };
     let mut g = genesis(&[&provider, &auditor, &other]);
     g.models.push(model.clone());

@@ -410,7 +410,7 @@ pub fn gguf_model_info(model: &LlamaModel, path: &Path, context_length: u32) -> 
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
     {
-        Some(t) => file_type_name(t),
+        Some(t) => agora_models::gguf::file_type_name(t),
         None => "unknown".into(),
     };
     ModelInfo {
@@ -421,29 +421,4 @@ pub fn gguf_model_info(model: &LlamaModel, path: &Path, context_length: u32) -> 
         quantization,
         context_length: context_length.min(model.n_ctx_train().max(1)),
     }
-}
-
-/// llama.cpp's `llama_ftype` numbers for the common quantizations.
-fn file_type_name(file_type: u32) -> String {
-    let name = match file_type {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        32 => "BF16",
-        other => return format!("ftype {other}"),
-    };
-    name.into()
 }

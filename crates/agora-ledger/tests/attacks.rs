@@ -29,6 +29,7 @@ fn model() -> ModelEntry {
         license: "MIT".into(),
         owner: AccountId([0; 32]),
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     }
 }
 

@@ -37,6 +37,7 @@ fn model() -> ModelEntry {
         license: "MIT".into(),
         owner: AccountId([0; 32]),
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ fn genesis(keys: &[Keypair], balance: u64) -> State {
             license: "MIT".into(),
             owner: agora_types::no_owner(),
             royalty_ppm: 0,
+            tokenizer_hash: Default::default(),
         }],
     );
     g.params.channel_challenge_blocks = WINDOW;

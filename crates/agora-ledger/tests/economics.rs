@@ -36,6 +36,7 @@ fn model(tag: u8, owner: AccountId, royalty_ppm: u32) -> ModelEntry {
         license: "MIT".into(),
         owner,
         royalty_ppm,
+        tokenizer_hash: Default::default(),
     }
 }
 

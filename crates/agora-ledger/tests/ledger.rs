@@ -21,6 +21,7 @@ fn model(tag: u8) -> ModelEntry {
         license: "Apache-2.0".into(),
         owner: agora_types::no_owner(),
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     }
 }
 

@@ -32,6 +32,7 @@ fn model(owner: AccountId) -> ModelEntry {
         license: "MIT".into(),
         owner,
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 mod embedding;
 mod entry;
+pub mod gguf;
 
 pub use embedding::{
     embedding_model_path, ensure_embedding_model, verify_embedding_model, EMBEDDING_MODEL_BLAKE3,
@@ -32,7 +33,8 @@ pub use embedding::{
     EMBEDDING_MODEL_NAME, EMBEDDING_MODEL_PACKAGE, EMBEDDING_MODEL_SHA256,
     EMBEDDING_MODEL_WHEEL_SHA256, GGUF_PY_PACKAGE, GGUF_PY_WHEEL_SHA256,
 };
-pub use entry::default_model_entry;
+pub use entry::{default_model_entry, entry_for};
+pub use gguf::{read_meta, GgufError, GgufMeta};
 
 /// API name of the default model.
 pub const DEFAULT_MODEL_NAME: &str = "smollm2-135m-instruct";
@@ -48,6 +50,10 @@ pub const DEFAULT_MODEL_BLAKE3: &str =
     "5f4fa13bfc6dd4a91fd00e22974a9c4e9ed628fd7d7f307398ddf30260d6b2c3";
 /// Licence of the default model.
 pub const DEFAULT_MODEL_LICENSE: &str = "Apache-2.0";
+/// The default model's tokenizer hash ([`gguf::GgufMeta::tokenizer_hash`]),
+/// computed independently of this crate by a Python reading of the file.
+pub const DEFAULT_MODEL_TOKENIZER_HASH: &str =
+    "e54e6acd6d30d0a44d313c19eece8f02b3f108332ca5bbf72dbbdf1dc014402e";
 
 /// File name of the substitute model (Gemma 3 270M, Q4_K_M) inside the cache.
 pub const SUBSTITUTE_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
@@ -99,6 +105,14 @@ pub enum ModelError {
     Convert {
         /// What went wrong (the converter's last lines of output).
         reason: String,
+    },
+    /// The file's GGUF header could not be read.
+    #[error("{path}: {source}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its header.
+        source: GgufError,
     },
     /// The file's hash is not the pinned one.
     #[error("{path} has {algorithm} {actual}, expected {expected}")]

@@ -106,26 +106,7 @@ pub(crate) async fn connect_upstream(
 }
 
 /// Registry entry for a model file the chain may not know yet.
-pub(crate) fn derive_entry(
-    path: &Path,
-    name: Option<String>,
-    engine: &impl InferenceEngine,
-) -> Result<ModelEntry, Failure> {
+pub(crate) fn derive_entry(path: &Path, name: Option<String>) -> Result<ModelEntry, Failure> {
     let id = agora_models::model_id(path).map_err(Failure::other)?;
-    let size_bytes = std::fs::metadata(path)?.len();
-    if id.to_hex() == agora_models::DEFAULT_MODEL_BLAKE3 {
-        return Ok(agora_models::default_model_entry());
-    }
-    let info = engine.model_info();
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-    Ok(ModelEntry {
-        id,
-        name: name.unwrap_or_else(|| stem.to_lowercase()),
-        architecture: info.architecture.clone(),
-        quantization: info.quantization.clone(),
-        size_bytes,
-        license: "unknown".into(),
-        owner: agora_types::no_owner(),
-        royalty_ppm: 0,
-    })
+    agora_models::entry_for(path, id, name).map_err(Failure::other)
 }

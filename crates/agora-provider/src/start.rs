@@ -146,7 +146,7 @@ pub async fn start(setup: ProviderSetup, shutdown: Shutdown) -> Result<ProviderH
     };
     let model = match setup.model_entry {
         Some(entry) => entry,
-        None => derive_entry(&setup.model_path, setup.model_name, &engine)?,
+        None => derive_entry(&setup.model_path, setup.model_name)?,
     };
     let transcripts =
         TranscriptStore::open(&setup.data_dir.join("transcripts.redb")).map_err(Failure::other)?;

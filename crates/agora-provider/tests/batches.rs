@@ -41,6 +41,7 @@ fn model() -> ModelEntry {
         license: "MIT".into(),
         owner: agora_types::AccountId([0; 32]),
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     }
 }
 

@@ -31,6 +31,11 @@ pub struct ModelEntry {
     /// in parts per million (at most the chain's `max_royalty_ppm`).
     #[serde(default)]
     pub royalty_ppm: u32,
+    /// Hash of the GGUF's tokenizer metadata (`agora_models::gguf`): clients
+    /// and verifiers tell by it which models tokenize alike. Zero where
+    /// unknown (entries registered before it existed).
+    #[serde(default)]
+    pub tokenizer_hash: Hash32,
 }
 
 /// The all-zero account: the owner of genesis models nobody claimed (they

@@ -112,6 +112,7 @@ async fn start() -> Network {
             license: "Apache-2.0".into(),
             owner: agora_types::no_owner(),
             royalty_ppm: 0,
+            tokenizer_hash: Default::default(),
         }],
         providers: vec![ProviderInfo {
             id: key.account(),

@@ -196,6 +196,7 @@ async fn wallet_stake_and_channel_commands() {
         license: "MIT".into(),
         owner: alice_key.account(),
         royalty_ppm: 100_000,
+        tokenizer_hash: Default::default(),
     };
     let wait = Duration::from_secs(30);
     chain

@@ -45,6 +45,7 @@ fn instant_model() -> ModelEntry {
         license: "none".into(),
         owner: agora_types::no_owner(),
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     }
 }
 

@@ -403,6 +403,7 @@ pub fn model(name: &str) -> ModelEntry {
         license: "Apache-2.0".into(),
         owner: agora_types::no_owner(),
         royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
     }
 }
 
