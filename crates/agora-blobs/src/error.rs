@@ -14,6 +14,9 @@ pub enum BlobError {
     /// The store holds no (complete) blob with this id.
     #[error("no blob {0}")]
     NotFound(Hash32),
+    /// A collection manifest is malformed or names an unsafe path.
+    #[error("bad collection: {0}")]
+    BadCollection(String),
     /// A byte range reaches past the blob's end, or is empty.
     #[error("bytes {start}..{end} are not a range of blob {id} ({size} bytes)")]
     OutOfRange {

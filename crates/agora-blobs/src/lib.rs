@@ -5,12 +5,14 @@
 //! and checked chunk group by chunk group as it arrives.
 //!
 //! [`BlobStore`] imports, exports, lists, tags and garbage-collects blobs
+//! (a [`Collection`] is a manifest blob naming a tree of them)
 //! and encodes verified ranges ([`BlobStore::encode`]); a [`Partial`] is a
 //! blob being fetched: every range written to it is verified before a byte
 //! lands, what was verified survives a restart, and it becomes a blob only
 //! once complete. [`serve::router`] serves ranges over HTTP and [`fetch`]
 //! gets a blob from several peers at once, dropping any that lies or stalls.
 
+mod collection;
 mod error;
 mod fetch;
 mod hash;
@@ -19,6 +21,7 @@ mod ranges;
 pub mod serve;
 mod store;
 
+pub use collection::{Collection, CollectionFile, MAX_FILES};
 pub use error::BlobError;
 pub use fetch::{fetch, FetchConfig, Fetched, HttpPeer, RangeSource};
 pub use partial::Partial;

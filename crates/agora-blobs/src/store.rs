@@ -315,10 +315,16 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Delete every complete blob no tag names; returns what was deleted.
+    /// Delete every complete blob no tag names (directly, or as a file of
+    /// a tagged collection); returns what was deleted.
     pub fn gc(&self) -> Result<Vec<Hash32>, BlobError> {
-        let kept: std::collections::HashSet<Hash32> =
+        let mut kept: std::collections::HashSet<Hash32> =
             self.tags()?.into_iter().map(|(_, id)| id).collect();
+        for id in kept.clone() {
+            if let Some(c) = self.collection(&id)? {
+                kept.extend(c.files.iter().map(|f| f.id));
+            }
+        }
         let mut removed = Vec::new();
         for blob in self.list()? {
             if !kept.contains(&blob.id) && self.remove(&blob.id)? {

@@ -16,7 +16,8 @@ use crate::send::print;
 /// `agora blob ...`.
 #[derive(Subcommand, Debug)]
 pub enum BlobCommand {
-    /// Import a file; prints its id (BLAKE3).
+    /// Import a file, or a folder as a collection (every file a blob, plus
+    /// a manifest blob naming them); prints its id (BLAKE3).
     Add(AddArgs),
     /// Fetch a blob from the peers that serve it, verifying every chunk group.
     Get(GetArgs),
@@ -24,8 +25,21 @@ pub enum BlobCommand {
     Ls(StoreOpts),
     /// Remove a blob.
     Rm(IdArgs),
-    /// Remove every blob no tag names.
+    /// Remove every blob no tag names (a tagged collection keeps its files).
     Gc(StoreOpts),
+    /// Serve the store's blobs to peers over HTTP until stopped.
+    Serve(ServeArgs),
+}
+
+/// `agora blob serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub http: std::net::SocketAddr,
+    /// Store flags.
+    #[command(flatten)]
+    pub store: StoreOpts,
 }
 
 /// Where the store is and how to print.
@@ -42,9 +56,9 @@ pub struct StoreOpts {
 /// `agora blob add`.
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// The file.
+    /// The file, or a folder to add as a collection.
     pub path: PathBuf,
-    /// Tag it (tagged blobs survive `agora blob gc`).
+    /// Tag it (tagged blobs, and the files of tagged collections, survive `agora blob gc`).
     #[arg(long)]
     pub tag: Option<String>,
     /// Store flags.
@@ -67,7 +81,8 @@ pub struct GetArgs {
     /// fails verification).
     #[arg(long)]
     pub size: Option<u64>,
-    /// Also copy it to this file once verified.
+    /// Also copy it to this file once verified (a collection: to this
+    /// folder, each file at its path).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Seconds a peer may take to answer one piece before it is dropped.
@@ -89,7 +104,7 @@ pub struct IdArgs {
 }
 
 /// `$AGORA_BLOB_DIR`, else `blobs` beside the model cache.
-fn default_dir() -> PathBuf {
+pub(crate) fn default_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("AGORA_BLOB_DIR") {
         return PathBuf::from(dir);
     }
@@ -115,14 +130,36 @@ pub async fn run(command: BlobCommand) -> Result<()> {
     match command {
         BlobCommand::Add(a) => {
             let store = open(&a.store)?;
-            let info = store
-                .import_file(&a.path)
-                .with_context(|| format!("importing {}", a.path.display()))?;
+            let (info, files) = if a.path.is_dir() {
+                let (info, c) = store
+                    .add_dir(&a.path)
+                    .with_context(|| format!("adding the folder {}", a.path.display()))?;
+                (info, Some(c))
+            } else {
+                let info = store
+                    .import_file(&a.path)
+                    .with_context(|| format!("importing {}", a.path.display()))?;
+                (info, None)
+            };
             if let Some(tag) = &a.tag {
                 store.tag(tag, &info.id)?;
             }
-            let v = json!({"id": info.id.to_hex(), "size": info.size, "tag": a.tag});
-            print(a.store.json, v, format!("{}  {} bytes", info.id, info.size))
+            let text = match &files {
+                Some(c) => format!(
+                    "{}  collection of {} files, {} bytes",
+                    info.id,
+                    c.files.len(),
+                    c.total_bytes()
+                ),
+                None => format!("{}  {} bytes", info.id, info.size),
+            };
+            let v = json!({"id": info.id.to_hex(), "size": info.size, "tag": a.tag,
+                "files": files.map(|c| c.files)});
+            print(a.store.json, v, text)
+        }
+        BlobCommand::Serve(s) => {
+            let store = std::sync::Arc::new(open(&s.store)?);
+            serve_store(store, s.http).await
         }
         BlobCommand::Get(g) => get(g).await,
         BlobCommand::Ls(o) => {
@@ -309,27 +346,74 @@ async fn get(g: GetArgs) -> Result<()> {
     };
     let store = open(&g.store)?;
     let timeout = std::time::Duration::from_secs(g.timeout_secs.max(1));
-    let fetched = fetch_shown(&store, id, size, &peers, timeout, !g.store.json).await;
-    let fetched = fetched.with_context(|| format!("fetching {id}"))?;
-    for (peer, why) in &fetched.dropped {
+    let show = !g.store.json;
+    let fetched = fetch_shown(&store, id, size, &peers, timeout, show).await;
+    let mut fetched = vec![fetched.with_context(|| format!("fetching {id}"))?];
+    // A collection: every file it names, from the same peers.
+    let collection = store.collection(&id)?;
+    if let Some(c) = &collection {
+        for (i, f) in c.files.iter().enumerate() {
+            if show {
+                eprintln!("[{}/{}] {}", i + 1, c.files.len(), f.path);
+            }
+            let got = fetch_shown(&store, f.id, f.size, &peers, timeout, show).await;
+            fetched.push(got.with_context(|| format!("fetching {} ({})", f.path, f.id))?);
+        }
+    }
+    for (peer, why) in fetched.iter().flat_map(|f| &f.dropped) {
         eprintln!("dropped {peer}: {why}");
     }
     if let Some(out) = &g.out {
-        store
-            .export(&id, out)
-            .with_context(|| format!("writing {}", out.display()))?;
+        match &collection {
+            Some(c) => store.export_collection(c, out),
+            None => store.export(&id, out).map(|_| ()),
+        }
+        .with_context(|| format!("writing {}", out.display()))?;
     }
-    let from: Vec<_> = fetched
-        .from
+    let mut from: Vec<(String, u64)> = Vec::new();
+    for (peer, n) in fetched.iter().flat_map(|f| &f.from) {
+        match from.iter_mut().find(|(p, _)| p == peer) {
+            Some((_, total)) => *total += n,
+            None => from.push((peer.clone(), *n)),
+        }
+    }
+    let from: Vec<_> = from
         .iter()
         .map(|(p, n)| json!({"peer": p, "bytes": n}))
         .collect();
     let dropped: Vec<_> = fetched
-        .dropped
         .iter()
+        .flat_map(|f| &f.dropped)
         .map(|(p, why)| json!({"peer": p, "why": why}))
         .collect();
-    let v = json!({"id": id.to_hex(), "size": fetched.info.size, "from": from, "dropped": dropped});
-    let text = format!("{id}  {} bytes, verified", fetched.info.size);
+    let files = collection.as_ref().map(|c| &c.files);
+    let v =
+        json!({"id": id.to_hex(), "size": size, "from": from, "dropped": dropped, "files": files});
+    let text = match &collection {
+        Some(c) => format!(
+            "{id}  collection of {} files, {} bytes, verified",
+            c.files.len(),
+            c.total_bytes()
+        ),
+        None => format!("{id}  {size} bytes, verified"),
+    };
     print(g.store.json, v, text)
+}
+
+/// Serve `store`'s blobs at `addr` until Ctrl-C; prints the URL and `ready`.
+pub(crate) async fn serve_store(
+    store: std::sync::Arc<BlobStore>,
+    addr: std::net::SocketAddr,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    println!("blobs: http://{}", listener.local_addr()?);
+    println!("agora blob serve ready");
+    axum::serve(listener, agora_blobs::serve::router(store))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving blobs")
 }

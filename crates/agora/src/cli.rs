@@ -62,7 +62,7 @@ pub enum Command {
     /// A client's payment channels: open, top up, close, finish.
     #[command(subcommand)]
     Channel(crate::channel::ChannelCommand),
-    /// Manage the local model cache.
+    /// Models: fetch the default ones, publish a GGUF, print a file's id.
     #[command(subcommand)]
     Model(ModelCommand),
     /// Content-addressed blobs (weights, datasets): add, get from peers verified, ls, rm, gc.
@@ -285,6 +285,10 @@ pub enum ModelCommand {
         #[arg(long)]
         embedding: bool,
     },
+    /// Publish a GGUF: import it into the blob store, register it on chain
+    /// (architecture, quantization, size, licence, tokenizer hash, owner)
+    /// and optionally serve it to peers.
+    Publish(crate::publish::PublishArgs),
     /// Print a GGUF file's model id (BLAKE3).
     Id {
         /// The file.

@@ -5,6 +5,7 @@ mod api_keys;
 mod blob;
 mod channel;
 mod cli;
+mod publish;
 mod roles;
 mod send;
 mod stake;
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
+        Command::Model(ModelCommand::Publish(args)) => publish::run(args).await,
         Command::Model(ModelCommand::Id { path }) => {
             println!("{}", agora_models::model_id(&path)?);
             Ok(())
