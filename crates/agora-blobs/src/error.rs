@@ -14,6 +14,9 @@ pub enum BlobError {
     /// The store holds no (complete) blob with this id.
     #[error("no blob {0}")]
     NotFound(Hash32),
+    /// Another process (a provider, `agora blob serve`) has the store open.
+    #[error("the blob store {0} is open in another process (a provider or `agora blob serve`?); stop it or use another folder")]
+    InUse(std::path::PathBuf),
     /// A collection manifest is malformed or names an unsafe path.
     #[error("bad collection: {0}")]
     BadCollection(String),

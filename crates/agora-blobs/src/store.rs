@@ -45,7 +45,10 @@ impl BlobStore {
     pub fn open(dir: &Path) -> Result<Self, BlobError> {
         std::fs::create_dir_all(dir.join("blobs"))?;
         std::fs::create_dir_all(dir.join("partial"))?;
-        let db = Database::create(dir.join("index.redb")).map_err(BlobError::index)?;
+        let db = Database::create(dir.join("index.redb")).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => BlobError::InUse(dir.to_path_buf()),
+            e => BlobError::index(e),
+        })?;
         let w = db.begin_write().map_err(BlobError::index)?;
         w.open_table(BLOBS).map_err(BlobError::index)?;
         w.open_table(TAGS).map_err(BlobError::index)?;
