@@ -275,6 +275,6 @@ pub async fn validator(args: ValidatorArgs) -> Result<()> {
         fetch_grace_blocks: args.fetch_grace_blocks,
     };
     let tasks = agora_validator::start(setup, shutdown).await?;
-    println!("agora validator auditing");
+    println!("agora validator ready: auditing");
     Ok(join(tasks).await?)
 }
