@@ -133,7 +133,7 @@ impl Partial<'_> {
     /// what verifies; returns the bytes newly verified. On a bad or short
     /// stream the groups verified before it are kept (and recorded), the
     /// bad one is not written, and the error says what failed. What
-    /// verified is recorded for a resume every [`RECORD_EVERY`] bytes, on
+    /// verified is recorded for a resume every 64 MiB, on
     /// failure and by [`Partial::record`].
     pub fn write(&mut self, bytes: Range<u64>, encoded: impl Read) -> Result<u64, BlobError> {
         if bytes.start >= bytes.end || bytes.end > self.size {
