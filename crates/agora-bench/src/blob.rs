@@ -80,21 +80,20 @@ pub async fn run(args: BlobArgs) -> Result<()> {
         check_id(run_b3sum(&args.b3sum, &data)?, want)?;
         times[0].push(started.elapsed());
 
-        let (store, dir) = fresh(run * 3)?;
-        let started = Instant::now();
-        let info = store.import_in_place(&data).context("importing in place")?;
-        times[1].push(started.elapsed());
-        check_id(info.id, want)?;
-        drop(store);
-        std::fs::remove_dir_all(dir)?;
-
-        let (store, dir) = fresh(run * 3 + 1)?;
-        let started = Instant::now();
-        let info = store.import_file(&data).context("importing")?;
-        times[2].push(started.elapsed());
-        check_id(info.id, want)?;
-        drop(store);
-        std::fs::remove_dir_all(dir)?;
+        for (step, in_place) in [(1, true), (2, false)] {
+            let (store, dir) = fresh(run * 3 + step - 1)?;
+            let started = Instant::now();
+            let info = if in_place {
+                store.import_in_place(&data)
+            } else {
+                store.import_file(&data)
+            }
+            .context("importing")?;
+            times[step].push(started.elapsed());
+            check_id(info.id, want)?;
+            drop(store);
+            std::fs::remove_dir_all(dir)?;
+        }
 
         let out = scratch.path().join("plain");
         settle()?;

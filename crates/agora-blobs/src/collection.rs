@@ -10,6 +10,7 @@
 //! outside the folder it is exported to.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use agora_types::Hash32;
@@ -19,6 +20,9 @@ use crate::{BlobError, BlobInfo, BlobStore};
 
 /// The manifest format's version.
 const VERSION: u32 = 1;
+
+/// How every manifest starts (a blob that does not is no collection).
+const MAGIC: &[u8] = b"{\"agora_collection\":";
 
 /// Most files one collection may list.
 pub const MAX_FILES: usize = 1 << 20;
@@ -66,7 +70,7 @@ impl Collection {
     /// Read a manifest; `None` if `bytes` are not one (an ordinary blob),
     /// an error if they claim to be one but are unsafe or malformed.
     pub fn parse(bytes: &[u8]) -> Result<Option<Self>, BlobError> {
-        if !bytes.starts_with(b"{\"agora_collection\":") {
+        if !bytes.starts_with(MAGIC) {
             return Ok(None);
         }
         let c: Collection =
@@ -171,10 +175,18 @@ impl BlobStore {
     }
 
     /// The collection blob `id` holds, if the store holds it and it is one.
+    /// Only a blob that starts like a manifest is read whole (and checked
+    /// against its id), so asking of a model file costs one short read.
     pub fn collection(&self, id: &Hash32) -> Result<Option<Collection>, BlobError> {
         match self.size(id)? {
-            Some(size) if size <= MAX_MANIFEST_BYTES => {
-                let bytes = std::fs::read(self.data_path(id))?;
+            Some(size) if size <= MAX_MANIFEST_BYTES && size >= MAGIC.len() as u64 => {
+                let path = self.data_path(id);
+                let mut head = [0; MAGIC.len()];
+                std::fs::File::open(&path)?.read_exact(&mut head)?;
+                if head != MAGIC {
+                    return Ok(None);
+                }
+                let bytes = std::fs::read(path)?;
                 if blake3::hash(&bytes).as_bytes() != &id.0 {
                     return Err(BlobError::Corrupt {
                         id: *id,
