@@ -10,6 +10,10 @@ command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-dev)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# The data market's example algorithms are C compiled to WASI preview 1.
+[[ -f /usr/include/wasm32-wasi/stdio.h ]] || missing+=(wasi-libc)
+command -v wasm-ld >/dev/null 2>&1 || command -v wasm-ld-14 >/dev/null 2>&1 || missing+=(lld-14)
+compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null || missing+=(libclang-rt-14-dev-wasm32)
 
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2

@@ -1,0 +1,212 @@
+/* Shared helpers for agora's example compute-to-data algorithms.
+ *
+ * An algorithm is a WASI preview 1 command: the dataset is mounted read-only
+ * at /data (natively, argv[1] names the directory instead, so the same code
+ * can be benchmarked outside the sandbox), parameters arrive on stdin as
+ * whitespace-separated key=value tokens, and the result is one JSON document
+ * on stdout. A bad parameter or dataset exits with code 2 and a message on
+ * stderr. Everything here is deterministic: no clock, and randomness only
+ * from getentropy, which the sandbox derives from the job's seed. */
+#ifndef AGORA_ALGORITHM_COMMON_H
+#define AGORA_ALGORITHM_COMMON_H
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_PARAMS 32
+#define MAX_COLUMNS 256
+#define READ_CHUNK (1 << 20)
+
+static char g_params_buf[4096];
+static char *g_keys[MAX_PARAMS];
+static char *g_values[MAX_PARAMS];
+static int g_nparams;
+
+/* Stop with exit code 2 and a message: the job's input was unusable. */
+static inline void fail(const char *what, const char *detail) {
+  fprintf(stderr, "error: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+  exit(2);
+}
+
+/* Read key=value tokens from stdin. */
+static inline void read_params(void) {
+  size_t len = 0;
+  ssize_t got;
+  while ((got = read(0, g_params_buf + len, sizeof g_params_buf - 1 - len)) > 0) {
+    len += (size_t)got;
+    if (len == sizeof g_params_buf - 1) fail("parameters longer than 4095 bytes", NULL);
+  }
+  g_params_buf[len] = 0;
+  char *p = g_params_buf;
+  while (*p) {
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') *p++ = 0;
+    if (!*p) break;
+    char *tok = p;
+    while (*p && *p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') p++;
+    char *eq = strchr(tok, '=');
+    if (!eq || eq > p) fail("parameter is not key=value", tok);
+    if (g_nparams == MAX_PARAMS) fail("too many parameters", NULL);
+    *eq = 0;
+    g_keys[g_nparams] = tok;
+    g_values[g_nparams++] = eq + 1;
+  }
+}
+
+/* The value of parameter `key`, or `fallback`. */
+static inline const char *param(const char *key, const char *fallback) {
+  for (int i = 0; i < g_nparams; i++)
+    if (strcmp(g_keys[i], key) == 0) return g_values[i];
+  return fallback;
+}
+
+/* A positive integer parameter within [lo, hi]. */
+static inline long param_long(const char *key, long fallback, long lo, long hi) {
+  const char *v = param(key, NULL);
+  if (!v) return fallback;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || end == v || n < lo || n > hi) fail("parameter out of range", key);
+  return n;
+}
+
+/* Open the dataset file named by the `file` parameter (default data.csv). */
+static inline int open_dataset(int argc, char **argv) {
+  const char *name = param("file", "data.csv");
+  if (strchr(name, '/') || strcmp(name, "..") == 0) fail("file must be a plain name", name);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", argc > 1 ? argv[1] : "/data", name);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) fail("cannot open dataset file", name);
+  return fd;
+}
+
+/* Parse a decimal number from [s, end): sign, digits, fraction, exponent.
+ * Returns 1 and sets *out when the whole field is a number. */
+static inline int parse_number(const char *s, const char *end, double *out) {
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  while (s < end && *s == ' ') s++;
+  while (end > s && end[-1] == ' ') end--;
+  if (s == end) return 0;
+  int neg = 0;
+  if (*s == '-' || *s == '+') neg = *s++ == '-';
+  unsigned long long mant = 0;
+  int digits = 0, scale = 0, any = 0;
+  for (; s < end && *s >= '0' && *s <= '9'; s++, any = 1) {
+    if (digits < 19) { mant = mant * 10 + (unsigned)(*s - '0'); if (mant) digits++; }
+    else scale++;
+  }
+  if (s < end && *s == '.') {
+    for (s++; s < end && *s >= '0' && *s <= '9'; s++, any = 1)
+      if (digits < 19) { mant = mant * 10 + (unsigned)(*s - '0'); if (mant) digits++; scale--; }
+  }
+  if (!any) return 0;
+  if (s < end && (*s == 'e' || *s == 'E')) {
+    s++;
+    int eneg = 0, e = 0, edig = 0;
+    if (s < end && (*s == '-' || *s == '+')) eneg = *s++ == '-';
+    for (; s < end && *s >= '0' && *s <= '9'; s++, edig = 1)
+      if (e < 10000) e = e * 10 + (*s - '0');
+    if (!edig) return 0;
+    scale += eneg ? -e : e;
+  }
+  if (s != end) return 0;
+  double v = (double)mant;
+  while (scale > 22) { v *= 1e22; scale -= 22; }
+  while (scale < -22) { v /= 1e22; scale += 22; }
+  v = scale >= 0 ? v * pow10[scale] : v / pow10[-scale];
+  *out = neg ? -v : v;
+  return 1;
+}
+
+/* A CSV reader over a file descriptor: one line at a time, fields split on
+ * commas outside double quotes (quotes are kept; a quoted field is text). */
+typedef struct {
+  int fd;
+  char *buf;
+  size_t len, pos;
+  int eof;
+  const char *field_start[MAX_COLUMNS];
+  const char *field_end[MAX_COLUMNS];
+  int nfields;
+} CsvReader;
+
+static inline void csv_open(CsvReader *r, int fd) {
+  memset(r, 0, sizeof *r);
+  r->fd = fd;
+  r->buf = malloc(READ_CHUNK * 2);
+  if (!r->buf) fail("out of memory", NULL);
+}
+
+/* Split the next line into fields; returns 0 at the end of the file. */
+static inline int csv_next(CsvReader *r) {
+  for (;;) {
+    char *start = r->buf + r->pos;
+    char *nl = memchr(start, '\n', r->len - r->pos);
+    if (nl || (r->eof && r->pos < r->len)) {
+      char *end = nl ? nl : r->buf + r->len;
+      r->pos = (size_t)(end - r->buf) + (nl ? 1 : 0);
+      if (end > start && end[-1] == '\r') end--;
+      int n = 0, quoted = 0;
+      const char *f = start;
+      for (const char *c = start; c < end; c++) {
+        if (*c == '"') quoted = !quoted;
+        else if (*c == ',' && !quoted) {
+          if (n == MAX_COLUMNS) fail("more than 256 columns", NULL);
+          r->field_start[n] = f; r->field_end[n++] = c; f = c + 1;
+        }
+      }
+      if (n == MAX_COLUMNS) fail("more than 256 columns", NULL);
+      r->field_start[n] = f; r->field_end[n++] = end;
+      r->nfields = n;
+      return 1;
+    }
+    if (r->eof) return 0;
+    size_t rest = r->len - r->pos;
+    if (rest >= READ_CHUNK) fail("a line is longer than 1 MiB", NULL);
+    memmove(r->buf, r->buf + r->pos, rest);
+    r->len = rest; r->pos = 0;
+    ssize_t got = read(r->fd, r->buf + r->len, READ_CHUNK);
+    if (got < 0) fail("cannot read the dataset", NULL);
+    if (got == 0) r->eof = 1;
+    r->len += (size_t)got;
+  }
+}
+
+/* Index of the header column named `name`, or fail. */
+static inline int csv_column(const CsvReader *r, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < r->nfields; i++) {
+    const char *s = r->field_start[i];
+    size_t len = (size_t)(r->field_end[i] - s);
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"') { s++; len -= 2; }
+    if (len == n && memcmp(s, name, n) == 0) return i;
+  }
+  fail("no such column", name);
+  return -1;
+}
+
+/* Print [s, end) as a JSON string. */
+static inline void json_string(const char *s, const char *end) {
+  if (end - s >= 2 && *s == '"' && end[-1] == '"') { s++; end--; }
+  putchar('"');
+  for (; s < end; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') { putchar('\\'); putchar(c); }
+    else if (c < 0x20) printf("\\u%04x", c);
+    else putchar(c);
+  }
+  putchar('"');
+}
+
+/* Print a number as JSON (non-finite values become null). */
+static inline void json_number(double v) {
+  if (v != v || v == 1.0 / 0.0 || v == -1.0 / 0.0) fputs("null", stdout);
+  else printf("%.17g", v);
+}
+
+#endif
