@@ -24,6 +24,32 @@ pub enum BenchCommand {
     /// The blob store against b3sum (import) and a plain HTTP range
     /// download (a verified fetch from two local peers), and its overhead.
     Blob(BlobArgs),
+    /// The compute-to-data sandbox: start-up per job, the CSV statistics
+    /// example against the same C compiled natively, and exact re-runs.
+    Data(DataArgs),
+}
+
+/// `agora bench data`.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Size of the generated CSV, in MiB.
+    #[arg(long, default_value_t = 100)]
+    pub size_mib: u64,
+    /// Runs of the big job (sandboxed and native); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Tiny jobs timed for the start-up figure.
+    #[arg(long, default_value_t = 200)]
+    pub jobs: usize,
+    /// The C compiler for the native build.
+    #[arg(long, default_value = "clang")]
+    pub cc: PathBuf,
+    /// Where the scratch files go (default: the system's temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `agora bench blob`.

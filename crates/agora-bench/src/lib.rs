@@ -5,13 +5,15 @@
 //! comparison); [`infer`] compares the engine with a
 //! minimal llama.cpp loop; [`chain`] measures finality latency and load;
 //! [`verify`] measures audit detection per adversary and the cheater's
-//! expected profit; [`blob`] times the blob store against b3sum and plain HTTP; [`soak`] runs a whole network with honest and cheating
+//! expected profit; [`blob`] times the blob store against b3sum and plain HTTP; [`data`] times
+//! the compute-to-data sandbox against native code; [`soak`] runs a whole network with honest and cheating
 //! providers side by side and reads slashes and earnings from the chain. [`verify_command`] is `agora verify`: threshold
 //! calibration (a table too) and checking one transcript.
 
 mod args;
 pub mod blob;
 pub mod chain;
+pub mod data;
 mod error;
 pub mod gateway;
 pub mod infer;
@@ -21,7 +23,9 @@ pub mod soak;
 pub mod verify;
 pub mod verify_command;
 
-pub use args::{BenchCommand, BlobArgs, ChainArgs, GatewayArgs, InferArgs, SoakArgs, VerifyArgs};
+pub use args::{
+    BenchCommand, BlobArgs, ChainArgs, DataArgs, GatewayArgs, InferArgs, SoakArgs, VerifyArgs,
+};
 pub use error::{BenchError, Result};
 pub use verify_command::{run_verify, VerifyCalibrateArgs, VerifyCheckArgs, VerifyCommand};
 
@@ -33,6 +37,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Infer(args) => tokio::task::spawn_blocking(move || infer::run(args)).await?,
         BenchCommand::Soak(args) => soak::run(args).await,
         BenchCommand::Blob(args) => blob::run(args).await,
+        BenchCommand::Data(args) => data::run(args).await,
         BenchCommand::Verify(args) => {
             tokio::task::spawn_blocking(move || verify::run(args)).await?
         }

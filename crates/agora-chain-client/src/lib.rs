@@ -119,6 +119,39 @@ impl ChainClient {
         self.read(url, resp).await
     }
 
+    /// One receipt batch still inside its audit window.
+    pub async fn batch(&self, id: &Hash32) -> Result<agora_types::ReceiptBatch, ClientError> {
+        self.get(&format!("/batch/{id}")).await
+    }
+
+    /// Every dataset offered for compute-to-data.
+    pub async fn datasets(&self) -> Result<Vec<agora_types::DatasetEntry>, ClientError> {
+        self.get("/datasets").await
+    }
+
+    /// One dataset's entry.
+    pub async fn dataset(&self, id: &Hash32) -> Result<agora_types::DatasetEntry, ClientError> {
+        self.get(&format!("/dataset/{id}")).await
+    }
+
+    /// Every registered algorithm.
+    pub async fn algorithms(&self) -> Result<Vec<agora_types::AlgorithmEntry>, ClientError> {
+        self.get("/algorithms").await
+    }
+
+    /// An open (unsettled) data job.
+    pub async fn data_job(&self, id: &Hash32) -> Result<agora_types::DataJob, ClientError> {
+        self.get(&format!("/data/job/{id}")).await
+    }
+
+    /// The settled receipts of a live data batch, in leaf order.
+    pub async fn data_batch(
+        &self,
+        id: &Hash32,
+    ) -> Result<Vec<agora_types::SignedDataReceipt>, ClientError> {
+        self.get(&format!("/data/batch/{id}")).await
+    }
+
     /// The latest committed block's summary.
     pub async fn head(&self) -> Result<Head, ClientError> {
         self.get("/head").await

@@ -137,5 +137,16 @@ pub fn tx_error_code(e: &TxError) -> &'static str {
         TxError::BatchTooLarge { .. } => "batch_too_large",
         TxError::DuplicateBatch(_) => "duplicate_batch",
         TxError::BlockBatchesFull(_) => "block_batches_full",
+        TxError::UnknownDataset(_) => "unknown_dataset",
+        TxError::DatasetExists(_) => "dataset_exists",
+        TxError::UnknownAlgorithm(_) => "unknown_algorithm",
+        TxError::AlgorithmExists(_) => "algorithm_exists",
+        TxError::OwnerMismatch { .. } => "owner_mismatch",
+        TxError::PolicyRefuses { .. } => "policy_refuses",
+        TxError::NotAHost { .. } => "not_a_host",
+        TxError::UnknownDataJob(_) => "unknown_data_job",
+        TxError::NotYourDataJob { .. } => "not_your_data_job",
+        TxError::ReceiptMismatch { .. } => "receipt_mismatch",
+        TxError::JobNotTimedOut { .. } => "job_not_timed_out",
     }
 }

@@ -105,9 +105,15 @@ impl Node {
             .route("/params", get(params))
             .route("/channel/{id}", get(channel))
             .route("/batches", get(batches))
+            .route("/batch/{id}", get(batch))
             .route("/disputes", get(disputes))
             .route("/audits/{provider}", get(audits))
             .route("/supply", get(supply))
+            .route("/datasets", get(datasets))
+            .route("/dataset/{id}", get(dataset))
+            .route("/algorithms", get(algorithms))
+            .route("/data/job/{id}", get(data_job))
+            .route("/data/batch/{id}", get(data_batch))
             .route(agora_metrics::METRICS_ROUTE, get(crate::metrics::scrape))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .method_not_allowed_fallback(|| async {
@@ -321,6 +327,75 @@ async fn providers(State(node): State<Node>) -> Json<Vec<agora_types::ProviderIn
 
 async fn models(State(node): State<Node>) -> Json<Vec<agora_types::ModelEntry>> {
     Json(node.state().models.values().cloned().collect())
+}
+
+fn parse_hash(id: &str) -> Result<Hash32, ApiError> {
+    id.parse()
+        .map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))
+}
+
+async fn batch(
+    State(node): State<Node>,
+    Segment(id): Segment,
+) -> Result<Json<agora_types::ReceiptBatch>, ApiError> {
+    let id = parse_hash(&id)?;
+    node.state()
+        .batches
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| not_found(format!("no live batch {id}")))
+}
+
+async fn datasets(State(node): State<Node>) -> Json<Vec<agora_types::DatasetEntry>> {
+    Json(node.state().datasets.values().cloned().collect())
+}
+
+async fn dataset(
+    State(node): State<Node>,
+    Segment(id): Segment,
+) -> Result<Json<agora_types::DatasetEntry>, ApiError> {
+    let id = parse_hash(&id)?;
+    node.state()
+        .datasets
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| not_found(format!("no dataset {id}")))
+}
+
+async fn algorithms(State(node): State<Node>) -> Json<Vec<agora_types::AlgorithmEntry>> {
+    Json(node.state().algorithms.values().cloned().collect())
+}
+
+async fn data_job(
+    State(node): State<Node>,
+    Segment(id): Segment,
+) -> Result<Json<agora_types::DataJob>, ApiError> {
+    let id = parse_hash(&id)?;
+    node.state()
+        .data_jobs
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| {
+            not_found(format!(
+                "no open data job {id} (never opened, settled or cancelled)"
+            ))
+        })
+}
+
+async fn data_batch(
+    State(node): State<Node>,
+    Segment(id): Segment,
+) -> Result<Json<Vec<agora_types::SignedDataReceipt>>, ApiError> {
+    let id = parse_hash(&id)?;
+    node.state()
+        .data_batches
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| not_found(format!("no live data batch {id}")))
 }
 
 fn parse_height(height: &str) -> Result<u64, ApiError> {

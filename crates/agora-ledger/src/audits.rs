@@ -298,7 +298,9 @@ impl State {
         // server samples with its own RNG) is judged over many jobs: a
         // failing verdict flags it, and opens a dispute only once flags
         // reach STATISTICAL_MIN_FLAGS and outnumber its passes.
-        let statistical = self.providers.get(&provider).is_some_and(|p| !p.replayable);
+        // Data jobs always re-run exactly, whatever the host's inference does.
+        let statistical = !self.is_data_batch(&v.batch)
+            && self.providers.get(&provider).is_some_and(|p| !p.replayable);
         if v.passed {
             let record = self.provider_audits.entry(provider).or_default();
             record.audits_passed = record.audits_passed.saturating_add(1);
@@ -415,6 +417,8 @@ impl State {
             let live = &self.batches;
             self.verdicts
                 .retain(|(batch, _, _), _| live.contains_key(batch));
+            self.data_batches
+                .retain(|batch, _| live.contains_key(batch));
         }
         self.disputes
             .retain(|_, d| height <= d.opened_at.saturating_add(dispute_window));

@@ -147,6 +147,32 @@ impl State {
             TxKind::VoteDispute { dispute, agree } => {
                 self.vote_dispute(tx.from, dispute, *agree)?
             }
+            TxKind::RegisterDataset { dataset } => self.register_dataset(tx.from, dataset)?,
+            TxKind::RegisterAlgorithm { algorithm } => {
+                self.register_algorithm(tx.from, algorithm)?
+            }
+            TxKind::OpenDataJob {
+                dataset,
+                algorithm,
+                host,
+                params_hash,
+                max_fuel,
+            } => self.open_data_job(
+                tx.from,
+                tx.nonce,
+                crate::data::JobOrder {
+                    dataset: *dataset,
+                    algorithm: *algorithm,
+                    host: *host,
+                    params_hash: *params_hash,
+                    max_fuel: *max_fuel,
+                },
+                height,
+            )?,
+            TxKind::SettleDataJobs { receipts } => {
+                self.settle_data_jobs(tx.from, tx.nonce, receipts, height)?
+            }
+            TxKind::CancelDataJob { job } => self.cancel_data_job(tx.from, job, height)?,
             TxKind::CommitWeights { model, hash } => {
                 self.commit_weights(tx.from, *model, *hash, height)?
             }

@@ -5,6 +5,71 @@ use agora_types::{AccountId, Amount, Hash32, Height, ModelId};
 /// Why a transaction was rejected; a rejected transaction changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
+    /// No dataset with this id is registered.
+    #[error("unknown dataset {0}")]
+    UnknownDataset(Hash32),
+    /// A dataset with this id is already registered.
+    #[error("dataset {0} is already registered")]
+    DatasetExists(Hash32),
+    /// No algorithm with this id is registered.
+    #[error("unknown algorithm {0}")]
+    UnknownAlgorithm(Hash32),
+    /// An algorithm with this id is already registered.
+    #[error("algorithm {0} is already registered")]
+    AlgorithmExists(Hash32),
+    /// A dataset or algorithm entry must name its registering sender as owner.
+    #[error("entry owner {owner} is not the sender {sender}")]
+    OwnerMismatch {
+        /// Who sent the registration.
+        sender: AccountId,
+        /// Who the entry names as owner.
+        owner: AccountId,
+    },
+    /// The dataset's access policy does not allow the algorithm.
+    #[error("dataset {dataset}'s policy does not allow algorithm {algorithm}")]
+    PolicyRefuses {
+        /// The dataset.
+        dataset: Hash32,
+        /// The algorithm.
+        algorithm: Hash32,
+    },
+    /// The account is not one of the dataset's hosts (or no longer a provider).
+    #[error("{host} does not host dataset {dataset}")]
+    NotAHost {
+        /// The dataset.
+        dataset: Hash32,
+        /// The account.
+        host: AccountId,
+    },
+    /// No open data job with this id.
+    #[error("unknown or already settled data job {0}")]
+    UnknownDataJob(Hash32),
+    /// Only the job's host settles it; only its buyer cancels it.
+    #[error("{who} may not {action} data job {job}")]
+    NotYourDataJob {
+        /// The job.
+        job: Hash32,
+        /// The sender.
+        who: AccountId,
+        /// What it tried.
+        action: &'static str,
+    },
+    /// A receipt does not match the job it settles.
+    #[error("receipt for data job {job} does not match it: {reason}")]
+    ReceiptMismatch {
+        /// The job.
+        job: Hash32,
+        /// What differs.
+        reason: String,
+    },
+    /// The buyer tried to cancel before the job timeout.
+    #[error("data job {job} cannot be cancelled before height {from}")]
+    JobNotTimedOut {
+        /// The job.
+        job: Hash32,
+        /// First height a cancel is accepted.
+        from: Height,
+    },
     /// Signed for another chain.
     #[error("transaction is for chain {got:?}, this chain is {expected:?}")]
     WrongChain {

@@ -123,6 +123,10 @@ impl Genesis {
             validator_endpoints: BTreeMap::new(),
             committee: Default::default(),
             batches_in_block: (0, 0),
+            datasets: BTreeMap::new(),
+            algorithms: BTreeMap::new(),
+            data_jobs: BTreeMap::new(),
+            data_batches: BTreeMap::new(),
         })
     }
 }

@@ -10,6 +10,7 @@ mod audits;
 mod block;
 mod channels;
 mod committee;
+mod data;
 mod dispatch;
 mod emission;
 mod error;

@@ -52,10 +52,11 @@ impl State {
                 reason: format!("must be a public host: {e}"),
             })?;
         }
-        if info.models.is_empty() || info.models.len() > MAX_MODELS_PER_PROVIDER {
+        // No models: a data node, running compute-to-data jobs only.
+        if info.models.len() > MAX_MODELS_PER_PROVIDER {
             return Err(TxError::InvalidField {
                 field: "models",
-                reason: format!("must list 1 to {MAX_MODELS_PER_PROVIDER} models"),
+                reason: format!("must list at most {MAX_MODELS_PER_PROVIDER} models"),
             });
         }
         if let Some(unknown) = info.models.iter().find(|m| !self.models.contains_key(m)) {
@@ -113,7 +114,7 @@ impl State {
     }
 }
 
-fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), TxError> {
+pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), TxError> {
     if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
         return Err(TxError::InvalidField {
             field,

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
-    codec, AccountId, Amount, Dispute, Earnings, Hash32, Height, ModelEntry, ModelId, Params,
-    ProviderAudits, ProviderInfo, ReceiptBatch,
+    codec, AccountId, AlgorithmEntry, Amount, DataJob, DatasetEntry, Dispute, Earnings, Hash32,
+    Height, ModelEntry, ModelId, Params, ProviderAudits, ProviderInfo, ReceiptBatch,
+    SignedDataReceipt,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,14 @@ const MARKETS_PREFIX: u8 = 17;
 const ENDPOINT_PREFIX: u8 = 18;
 /// Key of the (single) committee leaf.
 const COMMITTEE_PREFIX: u8 = 19;
+/// Key prefix of registered datasets.
+const DATASET_PREFIX: u8 = 20;
+/// Key prefix of registered algorithms.
+const ALGORITHM_PREFIX: u8 = 21;
+/// Key prefix of open data jobs.
+const DATA_JOB_PREFIX: u8 = 22;
+/// Key prefix of the receipts of live data batches.
+const DATA_BATCH_PREFIX: u8 = 23;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -133,6 +142,15 @@ pub struct State {
     /// Receipt batches created in the block being applied (height, count):
     /// what `max_batches_per_block` counts.
     pub batches_in_block: (Height, u32),
+    /// Datasets offered for compute-to-data, by content id.
+    pub datasets: BTreeMap<Hash32, DatasetEntry>,
+    /// Registered algorithms, by module hash.
+    pub algorithms: BTreeMap<Hash32, AlgorithmEntry>,
+    /// Paid data jobs awaiting settlement, by id.
+    pub data_jobs: BTreeMap<Hash32, DataJob>,
+    /// The settled receipts of data batches still inside their audit window,
+    /// by batch id, in leaf order: what validators re-run.
+    pub data_batches: BTreeMap<Hash32, Vec<SignedDataReceipt>>,
 }
 
 impl State {
@@ -221,6 +239,18 @@ impl State {
             &[COMMITTEE_PREFIX],
             &codec::encode(&self.committee),
         ));
+        out.extend(self.datasets.iter().map(|(id, d)| {
+            merkle::leaf_hash(&entry_key(DATASET_PREFIX, &id.0), &codec::encode(d))
+        }));
+        out.extend(self.algorithms.iter().map(|(id, a)| {
+            merkle::leaf_hash(&entry_key(ALGORITHM_PREFIX, &id.0), &codec::encode(a))
+        }));
+        out.extend(self.data_jobs.iter().map(|(id, j)| {
+            merkle::leaf_hash(&entry_key(DATA_JOB_PREFIX, &id.0), &codec::encode(j))
+        }));
+        out.extend(self.data_batches.iter().map(|(id, r)| {
+            merkle::leaf_hash(&entry_key(DATA_BATCH_PREFIX, &id.0), &codec::encode(r))
+        }));
         out
     }
 
@@ -248,6 +278,13 @@ impl State {
             .map(|v| u128::from(v.total()))
             .sum();
         let unbonding: u128 = self.unbonding.iter().map(|u| u128::from(u.amount)).sum();
-        balances + stakes + escrow + bonded + unbonding + u128::from(self.emission_pool)
+        let data_escrow: u128 = self.data_jobs.values().map(|j| u128::from(j.escrow)).sum();
+        balances
+            + stakes
+            + escrow
+            + bonded
+            + unbonding
+            + data_escrow
+            + u128::from(self.emission_pool)
     }
 }

@@ -183,7 +183,9 @@ pub struct ReceiptBatch {
     pub id: Hash32,
     /// Provider whose receipts these are.
     pub provider: AccountId,
-    /// Model every receipt in it must name (a channel settlement's is the channel's model).
+    /// Model every receipt in it must name (a channel settlement's is the
+    /// channel's model); `None` for a batch of data-job receipts (a
+    /// `SettleDataJobs`), which validators audit by re-running the job.
     pub model: Option<ModelId>,
     /// Merkle root over the receipt leaves.
     pub root: Hash32,

@@ -24,6 +24,9 @@ pub struct Earnings {
     pub royalties: u128,
     /// Paid to it out of the emission pool by the reward distribution.
     pub emissions: u128,
+    /// Paid to it by data jobs: as a host for fuel, as a dataset or an algorithm owner per run.
+    #[serde(default)]
+    pub data: u128,
 }
 
 impl Earnings {
@@ -32,5 +35,6 @@ impl Earnings {
         self.channels
             .saturating_add(self.royalties)
             .saturating_add(self.emissions)
+            .saturating_add(self.data)
     }
 }

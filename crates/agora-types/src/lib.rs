@@ -12,6 +12,7 @@ pub mod audit;
 pub mod block;
 pub mod channel;
 pub mod codec;
+pub mod data;
 pub mod earnings;
 pub mod hash;
 pub mod job;
@@ -28,6 +29,10 @@ pub use audit::{Dispute, JobProof, ProviderAudits, ReceiptBatch};
 pub use block::{Block, BlockHeader};
 pub use channel::{channel_id, SignedVoucher, Voucher, VoucherDelivery};
 pub use codec::{decode, encode, CodecError};
+pub use data::{
+    AccessPolicy, AlgorithmEntry, DataJob, DataParams, DataPrices, DataReceipt, DataRunStatus,
+    DatasetEntry, SignedDataReceipt,
+};
 pub use earnings::Earnings;
 pub use hash::Hash32;
 pub use job::{

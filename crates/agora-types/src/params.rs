@@ -58,6 +58,9 @@ pub struct Params {
     /// in the state, so squatting names or filling the registry must cost.
     #[serde(default = "default_model_registration_fee")]
     pub model_registration_fee: Amount,
+    /// The data market: the `[params.data]` table.
+    #[serde(default)]
+    pub data: crate::data::DataParams,
 }
 
 fn default_model_registration_fee() -> Amount {
@@ -150,6 +153,7 @@ impl Default for Params {
             tempo_blocks: DEFAULT_TEMPO_BLOCKS,
             committee: CommitteeParams::default(),
             model_registration_fee: DEFAULT_MODEL_REGISTRATION_FEE,
+            data: crate::data::DataParams::default(),
         }
     }
 }

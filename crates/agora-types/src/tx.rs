@@ -169,6 +169,44 @@ pub enum TxKind {
         /// The salt the commitment hid them with.
         salt: Hash32,
     },
+    /// Offer a dataset for compute-to-data (its id must be new; the sender
+    /// must be its owner; every host a registered provider).
+    RegisterDataset {
+        /// The entry.
+        dataset: crate::DatasetEntry,
+    },
+    /// Register an algorithm module by its hash (the sender must be its owner).
+    RegisterAlgorithm {
+        /// The entry.
+        algorithm: crate::AlgorithmEntry,
+    },
+    /// By a buyer: escrow the most a run of `algorithm` over `dataset` on
+    /// `host` can cost; the job id is [`crate::data::data_job_id`]`(sender, nonce)`.
+    OpenDataJob {
+        /// The dataset.
+        dataset: Hash32,
+        /// The algorithm; the dataset's policy must allow it.
+        algorithm: Hash32,
+        /// One of the dataset's hosts.
+        host: AccountId,
+        /// [`crate::data::params_hash`] of the parameters the buyer will send.
+        params_hash: Hash32,
+        /// Most fuel the run may burn.
+        max_fuel: u64,
+    },
+    /// By a host: settle its signed receipts for open jobs (each pays what
+    /// the charge policy says and refunds the rest) and commit them as an
+    /// auditable batch with id [`crate::audit::batch_id`]`(sender, nonce)`.
+    SettleDataJobs {
+        /// The receipts, each for a different open job of the sender's.
+        receipts: Vec<crate::SignedDataReceipt>,
+    },
+    /// By a buyer, once the job timeout has passed without a settlement:
+    /// take the escrow back.
+    CancelDataJob {
+        /// The job.
+        job: Hash32,
+    },
 }
 
 /// An unsigned transaction.

@@ -159,6 +159,11 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             self.scanned_to = self.scanned_to.max(last.height.saturating_sub(1));
         }
         for batch in fresh {
+            // A batch naming no model holds data-job receipts: re-run by the
+            // data auditor (`agora_data::DataAuditor`), not replayed here.
+            if batch.model.is_none() {
+                continue;
+            }
             if batch.audits.is_none() {
                 // Not drawn yet: read it again next round.
                 self.scanned_to = self.scanned_to.min(batch.height.saturating_sub(1));
@@ -257,6 +262,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
         let me = self.config.me;
         for dispute in self.chain.disputes().await? {
             if !dispute.committee.contains(&me)
+                || dispute.model.is_none()
                 || dispute.voted.contains(&me)
                 || self.voted.contains(&dispute.id)
             {

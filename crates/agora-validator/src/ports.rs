@@ -21,7 +21,8 @@ pub struct BatchInfo {
     /// Height of the block that committed it.
     pub height: u64,
     /// The model every receipt in it must name (a channel settlement's is
-    /// the channel's model; `None` only from a chain that records none).
+    /// the channel's model; `None` for a batch of data-job receipts, which
+    /// this auditor leaves to the data auditor).
     pub model: Option<ModelId>,
     /// The jobs the chain drew for audit and each one's auditor, in the
     /// block after the commit (`None` until then). Only the drawn auditor's

@@ -77,6 +77,10 @@ pub enum Command {
     /// Audit providers as a validator: replay a random sample of their jobs,
     /// post verdicts, and vote on disputes.
     Validator(ValidatorArgs),
+    /// The data market: register datasets and algorithms, run and serve
+    /// compute-to-data jobs, audit them by re-running.
+    #[command(subcommand)]
+    Data(crate::data::DataCommand),
 }
 
 /// `agora validator`.

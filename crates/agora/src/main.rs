@@ -5,6 +5,7 @@ mod api_keys;
 mod blob;
 mod channel;
 mod cli;
+mod data;
 mod publish;
 mod roles;
 mod send;
@@ -54,6 +55,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Channel(command) => channel::run(command).await,
         Command::Keys(command) => api_keys::run(command).await,
         Command::Blob(command) => blob::run(command).await,
+        Command::Data(command) => data::run(command).await,
         Command::Model(ModelCommand::Fetch {
             substitute,
             embedding,

@@ -1,0 +1,358 @@
+//! The data market end to end on a real chain node (50 ms blocks), real
+//! data nodes over HTTP, the real sandbox and two validators' audit loops:
+//! a data owner registers a dataset and the three example algorithms; a
+//! buyer runs each on an honest host and gets its output with a signed
+//! receipt; the validators' sampled re-runs pass; a host that tampers with
+//! an output is caught by the re-run, disputed and slashed. Along the way,
+//! strangers are refused the buyer's result and the job's inputs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use agora_chain_client::ChainClient;
+use agora_data::{
+    dataset_id_of_dir, DataAuditor, DataClient, DataNode, DataNodeConfig, Shelf, Tamper,
+};
+use agora_sandbox::{algorithm_id, EXAMPLES};
+use agora_tasks::{Shutdown, ShutdownTrigger};
+use agora_testkit::GenesisBuilder;
+use agora_types::data::{data_job_id, output_hash, params_hash};
+use agora_types::network::DEV_CHAIN_ID;
+use agora_types::{
+    AccessPolicy, AlgorithmEntry, DataRunStatus, DatasetEntry, Hash32, Keypair, Price, TxKind,
+};
+
+const WAIT: Duration = Duration::from_secs(120);
+const TX: Duration = Duration::from_secs(30);
+
+/// Poll `check` until it holds or [`WAIT`] passes.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn chain(dir: &Path, funded: &[Keypair]) -> (ChainClient, ShutdownTrigger) {
+    let genesis = GenesisBuilder::new(DEV_CHAIN_ID)
+        .fund_keys(funded, 1_000_000_000_000)
+        .params(|p| {
+            // Every data job is audited, so the test needs no luck.
+            p.audit.audit_rate_ppm = 1_000_000;
+        })
+        .build();
+    let setup = agora_chain::NodeSetup {
+        dir: dir.to_path_buf(),
+        genesis,
+        key: Keypair::generate(),
+        rpc: "127.0.0.1:0".parse().unwrap(),
+        block_ms: 50,
+        validator: None,
+    };
+    let (trigger, shutdown) = Shutdown::manual();
+    let node = agora_chain::start(setup, shutdown).await.unwrap();
+    (ChainClient::new(&node.rpc_url), trigger)
+}
+
+/// Start a data node for `key` holding the folder `data`; its URL.
+async fn host(
+    dir: &Path,
+    key: &Keypair,
+    chain: &ChainClient,
+    data: &Path,
+    tamper: Tamper,
+) -> (DataNode, String, Hash32) {
+    let shelf = Shelf::open(dir).unwrap();
+    let (id, _) = shelf.add_dir(data).unwrap();
+    let node = DataNode::new(DataNodeConfig {
+        key: key.clone(),
+        chain: chain.clone(),
+        shelf,
+        datasets: vec![id],
+        deadline: Duration::from_secs(60),
+        retention: Duration::from_secs(600),
+        max_settle: 16,
+        tamper,
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = agora_data::router(node.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{addr}");
+    let register = TxKind::RegisterProvider {
+        endpoint: url.clone(),
+        models: vec![],
+        price: Price {
+            input_per_1k: 0,
+            output_per_1k: 0,
+        },
+        stake: 1_000_000,
+        replayable: true,
+    };
+    chain.send_and_wait(key, register, TX).await.unwrap();
+    (node, url, id)
+}
+
+fn write_dataset(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv = String::from("x,y,label\n");
+    for i in 0..600u32 {
+        let (cx, cy) = [(0.0, 0.0), (50.0, 50.0), (100.0, 0.0)][(i % 3) as usize];
+        let jitter = f64::from((i * 7919) % 100) / 100.0;
+        csv.push_str(&format!("{},{},p{i}\n", cx + jitter, cy - jitter));
+    }
+    std::fs::write(dir.join("data.csv"), csv).unwrap();
+}
+
+/// Open a job for `buyer` on `host`; its id.
+async fn open(
+    chain: &ChainClient,
+    buyer: &Keypair,
+    dataset: Hash32,
+    algorithm: Hash32,
+    host: &Keypair,
+    params: &str,
+) -> Hash32 {
+    let kind = TxKind::OpenDataJob {
+        dataset,
+        algorithm,
+        host: host.account(),
+        params_hash: params_hash(params.as_bytes()),
+        max_fuel: 5_000_000_000,
+    };
+    let done = chain.send_and_confirm(buyer, kind, TX).await.unwrap();
+    data_job_id(&buyer.account(), done.nonce)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let [owner, honest, cheat, buyer, v1, v2, stranger] =
+        std::array::from_fn(|i| Keypair::from_seed([i as u8 + 1; 32]));
+    let (chain, _stop) = chain(
+        &dir.path().join("chain"),
+        &[
+            owner.clone(),
+            honest.clone(),
+            cheat.clone(),
+            buyer.clone(),
+            v1.clone(),
+            v2.clone(),
+            stranger.clone(),
+        ],
+    )
+    .await;
+    let data = dir.path().join("dataset");
+    write_dataset(&data);
+    let (expected_id, _) = dataset_id_of_dir(&data).unwrap();
+    let (honest_node, honest_url, id) = host(
+        &dir.path().join("honest"),
+        &honest,
+        &chain,
+        &data,
+        Tamper::None,
+    )
+    .await;
+    let (cheat_node, cheat_url, cheat_id) = host(
+        &dir.path().join("cheat"),
+        &cheat,
+        &chain,
+        &data,
+        Tamper::Output,
+    )
+    .await;
+    assert_eq!(
+        (id, cheat_id),
+        (expected_id, expected_id),
+        "the shelf and the pure hash agree"
+    );
+
+    // The owner registers the dataset for the three examples only.
+    let ids: Vec<Hash32> = EXAMPLES
+        .iter()
+        .map(|e| Hash32(algorithm_id(e.wasm)))
+        .collect();
+    for (e, id) in EXAMPLES.iter().zip(&ids) {
+        let algorithm = AlgorithmEntry {
+            id: *id,
+            owner: owner.account(),
+            name: e.name.into(),
+            price_per_run: 10,
+        };
+        chain
+            .send_and_wait(&owner, TxKind::RegisterAlgorithm { algorithm }, TX)
+            .await
+            .unwrap();
+    }
+    let dataset = DatasetEntry {
+        id,
+        owner: owner.account(),
+        name: "clusters".into(),
+        description: "x,y,label: three noisy clusters".into(),
+        price_per_run: 1_000,
+        price_per_mfuel: 1,
+        policy: AccessPolicy::Allow(ids.clone()),
+        hosts: vec![honest.account(), cheat.account()],
+    };
+    chain
+        .send_and_wait(&owner, TxKind::RegisterDataset { dataset }, TX)
+        .await
+        .unwrap();
+
+    // Two validators bond and run their data-audit loops.
+    for v in [&v1, &v2] {
+        chain
+            .send_and_wait(
+                v,
+                TxKind::BondValidator {
+                    amount: 1_000_000,
+                    take_ppm: 0,
+                },
+                TX,
+            )
+            .await
+            .unwrap();
+    }
+    for (i, v) in [&v1, &v2].into_iter().enumerate() {
+        let mut auditor = DataAuditor::new(
+            chain.clone(),
+            v.clone(),
+            dir.path().join(format!("audit{i}")),
+            200,
+        )
+        .unwrap();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = auditor.step().await {
+                    eprintln!("auditor: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+
+    let owner_before = chain.account(&owner.account()).await.unwrap().balance;
+    // The buyer runs each example on the honest host.
+    let honest_client = DataClient::new(&honest_url, honest.account());
+    let params = ["", "column=x bins=5 quantiles=0.5,0.9", "columns=x,y k=3"];
+    for ((e, alg), p) in EXAMPLES.iter().zip(&ids).zip(params) {
+        let job = open(&chain, &buyer, id, *alg, &honest, p).await;
+        // A stranger can neither run the buyer's job nor read its result.
+        assert!(honest_client
+            .run(&stranger, &job, p, Some(e.wasm))
+            .await
+            .is_err());
+        let got = honest_client
+            .run(&buyer, &job, p, Some(e.wasm))
+            .await
+            .unwrap();
+        assert_eq!(
+            got.status,
+            DataRunStatus::Success,
+            "{}: {}",
+            e.name,
+            got.stderr
+        );
+        got.receipt.verify().unwrap();
+        let r = &got.receipt.receipt;
+        assert_eq!(
+            (r.job, r.dataset, r.algorithm, r.params_hash),
+            (job, id, *alg, params_hash(p.as_bytes()))
+        );
+        assert_eq!(r.output_hash, output_hash(got.output.as_bytes()));
+        let json: serde_json::Value = serde_json::from_str(&got.output).unwrap();
+        assert!(json.is_object(), "{}", got.output);
+        assert_eq!(r.charge, 1_000 + 10 + r.fuel_used.div_ceil(1_000_000));
+        let again = honest_client.result(&buyer, &job).await.unwrap();
+        assert_eq!(again.receipt, got.receipt);
+        assert!(honest_client.result(&stranger, &job).await.is_err());
+    }
+    let kmeans: serde_json::Value = serde_json::from_str(
+        &honest_client
+            .result(
+                &buyer,
+                &open_and_run(&chain, &buyer, &honest_client, id, ids[2], &honest).await,
+            )
+            .await
+            .unwrap()
+            .output,
+    )
+    .unwrap();
+    assert_eq!(kmeans["rows"], 600);
+    // A stranger cannot read a job's inputs before or after settlement.
+    let settled = honest_node
+        .settle()
+        .await
+        .unwrap()
+        .expect("four receipts queued");
+    let some_job = chain.data_batch(&settled).await.unwrap()[0].receipt.job;
+    let inputs_dir = dir.path().join("stolen");
+    assert!(honest_client
+        .audit_inputs(&stranger, &some_job, &id, &inputs_dir)
+        .await
+        .is_err());
+    assert!(!inputs_dir.join("data.csv").exists());
+
+    eventually("the honest host's four jobs pass their audits", || async {
+        chain
+            .audits(&honest.account())
+            .await
+            .unwrap()
+            .audits
+            .audits_passed
+            == 4
+    })
+    .await;
+    // Four completed runs: the dataset's 1,000 and the algorithm's 10 each, to the owner.
+    let owner_now = chain.account(&owner.account()).await.unwrap();
+    assert_eq!(owner_now.balance - owner_before, 4 * 1_010);
+    assert_eq!(owner_now.earned.data, 4 * 1_010);
+
+    // The cheat serves a job with a tampered output and settles it.
+    let cheat_client = DataClient::new(&cheat_url, cheat.account());
+    let job = open(&chain, &buyer, id, ids[0], &cheat, "").await;
+    let lie = cheat_client
+        .run(&buyer, &job, "", Some(EXAMPLES[0].wasm))
+        .await
+        .unwrap();
+    assert!(
+        lie.output.ends_with(' '),
+        "the tamper is visible to the buyer only by re-running"
+    );
+    cheat_node.settle().await.unwrap();
+    eventually("the tampering host is slashed", || async {
+        let status = chain.audits(&cheat.account()).await.unwrap();
+        status.audits.slashed && !status.registered
+    })
+    .await;
+    let honest_status = chain.audits(&honest.account()).await.unwrap();
+    assert!(honest_status.registered && !honest_status.audits.slashed);
+}
+
+/// Open and run one more k-means job on the honest host; its id.
+async fn open_and_run(
+    chain: &ChainClient,
+    buyer: &Keypair,
+    client: &DataClient,
+    dataset: Hash32,
+    kmeans: Hash32,
+    host: &Keypair,
+) -> Hash32 {
+    let p = "columns=x,y k=3 iterations=20";
+    let job = open(chain, buyer, dataset, kmeans, host, p).await;
+    // The host holds the module from the earlier job: no need to send it.
+    let got = client.run(buyer, &job, p, None).await.unwrap();
+    assert_eq!(got.status, DataRunStatus::Success);
+    job
+}
