@@ -142,26 +142,28 @@ static inline void csv_open(CsvReader *r, int fd) {
   if (!r->buf) fail("out of memory", NULL);
 }
 
-/* Split the next line into fields; returns 0 at the end of the file. */
+/* Split the next line into fields in one pass over its bytes; returns 0 at
+ * the end of the file. A line may end in \n, \r\n or the end of the file. */
 static inline int csv_next(CsvReader *r) {
   for (;;) {
-    char *start = r->buf + r->pos;
-    char *nl = memchr(start, '\n', r->len - r->pos);
-    if (nl || (r->eof && r->pos < r->len)) {
-      char *end = nl ? nl : r->buf + r->len;
-      r->pos = (size_t)(end - r->buf) + (nl ? 1 : 0);
-      if (end > start && end[-1] == '\r') end--;
-      int n = 0, quoted = 0;
-      const char *f = start;
-      for (const char *c = start; c < end; c++) {
-        if (*c == '"') quoted = !quoted;
-        else if (*c == ',' && !quoted) {
-          if (n == MAX_COLUMNS) fail("more than 256 columns", NULL);
-          r->field_start[n] = f; r->field_end[n++] = c; f = c + 1;
-        }
+    char *start = r->buf + r->pos, *end = r->buf + r->len, *c = start, *f = start;
+    int n = 0, quoted = 0;
+    for (; c < end; c++) {
+      char ch = *c;
+      if (ch == '\n') break;
+      if (ch == ',') {
+        if (quoted) continue;
+        if (n == MAX_COLUMNS - 1) fail("more than 256 columns", NULL);
+        r->field_start[n] = f; r->field_end[n++] = c; f = c + 1;
+      } else if (ch == '"') {
+        quoted = !quoted;
       }
-      if (n == MAX_COLUMNS) fail("more than 256 columns", NULL);
-      r->field_start[n] = f; r->field_end[n++] = end;
+    }
+    if (c < end || (r->eof && start < end)) {
+      r->pos = (size_t)(c - r->buf) + (c < end ? 1 : 0);
+      char *line_end = c;
+      if (line_end > f && line_end[-1] == '\r') line_end--;
+      r->field_start[n] = f; r->field_end[n++] = line_end;
       r->nfields = n;
       return 1;
     }

@@ -67,15 +67,15 @@ fn example_ids_are_pinned() {
     let pinned = [
         (
             "csv_stats",
-            "aef284b8f0ca6a59131e7cfcbc513e20b02b9b64a29a850a2727629777765b7a",
+            "c1a65bdbcf010d608fe361da5feef7a50e8ac7d505347b75921df48166978586",
         ),
         (
             "quantiles",
-            "dacac3b5f595935cdf625126e35752e69482ec7f3713b3601a655a465d27cec7",
+            "a2b432708cbb1f523d82461de8719bb0ce141bc85a8405a146d18616515c29d0",
         ),
         (
             "kmeans",
-            "4fe0621e7a1b31a96dd23e4c093e4608ebf2e7cd52a6ac3441023c16e8122033",
+            "2e1067fd340214505be082a3f19a77dd14b133ce9dcc8840a63f062f41489edb",
         ),
     ];
     assert_eq!(EXAMPLES.len(), pinned.len());
