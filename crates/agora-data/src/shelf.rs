@@ -39,7 +39,7 @@ pub fn dataset_id_of_dir(dir: &Path) -> Result<(Hash32, Collection), DataError> 
             let mut hasher = blake3::Hasher::new();
             let size = hasher
                 .update_reader(std::fs::File::open(dir.join(&rel))?)?
-                .count() as u64;
+                .count();
             files.push(CollectionFile {
                 path,
                 id: Hash32(*hasher.finalize().as_bytes()),

@@ -208,7 +208,6 @@ impl State {
         if job.host != *host || signed.host != *host {
             return Err(TxError::NotYourDataJob {
                 job: r.job,
-                who: *host,
                 action: "settle",
             });
         }
@@ -339,7 +338,6 @@ impl State {
         if found.buyer != buyer {
             return Err(TxError::NotYourDataJob {
                 job: *job,
-                who: buyer,
                 action: "cancel",
             });
         }

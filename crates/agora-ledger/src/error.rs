@@ -45,12 +45,10 @@ pub enum TxError {
     #[error("unknown or already settled data job {0}")]
     UnknownDataJob(Hash32),
     /// Only the job's host settles it; only its buyer cancels it.
-    #[error("{who} may not {action} data job {job}")]
+    #[error("the sender may not {action} data job {job}")]
     NotYourDataJob {
         /// The job.
         job: Hash32,
-        /// The sender.
-        who: AccountId,
         /// What it tried.
         action: &'static str,
     },
