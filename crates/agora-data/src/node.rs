@@ -3,8 +3,9 @@
 //! inputs to the validators drawn to re-run it and to nobody else.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agora_blobs::Collection;
 use agora_chain_client::{ChainClient, ClientError};
@@ -12,6 +13,8 @@ use agora_sandbox::{Limits, Sandbox};
 use agora_types::audit::batch_id;
 use agora_types::data::{data_job_seed, output_hash, params_hash};
 use agora_types::{AccountId, DataJob, DataReceipt, Hash32, Keypair, SignedDataReceipt, TxKind};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
 
 use crate::access::{now_ms, AccessGrant, Purpose};
 use crate::{receipt_status, DataError, Shelf};
@@ -48,6 +51,10 @@ pub struct DataNodeConfig {
     pub max_settle: usize,
     /// Honest or not.
     pub tamper: Tamper,
+    /// Where job records persist (one JSON file per job), so a restart
+    /// keeps results for their buyers, receipts for settlement and inputs
+    /// for the validators drawn to audit them.
+    pub jobs_dir: PathBuf,
 }
 
 /// One job's result as kept for its buyer and its auditors.
@@ -63,7 +70,20 @@ pub struct JobRecord {
     pub params: Vec<u8>,
     /// Who paid for it.
     pub buyer: AccountId,
-    kept_until: Instant,
+    kept_until_ms: u64,
+}
+
+/// A job record as written to disk.
+#[derive(Serialize, Deserialize)]
+struct StoredJob {
+    receipt: SignedDataReceipt,
+    output_base64: String,
+    stderr_base64: String,
+    params_base64: String,
+    buyer: AccountId,
+    kept_until_ms: u64,
+    /// The batch and leaf index that settled it, once settled.
+    settled: Option<(Hash32, u64)>,
 }
 
 /// What a drawn validator is given to re-run a job.
@@ -89,6 +109,7 @@ struct Inner {
     retention: Duration,
     max_settle: usize,
     tamper: Tamper,
+    jobs_dir: PathBuf,
     running: Mutex<HashSet<Hash32>>,
     results: Mutex<HashMap<Hash32, JobRecord>>,
     unsettled: Mutex<Vec<SignedDataReceipt>>,
@@ -101,12 +122,46 @@ struct Inner {
 pub struct DataNode(Arc<Inner>);
 
 impl DataNode {
-    /// A node serving `config.datasets`, each of which must be on the shelf.
+    /// A node serving `config.datasets`, each of which must be on the shelf;
+    /// job records kept under `config.jobs_dir` are loaded back (expired
+    /// ones deleted, unsettled ones queued for settlement again).
     pub fn new(config: DataNodeConfig) -> Result<Self, DataError> {
         for id in &config.datasets {
             if config.shelf.manifest(id)?.is_none() {
                 return Err(DataError::DatasetNotHere(*id));
             }
+        }
+        std::fs::create_dir_all(&config.jobs_dir)?;
+        let (mut results, mut unsettled, mut settled) =
+            (HashMap::new(), Vec::new(), HashMap::new());
+        let now = now_ms();
+        for entry in std::fs::read_dir(&config.jobs_dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let stored: StoredJob =
+                match std::fs::read(&path).map_err(DataError::from).and_then(|b| {
+                    serde_json::from_slice(&b).map_err(|e| DataError::Remote(e.to_string()))
+                }) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("skipping unreadable job record {}: {e}", path.display());
+                        continue;
+                    }
+                };
+            if stored.kept_until_ms < now {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let job = stored.receipt.receipt.job;
+            match stored.settled {
+                Some(at) => {
+                    settled.insert(job, at);
+                }
+                None => unsettled.push(stored.receipt.clone()),
+            }
+            results.insert(job, stored.into_record()?);
         }
         Ok(DataNode(Arc::new(Inner {
             key: config.key,
@@ -118,11 +173,32 @@ impl DataNode {
             retention: config.retention,
             max_settle: config.max_settle.max(1),
             tamper: config.tamper,
+            jobs_dir: config.jobs_dir,
             running: Mutex::new(HashSet::new()),
-            results: Mutex::new(HashMap::new()),
-            unsettled: Mutex::new(Vec::new()),
-            settled: Mutex::new(HashMap::new()),
+            results: Mutex::new(results),
+            unsettled: Mutex::new(unsettled),
+            settled: Mutex::new(settled),
         })))
+    }
+
+    /// Write `record` (and where it was settled) to its file, atomically.
+    fn persist(&self, record: &JobRecord, settled: Option<(Hash32, u64)>) -> Result<(), DataError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let stored = StoredJob {
+            receipt: record.receipt.clone(),
+            output_base64: b64.encode(&record.output),
+            stderr_base64: b64.encode(&record.stderr),
+            params_base64: b64.encode(&record.params),
+            buyer: record.buyer,
+            kept_until_ms: record.kept_until_ms,
+            settled,
+        };
+        let job = record.receipt.receipt.job.to_hex();
+        let tmp = self.0.jobs_dir.join(format!(".{job}.tmp"));
+        let bytes = serde_json::to_vec(&stored).map_err(|e| DataError::Remote(e.to_string()))?;
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, self.0.jobs_dir.join(format!("{job}.json")))?;
+        Ok(())
     }
 
     /// The host account.
@@ -262,15 +338,22 @@ impl DataNode {
             stderr: outcome.stderr,
             params,
             buyer: job.buyer,
-            kept_until: Instant::now() + self.0.retention,
+            kept_until_ms: now_ms().saturating_add(self.0.retention.as_millis() as u64),
         })
     }
 
     /// A kept result, dropping those past retention.
     fn kept(&self, job: &Hash32) -> Option<JobRecord> {
         let mut results = self.0.results.lock().expect("results lock");
-        let now = Instant::now();
-        results.retain(|_, r| r.kept_until > now);
+        let now = now_ms();
+        let jobs_dir = &self.0.jobs_dir;
+        results.retain(|id, r| {
+            let keep = r.kept_until_ms >= now;
+            if !keep {
+                let _ = std::fs::remove_file(jobs_dir.join(format!("{}.json", id.to_hex())));
+            }
+            keep
+        });
         results.get(job).cloned()
     }
 
@@ -307,9 +390,18 @@ impl DataNode {
         {
             Ok(done) => {
                 let batch = batch_id(&self.account(), done.nonce);
-                let mut settled = self.0.settled.lock().expect("settled lock");
                 for (i, r) in receipts.iter().enumerate() {
-                    settled.insert(r.receipt.job, (batch, i as u64));
+                    let at = (batch, i as u64);
+                    self.0
+                        .settled
+                        .lock()
+                        .expect("settled lock")
+                        .insert(r.receipt.job, at);
+                    if let Some(record) = self.kept(&r.receipt.job) {
+                        if let Err(e) = self.persist(&record, Some(at)) {
+                            tracing::warn!(job = %r.receipt.job, "recording the settlement: {e}");
+                        }
+                    }
                 }
                 Ok(Some(batch))
             }
@@ -420,6 +512,24 @@ impl DataNode {
     }
 }
 
+impl StoredJob {
+    fn into_record(self) -> Result<JobRecord, DataError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let decode = |t: &str| {
+            b64.decode(t)
+                .map_err(|e| DataError::Remote(format!("job record: {e}")))
+        };
+        Ok(JobRecord {
+            output: decode(&self.output_base64)?,
+            stderr: decode(&self.stderr_base64)?,
+            params: decode(&self.params_base64)?,
+            receipt: self.receipt,
+            buyer: self.buyer,
+            kept_until_ms: self.kept_until_ms,
+        })
+    }
+}
+
 fn check_buyer(kept: JobRecord, who: &AccountId) -> Result<JobRecord, DataError> {
     if kept.buyer == *who {
         Ok(kept)
@@ -427,5 +537,118 @@ fn check_buyer(kept: JobRecord, who: &AccountId) -> Result<JobRecord, DataError>
         Err(DataError::Denied(
             "only the job's buyer may read its result".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_types::data::output_hash;
+    use agora_types::DataRunStatus;
+
+    fn record(host: &Keypair, buyer: AccountId, job: u8, kept_until_ms: u64) -> JobRecord {
+        let receipt = DataReceipt {
+            job: Hash32([job; 32]),
+            dataset: Hash32([1; 32]),
+            algorithm: Hash32([2; 32]),
+            params_hash: params_hash(b"k=1"),
+            status: DataRunStatus::Success,
+            output_hash: output_hash(b"out"),
+            fuel_used: 9,
+            max_fuel: 10,
+            charge: 3,
+        }
+        .sign(host);
+        JobRecord {
+            receipt,
+            output: b"out".to_vec(),
+            stderr: vec![0xff],
+            params: b"k=1".to_vec(),
+            buyer,
+            kept_until_ms,
+        }
+    }
+
+    fn node(dir: &std::path::Path, host: &Keypair) -> DataNode {
+        DataNode::new(DataNodeConfig {
+            key: host.clone(),
+            // Never dialled: loading records needs no chain.
+            chain: ChainClient::new("http://127.0.0.1:9"),
+            shelf: Shelf::open(&dir.join("shelf")).unwrap(),
+            datasets: vec![],
+            deadline: Duration::from_secs(1),
+            retention: Duration::from_secs(60),
+            max_settle: 4,
+            tamper: Tamper::None,
+            jobs_dir: dir.join("jobs"),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn job_records_survive_a_restart_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Keypair::from_seed([7; 32]);
+        let buyer = Keypair::from_seed([8; 32]);
+        let far = now_ms() + 3_600_000;
+        let (settled, pending, expired) = (
+            record(&host, buyer.account(), 1, far),
+            record(&host, buyer.account(), 2, far),
+            record(&host, buyer.account(), 3, 1),
+        );
+        let first = node(dir.path(), &host);
+        first.persist(&settled, Some((Hash32([9; 32]), 3))).unwrap();
+        first.persist(&pending, None).unwrap();
+        first.persist(&expired, None).unwrap();
+        drop(first);
+
+        let again = node(dir.path(), &host);
+        let grant = |job: u8| {
+            AccessGrant::sign(
+                &buyer,
+                &host.account(),
+                &Hash32([job; 32]),
+                Purpose::Result,
+                now_ms(),
+            )
+        };
+        let back = again.result(&Hash32([1; 32]), &grant(1)).unwrap();
+        assert_eq!(
+            (back.output, back.stderr, back.params),
+            (settled.output, settled.stderr, settled.params)
+        );
+        assert_eq!(back.receipt, settled.receipt);
+        assert_eq!(
+            again.unsettled(),
+            1,
+            "the unsettled receipt is queued again"
+        );
+        assert_eq!(
+            again.0.settled.lock().unwrap().get(&Hash32([1; 32])),
+            Some(&(Hash32([9; 32]), 3)),
+            "where it was settled is remembered, so its auditor is let in"
+        );
+        assert!(matches!(
+            again.result(&Hash32([3; 32]), &grant(3)),
+            Err(DataError::NoResult(_))
+        ));
+        assert!(!dir
+            .path()
+            .join("jobs")
+            .join(format!("{}.json", Hash32([3; 32]).to_hex()))
+            .exists());
+        // The buyer's grant does not open another buyer's job.
+        let thief = Keypair::from_seed([5; 32]);
+        let stolen = AccessGrant::sign(
+            &thief,
+            &host.account(),
+            &Hash32([1; 32]),
+            Purpose::Result,
+            now_ms(),
+        );
+        assert!(matches!(
+            again.result(&Hash32([1; 32]), &stolen),
+            Err(DataError::Denied(_))
+        ));
     }
 }

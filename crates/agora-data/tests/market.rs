@@ -83,6 +83,7 @@ async fn host(
         retention: Duration::from_secs(600),
         max_settle: 16,
         tamper,
+        jobs_dir: dir.join("jobs"),
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,12 +125,34 @@ async fn open(
     host: &Keypair,
     params: &str,
 ) -> Hash32 {
+    open_with_fuel(
+        chain,
+        buyer,
+        dataset,
+        algorithm,
+        host,
+        params,
+        5_000_000_000,
+    )
+    .await
+}
+
+/// [`open`] with a fuel budget of `max_fuel`.
+async fn open_with_fuel(
+    chain: &ChainClient,
+    buyer: &Keypair,
+    dataset: Hash32,
+    algorithm: Hash32,
+    host: &Keypair,
+    params: &str,
+    max_fuel: u64,
+) -> Hash32 {
     let kind = TxKind::OpenDataJob {
         dataset,
         algorithm,
         host: host.account(),
         params_hash: params_hash(params.as_bytes()),
-        max_fuel: 5_000_000_000,
+        max_fuel,
     };
     let done = chain.send_and_confirm(buyer, kind, TX).await.unwrap();
     data_job_id(&buyer.account(), done.nonce)
@@ -290,12 +313,34 @@ async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
     )
     .unwrap();
     assert_eq!(kmeans["rows"], 600);
-    // A stranger cannot read a job's inputs before or after settlement.
     let settled = honest_node
         .settle()
         .await
         .unwrap()
         .expect("four receipts queued");
+    // A job whose fuel runs out pays only the fuel it burned, and gets no output.
+    let buyer_before = chain.account(&buyer.account()).await.unwrap().balance;
+    let starved = open_with_fuel(&chain, &buyer, id, ids[0], &honest, "", 100_000).await;
+    let got = honest_client.run(&buyer, &starved, "", None).await.unwrap();
+    assert_eq!(got.status, DataRunStatus::OutOfFuel);
+    assert!(got.output.is_empty());
+    assert_eq!(
+        (got.receipt.receipt.fuel_used, got.receipt.receipt.charge),
+        (100_000, 1)
+    );
+    honest_node
+        .settle()
+        .await
+        .unwrap()
+        .expect("one receipt queued");
+    let fee = chain.params().await.unwrap().tx_fee;
+    let buyer_after = chain.account(&buyer.account()).await.unwrap().balance;
+    assert_eq!(
+        buyer_before - buyer_after,
+        fee + 1,
+        "the escrow came back but for one unit of fuel"
+    );
+    // A stranger cannot read a job's inputs before or after settlement.
     let some_job = chain.data_batch(&settled).await.unwrap()[0].receipt.job;
     let inputs_dir = dir.path().join("stolen");
     assert!(honest_client
@@ -304,14 +349,14 @@ async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
         .is_err());
     assert!(!inputs_dir.join("data.csv").exists());
 
-    eventually("the honest host's four jobs pass their audits", || async {
+    eventually("the honest host's five jobs pass their audits", || async {
         chain
             .audits(&honest.account())
             .await
             .unwrap()
             .audits
             .audits_passed
-            == 4
+            == 5
     })
     .await;
     // Four completed runs: the dataset's 1,000 and the algorithm's 10 each, to the owner.

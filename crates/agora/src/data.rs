@@ -454,6 +454,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         retention: Duration::from_secs(args.retention_hours * 3_600),
         max_settle: usize::try_from(chain.params().await?.data.max_settle_receipts).unwrap_or(64),
         tamper,
+        jobs_dir: args.data_dir.join("jobs"),
     })?;
     let settler = node.clone();
     let every = Duration::from_secs(args.settle_secs.max(1));
