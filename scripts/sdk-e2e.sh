@@ -15,7 +15,7 @@ dir=$(mktemp -d)
 log="$dir/devnet.log"
 "$CARGO_TARGET_DIR/debug/agora" devnet --data-dir "$dir/net" --http 127.0.0.1:39190 \
   --rpc 127.0.0.1:39191 --provider-http 127.0.0.1:39192 --embedding-http 127.0.0.1:39193 \
-  --p2p 127.0.0.1:39194 --threads 1 >"$log" 2>&1 &
+  --p2p 127.0.0.1:39194 --data-http 127.0.0.1:39195 --threads 1 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 180); do

@@ -19,6 +19,7 @@ mod error;
 mod http;
 mod node;
 mod shelf;
+mod start;
 
 pub use access::{AccessGrant, Purpose, ACCESS_TTL_MS};
 pub use auditor::{rerun, DataAuditor, DataAuditorStats, Rerun};
@@ -27,6 +28,7 @@ pub use error::DataError;
 pub use http::{router, JobResponse, RunRequest};
 pub use node::{DataNode, DataNodeConfig, JobRecord, Tamper};
 pub use shelf::{dataset_id_of_dir, Shelf};
+pub use start::{start, DataNodeHandle, DataNodeSetup};
 
 /// Turn the sandbox's run status into the receipt's.
 pub fn receipt_status(status: agora_sandbox::RunStatus) -> agora_types::DataRunStatus {

@@ -1,7 +1,8 @@
 //! `agora devnet`: chain (a single BFT validator), one provider with the
 //! default model, the audit daemon with a few validator identities, and the
-//! gateway in one process, persisted under one data directory; with
-//! `--adversary MODE` a second provider cheats beside the honest one.
+//! gateway in one process, persisted under one data directory, and a data
+//! node serving a demo dataset; with `--adversary MODE` a second provider
+//! cheats beside the honest one.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,12 @@ pub struct DevnetConfig {
     /// Start no embedding provider (the devnet then has no `/v1/embeddings` model).
     #[arg(long)]
     pub no_embeddings: bool,
+    /// Listen address of the data node (compute-to-data over a demo dataset).
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    pub data_http: SocketAddr,
+    /// Start no data node (the devnet then has no dataset).
+    #[arg(long)]
+    pub no_data: bool,
     /// Validator identities the devnet's audit daemon runs (committees need ≥ 2).
     #[arg(long, default_value_t = 3)]
     pub auditors: usize,
@@ -276,6 +283,25 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
         };
         tasks.extend(agora_validator::start(setup, shutdown.clone()).await?);
         println!("validators: {} auditing", args.auditors);
+    }
+    if !args.no_data {
+        let data_dir = dir.join("data");
+        let key = keys::load_or_create(&data_dir.join("provider.key"))?;
+        fund(&ChainClient::new(&node.rpc_url), &faucet, &key).await?;
+        let (data, dataset) = crate::data_market::start(
+            &node.rpc_url,
+            &data_dir,
+            key,
+            &faucet,
+            args.data_http,
+            DEVNET_STAKE,
+            shutdown.clone(),
+        )
+        .await?;
+        println!("data node: {}", data.url);
+        println!("data host: {}", data.node.account());
+        println!("dataset: {dataset} (csv_stats, quantiles and kmeans allowed)");
+        tasks.extend(data.tasks);
     }
     // The gateway pays the providers through channels funded by the faucet,
     // so only holders of a client key (DIR/api-keys, made on first start) may spend.

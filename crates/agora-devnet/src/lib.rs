@@ -1,11 +1,13 @@
 //! Development networks, as libraries the `agora` binary calls:
-//! [`devnet`] runs chain, provider, audit daemon and gateway in one process;
+//! [`devnet`] runs chain, provider, audit daemon, gateway and a data node
+//! ([`data_market`]) in one process;
 //! [`localnet`] runs N validator processes plus a provider and a gateway.
 //! Both build on what every development setup needs: the development
 //! [`genesis`], hex seed [`keys`] files, and the devnet's trusted [`dealer`]
 //! of the validators' threshold keys.
 
 mod data_dir;
+pub mod data_market;
 pub mod dealer;
 pub mod devnet;
 pub mod genesis;

@@ -1,6 +1,8 @@
 //! Starting the audit daemon as a role: load the model jobs are replayed
 //! with, bond each validator key's stake if it is not bonded yet, and run one
-//! [`Auditor`] per key until shutdown.
+//! [`Auditor`] per key until shutdown, beside one data auditor per key
+//! ([`agora_data::DataAuditor`]): a data job drawn for this validator is
+//! re-run here, so no drawn job goes unaudited.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,6 +79,20 @@ pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>
         bond(&client, &key, setup.stake).await?;
         let me = key.account();
         tracing::info!(validator = %me, "auditing");
+        // Inputs are fetched here for one re-run at a time and deleted after it.
+        let scratch = std::env::temp_dir().join(format!("agora-data-audit-{}", me.to_hex()));
+        let data = agora_data::DataAuditor::new(
+            ChainClient::new(&setup.chain_url),
+            key.clone(),
+            scratch,
+            setup.fetch_grace_blocks,
+        )
+        .map_err(|e| Failure::msg(format!("starting the data auditor: {e}")))?;
+        tasks.push(tokio::spawn(run_data_audits(
+            data,
+            setup.poll,
+            shutdown.clone(),
+        )));
         let transcripts = HttpTranscripts::new(FETCH_TIMEOUT, key.clone(), chain_id.clone());
         let auditor = Auditor::new(
             RpcChain::new(ChainClient::new(&setup.chain_url), key),
@@ -100,6 +116,23 @@ pub async fn start(setup: AuditorsSetup, shutdown: Shutdown) -> Result<Vec<Task>
         }));
     }
     Ok(tasks)
+}
+
+/// Re-run the data jobs drawn for one validator, a round every `poll`, until shutdown.
+async fn run_data_audits(
+    mut auditor: agora_data::DataAuditor,
+    poll: Duration,
+    shutdown: Shutdown,
+) -> Result<(), Failure> {
+    loop {
+        if let Err(e) = auditor.step().await {
+            tracing::warn!(error = %e, "data audit round");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.clone().wait() => return Ok(()),
+        }
+    }
 }
 
 /// Load the model at `path` for checking: an embedder for an embedding

@@ -7,17 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use agora_data::{
-    dataset_id_of_dir, DataAuditor, DataClient, DataNode, DataNodeConfig, Shelf, Tamper,
-};
+use agora_data::{dataset_id_of_dir, DataAuditor, DataClient, DataNodeSetup, Tamper};
 use agora_devnet::keys;
 use agora_sandbox::{algorithm_id, example, EXAMPLES};
-use agora_tasks::Shutdown;
+use agora_tasks::{join, Shutdown};
 use agora_types::data::{data_job_id, params_hash};
-use agora_types::network::is_development_chain;
-use agora_types::{
-    AccessPolicy, AccountId, AlgorithmEntry, DatasetEntry, Hash32, Keypair, Price, TxKind,
-};
+use agora_types::{AccessPolicy, AccountId, AlgorithmEntry, DatasetEntry, Hash32, TxKind};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
@@ -407,102 +402,31 @@ async fn serve(args: ServeArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let key = keys::load_or_create(&args.data_dir.join("provider.key"))?;
-    let chain = ChainClient::new(&args.chain);
-    let head = chain.head().await.context("reading the chain")?;
-    let tamper = match args.adversary {
-        Some(DataAdversary::Tamper) if !is_development_chain(&head.chain_id) => {
-            bail!(
-                "--adversary is refused on chain {:?}: development chains only",
-                head.chain_id
-            )
-        }
-        Some(DataAdversary::Tamper) => Tamper::Output,
-        None => Tamper::None,
-    };
-    let shelf = Shelf::open(&args.data_dir.join("shelf"))?;
-    let mut datasets = Vec::new();
-    for dir in &args.dataset {
-        let (id, manifest) = shelf
-            .add_dir(dir)
-            .with_context(|| format!("importing {}", dir.display()))?;
-        println!(
-            "dataset: {id} ({} files, {} bytes)",
-            manifest.files.len(),
-            manifest.total_bytes()
-        );
-        datasets.push(id);
-    }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let url = args.public_url.clone().unwrap_or_else(|| {
-        format!(
-            "http://{}",
-            listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        )
-    });
-    register_host(&chain, &key, &url, args.stake).await?;
-    let node = DataNode::new(DataNodeConfig {
-        key: key.clone(),
-        chain: chain.clone(),
-        shelf,
-        datasets,
-        deadline: Duration::from_secs(args.deadline_secs),
+    let account = key.account();
+    let setup = DataNodeSetup {
+        chain_url: args.chain,
+        key,
+        data_dir: args.data_dir,
+        datasets: args.dataset.clone(),
+        listen: args.listen,
+        public_url: args.public_url,
+        stake: args.stake,
+        settle_every: Duration::from_secs(args.settle_secs.max(1)),
         retention: Duration::from_secs(args.retention_hours * 3_600),
-        max_settle: usize::try_from(chain.params().await?.data.max_settle_receipts).unwrap_or(64),
-        tamper,
-        jobs_dir: args.data_dir.join("jobs"),
-    })?;
-    let settler = node.clone();
-    let every = Duration::from_secs(args.settle_secs.max(1));
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.clone().wait() => break,
-            }
-            match settler.settle().await {
-                Ok(Some(batch)) => tracing::info!(%batch, "settled data receipts"),
-                Ok(None) => {}
-                Err(e) => tracing::warn!("settling: {e}"),
-            }
-        }
-    });
-    println!("host account: {}", key.account());
-    println!("data node: {url}");
-    println!("agora data node ready");
-    axum::serve(listener, agora_data::router(node))
-        .with_graceful_shutdown(shutdown.wait())
-        .await?;
-    Ok(())
-}
-
-/// Register `key` as a data-only provider at `url` unless it already is there.
-async fn register_host(chain: &ChainClient, key: &Keypair, url: &str, stake: u64) -> Result<()> {
-    let current = chain
-        .providers()
-        .await?
-        .into_iter()
-        .find(|p| p.id == key.account());
-    if current.is_some_and(|p| p.endpoint == url) {
-        return Ok(());
-    }
-    let kind = TxKind::RegisterProvider {
-        endpoint: url.to_string(),
-        models: vec![],
-        price: Price {
-            input_per_1k: 0,
-            output_per_1k: 0,
+        deadline: Duration::from_secs(args.deadline_secs),
+        tamper: match args.adversary {
+            Some(DataAdversary::Tamper) => Tamper::Output,
+            None => Tamper::None,
         },
-        stake,
-        replayable: true,
     };
-    send(chain, key, kind, "data node registration").await?;
-    Ok(())
+    let started = agora_data::start(setup, shutdown).await?;
+    for (dir, id) in args.dataset.iter().zip(&started.datasets) {
+        println!("dataset: {id} ({})", dir.display());
+    }
+    println!("host account: {account}");
+    println!("data node: {}", started.url);
+    println!("agora data node ready");
+    Ok(join(started.tasks).await?)
 }
 
 async fn audit(args: AuditArgs) -> Result<()> {

@@ -183,6 +183,8 @@ pub fn devnet_with(dir: &Path, extra: &[&str]) -> Agora {
         "127.0.0.1:0",
         "--embedding-http",
         "127.0.0.1:0",
+        "--data-http",
+        "127.0.0.1:0",
         "--p2p",
         "127.0.0.1:0",
     ];
