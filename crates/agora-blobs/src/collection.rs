@@ -137,37 +137,48 @@ fn check_path(path: &str) -> Result<(), BlobError> {
     Ok(())
 }
 
+/// Every plain file under `dir`, recursively, as (its `/`-separated path
+/// inside `dir`, its path on disk); a symbolic link or special file is
+/// refused (links are never followed), as is a path that is not UTF-8.
+pub fn dir_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, BlobError> {
+    let mut files = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(dir.join(&rel))? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let rel = rel.join(entry.file_name());
+            if kind.is_dir() {
+                stack.push(rel);
+            } else if kind.is_file() {
+                let text = rel.to_str().ok_or_else(|| {
+                    BlobError::BadCollection(format!("{} is not UTF-8", rel.display()))
+                })?;
+                files.push((text.replace(std::path::MAIN_SEPARATOR, "/"), dir.join(&rel)));
+            } else {
+                return Err(BlobError::BadCollection(format!(
+                    "{} is not a file or folder (links are not followed)",
+                    rel.display()
+                )));
+            }
+        }
+    }
+    Ok(files)
+}
+
 impl BlobStore {
     /// Import every file under `dir` (recursively; symbolic links are
     /// refused) and a manifest listing them; returns the manifest blob (the
     /// collection's id) and the collection.
     pub fn add_dir(&self, dir: &Path) -> Result<(BlobInfo, Collection), BlobError> {
         let mut files = Vec::new();
-        let mut stack = vec![PathBuf::new()];
-        while let Some(rel) = stack.pop() {
-            for entry in std::fs::read_dir(dir.join(&rel))? {
-                let entry = entry?;
-                let kind = entry.file_type()?;
-                let rel = rel.join(entry.file_name());
-                if kind.is_dir() {
-                    stack.push(rel);
-                } else if kind.is_file() {
-                    let text = rel.to_str().ok_or_else(|| {
-                        BlobError::BadCollection(format!("{} is not UTF-8", rel.display()))
-                    })?;
-                    let info = self.import_file(&dir.join(&rel))?;
-                    files.push(CollectionFile {
-                        path: text.replace(std::path::MAIN_SEPARATOR, "/"),
-                        id: info.id,
-                        size: info.size,
-                    });
-                } else {
-                    return Err(BlobError::BadCollection(format!(
-                        "{} is not a file or folder (links are not followed)",
-                        rel.display()
-                    )));
-                }
-            }
+        for (path, full) in dir_files(dir)? {
+            let info = self.import_file(&full)?;
+            files.push(CollectionFile {
+                path,
+                id: info.id,
+                size: info.size,
+            });
         }
         let collection = Collection::new(files)?;
         let info = self.import_bytes(&collection.to_bytes())?;

@@ -21,7 +21,7 @@ mod ranges;
 pub mod serve;
 mod store;
 
-pub use collection::{Collection, CollectionFile, MAX_FILES};
+pub use collection::{dir_files, Collection, CollectionFile, MAX_FILES};
 pub use error::BlobError;
 pub use fetch::{fetch, FetchConfig, Fetched, HttpPeer, RangeSource};
 pub use partial::Partial;

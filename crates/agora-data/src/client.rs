@@ -89,6 +89,49 @@ impl DataClient {
             .map_err(|e| DataError::Remote(format!("malformed answer: {e}")))
     }
 
+    /// Stream one file to `out`, hashing as it comes; an error if it is not
+    /// `size` bytes hashing to `id` (never more than `size` bytes are written).
+    async fn download(
+        req: reqwest::RequestBuilder,
+        out: &Path,
+        size: u64,
+        id: &Hash32,
+    ) -> Result<(), DataError> {
+        use std::io::Write;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| DataError::Remote(format!("data node unreachable: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(DataError::Remote(format!(
+                "data node answered {}",
+                resp.status()
+            )));
+        }
+        let mut sink = std::io::BufWriter::new(std::fs::File::create(out)?);
+        let mut hasher = blake3::Hasher::new();
+        let mut got = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| DataError::Remote(format!("reading a dataset file: {e}")))?
+        {
+            got += chunk.len() as u64;
+            if got > size {
+                return Err(DataError::Unverified(
+                    "longer than the manifest says".into(),
+                ));
+            }
+            hasher.update(&chunk);
+            sink.write_all(&chunk)?;
+        }
+        sink.flush()?;
+        if got != size || Hash32(*hasher.finalize().as_bytes()) != *id {
+            return Err(DataError::Unverified("does not match its id".into()));
+        }
+        Ok(())
+    }
+
     /// Run job `job` (opened on chain by `key`) with `params`, sending the
     /// module if given.
     pub async fn run(
@@ -166,32 +209,19 @@ impl DataClient {
                 job,
                 Purpose::Audit,
             );
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| DataError::Remote(format!("data node unreachable: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(DataError::Remote(format!(
-                    "file {n}: data node answered {}",
-                    resp.status()
-                )));
-            }
-            let data = resp
-                .bytes()
-                .await
-                .map_err(|e| DataError::Remote(format!("file {n}: {e}")))?;
-            if data.len() as u64 != file.size || Hash32(*blake3::hash(&data).as_bytes()) != file.id
-            {
-                return Err(DataError::Unverified(format!(
-                    "{} does not match its id",
-                    file.path
-                )));
-            }
             let out = dest.join(&file.path);
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(out, &data)?;
+            if let Err(e) = Self::download(req, &out, file.size, &file.id).await {
+                let _ = std::fs::remove_file(&out);
+                return Err(match e {
+                    DataError::Unverified(why) => {
+                        DataError::Unverified(format!("{}: {why}", file.path))
+                    }
+                    e => e,
+                });
+            }
         }
         Ok(AuditInputs {
             params,

@@ -187,10 +187,24 @@ async fn audit_file(
     State(node): State<DataNode>,
     headers: HeaderMap,
     Path((job, n)): Path<(String, usize)>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Response, ApiError> {
     let grant = grant(&headers)?;
     let path = node.audit_file(&job_id(&job)?, n, &grant).await?;
-    Ok(tokio::fs::read(path).await.map_err(DataError::from)?)
+    let file = tokio::fs::File::open(path).await.map_err(DataError::from)?;
+    // Streamed in 1 MiB pieces: a dataset file is never held whole in memory.
+    let chunks = futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0; 1 << 20];
+        match tokio::io::AsyncReadExt::read(&mut file, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err::<axum::body::Bytes, _>(e), None)),
+        }
+    });
+    Ok(axum::body::Body::from_stream(chunks).into_response())
 }
 
 async fn datasets(State(node): State<DataNode>) -> Json<serde_json::Value> {

@@ -16,36 +16,14 @@ use crate::DataError;
 /// `agora blob add DIR` give the same folder).
 pub fn dataset_id_of_dir(dir: &Path) -> Result<(Hash32, Collection), DataError> {
     let mut files = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for entry in std::fs::read_dir(dir.join(&rel))? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            let rel = rel.join(entry.file_name());
-            if kind.is_dir() {
-                stack.push(rel);
-                continue;
-            }
-            if !kind.is_file() {
-                return Err(DataError::Unverified(format!(
-                    "{} is not a plain file",
-                    rel.display()
-                )));
-            }
-            let path = rel
-                .to_str()
-                .ok_or_else(|| DataError::Unverified(format!("{} is not UTF-8", rel.display())))?
-                .replace(std::path::MAIN_SEPARATOR, "/");
-            let mut hasher = blake3::Hasher::new();
-            let size = hasher
-                .update_reader(std::fs::File::open(dir.join(&rel))?)?
-                .count();
-            files.push(CollectionFile {
-                path,
-                id: Hash32(*hasher.finalize().as_bytes()),
-                size,
-            });
-        }
+    for (path, full) in agora_blobs::dir_files(dir)? {
+        let mut hasher = blake3::Hasher::new();
+        let size = hasher.update_reader(std::fs::File::open(full)?)?.count();
+        files.push(CollectionFile {
+            path,
+            id: Hash32(*hasher.finalize().as_bytes()),
+            size,
+        });
     }
     let collection = Collection::new(files)?;
     Ok((

@@ -66,6 +66,7 @@ async fn sigterm_stops_cleanly_and_kill_9_loses_nothing_committed() {
         .await
         .unwrap();
     assert_eq!(balance(after), 12345);
-    // The chat and the embedding provider, each registered once across the restart.
-    assert_eq!(status["providers"].as_array().unwrap().len(), 2, "{status}");
+    // The chat provider, the embedding provider and the data node, each
+    // registered once across the restart.
+    assert_eq!(status["providers"].as_array().unwrap().len(), 3, "{status}");
 }
