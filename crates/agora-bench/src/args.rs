@@ -44,6 +44,10 @@ pub struct DataArgs {
     /// The C compiler for the native build.
     #[arg(long, default_value = "clang")]
     pub cc: PathBuf,
+    /// Take `csv_stats.c`, `common.h` and `wasm/csv_stats.wasm` from this
+    /// folder instead of the shipped ones (to time a changed algorithm).
+    #[arg(long)]
+    pub algorithms: Option<PathBuf>,
     /// Where the scratch files go (default: the system's temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,

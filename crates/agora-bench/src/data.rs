@@ -60,10 +60,21 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Build the example natively with `cc`; the binary's path.
-fn build_native(cc: &Path, dir: &Path) -> Result<std::path::PathBuf> {
-    std::fs::write(dir.join("common.h"), COMMON_H).context("writing common.h")?;
-    std::fs::write(dir.join("csv_stats.c"), CSV_STATS_C).context("writing csv_stats.c")?;
+/// Build the example natively with `cc` (from `sources`, or the shipped
+/// sources); the binary's path.
+fn build_native(cc: &Path, dir: &Path, sources: Option<&Path>) -> Result<std::path::PathBuf> {
+    match sources {
+        Some(src) => {
+            for name in ["common.h", "csv_stats.c"] {
+                std::fs::copy(src.join(name), dir.join(name))
+                    .with_context(|| format!("copying {}", src.join(name).display()))?;
+            }
+        }
+        None => {
+            std::fs::write(dir.join("common.h"), COMMON_H).context("writing common.h")?;
+            std::fs::write(dir.join("csv_stats.c"), CSV_STATS_C).context("writing csv_stats.c")?;
+        }
+    }
     let bin = dir.join("csv_stats_native");
     let status = Command::new(cc)
         .args(["-O2", "-o"])
@@ -112,7 +123,16 @@ fn run_blocking(args: DataArgs) -> Result<()> {
     }
     .context("making the bench's scratch directory")?;
     let runs = args.runs.max(1);
-    let wasm = example("csv_stats").expect("csv_stats ships").wasm;
+    let custom = match &args.algorithms {
+        Some(dir) => Some(
+            std::fs::read(dir.join("wasm").join("csv_stats.wasm"))
+                .with_context(|| format!("reading {}/wasm/csv_stats.wasm", dir.display()))?,
+        ),
+        None => None,
+    };
+    let wasm = custom
+        .as_deref()
+        .unwrap_or(example("csv_stats").expect("csv_stats ships").wasm);
     let sandbox = Sandbox::new().map_err(|e| fail(e.to_string()))?;
     let compile_start = Instant::now();
     let algorithm = sandbox.load(wasm).map_err(|e| fail(e.to_string()))?;
@@ -143,7 +163,7 @@ fn run_blocking(args: DataArgs) -> Result<()> {
     std::fs::create_dir_all(&data).context("making the dataset folder")?;
     let size = write_csv(&data.join("data.csv"), args.size_mib << 20)?;
     eprintln!("wrote a {size}-byte CSV");
-    let native = build_native(&args.cc, scratch.path())?;
+    let native = build_native(&args.cc, scratch.path(), args.algorithms.as_deref())?;
     let mut wasm_times = Vec::new();
     let mut native_times = Vec::new();
     let mut wasm_out = None;

@@ -179,6 +179,103 @@ static inline int csv_next(CsvReader *r) {
   }
 }
 
+/* Read more of the file, keeping the unfinished line from `keep` on;
+ * returns 0 if the file had nothing more. */
+static inline int csv_refill(CsvReader *r, size_t keep) {
+  if (r->eof) return 0;
+  size_t rest = r->len - keep;
+  if (rest >= READ_CHUNK) fail("a line is longer than 1 MiB", NULL);
+  memmove(r->buf, r->buf + keep, rest);
+  r->len = rest; r->pos = 0;
+  ssize_t got = read(r->fd, r->buf + r->len, READ_CHUNK);
+  if (got < 0) fail("cannot read the dataset", NULL);
+  if (got == 0) r->eof = 1;
+  r->len += (size_t)got;
+  return 1;
+}
+
+/* The next line's fields parsed as numbers in the same pass that finds
+ * them (no second scan): for field i < max, ok[i] says whether it is a
+ * number (the whole field, as parse_number reads it) and val[i] is it.
+ * Returns how many fields the line has (0 for a blank line), or -1 at the
+ * end of the file. */
+static inline int csv_next_numbers(CsvReader *r, double *val, unsigned char *ok, int max) {
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+restart:;
+  const char *c = r->buf + r->pos, *end = r->buf + r->len;
+  if (c == end) {
+    if (!csv_refill(r, r->pos) || r->len == 0) return -1;
+    goto restart;
+  }
+  /* A blank line has no fields. */
+  if (*c == '\n' || (*c == '\r' && c + 1 < end && c[1] == '\n')) {
+    r->pos = (size_t)(c - r->buf) + (*c == '\n' ? 1 : 2);
+    return 0;
+  }
+  if (*c == '\r' && c + 1 == end && !r->eof) {
+    csv_refill(r, r->pos);
+    goto restart;
+  }
+  int n = 0;
+  for (;;) {
+    /* One field: a number, or text up to the next delimiter. */
+    int good = 0;
+    double v = 0;
+    while (c < end && *c == ' ') c++;
+    if (c < end && *c != '"') {
+      int neg = 0, any = 0, digits = 0, scale = 0;
+      unsigned long long mant = 0;
+      if (*c == '-' || *c == '+') neg = *c++ == '-';
+      for (; c < end && (unsigned)(*c - '0') < 10; c++, any = 1) {
+        if (digits < 19) { mant = mant * 10 + (unsigned)(*c - '0'); if (mant) digits++; }
+        else scale++;
+      }
+      if (c < end && *c == '.') {
+        for (c++; c < end && (unsigned)(*c - '0') < 10; c++, any = 1)
+          if (digits < 19) { mant = mant * 10 + (unsigned)(*c - '0'); if (mant) digits++; scale--; }
+      }
+      if (any && c < end && (*c == 'e' || *c == 'E')) {
+        c++;
+        int eneg = 0, e = 0, edig = 0;
+        if (c < end && (*c == '-' || *c == '+')) eneg = *c++ == '-';
+        for (; c < end && (unsigned)(*c - '0') < 10; c++, edig = 1)
+          if (e < 10000) e = e * 10 + (*c - '0');
+        if (!edig) any = 0;
+        scale += eneg ? -e : e;
+      }
+      while (c < end && *c == ' ') c++;
+      if (any && (c == end || *c == ',' || *c == '\n' || *c == '\r')) {
+        v = (double)mant;
+        while (scale > 22) { v *= 1e22; scale -= 22; }
+        while (scale < -22) { v /= 1e22; scale += 22; }
+        v = scale >= 0 ? v * pow10[scale] : v / pow10[-scale];
+        if (neg) v = -v;
+        good = 1;
+      }
+    }
+    /* Whatever is left of the field (all of it, for text). */
+    int quoted = 0;
+    for (; c < end; c++) {
+      if (*c == '"') quoted = !quoted;
+      else if (!quoted && (*c == ',' || *c == '\n')) break;
+    }
+    if (c == end && !r->eof) {
+      /* The line runs past what is read: read on, then parse it again. */
+      csv_refill(r, r->pos);
+      goto restart;
+    }
+    if (n < max) { val[n] = v; ok[n] = (unsigned char)good; }
+    n++;
+    if (c == end || *c == '\n') {
+      r->pos = (size_t)(c - r->buf) + (c < end ? 1 : 0);
+      return n;
+    }
+    c++; /* past the comma */
+  }
+}
+
 /* Index of the header column named `name`, or fail. */
 static inline int csv_column(const CsvReader *r, const char *name) {
   size_t n = strlen(name);

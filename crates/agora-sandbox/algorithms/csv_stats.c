@@ -30,14 +30,17 @@ int main(int argc, char **argv) {
   Column cols[MAX_COLUMNS];
   memset(cols, 0, sizeof cols);
   long long rows = 0;
-  while (csv_next(&r)) {
-    if (r.nfields == 1 && r.field_start[0] == r.field_end[0]) continue; /* blank line */
+  static double val[MAX_COLUMNS];
+  static unsigned char ok[MAX_COLUMNS];
+  int got;
+  while ((got = csv_next_numbers(&r, val, ok, ncols)) >= 0) {
+    if (got == 0) continue; /* blank line */
     rows++;
-    int n = r.nfields < ncols ? r.nfields : ncols;
+    int n = got < ncols ? got : ncols;
     for (int i = 0; i < n; i++) {
-      double x;
       Column *c = &cols[i];
-      if (!parse_number(r.field_start[i], r.field_end[i], &x)) { c->text++; continue; }
+      if (!ok[i]) { c->text++; continue; }
+      double x = val[i];
       if (c->count == 0 || x < c->min) c->min = x;
       if (c->count == 0 || x > c->max) c->max = x;
       c->count++;
