@@ -193,11 +193,11 @@ impl DataNode {
             kept_until_ms: record.kept_until_ms,
             settled,
         };
-        let job = record.receipt.receipt.job.to_hex();
-        let tmp = self.0.jobs_dir.join(format!(".{job}.tmp"));
+        let job = &record.receipt.receipt.job;
+        let tmp = self.0.jobs_dir.join(format!(".{}.tmp", job.to_hex()));
         let bytes = serde_json::to_vec(&stored).map_err(|e| DataError::Remote(e.to_string()))?;
         std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, self.0.jobs_dir.join(format!("{job}.json")))?;
+        std::fs::rename(&tmp, record_path(&self.0.jobs_dir, job))?;
         Ok(())
     }
 
@@ -257,6 +257,7 @@ impl DataNode {
         let result = self.execute(&job, params, wasm).await;
         self.0.running.lock().expect("running lock").remove(&job_id);
         let record = result?;
+        self.persist(&record, None)?;
         self.0
             .results
             .lock()
@@ -350,7 +351,7 @@ impl DataNode {
         results.retain(|id, r| {
             let keep = r.kept_until_ms >= now;
             if !keep {
-                let _ = std::fs::remove_file(jobs_dir.join(format!("{}.json", id.to_hex())));
+                let _ = std::fs::remove_file(record_path(jobs_dir, id));
             }
             keep
         });
@@ -530,6 +531,11 @@ impl StoredJob {
     }
 }
 
+/// Where job `id`'s record is kept under `jobs_dir`.
+fn record_path(jobs_dir: &std::path::Path, id: &Hash32) -> PathBuf {
+    jobs_dir.join(format!("{}.json", id.to_hex()))
+}
+
 fn check_buyer(kept: JobRecord, who: &AccountId) -> Result<JobRecord, DataError> {
     if kept.buyer == *who {
         Ok(kept)
@@ -632,11 +638,7 @@ mod tests {
             again.result(&Hash32([3; 32]), &grant(3)),
             Err(DataError::NoResult(_))
         ));
-        assert!(!dir
-            .path()
-            .join("jobs")
-            .join(format!("{}.json", Hash32([3; 32]).to_hex()))
-            .exists());
+        assert!(!record_path(&dir.path().join("jobs"), &Hash32([3; 32])).exists());
         // The buyer's grant does not open another buyer's job.
         let thief = Keypair::from_seed([5; 32]);
         let stolen = AccessGrant::sign(

@@ -288,6 +288,12 @@ async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
             got.stderr
         );
         got.receipt.verify().unwrap();
+        // Written to disk before the answer, so a restart before settlement loses nothing.
+        let record = dir
+            .path()
+            .join("honest/jobs")
+            .join(format!("{}.json", job.to_hex()));
+        assert!(record.exists(), "no job record at {}", record.display());
         let r = &got.receipt.receipt;
         assert_eq!(
             (r.job, r.dataset, r.algorithm, r.params_hash),
