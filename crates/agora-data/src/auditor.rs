@@ -95,6 +95,17 @@ pub struct DataAuditorStats {
     pub votes: u64,
 }
 
+/// What one attempt to check a job came to.
+enum Check {
+    /// A verdict can be posted: the receipt's leaf and what the re-run found.
+    Judged(Hash32, Rerun),
+    /// Not this round (inputs not fetched yet, or the re-run cut short).
+    Retry,
+    /// Nothing to judge: the batch was pruned, holds no such job, or is no
+    /// data batch at all (an inference dispute's).
+    Gone,
+}
+
 /// One drawn job or dispute not judged yet.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -197,22 +208,21 @@ impl DataAuditor {
         Ok(())
     }
 
-    /// Fetch and re-run job `index` of data batch `batch`; `None` to retry later.
+    /// Fetch and re-run job `index` of data batch `batch`.
     async fn check(
         &self,
         batch: &Hash32,
         index: u64,
         since: u64,
         head: u64,
-    ) -> Result<Option<(Hash32, Rerun)>, DataError> {
+    ) -> Result<Check, DataError> {
         let receipts = match self.chain.data_batch(batch).await {
             Ok(r) => r,
-            // Pruned with its audit window: nothing left to judge.
-            Err(ClientError::Rejected { status: 404, .. }) => return Ok(None),
+            Err(ClientError::Rejected { status: 404, .. }) => return Ok(Check::Gone),
             Err(e) => return Err(e.into()),
         };
         let Some(signed) = receipts.get(index as usize) else {
-            return Ok(None);
+            return Ok(Check::Gone);
         };
         let receipt = &signed.receipt;
         let leaf = signed.leaf();
@@ -242,10 +252,10 @@ impl DataAuditor {
                         .await
                         .map_err(|e| DataError::Remote(format!("re-run panicked: {e}")))?;
                 match result {
-                    Ok(r) => Some((leaf, r)),
+                    Ok(r) => Check::Judged(leaf, r),
                     Err(e) => {
                         tracing::warn!("re-running data job {}: {e}", signed.receipt.job);
-                        None
+                        Check::Retry
                     }
                 }
             }
@@ -254,7 +264,7 @@ impl DataAuditor {
                     "data job {}: no inputs within the grace period: {e}",
                     receipt.job
                 );
-                Some((
+                Check::Judged(
                     leaf,
                     Rerun {
                         passed: false,
@@ -263,11 +273,11 @@ impl DataAuditor {
                             &codec::encode(&(receipt.job, e.to_string())),
                         ),
                     },
-                ))
+                )
             }
             Err(e) => {
                 tracing::info!("data job {}: inputs not fetched yet: {e}", receipt.job);
-                None
+                Check::Retry
             }
         };
         let _ = std::fs::remove_dir_all(&dest);
@@ -279,12 +289,13 @@ impl DataAuditor {
             let Some(job) = self.jobs.pop_front() else {
                 break;
             };
-            let Some((leaf, found)) = self.check(&job.batch, job.index, job.since, head).await?
-            else {
-                if self.chain.data_batch(&job.batch).await.is_ok() {
+            let (leaf, found) = match self.check(&job.batch, job.index, job.since, head).await? {
+                Check::Judged(leaf, found) => (leaf, found),
+                Check::Retry => {
                     self.jobs.push_back(job);
+                    continue;
                 }
-                continue;
+                Check::Gone => continue,
             };
             let kind = TxKind::SubmitVerdict {
                 batch: job.batch,
@@ -315,10 +326,10 @@ impl DataAuditor {
             {
                 continue;
             }
-            if self.chain.data_batch(&d.batch).await.is_err() {
-                continue; // an inference dispute: the inference auditor's to judge
-            }
-            let Some((_, found)) = self.check(&d.batch, d.index, d.opened_at, head).await? else {
+            // An inference dispute's batch holds no data receipts: `Gone`,
+            // and the inference auditor's to judge.
+            let Check::Judged(_, found) = self.check(&d.batch, d.index, d.opened_at, head).await?
+            else {
                 continue;
             };
             let kind = TxKind::VoteDispute {
