@@ -7,8 +7,8 @@ use agora_types::rpc::{
     ProviderAuditStatus, RpcErrorBody, SubmitTx, Submitted, SupplyInfo, TxStatus, ValidatorStake,
 };
 use agora_types::{
-    codec, AccountId, Block, Dispute, Hash32, Keypair, ModelEntry, ProviderInfo, Transaction,
-    TxKind,
+    codec, AccountId, Amount, Block, Dispute, Hash32, Keypair, ModelEntry, ModelId, Price,
+    ProviderInfo, Transaction, TxKind,
 };
 use serde::de::DeserializeOwned;
 
@@ -59,6 +59,21 @@ pub struct Committed {
     pub height: u64,
     /// The chain it was signed for.
     pub chain_id: String,
+}
+
+/// The terms a provider registers on (`RegisterProvider`'s fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderTerms {
+    /// Base URL where it serves.
+    pub endpoint: String,
+    /// Models served (none: a data node only).
+    pub models: Vec<ModelId>,
+    /// Price per 1k tokens.
+    pub price: Price,
+    /// Collateral locked.
+    pub stake: Amount,
+    /// Whether its jobs replay exactly.
+    pub replayable: bool,
 }
 
 /// A handle on one chain node's RPC.
@@ -261,6 +276,61 @@ impl ChainClient {
         self.read::<agora_types::rpc::SubmittedBatch>(url, resp)
             .await
             .map(|b| b.results)
+    }
+
+    /// Register `key` as a provider on `terms` unless the chain already
+    /// lists it on exactly those terms; the commit height, or `None` when
+    /// nothing had to be sent.
+    pub async fn ensure_provider(
+        &self,
+        key: &Keypair,
+        terms: &ProviderTerms,
+        timeout: Duration,
+    ) -> Result<Option<u64>, ClientError> {
+        let me = key.account();
+        let current = self.providers().await?.into_iter().find(|p| p.id == me);
+        if current.is_some_and(|p| {
+            p.endpoint == terms.endpoint
+                && p.models == terms.models
+                && p.price == terms.price
+                && p.stake == terms.stake
+                && p.replayable == terms.replayable
+        }) {
+            return Ok(None);
+        }
+        let kind = TxKind::RegisterProvider {
+            endpoint: terms.endpoint.clone(),
+            models: terms.models.clone(),
+            price: terms.price,
+            stake: terms.stake,
+            replayable: terms.replayable,
+        };
+        Ok(Some(self.send_and_wait(key, kind, timeout).await?))
+    }
+
+    /// Bond `stake` for `key` as a validator unless it already has bonded
+    /// stake of its own; whether it bonded now.
+    pub async fn ensure_bonded(
+        &self,
+        key: &Keypair,
+        stake: Amount,
+        timeout: Duration,
+    ) -> Result<bool, ClientError> {
+        let me = key.account();
+        let bonded = self
+            .validators()
+            .await?
+            .iter()
+            .any(|v| v.id == me && v.self_stake > 0);
+        if bonded {
+            return Ok(false);
+        }
+        let kind = TxKind::BondValidator {
+            amount: stake,
+            take_ppm: 0,
+        };
+        self.send_and_wait(key, kind, timeout).await?;
+        Ok(true)
     }
 
     /// Sign `kind` with `key` at the account's next nonce, submit it, and wait

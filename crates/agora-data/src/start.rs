@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agora_chain_client::ChainClient;
+use agora_chain_client::{ChainClient, ProviderTerms};
 use agora_tasks::{Failure, Shutdown, Task};
 use agora_types::network::is_development_chain;
-use agora_types::{Hash32, Keypair, Price, TxKind};
+use agora_types::{Hash32, Keypair, Price};
 
 use crate::{DataError, DataNode, DataNodeConfig, Shelf, Tamper};
 
@@ -119,22 +119,14 @@ pub async fn start(setup: DataNodeSetup, shutdown: Shutdown) -> Result<DataNodeH
 }
 
 /// Register `key` as a data-only provider (no models) at `url`, unless it
-/// already is registered there.
+/// already is registered on those terms.
 async fn register(
     chain: &ChainClient,
     key: &Keypair,
     url: &str,
     stake: u64,
 ) -> Result<(), DataError> {
-    let current = chain
-        .providers()
-        .await?
-        .into_iter()
-        .find(|p| p.id == key.account());
-    if current.is_some_and(|p| p.endpoint == url) {
-        return Ok(());
-    }
-    let kind = TxKind::RegisterProvider {
+    let terms = ProviderTerms {
         endpoint: url.to_string(),
         models: vec![],
         price: Price {
@@ -144,6 +136,6 @@ async fn register(
         stake,
         replayable: true,
     };
-    chain.send_and_wait(key, kind, REGISTER_TIMEOUT).await?;
+    chain.ensure_provider(key, &terms, REGISTER_TIMEOUT).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agora_chain_client::ChainClient;
+use agora_chain_client::{ChainClient, ProviderTerms};
 use agora_types::{Amount, Keypair, ModelEntry, Price, TxKind};
 
 use crate::ProviderError;
@@ -43,27 +43,15 @@ pub async fn register_on_chain(
             tracing::info!(model = %model.id, name = %model.name, "model registered on chain");
         }
     }
-    let me = key.account();
-    let current = chain.providers().await?.into_iter().find(|p| p.id == me);
-    let wanted_models = vec![model.id];
-    if let Some(p) = current {
-        if p.endpoint == endpoint
-            && p.models == wanted_models
-            && p.price == price
-            && p.stake == stake
-            && p.replayable == replayable
-        {
-            return Ok(());
-        }
-    }
-    let kind = TxKind::RegisterProvider {
+    let terms = ProviderTerms {
         endpoint: endpoint.to_string(),
-        models: wanted_models,
+        models: vec![model.id],
         price,
         stake,
         replayable,
     };
-    let height = chain.send_and_wait(key, kind, COMMIT_TIMEOUT).await?;
-    tracing::info!(provider = %me, height, "provider registered on chain");
+    if let Some(height) = chain.ensure_provider(key, &terms, COMMIT_TIMEOUT).await? {
+        tracing::info!(provider = %key.account(), height, "provider registered on chain");
+    }
     Ok(())
 }

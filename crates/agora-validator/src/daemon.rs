@@ -11,7 +11,7 @@ use std::time::Duration;
 use agora_chain_client::ChainClient;
 use agora_engine::{LlamaEmbedder, LlamaEngine, LlamaEngineConfig};
 use agora_tasks::{fail, Context, Failure, Shutdown, Task};
-use agora_types::{Amount, Keypair, TxKind};
+use agora_types::{Amount, Keypair};
 use agora_verify::{ThresholdBook, Thresholds};
 
 use crate::{Auditor, AuditorConfig, CheckEngine, EngineChecker, HttpTranscripts, RpcChain};
@@ -159,27 +159,15 @@ async fn load_checker(path: &Path, config: LlamaEngineConfig) -> Result<CheckEng
 
 /// Bond `stake` for `key` unless it already has bonded stake.
 async fn bond(client: &ChainClient, key: &Keypair, stake: Amount) -> Result<(), Failure> {
-    let me = key.account();
-    let bonded = client
-        .validators()
-        .await
-        .context("reading the validator set")?
-        .iter()
-        .any(|v| v.id == me && v.self_stake > 0);
-    if bonded {
-        return Ok(());
-    }
     client
-        .send_and_wait(
-            key,
-            TxKind::BondValidator {
-                amount: stake,
-                take_ppm: 0,
-            },
-            BOND_TIMEOUT,
-        )
+        .ensure_bonded(key, stake, BOND_TIMEOUT)
         .await
-        .with_context(|| format!("bonding {stake} for validator {me} (is the account funded?)"))?;
+        .with_context(|| {
+            format!(
+                "bonding {stake} for validator {} (is the account funded?)",
+                key.account()
+            )
+        })?;
     Ok(())
 }
 

@@ -435,23 +435,10 @@ async fn audit(args: AuditArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let key = keys::load_or_create(&args.data_dir.join("validator.key"))?;
     let chain = ChainClient::new(&args.chain);
-    let bonded = chain
-        .validators()
-        .await?
-        .iter()
-        .any(|v| v.id == key.account());
-    if !bonded {
-        send(
-            &chain,
-            &key,
-            TxKind::BondValidator {
-                amount: args.stake,
-                take_ppm: 0,
-            },
-            "validator bond",
-        )
-        .await?;
-    }
+    chain
+        .ensure_bonded(&key, args.stake, Duration::from_secs(60))
+        .await
+        .with_context(|| format!("bonding {} for validator {}", args.stake, key.account()))?;
     let mut auditor = DataAuditor::new(
         chain,
         key.clone(),
