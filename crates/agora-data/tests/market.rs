@@ -7,21 +7,18 @@
 //! strangers are refused the buyer's result and the job's inputs.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use agora_chain_client::ChainClient;
-use agora_data::{
-    dataset_id_of_dir, DataAuditor, DataClient, DataNode, DataNodeConfig, Shelf, Tamper,
-};
+use agora_data::{dataset_id_of_dir, DataAuditor, DataClient, DataNode, DataNodeSetup, Tamper};
 use agora_sandbox::{algorithm_id, EXAMPLES};
 use agora_tasks::{Shutdown, ShutdownTrigger};
 use agora_testkit::GenesisBuilder;
 use agora_types::data::{data_job_id, output_hash, params_hash};
 use agora_types::network::DEV_CHAIN_ID;
 use agora_types::{
-    AccessPolicy, AlgorithmEntry, DataRunStatus, DatasetEntry, Hash32, Keypair, Price, TxKind,
+    AccessPolicy, AlgorithmEntry, DataRunStatus, DatasetEntry, Hash32, Keypair, TxKind,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -64,45 +61,33 @@ async fn chain(dir: &Path, funded: &[Keypair]) -> (ChainClient, ShutdownTrigger)
     (ChainClient::new(&node.rpc_url), trigger)
 }
 
-/// Start a data node for `key` holding the folder `data`; its URL.
+/// Start a data node for `key` holding the folder `data` (registered,
+/// serving; the test settles by hand); the node, its URL, the dataset's id
+/// and what keeps it running.
 async fn host(
     dir: &Path,
     key: &Keypair,
     chain: &ChainClient,
     data: &Path,
     tamper: Tamper,
-) -> (DataNode, String, Hash32) {
-    let shelf = Shelf::open(dir).unwrap();
-    let (id, _) = shelf.add_dir(data).unwrap();
-    let node = DataNode::new(DataNodeConfig {
+) -> (DataNode, String, Hash32, ShutdownTrigger) {
+    let (trigger, shutdown) = Shutdown::manual();
+    let setup = DataNodeSetup {
+        chain_url: chain.url().to_string(),
         key: key.clone(),
-        chain: chain.clone(),
-        shelf,
-        datasets: vec![id],
-        deadline: Duration::from_secs(60),
-        retention: Duration::from_secs(600),
-        max_settle: 16,
-        tamper,
-        jobs_dir: dir.join("jobs"),
-    })
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let app = agora_data::router(node.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let url = format!("http://{addr}");
-    let register = TxKind::RegisterProvider {
-        endpoint: url.clone(),
-        models: vec![],
-        price: Price {
-            input_per_1k: 0,
-            output_per_1k: 0,
-        },
+        data_dir: dir.to_path_buf(),
+        datasets: vec![data.to_path_buf()],
+        listen: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
         stake: 1_000_000,
-        replayable: true,
+        // Never within the test: it settles when it means to.
+        settle_every: Duration::from_secs(3_600),
+        retention: Duration::from_secs(600),
+        deadline: Duration::from_secs(60),
+        tamper,
     };
-    chain.send_and_wait(key, register, TX).await.unwrap();
-    (node, url, id)
+    let started = agora_data::start(setup, shutdown).await.unwrap();
+    (started.node, started.url, started.datasets[0], trigger)
 }
 
 fn write_dataset(dir: &Path) {
@@ -179,7 +164,7 @@ async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
     let data = dir.path().join("dataset");
     write_dataset(&data);
     let (expected_id, _) = dataset_id_of_dir(&data).unwrap();
-    let (honest_node, honest_url, id) = host(
+    let (honest_node, honest_url, id, _honest_running) = host(
         &dir.path().join("honest"),
         &honest,
         &chain,
@@ -187,7 +172,7 @@ async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
         Tamper::None,
     )
     .await;
-    let (cheat_node, cheat_url, cheat_id) = host(
+    let (cheat_node, cheat_url, cheat_id, _cheat_running) = host(
         &dir.path().join("cheat"),
         &cheat,
         &chain,
