@@ -116,9 +116,7 @@ pub(crate) fn default_dir() -> PathBuf {
 }
 
 fn parse_id(text: &str) -> Result<Hash32> {
-    text.trim()
-        .parse()
-        .with_context(|| format!("{text:?} is not a blob id (64 hex digits)"))
+    crate::send::parse_hash("ID", "blob", text)
 }
 
 fn open(opts: &StoreOpts) -> Result<BlobStore> {

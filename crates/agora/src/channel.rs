@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::send::{balance_of, parse_account, print, send, ChainOpts};
+use crate::send::{balance_of, parse_account, parse_hash, print, send, ChainOpts};
 
 /// `agora channel ...`.
 #[derive(Subcommand, Debug)]
@@ -175,9 +175,7 @@ async fn close(args: ChannelArgs, finish: bool) -> Result<()> {
 }
 
 fn parse_channel(text: &str) -> Result<Hash32> {
-    text.trim()
-        .parse()
-        .context("--channel is not a channel id (64 hex characters)")
+    parse_hash("--channel", "channel", text)
 }
 
 /// A model given by id or by registry name; an unknown one lists the known names.

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::send::{parse_account, print, send, ChainOpts};
+use crate::send::{parse_account, parse_hash, print, send, ChainOpts};
 
 /// `agora data ...`.
 #[derive(Subcommand, Debug)]
@@ -233,12 +233,6 @@ fn parse_algorithm(text: &str) -> Result<Hash32> {
         .with_context(|| format!("{text:?} is neither an algorithm id nor an example name"))
 }
 
-fn parse_hash(flag: &str, text: &str) -> Result<Hash32> {
-    text.trim()
-        .parse()
-        .with_context(|| format!("{flag} is not an id (64 hex characters)"))
-}
-
 /// The module bytes and a default name, from a file or an example.
 fn module(wasm: &Option<PathBuf>, name: &Option<String>) -> Result<(Vec<u8>, String)> {
     match (wasm, name) {
@@ -357,7 +351,7 @@ async fn endpoint_of(chain: &ChainClient, host: &AccountId) -> Result<String> {
 async fn run_job(args: RunArgs) -> Result<()> {
     let key = keys::load(&args.key)?;
     let chain = ChainClient::new(&args.rpc);
-    let dataset_id = parse_hash("--dataset", &args.dataset)?;
+    let dataset_id = parse_hash("--dataset", "dataset", &args.dataset)?;
     let dataset = chain
         .dataset(&dataset_id)
         .await
@@ -390,7 +384,7 @@ async fn result(args: ResultArgs) -> Result<()> {
     let key = keys::load(&args.key)?;
     let chain = ChainClient::new(&args.rpc);
     let host = parse_account("--host", &args.host)?;
-    let job = parse_hash("--job", &args.job)?;
+    let job = parse_hash("--job", "job", &args.job)?;
     let url = endpoint_of(&chain, &host).await?;
     let got = DataClient::new(&url, host).result(&key, &job).await?;
     println!("{}", serde_json::to_string_pretty(&got)?);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use agora_chain_client::{ChainClient, Committed};
-use agora_types::{AccountId, Keypair, TxKind};
+use agora_types::{AccountId, Hash32, Keypair, TxKind};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::Value;
@@ -28,6 +28,14 @@ pub fn parse_account(flag: &str, text: &str) -> Result<AccountId> {
     text.trim()
         .parse()
         .with_context(|| format!("{flag} is not an account id (64 hex characters)"))
+}
+
+/// Parse a 32-byte id (a channel, job, dataset, blob ...) given on the
+/// command line as `flag`, naming what it should be in the error.
+pub fn parse_hash(flag: &str, what: &str, text: &str) -> Result<Hash32> {
+    text.trim()
+        .parse()
+        .with_context(|| format!("{flag} {text:?} is not a {what} id (64 hex characters)"))
 }
 
 /// Sign, submit and wait for inclusion; a rejection names what was tried and why.
