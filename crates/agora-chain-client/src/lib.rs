@@ -167,6 +167,14 @@ impl ChainClient {
         self.get(&format!("/data/batch/{id}")).await
     }
 
+    /// The receipt a host settled for data job `job`, while its batch is live.
+    pub async fn settled_data_receipt(
+        &self,
+        job: &Hash32,
+    ) -> Result<agora_types::rpc::SettledDataReceipt, ClientError> {
+        self.get(&format!("/data/settled/{job}")).await
+    }
+
     /// The latest committed block's summary.
     pub async fn head(&self) -> Result<Head, ClientError> {
         self.get("/head").await

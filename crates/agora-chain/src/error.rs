@@ -146,6 +146,7 @@ pub fn tx_error_code(e: &TxError) -> &'static str {
         TxError::NotAHost { .. } => "not_a_host",
         TxError::UnknownDataJob(_) => "unknown_data_job",
         TxError::NotYourDataJob { .. } => "not_your_data_job",
+        TxError::NotEquivocation(_) => "not_equivocation",
         TxError::ReceiptMismatch { .. } => "receipt_mismatch",
         TxError::JobNotTimedOut { .. } => "job_not_timed_out",
     }

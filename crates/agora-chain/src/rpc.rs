@@ -114,6 +114,7 @@ impl Node {
             .route("/algorithms", get(algorithms))
             .route("/data/job/{id}", get(data_job))
             .route("/data/batch/{id}", get(data_batch))
+            .route("/data/settled/{job}", get(data_settled))
             .route(agora_metrics::METRICS_ROUTE, get(crate::metrics::scrape))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .method_not_allowed_fallback(|| async {
@@ -396,6 +397,33 @@ async fn data_batch(
         .cloned()
         .map(Json)
         .ok_or_else(|| not_found(format!("no live data batch {id}")))
+}
+
+/// The settled receipt of a job, searched among the live data batches
+/// (bounded by the audit window and the per-block batch limit).
+async fn data_settled(
+    State(node): State<Node>,
+    Segment(job): Segment,
+) -> Result<Json<agora_types::rpc::SettledDataReceipt>, ApiError> {
+    let job = parse_hash(&job)?;
+    let state = node.state();
+    state
+        .data_batches
+        .iter()
+        .find_map(|(batch, receipts)| {
+            let index = receipts.iter().position(|r| r.receipt.job == job)?;
+            Some(agora_types::rpc::SettledDataReceipt {
+                batch: *batch,
+                index: index as u64,
+                receipt: receipts[index].clone(),
+            })
+        })
+        .map(Json)
+        .ok_or_else(|| {
+            not_found(format!(
+                "data job {job} is not in a live data batch (not settled yet, cancelled, or its audit window closed)"
+            ))
+        })
 }
 
 fn parse_height(height: &str) -> Result<u64, ApiError> {

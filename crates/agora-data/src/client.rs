@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agora_blobs::Collection;
+use agora_types::data::output_hash;
 use agora_types::{AccountId, Hash32, Keypair, SignedDataReceipt};
 use base64::Engine;
 use serde::de::DeserializeOwned;
@@ -132,8 +133,35 @@ impl DataClient {
         Ok(())
     }
 
+    /// What a buyer checks of an answer before trusting it: the receipt is
+    /// this host's, signed, for this job, and covers exactly the output sent.
+    /// A receipt that passes is the evidence `ReportDataEquivocation` needs
+    /// should the host settle a different one.
+    fn check_answer(&self, job: &Hash32, answer: JobResponse) -> Result<JobResponse, DataError> {
+        let signed = &answer.receipt;
+        if signed.host != self.host || signed.verify().is_err() {
+            return Err(DataError::Unverified(
+                "the receipt is not signed by the job's host".into(),
+            ));
+        }
+        if signed.receipt.job != *job || signed.receipt.status != answer.status {
+            return Err(DataError::Unverified(
+                "the receipt is for another job or outcome".into(),
+            ));
+        }
+        let output = base64::engine::general_purpose::STANDARD
+            .decode(&answer.output_base64)
+            .map_err(|e| DataError::Unverified(format!("output_base64: {e}")))?;
+        if output_hash(&output) != signed.receipt.output_hash {
+            return Err(DataError::Unverified(
+                "the output does not hash to the receipt's output hash".into(),
+            ));
+        }
+        Ok(answer)
+    }
+
     /// Run job `job` (opened on chain by `key`) with `params`, sending the
-    /// module if given.
+    /// module if given; the answer is checked against its receipt.
     pub async fn run(
         &self,
         key: &Keypair,
@@ -157,9 +185,10 @@ impl DataClient {
             .json(&body),
         )
         .await
+        .and_then(|answer| self.check_answer(job, answer))
     }
 
-    /// Read the kept result of `key`'s job.
+    /// Read the kept result of `key`'s job, checked against its receipt.
     pub async fn result(&self, key: &Keypair, job: &Hash32) -> Result<JobResponse, DataError> {
         Self::read(self.request(
             reqwest::Method::GET,
@@ -169,6 +198,7 @@ impl DataClient {
             Purpose::Result,
         ))
         .await
+        .and_then(|answer| self.check_answer(job, answer))
     }
 
     /// As a drawn validator: fetch job `job`'s inputs into `dest`, checking
@@ -229,5 +259,72 @@ impl DataClient {
             dir: dest.to_path_buf(),
             receipt: answer.receipt,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agora_types::data::params_hash;
+    use agora_types::{DataReceipt, DataRunStatus};
+
+    use super::*;
+
+    fn answer(host: &Keypair, job: Hash32, output: &[u8]) -> JobResponse {
+        let receipt = DataReceipt {
+            job,
+            dataset: Hash32([2; 32]),
+            algorithm: Hash32([3; 32]),
+            params_hash: params_hash(b""),
+            status: DataRunStatus::Success,
+            output_hash: output_hash(b"{\"rows\":3}"),
+            fuel_used: 10,
+            max_fuel: 100,
+            charge: 5,
+        }
+        .sign(host);
+        JobResponse {
+            job,
+            status: DataRunStatus::Success,
+            output: String::from_utf8_lossy(output).into_owned(),
+            output_base64: base64::engine::general_purpose::STANDARD.encode(output),
+            stderr: String::new(),
+            receipt,
+        }
+    }
+
+    #[test]
+    fn a_buyer_accepts_only_an_output_its_hosts_receipt_covers() {
+        let (host, other) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
+        let job = Hash32([9; 32]);
+        let client = DataClient::new("http://127.0.0.1:1", host.account());
+        let good = answer(&host, job, b"{\"rows\":3}");
+        assert!(client.check_answer(&job, good.clone()).is_ok());
+        let refused = [
+            ("another output", answer(&host, job, b"{\"rows\":4}")),
+            ("another host's key", answer(&other, job, b"{\"rows\":3}")),
+            (
+                "another job",
+                answer(&host, Hash32([8; 32]), b"{\"rows\":3}"),
+            ),
+            ("another status", {
+                let mut a = good.clone();
+                a.status = DataRunStatus::Trap;
+                a
+            }),
+            ("a forged receipt", {
+                let mut a = good.clone();
+                a.receipt.receipt.fuel_used = 1;
+                a
+            }),
+        ];
+        for (what, bad) in refused {
+            assert!(
+                matches!(
+                    client.check_answer(&job, bad),
+                    Err(DataError::Unverified(_))
+                ),
+                "{what} accepted"
+            );
+        }
     }
 }

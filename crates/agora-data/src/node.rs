@@ -12,7 +12,9 @@ use agora_chain_client::{ChainClient, ClientError};
 use agora_sandbox::{Limits, Sandbox};
 use agora_types::audit::batch_id;
 use agora_types::data::{data_job_seed, output_hash, params_hash};
-use agora_types::{AccountId, DataJob, DataReceipt, Hash32, Keypair, SignedDataReceipt, TxKind};
+use agora_types::{
+    AccountId, DataJob, DataReceipt, DataRunStatus, Hash32, Keypair, SignedDataReceipt, TxKind,
+};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,10 @@ pub enum Tamper {
     None,
     /// Sign a receipt for an output it altered (a lie a re-run exposes).
     Output,
+    /// Give the buyer the honest receipt but settle another, signed anew,
+    /// that claims the deadline ended the run (equivocation: the two
+    /// receipts together slash it).
+    Settlement,
 }
 
 /// How a data node runs.
@@ -123,8 +129,9 @@ pub struct DataNode(Arc<Inner>);
 
 impl DataNode {
     /// A node serving `config.datasets`, each of which must be on the shelf;
-    /// job records kept under `config.jobs_dir` are loaded back (expired
-    /// ones deleted, unsettled ones queued for settlement again).
+    /// job records kept under `config.jobs_dir` are loaded back (settled
+    /// ones past retention deleted, unsettled ones queued for settlement
+    /// again whatever their age).
     pub fn new(config: DataNodeConfig) -> Result<Self, DataError> {
         for id in &config.datasets {
             if config.shelf.manifest(id)?.is_none() {
@@ -150,7 +157,8 @@ impl DataNode {
                         continue;
                     }
                 };
-            if stored.kept_until_ms < now {
+            // An unsettled record outlives retention until it is settled.
+            if stored.kept_until_ms < now && stored.settled.is_some() {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
@@ -343,13 +351,21 @@ impl DataNode {
         })
     }
 
-    /// A kept result, dropping those past retention.
+    /// A kept result, dropping those past retention, but never one whose
+    /// receipt still waits for settlement: while its job is open on chain,
+    /// forgetting the record would let the buyer ask for a second run, and
+    /// a second receipt for one job (a wall-clock deadline can end it
+    /// differently) is slashable equivocation.
     fn kept(&self, job: &Hash32) -> Option<JobRecord> {
+        let waiting: HashSet<Hash32> = (self.0.unsettled.lock().expect("unsettled lock"))
+            .iter()
+            .map(|r| r.receipt.job)
+            .collect();
         let mut results = self.0.results.lock().expect("results lock");
         let now = now_ms();
         let jobs_dir = &self.0.jobs_dir;
         results.retain(|id, r| {
-            let keep = r.kept_until_ms >= now;
+            let keep = r.kept_until_ms >= now || waiting.contains(id);
             if !keep {
                 let _ = std::fs::remove_file(record_path(jobs_dir, id));
             }
@@ -370,25 +386,31 @@ impl DataNode {
     /// Settle up to `max_settle` queued receipts in one transaction; the
     /// batch id, or `None` with nothing queued. Receipts of jobs the chain
     /// no longer holds (cancelled meanwhile) are dropped; on any other
-    /// failure the receipts are queued again.
+    /// failure they stay queued. They stay in the queue while the
+    /// transaction is in flight, so their records are never dropped before
+    /// the chain has settled them (see `kept`).
     pub async fn settle(&self) -> Result<Option<Hash32>, DataError> {
         let receipts: Vec<SignedDataReceipt> = {
-            let mut queue = self.0.unsettled.lock().expect("unsettled lock");
+            let queue = self.0.unsettled.lock().expect("unsettled lock");
             let n = queue.len().min(self.0.max_settle);
-            queue.drain(..n).collect()
+            queue[..n].to_vec()
         };
         if receipts.is_empty() {
             return Ok(None);
         }
         let kind = TxKind::SettleDataJobs {
-            receipts: receipts.clone(),
+            receipts: match self.0.tamper {
+                Tamper::Settlement => receipts.iter().map(|r| self.equivocate(r)).collect(),
+                _ => receipts.clone(),
+            },
         };
-        match self
+        let sent = self
             .0
             .chain
             .send_and_confirm(&self.0.key, kind, SETTLE_TIMEOUT)
-            .await
-        {
+            .await;
+        let mut done_with = HashSet::new();
+        let answer = match sent {
             Ok(done) => {
                 let batch = batch_id(&self.account(), done.nonce);
                 for (i, r) in receipts.iter().enumerate() {
@@ -403,26 +425,39 @@ impl DataNode {
                             tracing::warn!(job = %r.receipt.job, "recording the settlement: {e}");
                         }
                     }
+                    done_with.insert(r.receipt.job);
                 }
                 Ok(Some(batch))
             }
             Err(e) => {
-                let mut keep = Vec::new();
-                for r in receipts {
+                for r in &receipts {
                     // A job the chain no longer holds can never be settled.
-                    match self.0.chain.data_job(&r.receipt.job).await {
-                        Err(ClientError::Rejected { status: 404, .. }) => {
-                            tracing::warn!(job = %r.receipt.job, "dropping the receipt of a job no longer open on chain")
-                        }
-                        _ => keep.push(r),
+                    if let Err(ClientError::Rejected { status: 404, .. }) =
+                        self.0.chain.data_job(&r.receipt.job).await
+                    {
+                        tracing::warn!(job = %r.receipt.job, "dropping the receipt of a job no longer open on chain");
+                        done_with.insert(r.receipt.job);
                     }
                 }
-                let mut queue = self.0.unsettled.lock().expect("unsettled lock");
-                keep.append(&mut queue);
-                *queue = keep;
                 Err(e.into())
             }
+        };
+        (self.0.unsettled.lock().expect("unsettled lock"))
+            .retain(|r| !done_with.contains(&r.receipt.job));
+        answer
+    }
+
+    /// [`Tamper::Settlement`]'s second receipt for a job: the deadline
+    /// ended it, so it charges nothing and has no output.
+    fn equivocate(&self, honest: &SignedDataReceipt) -> SignedDataReceipt {
+        let status = DataRunStatus::DeadlineExceeded;
+        DataReceipt {
+            status,
+            output_hash: output_hash(&[]),
+            charge: 0,
+            ..honest.receipt.clone()
         }
+        .sign(&self.0.key)
     }
 
     /// Receipts waiting for settlement.
@@ -604,15 +639,17 @@ mod tests {
         let host = Keypair::from_seed([7; 32]);
         let buyer = Keypair::from_seed([8; 32]);
         let far = now_ms() + 3_600_000;
-        let (settled, pending, expired) = (
+        let (settled, pending, expired, overdue) = (
             record(&host, buyer.account(), 1, far),
             record(&host, buyer.account(), 2, far),
             record(&host, buyer.account(), 3, 1),
+            record(&host, buyer.account(), 4, 1),
         );
         let first = node(dir.path(), &host);
         first.persist(&settled, Some((Hash32([9; 32]), 3))).unwrap();
         first.persist(&pending, None).unwrap();
-        first.persist(&expired, None).unwrap();
+        first.persist(&expired, Some((Hash32([9; 32]), 4))).unwrap();
+        first.persist(&overdue, None).unwrap();
         drop(first);
 
         let again = node(dir.path(), &host);
@@ -633,9 +670,13 @@ mod tests {
         assert_eq!(back.receipt, settled.receipt);
         assert_eq!(
             again.unsettled(),
-            1,
-            "the unsettled receipt is queued again"
+            2,
+            "the unsettled receipts are queued again"
         );
+        // Past retention but never settled: kept, so a second run of the
+        // job (a second, possibly different, receipt) cannot happen.
+        let kept = again.result(&Hash32([4; 32]), &grant(4)).unwrap();
+        assert_eq!(kept.receipt, overdue.receipt);
         assert_eq!(
             again.0.settled.lock().unwrap().get(&Hash32([1; 32])),
             Some(&(Hash32([9; 32]), 3)),

@@ -324,6 +324,11 @@ async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
         .await
         .unwrap()
         .expect("one receipt queued");
+    let on_chain = chain.settled_data_receipt(&starved).await.unwrap();
+    assert_eq!(
+        on_chain.receipt, got.receipt,
+        "an honest host settles what it gave"
+    );
     let fee = chain.params().await.unwrap().tx_fee;
     let buyer_after = chain.account(&buyer.account()).await.unwrap().balance;
     assert_eq!(
@@ -374,6 +379,89 @@ async fn jobs_are_paid_audited_by_rerun_and_a_tampering_host_is_slashed() {
     .await;
     let honest_status = chain.audits(&honest.account()).await.unwrap();
     assert!(honest_status.registered && !honest_status.audits.slashed);
+}
+
+/// A host that gives the buyer one receipt and settles another (claiming
+/// its deadline ended the run, so nobody pays and nothing is re-run) is
+/// slashed on the buyer's report of the two; the reporter is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_settling_another_receipt_than_it_gave_is_slashed_on_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, cheat, buyer) = (
+        Keypair::generate(),
+        Keypair::generate(),
+        Keypair::generate(),
+    );
+    let (chain, _chain_stop) = chain(
+        &dir.path().join("chain"),
+        &[owner.clone(), cheat.clone(), buyer.clone()],
+    )
+    .await;
+    let data = dir.path().join("dataset");
+    write_dataset(&data);
+    let (cheat_node, url, id, _stop) = host(
+        &dir.path().join("cheat"),
+        &cheat,
+        &chain,
+        &data,
+        Tamper::Settlement,
+    )
+    .await;
+    let algorithm = AlgorithmEntry {
+        id: Hash32(algorithm_id(EXAMPLES[0].wasm)),
+        owner: owner.account(),
+        name: EXAMPLES[0].name.into(),
+        price_per_run: 10,
+    };
+    let kinds = [
+        TxKind::RegisterAlgorithm {
+            algorithm: algorithm.clone(),
+        },
+        TxKind::RegisterDataset {
+            dataset: DatasetEntry {
+                id,
+                owner: owner.account(),
+                name: "points".into(),
+                description: String::new(),
+                price_per_run: 1_000,
+                price_per_mfuel: 1,
+                policy: AccessPolicy::AnyRegistered,
+                hosts: vec![cheat.account()],
+            },
+        },
+    ];
+    for kind in kinds {
+        chain.send_and_confirm(&owner, kind, TX).await.unwrap();
+    }
+    let job = open(&chain, &buyer, id, algorithm.id, &cheat, "").await;
+    let given = DataClient::new(&url, cheat.account())
+        .run(&buyer, &job, "", Some(EXAMPLES[0].wasm))
+        .await
+        .unwrap();
+    assert_eq!(given.status, DataRunStatus::Success);
+    cheat_node
+        .settle()
+        .await
+        .unwrap()
+        .expect("one receipt queued");
+    let settled = chain.settled_data_receipt(&job).await.unwrap();
+    assert_ne!(settled.receipt, given.receipt);
+    assert_eq!(
+        settled.receipt.receipt.status,
+        DataRunStatus::DeadlineExceeded
+    );
+    let before = chain.account(&buyer.account()).await.unwrap().balance;
+    let report = TxKind::ReportDataEquivocation {
+        first: Box::new(given.receipt),
+        second: Box::new(settled.receipt),
+    };
+    chain.send_and_confirm(&buyer, report, TX).await.unwrap();
+    let status = chain.audits(&cheat.account()).await.unwrap();
+    assert!(status.audits.slashed && !status.registered);
+    let params = chain.params().await.unwrap();
+    let reward = 1_000_000 * u64::from(params.audit.auditor_reward_ppm) / 1_000_000;
+    let after = chain.account(&buyer.account()).await.unwrap().balance;
+    assert_eq!(after, before - params.tx_fee + reward);
 }
 
 /// Open and run one more k-means job on the honest host; its id.

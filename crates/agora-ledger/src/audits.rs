@@ -380,19 +380,23 @@ impl State {
         Ok(())
     }
 
-    /// A committee confirmed the failure: slash the provider's whole collateral,
-    /// pay `auditor_reward_ppm` of it in equal shares to the accuser and the
-    /// agreeing members, burn the rest (and the division's remainder), and
-    /// deregister the provider for good. Its other open disputes close with
-    /// nothing left to slash.
+    /// A committee confirmed the failure: slash the provider, rewarding the
+    /// accuser and the agreeing members.
     fn confirm(&mut self, dispute: &Dispute) {
-        let provider = dispute.provider;
-        let collateral = self.providers.remove(&provider).map_or(0, |p| p.stake);
         let mut rewarded = vec![dispute.accuser];
         rewarded.extend(dispute.agreeing());
+        self.slash_provider(dispute.provider, &rewarded);
+    }
+
+    /// Slash `provider`'s whole collateral, pay `auditor_reward_ppm` of it
+    /// in equal shares to `rewarded`, burn the rest (and the division's
+    /// remainder), and deregister the provider for good. Its open disputes
+    /// close with nothing left to slash.
+    pub(crate) fn slash_provider(&mut self, provider: AccountId, rewarded: &[AccountId]) {
+        let collateral = self.providers.remove(&provider).map_or(0, |p| p.stake);
         let pool = fraction(collateral, self.params.audit.auditor_reward_ppm.min(PPM));
-        let share = pool / rewarded.len() as Amount;
-        for who in &rewarded {
+        let share = pool / rewarded.len().max(1) as Amount;
+        for who in rewarded {
             let account = self.accounts.entry(*who).or_default();
             account.balance = account.balance.saturating_add(share);
         }

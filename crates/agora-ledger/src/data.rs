@@ -354,6 +354,39 @@ impl State {
         Ok(())
     }
 
+    /// `ReportDataEquivocation`: two different receipts one host signed for
+    /// one job prove it lied to someone (an honest node signs one receipt
+    /// per job and hands out only that one), so its collateral is slashed
+    /// and the reporter gets the auditors' share.
+    pub(crate) fn report_data_equivocation(
+        &mut self,
+        reporter: AccountId,
+        first: &SignedDataReceipt,
+        second: &SignedDataReceipt,
+    ) -> Result<(), TxError> {
+        if first.host != second.host {
+            return Err(TxError::NotEquivocation("signed by different hosts"));
+        }
+        if first.receipt.job != second.receipt.job {
+            return Err(TxError::NotEquivocation("receipts for different jobs"));
+        }
+        if first.receipt == second.receipt {
+            return Err(TxError::NotEquivocation("the receipts are the same"));
+        }
+        if first.verify().is_err() || second.verify().is_err() {
+            return Err(TxError::NotEquivocation("a host signature does not verify"));
+        }
+        let host = first.host;
+        if self.provider_audits.get(&host).is_some_and(|a| a.slashed) {
+            return Err(TxError::ProviderSlashed(host));
+        }
+        if !self.providers.contains_key(&host) {
+            return Err(TxError::NotAProvider(host));
+        }
+        self.slash_provider(host, &[reporter]);
+        Ok(())
+    }
+
     /// Whether `batch` holds data receipts (audited by exact re-runs).
     pub(crate) fn is_data_batch(&self, batch: &Hash32) -> bool {
         self.data_batches.contains_key(batch)

@@ -173,6 +173,9 @@ impl State {
                 self.settle_data_jobs(tx.from, tx.nonce, receipts, height)?
             }
             TxKind::CancelDataJob { job } => self.cancel_data_job(tx.from, job, height)?,
+            TxKind::ReportDataEquivocation { first, second } => {
+                self.report_data_equivocation(tx.from, first, second)?
+            }
             TxKind::CommitWeights { model, hash } => {
                 self.commit_weights(tx.from, *model, *hash, height)?
             }

@@ -52,6 +52,9 @@ pub enum TxError {
         /// What it tried.
         action: &'static str,
     },
+    /// Two receipts reported as equivocation are not proof of it.
+    #[error("not an equivocation: {0}")]
+    NotEquivocation(&'static str),
     /// A receipt does not match the job it settles.
     #[error("receipt for data job {job} does not match it: {reason}")]
     ReceiptMismatch {

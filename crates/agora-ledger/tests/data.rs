@@ -632,6 +632,63 @@ fn a_failed_rerun_slashes_the_host_through_the_dispute_path() {
     w.conserved();
 }
 
+fn equivocation(first: &SignedDataReceipt, second: &SignedDataReceipt) -> TxKind {
+    TxKind::ReportDataEquivocation {
+        first: Box::new(first.clone()),
+        second: Box::new(second.clone()),
+    }
+}
+
+#[test]
+fn a_host_that_settles_another_receipt_than_the_buyers_is_slashed_on_report() {
+    let mut w = world();
+    let job = w.open();
+    let (host, buyer, other) = (w.k[0].clone(), w.k[3].clone(), w.k[7].clone());
+    // The buyer got a success; the host settles a deadline that charges nothing.
+    let given = w.receipt(job, DataRunStatus::Success, 5_000).sign(&host);
+    let settled = w
+        .receipt(job, DataRunStatus::DeadlineExceeded, 5_000)
+        .sign(&host);
+    let by_other = w.receipt(job, DataRunStatus::Success, 5_000).sign(&other);
+    ok(&mut w.s, &host, settle(vec![settled.clone()]));
+    let other_job = w.open();
+    let unrelated = w.receipt(other_job, DataRunStatus::Success, 1).sign(&host);
+    let mut forged = settled.clone();
+    forged.receipt.output_hash = output_hash(b"forged");
+    let refused = [
+        (equivocation(&settled, &settled), "the same"),
+        (equivocation(&settled, &unrelated), "different jobs"),
+        (equivocation(&settled, &forged), "does not verify"),
+        (equivocation(&settled, &by_other), "different hosts"),
+    ];
+    for (kind, why) in refused {
+        match send(&mut w.s, &buyer, kind) {
+            Some(TxError::NotEquivocation(reason)) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+    assert!(!w
+        .s
+        .provider_audits
+        .get(&host.account())
+        .is_some_and(|a| a.slashed));
+    w.conserved();
+    let before = w.balance(3);
+    ok(&mut w.s, &buyer, equivocation(&given, &settled));
+    let record = &w.s.provider_audits[&host.account()];
+    assert!(record.slashed);
+    assert_eq!(record.slashed_amount, 1_000);
+    assert!(!w.s.providers.contains_key(&host.account()));
+    let ppm = u64::from(w.s.params.audit.auditor_reward_ppm);
+    let fee = w.s.params.tx_fee;
+    assert_eq!(w.balance(3), before - fee + 1_000 * ppm / 1_000_000);
+    assert!(matches!(
+        send(&mut w.s, &buyer, equivocation(&given, &settled)),
+        Some(TxError::ProviderSlashed(_))
+    ));
+    w.conserved();
+}
+
 #[test]
 fn data_batches_leave_the_state_with_their_audit_window() {
     let mut w = world();

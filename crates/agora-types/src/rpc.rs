@@ -256,6 +256,18 @@ pub struct BatchPage {
     pub more: bool,
 }
 
+/// `GET /data/settled/{job}`: the receipt a host settled for a job, where
+/// a buyer compares it with the one it was given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledDataReceipt {
+    /// The data batch that settled it.
+    pub batch: Hash32,
+    /// Its leaf index in that batch.
+    pub index: u64,
+    /// The receipt as settled.
+    pub receipt: crate::SignedDataReceipt,
+}
+
 /// Error body of every non-2xx RPC answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RpcErrorBody {

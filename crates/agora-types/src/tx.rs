@@ -207,6 +207,16 @@ pub enum TxKind {
         /// The job.
         job: Hash32,
     },
+    /// By anyone holding two different receipts one host signed for one
+    /// data job (say, the one it gave the buyer and the one it settled):
+    /// proof of equivocation, which slashes the host's collateral and pays
+    /// the reporter the auditors' share.
+    ReportDataEquivocation {
+        /// One receipt.
+        first: Box<crate::SignedDataReceipt>,
+        /// Another, for the same job, signed by the same host.
+        second: Box<crate::SignedDataReceipt>,
+    },
 }
 
 /// An unsigned transaction.

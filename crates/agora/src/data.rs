@@ -12,7 +12,9 @@ use agora_devnet::keys;
 use agora_sandbox::{algorithm_id, example, EXAMPLES};
 use agora_tasks::{join, Shutdown};
 use agora_types::data::{data_job_id, params_hash};
-use agora_types::{AccessPolicy, AccountId, AlgorithmEntry, DatasetEntry, Hash32, TxKind};
+use agora_types::{
+    AccessPolicy, AccountId, AlgorithmEntry, DatasetEntry, Hash32, SignedDataReceipt, TxKind,
+};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
@@ -30,6 +32,9 @@ pub enum DataCommand {
     Run(RunArgs),
     /// Read a job's kept result from its host.
     Result(ResultArgs),
+    /// Compare the receipt a host gave you with the one it settled; report
+    /// (and slash) the host if they differ.
+    Check(CheckArgs),
     /// Run a data node: serve paid jobs over the given dataset folders.
     Serve(ServeArgs),
     /// Run a validator's data-audit loop: re-run the jobs the chain draws for it.
@@ -139,11 +144,27 @@ pub struct ResultArgs {
     pub rpc: String,
 }
 
+/// `agora data check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Key file that signs the report if the host equivocated (any funded key).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The JSON `agora data run` or `agora data result` printed (or a bare signed receipt).
+    #[arg(long)]
+    pub receipt: PathBuf,
+    /// Chain RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    pub rpc: String,
+}
+
 /// A deliberately dishonest data node (development chains only).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DataAdversary {
     /// Alter completed outputs (a re-run exposes it).
     Tamper,
+    /// Settle other receipts than it gave buyers (`agora data check` exposes it).
+    Equivocate,
 }
 
 /// `agora data serve`.
@@ -208,6 +229,7 @@ pub async fn run(command: DataCommand) -> Result<()> {
         DataCommand::PublishAlgorithm(args) => publish(args).await,
         DataCommand::Run(args) => run_job(args).await,
         DataCommand::Result(args) => result(args).await,
+        DataCommand::Check(args) => check(args).await,
         DataCommand::Serve(args) => serve(args).await,
         DataCommand::Audit(args) => audit(args).await,
         DataCommand::Examples => {
@@ -391,6 +413,55 @@ async fn result(args: ResultArgs) -> Result<()> {
     Ok(())
 }
 
+/// A signed receipt from `agora data run`'s output or on its own.
+fn read_receipt(path: &std::path::Path) -> Result<SignedDataReceipt> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let inner = value.get("receipt").cloned().unwrap_or(value);
+    let signed: SignedDataReceipt = serde_json::from_value(inner)
+        .with_context(|| format!("{} holds no signed data receipt", path.display()))?;
+    signed
+        .verify()
+        .map_err(|_| anyhow::anyhow!("the receipt's host signature does not verify"))?;
+    Ok(signed)
+}
+
+async fn check(args: CheckArgs) -> Result<()> {
+    let given = read_receipt(&args.receipt)?;
+    let chain = ChainClient::new(&args.rpc);
+    let job = given.receipt.job;
+    let settled = match chain.settled_data_receipt(&job).await {
+        Ok(s) => s,
+        Err(agora_chain_client::ClientError::Rejected { status: 404, .. }) => {
+            println!(
+                "{}",
+                json!({"job": job, "verdict": "not_settled", "detail": "no live batch settles this job yet"})
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("reading the settled receipt"),
+    };
+    if settled.receipt == given {
+        println!(
+            "{}",
+            json!({"job": job, "verdict": "matches", "batch": settled.batch, "index": settled.index})
+        );
+        return Ok(());
+    }
+    let key = keys::load(&args.key)?;
+    let kind = TxKind::ReportDataEquivocation {
+        first: Box::new(given),
+        second: Box::new(settled.receipt.clone()),
+    };
+    send(&chain, &key, kind, "equivocation report").await?;
+    println!(
+        "{}",
+        json!({"job": job, "verdict": "equivocation_reported", "host": settled.receipt.host, "batch": settled.batch})
+    );
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
     let shutdown = Shutdown::on_signals();
     std::fs::create_dir_all(&args.data_dir)
@@ -410,6 +481,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         deadline: Duration::from_secs(args.deadline_secs),
         tamper: match args.adversary {
             Some(DataAdversary::Tamper) => Tamper::Output,
+            Some(DataAdversary::Equivocate) => Tamper::Settlement,
             None => Tamper::None,
         },
     };

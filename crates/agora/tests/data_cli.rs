@@ -225,4 +225,18 @@ fn a_buyer_runs_a_job_from_the_cli_and_validators_pass_its_rerun() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The buyer checks its receipt against the settled one: an honest host's match.
+    let receipt_path = dir.path().join("run.json");
+    std::fs::write(&receipt_path, got.to_string()).unwrap();
+    let checked = json_of(&[
+        "data",
+        "check",
+        "--rpc",
+        &rpc,
+        "--key",
+        buyer_key,
+        "--receipt",
+        receipt_path.to_str().unwrap(),
+    ]);
+    assert_eq!(checked["verdict"], "matches", "{checked}");
 }
