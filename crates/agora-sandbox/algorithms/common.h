@@ -11,6 +11,7 @@
 #define AGORA_ALGORITHM_COMMON_H
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,9 +139,15 @@ typedef struct {
 static inline void csv_open(CsvReader *r, int fd) {
   memset(r, 0, sizeof *r);
   r->fd = fd;
-  r->buf = malloc(READ_CHUNK * 2);
+  /* Room for a '\n' sentinel after the data and a word's worth of
+   * padding, so the scanners below may read 8 bytes at a time without
+   * bounds checks. */
+  r->buf = calloc(READ_CHUNK * 2 + 16, 1);
   if (!r->buf) fail("out of memory", NULL);
+  r->buf[0] = '\n';
 }
+
+static inline int csv_refill(CsvReader *r, size_t keep);
 
 /* Split the next line into fields in one pass over its bytes; returns 0 at
  * the end of the file. A line may end in \n, \r\n or the end of the file. */
@@ -167,15 +174,7 @@ static inline int csv_next(CsvReader *r) {
       r->nfields = n;
       return 1;
     }
-    if (r->eof) return 0;
-    size_t rest = r->len - r->pos;
-    if (rest >= READ_CHUNK) fail("a line is longer than 1 MiB", NULL);
-    memmove(r->buf, r->buf + r->pos, rest);
-    r->len = rest; r->pos = 0;
-    ssize_t got = read(r->fd, r->buf + r->len, READ_CHUNK);
-    if (got < 0) fail("cannot read the dataset", NULL);
-    if (got == 0) r->eof = 1;
-    r->len += (size_t)got;
+    if (!csv_refill(r, r->pos)) return 0;
   }
 }
 
@@ -191,7 +190,64 @@ static inline int csv_refill(CsvReader *r, size_t keep) {
   if (got < 0) fail("cannot read the dataset", NULL);
   if (got == 0) r->eof = 1;
   r->len += (size_t)got;
+  r->buf[r->len] = '\n'; /* the sentinel */
   return 1;
+}
+
+/* Word-at-a-time helpers (little-endian, as wasm32 and x86-64 are). */
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_80 0x8080808080808080ULL
+
+static inline uint64_t load8(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+/* A mask whose lowest set bit is in the first byte of `v` equal to `b`
+ * (bytes above a match may be flagged falsely; none below it). */
+static inline uint64_t bytes_equal(uint64_t v, unsigned char b) {
+  uint64_t x = v ^ (BYTES_01 * b);
+  return (x - BYTES_01) & ~x & BYTES_80;
+}
+
+/* How many of the 8 bytes, in order, are ASCII digits before the first
+ * that is not. */
+static inline int leading_digits(uint64_t v) {
+  uint64_t m = ((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & BYTES_80;
+  return m ? __builtin_ctzll(m) >> 3 : 8;
+}
+
+/* The value of the first n (1 to 8) bytes of `v`, all digits. */
+static inline uint64_t digits_value(uint64_t v, int n) {
+  v -= 0x3030303030303030ULL;
+  v <<= 8 * (8 - n); /* the bytes after the digits drop out; zeros lead */
+  v = v * 10 + (v >> 8);
+  v = ((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL +
+       ((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL) >> 32;
+  return (uint32_t)v;
+}
+
+/* Read the digits at *pc, 8 at a time, onto *mant; advances *pc past
+ * them and returns how many there were, or -1 if more than `room` (the
+ * mantissa would overflow: the caller parses the field the slow way). */
+static inline int read_digits(const char **pc, uint64_t *mant, int room) {
+  static const uint64_t pow10i[] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+                                    10000000, 100000000};
+  const char *c = *pc;
+  int total = 0;
+  for (;;) {
+    uint64_t v = load8(c);
+    int n = leading_digits(v);
+    if (n == 0) break;
+    total += n;
+    if (total > room) return -1;
+    *mant = *mant * pow10i[n] + digits_value(v, n);
+    c += n;
+    if (n < 8) break;
+  }
+  *pc = c;
+  return total;
 }
 
 /* The next line's fields parsed as numbers in the same pass that finds
@@ -220,51 +276,68 @@ restart:;
   }
   int n = 0;
   for (;;) {
-    /* One field: a number, or text up to the next delimiter. */
-    int good = 0;
+    /* One field: a number, or text up to the next delimiter. The sentinel
+     * '\n' at `end` stops every scan, so none checks bounds. */
+    const char *field = c;
+    int good = 0, slow = 0;
     double v = 0;
-    while (c < end && *c == ' ') c++;
-    if (c < end && *c != '"') {
-      int neg = 0, any = 0, digits = 0, scale = 0;
-      unsigned long long mant = 0;
+    while (*c == ' ') c++;
+    if (*c != '"') {
+      int neg = 0;
       if (*c == '-' || *c == '+') neg = *c++ == '-';
-      for (; c < end && (unsigned)(*c - '0') < 10; c++, any = 1) {
-        if (digits < 19) { mant = mant * 10 + (unsigned)(*c - '0'); if (mant) digits++; }
-        else scale++;
-      }
-      if (c < end && *c == '.') {
-        for (c++; c < end && (unsigned)(*c - '0') < 10; c++, any = 1)
-          if (digits < 19) { mant = mant * 10 + (unsigned)(*c - '0'); if (mant) digits++; scale--; }
-      }
-      if (any && c < end && (*c == 'e' || *c == 'E')) {
+      uint64_t mant = 0;
+      int whole = read_digits(&c, &mant, 19), frac = 0;
+      if (whole >= 0 && *c == '.') {
         c++;
-        int eneg = 0, e = 0, edig = 0;
-        if (c < end && (*c == '-' || *c == '+')) eneg = *c++ == '-';
-        for (; c < end && (unsigned)(*c - '0') < 10; c++, edig = 1)
-          if (e < 10000) e = e * 10 + (*c - '0');
-        if (!edig) any = 0;
-        scale += eneg ? -e : e;
+        frac = read_digits(&c, &mant, 19 - whole);
       }
-      while (c < end && *c == ' ') c++;
-      if (any && (c == end || *c == ',' || *c == '\n' || *c == '\r')) {
-        v = (double)mant;
-        while (scale > 22) { v *= 1e22; scale -= 22; }
-        while (scale < -22) { v /= 1e22; scale += 22; }
-        v = scale >= 0 ? v * pow10[scale] : v / pow10[-scale];
-        if (neg) v = -v;
-        good = 1;
+      if (whole < 0 || frac < 0) {
+        slow = 1;
+      } else {
+        int any = whole + frac > 0, scale = -frac;
+        if (any && (*c == 'e' || *c == 'E')) {
+          c++;
+          int eneg = 0, e = 0, edig = 0;
+          if (*c == '-' || *c == '+') eneg = *c++ == '-';
+          for (; (unsigned)(*c - '0') < 10; c++, edig = 1)
+            if (e < 10000) e = e * 10 + (*c - '0');
+          if (!edig) any = 0;
+          scale += eneg ? -e : e;
+        }
+        while (*c == ' ') c++;
+        if (any && (*c == ',' || *c == '\n' || *c == '\r')) {
+          v = (double)mant;
+          while (scale > 22) { v *= 1e22; scale -= 22; }
+          while (scale < -22) { v /= 1e22; scale += 22; }
+          v = scale >= 0 ? v * pow10[scale] : v / pow10[-scale];
+          if (neg) v = -v;
+          good = 1;
+        }
       }
     }
-    /* Whatever is left of the field (all of it, for text). */
+    /* Whatever is left of the field (all of it, for text), a word at a
+     * time: up to a comma or newline outside double quotes. */
     int quoted = 0;
-    for (; c < end; c++) {
-      if (*c == '"') quoted = !quoted;
-      else if (!quoted && (*c == ',' || *c == '\n')) break;
+    for (;;) {
+      uint64_t w = load8(c);
+      uint64_t m = bytes_equal(w, '"') | bytes_equal(w, '\n');
+      if (!quoted) m |= bytes_equal(w, ',');
+      if (!m) { c += 8; continue; }
+      c += __builtin_ctzll(m) >> 3;
+      if (*c == '"') { quoted = !quoted; c++; continue; }
+      if (*c == ',' || c == end || !quoted) break;
+      c++; /* a newline inside quotes */
     }
     if (c == end && !r->eof) {
       /* The line runs past what is read: read on, then parse it again. */
       csv_refill(r, r->pos);
       goto restart;
+    }
+    if (slow) {
+      /* More than 19 digits: the scalar parser (it keeps the first 19). */
+      const char *e = c;
+      if (e > field && e[-1] == '\r' && *c == '\n') e--;
+      good = parse_number(field, e, &v);
     }
     if (n < max) { val[n] = v; ok[n] = (unsigned char)good; }
     n++;

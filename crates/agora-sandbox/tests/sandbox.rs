@@ -67,15 +67,15 @@ fn example_ids_are_pinned() {
     let pinned = [
         (
             "csv_stats",
-            "f6ea2efe9d433d3747309c1d4d06ac1f9e59f447b774f2754805e4ef3d5c1076",
+            "13ce9816ce7293b240893d43f6a62d55bb4f6e53485f7d0894ac97bb14bb0327",
         ),
         (
             "quantiles",
-            "a2b432708cbb1f523d82461de8719bb0ce141bc85a8405a146d18616515c29d0",
+            "18b73127117895584dea4fe67fefd2e9053dbbb574da64eb5a8fc82108df0c04",
         ),
         (
             "kmeans",
-            "2e1067fd340214505be082a3f19a77dd14b133ce9dcc8840a63f062f41489edb",
+            "d824c14772aca448a49825ebe2c5e29d7553291d5231b5bfba872df15661354e",
         ),
     ];
     assert_eq!(EXAMPLES.len(), pinned.len());
