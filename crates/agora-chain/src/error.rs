@@ -147,6 +147,12 @@ pub fn tx_error_code(e: &TxError) -> &'static str {
         TxError::UnknownDataJob(_) => "unknown_data_job",
         TxError::NotYourDataJob { .. } => "not_your_data_job",
         TxError::NotEquivocation(_) => "not_equivocation",
+        TxError::AgentExists(_) => "agent_exists",
+        TxError::UnknownAgent(_) => "unknown_agent",
+        TxError::AgentSequence { .. } => "agent_sequence",
+        TxError::BadAnchor(_) => "bad_anchor",
+        TxError::NoFeedbackRight(_) => "no_feedback_right",
+        TxError::FeedbackRefused(_) => "feedback_refused",
         TxError::ReceiptMismatch { .. } => "receipt_mismatch",
         TxError::JobNotTimedOut { .. } => "job_not_timed_out",
     }

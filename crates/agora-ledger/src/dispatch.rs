@@ -176,6 +176,34 @@ impl State {
             TxKind::ReportDataEquivocation { first, second } => {
                 self.report_data_equivocation(tx.from, first, second)?
             }
+            TxKind::RegisterAgent { profile, stake } => {
+                self.register_agent(tx.from, profile, *stake, height)?
+            }
+            TxKind::UpdateAgent { sequence, profile } => {
+                self.update_agent(tx.from, *sequence, profile, height)?
+            }
+            TxKind::AgentHeartbeat => self.agent_heartbeat(tx.from, height)?,
+            TxKind::DeregisterAgent => self.deregister_agent(tx.from)?,
+            TxKind::AnchorAgentLog { count, root, head } => self.anchor_agent_log(
+                tx.from,
+                crate::agent::AnchorOrder {
+                    count: *count,
+                    root: *root,
+                    head: *head,
+                },
+                height,
+            )?,
+            TxKind::PayAgent {
+                agent,
+                amount,
+                reference,
+            } => self.pay_agent(tx.from, tx.nonce, *agent, *amount, *reference, height)?,
+            TxKind::GiveFeedback {
+                payment,
+                score,
+                tag,
+            } => self.give_feedback(tx.from, *payment, *score, tag, height)?,
+            TxKind::RevokeFeedback { payment } => self.revoke_feedback(tx.from, *payment)?,
             TxKind::CommitWeights { model, hash } => {
                 self.commit_weights(tx.from, *model, *hash, height)?
             }

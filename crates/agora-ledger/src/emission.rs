@@ -43,6 +43,7 @@ impl State {
         self.release_unbonded(height);
         self.mint_emission();
         self.prune_audits(height);
+        self.prune_agent_payments(height);
         self.draw_pending(height, &draw_source);
         self.distribute_rewards(height);
         self.maybe_elect_committee(height);

@@ -52,6 +52,30 @@ pub enum TxError {
         /// What it tried.
         action: &'static str,
     },
+    /// The sender already has an agent registered.
+    #[error("account {0} already has an agent registered")]
+    AgentExists(AccountId),
+    /// No agent is registered under this account.
+    #[error("no agent registered as {0}")]
+    UnknownAgent(AccountId),
+    /// An agent update named the wrong sequence.
+    #[error("agent update sequence must be {expected}, got {got}")]
+    AgentSequence {
+        /// The one required.
+        expected: u64,
+        /// The one sent.
+        got: u64,
+    },
+    /// A log anchor would rewrite or shrink what earlier anchors fixed.
+    #[error("log anchor refused: {0}")]
+    BadAnchor(String),
+    /// No payment with this id can carry feedback (never made, too old, or
+    /// its feedback was given already).
+    #[error("payment {0} entitles no feedback (unknown, outside the feedback window, or used)")]
+    NoFeedbackRight(Hash32),
+    /// The sender may not rate or pay this way (its own agent, another's payment).
+    #[error("not allowed: {0}")]
+    FeedbackRefused(&'static str),
     /// Two receipts reported as equivocation are not proof of it.
     #[error("not an equivocation: {0}")]
     NotEquivocation(&'static str),

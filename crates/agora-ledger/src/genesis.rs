@@ -127,6 +127,9 @@ impl Genesis {
             algorithms: BTreeMap::new(),
             data_jobs: BTreeMap::new(),
             data_batches: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            agent_payments: BTreeMap::new(),
+            feedback: BTreeMap::new(),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! randomness. [`apply_block`] is a function of (state, block), so any node
 //! (and later a BFT engine) computes the same state from the same blocks.
 
+mod agent;
 mod audits;
 mod block;
 mod channels;

@@ -124,7 +124,7 @@ pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result
     Ok(())
 }
 
-fn check_endpoint(endpoint: &str) -> Result<(), TxError> {
+pub(crate) fn check_endpoint(endpoint: &str) -> Result<(), TxError> {
     check_text("endpoint", endpoint, MAX_ENDPOINT_LEN)?;
     let rest = endpoint
         .strip_prefix("http://")

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
-    codec, AccountId, AlgorithmEntry, Amount, DataJob, DatasetEntry, Dispute, Earnings, Hash32,
-    Height, ModelEntry, ModelId, Params, ProviderAudits, ProviderInfo, ReceiptBatch,
-    SignedDataReceipt,
+    codec, AccountId, AgentEntry, AgentPayment, AlgorithmEntry, Amount, DataJob, DatasetEntry,
+    Dispute, Earnings, Feedback, Hash32, Height, ModelEntry, ModelId, Params, ProviderAudits,
+    ProviderInfo, ReceiptBatch, SignedDataReceipt,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,12 @@ const ALGORITHM_PREFIX: u8 = 21;
 const DATA_JOB_PREFIX: u8 = 22;
 /// Key prefix of the receipts of live data batches.
 const DATA_BATCH_PREFIX: u8 = 23;
+/// Key prefix of registered agents.
+const AGENT_PREFIX: u8 = 24;
+/// Key prefix of agent payments that may still carry feedback.
+const AGENT_PAYMENT_PREFIX: u8 = 25;
+/// Key prefix of feedback, by the payment that entitled it.
+const FEEDBACK_PREFIX: u8 = 26;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -151,6 +157,12 @@ pub struct State {
     /// The settled receipts of data batches still inside their audit window,
     /// by batch id, in leaf order: what validators re-run.
     pub data_batches: BTreeMap<Hash32, Vec<SignedDataReceipt>>,
+    /// Registered agents, by account.
+    pub agents: BTreeMap<AccountId, AgentEntry>,
+    /// Payments to agents still inside their feedback window and unrated, by id.
+    pub agent_payments: BTreeMap<Hash32, AgentPayment>,
+    /// Feedback given, by the payment that entitled it.
+    pub feedback: BTreeMap<Hash32, Feedback>,
 }
 
 impl State {
@@ -251,6 +263,17 @@ impl State {
         out.extend(self.data_batches.iter().map(|(id, r)| {
             merkle::leaf_hash(&entry_key(DATA_BATCH_PREFIX, &id.0), &codec::encode(r))
         }));
+        out.extend(
+            self.agents.iter().map(|(id, a)| {
+                merkle::leaf_hash(&entry_key(AGENT_PREFIX, &id.0), &codec::encode(a))
+            }),
+        );
+        out.extend(self.agent_payments.iter().map(|(id, p)| {
+            merkle::leaf_hash(&entry_key(AGENT_PAYMENT_PREFIX, &id.0), &codec::encode(p))
+        }));
+        out.extend(self.feedback.iter().map(|(id, f)| {
+            merkle::leaf_hash(&entry_key(FEEDBACK_PREFIX, &id.0), &codec::encode(f))
+        }));
         out
     }
 
@@ -279,12 +302,14 @@ impl State {
             .sum();
         let unbonding: u128 = self.unbonding.iter().map(|u| u128::from(u.amount)).sum();
         let data_escrow: u128 = self.data_jobs.values().map(|j| u128::from(j.escrow)).sum();
+        let agent_stakes: u128 = self.agents.values().map(|a| u128::from(a.stake)).sum();
         balances
             + stakes
             + escrow
             + bonded
             + unbonding
             + data_escrow
+            + agent_stakes
             + u128::from(self.emission_pool)
     }
 }

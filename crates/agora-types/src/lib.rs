@@ -8,6 +8,7 @@
 //! (via `serde`) exist for the RPC and CLI only and are never signed.
 
 pub mod access;
+pub mod agent;
 pub mod audit;
 pub mod block;
 pub mod channel;
@@ -25,6 +26,10 @@ pub mod rpc;
 pub mod tx;
 pub mod weights;
 
+pub use agent::{
+    AgentEndpoint, AgentEntry, AgentParams, AgentPayment, AgentProfile, Feedback, LogAnchor,
+    Reputation,
+};
 pub use audit::{Dispute, JobProof, ProviderAudits, ReceiptBatch};
 pub use block::{Block, BlockHeader};
 pub use channel::{channel_id, SignedVoucher, Voucher, VoucherDelivery};

@@ -61,6 +61,9 @@ pub struct Params {
     /// The data market: the `[params.data]` table.
     #[serde(default)]
     pub data: crate::data::DataParams,
+    /// The agent registry: the `[params.agents]` table.
+    #[serde(default)]
+    pub agents: crate::agent::AgentParams,
 }
 
 fn default_model_registration_fee() -> Amount {
@@ -154,6 +157,7 @@ impl Default for Params {
             committee: CommitteeParams::default(),
             model_registration_fee: DEFAULT_MODEL_REGISTRATION_FEE,
             data: crate::data::DataParams::default(),
+            agents: crate::agent::AgentParams::default(),
         }
     }
 }

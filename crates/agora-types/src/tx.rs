@@ -217,6 +217,62 @@ pub enum TxKind {
         /// Another, for the same job, signed by the same host.
         second: Box<crate::SignedDataReceipt>,
     },
+    /// Register the sender's account as an agent, bonding `stake` (at
+    /// least `min_stake`); it is live for `heartbeat_ttl_blocks`.
+    RegisterAgent {
+        /// What it says about itself.
+        profile: crate::AgentProfile,
+        /// Stake to bond.
+        stake: crate::Amount,
+    },
+    /// Replace the sender's agent profile; `sequence` must be the next one
+    /// (so a replayed or reordered update is refused). Also a heartbeat.
+    UpdateAgent {
+        /// The entry's sequence plus one.
+        sequence: u64,
+        /// The new profile.
+        profile: crate::AgentProfile,
+    },
+    /// Keep the sender's agent live for another `heartbeat_ttl_blocks`.
+    AgentHeartbeat,
+    /// Remove the sender's agent and return its stake.
+    DeregisterAgent,
+    /// Anchor the sender's action log: its first `count` entries (at least
+    /// the last anchor's) have Merkle root `root` and end in `head`.
+    AnchorAgentLog {
+        /// Entries covered.
+        count: u64,
+        /// Merkle root over their link hashes.
+        root: Hash32,
+        /// Link hash of the last one.
+        head: Hash32,
+    },
+    /// Pay a registered agent (not oneself); the payment, with id
+    /// [`crate::agent::agent_payment_id`]`(sender, nonce)`, entitles the
+    /// sender to one feedback.
+    PayAgent {
+        /// The agent's account.
+        agent: AccountId,
+        /// How much.
+        amount: crate::Amount,
+        /// What it pays for.
+        reference: Hash32,
+    },
+    /// Rate an agent the sender paid, once per payment, within the
+    /// feedback window.
+    GiveFeedback {
+        /// The payment.
+        payment: Hash32,
+        /// 0 to 100.
+        score: u8,
+        /// What it is about.
+        tag: String,
+    },
+    /// Take back the sender's feedback.
+    RevokeFeedback {
+        /// The payment the feedback was given for.
+        payment: Hash32,
+    },
 }
 
 /// An unsigned transaction.
