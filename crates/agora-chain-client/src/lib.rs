@@ -175,6 +175,24 @@ impl ChainClient {
         self.get(&format!("/data/settled/{job}")).await
     }
 
+    /// Agents matching `query` (say `capability=summarise&model=NAME&all=true`; empty: all live).
+    pub async fn agents(&self, query: &str) -> Result<Vec<agora_types::AgentEntry>, ClientError> {
+        self.get(&format!("/agents?{query}")).await
+    }
+
+    /// One agent, with its log anchors and reputation.
+    pub async fn agent(&self, id: &AccountId) -> Result<agora_types::AgentEntry, ClientError> {
+        self.get(&format!("/agent/{id}")).await
+    }
+
+    /// Every feedback given on agent `id`.
+    pub async fn agent_feedback(
+        &self,
+        id: &AccountId,
+    ) -> Result<Vec<agora_types::Feedback>, ClientError> {
+        self.get(&format!("/agent/{id}/feedback")).await
+    }
+
     /// The latest committed block's summary.
     pub async fn head(&self) -> Result<Head, ClientError> {
         self.get("/head").await

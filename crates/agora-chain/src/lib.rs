@@ -4,6 +4,7 @@
 //! every block and the resulting state in redb (one durable write per block),
 //! and serves the HTTP/JSON RPC.
 
+mod agent_rpc;
 mod error;
 mod extract;
 mod mempool;

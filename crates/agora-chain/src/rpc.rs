@@ -77,7 +77,7 @@ pub(crate) fn refusal(refusal: agora_tasks::Refusal) -> Response {
     refusal.with_retry_after(error.into_response())
 }
 
-fn not_found(what: String) -> ApiError {
+pub(crate) fn not_found(what: String) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "not_found", what)
 }
 
@@ -115,6 +115,9 @@ impl Node {
             .route("/data/job/{id}", get(data_job))
             .route("/data/batch/{id}", get(data_batch))
             .route("/data/settled/{job}", get(data_settled))
+            .route("/agents", get(crate::agent_rpc::agents))
+            .route("/agent/{id}", get(crate::agent_rpc::agent))
+            .route("/agent/{id}/feedback", get(crate::agent_rpc::feedback))
             .route(agora_metrics::METRICS_ROUTE, get(crate::metrics::scrape))
             .fallback(|| async { not_found("no such RPC route".into()) })
             .method_not_allowed_fallback(|| async {
@@ -330,7 +333,7 @@ async fn models(State(node): State<Node>) -> Json<Vec<agora_types::ModelEntry>> 
     Json(node.state().models.values().cloned().collect())
 }
 
-fn parse_hash(id: &str) -> Result<Hash32, ApiError> {
+pub(crate) fn parse_hash(id: &str) -> Result<Hash32, ApiError> {
     id.parse()
         .map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))
 }

@@ -81,6 +81,10 @@ pub enum Command {
     /// compute-to-data jobs, audit them by re-running.
     #[command(subcommand)]
     Data(crate::data::DataCommand),
+    /// Agents: register and find them, pay and rate them, keep and verify
+    /// their tamper-evident action logs.
+    #[command(subcommand)]
+    Agent(crate::agent::AgentCommand),
 }
 
 /// `agora validator`.

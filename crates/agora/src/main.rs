@@ -1,6 +1,7 @@
 //! The `agora` binary: parses the command line and starts the chosen role
 //! (each role is a library crate) or runs the chosen wallet command.
 
+mod agent;
 mod api_keys;
 mod blob;
 mod channel;
@@ -56,6 +57,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Keys(command) => api_keys::run(command).await,
         Command::Blob(command) => blob::run(command).await,
         Command::Data(command) => data::run(command).await,
+        Command::Agent(command) => agent::run(command).await,
         Command::Model(ModelCommand::Fetch {
             substitute,
             embedding,
