@@ -8,6 +8,8 @@
 
 pub mod log;
 pub mod verify;
+pub mod watcher;
 
 pub use log::{AgentLog, LogEntry, LogError, SignedLogEntry};
 pub use verify::{verify_log, EntryProof, LogReport, VerifyError};
+pub use watcher::{AgentError, Summary, Watcher, WatcherConfig};

@@ -74,6 +74,14 @@ pub struct DevnetConfig {
     /// Start no data node (the devnet then has no dataset).
     #[arg(long)]
     pub no_data: bool,
+    /// Run the example agent: it registers on chain, summarises every
+    /// `--agent-blocks` blocks' audits with the model (paying through its own
+    /// API key) and logs and anchors every action.
+    #[arg(long)]
+    pub agent: bool,
+    /// Blocks per summary of the example agent.
+    #[arg(long, default_value_t = 40)]
+    pub agent_blocks: u64,
     /// Validator identities the devnet's audit daemon runs (committees need ≥ 2).
     #[arg(long, default_value_t = 3)]
     pub auditors: usize,
@@ -96,7 +104,11 @@ pub struct DevnetConfig {
 }
 
 /// Fund `key` from the faucet if its account is empty.
-async fn fund(client: &ChainClient, faucet: &Keypair, key: &Keypair) -> Result<(), Failure> {
+pub(crate) async fn fund(
+    client: &ChainClient,
+    faucet: &Keypair,
+    key: &Keypair,
+) -> Result<(), Failure> {
     let account = client
         .account(&key.account())
         .await
@@ -335,6 +347,21 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
         "admin key: {} (for `agora keys`)",
         dir.join("gateway").join("admin-key").display()
     );
+    if args.agent {
+        let agent = crate::example_agent::start(
+            &dir.join("agent"),
+            &ChainClient::new(&node.rpc_url),
+            &gateway.url,
+            &faucet,
+            &provider.model,
+            args.agent_blocks,
+            shutdown.clone(),
+        )
+        .await?;
+        println!("agent: {}", agent.account);
+        println!("agent log: {}", agent.log.display());
+        tasks.push(agent.task);
+    }
     println!("agora devnet ready");
 
     tasks.push(gateway.task);

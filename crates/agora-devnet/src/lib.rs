@@ -1,6 +1,6 @@
 //! Development networks, as libraries the `agora` binary calls:
 //! [`devnet`] runs chain, provider, audit daemon, gateway and a data node
-//! ([`data_market`]) in one process;
+//! ([`data_market`]) and, with `--agent`, the [`example_agent`] in one process;
 //! [`localnet`] runs N validator processes plus a provider and a gateway.
 //! Both build on what every development setup needs: the development
 //! [`genesis`], hex seed [`keys`] files, and the devnet's trusted [`dealer`]
@@ -10,6 +10,7 @@ mod data_dir;
 pub mod data_market;
 pub mod dealer;
 pub mod devnet;
+pub mod example_agent;
 pub mod genesis;
 pub mod keys;
 pub mod localnet;
