@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod light;
 pub mod mempool;
 pub mod production;
+pub mod provenance;
 pub mod seed_tap;
 pub mod seeds;
 
