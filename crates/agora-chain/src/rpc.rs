@@ -106,6 +106,7 @@ impl Node {
             .route("/channel/{id}", get(channel))
             .route("/batches", get(batches))
             .route("/batch/{id}", get(batch))
+            .route("/verdicts/{batch}", get(verdicts))
             .route("/disputes", get(disputes))
             .route("/audits/{provider}", get(audits))
             .route("/supply", get(supply))
@@ -349,6 +350,30 @@ async fn batch(
         .cloned()
         .map(Json)
         .ok_or_else(|| not_found(format!("no live batch {id}")))
+}
+
+/// `GET /verdicts/{batch}`: the audit verdicts recorded on a live batch's jobs.
+async fn verdicts(
+    State(node): State<Node>,
+    Segment(id): Segment,
+) -> Result<Json<Vec<agora_types::provenance::VerdictEntry>>, ApiError> {
+    let id = parse_hash(&id)?;
+    let state = node.state();
+    if !state.batches.contains_key(&id) {
+        return Err(not_found(format!("no live batch {id}")));
+    }
+    let range = (id, 0, AccountId([0; 32]))..=(id, u64::MAX, AccountId([0xff; 32]));
+    let list = state
+        .verdicts
+        .range(range)
+        .map(
+            |((_, index, auditor), passed)| agora_types::provenance::VerdictEntry {
+                index: *index,
+                auditor: *auditor,
+                passed: *passed,
+            },
+        );
+    Ok(Json(list.collect()))
 }
 
 async fn datasets(State(node): State<Node>) -> Json<Vec<agora_types::DatasetEntry>> {

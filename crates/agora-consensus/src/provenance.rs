@@ -3,7 +3,9 @@
 //! Merkle inclusion, block and batch transaction) plus the block's
 //! finalization certificate under the group key.
 
-use agora_types::provenance::{check_evidence, OutputEvidence, ProvenanceError};
+use agora_types::provenance::{
+    check_block, check_inclusion, check_receipt, check_text, OutputEvidence, ProvenanceError,
+};
 use agora_types::Hash32;
 
 use crate::light::FinalityVerifier;
@@ -28,7 +30,19 @@ pub fn verify_output(
     evidence: &OutputEvidence,
     text: &str,
 ) -> Result<VerifiedOutput, ProvenanceError> {
-    check_evidence(evidence, text)?;
+    check_text(&evidence.receipt, text)?;
+    verify_receipt(identity, evidence)
+}
+
+/// Checks (b) to (d) of [`verify_output`]: everything but the text, for a
+/// caller who does not hold it.
+pub fn verify_receipt(
+    identity: &[u8],
+    evidence: &OutputEvidence,
+) -> Result<VerifiedOutput, ProvenanceError> {
+    check_receipt(&evidence.receipt)?;
+    check_inclusion(&evidence.receipt, &evidence.root, &evidence.proof)?;
+    check_block(evidence)?;
     let finality = |e: crate::light::LightError| ProvenanceError::Finality(e.to_string());
     let verifier = FinalityVerifier::new(identity).map_err(finality)?;
     let certificate = hex::decode(evidence.certificate.trim())

@@ -20,4 +20,8 @@ impl Directory for ChainDirectory {
             providers: status.providers,
         })
     }
+
+    fn chain(&self) -> Option<ChainClient> {
+        Some(self.0.clone())
+    }
 }

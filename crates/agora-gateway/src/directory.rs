@@ -45,4 +45,9 @@ pub struct DirectoryError(pub String);
 pub trait Directory: Send + Sync + 'static {
     /// The current registries.
     fn snapshot(&self) -> impl Future<Output = Result<Snapshot, DirectoryError>> + Send;
+
+    /// The chain RPC behind the directory, if any (to find receipt batches).
+    fn chain(&self) -> Option<agora_chain_client::ChainClient> {
+        None
+    }
 }

@@ -70,7 +70,7 @@ const MIN_REFRESH_GAP: Duration = Duration::from_millis(250);
 
 /// The OpenAI-compatible gateway over a [`Directory`].
 pub struct Gateway<D> {
-    directory: D,
+    pub(crate) directory: D,
     pub(crate) config: GatewayConfig,
     pub(crate) http: reqwest::Client,
     cache: RwLock<Option<Snapshot>>,
@@ -78,6 +78,8 @@ pub struct Gateway<D> {
     pub(crate) health: Mutex<HealthBook>,
     pub(crate) access: Access,
     pub(crate) metrics: GatewayMetrics,
+    /// Receipts of the last jobs served, for `GET /v1/receipts/{id}`.
+    pub(crate) receipts: Mutex<crate::receipts::ReceiptBook>,
 }
 
 impl<D: Directory> Gateway<D> {
@@ -113,6 +115,7 @@ impl<D: Directory> Gateway<D> {
             health: Mutex::new(HealthBook::default()),
             access,
             metrics: GatewayMetrics::default(),
+            receipts: Mutex::default(),
         })
     }
 
@@ -129,6 +132,10 @@ impl<D: Directory> Gateway<D> {
             .route(
                 crate::embeddings::EMBEDDINGS_ROUTE,
                 post(crate::embeddings::embeddings::<D>),
+            )
+            .route(
+                crate::receipts::RECEIPTS_ROUTE,
+                get(crate::receipts::receipt::<D>),
             )
             .route("/health", get(handlers::health::<D>))
             .route(admin::USAGE_ROUTE, get(admin::own_usage::<D>))
@@ -230,6 +237,14 @@ impl<D: Directory> Gateway<D> {
         receipt: &agora_types::SignedReceipt,
         hold: Option<&Mutex<Hold>>,
     ) {
+        let served = agora_types::provenance::ServedBy {
+            id: provider.id,
+            endpoint: provider.endpoint.clone(),
+        };
+        self.receipts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remember(receipt, served);
         let (Access::Keyed { payer, .. }, Some(hold)) = (&self.access, hold) else {
             return;
         };

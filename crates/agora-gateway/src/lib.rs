@@ -20,6 +20,7 @@ mod handlers;
 mod metrics;
 mod payments;
 mod provider_client;
+mod receipts;
 mod request;
 mod routing;
 mod start;
@@ -37,6 +38,7 @@ pub use payments::{
     AccountPayers, ChainFunding, ChannelBook, ChannelStore, Funding, JobPayer, PayError, Payer,
     PayerConfig,
 };
+pub use receipts::{MAX_RECEIPTS, RECEIPTS_ROUTE};
 pub use routing::Routing;
 pub use start::{
     admin_key, client_keys, serve_limits, start, GatewayHandle, GatewaySetup, PayerSetup,

@@ -14,6 +14,7 @@ mod guard;
 mod metrics;
 mod paid;
 mod prune;
+mod receipts;
 mod register;
 mod served;
 mod service;

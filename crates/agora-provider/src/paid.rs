@@ -11,6 +11,7 @@
 
 use agora_types::audit::{receipt_leaf, JobProof};
 use agora_types::merkle::{self, MerkleProof};
+use agora_types::provenance::ReceiptInclusion;
 use agora_types::rpc::ChannelInfo;
 use agora_types::{codec, Hash32, Height, SignedVoucher, Transcript, VoucherDelivery};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -246,6 +247,52 @@ impl TranscriptStore {
             proof,
         }))
     }
+}
+
+/// Where the settled voucher roots put `job`: the first settled root of its
+/// channel that covers it (the settlement whose batch added it), with the
+/// proof of its leaf; `None` if no channel paid it or no settlement covers it yet.
+pub(crate) fn paid_inclusion(
+    r: &redb::ReadTransaction,
+    job: &Hash32,
+) -> Result<Option<ReceiptInclusion>, ProviderError> {
+    let Some(channel) = r.open_table(PAID_BY)?.get(job.0.as_slice())? else {
+        return Ok(None);
+    };
+    let channel = Hash32(channel.value().try_into().map_err(corrupt)?);
+    let jobs = r.open_table(PAID_JOBS)?;
+    let all = entries(&jobs, &channel, 0, count(&jobs, &channel)?)?;
+    let Some(index) = all.iter().position(|(j, _)| j == job) else {
+        return Ok(None);
+    };
+    let mut covering: Option<PaidRoot> = None;
+    let mut root = Hash32::ZERO;
+    for entry in r.open_table(PAID_ROOTS)?.iter()? {
+        let (k, v) = entry?;
+        let paid: PaidRoot = codec::decode(v.value()).map_err(corrupt)?;
+        let fits = paid.channel == channel && paid.settled_at.is_some() && paid.jobs > index as u64;
+        if fits && covering.as_ref().is_none_or(|c| paid.jobs < c.jobs) {
+            root = Hash32(k.value().try_into().map_err(corrupt)?);
+            covering = Some(paid);
+        }
+    }
+    let Some(paid) = covering else {
+        return Ok(None);
+    };
+    let n = usize::try_from(paid.jobs).map_err(corrupt)?;
+    let leaves: Vec<Hash32> = all.iter().take(n).map(|(_, l)| *l).collect();
+    let proof = MerkleProof::new(&leaves, index).ok_or_else(|| {
+        corrupt(format!(
+            "root {root} covers {n} jobs, {} held",
+            leaves.len()
+        ))
+    })?;
+    Ok(Some(ReceiptInclusion {
+        root,
+        proof,
+        height: paid.settled_at,
+        channel: Some(channel),
+    }))
 }
 
 /// Record `v`'s root (its channel and job count) inside `w`, settled at `settled_at` if known.

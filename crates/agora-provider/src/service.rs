@@ -208,6 +208,10 @@ impl<E: InferenceEngine> Provider<E> {
                 ProviderEndpoint::Vouchers.route(),
                 post(crate::vouchers::post_voucher::<E>),
             )
+            .route(
+                ProviderEndpoint::Receipt.route(),
+                get(crate::receipts::receipt::<E>),
+            )
             .route(ProviderEndpoint::Health.route(), get(health::<E>))
             .route(
                 agora_metrics::METRICS_ROUTE,

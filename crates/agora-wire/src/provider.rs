@@ -20,17 +20,21 @@ pub enum ProviderEndpoint {
     Batch,
     /// `POST /v1/vouchers`: a payment channel voucher.
     Vouchers,
+    /// `GET /v1/receipts/{id}`: a job's signed receipt and, once committed,
+    /// the Merkle proof of it under the committed root (public: no prompt, no output).
+    Receipt,
     /// `GET /health`: what the provider serves.
     Health,
 }
 
 impl ProviderEndpoint {
     /// Every endpoint, for listings and tests.
-    pub const ALL: [ProviderEndpoint; 5] = [
+    pub const ALL: [ProviderEndpoint; 6] = [
         ProviderEndpoint::Jobs,
         ProviderEndpoint::Transcript,
         ProviderEndpoint::Batch,
         ProviderEndpoint::Vouchers,
+        ProviderEndpoint::Receipt,
         ProviderEndpoint::Health,
     ];
 
@@ -41,6 +45,7 @@ impl ProviderEndpoint {
             ProviderEndpoint::Transcript => "/v1/transcripts/{id}",
             ProviderEndpoint::Batch => "/v1/batches/{root}/{index}",
             ProviderEndpoint::Vouchers => "/v1/vouchers",
+            ProviderEndpoint::Receipt => "/v1/receipts/{id}",
             ProviderEndpoint::Health => "/health",
         }
     }
@@ -56,6 +61,13 @@ impl ProviderEndpoint {
 /// `GET /v1/transcripts/{id}` of job `id` at the provider reachable at `base`.
 pub fn transcript_url(base: &str, id: &Hash32) -> String {
     ProviderEndpoint::Transcript
+        .url(base)
+        .replace("{id}", &id.to_hex())
+}
+
+/// `GET /v1/receipts/{id}` of job `id` at the provider reachable at `base`.
+pub fn receipt_url(base: &str, id: &Hash32) -> String {
+    ProviderEndpoint::Receipt
         .url(base)
         .replace("{id}", &id.to_hex())
 }
@@ -92,6 +104,10 @@ mod tests {
         assert_eq!(
             transcript_url(base, &root),
             format!("http://127.0.0.1:9/v1/transcripts/{hex}")
+        );
+        assert_eq!(
+            receipt_url(base, &root),
+            format!("http://127.0.0.1:9/v1/receipts/{hex}")
         );
         for e in ProviderEndpoint::ALL {
             assert!(e.route().starts_with('/'), "{e:?}");

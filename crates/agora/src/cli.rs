@@ -71,9 +71,9 @@ pub enum Command {
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(agora_bench::BenchCommand),
-    /// Audit jobs: calibrate replay thresholds, check a transcript.
+    /// Audit jobs (calibrate replay thresholds, check a transcript) and prove where an output came from.
     #[command(subcommand)]
-    Verify(agora_bench::VerifyCommand),
+    Verify(crate::verify::VerifyCommand),
     /// Audit providers as a validator: replay a random sample of their jobs,
     /// post verdicts, and vote on disputes.
     Validator(ValidatorArgs),

@@ -12,6 +12,7 @@ mod roles;
 mod send;
 mod stake;
 mod status;
+mod verify;
 mod wallet;
 
 use anyhow::Result;
@@ -78,8 +79,6 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(command) => Ok(agora_bench::run(command).await?),
-        Command::Verify(command) => {
-            Ok(tokio::task::spawn_blocking(move || agora_bench::run_verify(command)).await??)
-        }
+        Command::Verify(command) => verify::run(command).await,
     }
 }
