@@ -67,15 +67,15 @@ fn example_ids_are_pinned() {
     let pinned = [
         (
             "csv_stats",
-            "13ce9816ce7293b240893d43f6a62d55bb4f6e53485f7d0894ac97bb14bb0327",
+            "439acf5132ea211656caa0bd9771f38bc08e86d12a90bab0e63301b6a5ea1b94",
         ),
         (
             "quantiles",
-            "18b73127117895584dea4fe67fefd2e9053dbbb574da64eb5a8fc82108df0c04",
+            "b2b0ea3bad1b17963c847c3b17a2923313496d1ba1f3a6d5f69bd813070d9bab",
         ),
         (
             "kmeans",
-            "d824c14772aca448a49825ebe2c5e29d7553291d5231b5bfba872df15661354e",
+            "93e429ad54322e5c0e5b8878cab94e2fd42c51bde4f90cf94d40d8b5e8c0cb91",
         ),
     ];
     assert_eq!(EXAMPLES.len(), pinned.len());
