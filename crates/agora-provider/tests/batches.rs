@@ -19,6 +19,7 @@ use agora_provider::{
 };
 use agora_testkit::{GenesisBuilder, TwoTokenEngine};
 use agora_types::access::{TranscriptAuth, TRANSCRIPT_AUTH_HEADER};
+use agora_types::provenance::{ProviderReceipt, ReceiptInclusion};
 use agora_types::{
     Hash32, JobEvent, JobInput, JobProof, JobRequest, Keypair, ModelEntry, Price, SamplingParams,
     TxKind,
@@ -194,6 +195,29 @@ async fn fetch_as(
     (r.status(), r.text().await.unwrap())
 }
 
+/// `GET /v1/receipts/{job}`, public: the receipt and its inclusion proof, if committed.
+async fn public_receipt(url: &str, job: &Hash32) -> Option<ProviderReceipt> {
+    let resp = reqwest::get(agora_wire::provider::receipt_url(url, job))
+        .await
+        .unwrap();
+    if resp.status() == 404 {
+        return None;
+    }
+    assert_eq!(resp.status(), 200);
+    let r: ProviderReceipt = resp.json().await.unwrap();
+    assert_eq!(r.receipt.receipt.id, *job);
+    Some(r)
+}
+
+/// Job `job`'s public inclusion proof: under `root`, at `index`, checked.
+async fn assert_included(url: &str, job: &Hash32, root: &Hash32, index: u64) -> ReceiptInclusion {
+    let r = public_receipt(url, job).await.expect("a known job");
+    let inc = r.inclusion.expect("committed");
+    assert_eq!((inc.root, inc.proof.index), (*root, index));
+    agora_types::provenance::check_inclusion(&r.receipt, root, &inc.proof).unwrap();
+    inc
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -267,6 +291,17 @@ async fn jobs_are_committed_in_batches_and_proven_against_the_chain() {
         store.sealed(&first_root).unwrap().unwrap().committed_at,
         Some(first_height)
     );
+    // Anyone can fetch a committed job's receipt and proof (no transcript);
+    // a job not yet committed has no proof, an unknown one no receipt.
+    for (i, job) in jobs[..2].iter().enumerate() {
+        let inc = assert_included(&url, job, &first_root, i as u64).await;
+        assert_eq!((inc.height, inc.channel), (Some(first_height), None));
+    }
+    let pending = public_receipt(&url, &jobs[2]).await.unwrap();
+    assert_eq!(pending.inclusion, None);
+    assert!(public_receipt(&url, &Hash32::digest(b"never ran"))
+        .await
+        .is_none());
     // One job pending, below the count and younger than the age: nothing to do.
     assert!(committer.tick().await.unwrap().is_empty());
     assert_eq!(store.pending_jobs().unwrap(), 1);
@@ -463,6 +498,11 @@ async fn channel_paid_jobs_are_settled_audited_and_proven() {
         key.clone(),
         Duration::from_secs(3600),
     );
+    // Delivered but not settled: no proof yet.
+    assert_eq!(
+        public_receipt(&url, &jobs[0]).await.unwrap().inclusion,
+        None
+    );
     assert_eq!(settler.settle_once().await.unwrap(), 1);
     let on_chain = chain.channel(&channel).await.unwrap();
     assert_eq!((on_chain.paid, on_chain.jobs), (15, 3));
@@ -480,6 +520,13 @@ async fn channel_paid_jobs_are_settled_audited_and_proven() {
     assert_eq!((batch.first_index, batch.count), (0, 3));
     assert_eq!(batch.model, Some(model().id));
     assert_eq!(batch.audits.len(), 3, "every job is drawn here");
+    // The public proofs are under the settled root, in the payer's order.
+    for (index, job) in order.iter().enumerate() {
+        let inc = assert_included(&url, job, &root, index as u64).await;
+        assert_eq!(inc.channel, Some(channel));
+        assert!(inc.height.is_some());
+    }
+    assert_eq!(public_receipt(&url, &unpaid).await.unwrap().inclusion, None);
     for (index, job) in order.iter().enumerate() {
         let (status, body) = fetch_as(
             &url,

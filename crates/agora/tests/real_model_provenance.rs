@@ -50,6 +50,9 @@ async fn committed(base: &str, rpc: &str, job: &str) -> ReceiptRecord {
     }
 }
 
+/// A manifest edit: what it changes, the error it must cause, the change.
+type Edit = (&'static str, &'static str, fn(&mut Value));
+
 fn verify(args: &[&str]) -> (bool, String, String) {
     let mut all = vec!["verify", "output"];
     all.extend_from_slice(args);
@@ -167,7 +170,7 @@ async fn an_output_is_proven_to_come_from_a_finalized_block() {
     assert!(!ok && err.contains("text hashes to"), "{err}");
 
     // Tampered manifests fail: a receipt's cost, a block's timestamp.
-    let edits: [(&str, &str, fn(&mut Value)); 3] = [
+    let edits: [Edit; 3] = [
         ("receipt cost", "provider signature does not verify", |d| {
             let cost = &mut d["assertions"][1]["data"]["receipt"]["receipt"]["cost"];
             *cost = json!(cost.as_u64().unwrap() + 1);
