@@ -170,3 +170,51 @@ async fn find_batch(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_types::{Keypair, Price, Receipt, SamplingParams, Usage};
+
+    fn receipt(i: u64) -> SignedReceipt {
+        let key = Keypair::from_seed([1; 32]);
+        Receipt {
+            chain_id: "t".into(),
+            id: Hash32::digest(&i.to_le_bytes()),
+            provider: key.account(),
+            model: Hash32::ZERO,
+            prompt_hash: Hash32::ZERO,
+            output_hash: Hash32::ZERO,
+            text_hash: Hash32::ZERO,
+            params: SamplingParams::new(1, 0.0, 1.0, vec![], 0),
+            usage: Usage::default(),
+            price: Price::default(),
+            cost: 0,
+            timestamp_ms: 0,
+            commitments: Hash32::ZERO,
+        }
+        .sign(&key)
+    }
+
+    #[test]
+    fn the_book_forgets_the_oldest_receipts_beyond_its_bound() {
+        let mut book = ReceiptBook::default();
+        let by = ServedBy {
+            id: AccountId([2; 32]),
+            endpoint: "http://p".into(),
+        };
+        let n = MAX_RECEIPTS as u64 + 3;
+        for i in 0..n {
+            book.remember(&receipt(i), by.clone());
+        }
+        // Remembering a job twice does not count it twice.
+        book.remember(&receipt(n - 1), by.clone());
+        assert_eq!(book.by_id.len(), MAX_RECEIPTS);
+        assert_eq!(book.order.len(), MAX_RECEIPTS);
+        for i in 0..3 {
+            assert!(book.get(&receipt(i).receipt.id).is_none(), "{i} forgotten");
+        }
+        let (r, who) = book.get(&receipt(3).receipt.id).unwrap();
+        assert_eq!((r, who), (receipt(3), by));
+    }
+}

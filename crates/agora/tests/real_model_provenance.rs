@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agora_chain_client::ChainClient;
-use agora_types::provenance::ReceiptRecord;
+use agora_types::provenance::{ReceiptRecord, VerdictEntry};
 use serde_json::{json, Value};
 
 const MODEL: &str = "smollm2-135m-instruct";
@@ -68,7 +68,16 @@ async fn an_output_is_proven_to_come_from_a_finalized_block() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = common::devnet_with(
         dir.path(),
-        &["--threads", "2", "--auditors", "0", "--batch-secs", "1"],
+        &[
+            "--threads",
+            "2",
+            "--auditors",
+            "1",
+            "--audit-rate-ppm",
+            "1000000",
+            "--batch-secs",
+            "1",
+        ],
     );
     let rpc = devnet.value("chain RPC");
     let base = devnet.value("OpenAI base URL");
@@ -127,6 +136,29 @@ async fn an_output_is_proven_to_come_from_a_finalized_block() {
     assert!(out.contains("text: matches"), "{out}");
     assert!(out.contains("SettleChannel"), "{out}");
     assert!(out.trim_end().ends_with("verified"), "{out}");
+
+    // (e) Every job is drawn here: once the auditor's verdict is on chain
+    // (GET /verdicts/{batch}), verify output reports it.
+    let batch = record.batch.clone().unwrap();
+    let started = Instant::now();
+    loop {
+        let url = format!("{rpc}/verdicts/{}", batch.batch);
+        let verdicts: Vec<VerdictEntry> = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        if let Some(v) = verdicts.iter().find(|v| v.index == batch.index) {
+            assert!(v.passed, "an honest job failed its audit: {v:?}");
+            break;
+        }
+        assert!(started.elapsed() < COMMIT_DEADLINE, "no verdict in time");
+        // The auditor's replay and its SubmitVerdict are the event awaited.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (ok, out, err) = verify(&online);
+    assert!(ok, "verify output without --text failed: {out} {err}");
+    assert!(out.contains("text: not checked"), "{out}");
+    assert!(
+        out.contains("audit: drawn, auditor") && out.contains(": passed"),
+        "{out}"
+    );
 
     // A tampered text fails.
     let tampered = dir.path().join("tampered.txt");
