@@ -288,3 +288,44 @@ fn a_manifest_holds_the_evidence_and_its_edits_are_caught() {
         Err(ProvenanceError::BadReceiptSignature)
     );
 }
+
+#[test]
+fn a_channel_settlement_creates_the_batch_too() {
+    // The devnet's paying gateway pays by voucher: the batch root is the
+    // settled voucher's receipts root, sent by the provider.
+    let (mut e, _) = honest();
+    let key = Keypair::from_seed([3; 32]);
+    let client = Keypair::from_seed([5; 32]);
+    let voucher = |root: Hash32| agora_types::Voucher {
+        channel: Hash32::digest(b"channel"),
+        cumulative: 36,
+        receipts_root: root,
+        jobs: 3,
+    };
+    let settle = |root: Hash32, from: &Keypair| {
+        Transaction {
+            chain_id: CHAIN.into(),
+            from: from.account(),
+            nonce: 6,
+            kind: TxKind::SettleChannel {
+                voucher: voucher(root).sign(&client),
+            },
+        }
+        .sign(from)
+    };
+    e.block.txs = vec![settle(Hash32::digest(b"other"), &key), settle(e.root, &key)];
+    e.block.header.tx_root = tx_root(&e.block.txs);
+    let provider = key.account();
+    assert_eq!(find_batch_tx(&e.block.txs, &provider, &e.root), Some(1));
+    let (cert, identity) = certify(11, e.block.header.id());
+    e.certificate = hex::encode(cert);
+    e.tx_index = 1;
+    verify_output(&identity, &e, TEXTS[1]).unwrap();
+    // The client's settlement of the same root is not the provider's batch.
+    e.block.txs[1] = settle(e.root, &client);
+    e.block.header.tx_root = tx_root(&e.block.txs);
+    assert!(matches!(
+        verify_output(&identity, &e, TEXTS[1]),
+        Err(ProvenanceError::NotTheBatchTx { .. })
+    ));
+}
