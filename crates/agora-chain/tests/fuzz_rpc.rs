@@ -121,6 +121,17 @@ const ROUTES: &[&str] = &[
     "/disputes",
     "/audits/{}",
     "/supply",
+    "/datasets",
+    "/dataset/{}",
+    "/algorithms",
+    "/data/job/{}",
+    "/data/batch/{}",
+    "/data/settled/{}",
+    "/batch/{}",
+    "/verdicts/{}",
+    "/agents",
+    "/agent/{}",
+    "/agent/{}/feedback",
 ];
 
 /// A hostile path segment or query value (already URI-safe).
@@ -166,6 +177,9 @@ fn query() -> impl Strategy<Value = String> {
     let key = prop_oneof![
         Just("wait_ms".to_string()),
         Just("since".to_string()),
+        Just("capability".to_string()),
+        Just("model".to_string()),
+        Just("all".to_string()),
         "[a-z_]{1,8}",
     ];
     prop::collection::vec((key, segment()), 0..4).prop_map(|pairs| {
