@@ -193,6 +193,14 @@ impl ChainClient {
         self.get(&format!("/agent/{id}/feedback")).await
     }
 
+    /// Requested audits made in blocks above `since`, each with its batch.
+    pub async fn validations(
+        &self,
+        since: u64,
+    ) -> Result<Vec<agora_types::rpc::ValidationTask>, ClientError> {
+        self.get(&format!("/validations?since={since}")).await
+    }
+
     /// The latest committed block's summary.
     pub async fn head(&self) -> Result<Head, ClientError> {
         self.get("/head").await

@@ -1,5 +1,6 @@
 //! The agent registry's RPC routes: discovery by capability and model,
-//! one agent with its log anchors and reputation, and its feedback.
+//! one agent with its log anchors and reputation, and its feedback; and
+//! the validation requests (audits asked for) that auditors pick up.
 
 use agora_types::{AccountId, AgentEntry, Feedback, ModelId};
 use axum::extract::State;
@@ -90,4 +91,34 @@ pub(crate) async fn feedback(
             .cloned()
             .collect(),
     ))
+}
+
+/// `GET /validations` filter.
+#[derive(Deserialize)]
+pub(crate) struct SinceQuery {
+    /// Only requests made in blocks above this height.
+    since: Option<u64>,
+}
+
+/// `GET /validations?since=H`: requested audits in live batches made after
+/// height `H`, oldest first, each with its batch.
+pub(crate) async fn validations(
+    State(node): State<Node>,
+    RpcQuery(q): RpcQuery<SinceQuery>,
+) -> Json<Vec<agora_types::rpc::ValidationTask>> {
+    let state = node.state();
+    let since = q.since.unwrap_or(0);
+    let mut tasks: Vec<_> = state
+        .validation_requests
+        .values()
+        .filter(|r| r.height > since)
+        .filter_map(|r| {
+            Some(agora_types::rpc::ValidationTask {
+                request: r.clone(),
+                batch: state.batches.get(&r.batch)?.clone(),
+            })
+        })
+        .collect();
+    tasks.sort_by_key(|t| (t.request.height, t.request.batch, t.request.index));
+    Json(tasks)
 }

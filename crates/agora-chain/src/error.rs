@@ -148,6 +148,8 @@ pub fn tx_error_code(e: &TxError) -> &'static str {
         TxError::NotYourDataJob { .. } => "not_your_data_job",
         TxError::NotEquivocation(_) => "not_equivocation",
         TxError::AgentExists(_) => "agent_exists",
+        TxError::AlreadyAudited { .. } => "already_audited",
+        TxError::NoAuditor => "no_auditor",
         TxError::UnknownAgent(_) => "unknown_agent",
         TxError::AgentSequence { .. } => "agent_sequence",
         TxError::BadAnchor(_) => "bad_anchor",

@@ -117,6 +117,7 @@ impl Node {
             .route("/data/batch/{id}", get(data_batch))
             .route("/data/settled/{job}", get(data_settled))
             .route("/agents", get(crate::agent_rpc::agents))
+            .route("/validations", get(crate::agent_rpc::validations))
             .route("/agent/{id}", get(crate::agent_rpc::agent))
             .route("/agent/{id}/feedback", get(crate::agent_rpc::feedback))
             .route(agora_metrics::METRICS_ROUTE, get(crate::metrics::scrape))

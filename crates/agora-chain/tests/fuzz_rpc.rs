@@ -132,6 +132,7 @@ const ROUTES: &[&str] = &[
     "/agents",
     "/agent/{}",
     "/agent/{}/feedback",
+    "/validations",
 ];
 
 /// A hostile path segment or query value (already URI-safe).

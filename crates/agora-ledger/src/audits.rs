@@ -14,6 +14,7 @@ use agora_types::audit::{
 };
 use agora_types::{
     AccountId, Amount, Dispute, Hash32, Height, ModelId, ProviderInfo, ReceiptBatch,
+    ValidationRequest,
 };
 
 use crate::staking::{fraction, PPM};
@@ -241,6 +242,69 @@ impl State {
         }
     }
 
+    /// `RequestValidation`: draw an auditor for one job of a drawn
+    /// inference batch from the batch's seed (neither its provider nor the
+    /// requester), burn the fee, and add the audit to the batch's.
+    pub(crate) fn request_validation(
+        &mut self,
+        requester: AccountId,
+        batch_id: Hash32,
+        index: u64,
+        height: Height,
+    ) -> Result<(), TxError> {
+        let batch = self
+            .batches
+            .get(&batch_id)
+            .ok_or(TxError::UnknownBatch(batch_id))?;
+        if batch.model.is_none() {
+            return Err(TxError::InvalidField {
+                field: "batch",
+                reason: "a data batch's jobs are re-run, not replayed; request inference jobs"
+                    .into(),
+            });
+        }
+        if !batch.contains(index) {
+            return Err(TxError::IndexOutsideBatch {
+                index,
+                first: batch.first_index,
+                end: batch.first_index.saturating_add(batch.count),
+            });
+        }
+        let seed = batch.seed.ok_or(TxError::AuditsNotDrawn(batch_id))?;
+        if batch.audits.iter().any(|(i, _)| *i == index) {
+            return Err(TxError::AlreadyAudited {
+                batch: batch_id,
+                index,
+            });
+        }
+        let excluded = [batch.provider, requester];
+        let pool: Vec<_> = self
+            .markets
+            .audit_pool(&self.audit_candidates(), batch.model.as_ref())
+            .into_iter()
+            .filter(|(who, _)| !excluded.contains(who))
+            .collect();
+        let auditor = agora_types::audit::draw_auditor(&seed, &batch_id, index, &pool)
+            .ok_or(TxError::NoAuditor)?;
+        let fee = self.params.audit.validation_fee;
+        self.debit(requester, fee)?;
+        self.burned = self.burned.saturating_add(u128::from(fee));
+        let batch = self.batches.get_mut(&batch_id).expect("checked above");
+        let at = batch.audits.partition_point(|(i, _)| *i < index);
+        batch.audits.insert(at, (index, auditor));
+        self.validation_requests.insert(
+            (batch_id, index),
+            ValidationRequest {
+                batch: batch_id,
+                index,
+                requester,
+                auditor,
+                height,
+            },
+        );
+        Ok(())
+    }
+
     fn bonded(&self, who: &AccountId) -> bool {
         self.validators.get(who).is_some_and(|v| v.total() > 0)
     }
@@ -423,6 +487,8 @@ impl State {
                 .retain(|(batch, _, _), _| live.contains_key(batch));
             self.data_batches
                 .retain(|batch, _| live.contains_key(batch));
+            self.validation_requests
+                .retain(|(batch, _), _| live.contains_key(batch));
         }
         self.disputes
             .retain(|_, d| height <= d.opened_at.saturating_add(dispute_window));

@@ -204,6 +204,9 @@ impl State {
                 tag,
             } => self.give_feedback(tx.from, *payment, *score, tag, height)?,
             TxKind::RevokeFeedback { payment } => self.revoke_feedback(tx.from, *payment)?,
+            TxKind::RequestValidation { batch, index } => {
+                self.request_validation(tx.from, *batch, *index, height)?
+            }
             TxKind::CommitWeights { model, hash } => {
                 self.commit_weights(tx.from, *model, *hash, height)?
             }

@@ -52,6 +52,17 @@ pub enum TxError {
         /// What it tried.
         action: &'static str,
     },
+    /// The job is already audited (sampled or requested).
+    #[error("job {index} of batch {batch} is already audited")]
+    AlreadyAudited {
+        /// The batch.
+        batch: Hash32,
+        /// The job.
+        index: u64,
+    },
+    /// No bonded validator other than the provider and the requester could be drawn.
+    #[error("no validator can be drawn to audit it")]
+    NoAuditor,
     /// The sender already has an agent registered.
     #[error("account {0} already has an agent registered")]
     AgentExists(AccountId),

@@ -130,6 +130,7 @@ impl Genesis {
             agents: BTreeMap::new(),
             agent_payments: BTreeMap::new(),
             feedback: BTreeMap::new(),
+            validation_requests: BTreeMap::new(),
         })
     }
 }

@@ -7,7 +7,7 @@ use agora_types::merkle::{self, MerkleProof};
 use agora_types::{
     codec, AccountId, AgentEntry, AgentPayment, AlgorithmEntry, Amount, DataJob, DatasetEntry,
     Dispute, Earnings, Feedback, Hash32, Height, ModelEntry, ModelId, Params, ProviderAudits,
-    ProviderInfo, ReceiptBatch, SignedDataReceipt,
+    ProviderInfo, ReceiptBatch, SignedDataReceipt, ValidationRequest,
 };
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,8 @@ const AGENT_PREFIX: u8 = 24;
 const AGENT_PAYMENT_PREFIX: u8 = 25;
 /// Key prefix of feedback, by the payment that entitled it.
 const FEEDBACK_PREFIX: u8 = 26;
+/// Key prefix of validation requests, by batch and index.
+const VALIDATION_PREFIX: u8 = 27;
 
 fn entry_key(prefix: u8, id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
@@ -163,6 +165,8 @@ pub struct State {
     pub agent_payments: BTreeMap<Hash32, AgentPayment>,
     /// Feedback given, by the payment that entitled it.
     pub feedback: BTreeMap<Hash32, Feedback>,
+    /// Requested audits of jobs in live batches, by (batch, index).
+    pub validation_requests: BTreeMap<(Hash32, u64), ValidationRequest>,
 }
 
 impl State {
@@ -273,6 +277,11 @@ impl State {
         }));
         out.extend(self.feedback.iter().map(|(id, f)| {
             merkle::leaf_hash(&entry_key(FEEDBACK_PREFIX, &id.0), &codec::encode(f))
+        }));
+        out.extend(self.validation_requests.iter().map(|((batch, index), r)| {
+            let mut key = entry_key(VALIDATION_PREFIX, &batch.0);
+            key.extend_from_slice(&index.to_le_bytes());
+            merkle::leaf_hash(&key, &codec::encode(r))
         }));
         out
     }

@@ -869,3 +869,84 @@ proptest! {
         }
     }
 }
+
+/// A job the sample did not draw can be audited on request: the auditor
+/// comes from the batch's seed (never the provider or the requester), the
+/// fee is burned, the audit joins the batch's and its verdict counts; a
+/// request for a drawn or out-of-range job, or an unknown batch, is refused.
+#[test]
+fn a_requested_validation_draws_an_auditor_whose_verdict_counts() {
+    let k = keys(6);
+    let mut s = genesis(&k);
+    s.params.audit.audit_rate_ppm = 0; // nothing is sampled
+    s.params.audit.validation_fee = 7;
+    let supply = s.total_supply();
+    ok(&mut s, &k[0], register(COLLATERAL));
+    for v in &k[1..=4] {
+        let bond = TxKind::BondValidator {
+            amount: BOND,
+            take_ppm: 0,
+        };
+        ok(&mut s, v, bond);
+    }
+    let client = k[5].clone();
+    let batch = commit(&mut s, &k[0], 4);
+    let request = |index| TxKind::RequestValidation { batch, index };
+    // The block after the commit draws (nothing, at rate 0) before any request lands.
+    block(&mut s, None);
+    assert!(s.batches[&batch].audits.is_empty(), "nothing sampled");
+    assert!(matches!(
+        send(&mut s, &client, request(4)),
+        Some(TxError::IndexOutsideBatch { .. })
+    ));
+    assert!(matches!(
+        send(
+            &mut s,
+            &client,
+            TxKind::RequestValidation {
+                batch: Hash32([9; 32]),
+                index: 0
+            }
+        ),
+        Some(TxError::UnknownBatch(_))
+    ));
+    let before = (s.account(&client.account()).balance, s.burned);
+    ok(&mut s, &client, request(2));
+    assert_eq!(s.account(&client.account()).balance, before.0 - 7);
+    assert_eq!(s.burned, before.1 + 7);
+    let audits = s.batches[&batch].audits.clone();
+    assert_eq!(audits.len(), 1);
+    let (index, auditor) = audits[0];
+    assert_eq!(index, 2);
+    assert!(auditor != k[0].account() && auditor != client.account());
+    let seed = s.batches[&batch].seed.unwrap();
+    let pool: Vec<_> = k[1..=4].iter().map(|v| (v.account(), BOND)).collect();
+    assert_eq!(
+        agora_types::audit::draw_auditor(&seed, &batch, 2, &pool),
+        Some(auditor),
+        "the auditor is the seed's stake-weighted pick, not the requester's"
+    );
+    assert_eq!(
+        s.validation_requests[&(batch, 2)].requester,
+        client.account()
+    );
+    assert!(matches!(
+        send(&mut s, &client, request(2)),
+        Some(TxError::AlreadyAudited { index: 2, .. })
+    ));
+    // Only the drawn auditor's verdict counts, and it does.
+    let other = k[1..=4].iter().find(|v| v.account() != auditor).unwrap();
+    assert!(matches!(
+        send(&mut s, other, verdict(batch, 2, true)),
+        Some(TxError::NotAssigned { .. })
+    ));
+    let drawn = k.iter().find(|v| v.account() == auditor).unwrap();
+    ok(&mut s, drawn, verdict(batch, 2, true));
+    assert_eq!(s.provider_audits[&k[0].account()].audits_passed, 1);
+    assert_conserved(&s, supply);
+    // The request leaves the state with its batch.
+    for _ in 0..=AUDIT_WINDOW {
+        block(&mut s, None);
+    }
+    assert!(s.validation_requests.is_empty());
+}

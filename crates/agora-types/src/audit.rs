@@ -109,6 +109,34 @@ pub fn draw_audits(
         .collect()
 }
 
+/// The auditor of job `index` of `batch` under `seed`: the same
+/// stake-weighted pick [`draw_audits`] makes for a sampled job, so a
+/// validation request cannot choose who checks it (`None` with no stake).
+pub fn draw_auditor(
+    seed: &Hash32,
+    batch: &Hash32,
+    index: u64,
+    validators: &[(AccountId, Amount)],
+) -> Option<AccountId> {
+    StakeTable::new(validators).pick(&draw(AUDITOR_DOMAIN, seed, batch, index))
+}
+
+/// Someone asked, and paid, for one job of a batch to be audited by a
+/// validator drawn like a sampled job's.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ValidationRequest {
+    /// The batch.
+    pub batch: Hash32,
+    /// The job's leaf index.
+    pub index: u64,
+    /// Who asked.
+    pub requester: AccountId,
+    /// The validator drawn to audit it.
+    pub auditor: AccountId,
+    /// Block of the request.
+    pub height: Height,
+}
+
 /// The committee that re-checks `dispute`: `size` distinct members drawn
 /// one seat at a time with probability proportional to stake among those
 /// not yet drawn, under `seed` (a [`draw_seed`] of a block after the

@@ -32,7 +32,7 @@ pub use agent::{
     AgentEndpoint, AgentEntry, AgentParams, AgentPayment, AgentProfile, Feedback, LogAnchor,
     Reputation,
 };
-pub use audit::{Dispute, JobProof, ProviderAudits, ReceiptBatch};
+pub use audit::{Dispute, JobProof, ProviderAudits, ReceiptBatch, ValidationRequest};
 pub use block::{Block, BlockHeader};
 pub use channel::{channel_id, SignedVoucher, Voucher, VoucherDelivery};
 pub use codec::{decode, encode, CodecError};

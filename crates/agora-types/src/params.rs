@@ -190,6 +190,9 @@ pub struct AuditParams {
     /// Most receipt batches (commits and channel settlements) one block may
     /// create: keeps a block's batches inside one RPC page.
     pub max_batches_per_block: u32,
+    /// What a `RequestValidation` burns: the audit it asks for costs a
+    /// validator a replay, so asking must cost too.
+    pub validation_fee: Amount,
 }
 
 impl Default for AuditParams {
@@ -205,6 +208,7 @@ impl Default for AuditParams {
             reference_job_tokens: 2_048,
             max_batch_jobs: 4_096,
             max_batches_per_block: 128,
+            validation_fee: 1_000,
         }
     }
 }

@@ -268,6 +268,16 @@ pub struct SettledDataReceipt {
     pub receipt: crate::SignedDataReceipt,
 }
 
+/// `GET /validations?since=H`: a requested audit with the batch it is in
+/// (as it stands now), so its auditor can replay the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationTask {
+    /// The request.
+    pub request: crate::ValidationRequest,
+    /// Its batch.
+    pub batch: ReceiptBatch,
+}
+
 /// Error body of every non-2xx RPC answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RpcErrorBody {

@@ -273,6 +273,15 @@ pub enum TxKind {
         /// The payment the feedback was given for.
         payment: Hash32,
     },
+    /// Ask (burning `validation_fee`) for job `index` of inference batch
+    /// `batch` to be audited: a validator is drawn for it from the batch's
+    /// seed as for a sampled job, and its verdict counts the same.
+    RequestValidation {
+        /// The batch (its audits must be drawn already).
+        batch: Hash32,
+        /// The job's leaf index.
+        index: u64,
+    },
 }
 
 /// An unsigned transaction.

@@ -76,6 +76,11 @@ pub struct Auditor<C, S, K> {
     loaded: HashSet<Hash32>,
     /// Batches whose audits the chain has not drawn yet.
     waiting: Vec<BatchInfo>,
+    /// Validation requests made at or below this height have been loaded.
+    requests_scanned_to: u64,
+    /// (batch, index) of every job queued for this validator, sampled or
+    /// requested, so none is audited twice.
+    planned: HashSet<(Hash32, u64)>,
     /// Jobs assigned to this validator and not yet judged.
     jobs: VecDeque<AuditJob>,
     /// Disputes this validator has voted on.
@@ -111,6 +116,8 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
             scanned_to: 0,
             loaded: HashSet::new(),
             waiting: Vec::new(),
+            requests_scanned_to: 0,
+            planned: HashSet::new(),
             jobs: VecDeque::new(),
             voted: HashSet::new(),
             pending_reveal: None,
@@ -136,6 +143,7 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
         let head = self.chain.head().await?;
         self.load_batches().await?;
         self.plan().await?;
+        self.load_requests().await?;
         self.audit(head).await?;
         self.vote(head).await?;
         self.set_weights().await
@@ -183,13 +191,37 @@ impl<C: AuditChain, S: TranscriptSource, K: JobChecker> Auditor<C, S, K> {
                 continue;
             };
             for (index, auditor) in audits {
-                if auditor == self.config.me {
+                if auditor == self.config.me && self.planned.insert((batch.id, index)) {
                     self.stats.assigned += 1;
                     self.jobs.push_back(AuditJob {
                         batch: batch.clone(),
                         index,
                     });
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue the requested audits (`RequestValidation`) drawn for this validator.
+    async fn load_requests(&mut self) -> Result<(), AuditError> {
+        let fresh = self
+            .chain
+            .validations_since(self.requests_scanned_to)
+            .await?;
+        for r in fresh {
+            // A block's requests all appear with it: none is missed below this height.
+            self.requests_scanned_to = self.requests_scanned_to.max(r.height);
+            let inference = r.batch.model.is_some();
+            if r.auditor == self.config.me
+                && inference
+                && self.planned.insert((r.batch.id, r.index))
+            {
+                self.stats.assigned += 1;
+                self.jobs.push_back(AuditJob {
+                    batch: r.batch,
+                    index: r.index,
+                });
             }
         }
         Ok(())

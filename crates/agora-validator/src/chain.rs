@@ -8,7 +8,7 @@ use agora_chain_client::ChainClient;
 use agora_types::{AccountId, Hash32, Keypair, ModelId, Params, TxKind};
 
 use crate::ports::{
-    AuditChain, AuditError, BatchInfo, DisputeInfo, Judging, ProviderScore, Served,
+    AuditChain, AuditError, BatchInfo, DisputeInfo, Judging, ProviderScore, RequestedAudit, Served,
 };
 
 /// How long a verdict or vote may take to be included.
@@ -40,6 +40,20 @@ impl RpcChain {
     }
 }
 
+/// What the auditor needs of an on-chain batch.
+fn batch_info(b: agora_types::ReceiptBatch) -> BatchInfo {
+    BatchInfo {
+        id: b.id,
+        provider: b.provider,
+        root: b.root,
+        first_index: b.first_index,
+        count: b.count,
+        height: b.height,
+        model: b.model,
+        audits: b.seed.map(|_| b.audits),
+    }
+}
+
 fn chain_error(e: impl std::fmt::Display) -> AuditError {
     AuditError::Chain(e.to_string())
 }
@@ -55,18 +69,18 @@ impl AuditChain for RpcChain {
             .batches(Some(height))
             .await
             .map_err(chain_error)?;
-        Ok(page
-            .batches
+        Ok(page.batches.into_iter().map(batch_info).collect())
+    }
+
+    async fn validations_since(&self, height: u64) -> Result<Vec<RequestedAudit>, AuditError> {
+        let tasks = self.client.validations(height).await.map_err(chain_error)?;
+        Ok(tasks
             .into_iter()
-            .map(|b| BatchInfo {
-                id: b.id,
-                provider: b.provider,
-                root: b.root,
-                first_index: b.first_index,
-                count: b.count,
-                height: b.height,
-                model: b.model,
-                audits: b.seed.map(|_| b.audits),
+            .map(|t| RequestedAudit {
+                height: t.request.height,
+                index: t.request.index,
+                auditor: t.request.auditor,
+                batch: batch_info(t.batch),
             })
             .collect())
     }

@@ -32,7 +32,7 @@ pub use daemon::{start, AuditorsSetup};
 pub use http::HttpTranscripts;
 pub use ports::{
     AuditChain, AuditError, BatchInfo, CheckOutcome, DisputeInfo, FetchError, JobChecker, Judging,
-    ProviderScore, Served, TranscriptSource,
+    ProviderScore, RequestedAudit, Served, TranscriptSource,
 };
 pub use replay::{CheckEngine, EngineChecker};
 pub use weights::weights_from_scores;

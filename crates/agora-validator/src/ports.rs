@@ -129,6 +129,19 @@ pub enum FetchError {
     Malformed(String),
 }
 
+/// An audit someone requested (`RequestValidation`) rather than the draw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestedAudit {
+    /// Height of the block with the request.
+    pub height: u64,
+    /// The job's leaf index.
+    pub index: u64,
+    /// The validator drawn for it.
+    pub auditor: AccountId,
+    /// Its batch.
+    pub batch: BatchInfo,
+}
+
 /// What the auditor reads from and writes to the chain.
 pub trait AuditChain: Send + Sync {
     /// Height of the latest final block.
@@ -138,6 +151,16 @@ pub trait AuditChain: Send + Sync {
         &self,
         height: u64,
     ) -> impl Future<Output = Result<Vec<BatchInfo>, AuditError>> + Send;
+    /// Requested audits made in blocks above `height`: (height of the
+    /// request, the job's index, its drawn auditor, its batch). None by
+    /// default, for chains without validation requests.
+    fn validations_since(
+        &self,
+        height: u64,
+    ) -> impl Future<Output = Result<Vec<RequestedAudit>, AuditError>> + Send {
+        let _ = height;
+        async { Ok(Vec::new()) }
+    }
     /// Blocks after a batch within which verdicts are accepted.
     fn audit_window(&self) -> impl Future<Output = Result<u64, AuditError>> + Send;
     /// Open disputes.

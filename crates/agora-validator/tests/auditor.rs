@@ -13,7 +13,7 @@ use agora_types::{
 };
 use agora_validator::{
     AuditChain, AuditError, Auditor, AuditorConfig, BatchInfo, CheckOutcome, DisputeInfo,
-    FetchError, JobChecker, Judging, ProviderScore, Served, TranscriptSource,
+    FetchError, JobChecker, Judging, ProviderScore, RequestedAudit, Served, TranscriptSource,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,6 +42,8 @@ struct ChainState {
     scores: Vec<ProviderScore>,
     /// Providers flagged on chain as not replayable.
     upstream: HashSet<AccountId>,
+    /// Requested audits (`RequestValidation`).
+    requests: Vec<RequestedAudit>,
 }
 
 /// The chain double: shared state, and the account each auditor signs as.
@@ -60,6 +62,14 @@ impl AuditChain for FakeChain {
         Ok(s.batches
             .iter()
             .filter(|b| b.height > height)
+            .cloned()
+            .collect())
+    }
+    async fn validations_since(&self, height: u64) -> Result<Vec<RequestedAudit>, AuditError> {
+        let s = self.state.lock().unwrap();
+        Ok(s.requests
+            .iter()
+            .filter(|r| r.height > height)
             .cloned()
             .collect())
     }
@@ -440,6 +450,44 @@ async fn batches_with_no_drawn_audits_are_not_fetched() {
     assert!(verdicts(&w).is_empty());
     assert_eq!(*w.providers.fetches.lock().unwrap(), 0);
     assert_eq!(a.pending(), 0);
+}
+
+/// A job the sample left out is audited once someone requests it: only by
+/// the validator the request names, once, even when the request shows up
+/// again on a re-read or in the batch's own audits.
+#[tokio::test]
+async fn a_requested_audit_is_judged_by_its_drawn_auditor_once() {
+    let w = world(5, &HashSet::from([3]), 2, 1_000_000, 7);
+    w.chain.lock().unwrap().batches[0].audits = Some(Vec::new());
+    let (mut first, mut second) = (auditor(&w, 0), auditor(&w, 1));
+    first.step().await.unwrap();
+    second.step().await.unwrap();
+    assert!(
+        verdicts(&w).is_empty(),
+        "nothing sampled, nothing requested"
+    );
+    let named = w.auditors[1].account();
+    let mut with_audit = w.batch.clone();
+    with_audit.audits = Some(vec![(3, named)]);
+    {
+        let mut chain = w.chain.lock().unwrap();
+        chain.batches[0] = with_audit.clone();
+        chain.requests.push(RequestedAudit {
+            height: 6,
+            index: 3,
+            auditor: named,
+            batch: with_audit,
+        });
+    }
+    for _ in 0..2 {
+        first.step().await.unwrap();
+        second.step().await.unwrap();
+    }
+    assert_eq!(
+        verdicts(&w),
+        vec![(named, 3, false)],
+        "the named validator replays the requested job (a cheat) once; the other does nothing"
+    );
 }
 
 #[tokio::test]

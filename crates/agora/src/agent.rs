@@ -39,9 +39,36 @@ pub enum AgentCommand {
     Feedback(FeedbackArgs),
     /// Take back your feedback.
     RevokeFeedback(RevokeArgs),
+    /// Ask (and pay) for one job to be audited: a validator drawn like a
+    /// sampled job's replays it and posts a verdict (`GET /verdicts/{batch}`).
+    RequestValidation(ValidationArgs),
     /// The agent's action log.
     #[command(subcommand)]
     Log(LogCommand),
+}
+
+/// `agora agent request-validation`.
+#[derive(Args, Debug)]
+pub struct ValidationArgs {
+    /// Key file of the requester (pays `[params.audit] validation_fee`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The job's receipt id (the gateway's `x-agora-receipt`): its batch
+    /// and index are read from the gateway's `GET /v1/receipts/{id}`.
+    #[arg(long, conflicts_with_all = ["batch", "index"], required_unless_present = "batch")]
+    pub receipt: Option<String>,
+    /// The gateway that served the job.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
+    /// Or the batch id directly.
+    #[arg(long, requires = "index")]
+    pub batch: Option<String>,
+    /// And the job's leaf index in it.
+    #[arg(long, requires = "batch")]
+    pub index: Option<u64>,
+    /// RPC and output flags.
+    #[command(flatten)]
+    pub chain: ChainOpts,
 }
 
 /// A key and the chain.
@@ -268,6 +295,7 @@ pub async fn run(command: AgentCommand) -> Result<()> {
         AgentCommand::Pay(args) => pay(args).await,
         AgentCommand::Feedback(args) => feedback(args).await,
         AgentCommand::RevokeFeedback(args) => revoke(args).await,
+        AgentCommand::RequestValidation(args) => request_validation(args).await,
         AgentCommand::Log(LogCommand::Append(args)) => append(args),
         AgentCommand::Log(LogCommand::Anchor(args)) => anchor(args).await,
         AgentCommand::Log(LogCommand::Verify(args)) => verify(args).await,
@@ -509,6 +537,58 @@ async fn revoke(args: RevokeArgs) -> Result<()> {
         format!(
             "feedback for payment {payment} revoked at height {}",
             done.height
+        ),
+    )
+}
+
+/// The (batch, index) of the job with receipt `id`, as the gateway reports it.
+async fn batch_of(gateway: &str, id: &str) -> Result<(Hash32, u64)> {
+    let base = gateway.trim_end_matches('/').trim_end_matches("/v1");
+    let url = format!("{base}/v1/receipts/{id}");
+    let resp = reqwest::get(&url)
+        .await
+        .with_context(|| format!("asking {url}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.context("reading the gateway's answer")?;
+    if !status.is_success() {
+        bail!("the gateway answered {status}: {body}");
+    }
+    let batch = &body["batch"];
+    if batch.is_null() {
+        bail!("job {id} is not in a committed batch yet; try again after the provider commits it");
+    }
+    let id: Hash32 = serde_json::from_value(batch["batch"].clone()).context("the batch id")?;
+    let index = batch["index"].as_u64().context("the leaf index")?;
+    Ok((id, index))
+}
+
+async fn request_validation(args: ValidationArgs) -> Result<()> {
+    let key = keys::load(&args.key)?;
+    let chain = ChainClient::new(&args.chain.rpc);
+    let (batch, index) = match (&args.receipt, &args.batch, args.index) {
+        (Some(r), _, _) => batch_of(&args.gateway, r).await?,
+        (None, Some(b), Some(i)) => (parse_hash("--batch", "batch", b)?, i),
+        _ => bail!("give --receipt ID, or --batch ID and --index N"),
+    };
+    let done = send(
+        &chain,
+        &key,
+        TxKind::RequestValidation { batch, index },
+        "validation request",
+    )
+    .await?;
+    let auditor = chain
+        .validations(done.height.saturating_sub(1))
+        .await?
+        .into_iter()
+        .find(|t| t.request.batch == batch && t.request.index == index)
+        .map(|t| t.request.auditor);
+    print(
+        args.chain.json,
+        json!({"batch": batch, "index": index, "auditor": auditor, "tx": done.id, "height": done.height}),
+        format!(
+            "job {index} of batch {batch} will be audited by {} (verdict at GET /verdicts/{batch})",
+            auditor.map_or("a drawn validator".into(), |a| a.to_string())
         ),
     )
 }

@@ -4,7 +4,8 @@
 //! its own API key (each summary's log entry names the job's receipt), and
 //! anchors its log; the log verifies against the chain's anchors and a
 //! tampered copy does not; a paying client rates it, and only that client
-//! can.
+//! can; and a validation request for the agent's job (nothing is sampled)
+//! has the devnet's validators replay it and pass it.
 
 mod common;
 
@@ -32,6 +33,9 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
             "--agent",
             "--agent-blocks",
             "5",
+            // Nothing is sampled: the only audit is the one requested below.
+            "--audit-rate-ppm",
+            "0",
         ],
     );
     let rpc = devnet.value("chain RPC");
@@ -159,4 +163,55 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
     let shown = json_of(&["agent", "show", "--rpc", &rpc, "--id", &agent, "--json"]);
     assert_eq!(shown["agent"]["reputation"]["count"], 1);
     assert_eq!(shown["agent"]["reputation"]["score_sum"], 80);
+
+    // Ask for the agent's job to be audited; the devnet's validators replay it.
+    let job = summary["entry"]["receipts"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gateway = devnet.value("OpenAI base URL");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let requested = loop {
+        let (ok, out, err) = common::run(&[
+            "agent",
+            "request-validation",
+            "--rpc",
+            &rpc,
+            "--key",
+            &faucet,
+            "--receipt",
+            &job,
+            "--gateway",
+            &gateway,
+            "--json",
+        ]);
+        if ok {
+            break serde_json::from_str::<Value>(&out).unwrap();
+        }
+        // Until the provider commits the job, and for the one block before
+        // the chain draws the new batch's audits, the request must wait.
+        let early =
+            err.contains("not in a committed batch yet") || err.contains("audits_not_drawn");
+        assert!(early && Instant::now() < deadline, "{err}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(requested["auditor"].is_string(), "{requested}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = common::status(&rpc);
+        let passed: u64 = s["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["audits_passed"].as_u64())
+            .sum();
+        if passed == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the requested audit never passed: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
