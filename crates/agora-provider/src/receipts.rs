@@ -11,13 +11,11 @@ use agora_types::provenance::{ProviderReceipt, ReceiptInclusion};
 use agora_types::{codec, Hash32};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use redb::ReadableTable;
 
 use crate::batches::{SealedBatch, SEALED};
-use crate::service::{error, path_rejection, Provider};
+use crate::service::{by_job, Provider};
 use crate::{ProviderError, TranscriptStore};
 
 impl TranscriptStore {
@@ -73,38 +71,8 @@ pub(crate) async fn receipt<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let id = match id {
-        Ok(Path(id)) => id,
-        Err(e) => return path_rejection(e),
-    };
-    let Ok(id) = id.parse::<Hash32>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_id",
-            format!("{id:?} is not a job id"),
-        );
-    };
-    let store = p.transcripts.clone();
-    match tokio::task::spawn_blocking(move || store.receipt_proof(&id)).await {
-        Ok(Ok(Some(r))) => Json(r).into_response(),
-        Ok(Ok(None)) => error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            format!("no receipt for job {id}"),
-        ),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "store",
-            e.to_string(),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "store",
-            e.to_string(),
-        ),
-    }
+    by_job(p.transcripts.clone(), id, "receipt", |store, id| {
+        store.receipt_proof(id)
+    })
+    .await
 }

@@ -243,6 +243,27 @@ async fn transcript<E: InferenceEngine>(
     State(p): State<Arc<Provider<E>>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    by_job(p.transcripts.clone(), id, "transcript", |store, id| {
+        store.get(id)
+    })
+    .await
+}
+
+/// Answer a `/{id}` route: parse the job id from the path, look it up in
+/// the transcript store off the async runtime with `find`, and answer its
+/// JSON, or 400/404/500 in OpenAI's error shape naming `what`.
+pub(crate) async fn by_job<T, F>(
+    store: Arc<TranscriptStore>,
+    id: Result<Path<String>, PathRejection>,
+    what: &'static str,
+    find: F,
+) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(&TranscriptStore, &Hash32) -> Result<Option<T>, crate::ProviderError>
+        + Send
+        + 'static,
+{
     let id = match id {
         Ok(Path(id)) => id,
         Err(e) => return path_rejection(e),
@@ -255,27 +276,24 @@ async fn transcript<E: InferenceEngine>(
             format!("{id:?} is not a job id"),
         );
     };
-    let store = p.transcripts.clone();
-    match tokio::task::spawn_blocking(move || store.get(&id)).await {
-        Ok(Ok(Some(t))) => Json(t).into_response(),
+    let store_error = |e: String| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "store",
+            e,
+        )
+    };
+    match tokio::task::spawn_blocking(move || find(&store, &id)).await {
+        Ok(Ok(Some(found))) => Json(found).into_response(),
         Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "not_found",
-            format!("no transcript for job {id}"),
+            format!("no {what} for job {id}"),
         ),
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "store",
-            e.to_string(),
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "store",
-            e.to_string(),
-        ),
+        Ok(Err(e)) => store_error(e.to_string()),
+        Err(e) => store_error(e.to_string()),
     }
 }
 

@@ -10,8 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use agora_ledger::{Genesis, GenesisAccount, Params};
-use agora_types::network::DEV_CHAIN_ID;
+use agora_ledger::Params;
 use agora_types::{AccountId, Hash32, Keypair, ModelEntry};
 use common::{run, transfer, Agora};
 use serde_json::Value;
@@ -31,30 +30,7 @@ fn model() -> ModelEntry {
 }
 
 fn node(dir: &Path) -> Agora {
-    std::fs::create_dir_all(dir).unwrap();
-    let faucet = Keypair::generate();
-    std::fs::write(dir.join("faucet.key"), hex::encode(faucet.seed())).unwrap();
-    let genesis = Genesis {
-        chain_id: DEV_CHAIN_ID.into(),
-        timestamp_ms: 0,
-        params: Params::default(),
-        accounts: vec![GenesisAccount {
-            id: faucet.account(),
-            balance: 1_000_000_000_000,
-        }],
-        models: vec![model()],
-    };
-    std::fs::write(dir.join("genesis.toml"), genesis.to_toml()).unwrap();
-    let dir = dir.to_str().unwrap();
-    Agora::start(&[
-        "node",
-        "--data-dir",
-        dir,
-        "--rpc",
-        "127.0.0.1:0",
-        "--block-ms",
-        "50",
-    ])
+    common::node_with_genesis(dir, Params::default(), vec![model()])
 }
 
 fn key_file(rpc: &str, faucet: &Path, path: &Path) -> Keypair {

@@ -11,8 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use agora_ledger::{Genesis, GenesisAccount, Params};
-use agora_types::network::DEV_CHAIN_ID;
+use agora_ledger::Params;
 use agora_types::Keypair;
 use common::{run, status, transfer, Agora};
 use serde_json::Value;
@@ -28,32 +27,9 @@ fn funded_key(rpc: &str, faucet: &Path, path: &Path) -> Keypair {
 
 /// A node whose genesis audits every job, funding a faucet key it keeps in `dir`.
 fn node(dir: &Path) -> Agora {
-    std::fs::create_dir_all(dir).unwrap();
-    let faucet = Keypair::generate();
-    std::fs::write(dir.join("faucet.key"), hex::encode(faucet.seed())).unwrap();
     let mut params = Params::default();
     params.audit.audit_rate_ppm = 1_000_000;
-    let genesis = Genesis {
-        chain_id: DEV_CHAIN_ID.into(),
-        timestamp_ms: 0,
-        params,
-        accounts: vec![GenesisAccount {
-            id: faucet.account(),
-            balance: 1_000_000_000_000,
-        }],
-        models: vec![],
-    };
-    std::fs::write(dir.join("genesis.toml"), genesis.to_toml()).unwrap();
-    let dir = dir.to_str().unwrap();
-    Agora::start(&[
-        "node",
-        "--data-dir",
-        dir,
-        "--rpc",
-        "127.0.0.1:0",
-        "--block-ms",
-        "50",
-    ])
+    common::node_with_genesis(dir, params, vec![])
 }
 
 fn json_of(args: &[&str]) -> Value {

@@ -124,6 +124,32 @@ pub fn fast_node(dir: &Path) -> Agora {
     ])
 }
 
+/// A [`fast_node`] on a genesis with `params` and `models` (written to
+/// `dir/genesis.toml`) funding a faucet key kept in `dir/faucet.key`.
+#[allow(dead_code)]
+pub fn node_with_genesis(
+    dir: &Path,
+    params: agora_ledger::Params,
+    models: Vec<agora_types::ModelEntry>,
+) -> Agora {
+    std::fs::create_dir_all(dir).expect("create the node's directory");
+    let faucet = agora_types::Keypair::generate();
+    std::fs::write(dir.join("faucet.key"), hex::encode(faucet.seed()))
+        .expect("write the faucet key");
+    let genesis = agora_ledger::Genesis {
+        chain_id: agora_types::network::DEV_CHAIN_ID.into(),
+        timestamp_ms: 0,
+        params,
+        accounts: vec![agora_ledger::GenesisAccount {
+            id: faucet.account(),
+            balance: 1_000_000_000_000,
+        }],
+        models,
+    };
+    std::fs::write(dir.join("genesis.toml"), genesis.to_toml()).expect("write the genesis");
+    fast_node(dir)
+}
+
 /// `agora transfer` of `amount` from the key file `from` to `to`, which must succeed.
 pub fn transfer(rpc: &str, from: &Path, to: &agora_types::AccountId, amount: u64) {
     let (from, to, amount) = (
