@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use agora_types::{codec, merkle, AccountId, Hash32, Keypair, LogAnchor, Signature};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -194,6 +195,19 @@ impl AgentLog {
         file.sync_data().map_err(io)?;
         self.entries.push(entry);
         Ok(self.entries.last().expect("just pushed"))
+    }
+
+    /// [`AgentLog::append`] stamped with the current time.
+    pub fn append_now(
+        &mut self,
+        action: &str,
+        detail: &str,
+        receipts: Vec<Hash32>,
+    ) -> Result<&SignedLogEntry, LogError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.append(now_ms, action, detail, receipts)
     }
 
     /// The entries so far.

@@ -6,7 +6,7 @@
 //! every `anchor_every` entries.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use agora_chain_client::{ChainClient, ClientError};
 use agora_tasks::Shutdown;
@@ -77,12 +77,6 @@ pub struct Watcher {
     covered: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Watcher {
     /// Open its log; it covers blocks from the current head on.
     pub async fn new(config: WatcherConfig) -> Result<Self, AgentError> {
@@ -139,7 +133,7 @@ impl Watcher {
             .send_and_confirm(&self.config.key, kind, TX_TIMEOUT)
             .await?;
         let detail = json!({"tx": done.id, "height": done.height}).to_string();
-        self.log.append(now_ms(), action, &detail, vec![])?;
+        self.log.append_now(action, &detail, vec![])?;
         Ok(())
     }
 
@@ -226,8 +220,7 @@ impl Watcher {
         let facts = self.audits_between(from, to).await?;
         let (text, receipt) = self.ask(&facts).await?;
         let detail = json!({"facts": facts, "summary": text}).to_string();
-        self.log
-            .append(now_ms(), "summarise", &detail, vec![receipt])?;
+        self.log.append_now("summarise", &detail, vec![receipt])?;
         self.covered = to;
         self.anchor_if_due().await?;
         Ok(Some(Summary {
@@ -262,7 +255,7 @@ impl Watcher {
             .await?;
         // The anchor's own entry is covered by the next anchor.
         let detail = json!({"count": count, "root": root, "height": done.height}).to_string();
-        self.log.append(now_ms(), "anchor", &detail, vec![])?;
+        self.log.append_now("anchor", &detail, vec![])?;
         Ok(())
     }
 

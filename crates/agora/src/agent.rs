@@ -4,7 +4,6 @@
 //! verified and proven entry by entry.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use agora_agent::log::{read_log, AgentLog};
 use agora_agent::{verify_log, EntryProof};
@@ -543,23 +542,14 @@ async fn revoke(args: RevokeArgs) -> Result<()> {
 
 /// The (batch, index) of the job with receipt `id`, as the gateway reports it.
 async fn batch_of(gateway: &str, id: &str) -> Result<(Hash32, u64)> {
-    let base = gateway.trim_end_matches('/').trim_end_matches("/v1");
-    let url = format!("{base}/v1/receipts/{id}");
-    let resp = reqwest::get(&url)
-        .await
-        .with_context(|| format!("asking {url}"))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.context("reading the gateway's answer")?;
-    if !status.is_success() {
-        bail!("the gateway answered {status}: {body}");
-    }
-    let batch = &body["batch"];
-    if batch.is_null() {
-        bail!("job {id} is not in a committed batch yet; try again after the provider commits it");
-    }
-    let id: Hash32 = serde_json::from_value(batch["batch"].clone()).context("the batch id")?;
-    let index = batch["index"].as_u64().context("the leaf index")?;
-    Ok((id, index))
+    let job = parse_hash("--receipt", "receipt", id)?;
+    let record = crate::verify::fetch_record(gateway, &job).await?;
+    let batch = record.batch.with_context(|| {
+        format!(
+            "job {job} is not in a committed batch yet; try again after the provider commits it"
+        )
+    })?;
+    Ok((batch.batch, batch.index))
 }
 
 async fn request_validation(args: ValidationArgs) -> Result<()> {
@@ -593,13 +583,6 @@ async fn request_validation(args: ValidationArgs) -> Result<()> {
     )
 }
 
-/// Milliseconds since the Unix epoch (what a log entry says it happened at).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn append(args: AppendArgs) -> Result<()> {
     let key = keys::load(&args.key)?;
     let receipts = args
@@ -608,7 +591,7 @@ fn append(args: AppendArgs) -> Result<()> {
         .map(|r| parse_hash("--receipt", "receipt", r))
         .collect::<Result<Vec<_>>>()?;
     let mut log = AgentLog::open(&args.log, key)?;
-    let entry = log.append(now_ms(), &args.action, &args.detail, receipts)?;
+    let entry = log.append_now(&args.action, &args.detail, receipts)?;
     println!(
         "{}",
         json!({"seq": entry.entry.seq, "link": entry.link(), "entries": log.entries().len()})

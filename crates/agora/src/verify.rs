@@ -133,7 +133,9 @@ async fn output(args: OutputArgs) -> Result<()> {
     Ok(())
 }
 
-async fn fetch_record(gateway: &str, job: &Hash32) -> Result<ReceiptRecord> {
+/// The gateway's record of job `job` (`GET /v1/receipts/{id}`; `gateway`
+/// with or without its `/v1` suffix).
+pub(crate) async fn fetch_record(gateway: &str, job: &Hash32) -> Result<ReceiptRecord> {
     let base = gateway.trim_end_matches('/').trim_end_matches("/v1");
     let url = format!("{base}/v1/receipts/{job}");
     let resp = reqwest::get(&url)
