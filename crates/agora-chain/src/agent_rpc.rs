@@ -2,13 +2,13 @@
 //! one agent with its log anchors and reputation, and its feedback; and
 //! the validation requests (audits asked for) that auditors pick up.
 
-use agora_types::{AccountId, AgentEntry, Feedback, ModelId};
+use agora_types::{AgentEntry, Feedback, ModelId};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
 use crate::extract::{RpcQuery, Segment};
-use crate::rpc::{bad_request, not_found, ApiError};
+use crate::rpc::{not_found, parse_account, ApiError, SinceQuery};
 use crate::Node;
 
 /// `GET /agents` filters.
@@ -21,11 +21,6 @@ pub(crate) struct AgentQuery {
     /// Also those whose heartbeat expired.
     #[serde(default)]
     all: bool,
-}
-
-fn parse_account(id: &str) -> Result<AccountId, ApiError> {
-    id.parse()
-        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))
 }
 
 /// `GET /agents?capability=C&model=M&all=true`: live agents (all, with
@@ -91,13 +86,6 @@ pub(crate) async fn feedback(
             .cloned()
             .collect(),
     ))
-}
-
-/// `GET /validations` filter.
-#[derive(Deserialize)]
-pub(crate) struct SinceQuery {
-    /// Only requests made in blocks above this height.
-    since: Option<u64>,
 }
 
 /// `GET /validations?since=H`: requested audits in live batches made after

@@ -234,9 +234,7 @@ async fn tx_status(
     Segment(id): Segment,
     RpcQuery(q): RpcQuery<WaitQuery>,
 ) -> Result<Json<TxStatus>, ApiError> {
-    let id: Hash32 = id
-        .parse()
-        .map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))?;
+    let id = parse_hash(&id)?;
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     let mut heights = node.subscribe_height();
     let deadline = tokio::time::Instant::now() + wait;
@@ -313,9 +311,7 @@ async fn account(
     State(node): State<Node>,
     Segment(id): Segment,
 ) -> Result<Json<AccountInfo>, ApiError> {
-    let id: AccountId = id
-        .parse()
-        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
+    let id = parse_account(&id)?;
     let state = node.state();
     let a = state.account(&id);
     Ok(Json(AccountInfo {
@@ -333,6 +329,11 @@ async fn providers(State(node): State<Node>) -> Json<Vec<agora_types::ProviderIn
 
 async fn models(State(node): State<Node>) -> Json<Vec<agora_types::ModelEntry>> {
     Json(node.state().models.values().cloned().collect())
+}
+
+pub(crate) fn parse_account(id: &str) -> Result<AccountId, ApiError> {
+    id.parse()
+        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))
 }
 
 pub(crate) fn parse_hash(id: &str) -> Result<Hash32, ApiError> {
@@ -492,9 +493,7 @@ async fn account_proof(
     State(node): State<Node>,
     Segment(id): Segment,
 ) -> Result<Json<AccountProof>, ApiError> {
-    let id: AccountId = id
-        .parse()
-        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
+    let id = parse_account(&id)?;
     let state = node.state();
     let (account, proof) = state.prove_account(&id).ok_or_else(|| {
         not_found(format!(
@@ -547,9 +546,7 @@ async fn channel(
     State(node): State<Node>,
     Segment(id): Segment,
 ) -> Result<Json<ChannelInfo>, ApiError> {
-    let id: Hash32 = id
-        .parse()
-        .map_err(|e: agora_types::hash::ParseHashError| bad_request("malformed", e.to_string()))?;
+    let id = parse_hash(&id)?;
     let state = node.state();
     let c = state
         .channels
@@ -594,8 +591,8 @@ fn audit_statuses(s: &agora_ledger::State) -> Vec<ProviderAuditStatus> {
 }
 
 #[derive(Deserialize)]
-struct SinceQuery {
-    since: Option<u64>,
+pub(crate) struct SinceQuery {
+    pub(crate) since: Option<u64>,
 }
 
 /// Receipt batches committed after `since` (default 0: all live ones), oldest
@@ -641,9 +638,7 @@ async fn audits(
     State(node): State<Node>,
     Segment(provider): Segment,
 ) -> Result<Json<ProviderAuditStatus>, ApiError> {
-    let provider: AccountId = provider
-        .parse()
-        .map_err(|e: agora_types::KeyError| bad_request("malformed", e.to_string()))?;
+    let provider = parse_account(&provider)?;
     Ok(Json(audit_status(&node.state(), provider)))
 }
 
