@@ -24,37 +24,40 @@ pub(crate) struct AnchorOrder {
     pub(crate) head: Hash32,
 }
 
+/// A profile list (keyed by `items`) holds at most `max` entries, none twice.
+fn check_distinct<T: Ord>(
+    field: &'static str,
+    items: impl ExactSizeIterator<Item = T>,
+    max: usize,
+) -> Result<(), TxError> {
+    let len = items.len();
+    if len > max || items.collect::<BTreeSet<_>>().len() != len {
+        return Err(TxError::InvalidField {
+            field,
+            reason: format!("at most {max} distinct entries"),
+        });
+    }
+    Ok(())
+}
+
 impl State {
     /// Check a profile against `[params.agents]` and the model registry.
     fn check_profile(&self, profile: &AgentProfile) -> Result<(), TxError> {
         let p = &self.params.agents;
         let (max_list, max_text) = (p.max_list as usize, p.max_text_bytes as usize);
         check_text("agent.name", &profile.name, max_text)?;
-        let too_many = |field: &'static str| TxError::InvalidField {
-            field,
-            reason: format!("at most {max_list} distinct entries"),
-        };
-        let e = &profile.endpoints;
-        if e.len() > max_list || e.iter().map(|x| &x.url).collect::<BTreeSet<_>>().len() != e.len()
-        {
-            return Err(too_many("agent.endpoints"));
-        }
-        for endpoint in e {
+        let urls = profile.endpoints.iter().map(|e| &e.url);
+        check_distinct("agent.endpoints", urls, max_list)?;
+        for endpoint in &profile.endpoints {
             check_endpoint(&endpoint.url)?;
             check_text("agent.endpoints.protocol", &endpoint.protocol, max_text)?;
         }
-        let c = &profile.capabilities;
-        if c.len() > max_list || c.iter().collect::<BTreeSet<_>>().len() != c.len() {
-            return Err(too_many("agent.capabilities"));
-        }
-        for capability in c {
+        check_distinct("agent.capabilities", profile.capabilities.iter(), max_list)?;
+        for capability in &profile.capabilities {
             check_text("agent.capabilities", capability, max_text)?;
         }
-        let m = &profile.models;
-        if m.len() > max_list || m.iter().collect::<BTreeSet<_>>().len() != m.len() {
-            return Err(too_many("agent.models"));
-        }
-        if let Some(model) = m.iter().find(|m| !self.models.contains_key(m)) {
+        check_distinct("agent.models", profile.models.iter(), max_list)?;
+        if let Some(model) = profile.models.iter().find(|m| !self.models.contains_key(m)) {
             return Err(TxError::UnknownModel(*model));
         }
         Ok(())

@@ -242,6 +242,23 @@ impl State {
         }
     }
 
+    /// The live batch `batch_id`, if job `index` is one of its jobs. A batch
+    /// past its audit window was pruned at block start: `UnknownBatch`.
+    fn live_job(&self, batch_id: &Hash32, index: u64) -> Result<&ReceiptBatch, TxError> {
+        let batch = self
+            .batches
+            .get(batch_id)
+            .ok_or(TxError::UnknownBatch(*batch_id))?;
+        if !batch.contains(index) {
+            return Err(TxError::IndexOutsideBatch {
+                index,
+                first: batch.first_index,
+                end: batch.first_index.saturating_add(batch.count),
+            });
+        }
+        Ok(batch)
+    }
+
     /// `RequestValidation`: draw an auditor for one job of a drawn
     /// inference batch from the batch's seed (neither its provider nor the
     /// requester), burn the fee, and add the audit to the batch's.
@@ -252,22 +269,12 @@ impl State {
         index: u64,
         height: Height,
     ) -> Result<(), TxError> {
-        let batch = self
-            .batches
-            .get(&batch_id)
-            .ok_or(TxError::UnknownBatch(batch_id))?;
+        let batch = self.live_job(&batch_id, index)?;
         if batch.model.is_none() {
             return Err(TxError::InvalidField {
                 field: "batch",
                 reason: "a data batch's jobs are re-run, not replayed; request inference jobs"
                     .into(),
-            });
-        }
-        if !batch.contains(index) {
-            return Err(TxError::IndexOutsideBatch {
-                index,
-                first: batch.first_index,
-                end: batch.first_index.saturating_add(batch.count),
             });
         }
         let seed = batch.seed.ok_or(TxError::AuditsNotDrawn(batch_id))?;
@@ -318,18 +325,7 @@ impl State {
         if !self.bonded(&auditor) {
             return Err(TxError::NotAValidator(auditor));
         }
-        let batch = self
-            .batches
-            .get(&v.batch)
-            .ok_or(TxError::UnknownBatch(v.batch))?;
-        // A batch past its audit window was pruned at block start: UnknownBatch.
-        if !batch.contains(v.index) {
-            return Err(TxError::IndexOutsideBatch {
-                index: v.index,
-                first: batch.first_index,
-                end: batch.first_index.saturating_add(batch.count),
-            });
-        }
+        let batch = self.live_job(&v.batch, v.index)?;
         let provider = batch.provider;
         if provider == auditor {
             return Err(TxError::SelfAudit);
