@@ -27,6 +27,15 @@ fn run(sandbox: &Sandbox, wasm: &[u8], dir: &Path, params: &str, limits: &Limits
         .unwrap()
 }
 
+/// Example `name`'s JSON output over `csv` as `data.csv`, with `params`
+/// and the default limits (the run must succeed).
+fn run_example(name: &str, csv: &str, params: &str) -> Value {
+    let dir = dataset(csv);
+    let sandbox = Sandbox::new().unwrap();
+    let wasm = example(name).unwrap().wasm;
+    json(&run(&sandbox, wasm, dir.path(), params, &Limits::default()))
+}
+
 fn json(outcome: &RunOutcome) -> Value {
     assert_eq!(
         outcome.status,
@@ -100,15 +109,7 @@ fn csv_stats_match_an_independent_computation() {
         };
         csv.push_str(&format!("{x},\"row {i}\",{y}\r\n"));
     }
-    let dir = dataset(&csv);
-    let sandbox = Sandbox::new().unwrap();
-    let out = json(&run(
-        &sandbox,
-        example("csv_stats").unwrap().wasm,
-        dir.path(),
-        "",
-        &Limits::default(),
-    ));
+    let out = run_example("csv_stats", &csv, "");
     assert_eq!(out["rows"], 2000);
     let columns = out["columns"].as_array().unwrap();
     assert_eq!(columns[1]["name"], "label, quoted");
@@ -152,15 +153,7 @@ fn csv_stats_reads_lines_across_read_buffers() {
         }
     }
     assert!(csv.len() > 3 << 20);
-    let dir = dataset(&csv);
-    let sandbox = Sandbox::new().unwrap();
-    let out = json(&run(
-        &sandbox,
-        example("csv_stats").unwrap().wasm,
-        dir.path(),
-        "",
-        &Limits::default(),
-    ));
+    let out = run_example("csv_stats", &csv, "");
     assert_eq!(out["rows"], 120_000);
     let v = &out["columns"][0];
     let n = xs.len() as f64;
@@ -182,15 +175,11 @@ fn quantiles_are_exact_and_the_histogram_covers_every_value() {
         csv.push_str(&format!("{}\n", (i * 389) % 1001 + 1));
     }
     csv.push_str("oops\n");
-    let dir = dataset(&csv);
-    let sandbox = Sandbox::new().unwrap();
-    let out = json(&run(
-        &sandbox,
-        example("quantiles").unwrap().wasm,
-        dir.path(),
+    let out = run_example(
+        "quantiles",
+        &csv,
         "column=v bins=4 quantiles=0,0.5,0.9,0.25,1",
-        &Limits::default(),
-    ));
+    );
     assert_eq!(out["count"], 1001);
     assert_eq!(out["non_numeric"], 1);
     let q: Vec<(f64, f64)> = out["quantiles"]
@@ -231,15 +220,7 @@ fn kmeans_recovers_separated_clusters() {
             cy + pair[1] / 100.0
         ));
     }
-    let dir = dataset(&csv);
-    let sandbox = Sandbox::new().unwrap();
-    let out = json(&run(
-        &sandbox,
-        example("kmeans").unwrap().wasm,
-        dir.path(),
-        "columns=a,b k=3",
-        &Limits::default(),
-    ));
+    let out = run_example("kmeans", &csv, "columns=a,b k=3");
     assert_eq!(out["rows"], 450);
     let clusters = out["clusters"].as_array().unwrap();
     for (cx, cy) in centers {
