@@ -8,11 +8,15 @@ const page = (title: string, ...c: (Node | string)[]) => h("section", { class: "
 
 /** Blocks of batch history the audits view follows. */
 const WINDOW = 600;
+/** Blocks of recent batches re-read on each update (their drawn audits appear later). */
+const REDRAW = 30;
 
 export function audits(): View {
   const msg = h("div");
   const verdicts = new Map<string, Verdict[]>();
   const final = new Set<string>();
+  const held = new Map<string, Batch>();
+  let newest = 0;
   const verdictCell = (b: Batch) => {
     const v = verdicts.get(b.id);
     if (!b.audits.length) return "none drawn";
@@ -85,22 +89,30 @@ export function audits(): View {
     title: "Audits",
     el: page("Audits and disputes", msg, batches.el, h("h2", null, "Disputes"), dMsg, disputes.el, h("h2", null, "Slashes"), sMsg, slashes.el),
     async update() {
+      const others = Promise.all([api.disputes(), api.slashes()]);
       const head = await api.head();
       if (!head.ok) return set(msg, unavailable("Chain", head.message));
-      let since = Math.max(0, head.data.height - WINDOW);
-      const all: Batch[] = [];
+      // Incremental: the first update reads the last WINDOW blocks of batches,
+      // later ones only the batches after the newest height held.
+      const floor = Math.max(0, head.data.height - WINDOW);
+      // Re-read the last REDRAW blocks too: a batch's audits are drawn a few blocks after it lands.
+      let since = Math.max(floor, newest - REDRAW);
       for (let i = 0; i < 8; i++) {
         const r = await api.batches(since);
         if (!r.ok) {
           set(msg, unavailable("Batches", r.message));
           break;
         }
-        all.push(...r.data.batches);
+        set(msg);
+        for (const b of r.data.batches) held.set(b.id, b);
+        if (r.data.batches.length) newest = Math.max(newest, r.data.batches[r.data.batches.length - 1].height);
         if (!r.data.more || !r.data.batches.length) break;
         since = r.data.batches[r.data.batches.length - 1].height;
       }
+      for (const [id, b] of held) if (b.height <= floor) held.delete(id);
+      const all = [...held.values()];
       // Verdicts of the newest batches whose drawn audits are not all judged yet.
-      const recent = [...all].sort((a, b) => b.height - a.height).slice(0, 30).filter((b) => b.audits.length && !final.has(b.id));
+      const recent = [...all].sort((a, b) => b.height - a.height).filter((b) => b.audits.length && !final.has(b.id)).slice(0, 12);
       await Promise.all(
         recent.map(async (b) => {
           const v = await api.verdicts(b.id);
@@ -110,7 +122,7 @@ export function audits(): View {
         }),
       );
       batches.setRows(all);
-      const [d, s] = await Promise.all([api.disputes(), api.slashes()]);
+      const [d, s] = await others;
       if (d.ok) {
         set(dMsg);
         disputes.setRows(d.data);
@@ -155,14 +167,22 @@ export function emissions(): View {
     text: (e) => `${e.height} ${e.epoch} ${e.recipients.map((r) => r.account + " " + r.role).join(" ")}`,
     empty: "No emissions yet.",
   });
+  let due = 0; // height at which the next tempo's emission is expected
   return {
     title: "Emissions",
     el: page("Emissions", msg, chart.el, table.el),
     destroy: () => chart.destroy(),
     async update() {
+      // Emissions change only at tempo boundaries: skip the (large) list until one is due.
+      if (due) {
+        const hd = await api.head();
+        if (hd.ok && hd.data.height < due) return;
+      }
       const r = await api.emissions();
       if (!r.ok) return set(msg, unavailable("Emissions", r.message));
       set(msg);
+      const [a, b] = r.data;
+      due = a && b && a.height > b.height ? a.height + (a.height - b.height) : 0;
       const asc = [...r.data].sort((a, b) => a.height - b.height).slice(-500);
       chart.set(
         asc.map((e) => e.height),

@@ -42,11 +42,10 @@ function page(title: string, ...intro: (Node | string)[]) {
 
 /** Latest finalized height at or below `head` (walks down a few blocks). */
 async function finalizedAtOrBelow(head: number): Promise<number | null> {
-  for (let hgt = head; hgt >= Math.max(0, head - 8); hgt--) {
-    const f = await api.finality(hgt);
-    if (f.ok && f.data.certificate) return hgt;
-  }
-  return null;
+  const hs = Array.from({ length: Math.min(head + 1, 6) }, (_, i) => head - i);
+  const fs = await Promise.all(hs.map((h) => api.finality(h)));
+  const i = fs.findIndex((f) => f.ok && !!f.data.certificate);
+  return i >= 0 ? hs[i] : null;
 }
 
 // ---------------------------------------------------------------- home

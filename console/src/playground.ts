@@ -21,7 +21,7 @@ export function playground(): View {
   const maxTokens = h("input", { id: "pg-max", type: "number", min: 1, max: 4096, value: 48 });
   const send = h("button", { type: "submit", id: "pg-send", class: "primary" }, "Send");
   const stop = h("button", { type: "button", id: "pg-stop", disabled: true }, "Stop");
-  const output = h("div", { id: "chat-output", class: "output", "data-state": "idle", "data-chunks": "0", tabindex: "0", "aria-label": "Model output" });
+  const output = h("div", { id: "chat-output", class: "output", role: "region", "data-state": "idle", "data-chunks": "0", tabindex: "0", "aria-label": "Model output" });
   const statusLine = h("p", { id: "pg-status", role: "status" });
   const stats = h("div", { id: "pg-stats" });
   const verifyBtn = h("button", { type: "button", id: "pg-verify", disabled: true }, "Verify");
