@@ -6,6 +6,7 @@
 
 mod agent_rpc;
 mod error;
+mod explorer_rpc;
 mod extract;
 mod mempool;
 mod metrics;

@@ -88,6 +88,8 @@ struct Inner {
     /// Where locally submitted transactions are relayed (to other validators).
     relay: Mutex<Option<Relay>>,
     metrics: ChainMetrics,
+    /// What the explorer shows beyond the current state.
+    history: Mutex<agora_explorer::History>,
 }
 
 /// A hook that sends locally submitted transactions to other validators.
@@ -137,6 +139,7 @@ impl Node {
         };
         let (head, _) = watch::channel(state.height);
         let mempool = Mempool::new(state.clone(), config.mempool_capacity);
+        let history = backfill(&store, state.height)?;
         Ok(Node {
             inner: Arc::new(Inner {
                 store,
@@ -151,8 +154,14 @@ impl Node {
                 producing: Mutex::new(()),
                 relay: Mutex::new(None),
                 metrics: ChainMetrics::default(),
+                history: Mutex::new(history),
             }),
         })
+    }
+
+    /// The explorer's history (blocks, supply, emissions, slashes, earnings).
+    pub fn history(&self) -> MutexGuard<'_, agora_explorer::History> {
+        lock(&self.inner.history)
     }
 
     /// Committed state.
@@ -386,7 +395,8 @@ impl Node {
             }
         }
         let state = Arc::new(state);
-        *lock(&self.inner.state) = state.clone();
+        let before = std::mem::replace(&mut *lock(&self.inner.state), state.clone());
+        lock(&self.inner.history).absorb(&before, block, &state);
         lock(&self.inner.mempool).rebase(&state, &settled);
         self.inner.head.send_replace(state.height);
         let dropped = rejected.iter().map(|(_, (code, _))| *code);
@@ -416,6 +426,22 @@ impl Node {
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
+/// A history holding the stored blocks' summaries (their states are gone,
+/// so supply, emission and earnings start with the next block).
+fn backfill(store: &Store, height: u64) -> Result<agora_explorer::History, ChainError> {
+    let mut history = agora_explorer::History::new();
+    let first = height
+        .saturating_sub(agora_explorer::MAX_BLOCKS as u64 - 1)
+        .max(1);
+    for h in (first..=height).rev() {
+        match store.block(h)? {
+            Some(block) => history.backfill(&block),
+            None => break,
+        }
+    }
+    Ok(history)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -121,6 +121,7 @@ impl Node {
             .route("/agent/{id}", get(crate::agent_rpc::agent))
             .route("/agent/{id}/feedback", get(crate::agent_rpc::feedback))
             .route(agora_metrics::METRICS_ROUTE, get(crate::metrics::scrape))
+            .merge(crate::explorer_rpc::routes())
             .fallback(|| async { not_found("no such RPC route".into()) })
             .method_not_allowed_fallback(|| async {
                 ApiError(

@@ -133,6 +133,13 @@ const ROUTES: &[&str] = &[
     "/agent/{}",
     "/agent/{}/feedback",
     "/validations",
+    "/explorer/blocks",
+    "/explorer/supply",
+    "/explorer/emissions",
+    "/explorer/slashes",
+    "/explorer/accounts",
+    "/explorer/providers",
+    "/explorer/earnings/{}",
 ];
 
 /// A hostile path segment or query value (already URI-safe).

@@ -704,3 +704,89 @@ async fn remembered_signatures_never_vouch_for_forged_variants() {
     let block = node.produce_block(1).unwrap();
     assert_eq!(block.txs, vec![good, next]);
 }
+
+/// GET `path` through the node's router: its status and JSON body.
+async fn explorer(node: &Node, path: &str) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = node.router().oneshot(request).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+/// The explorer's JSON at `path`, which must answer 200.
+async fn explore(node: &Node, path: &str) -> serde_json::Value {
+    let (status, body) = explorer(node, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn the_explorer_pages_blocks_and_supply_and_remembers_blocks_across_a_restart() {
+    let (a, b) = (Keypair::generate(), Keypair::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = genesis(&[&a, &b]);
+    let open = || {
+        Node::open(
+            dir.path(),
+            &genesis,
+            Keypair::generate(),
+            ChainConfig::default(),
+        )
+    };
+    let node = open().unwrap();
+    let id = node.submit(transfer("node-test", &a, &b, 0, 100)).unwrap();
+    node.produce_block(1).unwrap();
+    node.produce_block(2).unwrap();
+    let page = explore(&node, "/explorer/blocks?limit=5").await;
+    assert_eq!(page["head"], 2);
+    let heights: Vec<u64> = page["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["height"].as_u64().unwrap())
+        .collect();
+    assert_eq!(heights, vec![2, 1]);
+    assert_eq!(page["blocks"][1]["tx_count"], 1);
+    assert_eq!(page["blocks"][1]["txs"][0]["id"], id.to_hex());
+    assert_eq!(page["blocks"][1]["txs"][0]["kind"], "transfer");
+    let below = explore(&node, "/explorer/blocks?before=2").await;
+    assert_eq!(below["blocks"].as_array().unwrap().len(), 1);
+    let supply = explore(&node, "/explorer/supply?since=1").await;
+    assert_eq!(supply.as_array().unwrap().len(), 1);
+    assert_eq!(supply[0]["height"], 2);
+    let total = node.state().total_supply();
+    assert_eq!(
+        supply[0]["total_supply"].as_u64().map(u128::from),
+        Some(total)
+    );
+    let accounts = explore(&node, "/explorer/accounts?sort=balance&limit=1").await;
+    assert_eq!(accounts["total"], 2);
+    assert_eq!(accounts["accounts"][0]["id"], b.account().to_string());
+    assert_eq!(accounts["accounts"][0]["balance"], 1_100);
+    drop(node);
+
+    // Reopened: the stored blocks are listed again; supply starts afresh.
+    let node = open().unwrap();
+    let page = explore(&node, "/explorer/blocks").await;
+    assert_eq!(page["blocks"].as_array().unwrap().len(), 2);
+    assert_eq!(page["blocks"][1]["txs"][0]["kind"], "transfer");
+    node.produce_block(3).unwrap();
+    let page = explore(&node, "/explorer/blocks").await;
+    assert_eq!(page["blocks"][0]["height"], 3);
+    let supply = explore(&node, "/explorer/supply").await;
+    assert_eq!(supply.as_array().unwrap().len(), 1);
+    // Malformed input gets the RPC's error shape.
+    let (status, body) = explorer(&node, "/explorer/blocks?limit=lots").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("malformed"))
+    );
+    let (status, _) = explorer(&node, "/explorer/earnings/nothex").await;
+    assert_eq!(status, 400);
+}
