@@ -337,6 +337,7 @@ pub async fn start(args: DevnetConfig, shutdown: Shutdown) -> Result<Vec<Task>, 
         gateway.wait_for_model(name).await?;
     }
     println!("OpenAI base URL: {}/v1", gateway.url);
+    println!("console: {}/", gateway.url);
     println!("model: {}", provider.model.name);
     if let Some(name) = &embedding_model {
         println!("embedding model: {name}");

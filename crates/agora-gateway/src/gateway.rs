@@ -80,6 +80,8 @@ pub struct Gateway<D> {
     pub(crate) metrics: GatewayMetrics,
     /// Receipts of the last jobs served, for `GET /v1/receipts/{id}`.
     pub(crate) receipts: Mutex<crate::receipts::ReceiptBook>,
+    /// Signed key requests already served (`POST /v1/keys`), against replay.
+    pub(crate) key_requests: Mutex<crate::self_keys::SeenRequests>,
 }
 
 impl<D: Directory> Gateway<D> {
@@ -116,6 +118,7 @@ impl<D: Directory> Gateway<D> {
             access,
             metrics: GatewayMetrics::default(),
             receipts: Mutex::default(),
+            key_requests: Mutex::default(),
         })
     }
 
@@ -138,8 +141,21 @@ impl<D: Directory> Gateway<D> {
                 get(crate::receipts::receipt::<D>),
             )
             .route("/health", get(handlers::health::<D>))
+            .route(
+                crate::console_api::PROVIDERS_ROUTE,
+                get(crate::console_api::providers::<D>),
+            )
+            .route(
+                crate::console_api::CHAIN_ROUTE,
+                axum::routing::any(crate::console_api::chain::<D>),
+            )
             .route(admin::USAGE_ROUTE, get(admin::own_usage::<D>))
+            .route(
+                crate::self_keys::SELF_KEYS_ROUTE,
+                post(crate::self_keys::create::<D>),
+            )
             .merge(admin::routes(self))
+            .merge(agora_console::router())
             .route(agora_metrics::METRICS_ROUTE, get(metrics::scrape::<D>))
             .fallback(handlers::unknown_route)
             .method_not_allowed_fallback(handlers::wrong_method)

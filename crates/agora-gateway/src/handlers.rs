@@ -40,7 +40,7 @@ fn model_object(snap: &crate::Snapshot, m: &agora_types::ModelEntry) -> Value {
     object
 }
 
-async fn current<D: Directory>(gw: &Gateway<D>) -> Result<crate::Snapshot, ApiError> {
+pub(crate) async fn current<D: Directory>(gw: &Gateway<D>) -> Result<crate::Snapshot, ApiError> {
     if let Some(s) = gw.snapshot() {
         return Ok(s);
     }

@@ -12,6 +12,7 @@ mod access;
 mod admin;
 mod chain_directory;
 mod completion;
+mod console_api;
 mod directory;
 mod embeddings;
 mod error;
@@ -23,12 +24,14 @@ mod provider_client;
 mod receipts;
 mod request;
 mod routing;
+mod self_keys;
 mod start;
 mod tools;
 
 pub use admin::{NewKey, ACCOUNTS_ROUTE, ADMIN_USAGE_ROUTE, KEYS_ROUTE, KEY_ROUTE, USAGE_ROUTE};
 pub use agora_keys::{KeyBook, Limits, KEY_PREFIX};
 pub use chain_directory::ChainDirectory;
+pub use console_api::{CHAIN_ROUTE, PROVIDERS_ROUTE};
 pub use directory::{Directory, DirectoryError, Snapshot};
 pub use embeddings::{EMBEDDINGS_ROUTE, MAX_INPUTS as MAX_EMBEDDING_INPUTS};
 pub use error::ApiError;
@@ -40,6 +43,7 @@ pub use payments::{
 };
 pub use receipts::{MAX_RECEIPTS, RECEIPTS_ROUTE};
 pub use routing::Routing;
+pub use self_keys::{key_request_digest, KEY_REQUEST_DOMAIN, MIN_OWNER_BALANCE, SELF_KEYS_ROUTE};
 pub use start::{
     admin_key, client_keys, serve_limits, start, GatewayHandle, GatewaySetup, PayerSetup,
 };

@@ -269,6 +269,18 @@ impl HealthBook {
         h.last_failure = None;
     }
 
+    /// What was measured of a provider: time to first token (ms) and
+    /// decode speed (tokens/s), `None` until observed, and whether it
+    /// failed within the outage window.
+    pub fn measured(&self, id: &AccountId) -> (Option<f64>, Option<f64>, bool) {
+        let observed = |x: f64| (x > 0.0).then_some(x);
+        (
+            observed(self.latency(id)),
+            observed(self.throughput(id)),
+            self.failed_recently(id, Instant::now()),
+        )
+    }
+
     fn failed_recently(&self, id: &AccountId, now: Instant) -> bool {
         self.entries
             .get(id)

@@ -17,6 +17,9 @@ use crate::rate::RateWindow;
 use crate::store::{KeyRecord, Store, UsageRow};
 use crate::{secret, KeysError, Refusal};
 
+/// Most live keys one wallet may hold through `POST /v1/keys`.
+pub const MAX_OWNED_KEYS: usize = 16;
+
 /// The most a request may cost and the most tokens it may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ask {
@@ -190,7 +193,7 @@ impl KeyBook {
         limits: Limits,
     ) -> Result<(String, KeyRecord), KeysError> {
         let secret = secret::generate();
-        let record = self.insert_key(&secret, name, account, limits)?;
+        let record = self.insert_key(&secret, name, account, limits, None)?;
         Ok((secret, record))
     }
 
@@ -213,7 +216,45 @@ impl KeyBook {
         if let Some(live) = self.lock().keys.get(&secret::hash(secret)) {
             return Ok(live.record.clone());
         }
-        self.insert_key(secret, name, account, limits)
+        self.insert_key(secret, name, account, limits, None)
+    }
+
+    /// Issue a key for the wallet `owner`: it spends from the one custodial
+    /// account kept for that owner (made on its first key), and an owner
+    /// holds at most [`MAX_OWNED_KEYS`] live keys. Returns the secret and record.
+    pub fn create_owned_key(
+        &self,
+        name: &str,
+        owner: AccountId,
+        limits: Limits,
+    ) -> Result<(String, KeyRecord), KeysError> {
+        // One owner's keys are counted and its account made under one lock,
+        // so two concurrent requests cannot pass the cap or make two accounts.
+        static ISSUING: Mutex<()> = Mutex::new(());
+        let _issuing = ISSUING.lock().unwrap_or_else(|e| e.into_inner());
+        let (live, account) = {
+            let inner = self.lock();
+            let owned = || {
+                inner
+                    .keys
+                    .values()
+                    .filter(|k| k.record.owner == Some(owner))
+            };
+            let live = owned().filter(|k| !k.record.revoked).count();
+            (live, owned().map(|k| k.record.account).next())
+        };
+        if live >= MAX_OWNED_KEYS {
+            return Err(KeysError::Invalid(format!(
+                "an owner holds at most {MAX_OWNED_KEYS} live keys; revoke one first"
+            )));
+        }
+        let account = match account {
+            Some(account) => account,
+            None => self.create_account()?,
+        };
+        let secret = secret::generate();
+        let record = self.insert_key(&secret, name, account, limits, Some(owner))?;
+        Ok((secret, record))
     }
 
     fn insert_key(
@@ -222,6 +263,7 @@ impl KeyBook {
         name: &str,
         account: AccountId,
         limits: Limits,
+        owner: Option<AccountId>,
     ) -> Result<KeyRecord, KeysError> {
         if name.len() > 128 || name.chars().any(char::is_control) {
             return Err(KeysError::Invalid(
@@ -241,6 +283,7 @@ impl KeyBook {
             created_ms: (self.clock)(),
             revoked: false,
             spend: Default::default(),
+            owner,
         };
         self.store.write(std::slice::from_ref(&record), &[])?;
         let mut inner = self.lock();

@@ -16,7 +16,7 @@ mod refusal;
 mod secret;
 mod store;
 
-pub use book::{Ask, Hold, KeyBook, KeyView};
+pub use book::{Ask, Hold, KeyBook, KeyView, MAX_OWNED_KEYS};
 pub use calendar::{day_label, Period};
 pub use limits::{check_budget, remaining, Limits, OverBudget, Spend, Window};
 pub use rate::{OverRate, RateWindow};

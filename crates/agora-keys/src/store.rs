@@ -37,6 +37,10 @@ pub struct KeyRecord {
     pub revoked: bool,
     /// What it has spent.
     pub spend: Spend,
+    /// The wallet that asked for it through `POST /v1/keys` (its account
+    /// then belongs to that wallet); `None` for keys an operator issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<AccountId>,
 }
 
 /// Usage of one key for one model on one UTC day.

@@ -245,6 +245,7 @@ pub async fn gateway(args: GatewayArgs) -> Result<()> {
     };
     let gateway = agora_gateway::start(setup, shutdown).await?;
     println!("OpenAI base URL: {}/v1", gateway.url);
+    println!("console: {}/", gateway.url);
     println!("agora gateway ready");
     Ok(join(vec![gateway.task]).await?)
 }

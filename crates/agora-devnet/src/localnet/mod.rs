@@ -157,6 +157,7 @@ async fn serve(
         let gateway = agora_gateway::start(setup, shutdown.clone()).await?;
         gateway.wait_for_model(&provider.model.name).await?;
         println!("OpenAI base URL: {}/v1", gateway.url);
+        println!("console: {}/", gateway.url);
         tasks.push(provider.task);
         tasks.push(gateway.task);
     }

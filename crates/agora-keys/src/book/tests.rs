@@ -333,3 +333,53 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_wallets_keys_share_one_account_are_capped_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.redb");
+    let (alice, bob) = (
+        Keypair::from_seed([1; 32]).account(),
+        Keypair::from_seed([2; 32]).account(),
+    );
+    let book = KeyBook::open_with_clock(&path, fixed).unwrap();
+    let (_, first) = book
+        .create_owned_key("a1", alice, Limits::default())
+        .unwrap();
+    let (_, second) = book
+        .create_owned_key("a2", alice, Limits::default())
+        .unwrap();
+    let (_, other) = book.create_owned_key("b1", bob, Limits::default()).unwrap();
+    assert_eq!(first.owner, Some(alice));
+    assert_eq!(
+        first.account, second.account,
+        "one custodial account per wallet"
+    );
+    assert_ne!(
+        first.account, other.account,
+        "never another wallet's account"
+    );
+    assert!(book.signer(&first.account).is_some());
+    for i in 2..MAX_OWNED_KEYS {
+        book.create_owned_key(&format!("a{i}"), alice, Limits::default())
+            .unwrap();
+    }
+    let over = book.create_owned_key("one too many", alice, Limits::default());
+    assert!(matches!(over, Err(KeysError::Invalid(_))), "{over:?}");
+    book.revoke(&second.id).unwrap();
+    book.create_owned_key("after a revoke", alice, Limits::default())
+        .unwrap();
+    drop(book);
+    let book = KeyBook::open_with_clock(&path, fixed).unwrap();
+    let (_, again) = book.create_owned_key("b2", bob, Limits::default()).unwrap();
+    assert_eq!(
+        again.account, other.account,
+        "the owner's account survives a restart"
+    );
+    let view = book
+        .list()
+        .into_iter()
+        .find(|k| k.record.id == first.id)
+        .unwrap();
+    assert_eq!(view.record.owner, Some(alice));
+}
