@@ -102,6 +102,8 @@ export interface BlockSummary {
   height: number;
   id: string;
   timestamp_ms: number;
+  proposer?: string;
+  tx_count?: number;
   txs: TxSummary[];
 }
 export interface BlockPage {
@@ -123,7 +125,8 @@ export interface ExplorerProvider {
   id: string;
   endpoint: string;
   models: string[];
-  price: Price;
+  /** null once deregistered. */
+  price: Price | null;
   stake: number;
   registered: boolean;
   audits: ProviderAudits;
@@ -198,6 +201,7 @@ export interface Emission {
   providers: number;
   validators: number;
   owners: number;
+  delegators?: number;
   recipients: { account: string; role: string; amount: number }[];
 }
 export interface Slash {

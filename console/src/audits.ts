@@ -137,7 +137,7 @@ export function audits(): View {
 
 export function emissions(): View {
   const msg = h("div");
-  const chart = new Chart("Emission per tempo", ["providers", "validators", "owners"]);
+  const chart = new Chart("Emission per tempo", ["providers", "validators", "owners", "delegators"]);
   const table = new Table<Emission>({
     caption: "Emissions per tempo",
     id: "emissions",
@@ -150,6 +150,7 @@ export function emissions(): View {
       { key: "providers", label: "Providers", num: true, value: (e) => e.providers, cell: (e) => amount(e.providers) },
       { key: "validators", label: "Validators", num: true, value: (e) => e.validators, cell: (e) => amount(e.validators) },
       { key: "owners", label: "Owners", num: true, value: (e) => e.owners, cell: (e) => amount(e.owners) },
+      { key: "delegators", label: "Delegators", num: true, value: (e) => e.delegators ?? 0, cell: (e) => amount(e.delegators ?? 0) },
       {
         key: "recipients",
         label: "Recipients",
@@ -186,7 +187,7 @@ export function emissions(): View {
       const asc = [...r.data].sort((a, b) => a.height - b.height).slice(-500);
       chart.set(
         asc.map((e) => e.height),
-        [asc.map((e) => Number(e.providers)), asc.map((e) => Number(e.validators)), asc.map((e) => Number(e.owners))],
+        [asc.map((e) => Number(e.providers)), asc.map((e) => Number(e.validators)), asc.map((e) => Number(e.owners)), asc.map((e) => Number(e.delegators ?? 0))],
       );
       table.setRows(r.data);
     },

@@ -65,7 +65,7 @@ export function home(): View {
       { key: "height", label: "Height", num: true, value: (b) => b.height, cell: (b) => blk(b.height) },
       { key: "id", label: "Block id", value: (b) => b.id, cell: (b) => (b.id ? h("code", { title: b.id }, short(b.id)) : "—") },
       { key: "time", label: "Time", value: (b) => b.timestamp_ms, cell: (b) => ago(b.timestamp_ms) },
-      { key: "ntx", label: "Txs", num: true, value: (b) => b.txs.length },
+      { key: "ntx", label: "Txs", num: true, value: (b) => b.tx_count ?? b.txs.length },
       {
         key: "kinds",
         label: "Transactions",
@@ -311,6 +311,10 @@ interface ProviderRow extends ExplorerProvider {
   gw?: GatewayProvider;
 }
 
+function priceText(p: ExplorerProvider): string {
+  return p.price ? `${p.price.input_per_1k} / ${p.price.output_per_1k}` : "—";
+}
+
 function slashedBadge(p: ExplorerProvider) {
   return p.audits.slashed ? badge(`SLASHED ${amount(p.audits.slashed_amount)}`, "bad") : null;
 }
@@ -342,7 +346,7 @@ export function providers(): View {
       { key: "failed", label: "Failed", num: true, value: (p) => p.audits.audits_failed },
       { key: "ttft", label: "TTFT ms", num: true, value: (p) => p.gw?.ttft_ms ?? -1, cell: (p) => fixed(p.gw?.ttft_ms, 0) },
       { key: "tps", label: "Tokens/s", num: true, value: (p) => p.gw?.tokens_per_s ?? -1, cell: (p) => fixed(p.gw?.tokens_per_s, 1) },
-      { key: "price", label: "Price in/out per 1k", num: true, value: (p) => p.price.output_per_1k, cell: (p) => `${p.price.input_per_1k} / ${p.price.output_per_1k}` },
+      { key: "price", label: "Price in/out per 1k", num: true, value: (p) => p.price?.output_per_1k ?? -1, cell: priceText },
       { key: "earned", label: "Earned", num: true, value: (p) => earnedTotal(p.earned), cell: (p) => amount(earnedTotal(p.earned)) },
     ],
     text: (p) => `${p.id} ${p.endpoint} ${p.audits.slashed ? "slashed" : ""} ${p.registered ? "registered" : "deregistered"}`,
@@ -393,7 +397,7 @@ export function provider(params: string[]): View {
           ["Stake", amount(au.ok ? au.data.stake : p?.stake)],
           ["Balance", amount(p?.balance)],
           ["Models", (p?.models ?? []).map((m) => [mdl(m), " "])],
-          ["Price per 1k (in / out)", p ? `${p.price.input_per_1k} / ${p.price.output_per_1k}` : "—"],
+          ["Price per 1k (in / out)", p ? priceText(p) : "—"],
           ["Audits passed", String(audits?.audits_passed ?? "—")],
           ["Audits failed", String(audits?.audits_failed ?? "—")],
           ["Audits flagged", String(audits?.audits_flagged ?? "—")],
@@ -430,9 +434,9 @@ export function models(): View {
         key: "price",
         label: "Cheapest out/1k",
         num: true,
-        value: (m) => Math.min(...served(m).map((p) => p.price.output_per_1k), Infinity),
+        value: (m) => Math.min(...served(m).map((p) => p.price?.output_per_1k ?? Infinity), Infinity),
         cell: (m) => {
-          const v = Math.min(...served(m).map((p) => p.price.output_per_1k));
+          const v = Math.min(...served(m).map((p) => p.price?.output_per_1k ?? Infinity));
           return isFinite(v) ? String(v) : "—";
         },
       },
@@ -462,7 +466,7 @@ export function model(params: string[]): View {
     columns: [
       { key: "id", label: "Provider", value: (p) => p.id, cell: (p) => prov(p.id) },
       { key: "status", label: "Status", value: (p) => (p.audits.slashed ? "slashed" : p.registered ? "registered" : "deregistered"), cell: (p) => providerStatus(p) },
-      { key: "price", label: "Price in/out per 1k", num: true, value: (p) => p.price.output_per_1k, cell: (p) => `${p.price.input_per_1k} / ${p.price.output_per_1k}` },
+      { key: "price", label: "Price in/out per 1k", num: true, value: (p) => p.price?.output_per_1k ?? -1, cell: priceText },
       { key: "ttft", label: "TTFT ms", num: true, value: (p) => p.gw?.ttft_ms ?? -1, cell: (p) => fixed(p.gw?.ttft_ms, 0) },
       { key: "tps", label: "Tokens/s", num: true, value: (p) => p.gw?.tokens_per_s ?? -1, cell: (p) => fixed(p.gw?.tokens_per_s, 1) },
       { key: "passed", label: "Audits passed", num: true, value: (p) => p.audits.audits_passed },

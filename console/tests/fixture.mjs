@@ -43,7 +43,7 @@ export function makeFixture({ seed = 42, blocks = 10_000, providers = 1_000, acc
       id: hexOf(rnd),
       endpoint: `http://10.0.${i >> 8}.${i & 255}:8081`,
       models: [models[Math.floor(rnd() * models.length)].id],
-      price: { input_per_1k: 5 + Math.floor(rnd() * 20), output_per_1k: 10 + Math.floor(rnd() * 40) },
+      price: slashed ? null : { input_per_1k: 5 + Math.floor(rnd() * 20), output_per_1k: 10 + Math.floor(rnd() * 40) },
       stake: slashed ? 0 : Math.floor(1e6 + rnd() * 1e8),
       registered: !slashed,
       audits: { audits_passed: passed, audits_failed: slashed ? 1 : 0, audits_flagged: Math.floor(rnd() * 3), slashed, slashed_amount: slashed ? 1_000_000 : 0 },
@@ -64,10 +64,13 @@ export function makeFixture({ seed = 42, blocks = 10_000, providers = 1_000, acc
   const block = (h) => {
     const r = mulberry32(seed * 1_000_003 + h);
     const n = Math.floor(r() * 4);
+    const id = hexOf(r);
     return {
       height: h,
-      id: hexOf(r),
+      id,
       timestamp_ms: startMs + h * 1000,
+      proposer: validators[h % validators.length],
+      tx_count: n,
       txs: Array.from({ length: n }, () => ({ id: hexOf(r), from: provs[Math.floor(r() * provs.length)].id, kind: KINDS[Math.floor(r() * KINDS.length)] })),
     };
   };
@@ -99,7 +102,7 @@ export function makeFixture({ seed = 42, blocks = 10_000, providers = 1_000, acc
     const r = mulberry32(seed * 13 + h);
     const total = 1.32e9;
     const recipients = Array.from({ length: 12 }, (_, i) => ({ account: provs[Math.floor(r() * provs.length)].id, role: ["provider", "validator", "owner", "delegator"][i % 4], amount: Math.floor(total / 12) }));
-    return { height: h, epoch: h / 10, total, providers: total * 0.6, validators: total * 0.3, owners: total * 0.1, recipients };
+    return { height: h, epoch: h / 10, total, providers: total * 0.6, validators: total * 0.25, owners: total * 0.1, delegators: total * 0.05, recipients };
   };
   const slashes = provs.filter((p) => p.audits.slashed).map((p, i) => ({ height: 100 + i * 97, provider: p.id, amount: 1_000_000, reason: "failed audit confirmed by committee" }));
   const disputes = Array.from({ length: 20 }, (_, i) => ({
@@ -128,7 +131,12 @@ export function makeFixture({ seed = 42, blocks = 10_000, providers = 1_000, acc
     if (p === "/v1/models")
       return json({ object: "list", data: models.map((m) => ({ id: m.name, object: "model", owned_by: "agora", agora: { model_id: m.id, providers: provs.filter((x) => x.models[0] === m.id).length } })) });
     if (p === "/v1/providers")
-      return json({ object: "list", data: provs.filter((x) => x.registered).map(({ id, endpoint, models: ms, price, ttft_ms, tokens_per_s, failing }) => ({ id, endpoint, models: ms, price, ttft_ms, tokens_per_s, failing })) });
+      return json({
+        object: "list",
+        data: provs
+          .filter((x) => x.registered)
+          .map(({ id, endpoint, models: ms, price, stake, ttft_ms, tokens_per_s, failing }) => ({ id, endpoint, models: ms.map((mid) => models.find((mm) => mm.id === mid).name), price, stake, replayable: true, ttft_ms, tokens_per_s, failing })),
+      });
     if (!p.startsWith("/chain/")) return notFound();
     const c = p.slice(6);
     let m;
