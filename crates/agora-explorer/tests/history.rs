@@ -6,19 +6,18 @@ use agora_explorer::listing::{accounts, providers, AccountQuery, AccountSort};
 use agora_explorer::rows::Role;
 use agora_explorer::{History, MAX_BLOCKS, MAX_PAGE};
 use agora_ledger::{build_block, BlockCandidate, State};
-use agora_testkit::GenesisBuilder;
 use agora_types::{AccountId, Block, Hash32, Keypair, ProviderInfo, Transaction, TxKind};
 use proptest::prelude::*;
+
+mod common;
 
 fn keys(n: u8) -> Vec<Keypair> {
     (1..=n).map(|i| Keypair::from_seed([i; 32])).collect()
 }
 
 fn genesis(keys: &[Keypair]) -> State {
-    GenesisBuilder::new("explorer-test")
-        .fund_keys(keys, 1_000_000)
-        .without_fees()
-        .state()
+    let accounts: Vec<AccountId> = keys.iter().map(Keypair::account).collect();
+    common::genesis("explorer-test", &accounts, 1_000_000)
 }
 
 /// One block of `transfers` (from, to, amount) through the real builder.
