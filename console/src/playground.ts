@@ -19,6 +19,7 @@ export function playground(): View {
   const provSel = h("select", { id: "pg-provider" }, h("option", { value: "" }, "any (gateway routes)"));
   const prompt = h("textarea", { id: "pg-prompt", rows: 3 }, "Write one sentence about the sea.");
   const maxTokens = h("input", { id: "pg-max", type: "number", min: 1, max: 4096, value: 48 });
+  const temperature = h("input", { id: "pg-temp", type: "number", min: 0, max: 2, step: 0.1, value: 0.7 });
   const send = h("button", { type: "submit", id: "pg-send", class: "primary" }, "Send");
   const stop = h("button", { type: "button", id: "pg-stop", disabled: true }, "Stop");
   const output = h("div", { id: "chat-output", class: "output", role: "region", "data-state": "idle", "data-chunks": "0", tabindex: "0", "aria-label": "Model output" });
@@ -52,6 +53,7 @@ export function playground(): View {
       model: modelSel.value,
       messages: [{ role: "user", content: prompt.value }],
       max_tokens: Number(maxTokens.value) || 48,
+      temperature: Number.isFinite(temperature.valueAsNumber) ? temperature.valueAsNumber : 0.7,
       stream: true,
       stream_options: { include_usage: true },
     };
@@ -213,7 +215,7 @@ export function playground(): View {
     "form",
     { class: "stack", onsubmit: (e: Event) => void chat(e), "aria-label": "Chat" },
     field("API key", keyInput, "Bearer key for /v1 (kept in this browser's localStorage)."),
-    h("div", { class: "row" }, field("Model", modelSel), field("Pin provider", provSel), field("Max tokens", maxTokens)),
+    h("div", { class: "row" }, field("Model", modelSel), field("Pin provider", provSel), field("Max tokens", maxTokens), field("Temperature", temperature)),
     field("Prompt", prompt),
     h("div", { class: "row" }, send, stop),
   );

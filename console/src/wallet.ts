@@ -5,7 +5,7 @@ import { fromHex, isHex32, toHex } from "./bytes";
 import { publicKey, randomSeed } from "./crypto";
 import type { Json } from "./json";
 import { signKeyRequest, signTransfer } from "./tx";
-import { acct, amount, badge, h, kv, nextId, set, txl, unavailable } from "./ui";
+import { acct, amount, badge, blk, h, kv, nextId, set, txl, unavailable } from "./ui";
 import type { View } from "./view";
 
 const SEED_STORE = "agora.wallet.seed";
@@ -131,8 +131,19 @@ export function wallet(): View {
         }
         set(txMsg, "Signing and submitting…");
         const r = await transfer(to, amt);
-        set(txMsg, r.id ? ["Submitted: ", txl(r.id), " to ", acct(to)] : `Refused: ${r.error}`);
+        if (!r.id) return set(txMsg, `Refused: ${r.error}`);
+        const state = h("span", { id: "tx-state" }, badge("pending", "warn"));
+        set(txMsg, "Submitted: ", txl(r.id), " to ", acct(to), " ", state);
         void refresh();
+        // Follow it until the chain commits or drops it (bounded).
+        for (let i = 0; i < 30; i++) {
+          await new Promise((res) => setTimeout(res, 1000));
+          const st = await api.tx(r.id);
+          if (!st.ok || st.data.status === "pending") continue;
+          set(state, st.data.status === "committed" ? [badge("committed", "ok"), " in block ", blk(st.data.height)] : badge(`rejected: ${st.data.error}`, "bad"));
+          void refresh();
+          break;
+        }
       },
     },
     h("div", { class: "row" }, field("To", toIn), field("Amount (base units)", amtIn)),
