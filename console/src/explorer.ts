@@ -61,6 +61,7 @@ export function home(): View {
     sort: "height",
     desc: true,
     serverSorts: ["height"],
+    serverDesc: { height: true },
     columns: [
       { key: "height", label: "Height", num: true, value: (b) => b.height, cell: (b) => blk(b.height) },
       { key: "id", label: "Block id", value: (b) => b.id, cell: (b) => (b.id ? h("code", { title: b.id }, short(b.id)) : "—") },
@@ -234,6 +235,7 @@ export function accounts(): View {
     sort: "balance",
     desc: true,
     serverSorts: ["balance", "earned", "id"],
+    serverDesc: { balance: true, earned: true, id: false },
     columns: [
       { key: "id", label: "Account", value: (a) => a.id, cell: (a) => acct(a.id) },
       { key: "balance", label: "Balance", num: true, value: (a) => a.balance, cell: (a) => amount(a.balance) },
@@ -247,8 +249,7 @@ export function accounts(): View {
     const r = await api.accounts({ offset: q.offset, limit: q.limit, sort: sortMap[q.sort] ?? "balance", q: q.filter });
     if (!r.ok) return set(msg, unavailable("Account list", r.message));
     set(msg);
-    const rows = q.desc || q.sort !== "id" ? r.data.accounts : [...r.data.accounts].reverse();
-    table.setPage(rows, r.data.total);
+    table.setPage(r.data.accounts, r.data.total);
   }
   return { title: "Accounts", el: page("Accounts", form, msg, table.el), update: load };
 }

@@ -122,6 +122,8 @@ export interface TableOptions<T> {
   server?: (q: Query) => void;
   /** With `server`: which sort keys the server applies itself (others sort the page). */
   serverSorts?: string[];
+  /** With `server`: the one direction (true: descending) the server orders each server sort in. */
+  serverDesc?: Record<string, boolean>;
   empty?: string;
   id?: string;
 }
@@ -215,7 +217,11 @@ export class Table<T> {
               type: "button",
               class: "sort",
               onclick: () => {
-                if (this.sortKey === c.key) this.desc = !this.desc;
+                const fixed = this.o.serverDesc?.[c.key];
+                if (fixed !== undefined) {
+                  this.sortKey = c.key;
+                  this.desc = fixed;
+                } else if (this.sortKey === c.key) this.desc = !this.desc;
                 else {
                   this.sortKey = c.key;
                   this.desc = !!c.num;
