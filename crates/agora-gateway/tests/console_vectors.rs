@@ -31,7 +31,10 @@ fn a_wallet_transfer_encodes_and_signs_as_the_console_does() {
         },
     }
     .sign(&key);
-    assert_eq!(hex::encode(agora_types::codec::encode(&signed)), SIGNED_TRANSFER);
+    assert_eq!(
+        hex::encode(agora_types::codec::encode(&signed)),
+        SIGNED_TRANSFER
+    );
     assert_eq!(signed.id().to_hex(), TX_ID);
     signed.verify_signature().unwrap();
 }
