@@ -312,11 +312,16 @@ impl Node {
 
     /// Where a transaction stands, or `None` if the node never saw it.
     pub fn tx_status(&self, id: &Hash32) -> Result<Option<TxStatus>, ChainError> {
-        if let Some(height) = self.inner.store.tx_height(id)? {
-            return Ok(Some(TxStatus::Committed { height }));
-        }
+        // The mempool first: a commit writes the store (and the rejections)
+        // before it takes the block's transactions out of the mempool, so a
+        // transaction gone from the mempool is already in one of those.
+        // Asking the store first left a window in which a commit landing
+        // between the two reads made a committed transaction "unknown".
         if lock(&self.inner.mempool).contains(id) {
             return Ok(Some(TxStatus::Pending));
+        }
+        if let Some(height) = self.inner.store.tx_height(id)? {
+            return Ok(Some(TxStatus::Committed { height }));
         }
         Ok(lock(&self.inner.rejected)
             .get(id)
@@ -425,7 +430,6 @@ impl Node {
     }
 }
 
-/// Wall-clock milliseconds since the Unix epoch.
 /// A history holding the stored blocks' summaries (their states are gone,
 /// so supply, emission and earnings start with the next block).
 fn backfill(store: &Store, height: u64) -> Result<agora_explorer::History, ChainError> {
@@ -442,6 +446,7 @@ fn backfill(store: &Store, height: u64) -> Result<agora_explorer::History, Chain
     Ok(history)
 }
 
+/// Wall-clock milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
