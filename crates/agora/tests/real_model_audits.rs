@@ -57,40 +57,16 @@ fn provider<'a>(status: &'a Value, account: &str) -> Option<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampering_provider_is_caught_slashed_and_deregistered() {
     let dir = tempfile::tempdir().unwrap();
-    let devnet = common::devnet_with(
-        dir.path(),
-        &[
-            "--cheater-http",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--adversary",
-            "tamper",
-            "--audit-rate-ppm",
-            "1000000",
-            "--batch-secs",
-            "1",
-            "--tempo-blocks",
-            "10",
-        ],
-    );
+    let devnet = common::tampering_devnet(dir.path(), &[]);
     let base = devnet.value("OpenAI base URL");
     let rpc = devnet.value("chain RPC");
     let honest_url = devnet.value("provider");
     let cheater_url = devnet.value("cheater");
     let status = common::status(&rpc);
-    let account_of = |url: &str| -> String {
-        status["providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["endpoint"] == url)
-            .unwrap_or_else(|| panic!("{url} not registered: {status}"))["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (honest, cheater) = (account_of(&honest_url), account_of(&cheater_url));
+    let (honest, cheater) = (
+        common::provider_at(&status, &honest_url),
+        common::provider_at(&status, &cheater_url),
+    );
 
     let http = common::keyed_client(&devnet);
     for seed in 0..2 {

@@ -31,39 +31,13 @@ fn the_console_passes_its_browser_tests_against_a_devnet() {
         "Chromium is missing: run scripts/setup.sh"
     );
     let dir = tempfile::tempdir().unwrap();
-    let devnet = common::devnet_with(
-        dir.path(),
-        &[
-            "--cheater-http",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--adversary",
-            "tamper",
-            "--audit-rate-ppm",
-            "1000000",
-            "--batch-secs",
-            "1",
-            "--tempo-blocks",
-            "10",
-            "--no-embeddings",
-            "--no-data",
-        ],
-    );
-    let rpc = devnet.value("chain RPC");
-    let cheater_url = devnet.value("cheater");
-    let status = common::status(&rpc);
-    let cheater = status["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["endpoint"] == cheater_url.as_str())
-        .unwrap_or_else(|| panic!("{cheater_url} is not registered: {status}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let devnet = common::tampering_devnet(dir.path(), &["--no-embeddings", "--no-data"]);
+    let status = common::status(&devnet.value("chain RPC"));
+    let cheater = common::provider_at(&status, &devnet.value("cheater"));
     let faucet_seed = std::fs::read_to_string(devnet.value("faucet key")).unwrap();
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-artifacts");
+    // Only this run's screenshots may satisfy the check below.
+    let _ = std::fs::remove_dir_all(&artifacts);
     let out = Command::new("node")
         .arg(root.join("console/tests/e2e.mjs"))
         .env("CONSOLE_URL", devnet.value("console"))

@@ -218,6 +218,40 @@ pub fn devnet_with(dir: &Path, extra: &[&str]) -> Agora {
     Agora::start(&args)
 }
 
+/// A devnet with a second provider that tampers with its outputs
+/// (`--adversary tamper`), every job audited, batches every second and a
+/// 10-block tempo, plus `extra` flags.
+#[allow(dead_code)]
+pub fn tampering_devnet(dir: &Path, extra: &[&str]) -> Agora {
+    let mut args = vec![
+        "--cheater-http",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--adversary",
+        "tamper",
+        "--audit-rate-ppm",
+        "1000000",
+        "--batch-secs",
+        "1",
+        "--tempo-blocks",
+        "10",
+    ];
+    args.extend_from_slice(extra);
+    devnet_with(dir, &args)
+}
+
+/// The account (hex) of the provider registered at `endpoint` in a status JSON.
+#[allow(dead_code)]
+pub fn provider_at(status: &serde_json::Value, endpoint: &str) -> String {
+    status["providers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["endpoint"] == endpoint))
+        .and_then(|p| p["id"].as_str())
+        .unwrap_or_else(|| panic!("{endpoint} is not registered: {status}"))
+        .to_string()
+}
+
 /// `agora status --json` against `rpc`.
 pub fn status(rpc: &str) -> serde_json::Value {
     let (ok, out, err) = run(&["status", "--rpc", rpc, "--json"]);
