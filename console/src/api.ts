@@ -262,6 +262,8 @@ export const api = {
   usage: (key: string) => request<{ key: Json; data: Json[] }>("/v1/usage", { key }),
   createKey: (req: string, signature: string) =>
     request<{ key: string; id: string; account: string; owner: string }>("/v1/keys", { body: { request: req, signature } }),
+  withdraw: (req: string, signature: string) =>
+    request<{ tx: string; from: string; to: string; amount: number }>("/v1/keys/withdraw", { body: { request: req, signature } }),
 };
 
 /** Providers as the explorer lists them; derived from /status where /explorer/providers is missing. */

@@ -8,6 +8,7 @@ import { digestIn, publicKey, sign } from "./crypto";
 export const TX_SIGNING_DOMAIN = "agora 2026 transaction signature v1";
 export const TX_ID_DOMAIN = "agora 2026 transaction id v1";
 export const KEY_REQUEST_DOMAIN = "agora 2026 gateway key request v1";
+export const WITHDRAW_DOMAIN = "agora 2026 gateway withdrawal v1";
 
 export interface Transfer {
   chainId: string;
@@ -67,4 +68,13 @@ export function signKeyRequest(req: KeyRequest, seed: Uint8Array): { request: st
   if (req.daily !== undefined) o.daily = req.daily;
   const request = JSON.stringify(o);
   return { request, signature: toHex(sign(keyRequestDigest(request), seed)) };
+}
+
+/** Sign a withdrawal of `amount` from the wallet's custodial account back to it (`POST /v1/keys/withdraw`). */
+export function signWithdrawal(
+  w: { owner: string; amount: bigint; issued_at_ms: number },
+  seed: Uint8Array,
+): { request: string; signature: string } {
+  const request = `{"owner":"${w.owner}","amount":${w.amount.toString()},"issued_at_ms":${w.issued_at_ms}}`;
+  return { request, signature: toHex(sign(digestIn(WITHDRAW_DOMAIN, utf8(request)), seed)) };
 }

@@ -4,7 +4,7 @@ import { api, apiKey } from "./api";
 import { fromHex, isHex32, toHex } from "./bytes";
 import { publicKey, randomSeed } from "./crypto";
 import type { Json } from "./json";
-import { signKeyRequest, signTransfer } from "./tx";
+import { signKeyRequest, signTransfer, signWithdrawal } from "./tx";
 import { acct, amount, badge, blk, h, kv, nextId, set, txl, unavailable } from "./ui";
 import type { View } from "./view";
 
@@ -195,7 +195,7 @@ export function wallet(): View {
   const cards = new Map<string, { el: HTMLElement; update: () => Promise<void> }>();
   function card(k: IssuedKey, i: number) {
     const fundIn = h("input", { id: `fund-${i}`, type: "number", min: 1, step: 1, value: 10000 });
-    const fundMsg = h("span", { role: "status" });
+    const fundMsg = h("span", { role: "status", id: `fund-msg-${i}` });
     const info = h("div");
     const el = h(
       "article",
@@ -217,6 +217,21 @@ export function wallet(): View {
         h("label", { for: fundIn.id }, "Fund amount"),
         fundIn,
         h("button", { type: "submit" }, "Fund"),
+        h(
+          "button",
+          {
+            type: "button",
+            id: `withdraw-${i}`,
+            onclick: async () => {
+              if (!seed) return void (fundMsg.textContent = "Generate or import a key first.");
+              const w = signWithdrawal({ owner: toHex(publicKey(seed)), amount: BigInt(fundIn.value || "0"), issued_at_ms: Date.now() }, seed);
+              fundMsg.textContent = "Withdrawing…";
+              const r = await api.withdraw(w.request, w.signature);
+              fundMsg.textContent = r.ok ? `Withdrawal ${r.data.tx.slice(0, 12)}… submitted` : `Refused: ${r.message}`;
+            },
+          },
+          "Withdraw",
+        ),
         h("button", { type: "button", onclick: () => ((fundMsg.textContent = "Playground will use this key."), apiKey.set(k.key)) }, "Use in playground"),
         fundMsg,
       ),

@@ -280,6 +280,15 @@ else {
     await shot("wallet");
     return `key ${key.slice(0, 14)}…, usage ${await text(".keycard .key-requests")} request(s), spent ${await text(".keycard .key-spent")}`;
   });
+
+  await check("wallet: withdraw from the key's account back to the wallet", async () => {
+    await page.fill("#fund-0", "1000");
+    await page.click("#withdraw-0");
+    await page.waitForFunction(() => /Withdrawal .* submitted|Refused/.test(document.querySelector("#fund-msg-0")?.textContent ?? ""), null, { timeout: 20_000 });
+    const msg = await text("#fund-msg-0");
+    if (!msg.startsWith("Withdrawal")) throw new Error(msg);
+    return msg;
+  });
 }
 
 await close();

@@ -7,7 +7,7 @@ import { fromHex, toHex } from "../src/bytes";
 import { publicKey } from "../src/crypto";
 import { parseJsonExact } from "../src/json";
 import { hashOutputText, verifyReceipt } from "../src/receipt";
-import { encodeTransfer, keyRequestDigest, signKeyRequest, signTransfer, txSigningBytes } from "../src/tx";
+import { encodeTransfer, keyRequestDigest, signKeyRequest, signTransfer, signWithdrawal, txSigningBytes } from "../src/tx";
 
 const SEED = new Uint8Array(32).fill(7);
 const TO = "09".repeat(32);
@@ -19,6 +19,10 @@ const TX_ID = "ea2ded469f6654f15cdb5d633688e56cc18b5cc8919868f983e326b57e657352"
 const KEY_REQUEST =
   '{"owner":"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c","name":"console test","issued_at_ms":1700000000000,"total":1000}';
 const KEY_DIGEST = "89d81dc309dde649109ccfeeb177e6c1838eaf115a1ccd60096fe27eaa565e00";
+const WITHDRAWAL =
+  '{"owner":"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c","amount":4000,"issued_at_ms":1700000000000}';
+const WITHDRAW_SIGNATURE =
+  "2dbfd5c6ad48d0f230e63114d47e6794132df038a0afe88511bc482eb899e8a844da98e2ef19e75812e8578e712f87f10a761d3032f7098284910eb95508280f";
 const KEY_SIGNATURE =
   "adde8519a50425a79eb851a268efd4c043f4c3215f119b05502fb94859834bc02d004298ea6f342a5f9b9d4db898049efc8ae654f712fab8ea6981acf0eafc04";
 
@@ -39,6 +43,12 @@ test("key request digest and signature match the fixed vector", () => {
   const s = signKeyRequest({ owner: ACCOUNT, name: "console test", issued_at_ms: 1700000000000, total: 1000 }, SEED);
   assert.equal(s.request, KEY_REQUEST);
   assert.equal(s.signature, KEY_SIGNATURE);
+});
+
+test("a withdrawal's text and signature match the fixed vector", () => {
+  const w = signWithdrawal({ owner: ACCOUNT, amount: 4000n, issued_at_ms: 1700000000000 }, SEED);
+  assert.equal(w.request, WITHDRAWAL);
+  assert.equal(w.signature, WITHDRAW_SIGNATURE);
 });
 
 test("a real devnet receipt verifies, a tampered one does not", () => {

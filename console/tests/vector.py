@@ -50,3 +50,10 @@ digest = derive("agora 2026 gateway key request v1", REQUEST.encode())
 print("key_request  ", REQUEST)
 print("key_digest   ", digest.hex())
 print("key_signature", key.sign(digest).signature.hex())
+
+# 3. Withdrawal digest: blake3_derive_key("agora 2026 gateway withdrawal v1", utf8(request)).
+WITHDRAWAL = '{"owner":"' + account.hex() + '","amount":4000,"issued_at_ms":1700000000000}'
+wdigest = derive("agora 2026 gateway withdrawal v1", WITHDRAWAL.encode())
+print("withdrawal   ", WITHDRAWAL)
+print("withdraw_dig ", wdigest.hex())
+print("withdraw_sig ", key.sign(wdigest).signature.hex())

@@ -154,6 +154,10 @@ impl<D: Directory> Gateway<D> {
                 crate::self_keys::SELF_KEYS_ROUTE,
                 post(crate::self_keys::create::<D>),
             )
+            .route(
+                crate::self_keys::WITHDRAW_ROUTE,
+                post(crate::self_keys::withdraw::<D>),
+            )
             .merge(admin::routes(self))
             .merge(agora_console::router())
             .route(agora_metrics::METRICS_ROUTE, get(metrics::scrape::<D>))

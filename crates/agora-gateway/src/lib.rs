@@ -43,7 +43,10 @@ pub use payments::{
 };
 pub use receipts::{MAX_RECEIPTS, RECEIPTS_ROUTE};
 pub use routing::Routing;
-pub use self_keys::{key_request_digest, KEY_REQUEST_DOMAIN, MIN_OWNER_BALANCE, SELF_KEYS_ROUTE};
+pub use self_keys::{
+    key_request_digest, withdraw_digest, KEY_REQUEST_DOMAIN, MIN_OWNER_BALANCE, SELF_KEYS_ROUTE,
+    WITHDRAW_DOMAIN, WITHDRAW_ROUTE,
+};
 pub use start::{
     admin_key, client_keys, serve_limits, start, GatewayHandle, GatewaySetup, PayerSetup,
 };

@@ -6,6 +6,9 @@
 //! signature is the owner's, it is fresh, it was never used before, and the
 //! owner holds at least [`MIN_OWNER_BALANCE`] on chain (so that keys and the
 //! accounts the gateway follows cost an attacker real funds).
+//! `POST /v1/keys/withdraw`, signed the same way under its own domain, sends
+//! what the wallet's custodial account holds back to the wallet, so nothing
+//! funded through a key is ever stuck.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,8 +31,12 @@ use crate::{ApiError, Directory, Gateway};
 
 /// The route.
 pub const SELF_KEYS_ROUTE: &str = "/v1/keys";
+/// Withdrawals from a wallet's custodial account back to the wallet.
+pub const WITHDRAW_ROUTE: &str = "/v1/keys/withdraw";
 /// Domain of the digest a wallet signs: BLAKE3 derive-key over the request's bytes.
 pub const KEY_REQUEST_DOMAIN: &str = "agora 2026 gateway key request v1";
+/// Domain of the digest a wallet signs to withdraw.
+pub const WITHDRAW_DOMAIN: &str = "agora 2026 gateway withdrawal v1";
 /// Least an owner must hold on chain to be issued keys.
 pub const MIN_OWNER_BALANCE: Amount = 1_000;
 /// How far a request's `issued_at_ms` may be from the gateway's clock.
@@ -60,9 +68,49 @@ struct KeyRequest {
     tpm: Option<u64>,
 }
 
+/// What a wallet asks to withdraw: `amount` from its custodial account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawRequest {
+    owner: AccountId,
+    amount: Amount,
+    issued_at_ms: u64,
+}
+
+/// A signed request's signer and time.
+trait Signed: DeserializeOwned {
+    /// Who signed it.
+    fn owner(&self) -> AccountId;
+    /// When, by the signer's clock.
+    fn issued_at_ms(&self) -> u64;
+}
+
+impl Signed for KeyRequest {
+    fn owner(&self) -> AccountId {
+        self.owner
+    }
+    fn issued_at_ms(&self) -> u64 {
+        self.issued_at_ms
+    }
+}
+
+impl Signed for WithdrawRequest {
+    fn owner(&self) -> AccountId {
+        self.owner
+    }
+    fn issued_at_ms(&self) -> u64 {
+        self.issued_at_ms
+    }
+}
+
 /// The digest a wallet signs for a request whose JSON text is `request`.
 pub fn key_request_digest(request: &[u8]) -> Hash32 {
     Hash32::digest_in(KEY_REQUEST_DOMAIN, request)
+}
+
+/// The digest a wallet signs for a withdrawal whose JSON text is `request`.
+pub fn withdraw_digest(request: &[u8]) -> Hash32 {
+    Hash32::digest_in(WITHDRAW_DOMAIN, request)
 }
 
 /// Digests of requests already served, until they could no longer be fresh.
@@ -98,6 +146,53 @@ pub async fn create<D: Directory>(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The request in `body` once its signature, freshness and first use are checked.
+async fn verified<D: Directory, R: Signed>(
+    gw: &Gateway<D>,
+    headers: &HeaderMap,
+    body: Body,
+    digest_of: fn(&[u8]) -> Hash32,
+) -> Result<R, ApiError> {
+    let bytes = read_body(headers, body, MAX_BODY).await?;
+    let signed: SignedKeyRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::malformed(format!("the body is {{request, signature}}: {e}")))?;
+    let request: R = serde_json::from_str(&signed.request)
+        .map_err(|e| ApiError::invalid("request", format!("the request is unreadable: {e}")))?;
+    let signature: Signature = signed
+        .signature
+        .parse()
+        .map_err(|_| ApiError::invalid("signature", "the signature is not 64 bytes of hex"))?;
+    let digest = digest_of(signed.request.as_bytes());
+    request.owner().verify(&digest.0, &signature).map_err(|_| {
+        refused(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "the signature is not the owner's over this request",
+        )
+    })?;
+    let now = now_ms();
+    if request.issued_at_ms().abs_diff(now) > MAX_SKEW_MS {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            "stale_request",
+            "issued_at_ms is more than 5 minutes from the gateway's clock",
+        ));
+    }
+    let fresh = gw
+        .key_requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .first_use(digest, now, request.issued_at_ms() + MAX_SKEW_MS);
+    if !fresh {
+        return Err(refused(
+            StatusCode::CONFLICT,
+            "replayed_request",
+            "this signed request was already used",
+        ));
+    }
+    Ok(request)
+}
+
 async fn issue<D: Directory>(
     gw: &Gateway<D>,
     headers: &HeaderMap,
@@ -106,35 +201,7 @@ async fn issue<D: Directory>(
     let Access::Keyed { book, .. } = &gw.access else {
         return Err(ApiError::unknown_route(SELF_KEYS_ROUTE));
     };
-    let bytes = read_body(headers, body, MAX_BODY).await?;
-    let signed: SignedKeyRequest = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::malformed(format!("the body is {{request, signature}}: {e}")))?;
-    let request: KeyRequest = serde_json::from_str(&signed.request).map_err(|e| {
-        ApiError::invalid(
-            "request",
-            format!("request is {{owner, name, issued_at_ms, total, daily, weekly, monthly, rpm, tpm}}: {e}"),
-        )
-    })?;
-    let signature: Signature = signed
-        .signature
-        .parse()
-        .map_err(|_| ApiError::invalid("signature", "the signature is not 64 bytes of hex"))?;
-    let digest = key_request_digest(signed.request.as_bytes());
-    request.owner.verify(&digest.0, &signature).map_err(|_| {
-        refused(
-            StatusCode::UNAUTHORIZED,
-            "invalid_signature",
-            "the signature is not the owner's over this request",
-        )
-    })?;
-    let now = now_ms();
-    if request.issued_at_ms.abs_diff(now) > MAX_SKEW_MS {
-        return Err(refused(
-            StatusCode::BAD_REQUEST,
-            "stale_request",
-            "issued_at_ms is more than 5 minutes from the gateway's clock",
-        ));
-    }
+    let request: KeyRequest = verified(gw, headers, body, key_request_digest).await?;
     let chain = gw
         .directory
         .chain()
@@ -149,18 +216,6 @@ async fn issue<D: Directory>(
             StatusCode::PAYMENT_REQUIRED,
             "insufficient_balance",
             format!("the owner holds {balance}; keys need at least {MIN_OWNER_BALANCE} on chain"),
-        ));
-    }
-    let fresh = gw
-        .key_requests
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .first_use(digest, now, request.issued_at_ms + MAX_SKEW_MS);
-    if !fresh {
-        return Err(refused(
-            StatusCode::CONFLICT,
-            "replayed_request",
-            "this signed request was already used",
         ));
     }
     let limits = Limits {
@@ -179,4 +234,63 @@ async fn issue<D: Directory>(
         "owner": request.owner, "limits": record.limits,
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `POST /v1/keys/withdraw`.
+pub async fn withdraw<D: Directory>(
+    State(gw): State<Arc<Gateway<D>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    send_back(&gw, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn send_back<D: Directory>(
+    gw: &Gateway<D>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Access::Keyed { book, .. } = &gw.access else {
+        return Err(ApiError::unknown_route(WITHDRAW_ROUTE));
+    };
+    let request: WithdrawRequest = verified(gw, headers, body, withdraw_digest).await?;
+    let not_found = || {
+        refused(
+            StatusCode::NOT_FOUND,
+            "no_custodial_account",
+            "this gateway keeps no account for that owner (ask for a key first)",
+        )
+    };
+    let account = book.owned_account(&request.owner).ok_or_else(not_found)?;
+    let signer = book.signer(&account).ok_or_else(not_found)?;
+    let chain = gw
+        .directory
+        .chain()
+        .ok_or_else(|| ApiError::directory("this gateway reads no chain"))?;
+    let nonce = chain
+        .account(&account)
+        .await
+        .map_err(|e| ApiError::directory(format!("the custodial account cannot be read: {e}")))?
+        .next_nonce;
+    let tx = agora_types::Transaction {
+        chain_id: gw.config.chain_id.clone(),
+        from: account,
+        nonce,
+        kind: agora_types::TxKind::Transfer {
+            to: request.owner,
+            amount: request.amount,
+        },
+    }
+    .sign(&signer);
+    let id = chain.submit(&tx).await.map_err(|e| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "withdrawal_refused",
+            format!("the chain refused the withdrawal: {e}"),
+        )
+    })?;
+    let body = json!({"tx": id, "from": account, "to": request.owner, "amount": request.amount});
+    Ok((StatusCode::OK, Json(body)).into_response())
 }

@@ -257,6 +257,15 @@ impl KeyBook {
         Ok((secret, record))
     }
 
+    /// The custodial account kept for the wallet `owner`, if it was ever issued a key.
+    pub fn owned_account(&self, owner: &AccountId) -> Option<AccountId> {
+        self.lock()
+            .keys
+            .values()
+            .find(|k| k.record.owner == Some(*owner))
+            .map(|k| k.record.account)
+    }
+
     fn insert_key(
         &self,
         secret: &str,
