@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use agora_ledger::State;
-use agora_types::{AccountId, Block, Height};
+use agora_types::{AccountId, Block, Earnings, Height};
 
 use crate::rows::{
     BlockPage, BlockSummary, EarningsPoint, Recipient, Role, Slash, SupplyPoint, TempoEmission,
@@ -61,13 +61,14 @@ impl History {
         }
         push_bounded(&mut self.blocks, summary(block), MAX_BLOCKS);
         push_bounded(&mut self.supply, supply_point(after), MAX_BLOCKS);
-        if let Some(tempo) = tempo_emission(before, after) {
+        let changed = changed_earnings(before, after);
+        if let Some(tempo) = tempo_emission(before, after, &changed) {
             push_bounded(&mut self.tempos, tempo, MAX_TEMPOS);
         }
         for slash in slashes(before, after) {
             push_bounded(&mut self.slashes, slash, MAX_SLASHES);
         }
-        self.absorb_earnings(before, after);
+        self.absorb_earnings(after.height, &changed);
     }
 
     /// Record a block whose states are gone (a backfill from the block
@@ -82,17 +83,15 @@ impl History {
         self.blocks.push_front(summary(block));
     }
 
-    fn absorb_earnings(&mut self, before: &State, after: &State) {
-        for (account, earned) in &after.earnings {
-            if before.earnings.get(account) == Some(earned) {
-                continue;
-            }
+    fn absorb_earnings(&mut self, height: Height, changed: &[Change]) {
+        for change in changed {
+            let account = &change.account;
             if !self.earnings.contains_key(account) && self.earnings.len() >= MAX_EARNING_ACCOUNTS {
                 continue;
             }
             let point = EarningsPoint {
-                height: after.height,
-                earned: *earned,
+                height,
+                earned: change.now,
             };
             push_bounded(
                 self.earnings.entry(*account).or_default(),
@@ -105,11 +104,12 @@ impl History {
     /// Blocks below `before` (all when `None`), newest first, at most `limit` (≤ [`MAX_PAGE`]).
     pub fn blocks(&self, head: Height, before: Option<Height>, limit: usize) -> BlockPage {
         let before = before.unwrap_or(Height::MAX);
+        // Heights ascend: the page ends where `before` would be inserted.
+        let end = self.blocks.partition_point(|b| b.height < before);
         let blocks = self
             .blocks
-            .iter()
+            .range(..end)
             .rev()
-            .filter(|b| b.height < before)
             .take(limit.min(MAX_PAGE))
             .cloned()
             .collect();
@@ -195,17 +195,48 @@ fn role_of(state: &State, account: &AccountId) -> Role {
     }
 }
 
-/// What the block paid out of the emission pool, if it paid anything.
-fn tempo_emission(before: &State, after: &State) -> Option<TempoEmission> {
-    let mut recipients: Vec<Recipient> = after
-        .earnings
-        .iter()
-        .filter_map(|(account, earned)| {
-            let was = before.earnings.get(account).map_or(0, |e| e.emissions);
-            let amount = earned.emissions.checked_sub(was).filter(|a| *a > 0)?;
-            Some(Recipient {
+/// An account whose earnings the block changed.
+struct Change {
+    account: AccountId,
+    was: Earnings,
+    now: Earnings,
+}
+
+/// The accounts whose earnings differ between the two states, in one walk
+/// over both sorted maps (this runs on the node's commit path).
+fn changed_earnings(before: &State, after: &State) -> Vec<Change> {
+    let mut old = before.earnings.iter().peekable();
+    let mut changed = Vec::new();
+    for (account, now) in &after.earnings {
+        while old.next_if(|(a, _)| *a < account).is_some() {}
+        let was = old
+            .next_if(|(a, _)| *a == account)
+            .map(|(_, e)| *e)
+            .unwrap_or_default();
+        if was != *now {
+            changed.push(Change {
                 account: *account,
-                role: role_of(before, account),
+                was,
+                now: *now,
+            });
+        }
+    }
+    changed
+}
+
+/// What the block paid out of the emission pool, if it paid anything.
+fn tempo_emission(before: &State, after: &State, changed: &[Change]) -> Option<TempoEmission> {
+    let mut recipients: Vec<Recipient> = changed
+        .iter()
+        .filter_map(|c| {
+            let amount = c
+                .now
+                .emissions
+                .checked_sub(c.was.emissions)
+                .filter(|a| *a > 0)?;
+            Some(Recipient {
+                account: c.account,
+                role: role_of(before, &c.account),
                 amount,
             })
         })

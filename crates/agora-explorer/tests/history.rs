@@ -131,6 +131,56 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Whichever accounts' earnings a block changes (new ones, grown ones,
+    /// unchanged ones interleaved in id order), the history records exactly
+    /// those, and a tempo row sums exactly the emission they gained.
+    #[test]
+    fn exactly_the_changed_earnings_are_recorded(
+        entries in prop::collection::btree_map(0u8..40, (0u8..3, 0u128..50, 0u128..50), 0..30),
+    ) {
+        let keys = keys(1);
+        let before_state = genesis(&keys);
+        let (block, mut after) = step(&before_state, &keys, &[]);
+        let mut before = before_state.clone();
+        let mut gained = 0u128;
+        for (n, (shape, old, extra)) in &entries {
+            let id = AccountId([*n; 32]);
+            let old = agora_types::Earnings { emissions: *old, ..Default::default() };
+            match shape {
+                0 => {
+                    // Unchanged.
+                    before.earnings.insert(id, old);
+                    after.earnings.insert(id, old);
+                }
+                1 => {
+                    // Grew (by `extra`, possibly 0).
+                    before.earnings.insert(id, old);
+                    after.earnings.insert(id, agora_types::Earnings { emissions: old.emissions + extra, ..old });
+                    gained += extra;
+                }
+                _ => {
+                    // New this block.
+                    after.earnings.insert(id, old);
+                    gained += old.emissions;
+                }
+            }
+        }
+        let mut history = History::new();
+        history.absorb(&before, &block, &after);
+        for (id, now) in &after.earnings {
+            let recorded = history.earnings(id);
+            let changed = before.earnings.get(id).copied().unwrap_or_default() != *now;
+            prop_assert_eq!(recorded.len(), usize::from(changed));
+            if changed {
+                prop_assert_eq!(recorded[0].earned, *now);
+            }
+        }
+        let total = history.emissions().first().map_or(0, |t| t.total);
+        prop_assert_eq!(total, gained);
+    }
+}
+
 #[test]
 fn memory_stays_bounded_and_replays_are_ignored() {
     let keys = keys(2);
