@@ -8,6 +8,7 @@ mod agent_rpc;
 mod error;
 mod explorer_rpc;
 mod extract;
+mod history;
 mod mempool;
 mod metrics;
 mod node;

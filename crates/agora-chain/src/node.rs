@@ -55,6 +55,10 @@ pub struct ChainConfig {
     pub max_block_txs: usize,
     /// Most transactions waiting; beyond it submissions are refused.
     pub mempool_capacity: usize,
+    /// Longest chain a restart replays from genesis to rebuild the
+    /// explorer's history; a longer one keeps only its newest blocks'
+    /// summaries from before the restart.
+    pub explorer_replay_blocks: u64,
 }
 
 impl Default for ChainConfig {
@@ -63,6 +67,7 @@ impl Default for ChainConfig {
             block_interval: Duration::from_millis(500),
             max_block_txs: 5_000,
             mempool_capacity: 50_000,
+            explorer_replay_blocks: crate::history::MAX_REPLAY_BLOCKS,
         }
     }
 }
@@ -139,7 +144,8 @@ impl Node {
         };
         let (head, _) = watch::channel(state.height);
         let mempool = Mempool::new(state.clone(), config.mempool_capacity);
-        let history = backfill(&store, state.height)?;
+        let history =
+            crate::history::rebuild(&store, genesis, &state, config.explorer_replay_blocks)?;
         Ok(Node {
             inner: Arc::new(Inner {
                 store,
@@ -428,22 +434,6 @@ impl Node {
         }
         Ok(())
     }
-}
-
-/// A history holding the stored blocks' summaries (their states are gone,
-/// so supply, emission and earnings start with the next block).
-fn backfill(store: &Store, height: u64) -> Result<agora_explorer::History, ChainError> {
-    let mut history = agora_explorer::History::new();
-    let first = height
-        .saturating_sub(agora_explorer::MAX_BLOCKS as u64 - 1)
-        .max(1);
-    for h in (first..=height).rev() {
-        match store.block(h)? {
-            Some(block) => history.backfill(&block),
-            None => break,
-        }
-    }
-    Ok(history)
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

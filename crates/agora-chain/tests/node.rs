@@ -727,19 +727,12 @@ async fn explore(node: &Node, path: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn the_explorer_pages_blocks_and_supply_and_remembers_blocks_across_a_restart() {
+async fn the_explorer_pages_blocks_and_supply_and_replays_its_history_after_a_restart() {
     let (a, b) = (Keypair::generate(), Keypair::generate());
     let dir = tempfile::tempdir().unwrap();
     let genesis = genesis(&[&a, &b]);
-    let open = || {
-        Node::open(
-            dir.path(),
-            &genesis,
-            Keypair::generate(),
-            ChainConfig::default(),
-        )
-    };
-    let node = open().unwrap();
+    let open = |config| Node::open(dir.path(), &genesis, Keypair::generate(), config);
+    let node = open(ChainConfig::default()).unwrap();
     let id = node.submit(transfer("node-test", &a, &b, 0, 100)).unwrap();
     node.produce_block(1).unwrap();
     node.produce_block(2).unwrap();
@@ -769,18 +762,54 @@ async fn the_explorer_pages_blocks_and_supply_and_remembers_blocks_across_a_rest
     assert_eq!(accounts["total"], 2);
     assert_eq!(accounts["accounts"][0]["id"], b.account().to_string());
     assert_eq!(accounts["accounts"][0]["balance"], 1_100);
+    let history_before = (
+        explore(&node, "/explorer/supply").await,
+        explore(&node, "/explorer/blocks").await["blocks"].clone(),
+    );
     drop(node);
 
-    // Reopened: the stored blocks are listed again; supply starts afresh.
-    let node = open().unwrap();
-    let page = explore(&node, "/explorer/blocks").await;
-    assert_eq!(page["blocks"].as_array().unwrap().len(), 2);
-    assert_eq!(page["blocks"][1]["txs"][0]["kind"], "transfer");
+    // Reopened: the history is replayed from genesis, exactly as it was.
+    let node = open(ChainConfig::default()).unwrap();
+    let supply = explore(&node, "/explorer/supply").await;
+    let blocks = explore(&node, "/explorer/blocks").await["blocks"].clone();
+    assert_eq!((supply, blocks), history_before);
     node.produce_block(3).unwrap();
     let page = explore(&node, "/explorer/blocks").await;
     assert_eq!(page["blocks"][0]["height"], 3);
-    let supply = explore(&node, "/explorer/supply").await;
-    assert_eq!(supply.as_array().unwrap().len(), 1);
+    assert_eq!(
+        explore(&node, "/explorer/supply")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    drop(node);
+
+    // Past the replay limit: the stored blocks' summaries only; supply
+    // starts afresh with the next block.
+    let config = ChainConfig {
+        explorer_replay_blocks: 2,
+        ..ChainConfig::default()
+    };
+    let node = open(config).unwrap();
+    let page = explore(&node, "/explorer/blocks").await;
+    assert_eq!(page["blocks"].as_array().unwrap().len(), 3);
+    assert_eq!(page["blocks"][2]["txs"][0]["kind"], "transfer");
+    assert!(explore(&node, "/explorer/supply")
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    node.produce_block(4).unwrap();
+    assert_eq!(
+        explore(&node, "/explorer/supply")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // Malformed input gets the RPC's error shape.
     let (status, body) = explorer(&node, "/explorer/blocks?limit=lots").await;
     assert_eq!(
