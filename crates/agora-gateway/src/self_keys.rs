@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agora_keys::Limits;
+use agora_keys::{KeyBook, Limits};
 use agora_types::{AccountId, Amount, Hash32, Signature};
 use axum::body::Body;
 use axum::extract::State;
@@ -193,19 +193,29 @@ async fn verified<D: Directory, R: Signed>(
     Ok(request)
 }
 
+/// The key book, or a 404 for `route` on an open gateway (no keys at all).
+fn book_of<'a, D: Directory>(gw: &'a Gateway<D>, route: &str) -> Result<&'a KeyBook, ApiError> {
+    match &gw.access {
+        Access::Keyed { book, .. } => Ok(book),
+        Access::Open => Err(ApiError::unknown_route(route)),
+    }
+}
+
+/// The chain behind the gateway's directory.
+fn chain_of<D: Directory>(gw: &Gateway<D>) -> Result<agora_chain_client::ChainClient, ApiError> {
+    gw.directory
+        .chain()
+        .ok_or_else(|| ApiError::directory("this gateway reads no chain"))
+}
+
 async fn issue<D: Directory>(
     gw: &Gateway<D>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Access::Keyed { book, .. } = &gw.access else {
-        return Err(ApiError::unknown_route(SELF_KEYS_ROUTE));
-    };
+    let book = book_of(gw, SELF_KEYS_ROUTE)?;
     let request: KeyRequest = verified(gw, headers, body, key_request_digest).await?;
-    let chain = gw
-        .directory
-        .chain()
-        .ok_or_else(|| ApiError::directory("this gateway reads no chain"))?;
+    let chain = chain_of(gw)?;
     let balance = chain
         .account(&request.owner)
         .await
@@ -252,9 +262,7 @@ async fn send_back<D: Directory>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Access::Keyed { book, .. } = &gw.access else {
-        return Err(ApiError::unknown_route(WITHDRAW_ROUTE));
-    };
+    let book = book_of(gw, WITHDRAW_ROUTE)?;
     let request: WithdrawRequest = verified(gw, headers, body, withdraw_digest).await?;
     let not_found = || {
         refused(
@@ -265,10 +273,7 @@ async fn send_back<D: Directory>(
     };
     let account = book.owned_account(&request.owner).ok_or_else(not_found)?;
     let signer = book.signer(&account).ok_or_else(not_found)?;
-    let chain = gw
-        .directory
-        .chain()
-        .ok_or_else(|| ApiError::directory("this gateway reads no chain"))?;
+    let chain = chain_of(gw)?;
     let nonce = chain
         .account(&account)
         .await
