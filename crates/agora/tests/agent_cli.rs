@@ -12,7 +12,7 @@ use std::path::Path;
 
 use agora_ledger::Params;
 use agora_types::{AccountId, Hash32, Keypair, ModelEntry};
-use common::{run, transfer, Agora};
+use common::{run, run_fails, run_json, transfer, Agora};
 use serde_json::Value;
 
 fn model() -> ModelEntry {
@@ -40,19 +40,6 @@ fn key_file(rpc: &str, faucet: &Path, path: &Path) -> Keypair {
     key
 }
 
-fn json_of(args: &[&str]) -> Value {
-    let (ok, out, err) = run(args);
-    assert!(ok, "agora {args:?} failed: {err}");
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("agora {args:?} printed no JSON ({e}): {out}"))
-}
-
-fn fails(args: &[&str], needle: &str) {
-    let (ok, _, err) = run(args);
-    assert!(!ok, "agora {args:?} succeeded");
-    assert!(err.contains(needle), "agora {args:?}: {err}");
-}
-
 #[test]
 fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +61,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
     );
     let id = agent.account().to_hex();
 
-    let registered = json_of(&[
+    let registered = run_json(&[
         "agent",
         "register",
         "--rpc",
@@ -92,7 +79,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
         "--json",
     ]);
     assert_eq!(registered["sequence"], 0);
-    let found = json_of(&[
+    let found = run_json(&[
         "agent",
         "list",
         "--rpc",
@@ -105,7 +92,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
     ]);
     assert_eq!(found.as_array().unwrap().len(), 1);
     assert_eq!(found[0]["id"], id.as_str());
-    let none = json_of(&[
+    let none = run_json(&[
         "agent",
         "list",
         "--rpc",
@@ -115,7 +102,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
         "--json",
     ]);
     assert!(none.as_array().unwrap().is_empty());
-    let updated = json_of(&[
+    let updated = run_json(&[
         "agent",
         "update",
         "--rpc",
@@ -136,19 +123,19 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
     let log = dir.path().join("agent.log");
     let log_path = log.to_str().unwrap();
     for action in ["start", "summarise", "pay"] {
-        json_of(&[
+        run_json(&[
             "agent", "log", "append", "--key", agent_key, "--log", log_path, "--action", action,
             "--detail", "{}",
         ]);
     }
-    let anchored = json_of(&[
+    let anchored = run_json(&[
         "agent", "log", "anchor", "--rpc", &rpc, "--key", agent_key, "--log", log_path, "--json",
     ]);
     assert_eq!(anchored["count"], 3);
-    json_of(&[
+    run_json(&[
         "agent", "log", "append", "--key", agent_key, "--log", log_path, "--action", "idle",
     ]);
-    let report = json_of(&[
+    let report = run_json(&[
         "agent", "log", "verify", "--rpc", &rpc, "--log", log_path, "--json",
     ]);
     assert_eq!(
@@ -162,7 +149,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
     ]);
     assert!(ok, "{err}");
     std::fs::write(&proof, out).unwrap();
-    let checked = json_of(&[
+    let checked = run_json(&[
         "agent",
         "log",
         "verify-entry",
@@ -203,19 +190,19 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
         })
         .collect();
     std::fs::write(&tampered, edited.join("\n")).unwrap();
-    fails(&verify, "entry 1 was edited");
+    run_fails(&verify, "entry 1 was edited");
     let dropped = [&lines[0], &lines[2], &lines[3]].map(|s| s.as_str());
     std::fs::write(&tampered, dropped.join("\n")).unwrap();
-    fails(&verify, "entries were dropped or reordered");
+    run_fails(&verify, "entries were dropped or reordered");
     let reordered = [&lines[0], &lines[2], &lines[1], &lines[3]].map(|s| s.as_str());
     std::fs::write(&tampered, reordered.join("\n")).unwrap();
-    fails(&verify, "entry 1 says it is entry 2");
+    run_fails(&verify, "entry 1 says it is entry 2");
     std::fs::write(&tampered, lines[..2].join("\n")).unwrap();
-    fails(&verify, "entries were dropped");
+    run_fails(&verify, "entries were dropped");
     let mut forged_proof: Value = serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
     forged_proof["entry"]["entry"]["detail"] = "forged".into();
     std::fs::write(&proof, forged_proof.to_string()).unwrap();
-    fails(
+    run_fails(
         &[
             "agent",
             "log",
@@ -229,18 +216,18 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
     );
 
     // Reputation: only a paying client, once per payment.
-    fails(
+    run_fails(
         &[
             "agent", "pay", "--rpc", &rpc, "--key", agent_key, "--agent", &id, "--amount", "100",
         ],
         "cannot pay itself",
     );
-    let paid = json_of(&[
+    let paid = run_json(&[
         "agent", "pay", "--rpc", &rpc, "--key", client_key, "--agent", &id, "--amount", "100",
         "--json",
     ]);
     let payment = paid["payment"].as_str().unwrap().to_string();
-    fails(
+    run_fails(
         &[
             "agent",
             "feedback",
@@ -255,7 +242,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
         ],
         "only the payer",
     );
-    json_of(&[
+    run_json(&[
         "agent",
         "feedback",
         "--rpc",
@@ -270,7 +257,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
         "summary",
         "--json",
     ]);
-    fails(
+    run_fails(
         &[
             "agent",
             "feedback",
@@ -285,7 +272,7 @@ fn an_agent_registers_logs_anchors_and_is_rated_only_by_paying_clients() {
         ],
         "entitles no feedback",
     );
-    let shown = json_of(&["agent", "show", "--rpc", &rpc, "--id", &id, "--json"]);
+    let shown = run_json(&["agent", "show", "--rpc", &rpc, "--id", &id, "--json"]);
     let reputation = &shown["agent"]["reputation"];
     assert_eq!(
         (

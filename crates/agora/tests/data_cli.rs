@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use agora_ledger::Params;
 use agora_types::Keypair;
-use common::{run, status, transfer, Agora};
+use common::{run_fails, run_json, status, transfer, Agora};
 use serde_json::Value;
 
 /// A key file at `path` funded with 5,000,000 from `faucet`.
@@ -30,13 +30,6 @@ fn node(dir: &Path) -> Agora {
     let mut params = Params::default();
     params.audit.audit_rate_ppm = 1_000_000;
     common::node_with_genesis(dir, params, vec![])
-}
-
-fn json_of(args: &[&str]) -> Value {
-    let (ok, out, err) = run(args);
-    assert!(ok, "agora {args:?} failed: {err}");
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("agora {args:?} printed no JSON ({e}): {out}"))
 }
 
 #[test]
@@ -88,7 +81,7 @@ fn a_buyer_runs_a_job_from_the_cli_and_validators_pass_its_rerun() {
     }
 
     let owner = faucet.to_str().unwrap();
-    let published = json_of(&[
+    let published = run_json(&[
         "data",
         "publish-algorithm",
         "--rpc",
@@ -102,7 +95,7 @@ fn a_buyer_runs_a_job_from_the_cli_and_validators_pass_its_rerun() {
         "--json",
     ]);
     let algorithm = published["algorithm"].as_str().unwrap().to_string();
-    json_of(&[
+    run_json(&[
         "data",
         "publish-algorithm",
         "--rpc",
@@ -114,7 +107,7 @@ fn a_buyer_runs_a_job_from_the_cli_and_validators_pass_its_rerun() {
         "--json",
     ]);
     let host_hex = host.account().to_hex();
-    let registered = json_of(&[
+    let registered = run_json(&[
         "data",
         "register",
         "--rpc",
@@ -141,7 +134,7 @@ fn a_buyer_runs_a_job_from_the_cli_and_validators_pass_its_rerun() {
     let buyer_path = dir.path().join("buyer.key");
     funded_key(&rpc, &faucet, &buyer_path);
     let buyer_key = buyer_path.to_str().unwrap();
-    let got = json_of(&[
+    let got = run_json(&[
         "data",
         "run",
         "--rpc",
@@ -159,30 +152,34 @@ fn a_buyer_runs_a_job_from_the_cli_and_validators_pass_its_rerun() {
     assert_eq!(output["rows"], 200);
     assert_eq!(output["columns"][1]["max"], 199.0 * 199.0);
     let job = got["job"].as_str().unwrap().to_string();
-    let again = json_of(&[
+    let again = run_json(&[
         "data", "result", "--rpc", &rpc, "--key", buyer_key, "--job", &job, "--host", &host_hex,
     ]);
     assert_eq!(again["receipt"], got["receipt"]);
     // Another key cannot read the buyer's result.
-    let (ok, _, err) = run(&[
-        "data", "result", "--rpc", &rpc, "--key", owner, "--job", &job, "--host", &host_hex,
-    ]);
-    assert!(!ok && err.contains("403"), "{err}");
+    run_fails(
+        &[
+            "data", "result", "--rpc", &rpc, "--key", owner, "--job", &job, "--host", &host_hex,
+        ],
+        "403",
+    );
 
     // The policy allows csv_stats only: kmeans is refused on chain, before escrow.
-    let (ok, _, err) = run(&[
-        "data",
-        "run",
-        "--rpc",
-        &rpc,
-        "--key",
-        buyer_key,
-        "--dataset",
-        &dataset,
-        "--example",
-        "kmeans",
-    ]);
-    assert!(!ok && err.contains("policy"), "{err}");
+    run_fails(
+        &[
+            "data",
+            "run",
+            "--rpc",
+            &rpc,
+            "--key",
+            buyer_key,
+            "--dataset",
+            &dataset,
+            "--example",
+            "kmeans",
+        ],
+        "policy",
+    );
 
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -204,7 +201,7 @@ fn a_buyer_runs_a_job_from_the_cli_and_validators_pass_its_rerun() {
     // The buyer checks its receipt against the settled one: an honest host's match.
     let receipt_path = dir.path().join("run.json");
     std::fs::write(&receipt_path, got.to_string()).unwrap();
-    let checked = json_of(&[
+    let checked = run_json(&[
         "data",
         "check",
         "--rpc",

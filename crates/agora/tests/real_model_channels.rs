@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 use agora_chain_client::ChainClient;
 use agora_types::rpc::ChannelInfo;
 use agora_types::{channel_id, AccountId, Keypair, Transcript};
-use serde_json::json;
 
-const MODEL: &str = "smollm2-135m-instruct";
 /// Chat requests sent through the gateway.
-const JOBS: usize = 5;
+const JOBS: u64 = 5;
 /// How long the settlement may take to land.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -78,22 +76,7 @@ async fn devnet_gateway_pays_the_provider_through_a_channel() {
     let http = common::keyed_client(&devnet);
     let mut costs = 0u64;
     for seed in 0..JOBS {
-        let body = json!({
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "Name a colour."}],
-            "max_tokens": 12, "seed": seed, "temperature": 0.7,
-        });
-        let resp = http
-            .post(format!("{base}/chat/completions"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let id = resp.headers()["x-agora-receipt"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let (id, _) = common::chat_with_receipt(&http, &base, seed).await;
         let t: Transcript = http
             .get(format!("{provider_url}/v1/transcripts/{id}"))
             .send()
@@ -131,7 +114,7 @@ async fn devnet_gateway_pays_the_provider_through_a_channel() {
     let fee = u128::from(agora_ledger::DEFAULT_TX_FEE);
     assert_eq!(channel.provider, provider);
     assert_eq!(channel.client, faucet);
-    assert_eq!(channel.jobs, JOBS as u64);
+    assert_eq!(channel.jobs, JOBS);
     assert_eq!(p1.earned.channels - p0.earned.channels, u128::from(costs));
     let emitted = p1.earned.emissions - p0.earned.emissions;
     let provider_fees = fee * u128::from(p1.nonce - p0.nonce);

@@ -14,12 +14,6 @@ use std::time::{Duration, Instant};
 use agora_types::Keypair;
 use serde_json::Value;
 
-fn json_of(args: &[&str]) -> Value {
-    let (ok, out, err) = common::run(args);
-    assert!(ok, "agora {args:?} failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("agora {args:?}: {e}: {out}"))
-}
-
 #[test]
 fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,7 +37,7 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
     let log = devnet.value("agent log");
     let faucet = devnet.value("faucet key");
 
-    let listed = json_of(&[
+    let listed = common::run_json(&[
         "agent",
         "list",
         "--rpc",
@@ -57,7 +51,7 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
     // Wait until a summary is logged and anchored.
     let deadline = Instant::now() + Duration::from_secs(240);
     let shown = loop {
-        let shown = json_of(&["agent", "show", "--rpc", &rpc, "--id", &agent, "--json"]);
+        let shown = common::run_json(&["agent", "show", "--rpc", &rpc, "--id", &agent, "--json"]);
         let anchored = shown["agent"]["anchors"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
@@ -74,7 +68,7 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
     let copy = dir.path().join("copy.log");
     std::fs::copy(&log, &copy).unwrap();
     let copy_path = copy.to_str().unwrap();
-    let report = json_of(&[
+    let report = common::run_json(&[
         "agent", "log", "verify", "--rpc", &rpc, "--log", copy_path, "--json",
     ]);
     assert!(report["anchored"].as_u64().unwrap() >= 2, "{report}");
@@ -116,11 +110,13 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
         })
         .collect();
     std::fs::write(&copy, tampered.join("\n")).unwrap();
-    let (ok, _, err) = common::run(&["agent", "log", "verify", "--rpc", &rpc, "--log", copy_path]);
-    assert!(!ok && err.contains("was edited"), "{err}");
+    common::run_fails(
+        &["agent", "log", "verify", "--rpc", &rpc, "--log", copy_path],
+        "was edited",
+    );
 
     // The faucet pays the agent and rates it; another key cannot use that payment.
-    let paid = json_of(&[
+    let paid = common::run_json(&[
         "agent", "pay", "--rpc", &rpc, "--key", &faucet, "--agent", &agent, "--amount", "100",
         "--json",
     ]);
@@ -134,20 +130,22 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
         &key.account(),
         1_000_000,
     );
-    let (ok, _, err) = common::run(&[
-        "agent",
-        "feedback",
-        "--rpc",
-        &rpc,
-        "--key",
-        stranger.to_str().unwrap(),
-        "--payment",
-        &payment,
-        "--score",
-        "0",
-    ]);
-    assert!(!ok && err.contains("only the payer"), "{err}");
-    json_of(&[
+    common::run_fails(
+        &[
+            "agent",
+            "feedback",
+            "--rpc",
+            &rpc,
+            "--key",
+            stranger.to_str().unwrap(),
+            "--payment",
+            &payment,
+            "--score",
+            "0",
+        ],
+        "only the payer",
+    );
+    common::run_json(&[
         "agent",
         "feedback",
         "--rpc",
@@ -160,7 +158,7 @@ fn the_example_agent_pays_summarises_logs_anchors_and_is_rated() {
         "80",
         "--json",
     ]);
-    let shown = json_of(&["agent", "show", "--rpc", &rpc, "--id", &agent, "--json"]);
+    let shown = common::run_json(&["agent", "show", "--rpc", &rpc, "--id", &agent, "--json"]);
     assert_eq!(shown["agent"]["reputation"]["count"], 1);
     assert_eq!(shown["agent"]["reputation"]["score_sum"], 80);
 

@@ -28,9 +28,7 @@ fn keys(url: &str, admin: &str, args: &[&str]) -> Value {
     let mut all = vec!["keys"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--gateway", url, "--admin-key-file", admin, "--json"]);
-    let (ok, out, err) = common::run(&all);
-    assert!(ok, "agora {all:?} failed: {out} {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    common::run_json(&all)
 }
 
 /// One user: a key and the account it spends from.

@@ -17,7 +17,6 @@ use agora_chain_client::ChainClient;
 use agora_types::provenance::{ReceiptRecord, VerdictEntry};
 use serde_json::{json, Value};
 
-const MODEL: &str = "smollm2-135m-instruct";
 /// How long the receipt may take to be settled and its block finalized.
 const COMMIT_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -89,23 +88,7 @@ async fn an_output_is_proven_to_come_from_a_finalized_block() {
     assert!(identity.is_file(), "the devnet writes its identity");
 
     let http = common::keyed_client(&devnet);
-    let body = json!({
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "Name a colour."}],
-        "max_tokens": 12, "seed": 3, "temperature": 0.7,
-    });
-    let resp = http
-        .post(format!("{base}/chat/completions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let job = resp.headers()["x-agora-receipt"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let answer: Value = resp.json().await.unwrap();
+    let (job, answer) = common::chat_with_receipt(&http, &base, 3).await;
     let content = answer["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()

@@ -20,9 +20,7 @@ const DEV_BALANCE: u64 = 1_000_000_000_000;
 fn ok_json(rpc: &str, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["--rpc", rpc, "--json"]);
-    let (ok, out, err) = common::run(&all);
-    assert!(ok, "agora {args:?} failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("agora {args:?} printed {out:?}: {e}"))
+    common::run_json(&all)
 }
 
 /// What every transaction pays on a devnet genesis (burned).

@@ -109,6 +109,21 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Run `agora ARGS`, which must succeed and print JSON; that JSON.
+pub fn run_json(args: &[&str]) -> serde_json::Value {
+    let (ok, out, err) = run(args);
+    assert!(ok, "agora {args:?} failed: {out} {err}");
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("agora {args:?} printed no JSON ({e}): {out}"))
+}
+
+/// Run `agora ARGS`, which must fail with `needle` in its error output.
+pub fn run_fails(args: &[&str], needle: &str) {
+    let (ok, _, err) = run(args);
+    assert!(!ok, "agora {args:?} succeeded");
+    assert!(err.contains(needle), "agora {args:?}: {err}");
+}
+
 /// A single-validator chain node with 50 ms blocks on a free RPC port,
 /// keeping its data (and its faucet key, `faucet.key`) in `dir`.
 pub fn fast_node(dir: &Path) -> Agora {
@@ -192,6 +207,34 @@ pub fn keyed_client(devnet: &Agora) -> reqwest::Client {
         .default_headers(headers)
         .build()
         .expect("a client with default headers")
+}
+
+/// A short chat ("Name a colour.", 12 tokens at temperature 0.7 with
+/// `seed`) through the gateway at `base` (its `/v1` URL), which must
+/// succeed: the job's receipt id (`x-agora-receipt`) and the answer.
+#[allow(dead_code)]
+pub async fn chat_with_receipt(
+    http: &reqwest::Client,
+    base: &str,
+    seed: u64,
+) -> (String, serde_json::Value) {
+    let body = serde_json::json!({
+        "model": "smollm2-135m-instruct",
+        "messages": [{"role": "user", "content": "Name a colour."}],
+        "max_tokens": 12, "seed": seed, "temperature": 0.7,
+    });
+    let resp = http
+        .post(format!("{base}/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(resp.status(), 200);
+    let receipt = resp.headers()["x-agora-receipt"]
+        .to_str()
+        .expect("a receipt id is ASCII")
+        .to_string();
+    (receipt, resp.json().await.expect("a JSON answer"))
 }
 
 /// Start a devnet on free ports under `dir` with `extra` flags (including `--threads`).
