@@ -9,7 +9,7 @@ mod common;
 
 use agora_ledger::{State, TxError};
 use agora_types::agent::agent_payment_id;
-use agora_types::{AccountId, AgentEndpoint, AgentProfile, Hash32, Keypair, ModelEntry, TxKind};
+use agora_types::{AgentEndpoint, AgentProfile, Hash32, Keypair, ModelEntry, TxKind};
 use proptest::prelude::*;
 
 use common::{block, send};
@@ -19,17 +19,7 @@ const TTL: u64 = 10;
 const WINDOW: u64 = 5;
 
 fn model() -> ModelEntry {
-    ModelEntry {
-        id: Hash32::digest(b"agent model"),
-        name: "smol".into(),
-        architecture: "llama".into(),
-        quantization: "Q4_1".into(),
-        size_bytes: 1,
-        license: "MIT".into(),
-        owner: AccountId([0; 32]),
-        royalty_ppm: 0,
-        tokenizer_hash: Default::default(),
-    }
+    common::model(b"agent model", "smol")
 }
 
 fn profile(name: &str) -> AgentProfile {

@@ -20,17 +20,7 @@ const PRICE: Price = Price {
 const COLLATERAL: u64 = 1_000;
 
 fn model() -> ModelEntry {
-    ModelEntry {
-        id: Hash32::digest(b"attacked model"),
-        name: "attacked".into(),
-        architecture: "llama".into(),
-        quantization: "Q4_1".into(),
-        size_bytes: 1,
-        license: "MIT".into(),
-        owner: AccountId([0; 32]),
-        royalty_ppm: 0,
-        tokenizer_hash: Default::default(),
-    }
+    common::model(b"attacked model", "attacked")
 }
 
 /// A chain with the default parameters (the real minimum bond), every key

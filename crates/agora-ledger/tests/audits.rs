@@ -28,17 +28,7 @@ const COLLATERAL: u64 = 1_000;
 const BOND: u64 = 100;
 
 fn model() -> ModelEntry {
-    ModelEntry {
-        id: Hash32::digest(b"audited model"),
-        name: "audited".into(),
-        architecture: "llama".into(),
-        quantization: "Q4_1".into(),
-        size_bytes: 1,
-        license: "MIT".into(),
-        owner: AccountId([0; 32]),
-        royalty_ppm: 0,
-        tokenizer_hash: Default::default(),
-    }
+    common::model(b"audited model", "audited")
 }
 
 fn keys(n: u8) -> Vec<Keypair> {

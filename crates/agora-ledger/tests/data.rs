@@ -27,17 +27,7 @@ const MAX_FUEL: u64 = 10_000_000;
 const TIMEOUT: u64 = 5;
 
 fn model() -> ModelEntry {
-    ModelEntry {
-        id: Hash32::digest(b"data host model"),
-        name: "hosted".into(),
-        architecture: "llama".into(),
-        quantization: "Q4_1".into(),
-        size_bytes: 1,
-        license: "MIT".into(),
-        owner: AccountId([0; 32]),
-        royalty_ppm: 0,
-        tokenizer_hash: Default::default(),
-    }
+    common::model(b"data host model", "hosted")
 }
 
 fn ok(s: &mut State, key: &Keypair, kind: TxKind) {

@@ -58,6 +58,22 @@ pub fn block(s: &mut State, tx: Option<SignedTransaction>) -> Option<TxError> {
     built.rejected.into_iter().next().map(|(_, e)| e)
 }
 
+/// A 1-byte MIT test model called `name`, its id the digest of `id_seed`,
+/// with no owner and no royalty.
+pub fn model(id_seed: &[u8], name: &str) -> ModelEntry {
+    ModelEntry {
+        id: Hash32::digest(id_seed),
+        name: name.into(),
+        architecture: "llama".into(),
+        quantization: "Q4_1".into(),
+        size_bytes: 1,
+        license: "MIT".into(),
+        owner: AccountId([0; 32]),
+        royalty_ppm: 0,
+        tokenizer_hash: Default::default(),
+    }
+}
+
 /// Sign `kind` and put it in the next block; returns its rejection, if any.
 pub fn send(s: &mut State, key: &Keypair, kind: TxKind) -> Option<TxError> {
     let tx = signed(s, key, kind);
